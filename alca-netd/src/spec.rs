@@ -1,0 +1,180 @@
+//! The typed request a client sends to `alca-netd`: what one project's containers may reach.
+//!
+//! It is plain data (never nft text). `validate` is the single gate every request passes
+//! before the ruleset compiler sees it; the CLI runs the same check before sending.
+
+use std::net::{IpAddr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+
+use crate::lan::AllowRule;
+
+/// Largest encoded request the daemon reads.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+/// Most allow rules one project may carry.
+pub const MAX_ALLOW_RULES: usize = 256;
+/// Most resolver addresses one project may carry.
+pub const MAX_DNS: usize = 8;
+/// Prefix of every nftables table, bridge and container name alca owns.
+pub const NAME_PREFIX: &str = "alca-";
+/// Length of the project-id part of a bridge name (Linux caps interface names at 15 bytes).
+pub const BRIDGE_ID_LEN: usize = 10;
+
+/// A project's network isolation as requested by the CLI.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetSpec {
+    /// Project id: 8 to 64 lowercase hex digits.
+    pub project: String,
+    /// The project's own runtime bridge: `alca-` followed by the first ten digits of the id.
+    pub bridge: String,
+    /// `lan-access = ["*"]`: no filtering at all (the proxy, if any, still applies).
+    #[serde(default)]
+    pub allow_all: bool,
+    /// Destinations let through before the deny set, in order.
+    #[serde(default)]
+    pub allow: Vec<AllowRule>,
+    /// Transparent proxy every container TCP connection is sent to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<SocketAddr>,
+    /// Resolver addresses (on the host side of the bridge) that may be reached on port 53.
+    #[serde(default)]
+    pub dns: Vec<IpAddr>,
+}
+
+/// Why a request was refused; each message names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    #[error("project: {0:?} must be 8 to 64 lowercase hex digits")]
+    Project(String),
+    #[error("bridge: {found:?} must be {expected:?} (the project's own bridge)")]
+    Bridge { found: String, expected: String },
+    #[error("allow: {0} rules is more than the limit of {MAX_ALLOW_RULES}")]
+    TooManyRules(usize),
+    #[error("allow: {0} has port 0; ports run from 1 to 65535")]
+    Rule(String),
+    #[error("dns: {0} addresses is more than the limit of {MAX_DNS}")]
+    TooManyDns(usize),
+    #[error("proxy: port 0 is not a valid proxy port")]
+    ProxyPort,
+    #[error("proxy: {0} is unspecified or multicast")]
+    ProxyAddress(IpAddr),
+}
+
+impl NetSpec {
+    /// The nftables table name that holds this project's rules.
+    pub fn table_name(&self) -> String {
+        table_name(&self.project)
+    }
+
+    /// Checks every field; the compiler relies on this having passed.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        validate_project_id(&self.project)?;
+        let expected = bridge_name(&self.project);
+        if self.bridge != expected {
+            return Err(SpecError::Bridge {
+                found: self.bridge.clone(),
+                expected,
+            });
+        }
+        if self.allow.len() > MAX_ALLOW_RULES {
+            return Err(SpecError::TooManyRules(self.allow.len()));
+        }
+        if let Some(rule) = self.allow.iter().find(|r| r.port == Some(0)) {
+            return Err(SpecError::Rule(format!("{rule:?}")));
+        }
+        if self.dns.len() > MAX_DNS {
+            return Err(SpecError::TooManyDns(self.dns.len()));
+        }
+        if let Some(proxy) = self.proxy {
+            if proxy.port() == 0 {
+                return Err(SpecError::ProxyPort);
+            }
+            if proxy.ip().is_unspecified() || proxy.ip().is_multicast() {
+                return Err(SpecError::ProxyAddress(proxy.ip()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks a project id: 8 to 64 lowercase hex digits.
+pub fn validate_project_id(id: &str) -> Result<(), SpecError> {
+    let ok = (8..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(SpecError::Project(id.chars().take(80).collect()))
+    }
+}
+
+/// `alca-<id>`: the nftables table of a project.
+pub fn table_name(project: &str) -> String {
+    format!("{NAME_PREFIX}{project}")
+}
+
+/// `alca-<first ten id digits>`: the runtime bridge interface of a project.
+pub fn bridge_name(project: &str) -> String {
+    let id: String = project.chars().take(BRIDGE_ID_LEN).collect();
+    format!("{NAME_PREFIX}{id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> NetSpec {
+        NetSpec {
+            project: "0123456789abcdef".into(),
+            bridge: "alca-0123456789".into(),
+            allow_all: false,
+            allow: vec![],
+            proxy: None,
+            dns: vec![],
+        }
+    }
+
+    #[test]
+    fn accepts_a_minimal_spec() {
+        assert_eq!(spec().validate(), Ok(()));
+        assert_eq!(spec().table_name(), "alca-0123456789abcdef");
+    }
+
+    #[test]
+    fn refuses_foreign_bridges_and_bad_ids() {
+        let mut s = spec();
+        s.bridge = "docker0".into();
+        assert!(matches!(s.validate(), Err(SpecError::Bridge { .. })));
+        let mut s = spec();
+        s.project = "ABC; flush ruleset".into();
+        assert!(matches!(s.validate(), Err(SpecError::Project(_))));
+    }
+
+    #[test]
+    fn refuses_oversized_lists() {
+        let mut s = spec();
+        s.dns = vec!["10.0.0.1".parse().unwrap(); MAX_DNS + 1];
+        assert_eq!(s.validate(), Err(SpecError::TooManyDns(MAX_DNS + 1)));
+        let mut s = spec();
+        let rule = AllowRule {
+            net: "10.0.0.1/32".parse().unwrap(),
+            proto: None,
+            port: None,
+        };
+        s.allow = vec![rule; MAX_ALLOW_RULES + 1];
+        assert_eq!(
+            s.validate(),
+            Err(SpecError::TooManyRules(MAX_ALLOW_RULES + 1))
+        );
+    }
+
+    #[test]
+    fn decoder_rejects_unknown_fields() {
+        let json =
+            r#"{"project":"0123456789abcdef","bridge":"alca-0123456789","nft":"flush ruleset"}"#;
+        assert!(serde_json::from_str::<NetSpec>(json).is_err());
+    }
+}

@@ -1,0 +1,148 @@
+//! Command-line surface of `alca` (kept compatible with the Go original) and its dispatch.
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::commands;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "alca",
+    version,
+    about = "Run AI code agents with full permissions inside a container they cannot escape",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a new .alca.toml in the current directory
+    Init(InitArgs),
+    /// Create or start the project's container with isolation applied
+    Up(UpArgs),
+    /// Stop and remove the project's container and its network rules
+    Down(DownArgs),
+    /// Run a command inside the project's container
+    Run(RunArgs),
+    /// Show container, drift, network and exclusion state of this project
+    Status,
+    /// List every alca container on this machine
+    List,
+    /// Remove containers and rules of projects that no longer exist
+    Cleanup(CleanupArgs),
+    /// Install, remove or inspect the privileged network helper (the one sudo step)
+    #[command(subcommand)]
+    NetworkHelper(NetworkHelperCommand),
+    /// Inspect network isolation of the running container
+    #[command(subcommand)]
+    Network(NetworkCommand),
+    /// Experimental commands
+    #[command(subcommand)]
+    Experimental(ExperimentalCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Template to start from: alpine, debian-slim, debian-mise or nix
+    #[arg(short, long)]
+    pub template: Option<String>,
+    /// Preset to initialise from (git+URL)
+    pub preset: Option<String>,
+    /// Update an existing preset-based .alca.toml
+    #[arg(long)]
+    pub update: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Rebuild the container when its configuration drifted
+    #[arg(short, long)]
+    pub force: bool,
+    /// Print nothing but errors
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Remove even when the pre_down hook fails or the container is in use
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Command and arguments to run inside the container
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    /// Also remove stopped containers of projects that still exist
+    #[arg(long)]
+    pub all: bool,
+    /// Do not ask for confirmation
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkHelperCommand {
+    /// Install the network helper (run once with sudo)
+    Install(HelperArgs),
+    /// Remove the network helper and every alca network rule
+    Uninstall(HelperArgs),
+    /// Show whether the helper is installed and rules are applied
+    Status,
+}
+
+#[derive(Debug, Args)]
+pub struct HelperArgs {
+    /// Do not ask for confirmation
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Probe destinations from inside the container and compare with the config
+    Verify,
+    /// Show connections the rules denied
+    Log {
+        /// Keep printing new entries
+        #[arg(short, long)]
+        follow: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExperimentalCommand {
+    /// File sync engine commands
+    #[command(subcommand)]
+    Sync(SyncCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Report sync conflicts
+    Check,
+    /// Resolve sync conflicts
+    Resolve,
+}
+
+/// Parses the command line, runs the command and turns its outcome into an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match commands::dispatch(cli.command) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("alca: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

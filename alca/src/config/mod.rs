@@ -1,0 +1,5 @@
+//! Loading `.alca.toml` (with `extends`/`includes`) into one validated [`Config`].
+
+pub mod model;
+
+pub use model::*;

@@ -1,0 +1,8 @@
+//! `alca`: the unprivileged CLI. Config loading, project discovery, container runtimes and
+//! the commands users run; privileged network work is delegated to `alca-netd`.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod project;
+pub mod runtime;

@@ -1,0 +1,1 @@
+//! Project discovery (nearest `.alca.toml` upwards) and the per-project `.alca/state.json`.

@@ -1,0 +1,1 @@
+//! Container runtimes (Docker, Podman) behind one trait, driven through their CLIs.

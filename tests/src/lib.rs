@@ -1,0 +1,2 @@
+//! Shared helpers for the end-to-end suites: locating the built binaries, running them as a
+//! given user, and creating/cleaning test fixtures.
