@@ -1,0 +1,39 @@
+//! The seam between `alca` and whatever applies network isolation (the `alca-netd` daemon).
+//!
+//! `up` talks to a [`NetworkGuard`]; when none is reachable it must fail closed.
+
+use alca_netd::NetSpec;
+
+/// Applies and removes one project's network rules.
+pub trait NetworkGuard {
+    /// Atomically installs (or replaces) the project's rules. Must succeed before the
+    /// container is started when isolation is required.
+    fn apply(&self, spec: &NetSpec) -> anyhow::Result<()>;
+    /// Removes the project's rules; removing absent rules is not an error.
+    fn remove(&self, project: &str) -> anyhow::Result<()>;
+    /// Whether rules for the project are currently applied.
+    fn is_applied(&self, project: &str) -> anyhow::Result<bool>;
+}
+
+/// The guard used when no network helper is reachable: every request fails closed.
+pub struct Unavailable {
+    pub reason: String,
+}
+
+impl NetworkGuard for Unavailable {
+    fn apply(&self, _spec: &NetSpec) -> anyhow::Result<()> {
+        anyhow::bail!(
+            "network isolation cannot be applied: {}. Run `sudo alca network-helper install` once, \
+             or set network.lan-access = [\"*\"] to run without isolation",
+            self.reason
+        )
+    }
+
+    fn remove(&self, _project: &str) -> anyhow::Result<()> {
+        anyhow::bail!("network helper unavailable: {}", self.reason)
+    }
+
+    fn is_applied(&self, _project: &str) -> anyhow::Result<bool> {
+        Ok(false)
+    }
+}
