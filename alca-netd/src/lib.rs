@@ -2,6 +2,7 @@
 //! its parser and validator, and the pure compiler from spec to nftables JSON.
 
 pub mod compile;
+pub mod host;
 pub mod lan;
 pub mod spec;
 
