@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# alca test-env setup: idempotent, run as root on Debian 12 without systemd as PID 1.
+# alca test environment: idempotent, run as root on Debian 12 without systemd as PID 1.
 # Brings up: containerd + dockerd (overlay2, iptables-nft), podman (rootful+rootless),
 # system D-Bus + polkitd (bus-activated), test users/group, polkit action+rule,
 # D-Bus policy for the netd name, busybox (and optionally Debian) test images,
@@ -61,10 +61,9 @@ if ! sysbus_ok; then
 fi
 
 # --- 6. test users / group ---------------------------------------------------------------------
-getent group alca >/dev/null || groupadd alca
 id alcatest  >/dev/null 2>&1 || useradd -m -s /bin/bash alcatest    # gets /etc/subuid range automatically
 id alcaother >/dev/null 2>&1 || useradd -m -s /bin/bash alcaother
-usermod -aG alca,docker alcatest
+usermod -aG docker alcatest   # group alcatraz is created by `alca network-helper install`
 for u in alcatest alcaother; do
   uid=$(id -u "$u"); mkdir -p "/run/user/$uid"; chown "$u:$u" "/run/user/$uid"; chmod 700 "/run/user/$uid"
 done
