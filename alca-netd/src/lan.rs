@@ -77,7 +77,7 @@ pub struct AllowRule {
 pub enum LanError {
     #[error("empty entry; expected \"*\", an IP, a CIDR, IP:port or tcp://IP:port")]
     Empty,
-    #[error("unknown protocol {0:?}; use tcp:// or udp://")]
+    #[error("unknown protocol {0:?}; use tcp://, udp:// or *:// (any)")]
     Protocol(String),
     #[error("{0:?} is not an IP address or CIDR (hostnames are not allowed; use an IP address)")]
     Address(String),
@@ -93,8 +93,9 @@ pub enum LanError {
     Proxy(String),
 }
 
-/// Parses one `lan-access` entry: `*`, `IP`, `CIDR`, `IP:port`, `[v6]:port`, `proto://IP:port`,
-/// `proto://CIDR`, and the same with `${alca:HOST_IP}` in place of the IP.
+/// Parses one `lan-access` entry: `*`, `IP`, `CIDR`, `IP:port`, `[v6]:port`, `proto://IP:port`
+/// (proto `tcp`, `udp` or `*` for any), `proto://CIDR`, and the same with `${alca:HOST_IP}` in
+/// place of the IP.
 pub fn parse_lan_entry(raw: &str) -> Result<LanEntry, LanError> {
     let s = raw.trim();
     if s.is_empty() {
@@ -141,6 +142,8 @@ fn split_protocol(s: &str) -> Result<(Option<Proto>, &str), LanError> {
         return Ok((None, s));
     };
     let proto = match scheme.to_ascii_lowercase().as_str() {
+        // Upstream's `*://IP:port`: any protocol, the same as no scheme.
+        "*" => return Ok((None, rest)),
         "tcp" => Proto::Tcp,
         "udp" => Proto::Udp,
         _ => return Err(LanError::Protocol(scheme.to_string())),
@@ -291,6 +294,18 @@ mod tests {
         assert_eq!(
             parse_lan_entry("udp://10.99.0.2:53").unwrap(),
             allow("10.99.0.2/32", Some(Proto::Udp), Some(53))
+        );
+        assert_eq!(
+            parse_lan_entry("*://10.99.0.2:18080").unwrap(),
+            allow("10.99.0.2/32", None, Some(18080))
+        );
+        assert_eq!(
+            parse_lan_entry("*://${alca:HOST_IP}:8080").unwrap(),
+            LanEntry::Allow {
+                target: Target::HostIp,
+                proto: None,
+                port: Some(8080)
+            }
         );
         assert_eq!(
             parse_lan_entry("TCP://10.0.0.0/8").unwrap(),

@@ -1,0 +1,55 @@
+//! The `proxy` nat chain: every new TCP connection from the project's bridge is DNAT'd to the
+//! transparent proxy (which reads the original destination with SO_ORIGINAL_DST).
+//!
+//! It runs at `dstnat - 10`, after the filter chain at -160 has already refused denied
+//! destinations by their original address, so the proxy is never a path around the LAN block,
+//! and before the runtime's own DNAT at -100, so the first NAT binding is ours.
+
+use std::net::SocketAddr;
+
+use crate::lan::Proto;
+use crate::spec::NetSpec;
+
+use super::expr::*;
+
+/// Rules of the `proxy` chain for `spec`, whose proxy is `proxy`.
+pub(super) fn proxy_rules(spec: &NetSpec, proxy: SocketAddr) -> Vec<CommentedRule> {
+    let bridge = spec.bridge.as_str();
+    let v6 = proxy.is_ipv6();
+    // Connections to the proxy itself and TCP DNS to an allowed resolver keep their address.
+    let mut rules = vec![CommentedRule::commented(
+        vec![
+            iifname(bridge),
+            daddr_ip(proxy.ip()),
+            dport(Some(Proto::Tcp), proxy.port()),
+            accept(),
+        ],
+        "proxy itself",
+    )];
+    rules.extend(
+        spec.dns
+            .iter()
+            .filter(|ip| ip.is_ipv6() == v6)
+            .map(|ip| {
+                CommentedRule::commented(
+                    vec![
+                        iifname(bridge),
+                        daddr_ip(*ip),
+                        dport(Some(Proto::Tcp), 53),
+                        accept(),
+                    ],
+                    "dns",
+                )
+            }),
+    );
+    rules.push(CommentedRule::commented(
+        vec![
+            iifname(bridge),
+            nfproto(v6),
+            l4proto(Proto::Tcp),
+            dnat_to(proxy),
+        ],
+        "to proxy",
+    ));
+    rules
+}
