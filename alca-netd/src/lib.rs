@@ -1,10 +1,20 @@
 //! alca-netd's library: the typed network spec shared by the `alca` CLI and the root daemon,
 //! its parser and validator, and the pure compiler from spec to nftables JSON.
 
+pub mod auth;
+pub mod client;
 pub mod compile;
+pub mod engine;
+pub mod errors;
+pub mod firewall;
 pub mod host;
 pub mod lan;
+pub mod links;
+pub mod request;
+pub mod service;
+pub mod shipped;
 pub mod spec;
+pub mod store;
 
 pub use lan::{AllowRule, LanEntry, LanError, Proto, ProxyEntry};
 pub use spec::{NetSpec, SpecError};

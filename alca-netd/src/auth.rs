@@ -1,0 +1,67 @@
+//! Who is calling and may they: the caller's uid from the bus daemon, and polkit's verdict on
+//! the caller's *system bus name* (taken from the message header, never our own PID).
+
+use std::collections::HashMap;
+
+use zbus::message::Header;
+use zbus::names::BusName;
+use zbus::Connection;
+use zbus_polkit::policykit1::{AuthorityProxy, CheckAuthorizationFlags, Subject};
+
+use crate::errors::NetdError;
+
+/// polkit action for installing or replacing a project's rules.
+pub const ACTION_APPLY: &str = "io.github.alcatraz.netd.apply";
+/// polkit action for removing a project's rules.
+pub const ACTION_REMOVE: &str = "io.github.alcatraz.netd.remove";
+
+fn internal(what: &str) -> impl FnOnce(zbus::Error) -> NetdError + '_ {
+    move |e| NetdError::Internal(format!("{what}: {e}"))
+}
+
+/// The unix uid of the connection that sent `header`, as the bus daemon knows it.
+pub async fn caller_uid(conn: &Connection, header: &Header<'_>) -> Result<u32, NetdError> {
+    let sender = header
+        .sender()
+        .ok_or_else(|| NetdError::NotAuthorized("the call has no sender".into()))?;
+    let dbus = zbus::fdo::DBusProxy::new(conn)
+        .await
+        .map_err(internal("cannot reach the bus daemon"))?;
+    dbus.get_connection_unix_user(BusName::Unique(sender.clone()))
+        .await
+        .map_err(|e| NetdError::Internal(format!("cannot find the caller's uid: {e}")))
+}
+
+/// Asks polkit whether the sender may perform `action`. Root is always allowed.
+pub async fn authorize(
+    conn: &Connection,
+    header: &Header<'_>,
+    caller: u32,
+    action: &str,
+) -> Result<(), NetdError> {
+    if caller == 0 {
+        return Ok(());
+    }
+    let subject = Subject::new_for_message_header(header)
+        .map_err(|e| NetdError::NotAuthorized(format!("cannot identify the caller: {e}")))?;
+    let authority = AuthorityProxy::new(conn)
+        .await
+        .map_err(internal("cannot reach polkit"))?;
+    let result = authority
+        .check_authorization(
+            &subject,
+            action,
+            &HashMap::new(),
+            CheckAuthorizationFlags::ALLOW_USER_INTERACTION,
+            "",
+        )
+        .await
+        .map_err(internal("polkit check failed"))?;
+    if result.is_authorized {
+        return Ok(());
+    }
+    Err(NetdError::NotAuthorized(format!(
+        "uid {caller} is not allowed to perform {action}: add the user to group `alcatraz` with \
+         `sudo alca network-helper install` and log in again"
+    )))
+}

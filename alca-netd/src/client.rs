@@ -1,0 +1,110 @@
+//! The client side of `io.github.alcatraz.Netd1`, used by the `alca` CLI: a typed proxy plus a
+//! blocking wrapper (the CLI is synchronous) that runs calls on a private runtime.
+
+use std::time::Duration;
+
+use zbus::proxy;
+
+use crate::engine::ProjectStatus;
+use crate::errors::NetdError;
+use crate::request::encode_spec;
+use crate::spec::NetSpec;
+
+#[proxy(
+    interface = "io.github.alcatraz.Netd1",
+    default_service = "io.github.alcatraz.Netd1",
+    default_path = "/io/github/alcatraz/Netd1"
+)]
+pub trait Netd1 {
+    fn apply(&self, spec_json: &str) -> Result<(), NetdError>;
+    fn remove(&self, project: &str) -> Result<(), NetdError>;
+    fn status(&self, project: &str) -> Result<ProjectStatus, NetdError>;
+    fn list(&self) -> Result<Vec<ProjectStatus>, NetdError>;
+    #[zbus(property)]
+    fn launcher(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn version(&self) -> zbus::Result<String>;
+}
+
+/// How long a call may take: polkit may ask the user for a password.
+const CALL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A blocking connection to the daemon on the system bus.
+pub struct Client {
+    runtime: tokio::runtime::Runtime,
+    proxy: Netd1Proxy<'static>,
+}
+
+impl Client {
+    /// Connects to the system bus (the daemon itself is started on the first call, by D-Bus
+    /// activation or systemd).
+    pub fn connect() -> Result<Self, NetdError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| NetdError::Internal(format!("cannot start a runtime: {e}")))?;
+        let proxy = runtime.block_on(async {
+            let conn = zbus::connection::Builder::system()
+                .method_timeout(CALL_TIMEOUT)
+                .build()
+                .await?;
+            Netd1Proxy::builder(&conn)
+                .cache_properties(zbus::proxy::CacheProperties::No)
+                .build()
+                .await
+        })?;
+        Ok(Client { runtime, proxy })
+    }
+
+    pub fn apply(&self, spec: &NetSpec) -> Result<(), NetdError> {
+        self.runtime.block_on(self.proxy.apply(&encode_spec(spec)))
+    }
+
+    /// Sends a raw request body (tests and tools; the CLI uses [`Client::apply`]).
+    pub fn apply_json(&self, json: &str) -> Result<(), NetdError> {
+        self.runtime.block_on(self.proxy.apply(json))
+    }
+
+    pub fn remove(&self, project: &str) -> Result<(), NetdError> {
+        self.runtime.block_on(self.proxy.remove(project))
+    }
+
+    pub fn status(&self, project: &str) -> Result<ProjectStatus, NetdError> {
+        self.runtime.block_on(self.proxy.status(project))
+    }
+
+    pub fn list(&self) -> Result<Vec<ProjectStatus>, NetdError> {
+        self.runtime.block_on(self.proxy.list())
+    }
+
+    /// How the daemon was started; starts it if it is activatable.
+    pub fn launcher(&self) -> Result<String, NetdError> {
+        Ok(self.runtime.block_on(self.proxy.launcher())?)
+    }
+
+    /// Whether some process owns the daemon's name right now (does not start it).
+    pub fn is_running(&self) -> Result<bool, NetdError> {
+        self.runtime.block_on(async {
+            let dbus = zbus::fdo::DBusProxy::new(self.proxy.inner().connection()).await?;
+            let name = zbus::names::BusName::try_from(crate::service::BUS_NAME)
+                .map_err(zbus::Error::from)?;
+            Ok(dbus.name_has_owner(name).await.map_err(zbus::Error::from)?)
+        })
+    }
+}
+
+/// Whether an error means "nobody provides the service" (not installed or cannot start).
+pub fn is_service_missing(err: &NetdError) -> bool {
+    let NetdError::ZBus(zbus::Error::MethodError(name, _, _)) = err else {
+        return matches!(err, NetdError::ZBus(zbus::Error::InputOutput(_)));
+    };
+    matches!(
+        name.as_str(),
+        "org.freedesktop.DBus.Error.ServiceUnknown"
+            | "org.freedesktop.DBus.Error.NameHasNoOwner"
+            | "org.freedesktop.DBus.Error.Spawn.ExecFailed"
+            | "org.freedesktop.DBus.Error.Spawn.ChildExited"
+            | "org.freedesktop.DBus.Error.Spawn.ServiceNotFound"
+            | "org.freedesktop.DBus.Error.AccessDenied"
+    )
+}

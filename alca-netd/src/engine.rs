@@ -1,0 +1,373 @@
+//! What the daemon does, free of D-Bus: ownership rules, the order of state and firewall
+//! changes, re-applying saved specs at start and sweeping stale tables.
+//!
+//! Ordering: the new spec is saved (atomically) *before* the nftables transaction runs and
+//! rolled back if nft refuses it. A crash between the two leaves the new spec saved and the
+//! old table live; the next start re-applies the saved one. So the table is always the old or
+//! the new ruleset, and a table of a saved project is never swept as stale.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::compile::{delete_batch, replace_batch};
+use crate::errors::NetdError;
+use crate::firewall::{Firewall, FirewallError, Nft};
+use crate::spec::{table_name, validate_project_id, NetSpec, NAME_PREFIX};
+use crate::store::{Saved, Store, StoreError};
+
+/// One project as `Status` and `List` report it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, zbus::zvariant::Type)]
+pub struct ProjectStatus {
+    pub project: String,
+    pub owner_uid: u32,
+    /// A spec is saved and will be re-applied at start.
+    pub saved: bool,
+    /// The project's `inet alca-<id>` table exists right now.
+    pub applied: bool,
+}
+
+/// Outcome of re-applying saved specs and sweeping stale tables.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RestoreReport {
+    pub reapplied: Vec<String>,
+    pub swept: Vec<String>,
+    pub problems: Vec<String>,
+}
+
+/// The daemon's state machine over a firewall and a store.
+pub struct Engine {
+    firewall: Box<dyn Firewall>,
+    store: Store,
+}
+
+impl From<StoreError> for NetdError {
+    fn from(e: StoreError) -> Self {
+        NetdError::Internal(e.to_string())
+    }
+}
+
+impl From<FirewallError> for NetdError {
+    fn from(e: FirewallError) -> Self {
+        NetdError::ApplyFailed(e.to_string())
+    }
+}
+
+fn check_owner(project: &str, owner: u32, caller: u32) -> Result<(), NetdError> {
+    if caller == 0 || caller == owner {
+        return Ok(());
+    }
+    Err(NetdError::NotOwner(format!(
+        "project {project} belongs to uid {owner}; only that user or root may change it"
+    )))
+}
+
+impl Engine {
+    pub fn new(firewall: Box<dyn Firewall>, store: Store) -> Self {
+        Engine { firewall, store }
+    }
+
+    /// The production engine: real `nft`, state in `/var/lib/alcatraz`.
+    pub fn system() -> Self {
+        Engine::new(Box::new(Nft::default()), Store::system())
+    }
+
+    /// Installs or replaces a validated spec on behalf of `caller`.
+    pub fn apply(&self, spec: NetSpec, caller: u32) -> Result<(), NetdError> {
+        let _lock = self.store.lock()?;
+        let previous = self.store.load(&spec.project)?;
+        let owner_uid = match &previous {
+            Some(p) => {
+                check_owner(&spec.project, p.owner_uid, caller)?;
+                p.owner_uid
+            }
+            None => caller,
+        };
+        let batch = replace_batch(&spec, owner_uid);
+        let saved = Saved { owner_uid, spec };
+        self.store.save(&saved)?;
+        if let Err(e) = self.firewall.apply(&batch) {
+            self.roll_back(&saved.spec.project, previous)?;
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    fn roll_back(&self, project: &str, previous: Option<Saved>) -> Result<(), NetdError> {
+        match previous {
+            Some(p) => self.store.save(&p)?,
+            None => self.store.delete(project)?,
+        }
+        Ok(())
+    }
+
+    /// Removes a project's rules and saved spec. Absent projects are not an error; a table with
+    /// no saved spec (owner unknown) may only be removed by root.
+    pub fn remove(&self, project: &str, caller: u32) -> Result<(), NetdError> {
+        let _lock = self.store.lock()?;
+        match self.store.load(project)? {
+            Some(saved) => check_owner(project, saved.owner_uid, caller)?,
+            None if caller != 0 && self.table_exists(project)? => {
+                return Err(NetdError::NotOwner(format!(
+                    "project {project} has rules but no saved owner; only root may remove them"
+                )))
+            }
+            None => {}
+        }
+        self.firewall.apply(&delete_batch(project))?;
+        self.store.delete(project)?;
+        Ok(())
+    }
+
+    fn table_exists(&self, project: &str) -> Result<bool, NetdError> {
+        let name = table_name(project);
+        Ok(self.firewall.alca_tables()?.contains(&name))
+    }
+
+    /// One project's state, for its owner or root.
+    pub fn status(&self, project: &str, caller: u32) -> Result<ProjectStatus, NetdError> {
+        let applied = self.table_exists(project)?;
+        match self.store.load(project)? {
+            Some(saved) => {
+                check_owner(project, saved.owner_uid, caller)?;
+                Ok(ProjectStatus {
+                    project: project.into(),
+                    owner_uid: saved.owner_uid,
+                    saved: true,
+                    applied,
+                })
+            }
+            None if applied && caller != 0 => Err(NetdError::NotOwner(format!(
+                "project {project} has rules but no saved owner; only root may inspect them"
+            ))),
+            None => Ok(ProjectStatus {
+                project: project.into(),
+                owner_uid: caller,
+                saved: false,
+                applied,
+            }),
+        }
+    }
+
+    /// The caller's projects (every project and stray table for root).
+    pub fn list(&self, caller: u32) -> Result<Vec<ProjectStatus>, NetdError> {
+        let tables: BTreeSet<String> = self.firewall.alca_tables()?.into_iter().collect();
+        let (saved, _) = self.store.all()?;
+        let mut out: Vec<ProjectStatus> = saved
+            .iter()
+            .filter(|s| caller == 0 || s.owner_uid == caller)
+            .map(|s| ProjectStatus {
+                project: s.spec.project.clone(),
+                owner_uid: s.owner_uid,
+                saved: true,
+                applied: tables.contains(&s.spec.table_name()),
+            })
+            .collect();
+        if caller == 0 {
+            out.extend(stray_projects(&tables, &saved).map(|project| ProjectStatus {
+                project,
+                owner_uid: 0,
+                saved: false,
+                applied: true,
+            }));
+        }
+        Ok(out)
+    }
+
+    /// Re-applies every saved spec and deletes `alca-` tables that have none (stale).
+    pub fn restore(&self) -> Result<RestoreReport, NetdError> {
+        let _lock = self.store.lock()?;
+        let (saved, problems) = self.store.all()?;
+        let mut report = RestoreReport {
+            problems: problems.iter().map(ToString::to_string).collect(),
+            ..Default::default()
+        };
+        for s in &saved {
+            match self.firewall.apply(&replace_batch(&s.spec, s.owner_uid)) {
+                Ok(()) => report.reapplied.push(s.spec.project.clone()),
+                Err(e) => report
+                    .problems
+                    .push(format!("re-applying {}: {e}", s.spec.project)),
+            }
+        }
+        // A table whose saved file exists but is unreadable is kept: it may still protect a
+        // running container, and an admin has to look at it anyway.
+        let unreadable: Vec<String> = report.problems.clone();
+        let tables: BTreeSet<String> = self.firewall.alca_tables()?.into_iter().collect();
+        for project in stray_projects(&tables, &saved) {
+            if unreadable.iter().any(|p| p.contains(&format!("{project}.json"))) {
+                continue;
+            }
+            match self.firewall.apply(&delete_batch(&project)) {
+                Ok(()) => report.swept.push(project),
+                Err(e) => report.problems.push(format!("sweeping {project}: {e}")),
+            }
+        }
+        Ok(report)
+    }
+
+    /// Uninstall: deletes every `alca-` table and forgets every saved spec.
+    pub fn purge(&self) -> Result<Vec<String>, NetdError> {
+        let _lock = self.store.lock()?;
+        let mut removed = vec![];
+        for table in self.firewall.alca_tables()? {
+            let project = table.trim_start_matches(NAME_PREFIX).to_string();
+            self.firewall.apply(&delete_batch(&project))?;
+            removed.push(table);
+        }
+        let (saved, _) = self.store.all()?;
+        for s in saved {
+            self.store.delete(&s.spec.project)?;
+        }
+        Ok(removed)
+    }
+}
+
+/// Projects that have an `alca-<id>` table but no saved spec.
+fn stray_projects<'a>(
+    tables: &'a BTreeSet<String>,
+    saved: &'a [Saved],
+) -> impl Iterator<Item = String> + 'a {
+    tables
+        .iter()
+        .filter_map(|t| t.strip_prefix(NAME_PREFIX))
+        .filter(|p| validate_project_id(p).is_ok())
+        .filter(move |p| !saved.iter().any(|s| s.spec.project == *p))
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+    use std::sync::{Arc, Mutex};
+
+    /// In-memory firewall: a set of table names; can be told to refuse the next batch.
+    #[derive(Clone, Default)]
+    struct FakeNft {
+        tables: Arc<Mutex<BTreeSet<String>>>,
+        refuse: Arc<Mutex<bool>>,
+    }
+
+    impl Firewall for FakeNft {
+        fn apply(&self, batch: &Value) -> Result<(), FirewallError> {
+            crate::firewall::ensure_only_alca(batch)?;
+            if std::mem::take(&mut *self.refuse.lock().unwrap()) {
+                return Err(FirewallError::Nft("refused".into()));
+            }
+            let mut tables = self.tables.lock().unwrap();
+            for cmd in batch["nftables"].as_array().unwrap() {
+                let (verb, body) = cmd.as_object().unwrap().iter().next().unwrap();
+                let Some(t) = body.get("table") else { continue };
+                let name = t["name"].as_str().unwrap().to_string();
+                match verb.as_str() {
+                    "add" => tables.insert(name),
+                    "delete" => tables.remove(&name),
+                    _ => false,
+                };
+            }
+            Ok(())
+        }
+
+        fn alca_tables(&self) -> Result<Vec<String>, FirewallError> {
+            Ok(self.tables.lock().unwrap().iter().cloned().collect())
+        }
+    }
+
+    fn spec(project: &str) -> NetSpec {
+        NetSpec {
+            project: project.into(),
+            bridge: crate::spec::bridge_name(project),
+            allow_all: false,
+            allow: vec![],
+            proxy: None,
+            dns: vec![],
+        }
+    }
+
+    fn engine() -> (Engine, FakeNft, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let nft = FakeNft::default();
+        let engine = Engine::new(Box::new(nft.clone()), Store::new(dir.path()));
+        (engine, nft, dir)
+    }
+
+    #[test]
+    fn owner_may_replace_and_remove_others_may_not() {
+        let (e, nft, _dir) = engine();
+        e.apply(spec("aaaaaaaa"), 1001).unwrap();
+        assert!(nft.tables.lock().unwrap().contains("alca-aaaaaaaa"));
+        assert!(matches!(
+            e.apply(spec("aaaaaaaa"), 1002),
+            Err(NetdError::NotOwner(_))
+        ));
+        assert!(matches!(
+            e.remove("aaaaaaaa", 1002),
+            Err(NetdError::NotOwner(_))
+        ));
+        assert!(matches!(
+            e.status("aaaaaaaa", 1002),
+            Err(NetdError::NotOwner(_))
+        ));
+        assert!(e.list(1002).unwrap().is_empty());
+        assert_eq!(e.list(1001).unwrap().len(), 1);
+        e.apply(spec("aaaaaaaa"), 0).unwrap();
+        assert_eq!(e.status("aaaaaaaa", 1001).unwrap().owner_uid, 1001);
+        e.remove("aaaaaaaa", 1001).unwrap();
+        assert!(nft.tables.lock().unwrap().is_empty());
+        assert!(!e.status("aaaaaaaa", 1001).unwrap().saved);
+    }
+
+    #[test]
+    fn refused_transaction_keeps_the_previous_state() {
+        let (e, nft, _dir) = engine();
+        e.apply(spec("aaaaaaaa"), 1001).unwrap();
+        *nft.refuse.lock().unwrap() = true;
+        let mut wider = spec("aaaaaaaa");
+        wider.allow_all = true;
+        assert!(matches!(
+            e.apply(wider, 1001),
+            Err(NetdError::ApplyFailed(_))
+        ));
+        let (saved, _) = e.store.all().unwrap();
+        assert!(!saved[0].spec.allow_all, "rolled back to the old spec");
+        *nft.refuse.lock().unwrap() = true;
+        assert!(e.apply(spec("bbbbbbbb"), 1001).is_err());
+        assert_eq!(e.store.load("bbbbbbbb").unwrap(), None);
+    }
+
+    #[test]
+    fn restore_reapplies_saved_and_sweeps_strays() {
+        let (e, nft, _dir) = engine();
+        e.apply(spec("aaaaaaaa"), 1001).unwrap();
+        {
+            let mut t = nft.tables.lock().unwrap();
+            t.clear();
+            t.insert("alca-deadbeefdeadbeef".into());
+            t.insert("alca-not-a-project".into());
+        }
+        let report = e.restore().unwrap();
+        assert_eq!(report.reapplied, vec!["aaaaaaaa"]);
+        assert_eq!(report.swept, vec!["deadbeefdeadbeef"]);
+        let tables = nft.tables.lock().unwrap().clone();
+        assert!(tables.contains("alca-aaaaaaaa"));
+        assert!(!tables.contains("alca-deadbeefdeadbeef"));
+        assert!(tables.contains("alca-not-a-project"), "only project-shaped names are swept");
+    }
+
+    #[test]
+    fn unowned_tables_are_root_only_and_purge_clears_all() {
+        let (e, nft, _dir) = engine();
+        nft.tables.lock().unwrap().insert("alca-cccccccc".into());
+        assert!(matches!(
+            e.remove("cccccccc", 1001),
+            Err(NetdError::NotOwner(_))
+        ));
+        e.apply(spec("aaaaaaaa"), 1001).unwrap();
+        assert_eq!(e.list(0).unwrap().len(), 2);
+        let removed = e.purge().unwrap();
+        assert_eq!(removed.len(), 2);
+        assert!(nft.tables.lock().unwrap().is_empty());
+        assert!(e.list(0).unwrap().is_empty());
+    }
+}

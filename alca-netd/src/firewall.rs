@@ -1,0 +1,180 @@
+//! The only place that talks to nftables: applies one JSON batch atomically (`nft -j -f -`) and
+//! lists the `alca-` tables. Batches touching anything but `alca-` tables are refused here.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use crate::spec::NAME_PREFIX;
+
+/// Why nftables could not be read or changed.
+#[derive(Debug, thiserror::Error)]
+pub enum FirewallError {
+    #[error("cannot run {bin}: {source}")]
+    Spawn {
+        bin: String,
+        source: std::io::Error,
+    },
+    #[error("nft refused the transaction: {0}")]
+    Nft(String),
+    #[error("nft printed output that is not nftables JSON: {0}")]
+    Output(String),
+    #[error("refusing a batch that touches {0:?}: only tables named alca-… may be changed")]
+    Foreign(String),
+}
+
+/// What the daemon needs from the packet filter; a fake stands in for it in unit tests.
+pub trait Firewall: Send + Sync {
+    /// Runs one batch as a single atomic transaction.
+    fn apply(&self, batch: &Value) -> Result<(), FirewallError>;
+    /// Names of the `inet` tables whose name starts with `alca-`.
+    fn alca_tables(&self) -> Result<Vec<String>, FirewallError>;
+}
+
+/// The real packet filter, driven through the `nft` binary in JSON mode.
+pub struct Nft {
+    bin: String,
+}
+
+impl Default for Nft {
+    fn default() -> Self {
+        // Bus activation starts us with an almost empty environment: do not rely on PATH.
+        let bin = ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .unwrap_or("nft");
+        Nft { bin: bin.into() }
+    }
+}
+
+impl Nft {
+    fn run(&self, args: &[&str], stdin: Option<&[u8]>) -> Result<Vec<u8>, FirewallError> {
+        let spawn_err = |source| FirewallError::Spawn {
+            bin: self.bin.clone(),
+            source,
+        };
+        let mut child = Command::new(&self.bin)
+            .args(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(spawn_err)?;
+        if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            pipe.write_all(input).map_err(spawn_err)?;
+        }
+        let out = child.wait_with_output().map_err(spawn_err)?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            return Err(FirewallError::Nft(err));
+        }
+        Ok(out.stdout)
+    }
+}
+
+impl Firewall for Nft {
+    fn apply(&self, batch: &Value) -> Result<(), FirewallError> {
+        ensure_only_alca(batch)?;
+        let text = batch.to_string();
+        self.run(&["-j", "-f", "-"], Some(text.as_bytes()))
+            .map(|_| ())
+    }
+
+    fn alca_tables(&self) -> Result<Vec<String>, FirewallError> {
+        let out = self.run(&["-j", "list", "tables", "inet"], None)?;
+        let json: Value = serde_json::from_slice(&out)
+            .map_err(|e| FirewallError::Output(e.to_string()))?;
+        Ok(alca_table_names(&json))
+    }
+}
+
+/// Picks the `alca-` table names out of `nft -j list tables` output.
+pub fn alca_table_names(listing: &Value) -> Vec<String> {
+    let items = listing["nftables"].as_array().map(Vec::as_slice);
+    items
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|item| item.get("table"))
+        .filter(|t| t["family"] == "inet")
+        .filter_map(|t| t["name"].as_str())
+        .filter(|name| name.starts_with(NAME_PREFIX))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Refuses a batch unless every command names an `alca-` table.
+pub fn ensure_only_alca(batch: &Value) -> Result<(), FirewallError> {
+    let foreign = |what: &Value| FirewallError::Foreign(what.to_string().chars().take(120).collect());
+    let commands = batch["nftables"].as_array().ok_or_else(|| foreign(batch))?;
+    for command in commands {
+        let Some((verb, body)) = single_entry(command) else {
+            return Err(foreign(command));
+        };
+        if verb == "metainfo" {
+            continue;
+        }
+        let Some((kind, object)) = single_entry(body) else {
+            return Err(foreign(command));
+        };
+        let table = if kind == "table" {
+            &object["name"]
+        } else {
+            &object["table"]
+        };
+        match table.as_str() {
+            Some(name) if name.starts_with(NAME_PREFIX) => {}
+            _ => return Err(foreign(command)),
+        }
+    }
+    Ok(())
+}
+
+fn single_entry(v: &Value) -> Option<(&String, &Value)> {
+    let map = v.as_object()?;
+    if map.len() != 1 {
+        return None;
+    }
+    map.iter().next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn allows_batches_on_alca_tables_only() {
+        let ok = json!({"nftables": [
+            {"metainfo": {"json_schema_version": 1}},
+            {"add": {"table": {"family": "inet", "name": "alca-deadbeef"}}},
+            {"add": {"chain": {"family": "inet", "table": "alca-deadbeef", "name": "c"}}},
+        ]});
+        assert!(ensure_only_alca(&ok).is_ok());
+        for bad in [
+            json!({"nftables": [{"flush": {"ruleset": null}}]}),
+            json!({"nftables": [{"delete": {"table": {"family": "inet", "name": "filter"}}}]}),
+            json!({"nftables": [{"add": {"rule": {"family": "ip", "table": "nat", "chain": "x"}}}]}),
+            json!({"nftables": [{"add": {"table": {"name": "alca-x"}, "rule": {}}}]}),
+            json!({"other": []}),
+        ] {
+            assert!(ensure_only_alca(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn lists_only_inet_alca_tables() {
+        let listing = json!({"nftables": [
+            {"metainfo": {}},
+            {"table": {"family": "inet", "name": "alca-0123456789abcdef"}},
+            {"table": {"family": "ip", "name": "alca-0123456789abcdef"}},
+            {"table": {"family": "inet", "name": "testenv-uplink-guard"}},
+        ]});
+        assert_eq!(alca_table_names(&listing), vec!["alca-0123456789abcdef"]);
+    }
+}

@@ -1,0 +1,165 @@
+//! The D-Bus face of the daemon: `io.github.alcatraz.Netd1` at `/io/github/alcatraz/Netd1`.
+//!
+//! Each method authenticates (uid from the bus, polkit on the sender's bus name), decodes the
+//! typed request, checks the bridge with rtnetlink, then runs the [`Engine`] off the async
+//! executor. Callers never send nft text.
+
+use std::sync::Arc;
+
+use zbus::message::Header;
+use zbus::{interface, Connection};
+
+use crate::auth::{authorize, caller_uid, ACTION_APPLY, ACTION_REMOVE};
+use crate::engine::{Engine, ProjectStatus};
+use crate::errors::NetdError;
+use crate::links::check_bridge;
+use crate::request::{decode_project, decode_spec};
+
+/// Well-known bus name the daemon owns on the system bus.
+pub const BUS_NAME: &str = "io.github.alcatraz.Netd1";
+/// Object path of the one exported object.
+pub const OBJECT_PATH: &str = "/io/github/alcatraz/Netd1";
+/// Interface name (same as the bus name).
+pub const INTERFACE: &str = "io.github.alcatraz.Netd1";
+
+/// The exported object.
+pub struct NetdService {
+    engine: Arc<Engine>,
+    launcher: String,
+}
+
+impl NetdService {
+    pub fn new(engine: Arc<Engine>, launcher: impl Into<String>) -> Self {
+        NetdService {
+            engine,
+            launcher: launcher.into(),
+        }
+    }
+
+    /// Runs a blocking engine call (file lock, `nft`) on the blocking pool.
+    async fn run<T, F>(&self, f: F) -> Result<T, NetdError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Engine) -> Result<T, NetdError> + Send + 'static,
+    {
+        let engine = Arc::clone(&self.engine);
+        tokio::task::spawn_blocking(move || f(&engine))
+            .await
+            .map_err(|e| NetdError::Internal(format!("worker failed: {e}")))?
+    }
+}
+
+fn invalid(e: impl std::fmt::Display) -> NetdError {
+    NetdError::InvalidRequest(e.to_string())
+}
+
+#[interface(name = "io.github.alcatraz.Netd1")]
+impl NetdService {
+    /// Installs or atomically replaces the rules of the project in `spec_json` (a NetSpec).
+    async fn apply(
+        &self,
+        spec_json: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), NetdError> {
+        let uid = caller_uid(conn, &header).await?;
+        authorize(conn, &header, uid, ACTION_APPLY).await?;
+        let spec = decode_spec(&spec_json).map_err(invalid)?;
+        check_bridge(&spec.bridge).await.map_err(invalid)?;
+        tracing::info!(uid, project = %spec.project, "apply");
+        self.run(move |e| e.apply(spec, uid)).await
+    }
+
+    /// Removes the project's rules and saved spec; absent projects are not an error.
+    async fn remove(
+        &self,
+        project: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), NetdError> {
+        let uid = caller_uid(conn, &header).await?;
+        authorize(conn, &header, uid, ACTION_REMOVE).await?;
+        decode_project(&project).map_err(invalid)?;
+        tracing::info!(uid, project = %project, "remove");
+        self.run(move |e| e.remove(&project, uid)).await
+    }
+
+    /// The state of one of the caller's projects (any project for root):
+    /// (project, owner uid, saved, applied).
+    #[zbus(out_args("status"))]
+    async fn status(
+        &self,
+        project: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<ProjectStatus, NetdError> {
+        let uid = caller_uid(conn, &header).await?;
+        decode_project(&project).map_err(invalid)?;
+        self.run(move |e| e.status(&project, uid)).await
+    }
+
+    /// The caller's projects (every project and stray table for root).
+    #[zbus(out_args("projects"))]
+    async fn list(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Vec<ProjectStatus>, NetdError> {
+        let uid = caller_uid(conn, &header).await?;
+        self.run(move |e| e.list(uid)).await
+    }
+
+    /// How this daemon was started: `systemd`, `D-Bus activation` or `manual`.
+    #[zbus(property)]
+    async fn launcher(&self) -> String {
+        self.launcher.clone()
+    }
+
+    /// Version of the running daemon.
+    #[zbus(property)]
+    async fn version(&self) -> String {
+        env!("CARGO_PKG_VERSION").to_string()
+    }
+}
+
+/// The introspection XML of the interface, as shipped in `dbus/io.github.alcatraz.Netd1.xml`.
+pub fn introspection_xml() -> String {
+    use zbus::object_server::Interface;
+    let service = NetdService::new(
+        Arc::new(Engine::new(
+            Box::new(crate::firewall::Nft::default()),
+            crate::store::Store::new("/nonexistent"),
+        )),
+        "",
+    );
+    let mut body = String::new();
+    service.introspect_to_writer(&mut body, 2);
+    format!(
+        "<!DOCTYPE node PUBLIC \"-//freedesktop//DTD D-BUS Object Introspection 1.0//EN\"\n \
+         \"http://www.freedesktop.org/standards/dbus/1.0/introspect.dtd\">\n\
+         <node name=\"{OBJECT_PATH}\">\n{body}</node>\n"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHIPPED: &str = include_str!("../dbus/io.github.alcatraz.Netd1.xml");
+
+    /// The shipped XML is the live interface's; `UPDATE_INTROSPECTION=1` regenerates it.
+    #[test]
+    fn shipped_introspection_matches_the_interface() {
+        let live = introspection_xml();
+        if std::env::var_os("UPDATE_INTROSPECTION").is_some() {
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/dbus/io.github.alcatraz.Netd1.xml");
+            std::fs::write(path, &live).unwrap();
+            return;
+        }
+        assert_eq!(
+            live, SHIPPED,
+            "run UPDATE_INTROSPECTION=1 cargo test -p alca-netd introspection"
+        );
+        assert!(live.contains("name=\"Apply\""));
+    }
+}

@@ -1,0 +1,70 @@
+//! The system files that make the daemon reachable (bus policy, activation, polkit, systemd),
+//! embedded so `alca network-helper install` can write them without a package manager.
+
+/// D-Bus bus policy: root may own the name, anyone may call (polkit decides).
+pub const BUS_POLICY: &str = include_str!("../dbus/io.github.alcatraz.Netd1.conf");
+/// D-Bus system-bus activation file.
+pub const BUS_ACTIVATION: &str = include_str!("../dbus/io.github.alcatraz.Netd1.service");
+/// Introspection XML of the interface (checked against the code by a unit test).
+pub const INTROSPECTION: &str = include_str!("../dbus/io.github.alcatraz.Netd1.xml");
+/// systemd unit of the daemon.
+pub const SYSTEMD_SERVICE: &str = include_str!("../systemd/alca-netd.service");
+/// systemd unit re-applying rules after nftables.service (re)loads.
+pub const SYSTEMD_REAPPLY: &str = include_str!("../systemd/alca-netd-reapply.service");
+/// polkit actions `io.github.alcatraz.netd.apply` / `.remove`.
+pub const POLKIT_ACTIONS: &str = include_str!("../polkit/io.github.alcatraz.netd.policy");
+/// polkit rule granting group `alcatraz` both actions without a password.
+pub const POLKIT_RULE: &str = include_str!("../polkit/50-alcatraz.rules");
+
+/// Where the daemon binary is installed (root-owned).
+pub const DAEMON_PATH: &str = "/usr/local/libexec/alcatraz/alca-netd";
+/// Group whose members may apply rules without a password.
+pub const GROUP: &str = "alcatraz";
+
+/// One shipped file and where it goes.
+#[derive(Debug, Clone, Copy)]
+pub struct ShippedFile {
+    pub path: &'static str,
+    pub contents: &'static str,
+    /// Only written when systemd is PID 1.
+    pub systemd_only: bool,
+}
+
+/// Every file `install` writes besides the binary.
+pub const FILES: &[ShippedFile] = &[
+    ShippedFile {
+        path: "/etc/dbus-1/system.d/io.github.alcatraz.Netd1.conf",
+        contents: BUS_POLICY,
+        systemd_only: false,
+    },
+    ShippedFile {
+        path: "/usr/share/dbus-1/system-services/io.github.alcatraz.Netd1.service",
+        contents: BUS_ACTIVATION,
+        systemd_only: false,
+    },
+    ShippedFile {
+        path: "/usr/share/dbus-1/interfaces/io.github.alcatraz.Netd1.xml",
+        contents: INTROSPECTION,
+        systemd_only: false,
+    },
+    ShippedFile {
+        path: "/usr/share/polkit-1/actions/io.github.alcatraz.netd.policy",
+        contents: POLKIT_ACTIONS,
+        systemd_only: false,
+    },
+    ShippedFile {
+        path: "/etc/polkit-1/rules.d/50-alcatraz.rules",
+        contents: POLKIT_RULE,
+        systemd_only: false,
+    },
+    ShippedFile {
+        path: "/etc/systemd/system/alca-netd.service",
+        contents: SYSTEMD_SERVICE,
+        systemd_only: true,
+    },
+    ShippedFile {
+        path: "/etc/systemd/system/alca-netd-reapply.service",
+        contents: SYSTEMD_REAPPLY,
+        systemd_only: true,
+    },
+];

@@ -1,0 +1,244 @@
+//! Saved specs under `/var/lib/alcatraz/projects/<id>.json`, each with its owner uid, so rules
+//! survive daemon restarts and nftables reloads. Writes are atomic (temp + fsync + rename) and
+//! every change runs under one exclusive file lock shared by the daemon and `--reapply`.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+
+use crate::spec::{validate_project_id, NetSpec};
+
+/// Root of the daemon's saved state.
+pub const STATE_DIR: &str = "/var/lib/alcatraz";
+
+/// One project's saved request and who made it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Saved {
+    pub owner_uid: u32,
+    pub spec: NetSpec,
+}
+
+/// Why the saved state could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a valid saved spec ({reason}); delete the file or re-run `alca up`")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("cannot lock {path}: {reason}")]
+    Lock { path: PathBuf, reason: String },
+}
+
+/// Held while the state and the firewall are changed; released on drop.
+pub struct StateLock(#[allow(dead_code)] Flock<File>);
+
+/// The directory of saved specs.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl Store {
+    /// A store rooted at `root` (`/var/lib/alcatraz` in production).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Store { root: root.into() }
+    }
+
+    /// The system store at [`STATE_DIR`].
+    pub fn system() -> Self {
+        Store::new(STATE_DIR)
+    }
+
+    fn projects(&self) -> PathBuf {
+        self.root.join("projects")
+    }
+
+    fn file(&self, project: &str) -> PathBuf {
+        self.projects().join(format!("{project}.json"))
+    }
+
+    fn ensure_dirs(&self) -> Result<(), StoreError> {
+        let dir = self.projects();
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(io(&dir))
+    }
+
+    /// Takes the exclusive state lock (blocks until the other holder is done).
+    pub fn lock(&self) -> Result<StateLock, StoreError> {
+        self.ensure_dirs()?;
+        let path = self.root.join("lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io(&path))?;
+        Flock::lock(file, FlockArg::LockExclusive)
+            .map(StateLock)
+            .map_err(|(_, errno)| StoreError::Lock {
+                path,
+                reason: errno.to_string(),
+            })
+    }
+
+    /// The saved spec of a project, if any.
+    pub fn load(&self, project: &str) -> Result<Option<Saved>, StoreError> {
+        let path = self.file(project);
+        match fs::read(&path) {
+            Ok(bytes) => parse(&path, &bytes).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(&path)(e)),
+        }
+    }
+
+    /// Atomically replaces the project's saved spec: a reader sees the old file or the new one.
+    pub fn save(&self, saved: &Saved) -> Result<(), StoreError> {
+        self.ensure_dirs()?;
+        let path = self.file(&saved.spec.project);
+        let tmp = self.projects().join(format!(".{}.json.tmp", saved.spec.project));
+        let bytes = serde_json::to_vec_pretty(saved).map_err(|e| StoreError::Corrupt {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io(&tmp))?;
+        file.write_all(&bytes).map_err(io(&tmp))?;
+        file.sync_all().map_err(io(&tmp))?;
+        fs::rename(&tmp, &path).map_err(io(&path))?;
+        self.sync_dir()
+    }
+
+    /// Forgets a project; forgetting an unknown project is not an error.
+    pub fn delete(&self, project: &str) -> Result<(), StoreError> {
+        let path = self.file(project);
+        match fs::remove_file(&path) {
+            Ok(()) => self.sync_dir(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(&path)(e)),
+        }
+    }
+
+    /// Every saved spec, plus the files that could not be read (reported, never fatal).
+    pub fn all(&self) -> Result<(Vec<Saved>, Vec<StoreError>), StoreError> {
+        let dir = self.projects();
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((vec![], vec![])),
+            Err(e) => return Err(io(&dir)(e)),
+        };
+        let (mut saved, mut problems) = (vec![], vec![]);
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(project) = name.strip_suffix(".json") else {
+                continue;
+            };
+            if validate_project_id(project).is_err() {
+                continue;
+            }
+            match self.load(project) {
+                Ok(Some(s)) => saved.push(s),
+                Ok(None) => {}
+                Err(e) => problems.push(e),
+            }
+        }
+        saved.sort_by(|a, b| a.spec.project.cmp(&b.spec.project));
+        Ok((saved, problems))
+    }
+
+    fn sync_dir(&self) -> Result<(), StoreError> {
+        let dir = self.projects();
+        File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(&dir))
+    }
+}
+
+/// A saved file is trusted only as far as the request it came from: decode and re-validate it,
+/// and its name must match the project inside.
+fn parse(path: &Path, bytes: &[u8]) -> Result<Saved, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let saved: Saved = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
+    saved.spec.validate().map_err(|e| corrupt(e.to_string()))?;
+    let expected = format!("{}.json", saved.spec.project);
+    if path.file_name().and_then(|n| n.to_str()) != Some(expected.as_str()) {
+        return Err(corrupt(format!("file name does not match project {}", saved.spec.project)));
+    }
+    Ok(saved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn saved(project: &str, owner_uid: u32) -> Saved {
+        Saved {
+            owner_uid,
+            spec: NetSpec {
+                project: project.into(),
+                bridge: crate::spec::bridge_name(project),
+                allow_all: false,
+                allow: vec![],
+                proxy: None,
+                dns: vec![],
+            },
+        }
+    }
+
+    #[test]
+    fn saves_loads_lists_and_deletes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let _lock = store.lock().unwrap();
+        assert_eq!(store.load("deadbeef").unwrap(), None);
+        store.save(&saved("deadbeef", 1000)).unwrap();
+        store.save(&saved("0123456789", 0)).unwrap();
+        assert_eq!(store.load("deadbeef").unwrap(), Some(saved("deadbeef", 1000)));
+        let (all, problems) = store.all().unwrap();
+        assert_eq!(all.len(), 2);
+        assert!(problems.is_empty());
+        store.delete("deadbeef").unwrap();
+        store.delete("deadbeef").unwrap();
+        assert_eq!(store.load("deadbeef").unwrap(), None);
+    }
+
+    #[test]
+    fn reports_corrupt_and_mismatched_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        store.save(&saved("deadbeef", 1000)).unwrap();
+        let projects = dir.path().join("projects");
+        fs::write(projects.join("aaaaaaaa.json"), b"{not json").unwrap();
+        fs::copy(projects.join("deadbeef.json"), projects.join("bbbbbbbb.json")).unwrap();
+        let (all, problems) = store.all().unwrap();
+        assert_eq!(all, vec![saved("deadbeef", 1000)]);
+        assert_eq!(problems.len(), 2);
+        assert!(problems[0].to_string().contains("not a valid saved spec"));
+    }
+}
