@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use alca_netd::{LanEntry, ProxyEntry};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Default container working directory.
 pub const DEFAULT_WORKDIR: &str = "/workspace";
@@ -23,7 +23,7 @@ pub const DEFAULT_CAPS_ADD: [&str; 6] = [
     "SETGID",
 ];
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Config {
     /// Container image (required).
     pub image: String,
@@ -45,7 +45,7 @@ pub struct Config {
     pub sources: Vec<PathBuf>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RuntimeChoice {
     #[default]
@@ -54,7 +54,7 @@ pub enum RuntimeChoice {
     Podman,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mount {
     /// Absolute host path (`~` and `$VAR` expanded, relative paths resolved against the
     /// directory of the file that declared the mount).
@@ -66,7 +66,7 @@ pub struct Mount {
     pub exclude: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Commands {
     /// Run once when the container is created; keeps the Go original's keep-alive semantics.
     pub up: Option<String>,
@@ -74,7 +74,7 @@ pub struct Commands {
     pub enter: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Resources {
     /// Memory limit as given (`"4g"`, `"512m"`), validated.
     pub memory: Option<String>,
@@ -82,7 +82,7 @@ pub struct Resources {
     pub cpus: Option<f64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnvVar {
     pub value: String,
     /// Re-read from the host and re-sent on every `alca run`.
@@ -93,7 +93,7 @@ pub struct EnvVar {
 }
 
 /// Capabilities: the effective drop and add lists given to the runtime.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Caps {
     pub drop: Vec<String>,
     pub add: Vec<String>,
@@ -108,14 +108,14 @@ impl Default for Caps {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PortProto {
     Tcp,
     Udp,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Port {
     pub host_ip: Option<IpAddr>,
     /// `None`: the runtime picks a free host port.
@@ -124,7 +124,7 @@ pub struct Port {
     pub proto: PortProto,
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Network {
     /// Raw `lan-access` entries, in order, as written (validated).
     pub lan_access_raw: Vec<String>,
@@ -135,7 +135,7 @@ pub struct Network {
     pub proxy: Option<ProxyEntry>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Hooks {
     /// Host command run in the project directory after `up`.
     pub post_up: Option<String>,
