@@ -6,10 +6,12 @@ use anyhow::bail;
 
 use crate::cli::Command;
 
+pub mod init;
+
 /// Runs one parsed command and returns the process exit code.
 pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Init(_) => not_built("init"),
+        Command::Init(args) => init::run(&args),
         Command::Up(_) => not_built("up"),
         Command::Down(_) => not_built("down"),
         Command::Run(_) => not_built("run"),

@@ -51,6 +51,7 @@ pub struct RawConfig {
 /// Container runtime selection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
+#[schemars(rename = "Runtime")]
 pub enum RawRuntime {
     Auto,
     Docker,
@@ -59,6 +60,7 @@ pub enum RawRuntime {
 
 /// Table form of a mount.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
+#[schemars(rename = "Mount")]
 pub struct RawMount {
     /// Host path; `~`, `$VAR` and `${VAR}` are expanded, relative paths are resolved against
     /// the directory of the declaring file.
@@ -81,6 +83,7 @@ impl Expecting for RawMount {
 /// `commands.up` and `commands.enter`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(default)]
+#[schemars(rename = "Commands")]
 pub struct RawCommands {
     /// Run once when the container is created.
     pub up: Option<StrOrTable<RawCommand>>,
@@ -90,6 +93,7 @@ pub struct RawCommands {
 
 /// Table form of a command.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
+#[schemars(rename = "Command")]
 pub struct RawCommand {
     /// The shell command.
     pub command: String,
@@ -105,6 +109,7 @@ impl Expecting for RawCommand {
 /// `[resources]`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(default)]
+#[schemars(rename = "Resources")]
 pub struct RawResources {
     /// Memory limit in docker syntax, e.g. "512m", "4g".
     pub memory: Option<String>,
@@ -114,6 +119,7 @@ pub struct RawResources {
 
 /// Table form of an environment variable.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
+#[schemars(rename = "EnvValue")]
 pub struct RawEnv {
     /// Static value or a `${HOST_VAR}` reference.
     pub value: String,
@@ -130,6 +136,7 @@ impl Expecting for RawEnv {
 /// Table form of `caps`: used verbatim, no defaults added.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(default)]
+#[schemars(rename = "Caps")]
 pub struct RawCaps {
     /// Capabilities to drop (e.g. "ALL", "NET_RAW").
     pub drop: Vec<String>,
@@ -144,6 +151,7 @@ impl Expecting for RawCaps {
 
 /// Table form of a published port (field names as in the Go original).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
+#[schemars(rename = "Port")]
 pub struct RawPort {
     /// Container port (1-65535).
     pub port: u16,
@@ -166,6 +174,7 @@ impl Expecting for RawPort {
 /// `[network]`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(default)]
+#[schemars(rename = "Network")]
 pub struct RawNetwork {
     /// Allowed LAN / host destinations: "*", IP, CIDR, IP:port, proto://IP:port, [v6]:port;
     /// `${alca:HOST_IP}` stands for the host.
@@ -178,6 +187,7 @@ pub struct RawNetwork {
 /// `[hooks]`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(default)]
+#[schemars(rename = "Hooks")]
 pub struct RawHooks {
     /// Host command run in the project directory after `alca up`.
     pub post_up: Option<String>,

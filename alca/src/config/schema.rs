@@ -3,6 +3,8 @@
 //! `alca-config.schema.json` at the repository root is checked against the generated schema by
 //! a unit test; regenerate it with `ALCA_BLESS=1 cargo test -p alca --lib config::schema`.
 
+use serde_json::Value;
+
 use super::raw::RawConfig;
 
 /// Path `alca init` references in the `#:schema` line of new config files.
@@ -11,10 +13,51 @@ pub const SCHEMA_URL: &str =
 
 /// The schema as pretty-printed JSON with a trailing newline.
 pub fn schema_json() -> String {
-    let schema = schemars::schema_for!(RawConfig);
+    let mut schema = schemars::schema_for!(RawConfig).to_value();
+    drop_nulls(&mut schema);
     let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
     text.push('\n');
     text
+}
+
+/// TOML has no null: removes the `null` alternatives schemars emits for `Option` fields.
+fn drop_nulls(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            if map.get("default") == Some(&Value::Null) {
+                map.remove("default");
+            }
+            if let Some(Value::Array(types)) = map.get_mut("type") {
+                types.retain(|t| t != "null");
+                if types.len() == 1 {
+                    let only = types[0].clone();
+                    map.insert("type".into(), only);
+                }
+            }
+            unwrap_nullable_any_of(map);
+            map.values_mut().for_each(drop_nulls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_nulls),
+        _ => {}
+    }
+}
+
+/// `anyOf: [X, {type: null}]` → the keys of X merged into the parent.
+fn unwrap_nullable_any_of(map: &mut serde_json::Map<String, Value>) {
+    let Some(Value::Array(alts)) = map.get("anyOf") else {
+        return;
+    };
+    let null = serde_json::json!({ "type": "null" });
+    if alts.len() != 2 || !alts.contains(&null) {
+        return;
+    }
+    let keep = alts.iter().find(|a| **a != null).cloned();
+    map.remove("anyOf");
+    if let Some(Value::Object(inner)) = keep {
+        for (k, v) in inner {
+            map.entry(k).or_insert(v);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -51,5 +94,6 @@ mod tests {
             assert!(props.get(key).is_some(), "missing {key}");
         }
         assert!(schema_json().contains("lan-access"));
+        assert!(!schema_json().contains("\"null\""), "TOML has no null");
     }
 }
