@@ -1,2 +1,4 @@
 //! Shared helpers for the end-to-end suites: locating the built binaries, running them as a
 //! given user, and creating/cleaning test fixtures.
+pub mod docker;
+pub mod netns;

@@ -1,0 +1,276 @@
+//! Network fixtures for the isolation suites: route checks that keep test traffic on the test
+//! veth, bounded TCP listeners (on the host or inside a netns) that report SO_ORIGINAL_DST,
+//! IPv6 on the `lanhost` test host, and nft packet counters inside a netns.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Output, Stdio};
+
+use anyhow::{bail, Context, Result};
+
+/// The test-env netns playing a LAN host (10.99.0.2, 198.51.100.2).
+pub const LANHOST_NS: &str = "lanhost";
+/// Host side of the veth to `lanhost`.
+pub const LAN_VETH: &str = "alca-lan0";
+/// The ULA address this module adds inside `lanhost`.
+pub const LANHOST_V6: &str = "fd99::2";
+/// The host side of that ULA link.
+pub const LAN_VETH_V6: &str = "fd99::1";
+/// A non-LAN IPv6 test host inside `lanhost` (documentation prefix), routed via the veth.
+pub const PUBLIC_V6: &str = "2001:db8:99::2";
+
+/// Runs a command and returns its output whatever the status.
+pub fn run(program: &str, args: &[&str]) -> Result<Output> {
+    Command::new(program)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {program} {}", args.join(" ")))
+}
+
+/// Runs a command and returns trimmed stdout; fails with stderr on a non-zero exit.
+pub fn run_ok(program: &str, args: &[&str]) -> Result<String> {
+    let out = run(program, args)?;
+    if !out.status.success() {
+        bail!(
+            "{program} {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Runs `program args…` with `input` on stdin; fails with stderr on a non-zero exit.
+pub fn run_with_stdin(program: &str, args: &[&str], input: &str) -> Result<()> {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {program}"))?;
+    child
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all(input.as_bytes())?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!(
+            "{program} {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// Panics unless the host routes `addr` through `dev`: test traffic must never leave the
+/// machine through anything but the test veth.
+pub fn assert_route_via(addr: &str, dev: &str) {
+    let route = run_ok("ip", &["route", "get", addr]).expect("ip route get");
+    assert!(
+        route.split_whitespace().collect::<Vec<_>>().windows(2).any(|w| w == ["dev", dev]),
+        "refusing to send test traffic to {addr}: route is {route:?}, expected dev {dev}"
+    );
+}
+
+/// Panics unless `addr` is one of the host's own addresses (traffic stays on this machine).
+pub fn assert_route_local(addr: &str) {
+    let route = run_ok("ip", &["route", "get", addr]).expect("ip route get");
+    assert!(
+        route.starts_with("local "),
+        "{addr} is not a local address of this host: {route:?}"
+    );
+}
+
+/// The primary IPv4 address of the interface holding the default route (the uplink).
+pub fn uplink_ipv4() -> Result<String> {
+    let default = run_ok("ip", &["-4", "route", "show", "default"])?;
+    let words: Vec<&str> = default.split_whitespace().collect();
+    let dev = words
+        .windows(2)
+        .find(|w| w[0] == "dev")
+        .map(|w| w[1])
+        .context("no default route device")?;
+    let addrs = run_ok("ip", &["-4", "-o", "addr", "show", "dev", dev])?;
+    addrs
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|cidr| cidr.split('/').next())
+        .map(str::to_string)
+        .context("uplink has no IPv4 address")
+}
+
+/// The bounded listener: replies `TAG orig=ADDR:PORT` (SO_ORIGINAL_DST, `none` without NAT)
+/// to every connection, prints `ready` once listening, and exits after LIFE seconds.
+const LISTENER_PY: &str = r#"
+import socket, sys, time
+tag, host, port, life = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+s = socket.socket(fam)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+if fam == socket.AF_INET6:
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.bind((host, port)); s.listen(16); s.settimeout(0.5)
+print("ready", flush=True)
+
+def orig(c):
+    try:
+        raw = c.getsockopt(socket.SOL_IP, 80, 16)
+        return "%s:%d" % (socket.inet_ntoa(raw[4:8]), int.from_bytes(raw[2:4], "big"))
+    except OSError:
+        pass
+    try:
+        raw = c.getsockopt(41, 80, 28)
+        return "[%s]:%d" % (socket.inet_ntop(socket.AF_INET6, raw[8:24]), int.from_bytes(raw[2:4], "big"))
+    except OSError:
+        return "none"
+
+end = time.time() + life
+while time.time() < end:
+    try:
+        c, peer = s.accept()
+    except socket.timeout:
+        continue
+    try:
+        c.sendall(("%s orig=%s\n" % (tag, orig(c))).encode())
+    finally:
+        c.close()
+"#;
+
+/// A running bounded listener; killed on drop.
+pub struct Listener {
+    child: Child,
+}
+
+impl Listener {
+    /// Starts a listener tagged `tag` on `bind`:`port`, inside `netns` when given; returns once
+    /// it listens. It exits by itself after `life_secs`.
+    pub fn start(netns: Option<&str>, tag: &str, bind: &str, port: u16, life_secs: u32) -> Result<Self> {
+        let port_s = port.to_string();
+        let life = life_secs.to_string();
+        let py_args = ["-c", LISTENER_PY, tag, bind, &port_s, &life];
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "python3"]).args(py_args);
+                c
+            }
+            None => {
+                let mut c = Command::new("python3");
+                c.args(py_args);
+                c
+            }
+        };
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting python3 listener")?;
+        let stdout = child.stdout.take().context("listener stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        if line.trim() != "ready" {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("listener {tag} on {bind}:{port} did not start");
+        }
+        Ok(Listener { child })
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `fd99::1/64` on the host veth and `fd99::2/64` inside `lanhost` (an IPv6 ULA LAN host), and
+/// `2001:db8:99::2` inside `lanhost` routed through the veth (an IPv6 "internet" host);
+/// removed on drop.
+pub struct LanhostV6;
+
+impl LanhostV6 {
+    pub fn add() -> Result<Self> {
+        let guard = LanhostV6;
+        let host = format!("{LAN_VETH_V6}/64");
+        let peer = format!("{LANHOST_V6}/64");
+        run_ok("ip", &["addr", "replace", &host, "dev", LAN_VETH, "nodad"])?;
+        run_ok("ip", &["-n", LANHOST_NS, "addr", "replace", &peer, "dev", "lan1", "nodad"])?;
+        run_ok("ip", &["-n", LANHOST_NS, "-6", "route", "replace", "default", "via", LAN_VETH_V6])?;
+        let public = format!("{PUBLIC_V6}/128");
+        run_ok("ip", &["-n", LANHOST_NS, "addr", "replace", &public, "dev", "lan1", "nodad"])?;
+        run_ok("ip", &["-6", "route", "replace", &public, "via", LANHOST_V6, "dev", LAN_VETH])?;
+        Ok(guard)
+    }
+}
+
+impl Drop for LanhostV6 {
+    fn drop(&mut self) {
+        let public = format!("{PUBLIC_V6}/128");
+        let _ = run("ip", &["-6", "route", "del", &public, "via", LANHOST_V6, "dev", LAN_VETH]);
+        let _ = run("ip", &["-n", LANHOST_NS, "addr", "del", &public, "dev", "lan1"]);
+        let _ = run("ip", &["-n", LANHOST_NS, "-6", "route", "del", "default", "via", LAN_VETH_V6]);
+        let _ = run("ip", &["-n", LANHOST_NS, "addr", "del", &format!("{LANHOST_V6}/64"), "dev", "lan1"]);
+        let _ = run("ip", &["addr", "del", &format!("{LAN_VETH_V6}/64"), "dev", LAN_VETH]);
+    }
+}
+
+/// An nft table inside a netns counting arriving packets per named match; removed on drop.
+pub struct NsCounter {
+    netns: String,
+    table: String,
+}
+
+impl NsCounter {
+    /// Installs one counting rule per `(name, match)` (nft match syntax, fixed test text), run
+    /// at prerouting before anything else in `netns`.
+    pub fn install(netns: &str, table: &str, matches: &[(&str, &str)]) -> Result<Self> {
+        let rules: String = matches
+            .iter()
+            .map(|(name, m)| format!("    {m} counter comment \"{name}\"\n"))
+            .collect();
+        let text = format!(
+            "table inet {table} {{\n  chain count {{ type filter hook prerouting priority -300; policy accept;\n{rules}  }}\n}}\n"
+        );
+        let _ = run("ip", &["netns", "exec", netns, "nft", "delete", "table", "inet", table]);
+        run_with_stdin("ip", &["netns", "exec", netns, "nft", "-f", "-"], &text)?;
+        Ok(NsCounter {
+            netns: netns.to_string(),
+            table: table.to_string(),
+        })
+    }
+
+    /// Packets counted so far by the rule `name`.
+    pub fn packets(&self, name: &str) -> Result<u64> {
+        let listing = run_ok(
+            "ip",
+            &["netns", "exec", &self.netns, "nft", "-j", "list", "table", "inet", &self.table],
+        )?;
+        let json: serde_json::Value = serde_json::from_str(&listing)?;
+        rule_counter(&json, name).with_context(|| format!("no counter named {name}"))
+    }
+}
+
+impl Drop for NsCounter {
+    fn drop(&mut self) {
+        let _ = run(
+            "ip",
+            &["netns", "exec", &self.netns, "nft", "delete", "table", "inet", &self.table],
+        );
+    }
+}
+
+/// Packet count of the rule commented `comment` in an `nft -j list` output.
+pub fn rule_counter(listing: &serde_json::Value, comment: &str) -> Option<u64> {
+    listing["nftables"]
+        .as_array()?
+        .iter()
+        .filter_map(|o| o.get("rule"))
+        .filter(|r| r.get("comment").and_then(|c| c.as_str()) == Some(comment))
+        .flat_map(|r| r["expr"].as_array().cloned().unwrap_or_default())
+        .filter_map(|e| e.get("counter").and_then(|c| c.get("packets")).and_then(|p| p.as_u64()))
+        .reduce(|a, b| a + b)
+}
