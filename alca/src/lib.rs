@@ -4,6 +4,8 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod drift;
+pub mod hooks;
 pub mod network;
 pub mod project;
 pub mod runtime;

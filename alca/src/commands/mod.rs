@@ -7,17 +7,24 @@ use anyhow::bail;
 use crate::cli::Command;
 
 pub mod init;
+pub mod cleanup;
+pub mod down;
+pub mod lifecycle;
+pub mod list;
+pub mod run;
+pub mod status;
+pub mod up;
 
 /// Runs one parsed command and returns the process exit code.
 pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Init(args) => init::run(&args),
-        Command::Up(_) => not_built("up"),
-        Command::Down(_) => not_built("down"),
-        Command::Run(_) => not_built("run"),
-        Command::Status => not_built("status"),
-        Command::List => not_built("list"),
-        Command::Cleanup(_) => not_built("cleanup"),
+        Command::Up(args) => up::run(&args),
+        Command::Down(args) => down::run(&args),
+        Command::Run(args) => run::run(&args),
+        Command::Status => status::run(),
+        Command::List => list::run(),
+        Command::Cleanup(args) => cleanup::run(&args),
         Command::NetworkHelper(_) => not_built("network-helper"),
         Command::Network(_) => not_built("network"),
         Command::Experimental(_) => not_built("experimental"),

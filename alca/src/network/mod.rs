@@ -2,6 +2,8 @@
 //!
 //! `up` talks to a [`NetworkGuard`]; when none is reachable it must fail closed.
 
+pub mod spec;
+
 use alca_netd::NetSpec;
 
 /// Applies and removes one project's network rules.

@@ -1,0 +1,74 @@
+//! `alca down [--force]`: run the `pre_down` hook, stop and remove the project's container,
+//! its runtime network and its network rules; `.alca/state.json` stays (the id is kept).
+
+use std::process::ExitCode;
+
+use anyhow::bail;
+
+use crate::cli::DownArgs;
+use crate::commands::lifecycle::{
+    find_container, load_config, moved_message, teardown, warn, Progress,
+};
+use crate::config::Config;
+use crate::hooks::{self, Hook, HookContext};
+use crate::network::netd::connect_guard;
+use crate::network::spec::isolation_required;
+use crate::project::{self, State};
+
+pub fn run(args: &DownArgs) -> anyhow::Result<ExitCode> {
+    let progress = Progress { quiet: false };
+    let root = project::find_root_from_cwd()?;
+    // A broken config must not prevent taking the container down.
+    let config = match load_config(&root) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            warn(format!("{e:#}; the pre_down hook is skipped"));
+            None
+        }
+    };
+    let Some(state) = State::load(&root)? else {
+        println!("Nothing to take down: this project was never brought up (no .alca/state.json).");
+        return Ok(ExitCode::SUCCESS);
+    };
+    let Some((runtime, info)) = find_container(&state)? else {
+        println!("Nothing to take down: no container was recorded for this project.");
+        return Ok(ExitCode::SUCCESS);
+    };
+    let name = state.container_name();
+    if let Some(info) = &info {
+        if let Some(msg) = moved_message(info, &root) {
+            if !args.force {
+                bail!("{msg}. Use `alca down --force` to remove it anyway");
+            }
+        }
+    }
+    if info.is_some() {
+        pre_down(config.as_ref(), &root, &name, &state.id);
+        progress.step(format!("Stopping and removing container {name}"));
+    }
+    let guard = connect_guard();
+    if let Err(e) = teardown(runtime.as_ref(), &name, &state.id, Some(guard.as_ref()))? {
+        if config.as_ref().map_or(true, isolation_required) {
+            warn(format!(
+                "the project's network rules were not removed: {e:#}"
+            ));
+        }
+    }
+    progress.done(format!("Container {name} removed"));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `hooks.pre_down`; a failure only warns (the container goes down anyway).
+fn pre_down(config: Option<&Config>, root: &std::path::Path, name: &str, id: &str) {
+    let Some(cmd) = config.and_then(|c| c.hooks.pre_down.as_ref()) else {
+        return;
+    };
+    let ctx = HookContext {
+        project_dir: root,
+        container: name,
+        project_id: id,
+    };
+    if let Err(e) = hooks::run(Hook::PreDown, cmd, &ctx, false) {
+        warn(format!("{e}; continuing with `down`"));
+    }
+}

@@ -1,0 +1,136 @@
+//! `alca status`: container state, config drift per field, network rules and file exclusion
+//! of the project around the current directory. Always exits 0; problems are shown, not raised.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::commands::lifecycle::{find_container, load_config, moved_message, recorded_kind};
+use crate::config::{Config, CONFIG_FILE};
+use crate::drift::{self, Snapshot};
+use crate::network::netd::connect_guard;
+use crate::network::spec::isolation_required;
+use crate::project::{self, State};
+use crate::runtime::ContainerInfo;
+
+pub fn run() -> anyhow::Result<ExitCode> {
+    let root = match project::find_root_from_cwd() {
+        Ok(r) => r,
+        Err(e) => {
+            println!("Status: Not initialized");
+            println!("{e}");
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    println!("Status: Initialized");
+    println!("Config: {}", root.join(CONFIG_FILE).display());
+    let config = match load_config(&root) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            println!("Config error: {e:#}");
+            None
+        }
+    };
+    let state = match State::load(&root) {
+        Ok(s) => s,
+        Err(e) => {
+            println!("State: {e}");
+            None
+        }
+    };
+    let Some(state) = state else {
+        println!("Container: Not created");
+        println!();
+        println!("Run 'alca up' to create and start the container.");
+        return Ok(ExitCode::SUCCESS);
+    };
+    println!("Project ID: {}", state.id);
+    container_section(&state, &root, config.as_ref());
+    if let Some(config) = &config {
+        network_section(config, &state);
+        exclusion_section(config);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn container_section(state: &State, root: &Path, config: Option<&Config>) {
+    let runtime = state.runtime.as_deref().unwrap_or("(none yet)");
+    println!("Runtime: {runtime}");
+    let info = match find_container(state) {
+        Ok(Some((_, info))) => info,
+        Ok(None) => None,
+        Err(e) => {
+            println!("Container: unknown ({e:#})");
+            return;
+        }
+    };
+    let Some(info) = info else {
+        println!("Container: Not created");
+        println!("Run 'alca up' to create and start the container.");
+        return;
+    };
+    print_container(&info, root);
+    if let Some(config) = config {
+        print_drift(state, config);
+    }
+}
+
+fn print_container(info: &ContainerInfo, root: &Path) {
+    let state = match info.state {
+        crate::runtime::ContainerState::Running => "Running".to_string(),
+        crate::runtime::ContainerState::Stopped => "Stopped".to_string(),
+        ref other => other.to_string(),
+    };
+    println!("Container: {state}");
+    println!("  Name:  {}", info.name);
+    println!("  Image: {}", info.image);
+    if let Some(msg) = moved_message(info, root) {
+        println!("  Warning: {msg}");
+    }
+}
+
+fn print_drift(state: &State, config: &Config) {
+    let Some(kind) = recorded_kind(state) else {
+        return;
+    };
+    let Some(saved) = state.config.as_ref().and_then(Snapshot::from_value) else {
+        return;
+    };
+    let changes = drift::diff(&saved, &Snapshot::of(config, kind.binary()));
+    if changes.is_empty() {
+        println!("Configuration: up to date");
+        return;
+    }
+    println!("Configuration has changed since the container was created:");
+    for c in &changes {
+        println!("  {c}");
+    }
+    println!("Run 'alca up -f' to rebuild with the new configuration.");
+}
+
+fn network_section(config: &Config, state: &State) {
+    if !isolation_required(config) {
+        println!("Network isolation: off (network.lan-access = [\"*\"])");
+        println!("Rules applied: No (none needed)");
+        return;
+    }
+    println!("Network isolation: required");
+    let applied = connect_guard().is_applied(&state.id);
+    match applied {
+        Ok(true) => println!("Rules applied: Yes"),
+        Ok(false) => println!("Rules applied: No"),
+        Err(e) => println!("Rules applied: No ({e:#})"),
+    }
+}
+
+fn exclusion_section(config: &Config) {
+    let patterns =
+        config.workdir_exclude.len() + config.mounts.iter().map(|m| m.exclude.len()).sum::<usize>();
+    if patterns == 0 {
+        println!("File exclusion: none configured");
+    } else {
+        println!(
+            "File exclusion: {patterns} pattern(s) configured, not supported yet by `alca up` \
+             in this build (up refuses to start)"
+        );
+    }
+}

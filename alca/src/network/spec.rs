@@ -1,0 +1,126 @@
+//! Building the [`NetSpec`] sent to `alca-netd` from a project's effective config.
+//!
+//! `${alca:HOST_IP}` is resolved here, at `up` time, and only when an entry uses it.
+
+use std::net::IpAddr;
+
+use alca_netd::host::HostIpError;
+use alca_netd::spec::bridge_name;
+use alca_netd::{NetSpec, SpecError};
+
+use crate::config::Config;
+
+/// Why a spec could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("network.lan-access / network.proxy: {0}")]
+    HostIp(#[from] HostIpError),
+    #[error("network spec: {0}")]
+    Invalid(#[from] SpecError),
+}
+
+/// Whether the project needs the network helper: anything but `lan-access = ["*"]` without a
+/// proxy needs host firewall rules.
+pub fn isolation_required(config: &Config) -> bool {
+    !config.network.allows_everything() || config.network.proxy.is_some()
+}
+
+/// The validated spec for project `project_id`. `dns` are resolver addresses on the host side
+/// of the bridge (Podman's aardvark-dns on the gateway); `host_ip` is asked only if needed.
+pub fn build(
+    config: &Config,
+    project_id: &str,
+    dns: Vec<IpAddr>,
+    host_ip: &dyn Fn() -> Result<IpAddr, HostIpError>,
+) -> Result<NetSpec, BuildError> {
+    let net = &config.network;
+    let needs_host = net.lan_access.iter().any(|e| e.needs_host_ip())
+        || net.proxy.as_ref().is_some_and(|p| p.needs_host_ip());
+    let host = if needs_host { Some(host_ip()?) } else { None };
+    // Entries that do not need the host IP resolve without it; the placeholder is never used.
+    let resolve_ip = host.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let spec = NetSpec {
+        project: project_id.to_string(),
+        bridge: bridge_name(project_id),
+        allow_all: net.allows_everything(),
+        allow: net
+            .lan_access
+            .iter()
+            .filter_map(|e| e.resolve(resolve_ip))
+            .collect(),
+        proxy: net.proxy.as_ref().map(|p| p.resolve(resolve_ip)),
+        dns,
+    };
+    spec.validate()?;
+    Ok(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use alca_netd::lan::{parse_lan_entry, parse_proxy};
+
+    use crate::config::{Caps, Commands, Hooks, Network, Resources, RuntimeChoice};
+
+    use super::*;
+
+    const ID: &str = "0123456789abcdef0123456789abcdef";
+
+    fn config(lan: &[&str], proxy: Option<&str>) -> Config {
+        Config {
+            image: "alpine".into(),
+            workdir: "/workspace".into(),
+            workdir_exclude: vec![],
+            runtime: RuntimeChoice::Auto,
+            mounts: vec![],
+            commands: Commands::default(),
+            resources: Resources::default(),
+            envs: BTreeMap::new(),
+            caps: Caps::default(),
+            ports: vec![],
+            network: Network {
+                lan_access_raw: lan.iter().map(|s| s.to_string()).collect(),
+                lan_access: lan.iter().map(|s| parse_lan_entry(s).unwrap()).collect(),
+                proxy_raw: proxy.map(String::from),
+                proxy: proxy.map(|p| parse_proxy(p).unwrap()),
+            },
+            hooks: Hooks::default(),
+            sources: vec![],
+        }
+    }
+
+    fn no_host() -> Result<IpAddr, HostIpError> {
+        Err(HostIpError("not asked for".into()))
+    }
+
+    #[test]
+    fn default_config_needs_isolation_and_allows_nothing() {
+        let c = config(&[], None);
+        assert!(isolation_required(&c));
+        let spec = build(&c, ID, vec![], &no_host).unwrap();
+        assert_eq!(spec.bridge, "alca-0123456789");
+        assert!(!spec.allow_all);
+        assert!(spec.allow.is_empty());
+    }
+
+    #[test]
+    fn wildcard_needs_no_isolation_unless_proxied() {
+        assert!(!isolation_required(&config(&["*"], None)));
+        assert!(isolation_required(&config(&["*"], Some("10.99.0.2:3128"))));
+    }
+
+    #[test]
+    fn host_ip_resolved_only_when_used() {
+        let c = config(&["10.99.0.2:80", "${alca:HOST_IP}:8080"], None);
+        assert!(build(&c, ID, vec![], &no_host).is_err());
+        let spec = build(&c, ID, vec![], &|| Ok("192.0.2.7".parse().unwrap())).unwrap();
+        assert_eq!(spec.allow.len(), 2);
+        assert_eq!(spec.allow[1].net.to_string(), "192.0.2.7/32");
+        assert_eq!(spec.allow[1].port, Some(8080));
+        let plain = config(&["10.99.0.2"], Some("10.99.0.2:3128"));
+        let spec = build(&plain, ID, vec!["10.89.0.1".parse().unwrap()], &no_host).unwrap();
+        assert_eq!(spec.proxy.unwrap().to_string(), "10.99.0.2:3128");
+        assert_eq!(spec.dns.len(), 1);
+    }
+}

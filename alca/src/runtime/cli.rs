@@ -1,0 +1,291 @@
+//! The one runtime driver: runs the `docker` or `podman` CLI and parses what it prints.
+
+use std::cell::OnceCell;
+use std::io::ErrorKind;
+use std::process::{Command, Stdio};
+
+use super::{
+    args, flavor, inspect, ContainerInfo, ContainerSpec, ExecSpec, NetworkInfo, NetworkSpec,
+    Runtime, RuntimeError, RuntimeKind, LABEL_PROJECT_ID,
+};
+
+/// Drives one runtime through its CLI.
+#[derive(Debug)]
+pub struct CliRuntime {
+    kind: RuntimeKind,
+    rootless: bool,
+    /// Whether `podman network create` knows `--interface-name` (asked once, lazily).
+    interface_flag: OnceCell<bool>,
+}
+
+/// Captured result of one CLI call.
+struct Outcome {
+    ok: bool,
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl CliRuntime {
+    /// Connects to the runtime: fails when the CLI is missing or its daemon unreachable.
+    pub fn probe(kind: RuntimeKind) -> Result<CliRuntime, RuntimeError> {
+        let mut rt = CliRuntime {
+            kind,
+            rootless: false,
+            interface_flag: OnceCell::new(),
+        };
+        let query = flavor::rootless_query(kind);
+        let out = rt.run(&query)?;
+        rt.rootless = flavor::parse_rootless(kind, &out);
+        Ok(rt)
+    }
+
+    fn binary(&self) -> &'static str {
+        self.kind.binary()
+    }
+
+    fn call<S: AsRef<str>>(&self, argv: &[S]) -> Result<Outcome, RuntimeError> {
+        let out = Command::new(self.binary())
+            .args(argv.iter().map(AsRef::as_ref))
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| match e.kind() {
+                ErrorKind::NotFound => RuntimeError::NotInstalled {
+                    binary: self.binary(),
+                },
+                _ => RuntimeError::Spawn {
+                    binary: self.binary(),
+                    source: e,
+                },
+            })?;
+        Ok(Outcome {
+            ok: out.status.success(),
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
+
+    fn failed<S: AsRef<str>>(&self, argv: &[S], out: Outcome) -> RuntimeError {
+        RuntimeError::Failed {
+            command: self.describe(argv),
+            code: out.code,
+            stderr: out.stderr,
+        }
+    }
+
+    /// Short form of a command line for messages (first words only: env values stay out).
+    fn describe<S: AsRef<str>>(&self, argv: &[S]) -> String {
+        let words: Vec<&str> = argv.iter().take(2).map(AsRef::as_ref).collect();
+        format!("{} {}", self.binary(), words.join(" "))
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    fn run<S: AsRef<str>>(&self, argv: &[S]) -> Result<String, RuntimeError> {
+        let out = self.call(argv)?;
+        if out.ok {
+            Ok(out.stdout)
+        } else {
+            Err(self.failed(argv, out))
+        }
+    }
+
+    /// Runs a command whose "does not exist" failure means `None`.
+    fn run_optional<S: AsRef<str>>(&self, argv: &[S]) -> Result<Option<String>, RuntimeError> {
+        let out = self.call(argv)?;
+        if out.ok {
+            Ok(Some(out.stdout))
+        } else if flavor::is_not_found(&out.stderr) {
+            Ok(None)
+        } else {
+            Err(self.failed(argv, out))
+        }
+    }
+
+    fn parse_error(&self, what: &str, detail: String) -> RuntimeError {
+        RuntimeError::Parse {
+            command: format!("{} {what}", self.binary()),
+            detail,
+        }
+    }
+
+    fn podman_interface_flag(&self) -> bool {
+        *self.interface_flag.get_or_init(|| {
+            self.call(&["network", "create", "--help"])
+                .map(|o| o.stdout.contains("--interface-name"))
+                .unwrap_or(false)
+        })
+    }
+
+    /// Podman before 4.4: give the new network its bridge name by editing its definition,
+    /// then check Podman reads it back.
+    fn rename_podman_bridge(&self, spec: &NetworkSpec) -> Result<(), RuntimeError> {
+        let path = flavor::podman_network_file(&spec.name);
+        let io = |e: std::io::Error| {
+            RuntimeError::Other(format!(
+                "cannot set the bridge name of network {} in {}: {e}",
+                spec.name,
+                path.display()
+            ))
+        };
+        let text = std::fs::read_to_string(&path).map_err(io)?;
+        let updated = flavor::set_podman_interface(&text, &spec.bridge)
+            .map_err(|e| RuntimeError::Other(format!("{}: {e}", path.display())))?;
+        std::fs::write(&path, updated).map_err(io)?;
+        Ok(())
+    }
+
+    fn names_with_project_label(&self, object: &str) -> Result<Vec<String>, RuntimeError> {
+        let filter = format!("label={LABEL_PROJECT_ID}");
+        let argv: Vec<&str> = match object {
+            "network" => vec![
+                "network",
+                "ls",
+                "--filter",
+                &filter,
+                "--format",
+                "{{.Name}}",
+            ],
+            _ => vec!["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"],
+        };
+        let out = self.run(&argv)?;
+        Ok(out
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect())
+    }
+}
+
+impl Runtime for CliRuntime {
+    fn kind(&self) -> RuntimeKind {
+        self.kind
+    }
+
+    fn rootless(&self) -> bool {
+        self.rootless
+    }
+
+    fn has_image(&self, image: &str) -> Result<bool, RuntimeError> {
+        Ok(self
+            .run_optional(&["image", "inspect", "--format", "{{.Id}}", image])?
+            .is_some())
+    }
+
+    fn pull_image(&self, image: &str) -> Result<(), RuntimeError> {
+        self.run(&["pull", image]).map(drop)
+    }
+
+    fn create_network(&self, spec: &NetworkSpec) -> Result<NetworkInfo, RuntimeError> {
+        if let Some(existing) = self.network(&spec.name)? {
+            return Ok(existing);
+        }
+        let flag = self.kind == RuntimeKind::Podman && self.podman_interface_flag();
+        self.run(&flavor::network_create_args(self.kind, spec, flag))?;
+        if self.kind == RuntimeKind::Podman && !flag {
+            if let Err(e) = self.rename_podman_bridge(spec) {
+                let _ = self.remove_network(&spec.name);
+                return Err(e);
+            }
+        }
+        let created = self.network(&spec.name)?.ok_or_else(|| {
+            RuntimeError::Other(format!(
+                "network {} vanished right after creation",
+                spec.name
+            ))
+        })?;
+        if created.bridge.as_deref() != Some(spec.bridge.as_str()) {
+            let _ = self.remove_network(&spec.name);
+            return Err(RuntimeError::Other(format!(
+                "network {} got bridge {:?} instead of {}; isolation rules key on that name",
+                spec.name, created.bridge, spec.bridge
+            )));
+        }
+        Ok(created)
+    }
+
+    fn network(&self, name: &str) -> Result<Option<NetworkInfo>, RuntimeError> {
+        let Some(json) = self.run_optional(&["network", "inspect", name])? else {
+            return Ok(None);
+        };
+        let mut all = inspect::networks(self.kind, &json)
+            .map_err(|e| self.parse_error("network inspect", e))?;
+        Ok(all.pop())
+    }
+
+    fn list_networks(&self) -> Result<Vec<NetworkInfo>, RuntimeError> {
+        let names = self.names_with_project_label("network")?;
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut argv = vec!["network".to_string(), "inspect".to_string()];
+        argv.extend(names);
+        let json = self.run(&argv)?;
+        inspect::networks(self.kind, &json).map_err(|e| self.parse_error("network inspect", e))
+    }
+
+    fn remove_network(&self, name: &str) -> Result<(), RuntimeError> {
+        self.run_optional(&["network", "rm", name]).map(drop)
+    }
+
+    fn create(&self, spec: &ContainerSpec) -> Result<(), RuntimeError> {
+        self.run(&args::create_args(spec)).map(drop)
+    }
+
+    fn start(&self, name: &str) -> Result<(), RuntimeError> {
+        self.run(&["start", name]).map(drop)
+    }
+
+    fn stop(&self, name: &str) -> Result<(), RuntimeError> {
+        let timeout = args::STOP_TIMEOUT_SECS.to_string();
+        self.run_optional(&["stop", "-t", &timeout, name]).map(drop)
+    }
+
+    fn remove(&self, name: &str) -> Result<(), RuntimeError> {
+        self.run_optional(&["rm", "-f", name]).map(drop)
+    }
+
+    fn container(&self, name: &str) -> Result<Option<ContainerInfo>, RuntimeError> {
+        let Some(json) = self.run_optional(&["container", "inspect", name])? else {
+            return Ok(None);
+        };
+        let mut all =
+            inspect::containers(self.kind, &json).map_err(|e| self.parse_error("inspect", e))?;
+        Ok(all.pop())
+    }
+
+    fn list(&self) -> Result<Vec<ContainerInfo>, RuntimeError> {
+        let names = self.names_with_project_label("container")?;
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut argv = vec!["container".to_string(), "inspect".to_string()];
+        argv.extend(names);
+        // A container removed between `ps` and `inspect` makes inspect fail for the batch.
+        match self.run(&argv) {
+            Ok(json) => {
+                inspect::containers(self.kind, &json).map_err(|e| self.parse_error("inspect", e))
+            }
+            Err(_) => self.list_one_by_one(&argv[2..]),
+        }
+    }
+
+    fn exec_command(&self, spec: &ExecSpec) -> Command {
+        let mut cmd = Command::new(self.binary());
+        cmd.args(args::exec_args(spec));
+        cmd
+    }
+}
+
+impl CliRuntime {
+    fn list_one_by_one(&self, names: &[String]) -> Result<Vec<ContainerInfo>, RuntimeError> {
+        let mut found = Vec::new();
+        for name in names {
+            if let Some(info) = self.container(name)? {
+                found.push(info);
+            }
+        }
+        Ok(found)
+    }
+}

@@ -1,0 +1,236 @@
+//! Choosing the runtime for `runtime = auto|docker|podman`.
+//!
+//! Like the Go original, `auto` prefers Podman on Linux, but only rootful Podman: rootless
+//! runtimes route container traffic through user-space networking that never crosses host
+//! nftables, so they are used only when the project needs no network isolation.
+
+use crate::config::RuntimeChoice;
+
+use super::{CliRuntime, Runtime, RuntimeKind};
+
+/// The chosen runtime and a one-line reason to show the user.
+pub struct Selection {
+    pub runtime: Box<dyn Runtime>,
+    pub reason: String,
+}
+
+/// What probing one runtime found: `Ok(rootless)` or why it is unusable.
+pub type ProbeResult = Result<bool, String>;
+
+/// Probes the runtimes the choice allows and picks one (see [`decide`]).
+pub fn select(choice: RuntimeChoice, isolation_required: bool) -> anyhow::Result<Selection> {
+    let mut probed: Vec<(RuntimeKind, CliRuntime)> = Vec::new();
+    let mut probe = |kind: RuntimeKind| -> ProbeResult {
+        let rt = CliRuntime::probe(kind).map_err(|e| e.to_string())?;
+        let rootless = rt.rootless();
+        probed.push((kind, rt));
+        Ok(rootless)
+    };
+    let (kind, reason) =
+        decide(choice, isolation_required, &mut probe).map_err(|e| anyhow::anyhow!(e))?;
+    let runtime = probed
+        .into_iter()
+        .find(|(k, _)| *k == kind)
+        .map(|(_, rt)| rt)
+        .ok_or_else(|| anyhow::anyhow!("{kind} was chosen but not probed"))?;
+    Ok(Selection {
+        runtime: Box::new(runtime),
+        reason,
+    })
+}
+
+/// Connects to one specific runtime (the one recorded for an existing container).
+pub fn connect(kind: RuntimeKind) -> anyhow::Result<Box<dyn Runtime>> {
+    let rt = CliRuntime::probe(kind).map_err(|e| anyhow::anyhow!("{kind} is unavailable: {e}"))?;
+    Ok(Box::new(rt))
+}
+
+/// Every runtime reachable on this machine, for `list` and `cleanup`.
+pub fn available() -> Vec<Box<dyn Runtime>> {
+    RuntimeKind::ALL
+        .iter()
+        .filter_map(|k| CliRuntime::probe(*k).ok())
+        .map(|rt| Box::new(rt) as Box<dyn Runtime>)
+        .collect()
+}
+
+/// The selection rules, free of I/O: `probe` reports each runtime it is asked about.
+pub fn decide(
+    choice: RuntimeChoice,
+    isolation_required: bool,
+    probe: &mut dyn FnMut(RuntimeKind) -> ProbeResult,
+) -> Result<(RuntimeKind, String), String> {
+    match choice {
+        RuntimeChoice::Docker => explicit(RuntimeKind::Docker, isolation_required, probe),
+        RuntimeChoice::Podman => explicit(RuntimeKind::Podman, isolation_required, probe),
+        RuntimeChoice::Auto => auto(isolation_required, probe),
+    }
+}
+
+fn explicit(
+    kind: RuntimeKind,
+    isolation_required: bool,
+    probe: &mut dyn FnMut(RuntimeKind) -> ProbeResult,
+) -> Result<(RuntimeKind, String), String> {
+    let name = kind.binary();
+    match probe(kind) {
+        Err(why) => Err(format!(
+            "runtime = \"{name}\" in .alca.toml, but {kind} is unavailable: {why}"
+        )),
+        Ok(true) if isolation_required => Err(rootless_refusal(kind)),
+        Ok(rootless) => Ok((
+            kind,
+            format!("{} (runtime = \"{name}\")", label(kind, rootless)),
+        )),
+    }
+}
+
+fn auto(
+    isolation_required: bool,
+    probe: &mut dyn FnMut(RuntimeKind) -> ProbeResult,
+) -> Result<(RuntimeKind, String), String> {
+    let podman = probe(RuntimeKind::Podman);
+    if podman == Ok(false) {
+        return Ok((
+            RuntimeKind::Podman,
+            "rootful Podman (auto: Podman is preferred on Linux)".into(),
+        ));
+    }
+    let docker = probe(RuntimeKind::Docker);
+    if docker == Ok(false) {
+        return Ok((RuntimeKind::Docker, "Docker (auto)".into()));
+    }
+    if !isolation_required {
+        for (kind, result) in [
+            (RuntimeKind::Docker, &docker),
+            (RuntimeKind::Podman, &podman),
+        ] {
+            if *result == Ok(true) {
+                let why = "auto, no network isolation needed";
+                return Ok((kind, format!("{} ({why})", label(kind, true))));
+            }
+        }
+    }
+    Err(auto_failure(isolation_required, &podman, &docker))
+}
+
+fn label(kind: RuntimeKind, rootless: bool) -> String {
+    match (kind, rootless) {
+        (_, true) => format!("rootless {kind}"),
+        (RuntimeKind::Podman, false) => "rootful Podman".into(),
+        (RuntimeKind::Docker, false) => "Docker".into(),
+    }
+}
+
+fn describe(result: &ProbeResult) -> String {
+    match result {
+        Ok(true) => "available but rootless".into(),
+        Ok(false) => "available".into(),
+        Err(why) => why.clone(),
+    }
+}
+
+fn auto_failure(isolation_required: bool, podman: &ProbeResult, docker: &ProbeResult) -> String {
+    let mut msg = format!(
+        "no usable container runtime (runtime = \"auto\"): Podman: {}; Docker: {}",
+        describe(podman),
+        describe(docker)
+    );
+    if isolation_required && (*podman == Ok(true) || *docker == Ok(true)) {
+        msg.push_str(
+            ". Rootless runtimes cannot enforce network isolation: their traffic never crosses \
+             the host firewall. Run rootful Podman or Docker, or set network.lan-access = [\"*\"] \
+             to run without isolation",
+        );
+    } else {
+        msg.push_str(". Install and start Docker or Podman");
+    }
+    msg
+}
+
+fn rootless_refusal(kind: RuntimeKind) -> String {
+    format!(
+        "runtime = \"{}\" is rootless here, and rootless {kind} sends container traffic through \
+         user-space networking (slirp4netns/pasta/rootlesskit) that never crosses the host's \
+         nftables, so alca cannot enforce network isolation. Use a rootful runtime (rootful \
+         Podman as root, or Docker), or set network.lan-access = [\"*\"] in .alca.toml to run \
+         without isolation",
+        kind.binary()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixed(podman: ProbeResult, docker: ProbeResult) -> impl FnMut(RuntimeKind) -> ProbeResult {
+        move |k| match k {
+            RuntimeKind::Podman => podman.clone(),
+            RuntimeKind::Docker => docker.clone(),
+        }
+    }
+
+    fn pick(
+        choice: RuntimeChoice,
+        iso: bool,
+        podman: ProbeResult,
+        docker: ProbeResult,
+    ) -> Result<RuntimeKind, String> {
+        decide(choice, iso, &mut fixed(podman, docker)).map(|(k, _)| k)
+    }
+
+    const DOWN: fn() -> ProbeResult = || Err("not installed".into());
+
+    #[test]
+    fn auto_prefers_rootful_podman() {
+        assert_eq!(
+            pick(RuntimeChoice::Auto, true, Ok(false), Ok(false)),
+            Ok(RuntimeKind::Podman)
+        );
+    }
+
+    #[test]
+    fn auto_skips_rootless_podman_for_docker() {
+        assert_eq!(
+            pick(RuntimeChoice::Auto, true, Ok(true), Ok(false)),
+            Ok(RuntimeKind::Docker)
+        );
+        assert_eq!(
+            pick(RuntimeChoice::Auto, false, Ok(true), Ok(false)),
+            Ok(RuntimeKind::Docker)
+        );
+    }
+
+    #[test]
+    fn auto_uses_rootless_podman_only_without_isolation() {
+        assert_eq!(
+            pick(RuntimeChoice::Auto, false, Ok(true), DOWN()),
+            Ok(RuntimeKind::Podman)
+        );
+        let err = pick(RuntimeChoice::Auto, true, Ok(true), DOWN()).unwrap_err();
+        assert!(err.contains("never crosses"), "{err}");
+    }
+
+    #[test]
+    fn auto_with_nothing_installed_explains() {
+        let err = pick(RuntimeChoice::Auto, false, DOWN(), DOWN()).unwrap_err();
+        assert!(err.contains("Install and start Docker or Podman"), "{err}");
+    }
+
+    #[test]
+    fn explicit_rootless_podman_with_isolation_is_refused() {
+        let err = pick(RuntimeChoice::Podman, true, Ok(true), Ok(false)).unwrap_err();
+        assert!(err.contains("rootless"), "{err}");
+        assert!(err.contains("lan-access"), "{err}");
+        assert_eq!(
+            pick(RuntimeChoice::Podman, false, Ok(true), Ok(false)),
+            Ok(RuntimeKind::Podman)
+        );
+    }
+
+    #[test]
+    fn explicit_docker_never_falls_back() {
+        let err = pick(RuntimeChoice::Docker, false, Ok(false), DOWN()).unwrap_err();
+        assert!(err.contains("runtime = \"docker\""), "{err}");
+    }
+}
