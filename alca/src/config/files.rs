@@ -3,8 +3,9 @@
 //! Layer order (lowest priority first) for a file F:
 //! `layers(extends[last]) … layers(extends[0]), F, layers(includes[0]) … layers(includes[last])`,
 //! which reproduces the Go original's pairwise merges. A file reached twice (a diamond) is kept
-//! once, at its first (lowest) position, so every file still sits below the files extending it.
-//! Only a reference back into the current chain is a cycle.
+//! once: the final order is a topological order of "extended file < extending file < included
+//! file" that otherwise follows first appearance in the list above. Only a reference back into
+//! the current chain is a cycle.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -37,10 +38,11 @@ pub fn resolve(root_file: &Path, env: &dyn EnvSource) -> Result<FileSet, ConfigE
         parsed: HashMap::new(),
         memo: HashMap::new(),
         stack: Vec::new(),
+        below: Vec::new(),
     };
-    let order = walker.layers(&root)?;
+    let flat = walker.layers(&root)?;
     Ok(FileSet {
-        order,
+        order: topo_order(&flat, &walker.below),
         parsed: walker.parsed,
     })
 }
@@ -50,6 +52,8 @@ struct Walker<'a> {
     parsed: HashMap<PathBuf, ParsedFile>,
     memo: HashMap<PathBuf, Vec<PathBuf>>,
     stack: Vec<PathBuf>,
+    /// `(lower, higher)` pairs: an extended file is below its extender, an included file above.
+    below: Vec<(PathBuf, PathBuf)>,
 }
 
 /// Which directive a reference came from.
@@ -82,13 +86,13 @@ impl Walker<'_> {
         let mut out = Vec::new();
         let ext = self.expand_refs(file, Directive::Extends, &extends)?;
         for target in ext.iter().rev() {
-            let sub = self.follow(file, target)?;
-            out.extend(sub);
+            out.extend(self.follow(file, target)?);
+            self.below.push((target.path.clone(), file.to_path_buf()));
         }
         out.push(file.to_path_buf());
         for target in self.expand_refs(file, Directive::Includes, &includes)? {
-            let sub = self.follow(file, &target)?;
-            out.extend(sub);
+            out.extend(self.follow(file, &target)?);
+            self.below.push((file.to_path_buf(), target.path));
         }
         self.stack.pop();
         let out = dedup_keep_first(out);
@@ -213,6 +217,30 @@ fn canonical(p: &Path) -> std::io::Result<PathBuf> {
     } else {
         Err(std::io::Error::other("not a regular file"))
     }
+}
+
+/// Orders `flat` (already free of duplicates) so every `(lower, higher)` pair holds, choosing
+/// among the files that may come next the one that appears first in `flat`. Contradictory
+/// pairs (possible when extends and includes point in opposite directions) are broken in
+/// `flat` order.
+fn topo_order(flat: &[PathBuf], below: &[(PathBuf, PathBuf)]) -> Vec<PathBuf> {
+    let mut done = vec![false; flat.len()];
+    let pos = |p: &PathBuf| flat.iter().position(|f| f == p);
+    let edges: Vec<(usize, usize)> = below
+        .iter()
+        .filter_map(|(lo, hi)| Some((pos(lo)?, pos(hi)?)))
+        .collect();
+    let mut out = Vec::with_capacity(flat.len());
+    while out.len() < flat.len() {
+        let ready = |i: usize| !edges.iter().any(|&(lo, hi)| hi == i && lo != i && !done[lo]);
+        let next = (0..flat.len())
+            .find(|&i| !done[i] && ready(i))
+            .or_else(|| (0..flat.len()).find(|&i| !done[i]));
+        let Some(i) = next else { break };
+        done[i] = true;
+        out.push(flat[i].clone());
+    }
+    out
 }
 
 fn dedup_keep_first(list: Vec<PathBuf>) -> Vec<PathBuf> {

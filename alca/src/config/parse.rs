@@ -70,7 +70,7 @@ fn deserialize(
         ConfigError::at(
             file,
             &field,
-            e,
+            e.message().trim_end(),
             "change the value to the expected form (see alca-config.schema.json)",
         )
     })
