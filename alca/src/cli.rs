@@ -43,6 +43,12 @@ pub enum Command {
     /// Experimental commands
     #[command(subcommand)]
     Experimental(ExperimentalCommand),
+    /// Internal: serve a filtered view of a directory (started by `alca up`)
+    #[command(name = "__serve-view", hide = true)]
+    ServeView {
+        /// State directory of the view (holds view.json)
+        state_dir: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod drift;
+pub mod exclude;
 pub mod hooks;
 pub mod network;
 pub mod project;

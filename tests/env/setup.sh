@@ -13,7 +13,7 @@ WORK=/var/lib/alca-testenv; mkdir -p "$WORK"
 
 # --- 1. packages (only installs what is missing) ---------------------------------------------
 PKGS=(nftables iproute2 iptables docker.io containerd runc podman netavark aardvark-dns slirp4netns
-      uidmap fuse-overlayfs busybox-static dbus dbus-bin polkitd pkexec python3-dbus python3-gi)
+      uidmap fuse-overlayfs fuse3 busybox-static dbus dbus-bin polkitd pkexec python3-dbus python3-gi)
 [ "${ALCA_TESTENV_DEBIAN:-0}" = 1 ] && PKGS+=(debootstrap)
 missing=()
 for p in "${PKGS[@]}"; do
@@ -25,6 +25,7 @@ if ((${#missing[@]})); then apt-get update -q; apt-get install -y -q "${missing[
 [ -s "$WORK/orig.env" ] || printf 'IP_FORWARD=%s\nTUN_MODE=%s\nFUSE_MODE=%s\n' "$(sysctl -n net.ipv4.ip_forward)" \
   "$(stat -c %a /dev/net/tun 2>/dev/null)" "$(stat -c %a /dev/fuse 2>/dev/null)" > "$WORK/orig.env"
 chmod 0666 /dev/net/tun /dev/fuse 2>/dev/null || true   # udev-less VM ships them 0600; rootless podman needs them
+grep -qx user_allow_other /etc/fuse.conf 2>/dev/null || echo user_allow_other >> /etc/fuse.conf   # alca's filtered view (allow_other)
 sysctl -qw net.ipv4.ip_forward=1
 
 # --- 3. podman: root here lacks CAP_SYS_RESOURCE, so podman's default rlimits (nofile=1048576) fail

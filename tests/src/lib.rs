@@ -1,4 +1,5 @@
 //! Shared helpers for the end-to-end suites: locating the built binaries, running them as a
 //! given user, and creating/cleaning test fixtures.
 pub mod docker;
+pub mod view;
 pub mod netns;

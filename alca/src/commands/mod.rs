@@ -13,6 +13,7 @@ pub mod lifecycle;
 pub mod list;
 pub mod run;
 pub mod status;
+pub mod sync;
 pub mod up;
 
 /// Runs one parsed command and returns the process exit code.
@@ -27,7 +28,8 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Cleanup(args) => cleanup::run(&args),
         Command::NetworkHelper(_) => not_built("network-helper"),
         Command::Network(_) => not_built("network"),
-        Command::Experimental(_) => not_built("experimental"),
+        Command::Experimental(crate::cli::ExperimentalCommand::Sync(cmd)) => sync::run(&cmd),
+        Command::ServeView { state_dir } => crate::exclude::serve_command(&state_dir),
     }
 }
 

@@ -1,0 +1,64 @@
+//! `alca experimental sync check|resolve`: conflicts of the file-exclusion engine. The Linux
+//! engine is a live filtered view of the project (one copy of every file), so there is never
+//! anything to report or resolve; a syncing engine (Mutagen on macOS) reports through the same
+//! trait.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::cli::SyncCommand;
+use crate::exclude::{self, Conflict, Engine};
+use crate::project;
+
+/// Runs `sync check` or `sync resolve` for the project around the current directory.
+pub fn run(command: &SyncCommand) -> anyhow::Result<ExitCode> {
+    let root = project::find_root_from_cwd()?;
+    let engine = exclude::engine_for_platform()?;
+    let conflicts = all_conflicts(engine.as_ref(), &root)?;
+    match command {
+        SyncCommand::Check => print_check(engine.as_ref(), &conflicts),
+        SyncCommand::Resolve => print_resolve(&conflicts),
+    }
+}
+
+fn all_conflicts(engine: &dyn Engine, root: &Path) -> anyhow::Result<Vec<Conflict>> {
+    let mut found = Vec::new();
+    for state_dir in view_dirs(root) {
+        found.extend(engine.conflicts(&state_dir)?);
+    }
+    Ok(found)
+}
+
+/// State directories of the project's views (`.alca/views/*`).
+fn view_dirs(root: &Path) -> Vec<PathBuf> {
+    let dir = root.join(project::STATE_DIR).join("views");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    dirs.sort();
+    dirs
+}
+
+fn print_check(engine: &dyn Engine, conflicts: &[Conflict]) -> anyhow::Result<ExitCode> {
+    if conflicts.is_empty() {
+        println!("{}", engine.no_conflicts_message());
+        return Ok(ExitCode::SUCCESS);
+    }
+    for c in conflicts {
+        println!("conflict: {}: {}", c.path.display(), c.detail);
+    }
+    println!("run `alca experimental sync resolve` to resolve them");
+    Ok(ExitCode::FAILURE)
+}
+
+fn print_resolve(conflicts: &[Conflict]) -> anyhow::Result<ExitCode> {
+    if conflicts.is_empty() {
+        println!("nothing to resolve (live filtered view)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    anyhow::bail!(
+        "{} conflict(s) need resolving, but this engine cannot resolve them automatically",
+        conflicts.len()
+    )
+}

@@ -1,0 +1,265 @@
+//! Operations that change names or metadata: setattr, mkdir, mknod, symlink, link, unlink,
+//! rmdir and rename. Creating or renaming *to* an excluded path is refused with `EACCES`;
+//! a directory rename that would reveal hidden entries below it fails with `EXDEV`.
+
+use std::ffi::OsStr;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::time::SystemTime;
+
+use fuser::{Errno, FileAttr, TimeOrNow};
+use nix::fcntl::{openat, AtFlags, OFlag};
+use nix::sys::stat::{
+    fchmodat, mkdirat, mknodat, utimensat, FchmodatFlags, Mode, SFlag, UtimensatFlags,
+};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{fchownat, ftruncate, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
+
+use super::host::{errno, host_id, proc_path, stat_at};
+use super::listing::{rename_would_expose, RENAME_CHECK_BUDGET};
+use super::{attr, FilterFs, Located};
+
+/// The attribute changes of one setattr request.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AttrChange {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub atime: Option<TimeOrNow>,
+    pub mtime: Option<TimeOrNow>,
+}
+
+impl FilterFs {
+    pub(super) fn setattr_of(
+        &self,
+        ino: u64,
+        change: AttrChange,
+        fh: Option<u64>,
+    ) -> Result<FileAttr, Errno> {
+        let (loc, st) = self.locate(ino)?;
+        if let Some(mode) = change.mode {
+            chmod(&loc, &st, mode)?;
+        }
+        if change.uid.is_some() || change.gid.is_some() {
+            fchownat(
+                &loc.dir,
+                loc.name.as_os_str(),
+                change.uid.map(Uid::from_raw),
+                change.gid.map(Gid::from_raw),
+                AtFlags::AT_SYMLINK_NOFOLLOW,
+            )
+            .map_err(errno)?;
+        }
+        if let Some(size) = change.size {
+            self.truncate(&loc, fh, size)?;
+        }
+        if change.atime.is_some() || change.mtime.is_some() {
+            utimensat(
+                &loc.dir,
+                loc.name.as_os_str(),
+                &timespec(change.atime),
+                &timespec(change.mtime),
+                UtimensatFlags::NoFollowSymlink,
+            )
+            .map_err(errno)?;
+        }
+        self.getattr_of(ino, fh)
+    }
+
+    fn truncate(&self, loc: &Located, fh: Option<u64>, size: u64) -> Result<(), Errno> {
+        let len = i64::try_from(size).map_err(|_| Errno::EFBIG)?;
+        if let Some(file) = fh.and_then(|fh| self.files.get(fh)) {
+            return ftruncate(&*file, len).map_err(errno);
+        }
+        let fd = openat(
+            &loc.dir,
+            loc.name.as_os_str(),
+            OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(errno)?;
+        ftruncate(&fd, len).map_err(errno)
+    }
+
+    pub(super) fn mkdir_in(&self, parent: u64, name: &OsStr, mode: u32) -> Result<FileAttr, Errno> {
+        let dir = self.creatable(parent, name, true)?;
+        mkdirat(&dir, name, Mode::from_bits_truncate(mode)).map_err(errno)?;
+        self.created(parent, &dir, name)
+    }
+
+    pub(super) fn mknod_in(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        rdev: u32,
+    ) -> Result<FileAttr, Errno> {
+        let is_dir = mode & libc::S_IFMT == libc::S_IFDIR;
+        let dir = self.creatable(parent, name, is_dir)?;
+        let kind = SFlag::from_bits_truncate(mode & libc::S_IFMT);
+        let perm = Mode::from_bits_truncate(mode & 0o7777);
+        mknodat(&dir, name, kind, perm, u64::from(rdev)).map_err(errno)?;
+        self.created(parent, &dir, name)
+    }
+
+    pub(super) fn symlink_in(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        target: &Path,
+    ) -> Result<FileAttr, Errno> {
+        let dir = self.creatable(parent, name, false)?;
+        symlinkat(target, &dir, name).map_err(errno)?;
+        self.created(parent, &dir, name)
+    }
+
+    pub(super) fn link_to(&self, ino: u64, parent: u64, name: &OsStr) -> Result<FileAttr, Errno> {
+        let (loc, _) = self.locate(ino)?;
+        let dir = self.creatable(parent, name, false)?;
+        linkat(&loc.dir, loc.name.as_os_str(), &dir, name, AtFlags::empty()).map_err(errno)?;
+        self.created(parent, &dir, name)
+    }
+
+    pub(super) fn remove(&self, parent: u64, name: &OsStr, is_dir: bool) -> Result<(), Errno> {
+        let (dir, rel) = self.parent_dir(parent)?;
+        if self.matcher.is_excluded(&rel.join(name), is_dir) {
+            return Err(Errno::ENOENT);
+        }
+        let flag = if is_dir {
+            UnlinkatFlags::RemoveDir
+        } else {
+            UnlinkatFlags::NoRemoveDir
+        };
+        unlinkat(&dir, name, flag).map_err(errno)
+    }
+
+    pub(super) fn rename_entry(
+        &self,
+        from: (u64, &OsStr),
+        to: (u64, &OsStr),
+        flags: u32,
+    ) -> Result<(), Errno> {
+        let (old_dir, old_parent) = self.parent_dir(from.0)?;
+        let (new_dir, new_parent) = self.parent_dir(to.0)?;
+        let (old_rel, new_rel) = (old_parent.join(from.1), new_parent.join(to.1));
+        let st = stat_at(&old_dir, from.1).map_err(errno)?;
+        let is_dir = attr::is_dir(&st);
+        if self.matcher.is_excluded(&old_rel, is_dir) {
+            return Err(Errno::ENOENT);
+        }
+        if self.matcher.is_excluded(&new_rel, is_dir) {
+            return Err(Errno::EACCES);
+        }
+        let exchange = flags & libc::RENAME_EXCHANGE != 0;
+        let other = if exchange {
+            let other = stat_at(&new_dir, to.1).map_err(errno)?;
+            self.check_move(&new_rel, &old_rel, attr::is_dir(&other))?;
+            Some(other)
+        } else {
+            None
+        };
+        self.check_move(&old_rel, &new_rel, is_dir)?;
+        renameat2(&old_dir, from.1, &new_dir, to.1, flags)?;
+        let mut table = self.table();
+        table.moved(host_id(&st), to.0, to.1);
+        if let Some(other) = other {
+            table.moved(host_id(&other), from.0, from.1);
+        }
+        Ok(())
+    }
+
+    /// Refuses (`EXDEV`) moving a directory whose hidden content would become visible.
+    fn check_move(&self, old: &Path, new: &Path, is_dir: bool) -> Result<(), Errno> {
+        if self.matcher.is_excluded(new, is_dir) {
+            return Err(Errno::EACCES);
+        }
+        if !is_dir || self.matcher.renames_keep_descendants() {
+            return Ok(());
+        }
+        let mut budget = RENAME_CHECK_BUDGET;
+        match rename_would_expose(&self.host, &self.matcher, old, new, &mut budget) {
+            Ok(false) => Ok(()),
+            Ok(true) => Err(Errno::EXDEV),
+            Err(e) => Err(errno(e)),
+        }
+    }
+
+    /// Entry reply for `name`, just created in `dir` (the directory of inode `parent`).
+    fn created(
+        &self,
+        parent: u64,
+        dir: &impl std::os::fd::AsFd,
+        name: &OsStr,
+    ) -> Result<FileAttr, Errno> {
+        let st = stat_at(dir, name).map_err(errno)?;
+        Ok(self.entry(parent, name, &st))
+    }
+}
+
+/// chmod without following a symlink planted in place of the node.
+fn chmod(loc: &Located, st: &nix::sys::stat::FileStat, mode: u32) -> Result<(), Errno> {
+    if attr::kind(st.st_mode) == fuser::FileType::Symlink {
+        return Err(Errno::from_i32(libc::EOPNOTSUPP));
+    }
+    let fd = openat(
+        &loc.dir,
+        loc.name.as_os_str(),
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(errno)?;
+    let now = nix::sys::stat::fstat(&fd).map_err(errno)?;
+    if host_id(&now) != loc.host {
+        return Err(Errno::ENOENT);
+    }
+    fchmodat(
+        nix::fcntl::AT_FDCWD,
+        &proc_path(&fd),
+        Mode::from_bits_truncate(mode & 0o7777),
+        FchmodatFlags::FollowSymlink,
+    )
+    .map_err(errno)
+}
+
+fn timespec(t: Option<TimeOrNow>) -> TimeSpec {
+    match t {
+        None => TimeSpec::UTIME_OMIT,
+        Some(TimeOrNow::Now) => TimeSpec::UTIME_NOW,
+        Some(TimeOrNow::SpecificTime(at)) => {
+            let d = at
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default();
+            TimeSpec::from_duration(d)
+        }
+    }
+}
+
+/// `renameat2(2)` through the raw syscall (works with any libc).
+fn renameat2(
+    old_dir: &impl AsRawFd,
+    old: &OsStr,
+    new_dir: &impl AsRawFd,
+    new: &OsStr,
+    flags: u32,
+) -> Result<(), Errno> {
+    let old = std::ffi::CString::new(old.as_bytes()).map_err(|_| Errno::EINVAL)?;
+    let new = std::ffi::CString::new(new.as_bytes()).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: both strings are NUL-terminated and outlive the call; the fds are open.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            old_dir.as_raw_fd(),
+            old.as_ptr(),
+            new_dir.as_raw_fd(),
+            new.as_ptr(),
+            flags,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(Errno::from(std::io::Error::last_os_error()))
+    }
+}

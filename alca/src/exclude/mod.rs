@@ -1,0 +1,198 @@
+//! File isolation (SPEC §4): hide `workdir_exclude` / mount `exclude` paths from the container
+//! while every other file stays live both ways.
+//!
+//! Commands talk to [`Engine`] only. On Linux the engine is a FUSE filtered view of the source
+//! ([`fuse_engine::FuseEngine`]): one source of truth, nothing to sync, nothing to conflict.
+//! The container bind-mounts the view's mountpoint instead of the source, so if the view
+//! server dies the container sees `ENOTCONN`, never the unfiltered files. Another engine (for
+//! example Mutagen on macOS) implements the same trait.
+
+pub mod patterns;
+pub mod spec;
+
+#[cfg(target_os = "linux")]
+pub mod fs;
+#[cfg(target_os = "linux")]
+pub mod fuse_engine;
+#[cfg(target_os = "linux")]
+pub mod server;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+pub use patterns::{ExcludeMatcher, PatternError};
+
+/// Why a view could not be started, stopped or inspected.
+#[derive(Debug, thiserror::Error)]
+pub enum ExcludeError {
+    #[error(transparent)]
+    Pattern(#[from] PatternError),
+    #[error("file exclusion (workdir_exclude / mount exclude) is not supported on {0} yet; remove the exclude patterns or use Linux")]
+    Unsupported(&'static str),
+    #[error("cannot serve {path} through the filtered view: {source}")]
+    Source {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    #[error("the filtered view of {source_dir} did not start: {detail}")]
+    NotStarted { source_dir: PathBuf, detail: String },
+    #[error("the filtered view at {mountpoint} failed verification: {detail}")]
+    Verify { mountpoint: PathBuf, detail: String },
+    #[error("invalid view state file {path}: {detail}; run `alca down` and `alca up` again")]
+    State { path: PathBuf, detail: String },
+}
+
+impl ExcludeError {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        ExcludeError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// A running view: bind-mount `mountpoint` into the container instead of the source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewHandle {
+    pub mountpoint: PathBuf,
+    /// Process serving the view.
+    pub pid: u32,
+    /// True when this call mounted a new view (first start, or after a crash/reboot/pattern
+    /// change). A container created earlier still holds the old, dead mount and must be
+    /// restarted (its bind mount is re-resolved on start).
+    pub fresh: bool,
+}
+
+/// State of one view as seen from the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ViewStatus {
+    /// Mounted and answering.
+    Running { pid: u32, mountpoint: PathBuf },
+    /// Mounted but its server is gone (`ENOTCONN`), or the server runs without its mount.
+    Dead { mountpoint: PathBuf, reason: String },
+    /// Nothing mounted.
+    Stopped,
+}
+
+impl fmt::Display for ViewStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ViewStatus::Running { pid, mountpoint } => {
+                write!(
+                    f,
+                    "active (filtered view at {}, pid {pid})",
+                    mountpoint.display()
+                )
+            }
+            ViewStatus::Dead { mountpoint, reason } => {
+                write!(
+                    f,
+                    "broken ({reason} at {}); run `alca up`",
+                    mountpoint.display()
+                )
+            }
+            ViewStatus::Stopped => f.write_str("stopped"),
+        }
+    }
+}
+
+/// A file-sync conflict reported by `alca experimental sync check`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    pub path: PathBuf,
+    pub detail: String,
+}
+
+/// How excluded paths are kept away from the container.
+pub trait Engine {
+    /// Short name shown by `status` and `sync check`.
+    fn name(&self) -> &'static str;
+
+    /// Starts (or reuses) the view of `source` without the paths matching `patterns`.
+    /// `state_dir` belongs to this view alone (see [`state_dir_for`]); it holds the pid, the
+    /// log and the mountpoint. Idempotent: a healthy view with the same patterns is reused,
+    /// a dead one is cleaned up and started again. Fails closed: on error nothing is mounted.
+    fn start(
+        &self,
+        source: &Path,
+        patterns: &[String],
+        state_dir: &Path,
+    ) -> Result<ViewHandle, ExcludeError>;
+
+    /// Unmounts the view and ends its server; stopping a stopped view is not an error.
+    fn stop(&self, state_dir: &Path) -> Result<(), ExcludeError>;
+
+    /// Inspects the view without changing anything.
+    fn status(&self, state_dir: &Path) -> ViewStatus;
+
+    /// Unresolved sync conflicts; live views never have any.
+    fn conflicts(&self, state_dir: &Path) -> Result<Vec<Conflict>, ExcludeError>;
+
+    /// One-line summary of what `conflicts` found, for `sync check`.
+    fn no_conflicts_message(&self) -> &'static str;
+}
+
+/// The engine for this platform.
+pub fn engine_for_platform() -> Result<Box<dyn Engine>, ExcludeError> {
+    #[cfg(target_os = "linux")]
+    {
+        Ok(Box::new(fuse_engine::FuseEngine::new()))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        Err(ExcludeError::Unsupported(std::env::consts::OS))
+    }
+}
+
+/// `alca __serve-view STATE_DIR`: runs the view server in this process until unmounted.
+pub fn serve_command(state_dir: &Path) -> anyhow::Result<std::process::ExitCode> {
+    #[cfg(target_os = "linux")]
+    {
+        server::serve(state_dir)?;
+        Ok(std::process::ExitCode::SUCCESS)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = state_dir;
+        Err(ExcludeError::Unsupported(std::env::consts::OS).into())
+    }
+}
+
+/// The state directory of the view of `source`: `<alca_dir>/views/<hash of source>`.
+/// `alca_dir` is the project's `.alca/` directory.
+pub fn state_dir_for(alca_dir: &Path, source: &Path) -> PathBuf {
+    let digest = Sha256::digest(source.as_os_str().as_encoded_bytes());
+    let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    alca_dir.join("views").join(hex)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_dirs_differ_per_source_and_are_stable() {
+        let a = state_dir_for(Path::new("/p/.alca"), Path::new("/p"));
+        let b = state_dir_for(Path::new("/p/.alca"), Path::new("/data"));
+        assert_ne!(a, b);
+        assert_eq!(a, state_dir_for(Path::new("/p/.alca"), Path::new("/p")));
+        assert!(a.starts_with("/p/.alca/views"));
+    }
+
+    #[test]
+    fn status_lines_tell_what_to_do() {
+        let dead = ViewStatus::Dead {
+            mountpoint: PathBuf::from("/m"),
+            reason: "server not running".into(),
+        };
+        assert!(dead.to_string().contains("alca up"));
+        assert_eq!(ViewStatus::Stopped.to_string(), "stopped");
+    }
+}

@@ -1,0 +1,106 @@
+//! The view server: the process behind `alca __serve-view STATE_DIR`. It mounts the filtered
+//! view described by `STATE_DIR/view.json`, tells its parent it is ready, and serves until
+//! the view is unmounted or it receives SIGTERM/SIGINT/SIGHUP.
+
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use fuser::{Config, MountOption, SessionACL};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::stat::{umask, Mode};
+
+use super::fs::FilterFs;
+use super::spec::{ViewSpec, SPEC_FILE};
+use super::ExcludeError;
+
+/// Name the view is mounted under (`fuse.alca-view` in mountinfo). Deliberately not the
+/// source path: the container can read its mountinfo.
+pub const FS_NAME: &str = "alca-view";
+/// Line the server prints on stdout once the view is mounted.
+pub const READY_LINE: &str = "ready";
+/// Kernel request threads.
+const THREADS: usize = 4;
+
+/// Mounts and serves the view of `state_dir` until it is unmounted.
+pub fn serve(state_dir: &Path) -> Result<(), ExcludeError> {
+    let spec_path = state_dir.join(SPEC_FILE);
+    let spec = ViewSpec::read(&spec_path)?.ok_or_else(|| ExcludeError::State {
+        path: spec_path.clone(),
+        detail: "missing".into(),
+    })?;
+    let matcher = spec.matcher()?;
+    // The container's requested modes are already masked by its own umask.
+    umask(Mode::empty());
+    raise_fd_limit();
+    let signals = block_stop_signals()?;
+    let fs = FilterFs::new(&spec.source, matcher).map_err(|source| ExcludeError::Source {
+        path: spec.source.clone(),
+        source,
+    })?;
+    let mut session = fuser::Session::new(fs, &spec.mountpoint, &mount_config())
+        .map_err(|e| ExcludeError::io(format!("cannot mount {}", spec.mountpoint.display()), e))?;
+    let mut unmounter = session.unmount_callable();
+    let mountpoint = spec.mountpoint.clone();
+    std::thread::spawn(move || {
+        if signals.wait().is_ok() && unmounter.unmount().is_err() {
+            super::fuse_engine::lazy_unmount(&mountpoint);
+        }
+    });
+    announce_ready()?;
+    session
+        .run()
+        .map_err(|e| ExcludeError::io("the filtered view stopped with an error", e))
+}
+
+fn mount_config() -> Config {
+    let mut config = Config::default();
+    config.mount_options = vec![
+        MountOption::FSName(FS_NAME.into()),
+        MountOption::Subtype(FS_NAME.into()),
+        MountOption::DefaultPermissions,
+        MountOption::NoDev,
+        MountOption::NoSuid,
+        MountOption::RW,
+    ];
+    // allow_other: the container runtime (root) and the container's users must reach it.
+    config.acl = SessionACL::All;
+    config.n_threads = Some(THREADS);
+    config.clone_fd = true;
+    config
+}
+
+/// Blocks the stop signals in this thread (and so in every thread spawned later) and
+/// returns the set for a dedicated thread to wait on.
+fn block_stop_signals() -> Result<SigSet, ExcludeError> {
+    let mut set = SigSet::empty();
+    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        set.add(sig);
+    }
+    set.thread_block()
+        .map_err(|e| ExcludeError::io("cannot block signals", e.into()))?;
+    Ok(set)
+}
+
+/// Tells the parent the view is mounted, then detaches stdout so the parent may exit.
+fn announce_ready() -> Result<(), ExcludeError> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{READY_LINE}")
+        .and_then(|()| out.flush())
+        .map_err(|e| ExcludeError::io("cannot report readiness", e))?;
+    let devnull = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| ExcludeError::io("cannot open /dev/null", e))?;
+    // SAFETY: dup2 onto our own stdout descriptor; both descriptors are valid.
+    unsafe { libc::dup2(devnull.as_raw_fd(), libc::STDOUT_FILENO) };
+    Ok(())
+}
+
+/// One descriptor per open file in the container: use the whole hard limit.
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}

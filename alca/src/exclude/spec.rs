@@ -1,0 +1,108 @@
+//! The description of one view (`<state_dir>/view.json`), written by the CLI and read by the
+//! view server, so the server's command line carries no paths or patterns.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{ExcludeError, ExcludeMatcher};
+
+/// File name of the spec inside a view's state directory.
+pub const SPEC_FILE: &str = "view.json";
+
+/// What a view serves and where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewSpec {
+    /// Canonical source directory.
+    pub source: PathBuf,
+    /// Where the view is mounted (inside the state directory).
+    pub mountpoint: PathBuf,
+    /// gitignore-style patterns, relative to `source`.
+    pub patterns: Vec<String>,
+}
+
+impl ViewSpec {
+    /// The spec of the view of `source` kept in `state_dir`.
+    pub fn new(source: PathBuf, patterns: &[String], state_dir: &Path) -> Self {
+        ViewSpec {
+            source,
+            mountpoint: state_dir.join("mnt"),
+            patterns: patterns.to_vec(),
+        }
+    }
+
+    /// The matcher the server applies: the patterns, plus the state directory (and with it
+    /// the mountpoint) when it lies inside the source, so the view never serves itself.
+    pub fn matcher(&self) -> Result<ExcludeMatcher, ExcludeError> {
+        let matcher = ExcludeMatcher::compile(&self.patterns)?;
+        let state_dir = self.mountpoint.parent().unwrap_or(&self.mountpoint);
+        Ok(match state_dir.strip_prefix(&self.source) {
+            Ok(rel) if !rel.as_os_str().is_empty() => matcher.hide(rel.to_path_buf()),
+            _ => matcher,
+        })
+    }
+
+    pub fn write(&self, state_dir: &Path) -> Result<(), ExcludeError> {
+        let path = state_dir.join(SPEC_FILE);
+        let text = serde_json::to_string_pretty(self).map_err(|e| ExcludeError::State {
+            path: path.clone(),
+            detail: e.to_string(),
+        })?;
+        std::fs::write(&path, text)
+            .map_err(|e| ExcludeError::io(format!("cannot write {}", path.display()), e))
+    }
+
+    /// Reads the spec at `path`; `None` when there is none.
+    pub fn read(path: &Path) -> Result<Option<ViewSpec>, ExcludeError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(ExcludeError::io(
+                    format!("cannot read {}", path.display()),
+                    e,
+                ))
+            }
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| ExcludeError::State {
+                path: path.to_path_buf(),
+                detail: e.to_string(),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_dir_inside_the_source_is_hidden() {
+        let spec = ViewSpec::new(
+            PathBuf::from("/p"),
+            &["**/.env".to_string()],
+            Path::new("/p/.alca/views/ab"),
+        );
+        let m = spec.matcher().expect("compiles");
+        assert!(m.is_excluded(Path::new(".alca/views/ab/mnt"), true));
+        assert!(!m.is_excluded(Path::new(".alca/state.json"), false));
+        assert!(m.is_excluded(Path::new("x/.env"), false));
+    }
+
+    #[test]
+    fn round_trip_and_missing_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spec = ViewSpec::new(PathBuf::from("/src"), &["a/".to_string()], dir.path());
+        spec.write(dir.path()).expect("write");
+        let back = ViewSpec::read(&dir.path().join(SPEC_FILE)).expect("read");
+        assert_eq!(back, Some(spec));
+        assert_eq!(
+            ViewSpec::read(&dir.path().join("nope")).expect("read"),
+            None
+        );
+        std::fs::write(dir.path().join(SPEC_FILE), "{").expect("write");
+        let err = ViewSpec::read(&dir.path().join(SPEC_FILE)).unwrap_err();
+        assert!(err.to_string().contains("alca down"), "{err}");
+    }
+}
