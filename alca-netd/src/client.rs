@@ -84,11 +84,36 @@ impl Client {
 
     /// Whether some process owns the daemon's name right now (does not start it).
     pub fn is_running(&self) -> Result<bool, NetdError> {
+        Ok(self.daemon_pid()?.is_some())
+    }
+
+    /// PID of the process owning the daemon's name, if any (does not start it).
+    pub fn daemon_pid(&self) -> Result<Option<u32>, NetdError> {
         self.runtime.block_on(async {
             let dbus = zbus::fdo::DBusProxy::new(self.proxy.inner().connection()).await?;
-            let name = zbus::names::BusName::try_from(crate::service::BUS_NAME)
-                .map_err(zbus::Error::from)?;
-            Ok(dbus.name_has_owner(name).await.map_err(zbus::Error::from)?)
+            let name = zbus::names::BusName::try_from(crate::service::BUS_NAME)?;
+            if !dbus
+                .name_has_owner(name.clone())
+                .await
+                .map_err(zbus::Error::from)?
+            {
+                return Ok(None);
+            }
+            match dbus.get_connection_unix_process_id(name).await {
+                Ok(pid) => Ok(Some(pid)),
+                // The owner left between the two calls.
+                Err(zbus::fdo::Error::NameHasNoOwner(_)) => Ok(None),
+                Err(e) => Err(zbus::Error::from(e).into()),
+            }
+        })
+    }
+
+    /// Asks the bus daemon to re-read its configuration (after the policy file changed).
+    pub fn reload_bus_config(&self) -> Result<(), NetdError> {
+        self.runtime.block_on(async {
+            let dbus = zbus::fdo::DBusProxy::new(self.proxy.inner().connection()).await?;
+            dbus.reload_config().await.map_err(zbus::Error::from)?;
+            Ok(())
         })
     }
 }

@@ -164,12 +164,14 @@ impl Engine {
             })
             .collect();
         if caller == 0 {
-            out.extend(stray_projects(&tables, &saved).map(|project| ProjectStatus {
-                project,
-                owner_uid: 0,
-                saved: false,
-                applied: true,
-            }));
+            out.extend(
+                stray_projects(&tables, &saved).map(|project| ProjectStatus {
+                    project,
+                    owner_uid: 0,
+                    saved: false,
+                    applied: true,
+                }),
+            );
         }
         Ok(out)
     }
@@ -195,7 +197,10 @@ impl Engine {
         let unreadable: Vec<String> = report.problems.clone();
         let tables: BTreeSet<String> = self.firewall.alca_tables()?.into_iter().collect();
         for project in stray_projects(&tables, &saved) {
-            if unreadable.iter().any(|p| p.contains(&format!("{project}.json"))) {
+            if unreadable
+                .iter()
+                .any(|p| p.contains(&format!("{project}.json")))
+            {
                 continue;
             }
             match self.firewall.apply(&delete_batch(&project)) {
@@ -352,7 +357,10 @@ mod tests {
         let tables = nft.tables.lock().unwrap().clone();
         assert!(tables.contains("alca-aaaaaaaa"));
         assert!(!tables.contains("alca-deadbeefdeadbeef"));
-        assert!(tables.contains("alca-not-a-project"), "only project-shaped names are swept");
+        assert!(
+            tables.contains("alca-not-a-project"),
+            "only project-shaped names are swept"
+        );
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! The named D-Bus errors of `io.github.alcatraz.Netd1`, shared by the daemon (which returns
 //! them) and the client proxy (which decodes them back into the same type).
 
+/// The transport error inside [`NetdError::ZBus`], for callers that do not depend on zbus.
+pub use zbus::Error as TransportError;
+
 /// Prefix of every error name the daemon returns.
 pub const ERROR_PREFIX: &str = "io.github.alcatraz.Netd1.Error";
 

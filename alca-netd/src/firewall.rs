@@ -13,10 +13,7 @@ use crate::spec::NAME_PREFIX;
 #[derive(Debug, thiserror::Error)]
 pub enum FirewallError {
     #[error("cannot run {bin}: {source}")]
-    Spawn {
-        bin: String,
-        source: std::io::Error,
-    },
+    Spawn { bin: String, source: std::io::Error },
     #[error("nft refused the transaction: {0}")]
     Nft(String),
     #[error("nft printed output that is not nftables JSON: {0}")]
@@ -88,8 +85,8 @@ impl Firewall for Nft {
 
     fn alca_tables(&self) -> Result<Vec<String>, FirewallError> {
         let out = self.run(&["-j", "list", "tables", "inet"], None)?;
-        let json: Value = serde_json::from_slice(&out)
-            .map_err(|e| FirewallError::Output(e.to_string()))?;
+        let json: Value =
+            serde_json::from_slice(&out).map_err(|e| FirewallError::Output(e.to_string()))?;
         Ok(alca_table_names(&json))
     }
 }
@@ -110,7 +107,8 @@ pub fn alca_table_names(listing: &Value) -> Vec<String> {
 
 /// Refuses a batch unless every command names an `alca-` table.
 pub fn ensure_only_alca(batch: &Value) -> Result<(), FirewallError> {
-    let foreign = |what: &Value| FirewallError::Foreign(what.to_string().chars().take(120).collect());
+    let foreign =
+        |what: &Value| FirewallError::Foreign(what.to_string().chars().take(120).collect());
     let commands = batch["nftables"].as_array().ok_or_else(|| foreign(batch))?;
     for command in commands {
         let Some((verb, body)) = single_entry(command) else {

@@ -117,11 +117,7 @@ mod tests {
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
-        let Some(dev) = text
-            .split_whitespace()
-            .skip_while(|w| *w != "dev")
-            .nth(1)
-        else {
+        let Some(dev) = text.split_whitespace().skip_while(|w| *w != "dev").nth(1) else {
             // No default route on this machine: the error must say so.
             assert!(host_ip().unwrap_err().to_string().contains("default route"));
             return;

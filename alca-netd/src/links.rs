@@ -87,10 +87,7 @@ mod tests {
 
     #[tokio::test]
     async fn loopback_is_not_a_bridge_and_absent_names_pass() {
-        assert!(matches!(
-            link_kind("lo").await.unwrap(),
-            LinkKind::Other(_)
-        ));
+        assert!(matches!(link_kind("lo").await.unwrap(), LinkKind::Other(_)));
         assert!(matches!(
             check_bridge("lo").await,
             Err(LinkError::NotABridge { .. })

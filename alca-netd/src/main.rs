@@ -7,9 +7,9 @@
 
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
 use alca_netd::engine::{Engine, RestoreReport};
 use alca_netd::service::{NetdService, BUS_NAME, OBJECT_PATH};
+use anyhow::{bail, Context};
 
 #[derive(Debug, PartialEq, Eq)]
 enum Mode {
@@ -116,7 +116,11 @@ fn main() -> anyhow::Result<()> {
                     report.swept.len()
                 );
                 if !report.problems.is_empty() {
-                    bail!("{} problem(s): {}", report.problems.len(), report.problems.join("; "));
+                    bail!(
+                        "{} problem(s): {}",
+                        report.problems.len(),
+                        report.problems.join("; ")
+                    );
                 }
                 Ok(())
             }
@@ -129,7 +133,10 @@ mod tests {
     use super::*;
 
     fn args(a: &[&str]) -> impl Iterator<Item = String> {
-        a.iter().map(|s| s.to_string()).collect::<Vec<_>>().into_iter()
+        a.iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .into_iter()
     }
 
     #[test]

@@ -152,7 +152,10 @@ mod tests {
     fn shipped_introspection_matches_the_interface() {
         let live = introspection_xml();
         if std::env::var_os("UPDATE_INTROSPECTION").is_some() {
-            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/dbus/io.github.alcatraz.Netd1.xml");
+            let path = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/dbus/io.github.alcatraz.Netd1.xml"
+            );
             std::fs::write(path, &live).unwrap();
             return;
         }

@@ -114,7 +114,9 @@ impl Store {
     pub fn save(&self, saved: &Saved) -> Result<(), StoreError> {
         self.ensure_dirs()?;
         let path = self.file(&saved.spec.project);
-        let tmp = self.projects().join(format!(".{}.json.tmp", saved.spec.project));
+        let tmp = self
+            .projects()
+            .join(format!(".{}.json.tmp", saved.spec.project));
         let bytes = serde_json::to_vec_pretty(saved).map_err(|e| StoreError::Corrupt {
             path: path.clone(),
             reason: e.to_string(),
@@ -188,7 +190,10 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<Saved, StoreError> {
     saved.spec.validate().map_err(|e| corrupt(e.to_string()))?;
     let expected = format!("{}.json", saved.spec.project);
     if path.file_name().and_then(|n| n.to_str()) != Some(expected.as_str()) {
-        return Err(corrupt(format!("file name does not match project {}", saved.spec.project)));
+        return Err(corrupt(format!(
+            "file name does not match project {}",
+            saved.spec.project
+        )));
     }
     Ok(saved)
 }
@@ -219,7 +224,10 @@ mod tests {
         assert_eq!(store.load("deadbeef").unwrap(), None);
         store.save(&saved("deadbeef", 1000)).unwrap();
         store.save(&saved("0123456789", 0)).unwrap();
-        assert_eq!(store.load("deadbeef").unwrap(), Some(saved("deadbeef", 1000)));
+        assert_eq!(
+            store.load("deadbeef").unwrap(),
+            Some(saved("deadbeef", 1000))
+        );
         let (all, problems) = store.all().unwrap();
         assert_eq!(all.len(), 2);
         assert!(problems.is_empty());
@@ -235,7 +243,11 @@ mod tests {
         store.save(&saved("deadbeef", 1000)).unwrap();
         let projects = dir.path().join("projects");
         fs::write(projects.join("aaaaaaaa.json"), b"{not json").unwrap();
-        fs::copy(projects.join("deadbeef.json"), projects.join("bbbbbbbb.json")).unwrap();
+        fs::copy(
+            projects.join("deadbeef.json"),
+            projects.join("bbbbbbbb.json"),
+        )
+        .unwrap();
         let (all, problems) = store.all().unwrap();
         assert_eq!(all, vec![saved("deadbeef", 1000)]);
         assert_eq!(problems.len(), 2);

@@ -112,6 +112,9 @@ pub struct HelperArgs {
     /// Do not ask for confirmation
     #[arg(short = 'y', long)]
     pub yes: bool,
+    /// User to add to group `alcatraz` (install only; default: $SUDO_USER)
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

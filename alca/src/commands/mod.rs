@@ -6,11 +6,12 @@ use anyhow::bail;
 
 use crate::cli::Command;
 
-pub mod init;
 pub mod cleanup;
 pub mod down;
+pub mod init;
 pub mod lifecycle;
 pub mod list;
+pub mod network_helper;
 pub mod run;
 pub mod status;
 pub mod sync;
@@ -26,7 +27,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Status => status::run(),
         Command::List => list::run(),
         Command::Cleanup(args) => cleanup::run(&args),
-        Command::NetworkHelper(_) => not_built("network-helper"),
+        Command::NetworkHelper(cmd) => network_helper::run(cmd),
         Command::Network(_) => not_built("network"),
         Command::Experimental(crate::cli::ExperimentalCommand::Sync(cmd)) => sync::run(&cmd),
         Command::ServeView { state_dir } => crate::exclude::serve_command(&state_dir),

@@ -1,0 +1,21 @@
+//! `alca network-helper install|uninstall|status`: the one sudo step that installs `alca-netd`,
+//! its bus policy, activation file, polkit action and rule, and group `alcatraz`.
+
+mod install;
+mod status;
+mod system;
+mod uninstall;
+
+use std::process::ExitCode;
+
+use crate::cli::NetworkHelperCommand;
+
+/// Runs one `network-helper` subcommand.
+pub fn run(command: NetworkHelperCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        NetworkHelperCommand::Install(args) => install::run(&args),
+        NetworkHelperCommand::Uninstall(args) => uninstall::run(&args),
+        NetworkHelperCommand::Status => status::run(),
+    }?;
+    Ok(ExitCode::SUCCESS)
+}

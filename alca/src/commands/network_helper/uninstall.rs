@@ -1,0 +1,97 @@
+//! `alca network-helper uninstall`: stops the daemon, removes every `alca-` nftables table, the
+//! saved state, the shipped files, the binary and group `alcatraz`.
+
+use std::fs;
+use std::path::Path;
+
+use alca_netd::client::Client;
+use alca_netd::engine::Engine;
+use alca_netd::shipped::{DAEMON_PATH, FILES, GROUP};
+use alca_netd::store::STATE_DIR;
+use anyhow::Context;
+
+use super::system::{
+    confirm, group_exists, remove_file, require_root, run_tool, stop_unmanaged_daemon,
+    systemd_is_pid1,
+};
+use crate::cli::HelperArgs;
+
+fn plan() -> Vec<String> {
+    let mut plan = vec![
+        "Stop alca-netd".to_string(),
+        "Delete every nftables table named alca-…".into(),
+        format!("Remove {STATE_DIR}"),
+    ];
+    plan.extend(FILES.iter().map(|f| format!("Remove {}", f.path)));
+    plan.push(format!("Remove {DAEMON_PATH}"));
+    plan.push(format!("Delete group {GROUP}"));
+    plan
+}
+
+pub fn run(args: &HelperArgs) -> anyhow::Result<()> {
+    require_root("uninstall")?;
+    println!("This will uninstall the network helper and remove all Alcatraz network rules:");
+    if !confirm(args.yes, &plan())? {
+        println!("Uninstallation cancelled.");
+        return Ok(());
+    }
+    println!();
+    let systemd = systemd_is_pid1();
+    if systemd {
+        // Units may already be gone; that is fine.
+        let _ = run_tool(
+            "systemctl",
+            [
+                "disable",
+                "--now",
+                "alca-netd.service",
+                "alca-netd-reapply.service",
+            ],
+        );
+    }
+    // Remove activation first so nothing starts the daemon again while we clean up.
+    for file in FILES {
+        if remove_file(Path::new(file.path))? {
+            println!("Removed {}", file.path);
+        }
+    }
+    let client = Client::connect().ok();
+    if let Some(client) = &client {
+        let _ = client.reload_bus_config();
+        if let Some(pid) = stop_unmanaged_daemon(client)? {
+            println!("Stopped alca-netd (pid {pid})");
+        }
+    }
+    for table in Engine::system()
+        .purge()
+        .map_err(|e| anyhow::anyhow!("cannot remove the alca- tables: {}", e.message()))?
+    {
+        println!("Deleted nftables table inet {table}");
+    }
+    remove_state_and_binary()?;
+    if systemd {
+        let _ = run_tool("systemctl", ["daemon-reload"]);
+    }
+    if group_exists(GROUP)? {
+        run_tool("groupdel", [GROUP])?;
+        println!("Deleted group {GROUP}");
+    }
+    println!();
+    println!("Network helper uninstalled successfully.");
+    Ok(())
+}
+
+fn remove_state_and_binary() -> anyhow::Result<()> {
+    if Path::new(STATE_DIR).exists() {
+        fs::remove_dir_all(STATE_DIR).with_context(|| format!("cannot remove {STATE_DIR}"))?;
+        println!("Removed {STATE_DIR}");
+    }
+    if remove_file(Path::new(DAEMON_PATH))? {
+        println!("Removed {DAEMON_PATH}");
+    }
+    if let Some(dir) = Path::new(DAEMON_PATH).parent() {
+        // Only if empty: something else may live there.
+        let _ = fs::remove_dir(dir);
+    }
+    Ok(())
+}

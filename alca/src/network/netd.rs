@@ -1,0 +1,111 @@
+//! [`NetworkGuard`] over the `alca-netd` daemon on the system bus, with its errors turned into
+//! messages that tell the user what to do.
+
+use alca_netd::client::{is_service_missing, Client};
+use alca_netd::errors::NetdError;
+use alca_netd::NetSpec;
+
+use super::{NetworkGuard, Unavailable};
+
+/// The command that sets the helper up.
+const INSTALL_HINT: &str = "sudo alca network-helper install";
+
+/// Talks to `alca-netd` through D-Bus.
+pub struct NetdGuard {
+    client: Client,
+}
+
+impl NetdGuard {
+    /// Connects to the system bus and makes sure the daemon answers (starting it by activation).
+    pub fn connect() -> Result<Self, String> {
+        let client = Client::connect().map_err(|e| unreachable_reason(&e))?;
+        client.launcher().map_err(|e| unreachable_reason(&e))?;
+        Ok(NetdGuard { client })
+    }
+}
+
+/// The guard `up` uses: the daemon, or [`Unavailable`] (which fails closed) with the reason.
+pub fn connect_guard() -> Box<dyn NetworkGuard> {
+    match NetdGuard::connect() {
+        Ok(guard) => Box::new(guard),
+        Err(reason) => Box::new(Unavailable { reason }),
+    }
+}
+
+/// Why the daemon could not be reached, in words.
+fn unreachable_reason(err: &NetdError) -> String {
+    if is_service_missing(err) {
+        return format!(
+            "the network helper alca-netd is not installed or cannot start ({})",
+            err.message()
+        );
+    }
+    match err {
+        NetdError::ZBus(e) => format!("cannot reach the system D-Bus: {e}"),
+        other => other.message(),
+    }
+}
+
+/// Turns a daemon error into a user-facing error that says what to do next.
+pub fn explain(err: NetdError) -> anyhow::Error {
+    let message = match &err {
+        NetdError::NotAuthorized(m) => format!(
+            "not allowed to change network rules ({m}). Run `{INSTALL_HINT}` once, then log in \
+             again (or run `newgrp alcatraz`) so your user is in group `alcatraz`"
+        ),
+        NetdError::NotOwner(m) => m.clone(),
+        NetdError::InvalidRequest(m) => format!("the network helper refused the request: {m}"),
+        NetdError::ApplyFailed(m) => format!(
+            "the network helper could not apply the rules; the previous rules stay in place: {m}"
+        ),
+        NetdError::Internal(m) => format!("the network helper failed: {m}"),
+        NetdError::ZBus(_) => format!(
+            "{}. Run `{INSTALL_HINT}` once to set it up",
+            unreachable_reason(&err)
+        ),
+    };
+    anyhow::anyhow!(message)
+}
+
+impl NetworkGuard for NetdGuard {
+    fn apply(&self, spec: &NetSpec) -> anyhow::Result<()> {
+        self.client.apply(spec).map_err(explain)
+    }
+
+    fn remove(&self, project: &str) -> anyhow::Result<()> {
+        self.client.remove(project).map_err(explain)
+    }
+
+    fn is_applied(&self, project: &str) -> anyhow::Result<bool> {
+        Ok(self.client.status(project).map_err(explain)?.applied)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explains_each_error_with_a_next_step() {
+        let msg = explain(NetdError::NotAuthorized("uid 1000".into())).to_string();
+        assert!(
+            msg.contains(INSTALL_HINT) && msg.contains("newgrp alcatraz"),
+            "{msg}"
+        );
+        let msg = explain(NetdError::ApplyFailed("nft: oops".into())).to_string();
+        assert!(msg.contains("previous rules stay"), "{msg}");
+        let missing = NetdError::ZBus(zbus_missing());
+        assert!(is_service_missing(&missing));
+        let msg = explain(missing).to_string();
+        assert!(
+            msg.contains("not installed") && msg.contains(INSTALL_HINT),
+            "{msg}"
+        );
+    }
+
+    fn zbus_missing() -> alca_netd::errors::TransportError {
+        alca_netd::errors::TransportError::InputOutput(std::sync::Arc::new(std::io::Error::from(
+            std::io::ErrorKind::NotFound,
+        )))
+    }
+}
