@@ -68,3 +68,39 @@ pub const FILES: &[ShippedFile] = &[
         systemd_only: true,
     },
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{ACTION_APPLY, ACTION_REMOVE};
+    use crate::service::BUS_NAME;
+
+    /// The files name the same bus name, binary, actions and group as the code.
+    #[test]
+    fn shipped_files_agree_with_the_code() {
+        assert!(BUS_ACTIVATION.contains(&format!("Name={BUS_NAME}\n")));
+        assert!(BUS_ACTIVATION.contains(&format!("Exec={DAEMON_PATH}\n")));
+        assert!(BUS_ACTIVATION.contains("User=root\n"));
+        assert!(BUS_ACTIVATION.contains("SystemdService=alca-netd.service\n"));
+        assert!(BUS_POLICY.contains(&format!("<allow own=\"{BUS_NAME}\"/>")));
+        assert!(SYSTEMD_SERVICE.contains(&format!("BusName={BUS_NAME}\n")));
+        assert!(SYSTEMD_SERVICE.contains(&format!("ExecStart={DAEMON_PATH}")));
+        assert!(SYSTEMD_REAPPLY.contains(&format!("ExecStart={DAEMON_PATH} --reapply")));
+        for action in [ACTION_APPLY, ACTION_REMOVE] {
+            assert!(POLKIT_ACTIONS.contains(&format!("<action id=\"{action}\">")));
+            assert!(POLKIT_RULE.contains(&format!("\"{action}\"")));
+        }
+        assert!(POLKIT_RULE.contains(&format!("isInGroup(\"{GROUP}\")")));
+        assert!(INTROSPECTION.contains(&format!("<interface name=\"{BUS_NAME}\">")));
+    }
+
+    /// Only root may own the name; the default policy only allows sending to it.
+    #[test]
+    fn bus_policy_grants_ownership_to_root_only() {
+        let root = BUS_POLICY.find("<policy user=\"root\">").unwrap();
+        let default = BUS_POLICY.find("<policy context=\"default\">").unwrap();
+        let own = BUS_POLICY.find("allow own=").unwrap();
+        assert!(root < own && own < default);
+        assert_eq!(BUS_POLICY.matches("allow own=").count(), 1);
+    }
+}

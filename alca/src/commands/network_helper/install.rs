@@ -170,3 +170,35 @@ fn check_daemon(client: &Client) -> anyhow::Result<()> {
     println!("Daemon: running ({launcher})");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_lists_systemd_units_only_under_systemd() {
+        let without = plan(Path::new("/x/alca-netd"), Some("alice"), false);
+        assert!(without
+            .iter()
+            .any(|l| l == "Add user alice to group alcatraz"));
+        assert!(!without.iter().any(|l| l.contains("systemd")));
+        let with = plan(Path::new("/x/alca-netd"), None, true);
+        assert!(with
+            .iter()
+            .any(|l| l.contains("/etc/systemd/system/alca-netd.service")));
+        assert!(!with.iter().any(|l| l.starts_with("Add user")));
+    }
+
+    #[test]
+    fn unknown_users_are_refused_by_name() {
+        let args = HelperArgs {
+            yes: true,
+            user: Some("no-such-user-alca".into()),
+        };
+        let err = invoking_user(&args).unwrap_err().to_string();
+        assert!(
+            err.contains("--user") && err.contains("no-such-user-alca"),
+            "{err}"
+        );
+    }
+}
