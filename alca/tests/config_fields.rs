@@ -6,7 +6,7 @@ mod config_support;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use alca::config::{Caps, PortProto, RuntimeChoice, DEFAULT_WORKDIR};
+use alca::config::{Caps, PortProto, RuntimeChoice, DEFAULT_CAPS_ADD, DEFAULT_WORKDIR};
 use alca_netd::LanEntry;
 use config_support::{assert_has, Project};
 
@@ -128,14 +128,19 @@ fn mount_errors() {
         assert_has(&p.err_rel(), want);
     }
     let p = Project::with("image = \"a\"\n[[mounts]]\nsource = \"a\"\n");
-    assert_has(&p.err_rel(), "<root>/.alca.toml: mounts[0]: missing field `target`");
+    assert_has(
+        &p.err_rel(),
+        "<root>/.alca.toml: mounts[0]: missing field `target`",
+    );
     let p = Project::with("image = \"a\"\nmounts = [1]\n");
     assert_has(&p.err_rel(), "mounts[0]: invalid type: integer `1`, expected a mount: a string \"source:target[:ro]\" or a table {source, target, readonly, exclude}");
 }
 
 #[test]
 fn mount_on_a_custom_workdir_is_rejected() {
-    let p = Project::with("image = \"a\"\nworkdir = \"/src\"\nmounts = [\".:/src\", \".:/workspace\"]\n");
+    let p = Project::with(
+        "image = \"a\"\nworkdir = \"/src\"\nmounts = [\".:/src\", \".:/workspace\"]\n",
+    );
     assert_has(&p.err_rel(), "mounts[0].target: \"/src\" is the workdir");
 }
 
@@ -153,7 +158,10 @@ fn commands_string_and_table() {
         "<root>/.alca.toml: commands.up: the command is empty; remove the key or give a shell command"
     );
     let p = Project::with("image = \"a\"\n[commands.enter]\nappend = true\n");
-    assert_has(&p.err_rel(), "<root>/.alca.toml: commands.enter: missing field `command`");
+    assert_has(
+        &p.err_rel(),
+        "<root>/.alca.toml: commands.enter: missing field `command`",
+    );
     let p = Project::with("image = \"a\"\n[commands]\nup = [\"a\"]\n");
     assert_has(&p.err_rel(), "commands.up: invalid type: sequence, expected a command: a string or a table {command, append}");
 }
@@ -172,14 +180,20 @@ fn resources() {
         "<root>/.alca.toml: resources.memory: \"4 gigs\" is not a memory size; write a number with an optional unit b, k, m, g or t (e.g. \"512m\", \"4g\")"
     );
     let p = Project::with("image = \"a\"\n[resources]\nmemory = \"1m\"\n");
-    assert_has(&p.err_rel(), "resources.memory: \"1m\" is below the 6m minimum");
+    assert_has(
+        &p.err_rel(),
+        "resources.memory: \"1m\" is below the 6m minimum",
+    );
     let p = Project::with("image = \"a\"\n[resources]\ncpus = -1\n");
     assert_eq!(
         p.err_rel(),
         "<root>/.alca.toml: resources.cpus: -1 is not a usable CPU count; use a positive number such as 2 or 0.5"
     );
     let p = Project::with("image = \"a\"\n[resources]\ncpus = \"2\"\n");
-    assert_has(&p.err_rel(), "resources.cpus: invalid type: string \"2\", expected f64");
+    assert_has(
+        &p.err_rel(),
+        "resources.cpus: invalid type: string \"2\", expected f64",
+    );
 }
 
 #[test]
@@ -213,7 +227,10 @@ fn env_errors() {
     let p = Project::with("image = \"a\"\n[envs]\nX = { value = \"${A\" }\n");
     assert_has(&p.err_rel(), "envs.X.value: \"${A\" mixes text");
     let p = Project::with("image = \"a\"\n[envs]\nX = 1\n");
-    assert_has(&p.err_rel(), "envs.X: invalid type: integer `1`, expected an environment value");
+    assert_has(
+        &p.err_rel(),
+        "envs.X: invalid type: integer `1`, expected an environment value",
+    );
 }
 
 #[test]
@@ -221,10 +238,9 @@ fn caps_array_adds_to_defaults() {
     let p = Project::with("image = \"a\"\ncaps = [\"NET_BIND_SERVICE\", \"cap_sys_ptrace\"]\n");
     let c = p.ok().config.caps;
     assert_eq!(c.drop, ["ALL"]);
-    assert_eq!(
-        c.add,
-        ["CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETUID", "SETGID", "NET_BIND_SERVICE", "SYS_PTRACE"]
-    );
+    let mut want: Vec<&str> = DEFAULT_CAPS_ADD.to_vec();
+    want.extend(["NET_BIND_SERVICE", "SYS_PTRACE"]);
+    assert_eq!(c.add, want);
 }
 
 #[test]
@@ -245,7 +261,10 @@ fn caps_errors() {
         "<root>/.alca.toml: caps[1]: \"NET_RAWW\" is not a Linux capability; use a name from `man 7 capabilities` such as \"NET_BIND_SERVICE\" (the CAP_ prefix is optional) or \"ALL\""
     );
     let p = Project::with("image = \"a\"\n[caps]\nadd = [\"root\"]\n");
-    assert_has(&p.err_rel(), "<root>/.alca.toml: caps.add[0]: \"root\" is not a Linux capability");
+    assert_has(
+        &p.err_rel(),
+        "<root>/.alca.toml: caps.add[0]: \"root\" is not a Linux capability",
+    );
     let p = Project::with("image = \"a\"\ncaps = \"ALL\"\n");
     assert_has(&p.err_rel(), "caps: invalid type: string \"ALL\", expected capabilities: an array of names to add to the defaults or a table {drop, add}");
 }
@@ -318,9 +337,15 @@ fn network_errors() {
     let p = Project::with("image = \"a\"\n[network]\nlan-access = [\"${alca:GATEWAY}:80\"]\n");
     assert_has(&p.err_rel(), "network.lan-access[0]: unknown token \"${alca:GATEWAY}\"; the only valid token is ${alca:HOST_IP}");
     let p = Project::with("image = \"a\"\n[network]\nproxy = \"proxy.corp:3128\"\n");
-    assert_has(&p.err_rel(), "<root>/.alca.toml: network.proxy: proxy \"proxy.corp:3128\" must be IP:port");
+    assert_has(
+        &p.err_rel(),
+        "<root>/.alca.toml: network.proxy: proxy \"proxy.corp:3128\" must be IP:port",
+    );
     let p = Project::with("image = \"a\"\n[network]\nlan-access = \"*\"\n");
-    assert_has(&p.err_rel(), "network.lan-access: invalid type: string \"*\", expected a sequence");
+    assert_has(
+        &p.err_rel(),
+        "network.lan-access: invalid type: string \"*\", expected a sequence",
+    );
 }
 
 #[test]
@@ -374,7 +399,10 @@ fn unknown_keys_are_warnings_with_their_path() {
 fn syntax_and_file_errors() {
     let p = Project::with("image = \"a\n");
     let e = p.err_rel();
-    assert_has(&e, "<root>/.alca.toml: invalid TOML: TOML parse error at line 1");
+    assert_has(
+        &e,
+        "<root>/.alca.toml: invalid TOML: TOML parse error at line 1",
+    );
     assert_has(&e, "; fix the syntax at the position shown");
     let p = Project::new();
     let e = p.err_rel();

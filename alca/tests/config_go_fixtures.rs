@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use alca::config::{self, Loaded, PortProto};
+use alca::config::{self, Loaded, PortProto, DEFAULT_CAPS_ADD};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -74,7 +74,10 @@ fn full_example() {
     let l = load("full-example");
     let c = &l.config;
     assert_eq!(c.image, "nixos/nix");
-    assert_eq!(c.commands.enter.as_deref(), Some("[ -f flake.nix ] && exec nix develop"));
+    assert_eq!(
+        c.commands.enter.as_deref(),
+        Some("[ -f flake.nix ] && exec nix develop")
+    );
     assert_eq!(c.resources.memory.as_deref(), Some("16g"));
     assert_eq!(c.resources.cpus, Some(8.0));
     assert_eq!(c.envs["EDITOR"].value, "nvim");
@@ -116,10 +119,9 @@ fn command_append() {
 fn caps_modes() {
     let c = load_clean("caps-additive").config.caps;
     assert_eq!(c.drop, ["ALL"]);
-    assert_eq!(
-        c.add,
-        ["CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETUID", "SETGID", "NET_BIND_SERVICE"]
-    );
+    let mut want: Vec<&str> = DEFAULT_CAPS_ADD.to_vec();
+    want.extend(["NET_BIND_SERVICE"]);
+    assert_eq!(c.add, want);
     let c = load_clean("caps-full-control").config.caps;
     assert_eq!(c.drop, ["NET_RAW", "MKNOD", "AUDIT_WRITE"]);
     assert_eq!(c.add, ["CHOWN", "FOWNER", "KILL", "SETUID", "SETGID"]);
@@ -149,26 +151,50 @@ fn lan_access_examples() {
     let n = load_clean("lan-access-host").config.network;
     assert_eq!(n.lan_access_raw, ["*://${alca:HOST_IP}:8080"]);
     assert!(n.lan_access[0].needs_host_ip());
-    assert!(load_clean("lan-access-all").config.network.allows_everything());
+    assert!(load_clean("lan-access-all")
+        .config
+        .network
+        .allows_everything());
 }
 
 #[test]
 fn sing_box_cookbook() {
     let c = load_clean("sing-box-proxy").config;
     assert_eq!(c.image, "alpine:3.21");
-    assert!(c.network.proxy.is_some_and(|p| p.port == 1080 && p.needs_host_ip()));
-    assert!(c.hooks.post_up.as_deref().is_some_and(|h| h.contains("docker run -d --name alca-singbox")));
-    assert_eq!(c.hooks.pre_down.as_deref(), Some("docker rm -f alca-singbox >/dev/null 2>&1 || true"));
+    assert!(c
+        .network
+        .proxy
+        .is_some_and(|p| p.port == 1080 && p.needs_host_ip()));
+    assert!(c
+        .hooks
+        .post_up
+        .as_deref()
+        .is_some_and(|h| h.contains("docker run -d --name alca-singbox")));
+    assert_eq!(
+        c.hooks.pre_down.as_deref(),
+        Some("docker rm -f alca-singbox >/dev/null 2>&1 || true")
+    );
 }
 
 #[test]
 fn go_init_templates() {
     let c = load_clean("template-nix").config;
-    assert_eq!(c.mounts[0].source, fixture("template-nix").join(".alca.cache/go"));
+    assert_eq!(
+        c.mounts[0].source,
+        fixture("template-nix").join(".alca.cache/go")
+    );
     assert_eq!(c.envs.len(), 2);
     let c = load_clean("template-debian").config;
-    assert!(c.commands.up.as_deref().is_some_and(|u| u.ends_with(". ~/.bashrc")));
-    assert_eq!(c.resources.memory.as_deref(), Some("8g"), ".alca.local.toml is included");
+    assert!(c
+        .commands
+        .up
+        .as_deref()
+        .is_some_and(|u| u.ends_with(". ~/.bashrc")));
+    assert_eq!(
+        c.resources.memory.as_deref(),
+        Some("8g"),
+        ".alca.local.toml is included"
+    );
 }
 
 #[test]
@@ -183,7 +209,11 @@ fn ports_forms() {
 #[test]
 fn includes_glob_example() {
     let c = load_clean("includes-glob").config;
-    assert_eq!(c.resources.cpus, Some(4.0), ".alca.local.toml sorts after .alca.dev.toml");
+    assert_eq!(
+        c.resources.cpus,
+        Some(4.0),
+        ".alca.local.toml sorts after .alca.dev.toml"
+    );
 }
 
 #[test]

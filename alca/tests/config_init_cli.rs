@@ -32,13 +32,26 @@ fn init_writes_a_loadable_config_and_gitignore() {
     fs::write(dir.path().join(".gitignore"), "target/\n").unwrap();
     let o = alca(dir.path(), dir.path(), &["init"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("from the alpine template"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("from the alpine template"),
+        "{}",
+        stdout(&o)
+    );
     let text = fs::read_to_string(dir.path().join(".alca.toml")).unwrap();
     assert!(text.starts_with(SCHEMA_LINE), "{text}");
     let gi = fs::read_to_string(dir.path().join(".gitignore")).unwrap();
     assert!(gi.starts_with("target/\n"), "{gi}");
-    for entry in [".alca/", ".alca.local.toml", ".alca.*.local.toml", ".alca.mounts/"] {
-        assert_eq!(gi.lines().filter(|l| *l == entry).count(), 1, "{entry} in {gi}");
+    for entry in [
+        ".alca/",
+        ".alca.local.toml",
+        ".alca.*.local.toml",
+        ".alca.mounts/",
+    ] {
+        assert_eq!(
+            gi.lines().filter(|l| *l == entry).count(),
+            1,
+            "{entry} in {gi}"
+        );
     }
     let loaded = config::load(dir.path()).unwrap();
     assert_eq!(loaded.config.image, "alpine:latest");
@@ -96,14 +109,25 @@ fn every_template_loads() {
 #[test]
 fn template_and_preset_do_not_mix() {
     let dir = tempfile::tempdir().unwrap();
-    let o = alca(dir.path(), dir.path(), &["init", "-t", "nix", "git+file:///nowhere"]);
+    let o = alca(
+        dir.path(),
+        dir.path(),
+        &["init", "-t", "nix", "git+file:///nowhere"],
+    );
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("--template cannot be combined with a preset or --update"));
 }
 
 fn git(dir: &Path, args: &[&str]) -> String {
     let o = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid", "-c", "init.defaultBranch=main"])
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.invalid",
+            "-c",
+            "init.defaultBranch=main",
+        ])
         .args(args)
         .current_dir(dir)
         .output()
@@ -118,7 +142,11 @@ fn preset_repo() -> tempfile::TempDir {
     let r = repo.path();
     git(r, &["init", "-q"]);
     fs::write(r.join(".alca.node.toml"), "[resources]\nmemory = \"2g\"\n").unwrap();
-    fs::write(r.join(".alca.secrets.toml.example"), "[envs]\nTOKEN = \"${TOKEN}\"\n").unwrap();
+    fs::write(
+        r.join(".alca.secrets.toml.example"),
+        "[envs]\nTOKEN = \"${TOKEN}\"\n",
+    )
+    .unwrap();
     fs::write(r.join("README.md"), "presets\n").unwrap();
     fs::create_dir(r.join("backend")).unwrap();
     fs::write(r.join("backend/.alca.db.toml"), "ports = [\"5432\"]\n").unwrap();
@@ -135,7 +163,11 @@ fn presets_are_fetched_with_their_source_and_updated() {
     let url = format!("file://{}", repo.path().display());
     let head = git(repo.path(), &["rev-parse", "HEAD"]);
 
-    let o = alca(project.path(), home.path(), &["init", &format!("git+{url}")]);
+    let o = alca(
+        project.path(),
+        home.path(),
+        &["init", &format!("git+{url}")],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let node = fs::read_to_string(project.path().join(".alca.node.toml")).unwrap();
     assert_eq!(
@@ -144,19 +176,46 @@ fn presets_are_fetched_with_their_source_and_updated() {
     );
     assert!(project.path().join(".alca.secrets.toml.example").is_file());
     assert!(!project.path().join("README.md").exists());
-    assert!(!project.path().join(".alca.toml").exists(), "presets do not create .alca.toml");
-    assert!(home.path().join(".alcatraz/cache-presets/-/git-file/-").is_dir());
+    assert!(
+        !project.path().join(".alca.toml").exists(),
+        "presets do not create .alca.toml"
+    );
+    assert!(home
+        .path()
+        .join(".alcatraz/cache-presets/-/git-file/-")
+        .is_dir());
 
-    let o = alca(project.path(), home.path(), &["init", &format!("git+{url}#:backend")]);
+    let o = alca(
+        project.path(),
+        home.path(),
+        &["init", &format!("git+{url}#:backend")],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let db = fs::read_to_string(project.path().join(".alca.db.toml")).unwrap();
-    assert!(db.starts_with(&format!("# Alcatraz Preset Source: git+{url}#{head}:backend/.alca.db.toml\n")), "{db}");
+    assert!(
+        db.starts_with(&format!(
+            "# Alcatraz Preset Source: git+{url}#{head}:backend/.alca.db.toml\n"
+        )),
+        "{db}"
+    );
 
     // A second fetch does not overwrite local files.
-    let o = alca(project.path(), home.path(), &["init", &format!("git+{url}")]);
-    assert!(stdout(&o).contains("Skipped .alca.node.toml"), "{}", stdout(&o));
+    let o = alca(
+        project.path(),
+        home.path(),
+        &["init", &format!("git+{url}")],
+    );
+    assert!(
+        stdout(&o).contains("Skipped .alca.node.toml"),
+        "{}",
+        stdout(&o)
+    );
 
-    fs::write(repo.path().join(".alca.node.toml"), "[resources]\nmemory = \"4g\"\n").unwrap();
+    fs::write(
+        repo.path().join(".alca.node.toml"),
+        "[resources]\nmemory = \"4g\"\n",
+    )
+    .unwrap();
     git(repo.path(), &["commit", "-q", "-am", "more memory"]);
     let new_head = git(repo.path(), &["rev-parse", "HEAD"]);
     let o = alca(project.path(), home.path(), &["init", "--update"]);
@@ -171,10 +230,17 @@ fn presets_are_fetched_with_their_source_and_updated() {
 #[test]
 fn a_preset_that_cannot_be_fetched_fails_clearly() {
     let project = tempfile::tempdir().unwrap();
-    let o = alca(project.path(), project.path(), &["init", "git+file:///nonexistent/alca-presets"]);
+    let o = alca(
+        project.path(),
+        project.path(),
+        &["init", "git+file:///nonexistent/alca-presets"],
+    );
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
-    assert!(e.contains("fetching preset repository file:///nonexistent/alca-presets failed"), "{e}");
+    assert!(
+        e.contains("fetching preset repository file:///nonexistent/alca-presets failed"),
+        "{e}"
+    );
     let o = alca(project.path(), project.path(), &["init", "github:org/repo"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("expected git+<clone-url>[#[commit][:dir]]"));

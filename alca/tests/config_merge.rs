@@ -19,21 +19,36 @@ fn file(name: &str, extra: &str) -> String {
 #[test]
 fn extends_self_wins_and_arrays_append() {
     let p = Project::new();
-    p.write(".alca.toml", &file("A", "extends = [\".alca.base.toml\"]\nmounts = [\"a:/a\"]"));
-    p.write(".alca.base.toml", &file("B", "workdir = \"/w\"\nmounts = [\"b:/b\"]\n[resources]\nmemory = \"2g\""));
+    p.write(
+        ".alca.toml",
+        &file("A", "extends = [\".alca.base.toml\"]\nmounts = [\"a:/a\"]"),
+    );
+    p.write(
+        ".alca.base.toml",
+        &file(
+            "B",
+            "workdir = \"/w\"\nmounts = [\"b:/b\"]\n[resources]\nmemory = \"2g\"",
+        ),
+    );
     let c = p.ok().config;
     assert_eq!(c.image, "A");
     assert_eq!(c.workdir, "/w");
     assert_eq!(c.resources.memory.as_deref(), Some("2g"));
     let targets: Vec<&str> = c.mounts.iter().map(|m| m.target.as_str()).collect();
     assert_eq!(targets, ["/b", "/a"]);
-    assert_eq!(c.sources, vec![p.path(".alca.base.toml"), p.path(".alca.toml")]);
+    assert_eq!(
+        c.sources,
+        vec![p.path(".alca.base.toml"), p.path(".alca.toml")]
+    );
 }
 
 #[test]
 fn includes_win_over_the_declaring_file() {
     let p = Project::new();
-    p.write(".alca.toml", &file("A", "includes = [\".alca.local.toml\"]"));
+    p.write(
+        ".alca.toml",
+        &file("A", "includes = [\".alca.local.toml\"]"),
+    );
     p.write(".alca.local.toml", &file("L", ""));
     assert_eq!(p.ok().config.image, "L");
     assert_eq!(layer_order(&p), ["A", "L"]);
@@ -44,9 +59,15 @@ fn three_layer_merge() {
     let p = Project::new();
     p.write(
         ".alca.toml",
-        &file("A", "extends = [\".alca.base.toml\"]\nincludes = [\".alca.local.toml\"]"),
+        &file(
+            "A",
+            "extends = [\".alca.base.toml\"]\nincludes = [\".alca.local.toml\"]",
+        ),
     );
-    p.write(".alca.base.toml", &file("BASE", "[resources]\ncpus = 1\nmemory = \"1g\""));
+    p.write(
+        ".alca.base.toml",
+        &file("BASE", "[resources]\ncpus = 1\nmemory = \"1g\""),
+    );
     p.write(".alca.local.toml", &file("LOCAL", "[resources]\ncpus = 16"));
     let c = p.ok().config;
     assert_eq!(c.image, "LOCAL");
@@ -55,32 +76,32 @@ fn three_layer_merge() {
     assert_eq!(c.workdir_exclude, ["BASE", "A", "LOCAL"]);
 }
 
+/// The AGD-033 example: A → [B, C, D]; D → [E, F]; F → [G], all with one `directive`.
+fn chain(directive: &str) -> Project {
+    let p = Project::new();
+    let refs = |list: &[&str]| format!("{directive} = {list:?}");
+    p.write(
+        ".alca.toml",
+        &file("A", &refs(&["b.toml", "c.toml", "d.toml"])),
+    );
+    p.write("d.toml", &file("D", &refs(&["e.toml", "f.toml"])));
+    p.write("f.toml", &file("F", &refs(&["g.toml"])));
+    for leaf in ["B", "C", "E", "G"] {
+        p.write(&format!("{}.toml", leaf.to_lowercase()), &file(leaf, ""));
+    }
+    p
+}
+
 #[test]
 fn extends_priority_follows_the_go_original_example() {
-    // A extends [B, C, D]; D extends [E, F]; F extends [G] → G < F < E < D < C < B < A
-    let p = Project::new();
-    p.write(".alca.toml", &file("A", "extends = [\"b.toml\", \"c.toml\", \"d.toml\"]"));
-    p.write("b.toml", &file("B", ""));
-    p.write("c.toml", &file("C", ""));
-    p.write("d.toml", &file("D", "extends = [\"e.toml\", \"f.toml\"]"));
-    p.write("e.toml", &file("E", ""));
-    p.write("f.toml", &file("F", "extends = [\"g.toml\"]"));
-    p.write("g.toml", &file("G", ""));
+    let p = chain("extends");
     assert_eq!(layer_order(&p), ["G", "F", "E", "D", "C", "B", "A"]);
     assert_eq!(p.ok().config.image, "A");
 }
 
 #[test]
 fn includes_priority_follows_the_go_original_example() {
-    // A includes [B, C, D]; D includes [E, F]; F includes [G] → A < B < C < D < E < F < G
-    let p = Project::new();
-    p.write(".alca.toml", &file("A", "includes = [\"b.toml\", \"c.toml\", \"d.toml\"]"));
-    p.write("b.toml", &file("B", ""));
-    p.write("c.toml", &file("C", ""));
-    p.write("d.toml", &file("D", "includes = [\"e.toml\", \"f.toml\"]"));
-    p.write("e.toml", &file("E", ""));
-    p.write("f.toml", &file("F", "includes = [\"g.toml\"]"));
-    p.write("g.toml", &file("G", ""));
+    let p = chain("includes");
     assert_eq!(layer_order(&p), ["A", "B", "C", "D", "E", "F", "G"]);
     assert_eq!(p.ok().config.image, "G");
 }
@@ -88,7 +109,10 @@ fn includes_priority_follows_the_go_original_example() {
 #[test]
 fn globs_are_sorted_and_may_match_nothing() {
     let p = Project::new();
-    p.write(".alca.toml", &file("A", "includes = [\"./.alca.*.toml\", \"none/*.toml\"]"));
+    p.write(
+        ".alca.toml",
+        &file("A", "includes = [\"./.alca.*.toml\", \"none/*.toml\"]"),
+    );
     p.write(".alca.b.local.toml", &file("B", ""));
     p.write(".alca.a.local.toml", &file("AL", ""));
     assert_eq!(layer_order(&p), ["A", "AL", "B"]);
@@ -99,7 +123,10 @@ fn globs_are_sorted_and_may_match_nothing() {
 #[test]
 fn a_glob_that_matches_the_declaring_file_skips_it() {
     let p = Project::new();
-    p.write(".alca.toml", &file("A", "includes = [\"*.toml\", \".*.toml\"]"));
+    p.write(
+        ".alca.toml",
+        &file("A", "includes = [\"*.toml\", \".*.toml\"]"),
+    );
     p.write("x.toml", &file("X", ""));
     assert_eq!(layer_order(&p), ["A", "X"]);
 }
@@ -108,8 +135,14 @@ fn a_glob_that_matches_the_declaring_file_skips_it() {
 fn literal_paths_must_exist() {
     let p = Project::with(&file("A", "includes = [\"missing.toml\"]"));
     let e = p.err_rel();
-    assert_has(&e, "<root>/.alca.toml: includes[0]: <root>/missing.toml cannot be opened: ");
-    assert_has(&e, "; fix the path (relative paths start at this file's directory) or remove the entry");
+    assert_has(
+        &e,
+        "<root>/.alca.toml: includes[0]: <root>/missing.toml cannot be opened: ",
+    );
+    assert_has(
+        &e,
+        "; fix the path (relative paths start at this file's directory) or remove the entry",
+    );
 }
 
 #[test]
@@ -118,7 +151,13 @@ fn env_vars_and_home_in_paths() {
     let shared = tempfile::tempdir().unwrap();
     std::fs::write(shared.path().join("base.toml"), file("SHARED", "")).unwrap();
     p.set_env("ALCA_CONF_DIR", &shared.path().display().to_string());
-    p.write(".alca.toml", &file("A", "extends = [\"${ALCA_CONF_DIR}/base.toml\", \"$ALCA_CONF_DIR/*.toml\"]"));
+    p.write(
+        ".alca.toml",
+        &file(
+            "A",
+            "extends = [\"${ALCA_CONF_DIR}/base.toml\", \"$ALCA_CONF_DIR/*.toml\"]",
+        ),
+    );
     assert_eq!(layer_order(&p), ["SHARED", "A"]);
     let p = Project::with(&file("A", "extends = [\"${ALCA_UNSET_DIR}/base.toml\"]"));
     assert_eq!(
@@ -131,8 +170,17 @@ fn env_vars_and_home_in_paths() {
 fn paths_are_relative_to_the_declaring_file() {
     let p = Project::new();
     p.write(".alca.toml", &file("A", "extends = [\"conf/team.toml\"]"));
-    p.write("conf/team.toml", &file("T", "extends = [\"../shared/base.toml\"]\nmounts = [\"cache:/cache\"]"));
-    p.write("shared/base.toml", &file("S", "[[mounts]]\nsource = \".\"\ntarget = \"/shared\""));
+    p.write(
+        "conf/team.toml",
+        &file(
+            "T",
+            "extends = [\"../shared/base.toml\"]\nmounts = [\"cache:/cache\"]",
+        ),
+    );
+    p.write(
+        "shared/base.toml",
+        &file("S", "[[mounts]]\nsource = \".\"\ntarget = \"/shared\""),
+    );
     let c = p.ok().config;
     assert_eq!(c.workdir_exclude, ["S", "T", "A"]);
     assert_eq!(c.mounts[0].source, p.path("shared"));
@@ -143,7 +191,10 @@ fn paths_are_relative_to_the_declaring_file() {
 fn diamonds_are_not_cycles_and_count_once() {
     // A extends [B, C]; B and C both extend D (which declares a mount).
     let p = Project::new();
-    p.write(".alca.toml", &file("A", "extends = [\"b.toml\", \"c.toml\"]"));
+    p.write(
+        ".alca.toml",
+        &file("A", "extends = [\"b.toml\", \"c.toml\"]"),
+    );
     p.write("b.toml", &file("B", "extends = [\"d.toml\"]"));
     p.write("c.toml", &file("C", "extends = [\"d.toml\"]"));
     p.write("d.toml", &file("D", "mounts = [\"d:/d\"]"));
@@ -152,7 +203,10 @@ fn diamonds_are_not_cycles_and_count_once() {
     assert_eq!(c.mounts.len(), 1);
     // The same with includes on both sides of the diamond.
     let p = Project::new();
-    p.write(".alca.toml", &file("A", "includes = [\"b.toml\", \"c.toml\"]"));
+    p.write(
+        ".alca.toml",
+        &file("A", "includes = [\"b.toml\", \"c.toml\"]"),
+    );
     p.write("b.toml", &file("B", "includes = [\"d.toml\"]"));
     p.write("c.toml", &file("C", "includes = [\"d.toml\"]"));
     p.write("d.toml", &file("D", "mounts = [\"d:/d\"]"));
@@ -184,8 +238,14 @@ fn command_append_follows_the_documented_example() {
         ".alca.toml",
         "image = \"a\"\nincludes = [\".alca.local.toml\"]\n[commands.up]\ncommand = \"nix develop\"\n",
     );
-    p.write(".alca.local.toml", "[commands.up]\ncommand = \"bash\"\nappend = true\n");
-    assert_eq!(p.ok().config.commands.up.as_deref(), Some("nix develop bash"));
+    p.write(
+        ".alca.local.toml",
+        "[commands.up]\ncommand = \"bash\"\nappend = true\n",
+    );
+    assert_eq!(
+        p.ok().config.commands.up.as_deref(),
+        Some("nix develop bash")
+    );
 }
 
 #[test]
@@ -211,14 +271,23 @@ fn envs_and_caps_merge() {
         ".alca.toml",
         "image = \"a\"\nincludes = [\"local.toml\"]\ncaps = [\"NET_BIND_SERVICE\"]\n[envs]\nA = \"1\"\nB = \"2\"\n",
     );
-    p.write("local.toml", "caps = [\"SYS_PTRACE\"]\n[envs]\nB = \"local\"\n");
+    p.write(
+        "local.toml",
+        "caps = [\"SYS_PTRACE\"]\n[envs]\nB = \"local\"\n",
+    );
     let c = p.ok().config;
     assert_eq!(c.envs["A"].value, "1");
     assert_eq!(c.envs["B"].value, "local");
     assert_eq!(c.caps.add[6..], ["NET_BIND_SERVICE", "SYS_PTRACE"]);
     let p = Project::new();
-    p.write(".alca.toml", "image = \"a\"\nincludes = [\"local.toml\"]\ncaps = [\"NET_RAW\"]\n");
-    p.write("local.toml", "[caps]\ndrop = [\"ALL\"]\nadd = [\"CHOWN\"]\n");
+    p.write(
+        ".alca.toml",
+        "image = \"a\"\nincludes = [\"local.toml\"]\ncaps = [\"NET_RAW\"]\n",
+    );
+    p.write(
+        "local.toml",
+        "[caps]\ndrop = [\"ALL\"]\nadd = [\"CHOWN\"]\n",
+    );
     assert_eq!(
         p.ok().config.caps,
         Caps {
@@ -231,20 +300,39 @@ fn envs_and_caps_merge() {
 #[test]
 fn errors_and_warnings_name_the_file_they_come_from() {
     let p = Project::new();
-    p.write(".alca.toml", "image = \"a\"\nincludes = [\".alca.local.toml\"]\n");
+    p.write(
+        ".alca.toml",
+        "image = \"a\"\nincludes = [\".alca.local.toml\"]\n",
+    );
     p.write(".alca.local.toml", "[resources]\nmemory = \"huge\"\n");
-    assert_has(&p.err_rel(), "<root>/.alca.local.toml: resources.memory: \"huge\" is not a memory size");
+    assert_has(
+        &p.err_rel(),
+        "<root>/.alca.local.toml: resources.memory: \"huge\" is not a memory size",
+    );
     let p = Project::new();
-    p.write(".alca.toml", "image = \"a\"\nincludes = [\".alca.local.toml\"]\n");
+    p.write(
+        ".alca.toml",
+        "image = \"a\"\nincludes = [\".alca.local.toml\"]\n",
+    );
     p.write(".alca.local.toml", "colour = \"blue\"\n");
-    let w = p.ok().warnings.join("\n").replace(&p.root().display().to_string(), "<root>");
-    assert_eq!(w, "<root>/.alca.local.toml: unknown key `colour` is ignored; remove it or check its spelling");
+    let w = p
+        .ok()
+        .warnings
+        .join("\n")
+        .replace(&p.root().display().to_string(), "<root>");
+    assert_eq!(
+        w,
+        "<root>/.alca.local.toml: unknown key `colour` is ignored; remove it or check its spelling"
+    );
 }
 
 #[test]
 fn duplicate_targets_across_files_name_both_files() {
     let p = Project::new();
-    p.write(".alca.toml", "image = \"a\"\nextends = [\"base.toml\"]\nmounts = [\"x:/data\"]\n");
+    p.write(
+        ".alca.toml",
+        "image = \"a\"\nextends = [\"base.toml\"]\nmounts = [\"x:/data\"]\n",
+    );
     p.write("base.toml", "mounts = [\"y:/data\"]\n");
     assert_eq!(
         p.err_rel(),
@@ -255,9 +343,15 @@ fn duplicate_targets_across_files_name_both_files() {
 #[test]
 fn workdir_from_an_overlay_is_checked_against_base_mounts() {
     let p = Project::new();
-    p.write(".alca.toml", "image = \"a\"\nmounts = [\"src:/src\"]\nincludes = [\"local.toml\"]\n");
+    p.write(
+        ".alca.toml",
+        "image = \"a\"\nmounts = [\"src:/src\"]\nincludes = [\"local.toml\"]\n",
+    );
     p.write("local.toml", "workdir = \"/src\"\n");
-    assert_has(&p.err_rel(), "<root>/.alca.toml: mounts[0].target: \"/src\" is the workdir");
+    assert_has(
+        &p.err_rel(),
+        "<root>/.alca.toml: mounts[0].target: \"/src\" is the workdir",
+    );
 }
 
 #[test]
@@ -267,7 +361,10 @@ fn lan_access_appends_and_proxy_overrides() {
         ".alca.toml",
         "image = \"a\"\nincludes = [\"local.toml\"]\n[network]\nlan-access = [\"10.99.0.2\"]\nproxy = \"10.99.0.2:3128\"\n",
     );
-    p.write("local.toml", "[network]\nlan-access = [\"198.51.100.2:80\"]\nproxy = \"${alca:HOST_IP}:1080\"\n");
+    p.write(
+        "local.toml",
+        "[network]\nlan-access = [\"198.51.100.2:80\"]\nproxy = \"${alca:HOST_IP}:1080\"\n",
+    );
     let n = p.ok().config.network;
     assert_eq!(n.lan_access_raw, ["10.99.0.2", "198.51.100.2:80"]);
     assert_eq!(n.proxy_raw.as_deref(), Some("${alca:HOST_IP}:1080"));

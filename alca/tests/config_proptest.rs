@@ -8,18 +8,90 @@ use alca::config::{self, parse};
 use proptest::prelude::*;
 
 const KEYS: &[&str] = &[
-    "image", "workdir", "workdir_exclude", "runtime", "mounts", "commands", "resources", "envs",
-    "caps", "ports", "network", "hooks", "source", "target", "readonly", "exclude", "up", "enter",
-    "command", "append", "memory", "cpus", "drop", "add", "port", "hostPort", "hostIp", "protocol",
-    "lan-access", "proxy", "post_up", "pre_down", "value", "override_on_enter", "PATH", "X-Y",
+    "image",
+    "workdir",
+    "workdir_exclude",
+    "runtime",
+    "mounts",
+    "commands",
+    "resources",
+    "envs",
+    "caps",
+    "ports",
+    "network",
+    "hooks",
+    "source",
+    "target",
+    "readonly",
+    "exclude",
+    "up",
+    "enter",
+    "command",
+    "append",
+    "memory",
+    "cpus",
+    "drop",
+    "add",
+    "port",
+    "hostPort",
+    "hostIp",
+    "protocol",
+    "lan-access",
+    "proxy",
+    "post_up",
+    "pre_down",
+    "value",
+    "override_on_enter",
+    "PATH",
+    "X-Y",
 ];
 
 const STRINGS: &[&str] = &[
-    "", " ", "/", ".", "..", "~", "~/x", "$HOME", "${HOME}", "${NOPE}", "$", "${", "${alca:HOST_IP}",
-    "${alca:HOST_IP}:80", "${alca:NOPE}", "*", "*://1.2.3.4:80", "a:/b", "a:/b:ro", ":", "::",
-    ":/x", "8080", "0", "65536", "8080:80/udp", "[::1]:80:80", "127.0.0.1:1:2", "10.0.0.0/8",
-    "10.99.0.2:3128", "[fd00::1]:80", "4g", "1.5g", "-1", "ALL", "CAP_CHOWN", "chown", "auto",
-    "podman", "/workspace", "/workspace/", "/a/../b", "é/ü", "\u{0}", "x\ny",
+    "",
+    " ",
+    "/",
+    ".",
+    "..",
+    "~",
+    "~/x",
+    "$HOME",
+    "${HOME}",
+    "${NOPE}",
+    "$",
+    "${",
+    "${alca:HOST_IP}",
+    "${alca:HOST_IP}:80",
+    "${alca:NOPE}",
+    "*",
+    "*://1.2.3.4:80",
+    "a:/b",
+    "a:/b:ro",
+    ":",
+    "::",
+    ":/x",
+    "8080",
+    "0",
+    "65536",
+    "8080:80/udp",
+    "[::1]:80:80",
+    "127.0.0.1:1:2",
+    "10.0.0.0/8",
+    "10.99.0.2:3128",
+    "[fd00::1]:80",
+    "4g",
+    "1.5g",
+    "-1",
+    "ALL",
+    "CAP_CHOWN",
+    "chown",
+    "auto",
+    "podman",
+    "/workspace",
+    "/workspace/",
+    "/a/../b",
+    "é/ü",
+    "\u{0}",
+    "x\ny",
 ];
 
 fn env() -> HashMap<String, String> {
@@ -50,7 +122,15 @@ fn value() -> impl Strategy<Value = toml::Value> {
 /// A top-level table with real keys; `extends`/`includes` only name files inside the project.
 fn config_table() -> impl Strategy<Value = toml::Table> {
     let refs = prop::collection::vec(
-        prop::sample::select(&["other.toml", "*.toml", "missing.toml", ".alca.toml", "sub/*.toml"][..]),
+        prop::sample::select(
+            &[
+                "other.toml",
+                "*.toml",
+                "missing.toml",
+                ".alca.toml",
+                "sub/*.toml",
+            ][..],
+        ),
         0..3,
     );
     (
@@ -61,7 +141,11 @@ fn config_table() -> impl Strategy<Value = toml::Table> {
         .prop_map(|(m, ext, inc)| {
             let mut t: toml::Table = m.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
             let list = |v: Vec<&str>| {
-                toml::Value::Array(v.into_iter().map(|s| toml::Value::String(s.into())).collect())
+                toml::Value::Array(
+                    v.into_iter()
+                        .map(|s| toml::Value::String(s.into()))
+                        .collect(),
+                )
             };
             if !ext.is_empty() {
                 t.insert("extends".into(), list(ext));
@@ -76,7 +160,10 @@ fn config_table() -> impl Strategy<Value = toml::Table> {
 fn check_error_shape(result: Result<config::Loaded, config::ConfigError>, root: &Path) {
     if let Err(e) = result {
         let msg = e.to_string();
-        assert!(msg.starts_with(&root.display().to_string()), "error does not name a file: {msg}");
+        assert!(
+            msg.starts_with(&root.display().to_string()),
+            "error does not name a file: {msg}"
+        );
         assert!(msg.contains("; "), "error has no fix: {msg}");
     }
 }

@@ -14,8 +14,14 @@ use crate::config::CONFIG_FILE;
 /// Template names and their file contents, in the order shown to users.
 pub const TEMPLATES: [(&str, &str); 4] = [
     ("alpine", include_str!("../../templates/alpine.toml")),
-    ("debian-slim", include_str!("../../templates/debian-slim.toml")),
-    ("debian-mise", include_str!("../../templates/debian-mise.toml")),
+    (
+        "debian-slim",
+        include_str!("../../templates/debian-slim.toml"),
+    ),
+    (
+        "debian-mise",
+        include_str!("../../templates/debian-mise.toml"),
+    ),
     ("nix", include_str!("../../templates/nix.toml")),
 ];
 
@@ -121,7 +127,9 @@ pub fn run(args: &InitArgs) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir()?;
     match (&args.preset, args.update) {
         (Some(_), _) | (None, true) if args.template.is_some() => {
-            anyhow::bail!("--template cannot be combined with a preset or --update; run them separately")
+            anyhow::bail!(
+                "--template cannot be combined with a preset or --update; run them separately"
+            )
         }
         (Some(spec), _) => preset::fetch(&cwd, spec)?,
         (None, true) => preset::update(&cwd)?,
@@ -165,8 +173,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join(CONFIG_FILE), "mine").unwrap();
         let err = write_config(dir.path(), "nix").unwrap_err().to_string();
-        assert!(err.ends_with(".alca.toml already exists; edit it, or delete it to start over"), "{err}");
-        assert_eq!(fs::read_to_string(dir.path().join(CONFIG_FILE)).unwrap(), "mine");
+        assert!(
+            err.ends_with(".alca.toml already exists; edit it, or delete it to start over"),
+            "{err}"
+        );
+        assert_eq!(
+            fs::read_to_string(dir.path().join(CONFIG_FILE)).unwrap(),
+            "mine"
+        );
     }
 
     #[test]

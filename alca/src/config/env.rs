@@ -153,9 +153,6 @@ mod tests {
         assert_eq!(expand_path("~/.ssh", &e).unwrap(), "/home/u/.ssh");
         assert_eq!(expand_path("~", &e).unwrap(), "/home/u");
         assert_eq!(expand_path("a/~", &e).unwrap(), "a/~");
-        assert_eq!(
-            expand_tilde("~", &HashMap::new()),
-            Err(ExpandError::NoHome)
-        );
+        assert_eq!(expand_tilde("~", &HashMap::new()), Err(ExpandError::NoHome));
     }
 }

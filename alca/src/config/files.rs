@@ -168,9 +168,8 @@ fn expand_entry(
     entry: &str,
     env: &dyn EnvSource,
 ) -> Result<Vec<PathBuf>, ConfigError> {
-    let expanded = expand_path(entry, env).map_err(|e| {
-        ConfigError::at(from, field, e, "set the variable or change the path")
-    })?;
+    let expanded = expand_path(entry, env)
+        .map_err(|e| ConfigError::at(from, field, e, "set the variable or change the path"))?;
     let joined = dir.join(&expanded);
     if !is_glob(&expanded) {
         let path = canonical(&joined).map_err(|e| {
@@ -232,7 +231,11 @@ fn topo_order(flat: &[PathBuf], below: &[(PathBuf, PathBuf)]) -> Vec<PathBuf> {
         .collect();
     let mut out = Vec::with_capacity(flat.len());
     while out.len() < flat.len() {
-        let ready = |i: usize| !edges.iter().any(|&(lo, hi)| hi == i && lo != i && !done[lo]);
+        let ready = |i: usize| {
+            !edges
+                .iter()
+                .any(|&(lo, hi)| hi == i && lo != i && !done[lo])
+        };
         let next = (0..flat.len())
             .find(|&i| !done[i] && ready(i))
             .or_else(|| (0..flat.len()).find(|&i| !done[i]));
@@ -245,5 +248,7 @@ fn topo_order(flat: &[PathBuf], below: &[(PathBuf, PathBuf)]) -> Vec<PathBuf> {
 
 fn dedup_keep_first(list: Vec<PathBuf>) -> Vec<PathBuf> {
     let mut seen = std::collections::HashSet::new();
-    list.into_iter().filter(|p| seen.insert(p.clone())).collect()
+    list.into_iter()
+        .filter(|p| seen.insert(p.clone()))
+        .collect()
 }

@@ -66,7 +66,10 @@ fn check_mounts(mounts: &[(Mount, Origin)], workdir: &str) -> Result<(), ConfigE
         let target = origin.child("target");
         if m.target == workdir {
             return Err(target.err(
-                format!("{:?} is the workdir, which is already the project mount", m.target),
+                format!(
+                    "{:?} is the workdir, which is already the project mount",
+                    m.target
+                ),
                 "remove this mount; to hide paths from the project mount use workdir_exclude",
             ));
         }

@@ -54,7 +54,11 @@ pub fn from_raw(raw: &RawConfig, file: &Path, env: &dyn EnvSource) -> Result<Lay
         .map(|w| Ok::<_, ConfigError>((mounts::container_path(w, &at("workdir"))?, at("workdir"))))
         .transpose()?;
     let mut layer = Layer {
-        image: non_empty(raw.image.as_deref(), &at("image"), "set a container image such as \"alpine:latest\"")?,
+        image: non_empty(
+            raw.image.as_deref(),
+            &at("image"),
+            "set a container image such as \"alpine:latest\"",
+        )?,
         workdir,
         workdir_exclude: mounts::patterns(&raw.workdir_exclude, &at("workdir_exclude"))?,
         runtime: raw.runtime.map(runtime),
@@ -62,15 +66,30 @@ pub fn from_raw(raw: &RawConfig, file: &Path, env: &dyn EnvSource) -> Result<Lay
         enter: command(raw.commands.enter.as_ref(), &at("commands.enter"))?,
         envs: envs::envs(&raw.envs, file, env)?,
         lan_access: network::lan_access(&raw.network.lan_access, file)?,
-        proxy: raw.network.proxy.as_deref().map(|p| network::proxy(p, file)).transpose()?,
-        post_up: non_empty(raw.hooks.post_up.as_deref(), &at("hooks.post_up"), "remove the key or give a host command")?,
-        pre_down: non_empty(raw.hooks.pre_down.as_deref(), &at("hooks.pre_down"), "remove the key or give a host command")?,
+        proxy: raw
+            .network
+            .proxy
+            .as_deref()
+            .map(|p| network::proxy(p, file))
+            .transpose()?,
+        post_up: non_empty(
+            raw.hooks.post_up.as_deref(),
+            &at("hooks.post_up"),
+            "remove the key or give a host command",
+        )?,
+        pre_down: non_empty(
+            raw.hooks.pre_down.as_deref(),
+            &at("hooks.pre_down"),
+            "remove the key or give a host command",
+        )?,
         sources: vec![file.to_path_buf()],
         ..Layer::default()
     };
     for (i, m) in raw.mounts.iter().enumerate() {
         let origin = at(&format!("mounts[{i}]"));
-        layer.mounts.push((mounts::mount(m, &origin, dir, env)?, origin));
+        layer
+            .mounts
+            .push((mounts::mount(m, &origin, dir, env)?, origin));
     }
     for (i, p) in raw.ports.iter().enumerate() {
         let origin = at(&format!("ports[{i}]"));
@@ -113,7 +132,10 @@ fn command(
         Some(StrOrTable::Table(t)) => (t.command.clone(), t.append, origin.child("command")),
     };
     if command.trim().is_empty() {
-        return Err(origin.err("the command is empty", "remove the key or give a shell command"));
+        return Err(origin.err(
+            "the command is empty",
+            "remove the key or give a shell command",
+        ));
     }
     Ok(Some(CommandLayer { command, append }))
 }

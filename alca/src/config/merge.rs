@@ -60,7 +60,10 @@ mod tests {
 
     #[test]
     fn append_uses_only_the_overlay_flag() {
-        assert_eq!(command(cmd("nix develop", false), cmd("bash", true)), cmd("nix develop bash", false));
+        assert_eq!(
+            command(cmd("nix develop", false), cmd("bash", true)),
+            cmd("nix develop bash", false)
+        );
         assert_eq!(command(cmd("a", true), cmd("b", false)), cmd("b", false));
         assert_eq!(command(None, cmd("b", true)), cmd("b", true));
         assert_eq!(command(cmd("a", false), None), cmd("a", false));

@@ -146,6 +146,6 @@ pub struct Hooks {
 impl Network {
     /// `lan-access = ["*"]`: no network isolation.
     pub fn allows_everything(&self) -> bool {
-        self.lan_access.iter().any(|e| *e == LanEntry::Everything)
+        self.lan_access.contains(&LanEntry::Everything)
     }
 }

@@ -66,7 +66,11 @@ fn deserialize(
     };
     result.map_err(|e| {
         let path = track.path().to_string();
-        let field = if path == "." { "(top level)".to_string() } else { path };
+        let field = if path == "." {
+            "(top level)".to_string()
+        } else {
+            path
+        };
         ConfigError::at(
             file,
             &field,
@@ -140,7 +144,9 @@ mod tests {
 
     #[test]
     fn type_errors_name_the_field_path() {
-        let e = parse("image = \"a\"\nmounts = [\"a:/b\", 3]\n").unwrap_err().0;
+        let e = parse("image = \"a\"\nmounts = [\"a:/b\", 3]\n")
+            .unwrap_err()
+            .0;
         assert!(e.starts_with("/p/.alca.toml: mounts[1]: "), "{e}");
         assert!(e.contains("a mount: a string"), "{e}");
         let e = parse("[resources]\ncpus = \"two\"\n").unwrap_err().0;
@@ -160,7 +166,9 @@ mod tests {
     #[test]
     fn alca_tokens_only_in_network_settings() {
         assert!(parse("image = \"a\"\n[network]\nlan-access = [\"${alca:HOST_IP}:80\"]\nproxy = \"${alca:HOST_IP}:3128\"\n").is_ok());
-        let e = parse("image = \"a\"\n[envs]\nX = \"${alca:HOST_IP}\"\n").unwrap_err().0;
+        let e = parse("image = \"a\"\n[envs]\nX = \"${alca:HOST_IP}\"\n")
+            .unwrap_err()
+            .0;
         assert!(e.contains("envs.X: "), "{e}");
         assert!(e.contains("valid tokens: ${alca:HOST_IP}"), "{e}");
         let e = parse("mounts = [\"${alca:FOO}:/x\"]\n").unwrap_err().0;

@@ -90,7 +90,9 @@ mod tests {
     fn schema_describes_the_string_or_table_forms() {
         let v: serde_json::Value = serde_json::from_str(&schema_json()).unwrap();
         let props = &v["properties"];
-        for key in ["image", "mounts", "envs", "caps", "ports", "network", "hooks", "extends", "includes"] {
+        for key in [
+            "image", "mounts", "envs", "caps", "ports", "network", "hooks", "extends", "includes",
+        ] {
             assert!(props.get(key).is_some(), "missing {key}");
         }
         assert!(schema_json().contains("lan-access"));

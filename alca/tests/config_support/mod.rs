@@ -80,7 +80,8 @@ impl Project {
 
     /// The error message with the project root replaced by `<root>`.
     pub fn err_rel(&self) -> String {
-        self.err().replace(&self.root().display().to_string(), "<root>")
+        self.err()
+            .replace(&self.root().display().to_string(), "<root>")
     }
 }
 

@@ -58,7 +58,10 @@ pub fn cache_dir(home: &Path, url: &str) -> PathBuf {
     let mut dir = home.join(".alcatraz").join("cache-presets");
     dir.push(match host {
         "" | "." | ".." => "-".to_string(),
-        h => h.replace(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-'), "-"),
+        h => h.replace(
+            |c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-'),
+            "-",
+        ),
     });
     dir.push(sanitize(&format!("git+{scheme}")));
     dir.push(sanitize(creds));
@@ -73,7 +76,13 @@ fn sanitize(s: &str) -> String {
         return "-".into();
     }
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect()
 }
 
@@ -97,18 +106,27 @@ fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
 
 /// Fetches `commit` (or the default branch head) into the cache; returns the cache and commit.
 fn fetch_repo(url: &str, commit: Option<&str>) -> anyhow::Result<(PathBuf, String)> {
-    let home = std::env::var_os("HOME").ok_or_else(|| anyhow!("HOME is not set; set it to use presets"))?;
+    let home = std::env::var_os("HOME")
+        .ok_or_else(|| anyhow!("HOME is not set; set it to use presets"))?;
     let cache = cache_dir(Path::new(&home), url);
     if !cache.join(".git").is_dir() {
         fs::create_dir_all(&cache).with_context(|| format!("creating {}", cache.display()))?;
         git(&cache, &["init", "-q"])?;
     }
-    let have = commit.is_some_and(|c| git(&cache, &["cat-file", "-e", &format!("{c}^{{commit}}")]).is_ok());
+    let have = commit
+        .is_some_and(|c| git(&cache, &["cat-file", "-e", &format!("{c}^{{commit}}")]).is_ok());
     if !have {
-        git(&cache, &["fetch", "-q", "--depth", "1", url, commit.unwrap_or("HEAD")])
-            .with_context(|| format!("fetching preset repository {url} failed"))?;
+        git(
+            &cache,
+            &["fetch", "-q", "--depth", "1", url, commit.unwrap_or("HEAD")],
+        )
+        .with_context(|| format!("fetching preset repository {url} failed"))?;
     }
-    let target = if have { commit.unwrap_or("FETCH_HEAD") } else { "FETCH_HEAD" };
+    let target = if have {
+        commit.unwrap_or("FETCH_HEAD")
+    } else {
+        "FETCH_HEAD"
+    };
     git(&cache, &["checkout", "-q", "--detach", target])?;
     let head = git(&cache, &["rev-parse", "HEAD"])?;
     Ok((cache, head))
@@ -139,20 +157,31 @@ fn with_source(content: &str, url: &str, commit: &str, path: &str) -> String {
         .lines()
         .filter(|l| !l.starts_with(SOURCE_MARKER))
         .collect();
-    format!("{SOURCE_MARKER}git+{url}#{commit}:{path}\n{}\n", body.join("\n"))
+    format!(
+        "{SOURCE_MARKER}git+{url}#{commit}:{path}\n{}\n",
+        body.join("\n")
+    )
 }
 
 /// `alca init git+…`: copies the preset files of the repository into `cwd`.
 pub fn fetch(cwd: &Path, spec: &str) -> anyhow::Result<()> {
     let spec = parse_spec(spec)?;
-    if spec.url.split_once("://").is_some_and(|(_, r)| r.split('/').next().is_some_and(|a| a.contains('@') && a.contains(':'))) {
+    if spec.url.split_once("://").is_some_and(|(_, r)| {
+        r.split('/')
+            .next()
+            .is_some_and(|a| a.contains('@') && a.contains(':'))
+    }) {
         eprintln!("alca: warning: the URL contains credentials; they are stored in the copied files' source line");
     }
     let (repo, head) = fetch_repo(&spec.url, spec.commit.as_deref())?;
     let dir = repo.join(&spec.dir);
     let names = preset_files(&dir)?;
     if names.is_empty() {
-        bail!("no .alca.*.toml files in {:?} of {}; check the #:dir part of the preset", spec.dir, spec.url);
+        bail!(
+            "no .alca.*.toml files in {:?} of {}; check the #:dir part of the preset",
+            spec.dir,
+            spec.url
+        );
     }
     for name in names {
         let dest = cwd.join(&name);
@@ -160,7 +189,11 @@ pub fn fetch(cwd: &Path, spec: &str) -> anyhow::Result<()> {
             println!("Skipped {name}: it already exists (delete it to fetch it again, or run `alca init --update`)");
             continue;
         }
-        let path = if spec.dir.is_empty() { name.clone() } else { format!("{}/{name}", spec.dir) };
+        let path = if spec.dir.is_empty() {
+            name.clone()
+        } else {
+            format!("{}/{name}", spec.dir)
+        };
         let content = fs::read_to_string(dir.join(&name))?;
         fs::write(&dest, with_source(&content, &spec.url, &head, &path))
             .with_context(|| format!("writing {}", dest.display()))?;
@@ -193,10 +226,17 @@ pub fn update(cwd: &Path) -> anyhow::Result<()> {
     let mut by_repo: BTreeMap<String, Vec<Managed>> = BTreeMap::new();
     for name in preset_files(cwd)? {
         let local = cwd.join(&name);
-        let Some((url, path)) = fs::read_to_string(&local).ok().as_deref().and_then(source_of) else {
+        let Some((url, path)) = fs::read_to_string(&local)
+            .ok()
+            .as_deref()
+            .and_then(source_of)
+        else {
             continue;
         };
-        by_repo.entry(url.clone()).or_default().push(Managed { local, url, path });
+        by_repo
+            .entry(url.clone())
+            .or_default()
+            .push(Managed { local, url, path });
     }
     for (url, files) in by_repo {
         let (repo, head) = match fetch_repo(&url, None) {
@@ -215,9 +255,16 @@ pub fn update(cwd: &Path) -> anyhow::Result<()> {
 
 fn refresh(repo: &Path, head: &str, m: &Managed) -> anyhow::Result<()> {
     let src = repo.join(&m.path);
-    let name = m.local.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = m
+        .local
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let Ok(content) = fs::read_to_string(&src) else {
-        eprintln!("alca: warning: {} no longer exists in {}; {name} left unchanged", m.path, m.url);
+        eprintln!(
+            "alca: warning: {} no longer exists in {}; {name} left unchanged",
+            m.path, m.url
+        );
         return Ok(());
     };
     fs::write(&m.local, with_source(&content, &m.url, head, &m.path))
@@ -244,7 +291,12 @@ mod tests {
 
     #[test]
     fn rejects_bad_specs() {
-        for bad in ["https://x/y", "git+x/y", "git+https://x/y#zz", "git+https://x/y#:../etc"] {
+        for bad in [
+            "https://x/y",
+            "git+x/y",
+            "git+https://x/y#zz",
+            "git+https://x/y#:../etc",
+        ] {
             assert!(parse_spec(bad).is_err(), "{bad}");
         }
         let e = parse_spec("github:org/repo").unwrap_err().to_string();
@@ -260,16 +312,32 @@ mod tests {
         );
         assert_eq!(
             cache_dir(h, "https://user:pass@gitea.company.com/team/presets"),
-            Path::new("/h/.alcatraz/cache-presets/gitea.company.com/git-https/user-pass/team/presets")
+            Path::new(
+                "/h/.alcatraz/cache-presets/gitea.company.com/git-https/user-pass/team/presets"
+            )
         );
     }
 
     #[test]
     fn source_line_round_trips() {
-        let text = with_source("# Alcatraz Preset Source: git+old#1:x\nimage = \"a\"\n", "file:///r", "abc", "d/.alca.x.toml");
-        assert!(text.starts_with("# Alcatraz Preset Source: git+file:///r#abc:d/.alca.x.toml\nimage"), "{text}");
+        let text = with_source(
+            "# Alcatraz Preset Source: git+old#1:x\nimage = \"a\"\n",
+            "file:///r",
+            "abc",
+            "d/.alca.x.toml",
+        );
+        assert!(
+            text.starts_with("# Alcatraz Preset Source: git+file:///r#abc:d/.alca.x.toml\nimage"),
+            "{text}"
+        );
         assert_eq!(text.matches(SOURCE_MARKER).count(), 1);
-        assert_eq!(source_of(&text), Some(("file:///r".into(), "d/.alca.x.toml".into())));
-        assert_eq!(source_of("image = 1\n# Alcatraz Preset Source: git+a#b:c\n"), None);
+        assert_eq!(
+            source_of(&text),
+            Some(("file:///r".into(), "d/.alca.x.toml".into()))
+        );
+        assert_eq!(
+            source_of("image = 1\n# Alcatraz Preset Source: git+a#b:c\n"),
+            None
+        );
     }
 }

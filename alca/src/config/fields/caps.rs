@@ -134,7 +134,9 @@ pub fn effective(layer: Option<CapsLayer>) -> Caps {
 
 fn dedup(list: Vec<String>) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();
-    list.into_iter().filter(|c| seen.insert(c.clone())).collect()
+    list.into_iter()
+        .filter(|c| seen.insert(c.clone()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -177,7 +179,10 @@ mod tests {
             add: vec!["CHOWN".into(), "NET_RAWW".into()],
         };
         let e = caps(&ListOrTable::Table(t), &o()).unwrap_err().0;
-        assert!(e.contains("caps.add[1]: \"NET_RAWW\" is not a Linux capability"), "{e}");
+        assert!(
+            e.contains("caps.add[1]: \"NET_RAWW\" is not a Linux capability"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -106,7 +106,10 @@ mod tests {
     fn static_and_reference() {
         assert_eq!(run("A", "1").unwrap().value, "1");
         let e = run("E", "${EDITOR}").unwrap();
-        assert_eq!((e.value.as_str(), e.template.as_str()), ("vim", "${EDITOR}"));
+        assert_eq!(
+            (e.value.as_str(), e.template.as_str()),
+            ("vim", "${EDITOR}")
+        );
         assert_eq!(run("U", "${UNSET_X}").unwrap().value, "");
         assert_eq!(run("D", "$EDITOR").unwrap().value, "$EDITOR");
     }
@@ -116,6 +119,9 @@ mod tests {
         let e = run("G", "hello${NAME}").unwrap_err().0;
         assert!(e.contains("envs.G: \"hello${NAME}\" mixes text"), "{e}");
         let e = run("1BAD", "x").unwrap_err().0;
-        assert!(e.contains("envs.1BAD: \"1BAD\" is not a valid environment variable name"), "{e}");
+        assert!(
+            e.contains("envs.1BAD: \"1BAD\" is not a valid environment variable name"),
+            "{e}"
+        );
     }
 }

@@ -71,8 +71,12 @@ pub fn host_path(
             "set it to a host directory or file (relative paths start at this file's directory)",
         ));
     }
-    let expanded = expand_path(raw, env)
-        .map_err(|e| origin.err(e, "set the variable in the host environment or change the path"))?;
+    let expanded = expand_path(raw, env).map_err(|e| {
+        origin.err(
+            e,
+            "set the variable in the host environment or change the path",
+        )
+    })?;
     Ok(normalize(&dir.join(expanded)))
 }
 
@@ -113,10 +117,12 @@ pub fn container_path(raw: &str, origin: &Origin) -> Result<String, ConfigError>
 pub fn patterns(raw: &[String], origin: &Origin) -> Result<Vec<String>, ConfigError> {
     for (i, p) in raw.iter().enumerate() {
         if p.trim().is_empty() {
-            return Err(Origin::new(&origin.file, format!("{}[{i}]", origin.field)).err(
-                "empty exclude pattern",
-                "remove it or write a pattern such as \"**/.env\"",
-            ));
+            return Err(
+                Origin::new(&origin.file, format!("{}[{i}]", origin.field)).err(
+                    "empty exclude pattern",
+                    "remove it or write a pattern such as \"**/.env\"",
+                ),
+            );
         }
     }
     Ok(raw.to_vec())
@@ -151,10 +157,19 @@ mod tests {
     #[test]
     fn short_form_errors() {
         let e = check("nocolon").unwrap_err().0;
-        assert!(e.starts_with("/p/.alca.toml: mounts[0]: \"nocolon\" is not a mount"), "{e}");
+        assert!(
+            e.starts_with("/p/.alca.toml: mounts[0]: \"nocolon\" is not a mount"),
+            "{e}"
+        );
         let e = check("a:relative").unwrap_err().0;
-        assert!(e.contains("mounts[0].target: \"relative\" is not an absolute path"), "{e}");
+        assert!(
+            e.contains("mounts[0].target: \"relative\" is not an absolute path"),
+            "{e}"
+        );
         let e = check("$NOPE/x:/x").unwrap_err().0;
-        assert!(e.contains("mounts[0].source: undefined environment variable: $NOPE"), "{e}");
+        assert!(
+            e.contains("mounts[0].source: undefined environment variable: $NOPE"),
+            "{e}"
+        );
     }
 }

@@ -52,7 +52,10 @@ mod tests {
         let e = lan_access(&["10.0.0.1".into(), "example.com".into()], f)
             .unwrap_err()
             .0;
-        assert!(e.contains("network.lan-access[1]: \"example.com\" is not an IP"), "{e}");
+        assert!(
+            e.contains("network.lan-access[1]: \"example.com\" is not an IP"),
+            "{e}"
+        );
         let e = proxy("localhost:3128", f).unwrap_err().0;
         assert!(e.contains("network.proxy: proxy \"localhost:3128\""), "{e}");
         let e = lan_access(&["${alca:GATEWAY}".into()], f).unwrap_err().0;

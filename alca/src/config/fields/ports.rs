@@ -143,7 +143,10 @@ mod tests {
     #[test]
     fn string_forms() {
         assert_eq!(check("8080").unwrap(), p(None, 8080, 8080, PortProto::Tcp));
-        assert_eq!(check("3001:3000").unwrap(), p(None, 3001, 3000, PortProto::Tcp));
+        assert_eq!(
+            check("3001:3000").unwrap(),
+            p(None, 3001, 3000, PortProto::Tcp)
+        );
         assert_eq!(
             check("127.0.0.1:5432:5432").unwrap(),
             p(Some("127.0.0.1"), 5432, 5432, PortProto::Tcp)
@@ -158,7 +161,10 @@ mod tests {
     #[test]
     fn string_errors() {
         let e = check("0").unwrap_err().0;
-        assert!(e.contains("ports[0]: \"0\" in \"0\" is not a port number"), "{e}");
+        assert!(
+            e.contains("ports[0]: \"0\" in \"0\" is not a port number"),
+            "{e}"
+        );
         let e = check("80/icmp").unwrap_err().0;
         assert!(e.contains("protocol \"icmp\" is not supported"), "{e}");
         let e = check("host:80:80").unwrap_err().0;

@@ -70,7 +70,16 @@ mod tests {
 
     #[test]
     fn memory_forms() {
-        for ok in ["512m", "4g", "4G", "1.5g", "16gb", "1073741824", "6m", "8192k"] {
+        for ok in [
+            "512m",
+            "4g",
+            "4G",
+            "1.5g",
+            "16gb",
+            "1073741824",
+            "6m",
+            "8192k",
+        ] {
             assert!(memory(ok, &o("resources.memory")).is_ok(), "{ok}");
         }
         assert_eq!(memory_bytes("1k"), Some(1024.0));
@@ -79,7 +88,10 @@ mod tests {
     #[test]
     fn memory_errors() {
         let e = memory("lots", &o("resources.memory")).unwrap_err().0;
-        assert!(e.contains("resources.memory: \"lots\" is not a memory size"), "{e}");
+        assert!(
+            e.contains("resources.memory: \"lots\" is not a memory size"),
+            "{e}"
+        );
         assert!(memory("4x", &o("m")).is_err());
         assert!(memory("-1g", &o("m")).is_err());
         assert!(memory(".5g", &o("m")).is_err());
@@ -91,7 +103,10 @@ mod tests {
     fn cpu_limits() {
         assert_eq!(cpus(0.5, &o("resources.cpus")).unwrap(), 0.5);
         let e = cpus(0.0, &o("resources.cpus")).unwrap_err().0;
-        assert!(e.contains("resources.cpus: 0 is not a usable CPU count"), "{e}");
+        assert!(
+            e.contains("resources.cpus: 0 is not a usable CPU count"),
+            "{e}"
+        );
         assert!(cpus(f64::NAN, &o("c")).is_err());
         assert!(cpus(-2.0, &o("c")).is_err());
     }
