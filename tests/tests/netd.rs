@@ -431,10 +431,59 @@ fn stop_daemon() {
     panic!("alca-netd did not stop on SIGTERM");
 }
 
+/// A daemon started by hand re-applies saved specs and sweeps strays before it serves, and
+/// `status` says how it runs; so does one started again by D-Bus activation.
 fn stale_tables_are_swept_at_start() {
+    let expected = table_snapshot(&table(PROJ_A)).unwrap();
     stop_daemon();
     run_ok("nft", &["add", "table", "inet", &table(STRAY)]).unwrap();
+    run_ok("nft", &["delete", "table", "inet", &table(PROJ_A)]).unwrap();
+    let mut manual = Command::new(INSTALLED_DAEMON)
+        .arg("--foreground")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = manual.id();
+    let mut serving = false;
+    for _ in 0..200 {
+        if daemon_pid() == Some(pid) {
+            serving = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = text(&alca(
+        None,
+        Path::new("/"),
+        &["network-helper", "status"],
+        &[],
+    ));
+    let _ = manual.kill();
+    let _ = manual.wait();
+    assert!(
+        serving,
+        "the manually started daemon never owned the bus name"
+    );
+    assert!(status.contains("Daemon: running (manual)"), "{status}");
+    let tables = alca_tables().unwrap();
+    assert!(
+        !tables.contains(&table(STRAY)),
+        "stray table not swept: {tables:?}"
+    );
+    assert_eq!(
+        table_snapshot(&table(PROJ_A)).unwrap(),
+        expected,
+        "saved spec not re-applied"
+    );
+
     // Any call starts the daemon again by D-Bus activation; it sweeps before it answers.
+    run_ok("nft", &["add", "table", "inet", &table(STRAY)]).unwrap();
+    for _ in 0..100 {
+        if daemon_pid().is_none() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let list = call_as(OWNER, "List", &[]).unwrap();
     assert!(
         matches!(&list, Reply::Ok(s) if s.contains(PROJ_A)),
