@@ -48,11 +48,14 @@ pub fn run(args: &DownArgs) -> anyhow::Result<ExitCode> {
     }
     let guard = connect_guard();
     if let Err(e) = teardown(runtime.as_ref(), &name, &state.id, Some(guard.as_ref()))? {
-        if config.as_ref().map_or(true, isolation_required) {
+        if config.as_ref().is_none_or(isolation_required) {
             warn(format!(
                 "the project's network rules were not removed: {e:#}"
             ));
         }
+    }
+    if let Err(e) = crate::exclude::project_views::stop_all(&root) {
+        warn(format!("the filtered view could not be stopped: {e}"));
     }
     progress.done(format!("Container {name} removed"));
     Ok(ExitCode::SUCCESS)

@@ -85,11 +85,12 @@ pub fn recorded_kind(state: &State) -> Option<RuntimeKind> {
     state.runtime.as_deref().and_then(RuntimeKind::from_name)
 }
 
-/// The project's container in the runtime recorded in state: `(runtime, container)`.
-/// `Ok(None)` when nothing was recorded; the container is `None` when it no longer exists.
-pub fn find_container(
-    state: &State,
-) -> anyhow::Result<Option<(Box<dyn Runtime>, Option<ContainerInfo>)>> {
+/// The runtime recorded for a project and its container there (`None`: no longer exists).
+pub type Found = (Box<dyn Runtime>, Option<ContainerInfo>);
+
+/// The project's container in the runtime recorded in state; `Ok(None)` when nothing was
+/// recorded.
+pub fn find_container(state: &State) -> anyhow::Result<Option<Found>> {
     let Some(kind) = recorded_kind(state) else {
         return Ok(None);
     };

@@ -12,8 +12,8 @@ use crate::commands::lifecycle::{
     confirm, find_container, moved_message, recorded_kind, stdin_is_tty, teardown, warn, Progress,
     Project,
 };
-use crate::config::Config;
 use crate::drift::{self, Change, Snapshot};
+use crate::exclude::project_views::ProjectViews;
 use crate::hooks::{self, Hook, HookContext};
 use crate::network::netd::connect_guard;
 use crate::network::{spec, NetworkGuard};
@@ -36,6 +36,8 @@ struct Up {
     isolation: bool,
     /// Set once this run's rules are in place, so a failure removes only what it made.
     rules_applied: Cell<bool>,
+    /// Filtered views bind-mounted instead of sources with exclude patterns.
+    views: ProjectViews,
 }
 
 /// The runtime holding an existing container when it is not the selected one.
@@ -53,7 +55,11 @@ enum Plan {
 pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
     let progress = Progress { quiet: args.quiet };
     let project = Project::open()?;
-    refuse_excludes(&project.config)?;
+    // Views first: no container is created or started while they are missing (fail closed).
+    let views = ProjectViews::start(&project.root, &project.config)?;
+    if let Some(line) = views.summary() {
+        progress.step(line);
+    }
     let isolation = spec::isolation_required(&project.config);
     let state = State::load_or_create(&project.root)?;
     let selection = select(project.config.runtime, isolation)?;
@@ -65,6 +71,7 @@ pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
         state,
         isolation,
         rules_applied: Cell::new(false),
+        views,
     };
     let runtime = selection.runtime;
     let selected = runtime.as_ref();
@@ -79,33 +86,6 @@ pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
     up.post_up_hook()?;
     up.progress.done("Environment ready");
     Ok(ExitCode::SUCCESS)
-}
-
-/// File exclusion is not wired into `up` in this build: refuse rather than expose the files.
-fn refuse_excludes(config: &Config) -> anyhow::Result<()> {
-    let mut fields = Vec::new();
-    if !config.workdir_exclude.is_empty() {
-        fields.push("workdir_exclude".to_string());
-    }
-    for (i, m) in config.mounts.iter().enumerate() {
-        if !m.exclude.is_empty() {
-            fields.push(format!("mounts[{i}].exclude ({})", m.target));
-        }
-    }
-    if fields.is_empty() {
-        return Ok(());
-    }
-    bail!(
-        "{}: {} set, but file exclusion is not supported yet by `alca up` in this build; \
-         refusing to start rather than expose the excluded files. Remove the patterns to run \
-         without exclusion",
-        config
-            .sources
-            .first()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| ".alca.toml".into()),
-        fields.join(", ")
-    )
 }
 
 impl Up {
@@ -184,7 +164,7 @@ impl Up {
         let guard = connect_guard();
         let saved = self.state.config.as_ref().and_then(Snapshot::from_value);
         if let Err(e) = teardown(old, &self.name(), &self.id(), Some(guard.as_ref()))? {
-            if saved.as_ref().map_or(true, Snapshot::isolated) {
+            if saved.as_ref().is_none_or(Snapshot::isolated) {
                 warn(format!("the old network rules were not removed: {e:#}"));
             }
         }
@@ -292,6 +272,7 @@ impl Up {
             target: m.target.clone(),
             readonly: m.readonly,
         }));
+        self.views.rebind(&mut mounts);
         ContainerSpec {
             name: self.name(),
             image: c.image.clone(),
@@ -390,7 +371,14 @@ impl Up {
                 return Err(e);
             }
         }
-        if info.state == ContainerState::Running {
+        if info.state == ContainerState::Running && self.views.any_fresh() {
+            // Its bind mount holds the previous (dead) view: a restart picks up the new one.
+            self.progress
+                .step(format!("Restarting container {} on its new filtered view", info.name));
+            runtime
+                .stop(&info.name)
+                .with_context(|| format!("cannot stop container {}", info.name))?;
+        } else if info.state == ContainerState::Running {
             self.progress
                 .step(format!("Container {} already running", info.name));
             return Ok(());

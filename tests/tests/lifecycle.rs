@@ -1,0 +1,433 @@
+//! End-to-end lifecycle of `alca up/run/status/list/down/cleanup` on the real Docker and rootful
+//! Podman, as root and as the unprivileged user `alcatest`.
+//!
+//! Build the CLI first: `cargo build -p alca && cargo test -p alca-e2e --test lifecycle`
+//! (same `CARGO_TARGET_DIR`). Projects use `network.lan-access = ["*"]` (no helper needed)
+//! except the fail-closed test, which hides the system bus. Every project, container, network
+//! and directory is removed by drop guards; names are unique per project so tests run in parallel.
+
+use std::fs;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use alca_e2e::lifecycle::{free_port, Project, Rt, TempDir, TEST_USER};
+use serde_json::Value;
+
+/// `cleanup` acts on every project on the machine, so it runs alone; other tests share.
+static MACHINE: RwLock<()> = RwLock::new(());
+
+fn shared() -> RwLockReadGuard<'static, ()> {
+    MACHINE.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn exclusive() -> RwLockWriteGuard<'static, ()> {
+    MACHINE.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// No isolation: these tests exercise the lifecycle, not the network helper.
+const OPEN: &str = "[network]\nlan-access = [\"*\"]\n";
+
+/// CapEff of the six default capabilities: CHOWN(0) DAC_OVERRIDE(1) FOWNER(3) KILL(5)
+/// SETGID(6) SETUID(7).
+const DEFAULT_CAP_EFF: &str = "00000000000000eb";
+
+/// Generates `<test>::docker` and `<test>::podman` from a function taking the runtime.
+macro_rules! on_both_runtimes {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn docker() {
+                super::$name(super::Rt::Docker)
+            }
+            #[test]
+            fn podman() {
+                super::$name(super::Rt::Podman)
+            }
+        }
+    )*};
+}
+
+on_both_runtimes!(
+    up_from_a_subdirectory_builds_the_container_as_configured,
+    run_passes_arguments_stdin_envs_and_exit_codes,
+    mounts_persist_readonly_holds_and_hooks_run,
+    drift_is_reported_without_tty_and_rebuilt_with_force,
+    failing_commands_up_leaves_nothing_behind,
+    failing_post_up_is_an_error,
+    isolation_without_helper_fails_closed,
+    run_refuses_when_not_up_stopped_or_moved,
+);
+
+fn assert_up(p: &Project, rel: &str) -> String {
+    let r = p.alca(rel, &["up"]);
+    r.expect_code(0, "alca up");
+    r.stdout.clone()
+}
+
+fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
+    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
+fn running(p: &Project) -> bool {
+    p.inspect()
+        .map(|v| str_at(&v, "/State/Status") == "running")
+        .unwrap_or(false)
+}
+
+fn up_from_a_subdirectory_builds_the_container_as_configured(rt: Rt) {
+    let _g = shared();
+    let port = free_port();
+    let p = Project::new(
+        rt,
+        None,
+        &format!("ports = [\"{port}:8080\"]\n[resources]\nmemory = \"64m\"\ncpus = 0.5\n{OPEN}"),
+    );
+    let out = assert_up(&p, "sub/deeper");
+    assert!(
+        out.contains("Runtime:"),
+        "runtime choice is reported: {out}"
+    );
+    let id = p.id().expect("state file written");
+    let v = p.inspect().expect("container exists");
+    assert_eq!(p.container(), format!("alca-{}", &id[..12]));
+    assert_eq!(str_at(&v, "/State/Status"), "running");
+    assert_eq!(str_at(&v, "/Config/Labels/alca.project.id"), id);
+    assert_eq!(
+        str_at(&v, "/Config/Labels/alca.project.path"),
+        p.root.to_str().unwrap()
+    );
+    assert!(!str_at(&v, "/Config/Labels/alca.version").is_empty());
+    assert_eq!(
+        str_at(&v, "/HostConfig/RestartPolicy/Name"),
+        "unless-stopped"
+    );
+    assert_eq!(v["HostConfig"]["Memory"], 64 * 1024 * 1024);
+    assert_eq!(v["HostConfig"]["NanoCpus"], 500_000_000);
+    let binding = &v["NetworkSettings"]["Ports"]["8080/tcp"][0];
+    assert_eq!(binding["HostIp"], "127.0.0.1", "published on loopback only");
+    assert_eq!(binding["HostPort"], port.to_string());
+
+    let net = rt
+        .inspect("network", &p.container())
+        .expect("project network exists");
+    let bridge = format!("alca-{}", &id[..10]);
+    let link = std::process::Command::new("ip")
+        .args(["link", "show", &bridge])
+        .output()
+        .unwrap();
+    assert!(link.status.success(), "bridge {bridge} exists: {net}");
+
+    let caps = p.alca("", &["run", "grep", "CapEff", "/proc/1/status"]);
+    caps.expect_code(0, "read caps");
+    assert!(caps.stdout.contains(DEFAULT_CAP_EFF), "{}", caps.stdout);
+
+    let status = p.alca("sub", &["status"]);
+    status.expect_code(0, "status");
+    assert!(
+        status.stdout.contains("Container: Running"),
+        "{}",
+        status.stdout
+    );
+    assert!(
+        status.stdout.contains("Configuration: up to date"),
+        "{}",
+        status.stdout
+    );
+    let list = p.alca("", &["list"]);
+    list.expect_code(0, "list");
+    let row = list
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&p.container()))
+        .unwrap_or_else(|| panic!("list shows the container: {}", list.stdout));
+    let kind = match rt {
+        Rt::Docker => "Docker",
+        Rt::Podman => "Podman",
+    };
+    assert!(row.contains("running") && row.contains(kind), "{row}");
+}
+
+fn run_passes_arguments_stdin_envs_and_exit_codes(rt: Rt) {
+    let _g = shared();
+    let body = format!(
+        "[envs]\nMY_E = {{ value = \"${{ALCA_E2E_VAR}}\", override_on_enter = true }}\n{OPEN}"
+    );
+    let p = Project::new(rt, None, &body);
+    let r = p.alca_with("", &["up"], &[("ALCA_E2E_VAR", "at-up")], None);
+    r.expect_code(0, "up");
+
+    p.alca("", &["run", "sh", "-c", "exit 7"])
+        .expect_code(7, "exit code passes through");
+    let q = p.alca("", &["run", "printf", "%s|", "a b", "'", "$HOME"]);
+    q.expect_code(0, "quoting");
+    assert_eq!(q.stdout, "a b|'|$HOME|");
+    let piped = p.alca_with("", &["run", "cat"], &[], Some("piped-input\n"));
+    piped.expect_code(0, "stdin");
+    assert_eq!(piped.stdout, "piped-input\n");
+    let pwd = p.alca("sub", &["run", "pwd"]);
+    assert_eq!(pwd.stdout.trim(), "/workspace/sub");
+    let env = p.alca_with(
+        "",
+        &["run", "sh", "-c", "echo \"$MY_E $TERM\""],
+        &[("ALCA_E2E_VAR", "at-run"), ("TERM", "xterm-e2e")],
+        None,
+    );
+    env.expect_code(0, "envs");
+    assert_eq!(env.stdout.trim(), "at-run xterm-e2e");
+}
+
+fn mounts_persist_readonly_holds_and_hooks_run(rt: Rt) {
+    let _g = shared();
+    let ro = TempDir::new("ro");
+    let data = TempDir::new("data");
+    fs::write(ro.0.join("ro.txt"), "read me").unwrap();
+    let body = format!(
+        "mounts = [\"{}:/ro:ro\", \"{}:/data\"]\n\
+         [commands]\nup = \"echo once >> /workspace/up-count\"\n\
+         [hooks]\npost_up = \"echo up >> hook-log\"\npre_down = \"echo down >> hook-log\"\n{OPEN}",
+        ro.0.display(),
+        data.0.display()
+    );
+    let p = Project::new(rt, None, &body);
+    assert_up(&p, "");
+    assert_eq!(fs::read_to_string(p.path("hook-log")).unwrap(), "up\n");
+    assert_eq!(fs::read_to_string(p.path("up-count")).unwrap(), "once\n");
+
+    let w = p.alca(
+        "",
+        &[
+            "run",
+            "sh",
+            "-c",
+            "echo hi > sub/from-box && echo d > /data/d",
+        ],
+    );
+    w.expect_code(0, "write through mounts");
+    assert_eq!(fs::read_to_string(p.path("sub/from-box")).unwrap(), "hi\n");
+    assert_eq!(fs::read_to_string(data.0.join("d")).unwrap(), "d\n");
+    let denied = p.alca("", &["run", "sh", "-c", "echo x > /ro/new"]);
+    assert_ne!(denied.code, 0, "read-only mount refuses writes");
+    assert!(!ro.0.join("new").exists());
+    assert_eq!(p.alca("", &["run", "cat", "/ro/ro.txt"]).stdout, "read me");
+
+    let id = p.id();
+    p.alca("", &["down"]).expect_code(0, "down");
+    assert_eq!(
+        fs::read_to_string(p.path("hook-log")).unwrap(),
+        "up\ndown\n"
+    );
+    assert!(p.inspect().is_none(), "container removed");
+    assert!(
+        rt.inspect("network", &p.container()).is_none(),
+        "network removed"
+    );
+    assert_eq!(p.id(), id, "state.json kept with the same id");
+
+    assert_up(&p, "");
+    let back = p.alca("", &["run", "cat", "sub/from-box"]);
+    assert_eq!(back.stdout, "hi\n", "files persist across down/up");
+    assert_eq!(
+        fs::read_to_string(p.path("up-count")).unwrap(),
+        "once\nonce\n",
+        "commands.up runs once per creation"
+    );
+}
+
+fn drift_is_reported_without_tty_and_rebuilt_with_force(rt: Rt) {
+    let _g = shared();
+    let p = Project::new(rt, None, &format!("[resources]\nmemory = \"64m\"\n{OPEN}"));
+    assert_up(&p, "");
+    let first = p.inspect().unwrap();
+    p.write_config(&format!("[resources]\nmemory = \"96m\"\n{OPEN}"));
+
+    let kept = p.alca("", &["up"]);
+    kept.expect_code(0, "up with drift keeps the container");
+    assert!(
+        kept.all().contains("Resources.memory: 64m → 96m"),
+        "{}",
+        kept.all()
+    );
+    assert!(kept.all().contains("alca up -f"), "{}", kept.all());
+    let same = p.inspect().unwrap();
+    assert_eq!(same["Id"], first["Id"]);
+    assert_eq!(same["HostConfig"]["Memory"], 64 * 1024 * 1024);
+
+    let quiet = p.alca("", &["up", "-q"]);
+    quiet.expect_code(0, "up -q with drift");
+    assert!(!quiet.stdout.contains('→'), "quiet: {}", quiet.stdout);
+    let status = p.alca("", &["status"]);
+    assert!(
+        status.stdout.contains("Resources.memory: 64m → 96m"),
+        "{}",
+        status.stdout
+    );
+
+    p.alca("", &["up", "-f"]).expect_code(0, "up -f");
+    let rebuilt = p.inspect().unwrap();
+    assert_ne!(rebuilt["Id"], first["Id"], "container recreated");
+    assert_eq!(rebuilt["HostConfig"]["Memory"], 96 * 1024 * 1024);
+    let status = p.alca("", &["status"]);
+    assert!(
+        status.stdout.contains("Configuration: up to date"),
+        "{}",
+        status.stdout
+    );
+}
+
+fn failing_commands_up_leaves_nothing_behind(rt: Rt) {
+    let _g = shared();
+    let body = format!("[commands]\nup = \"echo broken >&2; exit 3\"\n{OPEN}");
+    let p = Project::new(rt, None, &body);
+    let r = p.alca("", &["up"]);
+    r.expect_code(1, "failing commands.up");
+    assert!(r.stderr.contains("commands.up"), "{}", r.stderr);
+    assert!(p.inspect().is_none(), "no container left");
+    assert!(
+        rt.inspect("network", &p.container()).is_none(),
+        "no network left"
+    );
+}
+
+fn failing_post_up_is_an_error(rt: Rt) {
+    let _g = shared();
+    let p = Project::new(rt, None, &format!("[hooks]\npost_up = \"exit 4\"\n{OPEN}"));
+    let r = p.alca("", &["up"]);
+    r.expect_code(1, "failing post_up");
+    assert!(r.stderr.contains("post_up"), "{}", r.stderr);
+    assert!(r.stderr.contains("exit status: 4"), "{}", r.stderr);
+}
+
+fn isolation_without_helper_fails_closed(rt: Rt) {
+    let _g = shared();
+    let p = Project::new(rt, None, "");
+    let hidden_bus = [(
+        "DBUS_SYSTEM_BUS_ADDRESS",
+        "unix:path=/nonexistent/alca-e2e-no-bus",
+    )];
+    let r = p.alca_with("", &["up"], &hidden_bus, None);
+    r.expect_code(1, "isolation required without a helper");
+    assert!(r.stderr.contains("network isolation"), "{}", r.stderr);
+    assert!(r.stderr.contains("network-helper install"), "{}", r.stderr);
+    assert!(p.inspect().is_none(), "no container runs unprotected");
+    assert!(
+        rt.inspect("network", &p.container()).is_none(),
+        "no network left"
+    );
+}
+
+fn run_refuses_when_not_up_stopped_or_moved(rt: Rt) {
+    let _g = shared();
+    let mut p = Project::new(rt, None, OPEN);
+    let r = p.alca("", &["run", "true"]);
+    r.expect_code(1, "run before up");
+    assert!(r.stderr.contains("alca up"), "{}", r.stderr);
+
+    assert_up(&p, "");
+    let stop = rt.cmd(&["stop", "-t", "0", &p.container()]);
+    assert!(stop.status.success());
+    let r = p.alca("", &["run", "true"]);
+    r.expect_code(1, "run on a stopped container");
+    assert!(r.stderr.contains("stopped"), "{}", r.stderr);
+    assert_up(&p, "");
+    assert!(running(&p), "up starts the stopped container");
+
+    let moved = p.root.with_file_name(format!(
+        "{}-moved",
+        p.root.file_name().unwrap().to_string_lossy()
+    ));
+    fs::rename(&p.root, &moved).unwrap();
+    p.root = moved;
+    let r = p.alca("", &["run", "true"]);
+    r.expect_code(1, "run after the project moved");
+    assert!(r.stderr.contains("moved"), "{}", r.stderr);
+    p.alca("", &["up", "-f"])
+        .expect_code(0, "up -f recreates here");
+    p.alca("", &["run", "true"]).expect_code(0, "run after -f");
+}
+
+#[test]
+fn unprivileged_user_runs_the_lifecycle_on_docker() {
+    let _g = shared();
+    let p = Project::new(Rt::Docker, Some(TEST_USER), OPEN);
+    assert_up(&p, "sub");
+    assert!(running(&p));
+    let r = p.alca("sub", &["run", "sh", "-c", "touch made-inside && pwd"]);
+    r.expect_code(0, "run as alcatest");
+    assert_eq!(r.stdout.trim(), "/workspace/sub");
+    assert!(p.path("sub/made-inside").exists());
+    p.alca("", &["status"]).expect_code(0, "status as alcatest");
+    let list = p.alca("", &["list"]);
+    assert!(list.stdout.contains(&p.container()), "{}", list.stdout);
+    p.alca("", &["down"]).expect_code(0, "down as alcatest");
+    assert!(p.inspect().is_none());
+}
+
+#[test]
+fn rootless_podman_with_isolation_is_refused() {
+    let _g = shared();
+    let p = Project::new(Rt::Podman, Some(TEST_USER), "");
+    let r = p.alca("", &["up"]);
+    r.expect_code(1, "rootless podman with isolation");
+    assert!(r.stderr.contains("rootless"), "{}", r.stderr);
+    assert!(r.stderr.contains("lan-access"), "{}", r.stderr);
+    assert!(Rt::Podman.inspect("container", &p.container()).is_none());
+}
+
+#[test]
+fn excludes_are_refused_until_supported() {
+    let _g = shared();
+    let p = Project::new(
+        Rt::Docker,
+        None,
+        &format!("workdir_exclude = [\".env\"]\n{OPEN}"),
+    );
+    let r = p.alca("", &["up"]);
+    r.expect_code(1, "excludes");
+    assert!(r.stderr.contains("workdir_exclude"), "{}", r.stderr);
+    assert!(p.id().is_none(), "refused before anything was created");
+}
+
+#[test]
+fn cleanup_removes_orphans_and_never_live_projects() {
+    let _g = exclusive();
+    let live = Project::new(Rt::Docker, None, OPEN);
+    let stopped = Project::new(Rt::Docker, None, OPEN);
+    let deleted = Project::new(Rt::Docker, None, OPEN);
+    let stateless = Project::new(Rt::Podman, None, OPEN);
+    for p in [&live, &stopped, &deleted, &stateless] {
+        assert_up(p, "");
+    }
+    let deleted_name = deleted.container();
+    let stateless_name = stateless.container();
+    assert!(Rt::Docker
+        .cmd(&["stop", "-t", "0", &stopped.container()])
+        .status
+        .success());
+    fs::remove_dir_all(&deleted.root).unwrap();
+    fs::remove_file(stateless.path(".alca/state.json")).unwrap();
+
+    let ask = live.alca("", &["cleanup"]);
+    ask.expect_code(0, "cleanup without -y and without a terminal");
+    assert!(ask.stdout.contains(&deleted_name), "{}", ask.stdout);
+    assert!(ask.stdout.contains(&stateless_name), "{}", ask.stdout);
+    assert!(ask.stdout.contains("Nothing removed"), "{}", ask.stdout);
+    assert!(Rt::Docker.inspect("container", &deleted_name).is_some());
+
+    live.alca("", &["cleanup", "-y"])
+        .expect_code(0, "cleanup -y");
+    assert!(Rt::Docker.inspect("container", &deleted_name).is_none());
+    assert!(Rt::Docker.inspect("network", &deleted_name).is_none());
+    assert!(Rt::Podman.inspect("container", &stateless_name).is_none());
+    assert!(running(&live), "live project untouched");
+    assert!(
+        stopped.inspect().is_some(),
+        "stopped live project kept without --all"
+    );
+
+    live.alca("", &["cleanup", "--all", "-y"])
+        .expect_code(0, "cleanup --all -y");
+    assert!(
+        stopped.inspect().is_none(),
+        "--all removes stopped containers"
+    );
+    assert!(running(&live), "live project still untouched");
+}
