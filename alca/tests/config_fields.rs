@@ -409,3 +409,17 @@ fn syntax_and_file_errors() {
     assert_has(&e, ".alca.toml: cannot open the config file: ");
     assert_has(&e, "; run `alca init` or check the path");
 }
+
+#[test]
+fn the_container_root_is_not_a_target() {
+    let p = Project::with("image = \"a\"\nmounts = [\"x:/\"]\n");
+    assert_eq!(
+        p.err_rel(),
+        "<root>/.alca.toml: mounts[0].target: \"/\" is the container's root directory; choose a directory such as \"/workspace\""
+    );
+    let p = Project::with("image = \"a\"\nworkdir = \"//\"\n");
+    assert_has(
+        &p.err_rel(),
+        "<root>/.alca.toml: workdir: \"/\" is the container's root directory",
+    );
+}

@@ -18,7 +18,7 @@ pub mod raw;
 pub mod schema;
 
 pub use env::{EnvSource, HostEnv};
-pub use fields::envs::DEFAULT_ENTER_ENVS;
+pub use fields::envs::{reexpand as reexpand_env, DEFAULT_ENTER_ENVS};
 pub use model::*;
 
 use std::path::Path;

@@ -118,7 +118,8 @@ pub enum PortProto {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Port {
     pub host_ip: Option<IpAddr>,
-    /// `None`: the runtime picks a free host port.
+    /// The loader always sets it (as the Go original, an omitted host port equals the
+    /// container port); `None` (the runtime picks a free port) only in hand-built configs.
     pub host_port: Option<u16>,
     pub container_port: u16,
     pub proto: PortProto,

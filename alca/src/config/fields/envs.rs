@@ -74,6 +74,16 @@ pub fn expand(template: &str, origin: &Origin, env: &dyn EnvSource) -> Result<St
     }
 }
 
+/// Re-expands an env template (`EnvVar::template`) from `env` for `alca run`
+/// (`override_on_enter`): a whole-value `${VAR}` gives the variable (unset → empty), anything
+/// else is returned as written. Templates were validated at load, so this cannot fail.
+pub fn reexpand(template: &str, env: &dyn EnvSource) -> String {
+    match reference(template) {
+        Reference::Var(var) => env.var(var).unwrap_or_default(),
+        Reference::Static | Reference::Invalid => template.to_string(),
+    }
+}
+
 enum Reference<'a> {
     Static,
     Var(&'a str),
@@ -112,6 +122,14 @@ mod tests {
         );
         assert_eq!(run("U", "${UNSET_X}").unwrap().value, "");
         assert_eq!(run("D", "$EDITOR").unwrap().value, "$EDITOR");
+    }
+
+    #[test]
+    fn reexpand_reads_the_current_environment() {
+        let env: HashMap<String, String> = [("EDITOR".to_string(), "nano".to_string())].into();
+        assert_eq!(reexpand("${EDITOR}", &env), "nano");
+        assert_eq!(reexpand("${UNSET_Y}", &env), "");
+        assert_eq!(reexpand("static", &env), "static");
     }
 
     #[test]

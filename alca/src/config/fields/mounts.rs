@@ -110,7 +110,13 @@ pub fn container_path(raw: &str, origin: &Origin) -> Result<String, ConfigError>
         ));
     }
     let trimmed = raw.trim_end_matches('/');
-    Ok(if trimmed.is_empty() { "/" } else { trimmed }.to_string())
+    if trimmed.is_empty() {
+        return Err(origin.err(
+            "\"/\" is the container's root directory",
+            "choose a directory such as \"/workspace\"",
+        ));
+    }
+    Ok(trimmed.to_string())
 }
 
 /// Checks gitignore-style exclude patterns (non-empty).
