@@ -61,7 +61,6 @@ pub async fn authorize(
         return Ok(());
     }
     Err(NetdError::NotAuthorized(format!(
-        "uid {caller} is not allowed to perform {action}: add the user to group `alcatraz` with \
-         `sudo alca network-helper install` and log in again"
+        "polkit does not allow uid {caller} to perform {action} (is the user in group `alcatraz`?)"
     )))
 }

@@ -188,6 +188,28 @@ impl Drop for TempGroupMember {
     }
 }
 
+/// Takes a user out of a group for the guard's lifetime.
+pub struct TempGroupRemoval {
+    user: String,
+    group: String,
+}
+
+impl TempGroupRemoval {
+    pub fn remove(user: &str, group: &str) -> Result<Self> {
+        run_ok("gpasswd", &["-d", user, group])?;
+        Ok(TempGroupRemoval {
+            user: user.into(),
+            group: group.into(),
+        })
+    }
+}
+
+impl Drop for TempGroupRemoval {
+    fn drop(&mut self) {
+        let _ = run("usermod", &["-aG", &self.group, &self.user]);
+    }
+}
+
 /// A veth pair (not a bridge) whose first end has a chosen name; both ends go on drop.
 pub struct VethLink(pub String);
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use alca_e2e::netd::{
     alca_tables, apply_as, built_binary, call_as, daemon_pid, group_has, remove_as, table_snapshot,
-    Reply, TempGroupMember, VethLink, INSTALLED_DAEMON,
+    Reply, TempGroupMember, TempGroupRemoval, VethLink, INSTALLED_DAEMON,
 };
 use alca_e2e::netns::{run, run_ok};
 use alca_netd::spec::{bridge_name, MAX_REQUEST_BYTES};
@@ -85,6 +85,13 @@ struct Cleanup {
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
+        for sub in ["up-ok", "up-denied"] {
+            let dir = self.project_dir.join(sub);
+            if dir.is_dir() {
+                let env = up_env(&dir);
+                let _ = alca(Some(OWNER), &dir, &["down", "--force"], &env_refs(&env));
+            }
+        }
         let _ = Command::new(built_binary("alca"))
             .args(["network-helper", "uninstall", "-y"])
             .output();
@@ -142,6 +149,7 @@ fn netd_end_to_end() {
     reapply_restores_a_deleted_table();
     stale_tables_are_swept_at_start();
     owner_removes();
+    up_and_down_go_through_the_daemon(&project_dir);
     uninstall(&project_dir);
 }
 
@@ -523,4 +531,79 @@ fn uninstall(dir: &Path) {
     let status = text(&alca(None, dir, &["network-helper", "status"], &[]));
     assert!(status.contains("Installed: No"), "{status}");
     assert!(status.contains("Daemon: not running"), "{status}");
+}
+
+/// Environment for `alca up` as the test user: trust records stay inside the scratch project.
+fn up_env(dir: &Path) -> Vec<(&'static str, String)> {
+    vec![(
+        "XDG_STATE_HOME",
+        dir.join(".state").to_string_lossy().into_owned(),
+    )]
+}
+
+fn env_refs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+/// A fresh docker project owned by the test user, inside the scratch directory.
+fn docker_project(parent: &Path, name: &str) -> PathBuf {
+    let dir = parent.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join(".alca.toml"),
+        "image = \"alca-test/busybox:latest\"\nruntime = \"docker\"\n",
+    )
+    .unwrap();
+    run_ok(
+        "chown",
+        &["-R", &format!("{OWNER}:{OWNER}"), dir.to_str().unwrap()],
+    )
+    .unwrap();
+    dir
+}
+
+fn project_id(dir: &Path) -> String {
+    let state = std::fs::read_to_string(dir.join(".alca/state.json")).expect("state.json");
+    let json: serde_json::Value = serde_json::from_str(&state).unwrap();
+    json["id"].as_str().expect("id").to_string()
+}
+
+fn container_exists(id: &str) -> bool {
+    let name = format!("alca-{}", &id[..12]);
+    run("docker", &["container", "inspect", &name])
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// The CLI's guard for real: `up` as a group member applies the rules through the daemon before
+/// the container starts, `down` removes them, and without the group `up` fails closed.
+fn up_and_down_go_through_the_daemon(scratch: &Path) {
+    let dir = docker_project(scratch, "up-ok");
+    let owned = up_env(&dir);
+    let env = env_refs(&owned);
+    let up = alca(Some(OWNER), &dir, &["up"], &env);
+    assert!(up.status.success(), "alca up failed: {}", text(&up));
+    let id = project_id(&dir);
+    assert!(alca_tables().unwrap().contains(&table(&id)));
+    assert!(container_exists(&id));
+    let status = text(&alca(Some(OWNER), &dir, &["network-helper", "status"], &[]));
+    assert!(status.contains("Rules applied: Yes"), "{status}");
+    let down = alca(Some(OWNER), &dir, &["down"], &env);
+    assert!(down.status.success(), "alca down failed: {}", text(&down));
+    assert!(!alca_tables().unwrap().contains(&table(&id)));
+    assert!(!container_exists(&id));
+
+    let _out = TempGroupRemoval::remove(OWNER, "alcatraz").unwrap();
+    let dir = docker_project(scratch, "up-denied");
+    let denied = alca(Some(OWNER), &dir, &["up"], &env);
+    let said = text(&denied);
+    assert!(!denied.status.success(), "up must fail closed: {said}");
+    assert!(said.contains("sudo alca network-helper install"), "{said}");
+    assert!(said.contains("newgrp alcatraz"), "{said}");
+    if let Ok(id) = std::fs::read_to_string(dir.join(".alca/state.json")) {
+        let id: serde_json::Value = serde_json::from_str(&id).unwrap();
+        let id = id["id"].as_str().unwrap();
+        assert!(!container_exists(id), "a container runs without its rules");
+        assert!(!alca_tables().unwrap().contains(&table(id)));
+    }
 }
