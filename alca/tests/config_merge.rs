@@ -369,3 +369,47 @@ fn lan_access_appends_and_proxy_overrides() {
     assert_eq!(n.lan_access_raw, ["10.99.0.2", "198.51.100.2:80"]);
     assert_eq!(n.proxy_raw.as_deref(), Some("${alca:HOST_IP}:1080"));
 }
+
+#[test]
+fn contradictory_directions_still_load_deterministically() {
+    // X extends Y, Y extends Z, X includes Z: Z must be both below Y and above X.
+    let p = Project::new();
+    p.write(
+        ".alca.toml",
+        &file("X", "extends = [\"y.toml\"]\nincludes = [\"z.toml\"]"),
+    );
+    p.write("y.toml", &file("Y", "extends = [\"z.toml\"]"));
+    p.write("z.toml", &file("Z", ""));
+    assert_eq!(layer_order(&p), ["Z", "Y", "X"]);
+}
+
+#[test]
+fn too_many_files_are_refused() {
+    let p = Project::new();
+    p.write(
+        ".alca.toml",
+        "image = \"a\"\nincludes = [\"many/*.toml\"]\n",
+    );
+    for i in 0..200 {
+        p.write(&format!("many/{i:03}.toml"), "");
+    }
+    assert_has(
+        &p.err_rel(),
+        "more than 128 config files are extended or included; narrow the extends/includes globs",
+    );
+}
+
+#[test]
+fn a_symlinked_directory_loop_ends_in_an_error() {
+    let p = Project::new();
+    p.write(
+        ".alca.toml",
+        "image = \"a\"\nincludes = [\"sub/.alca.toml\"]\n",
+    );
+    std::os::unix::fs::symlink(".", p.root().join("sub")).unwrap();
+    let e = p.err_rel();
+    assert_has(
+        &e,
+        "circular reference: <root>/.alca.toml -> <root>/.alca.toml",
+    );
+}
