@@ -556,3 +556,95 @@ impl Drop for UserServer {
 fn count(dir: &Path) -> usize {
     std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
 }
+
+/// The whole lifecycle through the CLI, as an unprivileged user: `up` mounts the view and the
+/// container sees it, `status`/`sync` report it, `up` recovers a killed server, `down` stops it.
+#[test]
+fn alca_up_down_status_and_sync_drive_the_view() {
+    use alca_e2e::lifecycle::{Project, Rt, TEST_USER};
+    if !ready() {
+        return;
+    }
+    let body =
+        "workdir_exclude = [\"**/.env\", \"**/secrets/\"]\n[network]\nlan-access = [\"*\"]\n";
+    let p = Project::new(Rt::Docker, Some(TEST_USER), body);
+    let marker = format!("ALCA_LC_SECRET_{}", std::process::id());
+    write(&p.path(".env"), marker.as_bytes()).expect("write");
+    write(&p.path("sub/secrets/token"), marker.as_bytes()).expect("write");
+    write(&p.path("visible.txt"), b"visible").expect("write");
+    p.chown_all();
+    p.alca("", &["up", "-q"]).expect_code(0, "up");
+
+    let inside = p
+        .alca("sub", &["run", "sh", "-c", "ls -a /workspace /workspace/sub; cat /workspace/.env /workspace/sub/secrets/token; echo made > /workspace/made.txt"])
+        .all();
+    assert!(
+        listed(&inside, "visible.txt") && listed(&inside, "deeper"),
+        "{inside}"
+    );
+    assert!(
+        !listed(&inside, ".env") && !listed(&inside, "secrets"),
+        "{inside}"
+    );
+    assert!(
+        !inside.contains(&marker),
+        "secret readable through alca run: {inside}"
+    );
+    use std::os::unix::fs::MetadataExt;
+    let uid: u32 = run("id", &["-u", TEST_USER])
+        .expect("id")
+        .trim()
+        .parse()
+        .expect("uid");
+    assert_eq!(
+        std::fs::metadata(p.path("made.txt")).expect("made").uid(),
+        uid
+    );
+
+    let status = p.alca("", &["status"]).expect_code(0, "status").all();
+    assert!(
+        status.contains("File exclusion: 2 pattern(s) configured"),
+        "{status}"
+    );
+    assert!(status.contains("active (filtered view"), "{status}");
+    let check = p.alca("", &["experimental", "sync", "check"]);
+    assert!(check
+        .expect_code(0, "sync check")
+        .stdout
+        .contains("no conflicts (live filtered view)"));
+    let resolve = p.alca("", &["experimental", "sync", "resolve"]);
+    assert!(resolve
+        .expect_code(0, "sync resolve")
+        .stdout
+        .contains("nothing to resolve"));
+
+    let views = p.path(".alca/views");
+    let state = std::fs::read_dir(&views)
+        .expect("views")
+        .flatten()
+        .next()
+        .expect("one view")
+        .path();
+    let pid: u32 = std::fs::read_to_string(state.join("view.pid"))
+        .expect("pid")
+        .trim()
+        .parse()
+        .expect("pid");
+    run("kill", &["-9", &pid.to_string()]).expect("kill");
+    assert!(eventually(5 * SECOND, || !process_alive(pid)));
+    let status = p.alca("", &["status"]).all();
+    assert!(status.contains("broken"), "dead view reported: {status}");
+    p.alca("", &["up", "-q"]).expect_code(0, "up after a crash");
+    let after = p.alca("", &["run", "ls", "-a", "/workspace"]).all();
+    assert!(
+        listed(&after, "visible.txt") && !listed(&after, ".env"),
+        "recovered: {after}"
+    );
+
+    p.alca("", &["down"]).expect_code(0, "down");
+    assert!(!view_mounted(&state.join("mnt")), "down unmounts the view");
+    assert!(
+        !state.join("view.pid").exists(),
+        "down removes the pid file"
+    );
+}

@@ -47,7 +47,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
     container_section(&state, &root, config.as_ref());
     if let Some(config) = &config {
         network_section(config, &state);
-        exclusion_section(config);
+        exclusion_section(&root, config);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -122,15 +122,15 @@ fn network_section(config: &Config, state: &State) {
     }
 }
 
-fn exclusion_section(config: &Config) {
+fn exclusion_section(root: &Path, config: &Config) {
     let patterns =
         config.workdir_exclude.len() + config.mounts.iter().map(|m| m.exclude.len()).sum::<usize>();
     if patterns == 0 {
         println!("File exclusion: none configured");
     } else {
-        println!(
-            "File exclusion: {patterns} pattern(s) configured, not supported yet by `alca up` \
-             in this build (up refuses to start)"
-        );
+        println!("File exclusion: {patterns} pattern(s) configured");
+        for line in crate::exclude::project_views::status_lines(root, config) {
+            println!("  {line}");
+        }
     }
 }

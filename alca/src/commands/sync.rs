@@ -3,11 +3,11 @@
 //! anything to report or resolve; a syncing engine (Mutagen on macOS) reports through the same
 //! trait.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use crate::cli::SyncCommand;
-use crate::exclude::{self, Conflict, Engine};
+use crate::exclude::{self, project_views, Conflict, Engine};
 use crate::project;
 
 /// Runs `sync check` or `sync resolve` for the project around the current directory.
@@ -23,21 +23,10 @@ pub fn run(command: &SyncCommand) -> anyhow::Result<ExitCode> {
 
 fn all_conflicts(engine: &dyn Engine, root: &Path) -> anyhow::Result<Vec<Conflict>> {
     let mut found = Vec::new();
-    for state_dir in view_dirs(root) {
+    for state_dir in project_views::view_dirs(root) {
         found.extend(engine.conflicts(&state_dir)?);
     }
     Ok(found)
-}
-
-/// State directories of the project's views (`.alca/views/*`).
-fn view_dirs(root: &Path) -> Vec<PathBuf> {
-    let dir = root.join(project::STATE_DIR).join("views");
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut dirs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-    dirs.sort();
-    dirs
 }
 
 fn print_check(engine: &dyn Engine, conflicts: &[Conflict]) -> anyhow::Result<ExitCode> {

@@ -373,8 +373,10 @@ impl Up {
         }
         if info.state == ContainerState::Running && self.views.any_fresh() {
             // Its bind mount holds the previous (dead) view: a restart picks up the new one.
-            self.progress
-                .step(format!("Restarting container {} on its new filtered view", info.name));
+            self.progress.step(format!(
+                "Restarting container {} on its new filtered view",
+                info.name
+            ));
             runtime
                 .stop(&info.name)
                 .with_context(|| format!("cannot stop container {}", info.name))?;

@@ -321,10 +321,8 @@ fn server_pid(state_dir: &Path) -> Option<u32> {
         .and_then(|mut f| f.read_to_end(&mut cmdline))
         .ok()?;
     let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-    let ours = args.iter().any(|a| *a == SERVE_SUBCOMMAND.as_bytes())
-        && args
-            .iter()
-            .any(|a| *a == state_dir.as_os_str().as_encoded_bytes());
+    let ours = args.contains(&SERVE_SUBCOMMAND.as_bytes())
+        && args.contains(&state_dir.as_os_str().as_encoded_bytes());
     ours.then_some(pid)
 }
 

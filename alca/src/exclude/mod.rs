@@ -8,6 +8,7 @@
 //! example Mutagen on macOS) implements the same trait.
 
 pub mod patterns;
+pub mod project_views;
 pub mod spec;
 
 #[cfg(target_os = "linux")]

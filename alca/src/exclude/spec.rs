@@ -31,14 +31,21 @@ impl ViewSpec {
         }
     }
 
-    /// The matcher the server applies: the patterns, plus the state directory (and with it
-    /// the mountpoint) when it lies inside the source, so the view never serves itself.
+    /// The matcher the server applies: the patterns, plus the directory holding the views'
+    /// state (`.alca/views`, with every view's mountpoint) when it lies inside the source, so
+    /// no view serves itself or another view.
     pub fn matcher(&self) -> Result<ExcludeMatcher, ExcludeError> {
         let matcher = ExcludeMatcher::compile(&self.patterns)?;
         let state_dir = self.mountpoint.parent().unwrap_or(&self.mountpoint);
-        Ok(match state_dir.strip_prefix(&self.source) {
-            Ok(rel) if !rel.as_os_str().is_empty() => matcher.hide(rel.to_path_buf()),
-            _ => matcher,
+        let candidates = [state_dir.parent(), Some(state_dir)];
+        let hidden = candidates.into_iter().flatten().find_map(|dir| {
+            dir.strip_prefix(&self.source)
+                .ok()
+                .filter(|rel| !rel.as_os_str().is_empty())
+        });
+        Ok(match hidden {
+            Some(rel) => matcher.hide(rel.to_path_buf()),
+            None => matcher,
         })
     }
 
@@ -86,8 +93,19 @@ mod tests {
         );
         let m = spec.matcher().expect("compiles");
         assert!(m.is_excluded(Path::new(".alca/views/ab/mnt"), true));
+        assert!(m.is_excluded(Path::new(".alca/views/other/mnt"), true));
         assert!(!m.is_excluded(Path::new(".alca/state.json"), false));
-        assert!(m.is_excluded(Path::new("x/.env"), false));
+        let direct = ViewSpec::new(PathBuf::from("/p"), &[], Path::new("/p/.view"));
+        let m = direct.matcher().expect("compiles");
+        assert!(m.is_excluded(Path::new(".view/mnt"), true));
+        assert!(
+            !m.is_excluded(Path::new("src"), true),
+            "never the whole source"
+        );
+        assert!(
+            !m.is_excluded(Path::new("x/.env"), false),
+            "no patterns given"
+        );
     }
 
     #[test]
