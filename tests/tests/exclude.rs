@@ -625,20 +625,26 @@ fn alca_up_down_status_and_sync_drive_the_view() {
         .next()
         .expect("one view")
         .path();
-    let pid: u32 = std::fs::read_to_string(state.join("view.pid"))
-        .expect("pid")
-        .trim()
-        .parse()
-        .expect("pid");
-    run("kill", &["-9", &pid.to_string()]).expect("kill");
-    assert!(eventually(5 * SECOND, || !process_alive(pid)));
+    let kill_server = || {
+        let text = std::fs::read_to_string(state.join("view.pid")).expect("pid file");
+        let pid: u32 = text.trim().parse().expect("pid");
+        run("kill", &["-9", &pid.to_string()]).expect("kill");
+        assert!(eventually(5 * SECOND, || !process_alive(pid)));
+    };
+    kill_server();
     let status = p.alca("", &["status"]).all();
     assert!(status.contains("broken"), "dead view reported: {status}");
+    let after = p.alca("", &["run", "ls", "-a", "/workspace"]).all();
+    assert!(
+        listed(&after, "visible.txt") && !listed(&after, ".env"),
+        "run recovered: {after}"
+    );
+    kill_server();
     p.alca("", &["up", "-q"]).expect_code(0, "up after a crash");
     let after = p.alca("", &["run", "ls", "-a", "/workspace"]).all();
     assert!(
         listed(&after, "visible.txt") && !listed(&after, ".env"),
-        "recovered: {after}"
+        "up recovered: {after}"
     );
 
     p.alca("", &["down"]).expect_code(0, "down");

@@ -42,6 +42,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             info.state
         );
     }
+    // A crashed or rebooted-away view is restarted, and the container with it (fail closed).
+    let views = crate::exclude::project_views::ProjectViews::start(&project.root, &project.config)?;
+    if views.any_fresh() {
+        runtime.stop(&info.name)?;
+        runtime.start(&info.name)?;
+    }
     let spec = ExecSpec {
         container: info.name.clone(),
         workdir: container_cwd(&project.config.workdir, &project.root),

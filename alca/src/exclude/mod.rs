@@ -14,6 +14,8 @@ pub mod spec;
 #[cfg(target_os = "linux")]
 pub mod fs;
 #[cfg(target_os = "linux")]
+pub mod fuse_conf;
+#[cfg(target_os = "linux")]
 pub mod fuse_engine;
 #[cfg(target_os = "linux")]
 pub mod server;
