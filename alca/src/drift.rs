@@ -194,30 +194,37 @@ fn list(v: &[String]) -> String {
     }
 }
 
+/// A minimal config with every default, for unit tests across modules.
+#[cfg(test)]
+pub(crate) fn sample_config() -> Config {
+    use crate::config::{Caps, Commands, Hooks, Network, Resources, RuntimeChoice};
+    Config {
+        image: "alpine".into(),
+        workdir: "/workspace".into(),
+        workdir_exclude: vec![],
+        runtime: RuntimeChoice::Auto,
+        mounts: vec![],
+        commands: Commands::default(),
+        resources: Resources::default(),
+        envs: BTreeMap::new(),
+        caps: Caps::default(),
+        ports: vec![],
+        network: Network::default(),
+        hooks: Hooks::default(),
+        sources: vec![],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
 
-    use crate::config::{Caps, Commands, EnvVar, Hooks, Mount, Network, Resources, RuntimeChoice};
+    use crate::config::{EnvVar, Mount};
 
     use super::*;
 
     fn config() -> Config {
-        Config {
-            image: "alpine".into(),
-            workdir: "/workspace".into(),
-            workdir_exclude: vec![],
-            runtime: RuntimeChoice::Auto,
-            mounts: vec![],
-            commands: Commands::default(),
-            resources: Resources::default(),
-            envs: BTreeMap::new(),
-            caps: Caps::default(),
-            ports: vec![],
-            network: Network::default(),
-            hooks: Hooks::default(),
-            sources: vec![],
-        }
+        sample_config()
     }
 
     fn env(template: &str) -> EnvVar {

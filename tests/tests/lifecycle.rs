@@ -373,20 +373,6 @@ fn rootless_podman_with_isolation_is_refused() {
 }
 
 #[test]
-fn excludes_are_refused_until_supported() {
-    let _g = shared();
-    let p = Project::new(
-        Rt::Docker,
-        None,
-        &format!("workdir_exclude = [\".env\"]\n{OPEN}"),
-    );
-    let r = p.alca("", &["up"]);
-    r.expect_code(1, "excludes");
-    assert!(r.stderr.contains("workdir_exclude"), "{}", r.stderr);
-    assert!(p.id().is_none(), "refused before anything was created");
-}
-
-#[test]
 fn cleanup_removes_orphans_and_never_live_projects() {
     let _g = exclusive();
     let live = Project::new(Rt::Docker, None, OPEN);

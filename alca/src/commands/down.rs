@@ -57,7 +57,13 @@ pub fn run(args: &DownArgs) -> anyhow::Result<ExitCode> {
     if let Err(e) = crate::exclude::project_views::stop_all(&root) {
         warn(format!("the filtered view could not be stopped: {e}"));
     }
-    progress.done(format!("Container {name} removed"));
+    if info.is_some() {
+        progress.done(format!("Container {name} removed"));
+    } else {
+        progress.done(format!(
+            "Container {name} was already gone; network cleaned up"
+        ));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

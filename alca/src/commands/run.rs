@@ -146,21 +146,7 @@ mod tests {
     }
 
     fn config_with(envs: &[(&str, &str, bool)]) -> Config {
-        let mut c = crate::config::Config {
-            image: "alpine".into(),
-            workdir: "/workspace".into(),
-            workdir_exclude: vec![],
-            runtime: Default::default(),
-            mounts: vec![],
-            commands: Default::default(),
-            resources: Default::default(),
-            envs: BTreeMap::new(),
-            caps: Default::default(),
-            ports: vec![],
-            network: Default::default(),
-            hooks: Default::default(),
-            sources: vec![],
-        };
+        let mut c = crate::drift::sample_config();
         for (k, template, over) in envs {
             c.envs.insert(
                 k.to_string(),

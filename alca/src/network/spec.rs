@@ -57,37 +57,23 @@ pub fn build(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use alca_netd::lan::{parse_lan_entry, parse_proxy};
 
-    use crate::config::{Caps, Commands, Hooks, Network, Resources, RuntimeChoice};
+    use crate::config::Network;
 
     use super::*;
 
     const ID: &str = "0123456789abcdef0123456789abcdef";
 
     fn config(lan: &[&str], proxy: Option<&str>) -> Config {
-        Config {
-            image: "alpine".into(),
-            workdir: "/workspace".into(),
-            workdir_exclude: vec![],
-            runtime: RuntimeChoice::Auto,
-            mounts: vec![],
-            commands: Commands::default(),
-            resources: Resources::default(),
-            envs: BTreeMap::new(),
-            caps: Caps::default(),
-            ports: vec![],
-            network: Network {
-                lan_access_raw: lan.iter().map(|s| s.to_string()).collect(),
-                lan_access: lan.iter().map(|s| parse_lan_entry(s).unwrap()).collect(),
-                proxy_raw: proxy.map(String::from),
-                proxy: proxy.map(|p| parse_proxy(p).unwrap()),
-            },
-            hooks: Hooks::default(),
-            sources: vec![],
-        }
+        let mut c = crate::drift::sample_config();
+        c.network = Network {
+            lan_access_raw: lan.iter().map(|s| s.to_string()).collect(),
+            lan_access: lan.iter().map(|s| parse_lan_entry(s).unwrap()).collect(),
+            proxy_raw: proxy.map(String::from),
+            proxy: proxy.map(|p| parse_proxy(p).unwrap()),
+        };
+        c
     }
 
     fn no_host() -> Result<IpAddr, HostIpError> {

@@ -179,7 +179,7 @@ impl Runtime for CliRuntime {
 
     fn create_network(&self, spec: &NetworkSpec) -> Result<NetworkInfo, RuntimeError> {
         if let Some(existing) = self.network(&spec.name)? {
-            return Ok(existing);
+            return check_bridge(existing, spec, false);
         }
         let flag = self.kind == RuntimeKind::Podman && self.podman_interface_flag();
         self.run(&flavor::network_create_args(self.kind, spec, flag))?;
@@ -195,14 +195,9 @@ impl Runtime for CliRuntime {
                 spec.name
             ))
         })?;
-        if created.bridge.as_deref() != Some(spec.bridge.as_str()) {
+        check_bridge(created, spec, true).inspect_err(|_| {
             let _ = self.remove_network(&spec.name);
-            return Err(RuntimeError::Other(format!(
-                "network {} got bridge {:?} instead of {}; isolation rules key on that name",
-                spec.name, created.bridge, spec.bridge
-            )));
-        }
-        Ok(created)
+        })
     }
 
     fn network(&self, name: &str) -> Result<Option<NetworkInfo>, RuntimeError> {
@@ -215,14 +210,7 @@ impl Runtime for CliRuntime {
     }
 
     fn list_networks(&self) -> Result<Vec<NetworkInfo>, RuntimeError> {
-        let names = self.names_with_project_label("network")?;
-        if names.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut argv = vec!["network".to_string(), "inspect".to_string()];
-        argv.extend(names);
-        let json = self.run(&argv)?;
-        inspect::networks(self.kind, &json).map_err(|e| self.parse_error("network inspect", e))
+        self.inspect_labelled("network", inspect::networks, &|n| self.network(n))
     }
 
     fn remove_network(&self, name: &str) -> Result<(), RuntimeError> {
@@ -256,19 +244,7 @@ impl Runtime for CliRuntime {
     }
 
     fn list(&self) -> Result<Vec<ContainerInfo>, RuntimeError> {
-        let names = self.names_with_project_label("container")?;
-        if names.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut argv = vec!["container".to_string(), "inspect".to_string()];
-        argv.extend(names);
-        // A container removed between `ps` and `inspect` makes inspect fail for the batch.
-        match self.run(&argv) {
-            Ok(json) => {
-                inspect::containers(self.kind, &json).map_err(|e| self.parse_error("inspect", e))
-            }
-            Err(_) => self.list_one_by_one(&argv[2..]),
-        }
+        self.inspect_labelled("container", inspect::containers, &|n| self.container(n))
     }
 
     fn exec_command(&self, spec: &ExecSpec) -> Command {
@@ -278,13 +254,51 @@ impl Runtime for CliRuntime {
     }
 }
 
+/// Isolation rules key on the bridge name, so a network on another bridge is refused.
+fn check_bridge(
+    net: NetworkInfo,
+    spec: &NetworkSpec,
+    fresh: bool,
+) -> Result<NetworkInfo, RuntimeError> {
+    if net.bridge.as_deref() == Some(spec.bridge.as_str()) {
+        return Ok(net);
+    }
+    let found = net.bridge.as_deref().unwrap_or("(unknown)");
+    let fix = if fresh {
+        "the runtime did not honour the requested bridge name"
+    } else {
+        "it was not made by this alca; remove it with `<runtime> network rm` and run `alca up` again"
+    };
+    Err(RuntimeError::Other(format!(
+        "network {} uses bridge {found}, not {}, so isolation rules would not cover it: {fix}",
+        spec.name, spec.bridge
+    )))
+}
+
+/// Parser of a batch `inspect` output.
+type ParseAll<T> = fn(RuntimeKind, &str) -> Result<Vec<T>, String>;
+
 impl CliRuntime {
-    fn list_one_by_one(&self, names: &[String]) -> Result<Vec<ContainerInfo>, RuntimeError> {
+    /// Inspects every object carrying the project label in one call. An object removed between
+    /// listing and inspecting fails the batch, so then each is inspected on its own.
+    fn inspect_labelled<T>(
+        &self,
+        object: &str,
+        parse: ParseAll<T>,
+        one: &dyn Fn(&str) -> Result<Option<T>, RuntimeError>,
+    ) -> Result<Vec<T>, RuntimeError> {
+        let names = self.names_with_project_label(object)?;
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut argv = vec![object.to_string(), "inspect".to_string()];
+        argv.extend(names.iter().cloned());
+        if let Ok(json) = self.run(&argv) {
+            return parse(self.kind, &json).map_err(|e| self.parse_error("inspect", e));
+        }
         let mut found = Vec::new();
-        for name in names {
-            if let Some(info) = self.container(name)? {
-                found.push(info);
-            }
+        for name in &names {
+            found.extend(one(name)?);
         }
         Ok(found)
     }
