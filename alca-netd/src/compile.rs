@@ -83,9 +83,16 @@ pub fn replace_batch(spec: &NetSpec, owner_uid: u32) -> Value {
             FILTER_BASE_CHAIN,
             filter::jump_from_bridge(&spec.bridge),
         )));
-        cmds.extend(filter.into_iter().map(|r| add(expr::rule(&name, ISOLATE_CHAIN, r))));
+        cmds.extend(
+            filter
+                .into_iter()
+                .map(|r| add(expr::rule(&name, ISOLATE_CHAIN, r))),
+        );
     }
-    cmds.extend(nat.into_iter().map(|r| add(expr::rule(&name, PROXY_CHAIN, r))));
+    cmds.extend(
+        nat.into_iter()
+            .map(|r| add(expr::rule(&name, PROXY_CHAIN, r))),
+    );
     json!({ "nftables": cmds })
 }
 

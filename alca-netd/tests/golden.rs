@@ -97,7 +97,12 @@ fn batches_match_their_golden_files() {
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("{}: {e}; run with ALCA_UPDATE_GOLDEN=1", path.display()));
         let want: Value = serde_json::from_str(&text).expect("golden is JSON");
-        assert_eq!(batch, want, "{name}: compiled batch differs from {}", path.display());
+        assert_eq!(
+            batch,
+            want,
+            "{name}: compiled batch differs from {}",
+            path.display()
+        );
     }
 }
 
@@ -152,5 +157,8 @@ fn nft_accepts_every_golden_batch() {
     // Sanity: the checker itself can fail.
     let broken: Value = serde_json::json!({"nftables": [{"add": {"chain": {
         "family": "inet", "table": "alca-does-not-exist-0", "name": "x"}}}]});
-    assert!(nft_check(&broken).is_err(), "nft -c accepted a chain in a missing table");
+    assert!(
+        nft_check(&broken).is_err(),
+        "nft -c accepted a chain in a missing table"
+    );
 }

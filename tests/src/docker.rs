@@ -1,9 +1,11 @@
 //! Docker fixtures for the network suites: networks on a named bridge and containers that are
 //! removed when dropped, plus a TCP probe run from inside a container with busybox `nc`.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
+
+use crate::netns::{run, run_ok};
 
 /// The busybox image the test environment imports.
 pub const TEST_IMAGE: &str = "alca-test/busybox:latest";
@@ -12,23 +14,12 @@ pub const TEST_LABEL: &str = "alca.e2e=isolation";
 
 /// Runs `docker ARGS`, returning its output whatever the exit status.
 pub fn docker(args: &[&str]) -> Result<Output> {
-    Command::new("docker")
-        .args(args)
-        .output()
-        .with_context(|| format!("running docker {}", args.join(" ")))
+    run("docker", args)
 }
 
 /// Runs `docker ARGS` and returns its trimmed stdout; fails with stderr on a non-zero exit.
 pub fn docker_ok(args: &[&str]) -> Result<String> {
-    let out = docker(args)?;
-    if !out.status.success() {
-        bail!(
-            "docker {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    run_ok("docker", args)
 }
 
 /// Whether the docker daemon answers.
@@ -49,7 +40,14 @@ impl Network {
     pub fn create(name: &str, bridge: &str, subnet4: &str, subnet6: Option<&str>) -> Result<Self> {
         let bridge_opt = format!("com.docker.network.bridge.name={bridge}");
         let mut args = vec![
-            "network", "create", "--label", TEST_LABEL, "-o", &bridge_opt, "--subnet", subnet4,
+            "network",
+            "create",
+            "--label",
+            TEST_LABEL,
+            "-o",
+            &bridge_opt,
+            "--subnet",
+            subnet4,
         ];
         if let Some(v6) = subnet6 {
             args.extend(["--ipv6", "--subnet", v6]);
@@ -83,7 +81,14 @@ impl Container {
     /// `docker run -d --name NAME --network NET EXTRA… IMAGE CMD…`.
     pub fn start_cmd(name: &str, network: &str, extra: &[&str], cmd: &[&str]) -> Result<Self> {
         let mut args = vec![
-            "run", "-d", "--name", name, "--label", TEST_LABEL, "--network", network,
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--label",
+            TEST_LABEL,
+            "--network",
+            network,
         ];
         args.extend_from_slice(extra);
         args.push(TEST_IMAGE);

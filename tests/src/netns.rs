@@ -69,7 +69,11 @@ pub fn run_with_stdin(program: &str, args: &[&str], input: &str) -> Result<()> {
 pub fn assert_route_via(addr: &str, dev: &str) {
     let route = run_ok("ip", &["route", "get", addr]).expect("ip route get");
     assert!(
-        route.split_whitespace().collect::<Vec<_>>().windows(2).any(|w| w == ["dev", dev]),
+        route
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .windows(2)
+            .any(|w| w == ["dev", dev]),
         "refusing to send test traffic to {addr}: route is {route:?}, expected dev {dev}"
     );
 }
@@ -147,7 +151,13 @@ pub struct Listener {
 impl Listener {
     /// Starts a listener tagged `tag` on `bind`:`port`, inside `netns` when given; returns once
     /// it listens. It exits by itself after `life_secs`.
-    pub fn start(netns: Option<&str>, tag: &str, bind: &str, port: u16, life_secs: u32) -> Result<Self> {
+    pub fn start(
+        netns: Option<&str>,
+        tag: &str,
+        bind: &str,
+        port: u16,
+        life_secs: u32,
+    ) -> Result<Self> {
         let port_s = port.to_string();
         let life = life_secs.to_string();
         let py_args = ["-c", LISTENER_PY, tag, bind, &port_s, &life];
@@ -198,11 +208,44 @@ impl LanhostV6 {
         let host = format!("{LAN_VETH_V6}/64");
         let peer = format!("{LANHOST_V6}/64");
         run_ok("ip", &["addr", "replace", &host, "dev", LAN_VETH, "nodad"])?;
-        run_ok("ip", &["-n", LANHOST_NS, "addr", "replace", &peer, "dev", "lan1", "nodad"])?;
-        run_ok("ip", &["-n", LANHOST_NS, "-6", "route", "replace", "default", "via", LAN_VETH_V6])?;
+        run_ok(
+            "ip",
+            &[
+                "-n", LANHOST_NS, "addr", "replace", &peer, "dev", "lan1", "nodad",
+            ],
+        )?;
+        run_ok(
+            "ip",
+            &[
+                "-n",
+                LANHOST_NS,
+                "-6",
+                "route",
+                "replace",
+                "default",
+                "via",
+                LAN_VETH_V6,
+            ],
+        )?;
+        // The on-link route normally comes with the address; make it explicit so the route
+        // through the peer below never races it.
+        run_ok(
+            "ip",
+            &["-6", "route", "replace", "fd99::/64", "dev", LAN_VETH],
+        )?;
         let public = format!("{PUBLIC_V6}/128");
-        run_ok("ip", &["-n", LANHOST_NS, "addr", "replace", &public, "dev", "lan1", "nodad"])?;
-        run_ok("ip", &["-6", "route", "replace", &public, "via", LANHOST_V6, "dev", LAN_VETH])?;
+        run_ok(
+            "ip",
+            &[
+                "-n", LANHOST_NS, "addr", "replace", &public, "dev", "lan1", "nodad",
+            ],
+        )?;
+        run_ok(
+            "ip",
+            &[
+                "-6", "route", "replace", &public, "via", LANHOST_V6, "dev", LAN_VETH,
+            ],
+        )?;
         Ok(guard)
     }
 }
@@ -210,11 +253,46 @@ impl LanhostV6 {
 impl Drop for LanhostV6 {
     fn drop(&mut self) {
         let public = format!("{PUBLIC_V6}/128");
-        let _ = run("ip", &["-6", "route", "del", &public, "via", LANHOST_V6, "dev", LAN_VETH]);
-        let _ = run("ip", &["-n", LANHOST_NS, "addr", "del", &public, "dev", "lan1"]);
-        let _ = run("ip", &["-n", LANHOST_NS, "-6", "route", "del", "default", "via", LAN_VETH_V6]);
-        let _ = run("ip", &["-n", LANHOST_NS, "addr", "del", &format!("{LANHOST_V6}/64"), "dev", "lan1"]);
-        let _ = run("ip", &["addr", "del", &format!("{LAN_VETH_V6}/64"), "dev", LAN_VETH]);
+        let _ = run(
+            "ip",
+            &[
+                "-6", "route", "del", &public, "via", LANHOST_V6, "dev", LAN_VETH,
+            ],
+        );
+        let _ = run(
+            "ip",
+            &["-n", LANHOST_NS, "addr", "del", &public, "dev", "lan1"],
+        );
+        let _ = run(
+            "ip",
+            &[
+                "-n",
+                LANHOST_NS,
+                "-6",
+                "route",
+                "del",
+                "default",
+                "via",
+                LAN_VETH_V6,
+            ],
+        );
+        let _ = run(
+            "ip",
+            &[
+                "-n",
+                LANHOST_NS,
+                "addr",
+                "del",
+                &format!("{LANHOST_V6}/64"),
+                "dev",
+                "lan1",
+            ],
+        );
+        let _ = run(
+            "ip",
+            &["addr", "del", &format!("{LAN_VETH_V6}/64"), "dev", LAN_VETH],
+        );
+        let _ = run("ip", &["-6", "route", "del", "fd99::/64", "dev", LAN_VETH]);
     }
 }
 
@@ -235,7 +313,12 @@ impl NsCounter {
         let text = format!(
             "table inet {table} {{\n  chain count {{ type filter hook prerouting priority -300; policy accept;\n{rules}  }}\n}}\n"
         );
-        let _ = run("ip", &["netns", "exec", netns, "nft", "delete", "table", "inet", table]);
+        let _ = run(
+            "ip",
+            &[
+                "netns", "exec", netns, "nft", "delete", "table", "inet", table,
+            ],
+        );
         run_with_stdin("ip", &["netns", "exec", netns, "nft", "-f", "-"], &text)?;
         Ok(NsCounter {
             netns: netns.to_string(),
@@ -247,7 +330,17 @@ impl NsCounter {
     pub fn packets(&self, name: &str) -> Result<u64> {
         let listing = run_ok(
             "ip",
-            &["netns", "exec", &self.netns, "nft", "-j", "list", "table", "inet", &self.table],
+            &[
+                "netns",
+                "exec",
+                &self.netns,
+                "nft",
+                "-j",
+                "list",
+                "table",
+                "inet",
+                &self.table,
+            ],
         )?;
         let json: serde_json::Value = serde_json::from_str(&listing)?;
         rule_counter(&json, name).with_context(|| format!("no counter named {name}"))
@@ -258,7 +351,16 @@ impl Drop for NsCounter {
     fn drop(&mut self) {
         let _ = run(
             "ip",
-            &["netns", "exec", &self.netns, "nft", "delete", "table", "inet", &self.table],
+            &[
+                "netns",
+                "exec",
+                &self.netns,
+                "nft",
+                "delete",
+                "table",
+                "inet",
+                &self.table,
+            ],
         );
     }
 }
@@ -271,6 +373,10 @@ pub fn rule_counter(listing: &serde_json::Value, comment: &str) -> Option<u64> {
         .filter_map(|o| o.get("rule"))
         .filter(|r| r.get("comment").and_then(|c| c.as_str()) == Some(comment))
         .flat_map(|r| r["expr"].as_array().cloned().unwrap_or_default())
-        .filter_map(|e| e.get("counter").and_then(|c| c.get("packets")).and_then(|p| p.as_u64()))
+        .filter_map(|e| {
+            e.get("counter")
+                .and_then(|c| c.get("packets"))
+                .and_then(|p| p.as_u64())
+        })
         .reduce(|a, b| a + b)
 }

@@ -12,10 +12,12 @@
 
 use std::sync::{Mutex, MutexGuard};
 
-use alca_e2e::docker::{docker, docker_available, Container, Network, Probe, TEST_IMAGE, TEST_LABEL};
+use alca_e2e::docker::{
+    docker, docker_available, Container, Network, Probe, TEST_IMAGE, TEST_LABEL,
+};
 use alca_e2e::netns::{
     assert_route_local, assert_route_via, rule_counter, run_ok, run_with_stdin, uplink_ipv4,
-    Listener, LanhostV6, NsCounter, LANHOST_NS, LANHOST_V6, LAN_VETH, PUBLIC_V6,
+    LanhostV6, Listener, NsCounter, LANHOST_NS, LANHOST_V6, LAN_VETH, PUBLIC_V6,
 };
 use alca_netd::compile::{delete_batch, replace_batch};
 use alca_netd::spec::bridge_name;
@@ -67,8 +69,13 @@ impl Project {
         let bridge = bridge_name(&project);
         let subnet4 = format!("172.29.{}.0/24", 200 + u16::from(k));
         let subnet6 = format!("fd42:{k}::/64");
-        let network = Network::create(&format!("alca-e2e-{project}"), &bridge, &subnet4, Some(&subnet6))
-            .expect("create docker network");
+        let network = Network::create(
+            &format!("alca-e2e-{project}"),
+            &bridge,
+            &subnet4,
+            Some(&subnet6),
+        )
+        .expect("create docker network");
         Project {
             spec: NetSpec {
                 project,
@@ -88,16 +95,24 @@ impl Project {
     fn apply(&self) {
         self.spec.validate().expect("valid spec");
         let batch = replace_batch(&self.spec, 0);
-        run_with_stdin("nft", &["-j", "-f", "-"], &batch.to_string()).expect("nft applies the batch");
+        run_with_stdin("nft", &["-j", "-f", "-"], &batch.to_string())
+            .expect("nft applies the batch");
     }
 
     fn table(&self) -> String {
         self.spec.table_name()
     }
 
+    /// Whether the table is still in the kernel: anything that sweeps `alca-` tables while the
+    /// suite runs (a concurrently started alca-netd) would remove it.
+    fn is_loaded(&self) -> bool {
+        run_ok("nft", &["list", "table", "inet", &self.table()]).is_ok()
+    }
+
     /// Sum of the packet counters of the rules commented `comment` in the project's table.
     fn counter(&self, comment: &str) -> u64 {
-        let listing = run_ok("nft", &["-j", "list", "table", "inet", &self.table()]).expect("list table");
+        let listing =
+            run_ok("nft", &["-j", "list", "table", "inet", &self.table()]).expect("list table");
         let json: serde_json::Value = serde_json::from_str(&listing).expect("nft json");
         rule_counter(&json, comment).unwrap_or(0)
     }
@@ -117,7 +132,13 @@ impl Drop for Project {
 
 /// Probes until `want` holds, at most `attempts` times one second apart (IPv6 addresses may
 /// still be in duplicate address detection right after the network is created).
-fn probe_until(c: &Container, addr: &str, port: u16, attempts: u32, want: impl Fn(&Probe) -> bool) -> Probe {
+fn probe_until(
+    c: &Container,
+    addr: &str,
+    port: u16,
+    attempts: u32,
+    want: impl Fn(&Probe) -> bool,
+) -> Probe {
     let mut last = Probe::Failed("not tried".into());
     for _ in 0..attempts {
         last = c.probe(addr, port).expect("docker exec");
@@ -131,14 +152,23 @@ fn probe_until(c: &Container, addr: &str, port: u16, attempts: u32, want: impl F
 
 fn expect_answer(c: &Container, addr: &str, port: u16, tag: &str) {
     let got = probe_until(c, addr, port, 5, |p| p.answered_by(tag));
-    assert!(got.answered_by(tag), "{addr} port {port}: expected an answer from {tag}, got {got:?}");
+    assert!(
+        got.answered_by(tag),
+        "{addr} port {port}: expected an answer from {tag}, got {got:?}"
+    );
 }
 
 /// Expects a TCP reset. Retries only while nothing came back at all (an IPv6 gateway may still
 /// be in duplicate address detection); an answer fails at once.
-fn expect_refused(c: &Container, addr: &str, port: u16) {
+fn expect_refused(p: &Project, c: &Container, addr: &str, port: u16) {
     let got = probe_until(c, addr, port, 5, |p| !matches!(p, Probe::Failed(_)));
-    assert_eq!(got, Probe::Refused, "{addr} port {port} must be refused");
+    assert_eq!(
+        got,
+        Probe::Refused,
+        "{addr} port {port} must be refused (table {} still loaded: {})",
+        p.table(),
+        p.is_loaded()
+    );
 }
 
 /// The test destinations, checked to stay on this machine or on the test veth.
@@ -174,53 +204,102 @@ fn destinations(p: &Project, v6: Option<&LanhostV6>) -> Destinations {
 fn listeners(lan_ports: &[u16], host_port: u16) -> Vec<Listener> {
     let mut all: Vec<Listener> = lan_ports
         .iter()
-        .map(|p| Listener::start(Some(LANHOST_NS), "lanhost", "::", *p, LISTENER_LIFE).expect("lanhost listener"))
+        .map(|p| {
+            Listener::start(Some(LANHOST_NS), "lanhost", "::", *p, LISTENER_LIFE)
+                .expect("lanhost listener")
+        })
         .collect();
     all.push(Listener::start(None, "host", "::", host_port, LISTENER_LIFE).expect("host listener"));
     all
 }
 
+/// What the dual-stack tests share: the serial lock, IPv6 on `lanhost`, a `lanhost` listener
+/// on `lan` and a host listener on `host`, and the checked destinations.
+/// Fields drop in order: the serial lock goes last, after the IPv6 addresses are removed.
+struct Scene {
+    _v6: LanhostV6,
+    _listeners: Vec<Listener>,
+    lan: u16,
+    host: u16,
+    d: Destinations,
+    _serial: MutexGuard<'static, ()>,
+}
+
+/// Sets up test number `k` with its project (rules not applied yet); `None` when skipped.
+fn dual_stack_scene(k: u8) -> Option<(Scene, Project)> {
+    let serial = serial()?;
+    let v6 = LanhostV6::add().expect("lanhost IPv6");
+    let (lan, host) = (port(k, 0), port(k, 1));
+    let listeners = listeners(&[lan], host);
+    let p = Project::create(k);
+    let d = destinations(&p, Some(&v6));
+    let scene = Scene {
+        _serial: serial,
+        _v6: v6,
+        _listeners: listeners,
+        lan,
+        host,
+        d,
+    };
+    Some((scene, p))
+}
+
 #[test]
 fn default_rules_block_lan_and_host_but_not_the_internet() {
-    let Some(_serial) = serial() else { return };
-    let _v6 = LanhostV6::add().expect("lanhost IPv6");
-    let (lan, host) = (port(1, 0), port(1, 1));
-    let _l = listeners(&[lan], host);
-    let p = Project::create(1);
-    let d = destinations(&p, Some(&_v6));
+    let Some((scene, p)) = dual_stack_scene(1) else {
+        return;
+    };
+    let (lan, host, d) = (scene.lan, scene.host, &scene.d);
     p.apply();
 
     // The very first packet of a fresh container already meets the rules.
     let first = docker(&[
-        "run", "--rm", "--label", TEST_LABEL, "--network", &p.network.name, TEST_IMAGE, "sh", "-c",
+        "run",
+        "--rm",
+        "--label",
+        TEST_LABEL,
+        "--network",
+        &p.network.name,
+        TEST_IMAGE,
+        "sh",
+        "-c",
         &alca_e2e::docker::nc_script(LAN4, lan),
     ])
     .expect("docker run");
-    let first_out = String::from_utf8_lossy(&first.stdout).into_owned() + &String::from_utf8_lossy(&first.stderr);
-    assert_eq!(Probe::classify(&first_out), Probe::Refused, "first packet: {first_out}");
+    let first_out = String::from_utf8_lossy(&first.stdout).into_owned()
+        + &String::from_utf8_lossy(&first.stderr);
+    assert_eq!(
+        Probe::classify(&first_out),
+        Probe::Refused,
+        "first packet: {first_out}"
+    );
 
     let c = p.container("c", &[]);
     expect_answer(&c, PUBLIC4, lan, "lanhost");
     expect_answer(&c, PUBLIC_V6, lan, "lanhost");
-    expect_refused(&c, LAN4, lan);
-    expect_refused(&c, LANHOST_V6, lan);
+    expect_refused(&p, &c, LAN4, lan);
+    expect_refused(&p, &c, LANHOST_V6, lan);
     for local in [p.gateway4.as_str(), HOST_LAN4, &d.uplink4, &p.gateway6] {
-        expect_refused(&c, local, host);
+        expect_refused(&p, &c, local, host);
     }
     // Gateways and 10.99.0.1 are private addresses (deny sets); the uplink address is public
     // and only the host-local check refuses it.
-    assert!(p.counter("deny lan") >= 6, "deny lan counter did not count the refusals");
-    assert!(p.counter("deny host") >= 1, "deny host counter did not count the uplink refusal");
+    assert!(
+        p.counter("deny lan") >= 6,
+        "deny lan counter did not count the refusals"
+    );
+    assert!(
+        p.counter("deny host") >= 1,
+        "deny host counter did not count the uplink refusal"
+    );
 }
 
 #[test]
 fn allow_all_reaches_everything() {
-    let Some(_serial) = serial() else { return };
-    let _v6 = LanhostV6::add().expect("lanhost IPv6");
-    let (lan, host) = (port(2, 0), port(2, 1));
-    let _l = listeners(&[lan], host);
-    let mut p = Project::create(2);
-    let d = destinations(&p, Some(&_v6));
+    let Some((scene, mut p)) = dual_stack_scene(2) else {
+        return;
+    };
+    let (lan, host, d) = (scene.lan, scene.host, &scene.d);
     p.spec.allow_all = true;
     p.apply();
 
@@ -255,11 +334,11 @@ fn allow_list_opens_exactly_the_listed_ports() {
 
     let c = p.container("c", &[]);
     expect_answer(&c, LAN4, open, "lanhost");
-    expect_refused(&c, LAN4, closed);
+    expect_refused(&p, &c, LAN4, closed);
     expect_answer(&c, LANHOST_V6, open, "lanhost");
-    expect_refused(&c, LANHOST_V6, closed);
+    expect_refused(&p, &c, LANHOST_V6, closed);
     expect_answer(&c, &p.gateway4, host, "host");
-    expect_refused(&c, HOST_LAN4, host);
+    expect_refused(&p, &c, HOST_LAN4, host);
 }
 
 #[test]
@@ -272,17 +351,32 @@ fn isolation_holds_after_restart_and_a_new_ip() {
     p.apply();
 
     let c = p.container("c", &["--ip", "172.29.204.10"]);
-    expect_refused(&c, LAN4, lan);
+    expect_refused(&p, &c, LAN4, lan);
     expect_answer(&c, PUBLIC4, lan, "lanhost");
 
     run_ok("docker", &["restart", "-t", "0", &c.name]).expect("docker restart");
-    expect_refused(&c, LAN4, lan);
+    expect_refused(&p, &c, LAN4, lan);
     expect_answer(&c, PUBLIC4, lan, "lanhost");
 
-    run_ok("docker", &["network", "disconnect", &p.network.name, &c.name]).expect("disconnect");
-    run_ok("docker", &["network", "connect", "--ip", "172.29.204.77", &p.network.name, &c.name]).expect("connect");
+    run_ok(
+        "docker",
+        &["network", "disconnect", &p.network.name, &c.name],
+    )
+    .expect("disconnect");
+    run_ok(
+        "docker",
+        &[
+            "network",
+            "connect",
+            "--ip",
+            "172.29.204.77",
+            &p.network.name,
+            &c.name,
+        ],
+    )
+    .expect("connect");
     assert_eq!(c.ipv4(&p.network.name).expect("ip"), "172.29.204.77");
-    expect_refused(&c, LAN4, lan);
+    expect_refused(&p, &c, LAN4, lan);
     expect_answer(&c, PUBLIC4, lan, "lanhost");
 }
 
@@ -315,18 +409,38 @@ fn spoofed_source_addresses_do_not_get_through() {
         nc = alca_e2e::docker::nc_script(LAN4, lan),
     );
     let out = c.sh(&spoof).expect("docker exec");
-    assert!(!out.contains("lanhost"), "a spoofed connection was answered: {out}");
-    assert_eq!(counter.packets("tcp").expect("tcp counter"), 0, "spoofed TCP reached lanhost: {out}");
-    assert_eq!(counter.packets("icmp").expect("icmp counter"), 0, "spoofed ICMP reached lanhost: {out}");
-    assert!(p.counter("deny lan") >= 4, "the deny rules did not see the spoofed packets");
+    assert!(
+        !out.contains("lanhost"),
+        "a spoofed connection was answered: {out}"
+    );
+    assert_eq!(
+        counter.packets("tcp").expect("tcp counter"),
+        0,
+        "spoofed TCP reached lanhost: {out}"
+    );
+    assert_eq!(
+        counter.packets("icmp").expect("icmp counter"),
+        0,
+        "spoofed ICMP reached lanhost: {out}"
+    );
+    assert!(
+        p.counter("deny lan") >= 4,
+        "the deny rules did not see the spoofed packets"
+    );
 
     // The counter itself works: a connection from the host (not isolated) is counted.
     run_ok(
         "python3",
-        &["-c", &format!("import socket; socket.create_connection(('{LAN4}', {lan}), 3).recv(64)")],
+        &[
+            "-c",
+            &format!("import socket; socket.create_connection(('{LAN4}', {lan}), 3).recv(64)"),
+        ],
     )
     .expect("host reaches lanhost");
-    assert!(counter.packets("tcp").expect("tcp counter") > 0, "the lanhost counter counts nothing");
+    assert!(
+        counter.packets("tcp").expect("tcp counter") > 0,
+        "the lanhost counter counts nothing"
+    );
 }
 
 #[test]
@@ -342,7 +456,11 @@ fn a_sibling_project_is_unreachable() {
         &name,
         &b.network.name,
         &[],
-        &["sh", "-c", "while true; do echo projb | nc -l -p 9000; done"],
+        &[
+            "sh",
+            "-c",
+            "while true; do echo projb | nc -l -p 9000; done",
+        ],
     )
     .expect("sibling server");
     let b_ip = server.ipv4(&b.network.name).expect("sibling ip");
@@ -364,7 +482,7 @@ fn a_sibling_project_is_unreachable() {
     assert_eq!(reply, "projb", "sibling server is not up");
     // …but not project A's container.
     let c = a.container("c", &[]);
-    expect_refused(&c, &b_ip, 9000);
+    expect_refused(&a, &c, &b_ip, 9000);
     assert!(a.counter("deny lan") >= 1);
 }
 
@@ -373,27 +491,41 @@ fn proxy_sees_the_original_destination_and_lan_stays_blocked() {
     let Some(_serial) = serial() else { return };
     let _v6 = LanhostV6::add().expect("lanhost IPv6");
     let (lan, proxy_port) = (port(8, 0), port(8, 1));
-    let _lan = Listener::start(Some(LANHOST_NS), "lanhost", "::", lan, LISTENER_LIFE).expect("lanhost listener");
-    let _p4 = Listener::start(None, "proxy4", "0.0.0.0", proxy_port, LISTENER_LIFE).expect("proxy listener");
-    let _p6 = Listener::start(None, "proxy6", "::", proxy_port + 1, LISTENER_LIFE).expect("proxy6 listener");
+    let _lan = Listener::start(Some(LANHOST_NS), "lanhost", "::", lan, LISTENER_LIFE)
+        .expect("lanhost listener");
+    let _p4 = Listener::start(None, "proxy4", "0.0.0.0", proxy_port, LISTENER_LIFE)
+        .expect("proxy listener");
+    let _p6 = Listener::start(None, "proxy6", "::", proxy_port + 1, LISTENER_LIFE)
+        .expect("proxy6 listener");
 
     let mut v4 = Project::create(8);
     destinations(&v4, Some(&_v6));
-    v4.spec.proxy = Some(format!("{}:{proxy_port}", v4.gateway4).parse().expect("proxy addr"));
+    v4.spec.proxy = Some(
+        format!("{}:{proxy_port}", v4.gateway4)
+            .parse()
+            .expect("proxy addr"),
+    );
     v4.apply();
     let c = v4.container("c", &[]);
     let got = c.probe(PUBLIC4, lan).expect("probe");
     assert_eq!(got, Probe::Answered(format!("proxy4 orig={PUBLIC4}:{lan}")));
-    expect_refused(&c, LAN4, lan);
-    expect_refused(&c, PUBLIC_V6, lan);
+    expect_refused(&v4, &c, LAN4, lan);
+    expect_refused(&v4, &c, PUBLIC_V6, lan);
 
     let mut v6 = Project::create(9);
     destinations(&v6, Some(&_v6));
-    v6.spec.proxy = Some(format!("[{}]:{}", v6.gateway6, proxy_port + 1).parse().expect("proxy addr"));
+    v6.spec.proxy = Some(
+        format!("[{}]:{}", v6.gateway6, proxy_port + 1)
+            .parse()
+            .expect("proxy addr"),
+    );
     v6.apply();
     let c6 = v6.container("c", &[]);
     let got = probe_until(&c6, PUBLIC_V6, lan, 5, |p| p.answered_by("proxy6"));
-    assert_eq!(got, Probe::Answered(format!("proxy6 orig=[{PUBLIC_V6}]:{lan}")));
-    expect_refused(&c6, LANHOST_V6, lan);
-    expect_refused(&c6, PUBLIC4, lan);
+    assert_eq!(
+        got,
+        Probe::Answered(format!("proxy6 orig=[{PUBLIC_V6}]:{lan}"))
+    );
+    expect_refused(&v6, &c6, LANHOST_V6, lan);
+    expect_refused(&v6, &c6, PUBLIC4, lan);
 }

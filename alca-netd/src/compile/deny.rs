@@ -52,20 +52,25 @@ pub fn deny_nets(v6: bool) -> Vec<IpNet> {
 
 /// `add set` objects for `deny4` and `deny6` with their elements.
 pub(super) fn deny_sets(table: &str) -> Vec<NfListObject<'static>> {
-    [(false, DENY4_SET, SetType::Ipv4Addr), (true, DENY6_SET, SetType::Ipv6Addr)]
-        .into_iter()
-        .map(|(v6, name, kind)| {
-            NfListObject::Set(Box::new(Set {
-                family: NfFamily::INet,
-                table: Cow::Owned(table.to_string()),
-                name: Cow::Borrowed(name),
-                set_type: SetTypeValue::Single(kind),
-                flags: Some([SetFlag::Interval].into_iter().collect()),
-                elem: Some(Cow::Owned(deny_nets(v6).into_iter().map(net_value).collect())),
-                ..Set::default()
-            }))
-        })
-        .collect()
+    [
+        (false, DENY4_SET, SetType::Ipv4Addr),
+        (true, DENY6_SET, SetType::Ipv6Addr),
+    ]
+    .into_iter()
+    .map(|(v6, name, kind)| {
+        NfListObject::Set(Box::new(Set {
+            family: NfFamily::INet,
+            table: Cow::Owned(table.to_string()),
+            name: Cow::Borrowed(name),
+            set_type: SetTypeValue::Single(kind),
+            flags: Some([SetFlag::Interval].into_iter().collect()),
+            elem: Some(Cow::Owned(
+                deny_nets(v6).into_iter().map(net_value).collect(),
+            )),
+            ..Set::default()
+        }))
+    })
+    .collect()
 }
 
 #[cfg(test)]

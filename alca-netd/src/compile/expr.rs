@@ -61,7 +61,11 @@ fn str_expr(s: impl Into<String>) -> Expression<'static> {
     Expression::String(Cow::Owned(s.into()))
 }
 
-fn matches(left: Expression<'static>, op: Operator, right: Expression<'static>) -> Statement<'static> {
+fn matches(
+    left: Expression<'static>,
+    op: Operator,
+    right: Expression<'static>,
+) -> Statement<'static> {
     Statement::Match(Match { left, right, op })
 }
 
@@ -150,7 +154,10 @@ pub(super) fn dport(proto: Option<Proto>, port: u16) -> Statement<'static> {
         Some(Proto::Udp) => "udp",
         None => "th",
     };
-    eq(payload(header, "dport"), Expression::Number(u32::from(port)))
+    eq(
+        payload(header, "dport"),
+        Expression::Number(u32::from(port)),
+    )
 }
 
 /// `iifname NAME`.

@@ -27,7 +27,10 @@ pub(super) fn isolate_rules(spec: &NetSpec) -> Vec<CommentedRule> {
     if spec.allow_all && spec.proxy.is_none() {
         return Vec::new();
     }
-    let mut rules = vec![CommentedRule::new(vec![ct_established_or_related(), accept()])];
+    let mut rules = vec![CommentedRule::new(vec![
+        ct_established_or_related(),
+        accept(),
+    ])];
     if let Some(proxy) = spec.proxy {
         rules.push(cross_family_tcp_refusal(proxy));
     }
@@ -140,10 +143,7 @@ fn deny_rules() -> Vec<CommentedRule> {
                     ],
                     why,
                 ),
-                CommentedRule::commented(
-                    vec![target, counter(), reject_admin_prohibited()],
-                    why,
-                ),
+                CommentedRule::commented(vec![target, counter(), reject_admin_prohibited()], why),
             ]
         })
         .collect()

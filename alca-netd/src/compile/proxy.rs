@@ -26,22 +26,17 @@ pub(super) fn proxy_rules(spec: &NetSpec, proxy: SocketAddr) -> Vec<CommentedRul
         ],
         "proxy itself",
     )];
-    rules.extend(
-        spec.dns
-            .iter()
-            .filter(|ip| ip.is_ipv6() == v6)
-            .map(|ip| {
-                CommentedRule::commented(
-                    vec![
-                        iifname(bridge),
-                        daddr_ip(*ip),
-                        dport(Some(Proto::Tcp), 53),
-                        accept(),
-                    ],
-                    "dns",
-                )
-            }),
-    );
+    rules.extend(spec.dns.iter().filter(|ip| ip.is_ipv6() == v6).map(|ip| {
+        CommentedRule::commented(
+            vec![
+                iifname(bridge),
+                daddr_ip(*ip),
+                dport(Some(Proto::Tcp), 53),
+                accept(),
+            ],
+            "dns",
+        )
+    }));
     rules.push(CommentedRule::commented(
         vec![
             iifname(bridge),
