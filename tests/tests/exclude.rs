@@ -51,10 +51,14 @@ struct Env {
 
 impl Env {
     fn start(tag: &str) -> Env {
+        Env::start_with(tag, &patterns())
+    }
+
+    fn start_with(tag: &str, patterns: &[String]) -> Env {
         let tree = ProjectTree::create(tag).expect("project tree");
         let engine = FuseEngine::with_program(alca_bin().expect("alca binary"));
         let handle = engine
-            .start(tree.root(), &patterns(), &tree.state_dir())
+            .start(tree.root(), patterns, &tree.state_dir())
             .expect("view starts");
         assert!(handle.fresh);
         let container = start_container(tag, &handle.mountpoint);
@@ -359,6 +363,50 @@ fn writes_to_excluded_names_are_refused() {
     ] {
         assert!(!env.tree.path(rel).exists(), "{rel} created on the host");
     }
+}
+
+#[test]
+fn directory_renames_never_reveal_hidden_entries() {
+    if !ready() {
+        return;
+    }
+    let mut anchored = patterns();
+    anchored.push("/config/prod.toml".into());
+    let env = Env::start_with("mvdir", &anchored);
+    write(
+        &env.tree.path("config/prod.toml"),
+        env.tree.marker.as_bytes(),
+    )
+    .expect("write");
+    write(&env.tree.path("config/dev.toml"), b"dev").expect("write");
+    let out = env.sh(
+        "mv /workspace/config /workspace/cfg 2>&1; cat /workspace/cfg/prod.toml 2>&1; \
+                      mv /workspace/.alca /workspace/moved 2>&1; ls -a /workspace/app",
+    );
+    assert!(
+        !out.contains(&env.tree.marker),
+        "hidden file revealed by a rename: {out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.tree.path("config/prod.toml")).expect("prod stays"),
+        env.tree.marker
+    );
+    assert!(
+        !env.tree.path("cfg/prod.toml").exists(),
+        "hidden file moved to a visible path"
+    );
+    assert!(
+        env.tree.path(".alca/views/e2e/view.json").exists(),
+        "view state kept"
+    );
+    assert!(listed(&out, "main.rs"), "the view still serves: {out}");
+    // Name-only patterns: a directory rename is a plain rename(2).
+    let out = env.sh("mv /workspace/app /workspace/app2 && echo renamed; ls -a /workspace/app2");
+    assert!(out.contains("renamed") && !listed(&out, ".env"), "{out}");
+    assert!(
+        env.tree.path("app2/.env").exists(),
+        "hidden file moved along on the host"
+    );
 }
 
 #[test]

@@ -75,10 +75,11 @@ impl ExcludeMatcher {
             .is_ignore()
     }
 
-    /// True when renaming a directory can never change the exclusion of its descendants,
-    /// so the engine does not need to inspect the subtree before a rename.
-    pub fn renames_keep_descendants(&self) -> bool {
-        self.name_only && self.hidden.is_empty()
+    /// True when moving directory `old` can never change the exclusion of anything below it,
+    /// so the engine does not need to inspect the subtree before the rename: every pattern
+    /// looks at names only and no always-hidden path lies inside `old`.
+    pub fn rename_keeps_descendants(&self, old: &Path) -> bool {
+        self.name_only && !self.hidden.iter().any(|h| h.starts_with(old))
     }
 }
 
@@ -169,7 +170,7 @@ mod tests {
         assert!(!m.is_excluded(Path::new("src/build"), true));
         assert!(m.is_excluded(Path::new("config/prod.toml"), false));
         assert!(!m.is_excluded(Path::new("x/config/prod.toml"), false));
-        assert!(!m.renames_keep_descendants());
+        assert!(!m.rename_keeps_descendants(Path::new("src")));
     }
 
     #[test]
@@ -192,14 +193,16 @@ mod tests {
         assert!(m.is_excluded(Path::new(".alca/view-work"), true));
         assert!(m.is_excluded(Path::new(".alca/view-work/mnt"), true));
         assert!(!m.is_excluded(Path::new(".alca/state.json"), false));
-        assert!(!m.renames_keep_descendants());
+        assert!(!m.rename_keeps_descendants(Path::new(".alca")));
+        assert!(m.rename_keeps_descendants(Path::new("src")));
     }
 
     #[test]
     fn name_only_detection() {
-        assert!(spec_defaults().renames_keep_descendants());
-        assert!(!matcher(&["a/b"]).renames_keep_descendants());
-        assert!(matcher(&["**/x/", "!y", "# comment"]).renames_keep_descendants());
+        let dir = Path::new("d");
+        assert!(spec_defaults().rename_keeps_descendants(dir));
+        assert!(!matcher(&["a/b"]).rename_keeps_descendants(dir));
+        assert!(matcher(&["**/x/", "!y", "# comment"]).rename_keeps_descendants(dir));
     }
 
     #[test]

@@ -175,7 +175,7 @@ impl FilterFs {
         if self.matcher.is_excluded(new, is_dir) {
             return Err(Errno::EACCES);
         }
-        if !is_dir || self.matcher.renames_keep_descendants() {
+        if !is_dir || self.matcher.rename_keeps_descendants(old) {
             return Ok(());
         }
         let mut budget = RENAME_CHECK_BUDGET;
