@@ -9,7 +9,7 @@
 use std::fs;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use alca_e2e::lifecycle::{free_port, Project, Rt, TempDir, TEST_USER};
+use alca_e2e::lifecycle::{alca_built, free_port, Project, Rt, TempDir, TEST_USER};
 use serde_json::Value;
 
 /// `cleanup` acts on every project on the machine, so it runs alone; other tests share.
@@ -370,6 +370,32 @@ fn rootless_podman_with_isolation_is_refused() {
     assert!(r.stderr.contains("rootless"), "{}", r.stderr);
     assert!(r.stderr.contains("lan-access"), "{}", r.stderr);
     assert!(Rt::Podman.inspect("container", &p.container()).is_none());
+}
+
+#[test]
+fn run_allocates_a_tty_only_when_stdin_is_a_terminal() {
+    let _g = shared();
+    let p = Project::new(Rt::Docker, None, OPEN);
+    assert_up(&p, "");
+    let plain = p.alca("", &["run", "tty"]);
+    assert!(plain.stdout.contains("not a tty"), "{}", plain.all());
+    let bin = alca_built().unwrap();
+    // `script` runs the command on a fresh pseudo-terminal.
+    let out = std::process::Command::new("script")
+        .args([
+            "-q",
+            "-e",
+            "-c",
+            &format!("{} run tty", bin.display()),
+            "/dev/null",
+        ])
+        .current_dir(&p.root)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("/dev/pts/"), "a TTY inside: {text}");
 }
 
 #[test]
