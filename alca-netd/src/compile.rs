@@ -149,3 +149,110 @@ fn to_json(cmd: &NfCmd<'_>) -> Value {
     // serialisers, so turning them into a `Value` cannot fail.
     serde_json::to_value(cmd).expect("nftables schema values always serialise")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lan::{AllowRule, Proto};
+
+    fn spec() -> NetSpec {
+        NetSpec {
+            project: "0123456789abcdef".into(),
+            bridge: "alca-0123456789".into(),
+            allow_all: false,
+            allow: vec![],
+            proxy: None,
+            dns: vec![],
+        }
+    }
+
+    fn cmds(batch: &Value) -> &Vec<Value> {
+        batch["nftables"].as_array().expect("command list")
+    }
+
+    /// Comments of the rules in `chain`, in order.
+    fn comments(batch: &Value, chain: &str) -> Vec<String> {
+        cmds(batch)
+            .iter()
+            .filter_map(|c| c["add"].get("rule"))
+            .filter(|r| r["chain"] == chain)
+            .map(|r| r["comment"].as_str().unwrap_or("").to_string())
+            .collect()
+    }
+
+    #[test]
+    fn batch_starts_by_replacing_the_table_atomically() {
+        let batch = replace_batch(&spec(), 1000);
+        let first: Vec<&str> = cmds(&batch)
+            .iter()
+            .take(3)
+            .filter_map(|c| c.as_object()?.keys().next().map(String::as_str))
+            .collect();
+        assert_eq!(first, ["add", "delete", "add"]);
+        assert_eq!(
+            owner_uid(
+                &json!({"nftables": cmds(&batch).iter().filter_map(|c| c.get("add")).cloned().collect::<Vec<_>>()}),
+                "alca-0123456789abcdef"
+            ),
+            Some(1000)
+        );
+    }
+
+    #[test]
+    fn allow_rules_keep_their_order_and_precede_every_deny() {
+        let mut s = spec();
+        let rule = |net: &str, proto, port| AllowRule {
+            net: net.parse().unwrap(),
+            proto,
+            port,
+        };
+        s.allow = vec![
+            rule("10.0.0.5/32", Some(Proto::Udp), Some(53)),
+            rule("192.168.0.0/16", None, None),
+        ];
+        let got = comments(&replace_batch(&s, 0), ISOLATE_CHAIN);
+        let first_deny = got.iter().position(|c| c.starts_with("deny")).unwrap();
+        let a = got
+            .iter()
+            .position(|c| c == "lan-access udp://10.0.0.5:53")
+            .unwrap();
+        let b = got
+            .iter()
+            .position(|c| c == "lan-access 192.168.0.0/16")
+            .unwrap();
+        assert!(a < b && b < first_deny, "{got:?}");
+        assert_eq!(got.last().map(String::as_str), Some("deny host"));
+    }
+
+    #[test]
+    fn allow_all_without_proxy_keeps_only_the_owner() {
+        let mut s = spec();
+        s.allow_all = true;
+        let batch = replace_batch(&s, 7);
+        let added: Vec<&str> = cmds(&batch)
+            .iter()
+            .filter_map(|c| c.get("add")?.as_object()?.keys().next().map(String::as_str))
+            .collect();
+        assert_eq!(added, ["table", "table", "set"]);
+    }
+
+    #[test]
+    fn a_proxy_refuses_the_other_family_before_any_allow() {
+        let mut s = spec();
+        s.proxy = Some("10.0.0.1:3128".parse().unwrap());
+        s.allow = vec![AllowRule {
+            net: "fd00::/8".parse().unwrap(),
+            proto: None,
+            port: None,
+        }];
+        let batch = replace_batch(&s, 0);
+        let got = comments(&batch, ISOLATE_CHAIN);
+        let refusal = got.iter().position(|c| c == "proxy family only").unwrap();
+        let allow = got
+            .iter()
+            .position(|c| c.starts_with("lan-access"))
+            .unwrap();
+        assert!(refusal < allow, "{got:?}");
+        assert_eq!(comments(&batch, PROXY_CHAIN), ["proxy itself", "to proxy"]);
+    }
+}

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use alca_netd::compile::{delete_batch, replace_batch};
+use alca_netd::compile::{delete_batch, owner_uid, replace_batch};
 use alca_netd::{AllowRule, NetSpec, Proto};
 use serde_json::Value;
 
@@ -122,8 +122,13 @@ fn nft_usable() -> bool {
 
 /// Runs `nft -c -j -f -` on `batch`; `Err(stderr)` when nft refuses it.
 fn nft_check(batch: &Value) -> Result<(), String> {
+    nft_stdin(&["-c", "-j", "-f", "-"], batch)
+}
+
+/// Runs `nft ARGS` with `batch` on stdin; `Err(stderr)` when nft fails.
+fn nft_stdin(args: &[&str], batch: &Value) -> Result<(), String> {
     let mut child = Command::new("nft")
-        .args(["-c", "-j", "-f", "-"])
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -161,4 +166,37 @@ fn nft_accepts_every_golden_batch() {
         nft_check(&broken).is_err(),
         "nft -c accepted a chain in a missing table"
     );
+}
+
+#[test]
+fn owner_uid_reads_back_from_the_kernel_and_delete_removes_the_table() {
+    if !nft_usable() {
+        eprintln!("skipped: needs root and nft");
+        return;
+    }
+    let project = format!("{:08x}0e0e0e0e", std::process::id());
+    let mut s = spec();
+    s.project = project.clone();
+    s.bridge = alca_netd::spec::bridge_name(&project);
+    let table = s.table_name();
+    nft_stdin(&["-j", "-f", "-"], &replace_batch(&s, 4242)).expect("apply");
+    // Applying twice is fine: the batch replaces the table whether or not it exists.
+    nft_stdin(&["-j", "-f", "-"], &replace_batch(&s, 4243)).expect("re-apply");
+    let listing = Command::new("nft")
+        .args(["-j", "list", "table", "inet", &table])
+        .output()
+        .expect("nft list");
+    let json: Value = serde_json::from_slice(&listing.stdout).expect("nft json");
+    nft_stdin(&["-j", "-f", "-"], &delete_batch(&project)).expect("delete");
+    assert_eq!(owner_uid(&json, &table), Some(4243));
+    let gone = Command::new("nft")
+        .args(["list", "table", "inet", &table])
+        .output()
+        .expect("nft list");
+    assert!(
+        !gone.status.success(),
+        "{table} still exists after delete_batch"
+    );
+    // Deleting a missing table succeeds too.
+    nft_stdin(&["-j", "-f", "-"], &delete_batch(&project)).expect("delete again");
 }
