@@ -443,6 +443,21 @@ fn spoofed_source_addresses_do_not_get_through() {
     );
 }
 
+/// What a TCP server at `addr`:`port` sends to a connection from the host (not isolated),
+/// trying up to five times one second apart while the server starts; empty if it never answers.
+fn host_reads(addr: &str, port: u16) -> String {
+    let connect = format!(
+        "import socket; print(socket.create_connection(('{addr}', {port}), 3).recv(64).decode().strip())"
+    );
+    for _ in 0..5 {
+        match run_ok("python3", &["-c", &connect]) {
+            Ok(reply) if !reply.is_empty() => return reply,
+            _ => std::thread::sleep(std::time::Duration::from_secs(1)),
+        }
+    }
+    String::new()
+}
+
 #[test]
 fn a_sibling_project_is_unreachable() {
     let Some(_serial) = serial() else { return };
@@ -466,19 +481,7 @@ fn a_sibling_project_is_unreachable() {
     let b_ip = server.ipv4(&b.network.name).expect("sibling ip");
     assert_route_via(&b_ip, &b.network.bridge);
     // The sibling's server answers the host (no isolation on that path)…
-    let reply = (0..5)
-        .find_map(|_| {
-            let got = run_ok(
-                "python3",
-                &["-c", &format!("import socket; print(socket.create_connection(('{b_ip}', 9000), 3).recv(64).decode())")],
-            )
-            .ok();
-            if got.is_none() {
-                std::thread::sleep(std::time::Duration::from_secs(1));
-            }
-            got
-        })
-        .unwrap_or_default();
+    let reply = host_reads(&b_ip, 9000);
     assert_eq!(reply, "projb", "sibling server is not up");
     // …but not project A's container.
     let c = a.container("c", &[]);
@@ -528,4 +531,34 @@ fn proxy_sees_the_original_destination_and_lan_stays_blocked() {
     );
     expect_refused(&v6, &c6, LANHOST_V6, lan);
     expect_refused(&v6, &c6, PUBLIC4, lan);
+}
+
+#[test]
+fn published_ports_still_answer_the_host() {
+    let Some(_serial) = serial() else { return };
+    let p = Project::create(10);
+    destinations(&p, None);
+    p.apply();
+    let published = port(10, 0);
+    let mapping = format!("127.0.0.1:{published}:9000");
+    let name = format!("{}-srv", p.network.name);
+    let server = Container::start_cmd(
+        &name,
+        &p.network.name,
+        &["-p", &mapping],
+        &[
+            "sh",
+            "-c",
+            "while true; do echo published | nc -l -p 9000; done",
+        ],
+    )
+    .expect("server container");
+    // Replies leave through the bridge as established traffic, which the rules let through.
+    let reply = host_reads("127.0.0.1", published);
+    assert_eq!(reply, "published", "the published port did not answer");
+    // The same container still cannot open connections to the LAN.
+    let lan = port(10, 1);
+    let _l = Listener::start(Some(LANHOST_NS), "lanhost", "::", lan, LISTENER_LIFE)
+        .expect("lanhost listener");
+    expect_refused(&p, &server, LAN4, lan);
 }
