@@ -695,6 +695,30 @@ fn alca_up_down_status_and_sync_drive_the_view() {
         "up recovered: {after}"
     );
 
+    // New patterns on an existing container: refuse to keep it, rebuild with -f.
+    let more = "workdir_exclude = [\"**/.env\", \"**/secrets/\", \"visible.txt\"]\n[network]\nlan-access = [\"*\"]\n";
+    p.write_config(more);
+    let kept = p.alca("", &["up", "-q"]);
+    assert!(
+        kept.code != 0 && kept.all().contains("alca up -f"),
+        "stale container refused: {}",
+        kept.all()
+    );
+    let inspected = Rt::Docker
+        .inspect("container", &p.container())
+        .expect("inspect");
+    assert_eq!(
+        inspected["State"]["Running"], false,
+        "refused container stopped"
+    );
+    p.alca("", &["up", "-f", "-q"])
+        .expect_code(0, "rebuild with the new patterns");
+    let after = p.alca("", &["run", "ls", "-a", "/workspace"]).all();
+    assert!(
+        !listed(&after, "visible.txt") && listed(&after, "made.txt"),
+        "new pattern applies: {after}"
+    );
+
     p.alca("", &["down"]).expect_code(0, "down");
     assert!(!view_mounted(&state.join("mnt")), "down unmounts the view");
     assert!(

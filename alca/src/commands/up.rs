@@ -127,6 +127,15 @@ impl Up {
         if stdin_is_tty() && confirm("Rebuild container with new configuration?") {
             return Ok(Plan::Rebuild(holder));
         }
+        if changes.iter().any(|c| c.field == "Excludes") {
+            // Its bind mounts predate the new patterns: it may still show what they hide.
+            let _ = holder.as_deref().unwrap_or(runtime).stop(&info.name);
+            bail!(
+                "the exclude patterns changed and container {} was made without them, so it \
+                 was stopped. Run `alca up -f` to rebuild it",
+                info.name
+            );
+        }
         eprintln!(
             "Keeping the existing container {}. Run `alca up -f` to rebuild it with the new \
              configuration.",
