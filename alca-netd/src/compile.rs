@@ -156,14 +156,7 @@ mod tests {
     use crate::lan::{AllowRule, Proto};
 
     fn spec() -> NetSpec {
-        NetSpec {
-            project: "0123456789abcdef".into(),
-            bridge: "alca-0123456789".into(),
-            allow_all: false,
-            allow: vec![],
-            proxy: None,
-            dns: vec![],
-        }
+        crate::spec::sample_spec()
     }
 
     fn cmds(batch: &Value) -> &Vec<Value> {

@@ -122,19 +122,25 @@ pub fn bridge_name(project: &str) -> String {
     format!("{NAME_PREFIX}{id}")
 }
 
+/// A valid spec with nothing allowed, for unit tests in this crate.
+#[cfg(test)]
+pub(crate) fn sample_spec() -> NetSpec {
+    NetSpec {
+        project: "0123456789abcdef".into(),
+        bridge: "alca-0123456789".into(),
+        allow_all: false,
+        allow: vec![],
+        proxy: None,
+        dns: vec![],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn spec() -> NetSpec {
-        NetSpec {
-            project: "0123456789abcdef".into(),
-            bridge: "alca-0123456789".into(),
-            allow_all: false,
-            allow: vec![],
-            proxy: None,
-            dns: vec![],
-        }
+        sample_spec()
     }
 
     #[test]
