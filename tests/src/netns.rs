@@ -143,6 +143,34 @@ while time.time() < end:
         c.close()
 "#;
 
+/// A bounded DNS responder on UDP port 53: answers every A query with [`DNS_ANSWER`], other
+/// types with an empty answer; prints `ready` once bound, exits after LIFE seconds.
+const DNS_PY: &str = r#"
+import socket, sys, time
+life = float(sys.argv[1])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 53)); s.settimeout(0.5)
+print("ready", flush=True)
+end = time.time() + life
+while time.time() < end:
+    try:
+        q, peer = s.recvfrom(512)
+    except socket.timeout:
+        continue
+    i = 12
+    while i < len(q) and q[i] != 0:
+        i += q[i] + 1
+    if i + 5 > len(q):
+        continue
+    is_a = q[i + 1:i + 3] == b"\x00\x01"
+    hdr = q[:2] + b"\x81\x80" + q[4:6] + (b"\x00\x01" if is_a else b"\x00\x00") + b"\x00\x00\x00\x00"
+    ans = b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04" + bytes([203, 0, 113, 7]) if is_a else b""
+    s.sendto(hdr + q[12:i + 5] + ans, peer)
+"#;
+
+/// The address every A query to a [`Listener::dns`] responder resolves to.
+pub const DNS_ANSWER: &str = "203.0.113.7";
+
 /// A running bounded listener; killed on drop.
 pub struct Listener {
     child: Child,
@@ -160,7 +188,22 @@ impl Listener {
     ) -> Result<Self> {
         let port_s = port.to_string();
         let life = life_secs.to_string();
-        let py_args = ["-c", LISTENER_PY, tag, bind, &port_s, &life];
+        let what = format!("listener {tag} on {bind}:{port}");
+        Self::spawn(
+            netns,
+            &["-c", LISTENER_PY, tag, bind, &port_s, &life],
+            &what,
+        )
+    }
+
+    /// Starts the DNS responder on UDP port 53, inside `netns` when given.
+    pub fn dns(netns: Option<&str>, life_secs: u32) -> Result<Self> {
+        let life = life_secs.to_string();
+        Self::spawn(netns, &["-c", DNS_PY, &life], "dns responder")
+    }
+
+    /// Runs `python3 PY_ARGS…` (in `netns` when given) and waits for its `ready` line.
+    fn spawn(netns: Option<&str>, py_args: &[&str], what: &str) -> Result<Self> {
         let mut cmd = match netns {
             Some(ns) => {
                 let mut c = Command::new("ip");
@@ -177,14 +220,14 @@ impl Listener {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .context("starting python3 listener")?;
+            .with_context(|| format!("starting {what}"))?;
         let stdout = child.stdout.take().context("listener stdout")?;
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line)?;
         if line.trim() != "ready" {
             let _ = child.kill();
             let _ = child.wait();
-            bail!("listener {tag} on {bind}:{port} did not start");
+            bail!("{what} did not start");
         }
         Ok(Listener { child })
     }

@@ -17,7 +17,7 @@ use alca_e2e::docker::{
 };
 use alca_e2e::netns::{
     assert_route_local, assert_route_via, rule_counter, run_ok, run_with_stdin, uplink_ipv4,
-    LanhostV6, Listener, NsCounter, LANHOST_NS, LANHOST_V6, LAN_VETH, PUBLIC_V6,
+    LanhostV6, Listener, NsCounter, DNS_ANSWER, LANHOST_NS, LANHOST_V6, LAN_VETH, PUBLIC_V6,
 };
 use alca_netd::compile::{delete_batch, replace_batch};
 use alca_netd::spec::bridge_name;
@@ -561,4 +561,54 @@ fn published_ports_still_answer_the_host() {
     let _l = Listener::start(Some(LANHOST_NS), "lanhost", "::", lan, LISTENER_LIFE)
         .expect("lanhost listener");
     expect_refused(&p, &server, LAN4, lan);
+}
+
+#[test]
+fn docker_embedded_dns_reaches_only_the_allowed_resolvers() {
+    let Some(_serial) = serial() else { return };
+    let _dns = Listener::dns(Some(LANHOST_NS), LISTENER_LIFE).expect("dns responder");
+    // Docker's embedded DNS (127.0.0.11) forwards from the container's namespace, so its
+    // queries to an upstream on the LAN cross the bridge and meet the rules.
+    let lookup = |p: &Project, name: &str| {
+        let container = format!("{}-{name}", p.network.name);
+        let out = docker(&[
+            "run",
+            "--rm",
+            "--name",
+            &container,
+            "--label",
+            TEST_LABEL,
+            "--network",
+            &p.network.name,
+            "--dns",
+            LAN4,
+            TEST_IMAGE,
+            "nslookup",
+            "-type=a",
+            "e2e.test",
+        ])
+        .expect("docker run");
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let mut allowed = Project::create(11);
+    destinations(&allowed, None);
+    allowed.spec.dns = vec![LAN4.parse().expect("ip")];
+    allowed.apply();
+    let out = lookup(&allowed, "dns");
+    assert!(
+        out.contains(DNS_ANSWER),
+        "allowed resolver did not answer: {out}"
+    );
+
+    let blocked = Project::create(12);
+    blocked.apply();
+    let out = lookup(&blocked, "dns");
+    assert!(
+        !out.contains(DNS_ANSWER),
+        "a LAN resolver answered without a dns entry: {out}"
+    );
+    assert!(
+        blocked.counter("deny lan") >= 1,
+        "the query was not refused by the rules"
+    );
 }
