@@ -122,6 +122,24 @@ pub fn bridge_name(project: &str) -> String {
     format!("{NAME_PREFIX}{id}")
 }
 
+/// The upstream resolvers Docker's embedded DNS (127.0.0.11) forwards to, from the text of the
+/// resolv.conf dockerd uses (`/etc/resolv.conf`, or `/run/systemd/resolve/resolv.conf` when the
+/// former only names 127.0.0.53). The embedded DNS sends these queries from the container's
+/// namespace, across the project bridge, so a resolver on a LAN address is refused unless it is
+/// in [`NetSpec::dns`]. Loopback servers are skipped (dockerd drops them); at most [`MAX_DNS`].
+pub fn resolvers_from_resolv_conf(text: &str) -> Vec<IpAddr> {
+    text.lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            (words.next() == Some("nameserver")).then(|| words.next())?
+        })
+        // A scoped IPv6 server (`fe80::1%eth0`) keeps only its address.
+        .filter_map(|addr| addr.split('%').next()?.parse::<IpAddr>().ok())
+        .filter(|ip| !ip.is_loopback())
+        .take(MAX_DNS)
+        .collect()
+}
+
 /// A valid spec with nothing allowed, for unit tests in this crate.
 #[cfg(test)]
 pub(crate) fn sample_spec() -> NetSpec {
@@ -175,6 +193,16 @@ mod tests {
             s.validate(),
             Err(SpecError::TooManyRules(MAX_ALLOW_RULES + 1))
         );
+    }
+
+    #[test]
+    fn reads_resolvers_like_dockerd() {
+        let text = "# generated\nnameserver 127.0.0.53\nnameserver 10.255.255.53\n\
+                    search lan\nnameserver fe80::1%eth0\nnameserver bogus\n";
+        let want: Vec<IpAddr> = vec!["10.255.255.53".parse().unwrap(), "fe80::1".parse().unwrap()];
+        assert_eq!(resolvers_from_resolv_conf(text), want);
+        let many = "nameserver 10.0.0.1\n".repeat(MAX_DNS + 3);
+        assert_eq!(resolvers_from_resolv_conf(&many).len(), MAX_DNS);
     }
 
     #[test]
