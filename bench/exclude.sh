@@ -53,4 +53,4 @@ for what in create stat read; do
   v=$(phase "$WORK/state/mnt/v" "$what")
   printf '%-8s %10s %10s %7sx\n' "$what" "$b" "$v" "$(awk -v v="$v" -v b="$b" 'BEGIN { printf "%.1f", v / (b + 0.001) }')"
 done
-echo "($N files each; view = FUSE filtered view with zero TTLs, bind = plain bind mount)"
+echo "($N files each; view = FUSE filtered view (100 ms TTLs), bind = plain bind mount)"

@@ -6,6 +6,22 @@
 //! The container bind-mounts the view's mountpoint instead of the source, so if the view
 //! server dies the container sees `ENOTCONN`, never the unfiltered files. Another engine (for
 //! example Mutagen on macOS) implements the same trait.
+//!
+//! What the container observes through a Linux view:
+//! * excluded paths do not exist (`ENOENT` on lookup, absent from listings), whenever they
+//!   were created; symlinks into them resolve through the view and fail the same way;
+//! * creating, linking or renaming *to* an excluded path fails with `EACCES`; a directory
+//!   rename that would move hidden entries to a visible path fails with `EXDEV` (tools fall
+//!   back to copying the visible files); a directory holding only hidden entries looks empty
+//!   but cannot be removed (`ENOTEMPTY`);
+//! * everything else is the host file itself (100 ms attribute cache, no write-back cache); files
+//!   and directories it creates belong on the host to the user who ran `alca up` (the view
+//!   server runs as that user), owners and modes shown are the host's, and `chown` to
+//!   another user fails unless that user is root;
+//! * if the server dies, the workspace fails with `ENOTCONN` until `alca up`/`alca run`
+//!   restart the view and the container;
+//! * the view needs `user_allow_other` in `/etc/fuse.conf` when run by an ordinary user;
+//!   [`fuse_conf`] sets it, for the root step `alca network-helper install`.
 
 pub mod patterns;
 pub mod project_views;

@@ -1,7 +1,8 @@
 //! The FUSE filtered view: a passthrough of the source directory in which excluded paths do
-//! not exist. Every decision is made per request from the current path (zero entry and
-//! attribute TTLs), so a matching file created on the host after mount is never visible and
-//! every other change on either side shows at once.
+//! not exist. Every operation recomputes the node's current path and checks it against the
+//! patterns, so a matching file created on the host after mount is never visible; positive
+//! entries and attributes are cached by the kernel for 100 ms only, so every other change on
+//! either side shows well within a second. Negative lookups are never cached.
 //!
 //! Operations run as the server's user (the user who ran `alca up`): files the container
 //! creates through the view are owned by that user on the host; `default_permissions` makes
@@ -32,8 +33,9 @@ use self::inodes::{HostId, InodeTable};
 use self::listing::Item;
 use crate::exclude::ExcludeMatcher;
 
-/// Entry and attribute validity: zero, so the kernel asks again on every path walk.
-const TTL: Duration = Duration::ZERO;
+/// Entry and attribute validity in the kernel: short, so host changes show within 0.1 s,
+/// while a build that stats a file repeatedly does not pay a round trip every time.
+const TTL: Duration = Duration::from_millis(100);
 
 /// The filesystem served at the view's mountpoint.
 #[derive(Debug)]
