@@ -726,3 +726,45 @@ fn alca_up_down_status_and_sync_drive_the_view() {
         "down removes the pid file"
     );
 }
+
+/// Rootful Podman bind-mounts the view the same way Docker does.
+#[test]
+fn podman_containers_see_the_filtered_view() {
+    if !ready() {
+        return;
+    }
+    let tree = ProjectTree::create("podman").expect("tree");
+    let engine = FuseEngine::with_program(alca_bin().expect("alca"));
+    let state = tree.state_dir();
+    let handle = engine
+        .start(tree.root(), &patterns(), &state)
+        .expect("start");
+    let volume = format!("{}:/workspace", handle.mountpoint.display());
+    let script = "ls -a /workspace /workspace/app; cat /workspace/.env /workspace/app/secrets/db.txt 2>&1; echo from-podman > /workspace/podman.txt";
+    let out = Command::new("podman")
+        .args(["run", "--rm", "--network", "none", "-v", &volume])
+        .args(["localhost/alca-test/busybox:latest", "sh", "-c", script])
+        .output()
+        .expect("podman run");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    engine.stop(&state).expect("stop");
+    assert!(
+        listed(&text, "README.md") && listed(&text, "main.rs"),
+        "{text}"
+    );
+    for name in HIDDEN_NAMES {
+        assert!(!listed(&text, name), "{name} listed: {text}");
+    }
+    assert!(
+        !text.contains(&tree.marker),
+        "secret readable in podman: {text}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(tree.path("podman.txt")).expect("written through the view"),
+        "from-podman\n"
+    );
+}
