@@ -10,3 +10,4 @@ pub mod hooks;
 pub mod network;
 pub mod project;
 pub mod runtime;
+pub mod trust;

@@ -3,5 +3,5 @@
 pub mod docker;
 pub mod lifecycle;
 pub mod netd;
-pub mod view;
 pub mod netns;
+pub mod view;
