@@ -101,10 +101,7 @@ impl Container {
 
     /// `docker exec NAME sh -c SCRIPT`: stdout and stderr together, whatever the status.
     pub fn sh(&self, script: &str) -> Result<String> {
-        let out = docker(&["exec", &self.name, "sh", "-c", script])?;
-        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-        text.push_str(&String::from_utf8_lossy(&out.stderr));
-        Ok(text)
+        exec_sh(&self.name, script)
     }
 
     /// The container's IPv4 address on `network`.
@@ -115,8 +112,7 @@ impl Container {
 
     /// Connects to `addr`:`port` over TCP from inside the container.
     pub fn probe(&self, addr: &str, port: u16) -> Result<Probe> {
-        let out = self.sh(&nc_script(addr, port))?;
-        Ok(Probe::classify(&out))
+        probe_from(&self.name, addr, port)
     }
 }
 
@@ -124,6 +120,20 @@ impl Drop for Container {
     fn drop(&mut self) {
         let _ = docker(&["rm", "-f", &self.name]);
     }
+}
+
+/// Connects to `addr`:`port` over TCP from inside the running container `name` (any container,
+/// including one `alca` created).
+pub fn probe_from(name: &str, addr: &str, port: u16) -> Result<Probe> {
+    Ok(Probe::classify(&exec_sh(name, &nc_script(addr, port))?))
+}
+
+/// `docker exec NAME sh -c SCRIPT`: stdout and stderr together, whatever the status.
+pub fn exec_sh(name: &str, script: &str) -> Result<String> {
+    let out = docker(&["exec", name, "sh", "-c", script])?;
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    Ok(text)
 }
 
 /// The shell line that connects with busybox `nc` and prints what came back.
@@ -155,6 +165,15 @@ impl Probe {
         }
     }
 
+    /// The value of `KEY=value` in the listener's reply (`orig`, `peer`), if it answered.
+    pub fn field(&self, key: &str) -> Option<&str> {
+        let Probe::Answered(line) = self else {
+            return None;
+        };
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+    }
+
     /// Whether the listener tagged `tag` answered.
     pub fn answered_by(&self, tag: &str) -> bool {
         matches!(self, Probe::Answered(line) if line.starts_with(tag))
@@ -176,6 +195,10 @@ mod tests {
             Probe::Answered("lanhost orig=none".into())
         );
         assert!(Probe::classify("lanhost orig=none").answered_by("lanhost"));
+        let p = Probe::classify("lanhost orig=1.2.3.4:5 peer=10.99.0.5\n");
+        assert_eq!(p.field("orig"), Some("1.2.3.4:5"));
+        assert_eq!(p.field("peer"), Some("10.99.0.5"));
+        assert_eq!(Probe::Refused.field("peer"), None);
         assert!(matches!(Probe::classify("nc: timed out"), Probe::Failed(_)));
         assert!(matches!(Probe::classify(""), Probe::Failed(_)));
     }

@@ -4,4 +4,5 @@ pub mod docker;
 pub mod lifecycle;
 pub mod netd;
 pub mod netns;
+pub mod proxy;
 pub mod view;

@@ -1,9 +1,10 @@
 //! Fixtures for the `alca-netd` suite: the built `alca`/`alca-netd` binaries, D-Bus calls to the
 //! daemon as a given user (through `dbus-send`, an independent client), nft table snapshots
-//! without handles, and clean-up guards for group membership and veth links.
+//! without handles, clean-up guards for group membership and veth links, and running the built
+//! `alca` as a user in a docker project through the installed helper.
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use anyhow::{bail, Context, Result};
@@ -243,4 +244,103 @@ pub fn group_has(group: &str, user: Option<&str>) -> bool {
             .next()
             .is_some_and(|members| members.split(',').any(|m| m == u)),
     }
+}
+
+/// Runs the built `alca ARGS` in `dir`, as `user` (via `runuser`) or as root, with extra env.
+pub fn alca(user: Option<&str>, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let bin = built_binary("alca");
+    let mut cmd = match user {
+        Some(u) => {
+            let mut c = Command::new("runuser");
+            c.args(["-u", u, "--"]).arg(&bin);
+            c
+        }
+        None => Command::new(&bin),
+    };
+    cmd.args(args).current_dir(dir);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("running alca")
+}
+
+/// stdout and stderr of a run, together.
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// `sudo alca network-helper install -y` for `user`, with the freshly built daemon, run in `dir`.
+pub fn install_helper_for(user: &str, dir: &Path) -> Output {
+    let netd = built_binary("alca-netd");
+    alca(
+        None,
+        dir,
+        &["network-helper", "install", "-y"],
+        &[
+            ("SUDO_USER", user),
+            ("ALCA_NETD_BIN", netd.to_str().expect("utf-8 path")),
+        ],
+    )
+}
+
+/// Environment for `alca up` as the test user: trust records stay inside the scratch project.
+pub fn up_env(dir: &Path) -> Vec<(&'static str, String)> {
+    vec![(
+        "XDG_STATE_HOME",
+        dir.join(".state").to_string_lossy().into_owned(),
+    )]
+}
+
+/// `(key, value)` pairs borrowed from [`up_env`]'s owned list.
+pub fn env_refs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+/// A fresh docker project `parent/name` owned by `owner`, its `.alca.toml` ending with `extra`.
+pub fn docker_project(parent: &Path, name: &str, owner: &str, extra: &str) -> PathBuf {
+    let dir = parent.join(name);
+    std::fs::create_dir_all(&dir).expect("create project dir");
+    write_config(&dir, owner, extra);
+    dir
+}
+
+/// (Re)writes the docker project's `.alca.toml` with `extra` after the image and runtime lines.
+pub fn write_config(dir: &Path, owner: &str, extra: &str) {
+    std::fs::write(
+        dir.join(".alca.toml"),
+        format!("image = \"alca-test/busybox:latest\"\nruntime = \"docker\"\n{extra}"),
+    )
+    .expect("write .alca.toml");
+    run_ok(
+        "chown",
+        &[
+            "-R",
+            &format!("{owner}:{owner}"),
+            dir.to_str().expect("utf-8 path"),
+        ],
+    )
+    .expect("chown project");
+}
+
+/// The project id `up` recorded in `.alca/state.json`.
+pub fn project_id(dir: &Path) -> String {
+    let state = std::fs::read_to_string(dir.join(".alca/state.json")).expect("state.json");
+    let json: Value = serde_json::from_str(&state).expect("state json");
+    json["id"].as_str().expect("id").to_string()
+}
+
+/// `alca-<first 12 id digits>`: the container `up` creates.
+pub fn container_name(id: &str) -> String {
+    format!("alca-{}", &id[..12])
+}
+
+/// Whether the project's container exists in docker.
+pub fn container_exists(id: &str) -> bool {
+    run("docker", &["container", "inspect", &container_name(id)])
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }

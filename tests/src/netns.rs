@@ -106,8 +106,9 @@ pub fn uplink_ipv4() -> Result<String> {
         .context("uplink has no IPv4 address")
 }
 
-/// The bounded listener: replies `TAG orig=ADDR:PORT` (SO_ORIGINAL_DST, `none` without NAT)
-/// to every connection, prints `ready` once listening, and exits after LIFE seconds.
+/// The bounded listener: replies `TAG orig=ADDR:PORT peer=IP` (SO_ORIGINAL_DST, `none` without
+/// NAT; the address the connection came from) to every connection, prints `ready` once
+/// listening, and exits after LIFE seconds.
 const LISTENER_PY: &str = r#"
 import socket, sys, time
 tag, host, port, life = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
@@ -138,7 +139,8 @@ while time.time() < end:
     except socket.timeout:
         continue
     try:
-        c.sendall(("%s orig=%s\n" % (tag, orig(c))).encode())
+        who = peer[0][7:] if peer[0].startswith("::ffff:") else peer[0]
+        c.sendall(("%s orig=%s peer=%s\n" % (tag, orig(c), who)).encode())
     finally:
         c.close()
 "#;
@@ -336,6 +338,28 @@ impl Drop for LanhostV6 {
             &["addr", "del", &format!("{LAN_VETH_V6}/64"), "dev", LAN_VETH],
         );
         let _ = run("ip", &["-6", "route", "del", "fd99::/64", "dev", LAN_VETH]);
+    }
+}
+
+/// An extra address on a host interface (e.g. a source address for a proxy); removed on drop.
+pub struct HostAddress {
+    cidr: String,
+    dev: String,
+}
+
+impl HostAddress {
+    pub fn add(cidr: &str, dev: &str) -> Result<Self> {
+        run_ok("ip", &["addr", "replace", cidr, "dev", dev, "nodad"])?;
+        Ok(HostAddress {
+            cidr: cidr.into(),
+            dev: dev.into(),
+        })
+    }
+}
+
+impl Drop for HostAddress {
+    fn drop(&mut self) {
+        let _ = run("ip", &["addr", "del", &self.cidr, "dev", &self.dev]);
     }
 }
 

@@ -7,14 +7,15 @@
 //! Needs root (tests/run.sh) and the test env (tests/env/setup.sh).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use alca_e2e::netd::{
-    alca_tables, apply_as, built_binary, call_as, daemon_pid, group_has, remove_as, table_snapshot,
-    Reply, TempGroupMember, TempGroupRemoval, VethLink, INSTALLED_DAEMON,
+    alca, alca_tables, apply_as, built_binary, call_as, container_exists, daemon_pid,
+    docker_project, env_refs, group_has, install_helper_for, project_id, remove_as, table_snapshot,
+    text, up_env, Reply, TempGroupMember, TempGroupRemoval, VethLink, INSTALLED_DAEMON,
 };
 use alca_e2e::netns::{run, run_ok};
 use alca_netd::spec::{bridge_name, MAX_REQUEST_BYTES};
@@ -40,31 +41,6 @@ fn spec(project: &str, open: bool) -> String {
     format!(
         r#"{{"project":"{project}","bridge":"{}","allow":{allow}}}"#,
         bridge_name(project)
-    )
-}
-
-fn alca(user: Option<&str>, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let bin = built_binary("alca");
-    let mut cmd = match user {
-        Some(u) => {
-            let mut c = Command::new("runuser");
-            c.args(["-u", u, "--"]).arg(&bin);
-            c
-        }
-        None => Command::new(&bin),
-    };
-    cmd.args(args).current_dir(dir);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("running alca")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
     )
 }
 
@@ -166,16 +142,7 @@ fn install(dir: &Path) {
         text(&denied)
     );
 
-    let netd = built_binary("alca-netd");
-    let out = alca(
-        None,
-        dir,
-        &["network-helper", "install", "-y"],
-        &[
-            ("SUDO_USER", OWNER),
-            ("ALCA_NETD_BIN", netd.to_str().unwrap()),
-        ],
-    );
+    let out = install_helper_for(OWNER, dir);
     let said = text(&out);
     assert!(out.status.success(), "install failed: {said}");
     assert!(
@@ -533,52 +500,10 @@ fn uninstall(dir: &Path) {
     assert!(status.contains("Daemon: not running"), "{status}");
 }
 
-/// Environment for `alca up` as the test user: trust records stay inside the scratch project.
-fn up_env(dir: &Path) -> Vec<(&'static str, String)> {
-    vec![(
-        "XDG_STATE_HOME",
-        dir.join(".state").to_string_lossy().into_owned(),
-    )]
-}
-
-fn env_refs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
-    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
-}
-
-/// A fresh docker project owned by the test user, inside the scratch directory.
-fn docker_project(parent: &Path, name: &str) -> PathBuf {
-    let dir = parent.join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join(".alca.toml"),
-        "image = \"alca-test/busybox:latest\"\nruntime = \"docker\"\n",
-    )
-    .unwrap();
-    run_ok(
-        "chown",
-        &["-R", &format!("{OWNER}:{OWNER}"), dir.to_str().unwrap()],
-    )
-    .unwrap();
-    dir
-}
-
-fn project_id(dir: &Path) -> String {
-    let state = std::fs::read_to_string(dir.join(".alca/state.json")).expect("state.json");
-    let json: serde_json::Value = serde_json::from_str(&state).unwrap();
-    json["id"].as_str().expect("id").to_string()
-}
-
-fn container_exists(id: &str) -> bool {
-    let name = format!("alca-{}", &id[..12]);
-    run("docker", &["container", "inspect", &name])
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
 /// The CLI's guard for real: `up` as a group member applies the rules through the daemon before
 /// the container starts, `down` removes them, and without the group `up` fails closed.
 fn up_and_down_go_through_the_daemon(scratch: &Path) {
-    let dir = docker_project(scratch, "up-ok");
+    let dir = docker_project(scratch, "up-ok", OWNER, "");
     let owned = up_env(&dir);
     let env = env_refs(&owned);
     let up = alca(Some(OWNER), &dir, &["up"], &env);
@@ -594,7 +519,7 @@ fn up_and_down_go_through_the_daemon(scratch: &Path) {
     assert!(!container_exists(&id));
 
     let _out = TempGroupRemoval::remove(OWNER, "alcatraz").unwrap();
-    let dir = docker_project(scratch, "up-denied");
+    let dir = docker_project(scratch, "up-denied", OWNER, "");
     let denied = alca(Some(OWNER), &dir, &["up"], &env);
     let said = text(&denied);
     assert!(!denied.status.success(), "up must fail closed: {said}");

@@ -1,9 +1,16 @@
 //! The `proxy` nat chain: every new TCP connection from the project's bridge is DNAT'd to the
 //! transparent proxy (which reads the original destination with SO_ORIGINAL_DST).
 //!
-//! It runs at `dstnat - 10`, after the filter chain at -160 has already refused denied
-//! destinations by their original address, so the proxy is never a path around the LAN block,
-//! and before the runtime's own DNAT at -100, so the first NAT binding is ours.
+//! Its priority `dstnat - 10` (-110) orders it before the runtime's own DNAT chains (Docker's
+//! iptables-nft and netavark at `dstnat`, -100), so the first NAT binding of a connection is
+//! ours. The kernel calls every nat chain from its single NAT hook at -100 (the priority only
+//! orders nat chains among themselves), so this chain always runs after the filter chain at
+//! -160 has refused denied destinations by their original address: the proxy is never a path
+//! around the LAN block (tests/tests/proxy.rs proves it with a real proxy that would carry a
+//! LAN connection if it got one).
+//!
+//! Loop safety: connections to the proxy itself keep their address, and the proxy's own
+//! outbound connections start on the host, not on the bridge, so they are never redirected.
 
 use std::net::SocketAddr;
 

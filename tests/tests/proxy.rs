@@ -1,0 +1,239 @@
+//! Acceptance of `network.proxy` (SPEC §3) end to end, with a redirect-mode proxy this project
+//! did not write: sing-box (`tests/src/proxy.rs`) on the host. The container is brought up by
+//! the real `alca up`, run as the unprivileged `alcatest` through the installed network helper.
+//!
+//! How the test tells a proxied connection from a direct one: the proxy dials out from
+//! [`PROXY_SOURCE`], an address this test adds on the test veth, while a direct connection from
+//! the container leaves masqueraded by docker as the veth's own 10.99.0.1. The listener on the
+//! test host in netns `lanhost` replies with the peer it saw.
+//!
+//! Needs root (tests/run.sh) and the test env (tests/env/setup.sh, which installs sing-box).
+//! Traffic goes only to this host's own address (the proxy) and to `lanhost` (routes asserted).
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use alca_e2e::docker::{docker_available, probe_from, Probe};
+use alca_e2e::netd::{
+    alca, container_name, docker_project, env_refs, install_helper_for, project_id, text, up_env,
+    write_config,
+};
+use alca_e2e::netns::{
+    assert_route_local, assert_route_via, run_ok, uplink_ipv4, HostAddress, Listener, NsCounter,
+    LANHOST_NS, LAN_VETH,
+};
+use alca_e2e::proxy::SingBox;
+
+const OWNER: &str = "alcatest";
+/// The test LAN host: must stay unreachable through the proxy.
+const LAN4: &str = "10.99.0.2";
+/// A non-LAN test host inside `lanhost`: reached through the proxy.
+const PUBLIC4: &str = "198.51.100.2";
+/// The source address the proxy dials out from (added on the test veth for this test).
+const PROXY_SOURCE: &str = "10.99.0.5";
+/// What a direct connection from the container looks like at `lanhost`: docker masquerades it
+/// to the host's address on the test veth.
+const MASQUERADED: &str = "10.99.0.1";
+/// Port of the listener in `lanhost` and of the proxy on the host.
+const LAN_PORT: u16 = 23401;
+const PROXY_PORT: u16 = 23402;
+/// Seconds the `lanhost` listener lives at most.
+const LISTENER_LIFE: u32 = 240;
+
+/// Takes the project down, uninstalls the helper and removes the scratch directory, pass or fail.
+struct Cleanup {
+    scratch: PathBuf,
+    project: PathBuf,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if self.project.join(".alca/state.json").is_file() {
+            let env = up_env(&self.project);
+            let _ = alca(
+                Some(OWNER),
+                &self.project,
+                &["down", "--force"],
+                &env_refs(&env),
+            );
+        }
+        let _ = alca(
+            None,
+            &self.scratch,
+            &["network-helper", "uninstall", "-y"],
+            &[],
+        );
+        let _ = std::fs::remove_dir_all(&self.scratch);
+    }
+}
+
+fn is_root() -> bool {
+    run_ok("id", &["-u"]).map(|u| u == "0").unwrap_or(false)
+}
+
+/// A world-readable scratch directory (the proxy's files and the project live there).
+fn scratch_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("alca-e2e-proxy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    run_ok("chmod", &["755", dir.to_str().expect("utf-8")]).expect("chmod scratch");
+    dir
+}
+
+fn up(project: &Path, args: &[&str]) {
+    let env = up_env(project);
+    let out = alca(Some(OWNER), project, args, &env_refs(&env));
+    assert!(out.status.success(), "alca {args:?} failed: {}", text(&out));
+}
+
+fn status(project: &Path) -> String {
+    text(&alca(Some(OWNER), project, &["status"], &[]))
+}
+
+/// Chains of the project's nft table.
+fn chains(id: &str) -> Vec<String> {
+    let listing = run_ok(
+        "nft",
+        &["-j", "list", "table", "inet", &format!("alca-{id}")],
+    )
+    .expect("the project's table is loaded");
+    let json: serde_json::Value = serde_json::from_str(&listing).expect("nft json");
+    json["nftables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| o["chain"]["name"].as_str().map(String::from))
+        .collect()
+}
+
+/// The container's address on its (only) network.
+fn container_ipv4(name: &str) -> String {
+    let format = "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}";
+    run_ok("docker", &["inspect", "-f", format, name]).expect("container address")
+}
+
+/// Lines of the proxy's log that record a connection to `dest`.
+fn proxied_to(proxy: &SingBox, dest: &str) -> usize {
+    proxy
+        .log()
+        .lines()
+        .filter(|l| l.contains(&format!("inbound connection to {dest}")))
+        .count()
+}
+
+#[test]
+fn a_real_redirect_proxy_carries_the_container_tcp_and_lan_stays_blocked() {
+    assert!(is_root(), "the proxy suite must run as root (tests/run.sh)");
+    assert!(
+        docker_available(),
+        "docker is not running: run `bash tests/env/setup.sh` first"
+    );
+    let host_ip = uplink_ipv4().expect("host address");
+    assert_route_local(&host_ip);
+    assert_route_via(PUBLIC4, LAN_VETH);
+    assert_route_via(LAN4, LAN_VETH);
+
+    let scratch = scratch_dir();
+    let proxy_line = format!("[network]\nproxy = \"${{alca:HOST_IP}}:{PROXY_PORT}\"\n");
+    let project = docker_project(&scratch, "proj", OWNER, &proxy_line);
+    let _cleanup = Cleanup {
+        scratch: scratch.clone(),
+        project: project.clone(),
+    };
+    let _ = alca(None, &scratch, &["network-helper", "uninstall", "-y"], &[]);
+    let installed = install_helper_for(OWNER, &scratch);
+    assert!(installed.status.success(), "install: {}", text(&installed));
+
+    let _source = HostAddress::add(&format!("{PROXY_SOURCE}/32"), LAN_VETH).expect("source addr");
+    let _listener = Listener::start(Some(LANHOST_NS), "lanhost", "::", LAN_PORT, LISTENER_LIFE)
+        .expect("lanhost listener");
+    let lan_filter = format!("ip daddr {LAN4} tcp dport {LAN_PORT}");
+    let arrivals = NsCounter::install(LANHOST_NS, "alca_e2e_proxy", &[("lan", &lan_filter)])
+        .expect("lanhost counter");
+
+    // `up` with the proxy configured: the nat chain is there before the container runs.
+    up(&project, &["up"]);
+    let id = project_id(&project);
+    let container = container_name(&id);
+    assert!(
+        chains(&id).contains(&"proxy".to_string()),
+        "{:?}",
+        chains(&id)
+    );
+
+    // Nothing listens yet: `status` says so, and the container's TCP goes nowhere.
+    let proxy_addr = format!("{host_ip}:{PROXY_PORT}");
+    let said = status(&project);
+    assert!(
+        said.contains(&format!("Proxy: {proxy_addr} unreachable from the host (")),
+        "{said}"
+    );
+    let got = probe_from(&container, PUBLIC4, LAN_PORT).expect("probe");
+    assert!(
+        !got.answered_by("lanhost"),
+        "bypassed the absent proxy: {got:?}"
+    );
+
+    let host: IpAddr = host_ip.parse().expect("host ip");
+    let source: IpAddr = PROXY_SOURCE.parse().expect("source ip");
+    let proxy = SingBox::start(
+        &scratch,
+        (host, PROXY_PORT).into(),
+        source,
+        &[PUBLIC4, LAN4],
+    )
+    .expect("sing-box");
+    let said = status(&project);
+    assert!(
+        said.contains(&format!("Proxy: {proxy_addr} (reachable)")),
+        "{said}"
+    );
+
+    // A connection to the test host arrives through the proxy: its peer is the proxy's source.
+    let got = probe_from(&container, PUBLIC4, LAN_PORT).expect("probe");
+    assert!(
+        got.answered_by("lanhost"),
+        "{got:?}\nproxy log:\n{}",
+        proxy.log()
+    );
+    assert_eq!(got.field("peer"), Some(PROXY_SOURCE), "{got:?}");
+    assert_eq!(
+        proxied_to(&proxy, &format!("{PUBLIC4}:{LAN_PORT}")),
+        1,
+        "{}",
+        proxy.log()
+    );
+    // The proxy saw the container as its client and recovered the original destination.
+    let client = format!("inbound connection from {}:", container_ipv4(&container));
+    assert!(proxy.log().contains(&client), "{}", proxy.log());
+
+    // A connection to the LAN is refused by the filter, which sees the original destination
+    // before any NAT: it reaches neither the proxy (which would carry it: LAN4 is on its
+    // allow-list) nor the LAN host.
+    let got = probe_from(&container, LAN4, LAN_PORT).expect("probe");
+    assert_eq!(got, Probe::Refused, "proxy log:\n{}", proxy.log());
+    assert_eq!(proxied_to(&proxy, LAN4), 0, "{}", proxy.log());
+    assert_eq!(arrivals.packets("lan").expect("counter"), 0);
+
+    // Without the proxy, after `up -f`, the same connection arrives directly.
+    write_config(&project, OWNER, "");
+    up(&project, &["up", "-f"]);
+    assert_eq!(project_id(&project), id);
+    assert!(
+        !chains(&id).contains(&"proxy".to_string()),
+        "{:?}",
+        chains(&id)
+    );
+    let got = probe_from(&container, PUBLIC4, LAN_PORT).expect("probe");
+    assert!(got.answered_by("lanhost"), "{got:?}");
+    assert_eq!(got.field("peer"), Some(MASQUERADED), "{got:?}");
+    assert_eq!(
+        proxied_to(&proxy, &format!("{PUBLIC4}:{LAN_PORT}")),
+        1,
+        "{}",
+        proxy.log()
+    );
+    assert!(!status(&project).contains("Proxy:"));
+    let got = probe_from(&container, LAN4, LAN_PORT).expect("probe");
+    assert_eq!(got, Probe::Refused);
+    assert_eq!(arrivals.packets("lan").expect("counter"), 0);
+}
