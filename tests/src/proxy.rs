@@ -4,7 +4,7 @@
 //! source address. It runs on the host, where the DNAT happens, and is killed on drop.
 
 use std::fs::File;
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -24,7 +24,8 @@ pub struct SingBox {
 impl SingBox {
     /// Starts sing-box in `dir` (config and log files), accepting redirected TCP on `listen` and
     /// dialling out from `source`. It forwards only to the `allowed` test hosts and refuses every
-    /// other destination, so it can never carry traffic anywhere else. Returns once it accepts.
+    /// other destination, so it can never carry traffic anywhere else (nor to itself, in a loop). Returns once it
+    /// listens.
     pub fn start(dir: &Path, listen: SocketAddr, source: IpAddr, allowed: &[&str]) -> Result<Self> {
         if !Path::new(SING_BOX).is_file() {
             bail!("{SING_BOX} is missing: run `bash tests/env/setup.sh` first");
@@ -61,8 +62,9 @@ impl SingBox {
             .spawn()
             .context("starting sing-box")?;
         let mut proxy = SingBox { child, log };
-        for _ in 0..50 {
-            if TcpStream::connect_timeout(&listen, Duration::from_millis(200)).is_ok() {
+        let ready = format!("tcp server started at {listen}");
+        for _ in 0..100 {
+            if proxy.log().contains(&ready) {
                 return Ok(proxy);
             }
             if let Some(status) = proxy.child.try_wait()? {
@@ -70,7 +72,7 @@ impl SingBox {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        bail!("sing-box never accepted on {listen}: {}", proxy.log())
+        bail!("sing-box never started on {listen}: {}", proxy.log())
     }
 
     /// Everything sing-box logged so far.

@@ -124,7 +124,7 @@ fn network_section(config: &Config, state: &State) {
     proxy_section(config);
 }
 
-/// Whether the configured proxy accepts TCP on the host, where the container's TCP is sent.
+/// Whether a proxy listens on the configured address of this host, where container TCP is sent.
 fn proxy_section(config: &Config) {
     let proxy = match spec::proxy_address(config, &alca_netd::host::host_ip) {
         Ok(Some(addr)) => addr,
@@ -134,8 +134,7 @@ fn proxy_section(config: &Config) {
             return;
         }
     };
-    let health = proxy_check::check(proxy, proxy_check::CONNECT_TIMEOUT);
-    for line in proxy_check::status_lines(&health) {
+    for line in proxy_check::status_lines(proxy, &proxy_check::check(proxy)) {
         println!("{line}");
     }
 }

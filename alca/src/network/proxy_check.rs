@@ -1,38 +1,48 @@
-//! `alca status`'s check of `network.proxy`: the DNAT rules live on the host, so the proxy must
-//! accept TCP there, on this host's own address, or every container connection fails.
+//! `alca status`'s check of `network.proxy`: the container's TCP is DNAT'd to the proxy address
+//! in the host's network namespace, so a redirect-mode proxy must listen there, on one of the
+//! host's own addresses, or every container connection fails.
 //!
-//! Only the configured proxy address is ever contacted (one connect, short timeout).
+//! The check sends no packet: it reads the kernel's table of listening TCP sockets
+//! (`/proc/net/tcp`, `/proc/net/tcp6`) of the namespace `alca` runs in. A test connection would
+//! reach the proxy addressed to itself, which a redirect proxy that does not refuse its own
+//! address forwards to itself again, in a loop.
 
-use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
-use std::time::Duration;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 
-/// How long `status` waits for the proxy to accept a connection.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(1500);
-
-/// What the host found at the proxy address.
+/// What the host knows about the proxy address.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProxyHealth {
-    pub addr: SocketAddr,
-    /// `Err(reason)` when a TCP connect from the host failed.
-    pub reachable: Result<(), String>,
-    /// Whether the address is one of this host's own (binding to it succeeds).
-    pub local: bool,
+pub enum ProxyHealth {
+    /// A TCP socket listens on the address (or on the wildcard address of its family).
+    Listening,
+    /// The address is the host's, but nothing listens on that port.
+    NotListening,
+    /// The address is not one of the host's: DNAT would send the connections elsewhere, where
+    /// SO_ORIGINAL_DST cannot be read.
+    NotLocal,
+    /// The socket tables could not be read (not Linux, or no /proc): the reason.
+    Unknown(String),
 }
 
-/// Connects once to `addr` and checks that it is an address of this host.
-pub fn check(addr: SocketAddr, timeout: Duration) -> ProxyHealth {
-    let reachable = TcpStream::connect_timeout(&addr, timeout)
-        .map(drop)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
-                format!("no answer within {} ms", timeout.as_millis())
-            }
-            _ => e.to_string(),
-        });
-    ProxyHealth {
-        addr,
-        reachable,
-        local: is_host_address(addr.ip()),
+/// Checks `addr` against this host's addresses and listening sockets.
+pub fn check(addr: SocketAddr) -> ProxyHealth {
+    if !cfg!(target_os = "linux") {
+        return ProxyHealth::Unknown("the rules live in the container runtime's VM".into());
+    }
+    if !is_host_address(addr.ip()) {
+        return ProxyHealth::NotLocal;
+    }
+    let mut tables = String::new();
+    for path in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        match std::fs::read_to_string(path) {
+            Ok(text) => tables.push_str(&text),
+            Err(e) if path.ends_with('6') && e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return ProxyHealth::Unknown(format!("cannot read {path}: {e}")),
+        }
+    }
+    if listens(&tables, addr) {
+        ProxyHealth::Listening
+    } else {
+        ProxyHealth::NotListening
     }
 }
 
@@ -41,24 +51,70 @@ fn is_host_address(ip: IpAddr) -> bool {
     UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
 }
 
-/// The lines `status` prints for the proxy.
-pub fn status_lines(health: &ProxyHealth) -> Vec<String> {
-    let addr = health.addr;
-    let mut lines = vec![match &health.reachable {
-        Ok(()) => format!("Proxy: {addr} (reachable)"),
-        Err(why) => format!(
-            "Proxy: {addr} unreachable from the host ({why}); every TCP connection of the \
-             container fails until a redirect-mode proxy listens there"
-        ),
-    }];
-    if !health.local {
-        lines.push(format!(
-            "  Warning: {} is not an address of this host; the connections are redirected here, \
-             so a proxy elsewhere cannot read their original destination (SO_ORIGINAL_DST)",
-            addr.ip()
-        ));
+/// Whether the `/proc/net/tcp{,6}` text lists a socket in LISTEN state that accepts `addr`: on
+/// its address or on the wildcard address (`::` accepts IPv4 too unless it is v6-only, which
+/// the table does not say; counted as accepting).
+fn listens(tables: &str, addr: SocketAddr) -> bool {
+    tables.lines().filter_map(listening_socket).any(|local| {
+        local.port() == addr.port()
+            && (local.ip().to_canonical() == addr.ip().to_canonical()
+                || local.ip() == IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+                || (local.ip() == IpAddr::V4(Ipv4Addr::UNSPECIFIED) && addr.is_ipv4()))
+    })
+}
+
+/// The local address of one table line whose state is LISTEN (`0A`).
+fn listening_socket(line: &str) -> Option<SocketAddr> {
+    let mut fields = line.split_whitespace();
+    let local = fields.nth(1)?;
+    let state = fields.nth(1)?;
+    if state != "0A" {
+        return None;
     }
-    lines
+    let (ip_hex, port_hex) = local.split_once(':')?;
+    let port = u16::from_str_radix(port_hex, 16).ok()?;
+    Some(SocketAddr::new(kernel_ip(ip_hex)?, port))
+}
+
+/// An address as the kernel prints it: 32-bit words of network-order bytes, each printed as a
+/// native-endian integer.
+fn kernel_ip(hex: &str) -> Option<IpAddr> {
+    let words = (0..hex.len() / 8)
+        .map(|i| {
+            Some(
+                u32::from_str_radix(hex.get(i * 8..i * 8 + 8)?, 16)
+                    .ok()?
+                    .to_ne_bytes(),
+            )
+        })
+        .collect::<Option<Vec<[u8; 4]>>>()?;
+    match (hex.len(), words.as_slice()) {
+        (8, [w]) => Some(IpAddr::from(*w)),
+        (32, _) => {
+            let bytes: [u8; 16] = words.concat().try_into().ok()?;
+            Some(IpAddr::from(bytes))
+        }
+        _ => None,
+    }
+}
+
+/// The lines `status` prints for the proxy at `addr`.
+pub fn status_lines(addr: SocketAddr, health: &ProxyHealth) -> Vec<String> {
+    let line = match health {
+        ProxyHealth::Listening => format!("Proxy: {addr} (a proxy listens there)"),
+        ProxyHealth::NotListening => format!(
+            "Proxy: {addr} unreachable: nothing listens there on this host; every TCP \
+             connection of the container fails until a redirect-mode proxy does"
+        ),
+        ProxyHealth::NotLocal => format!(
+            "Proxy: {addr} unreachable from the rules: {} is not an address of this host, and \
+             a redirect-mode proxy must run on the host that redirects the connections to read \
+             their original destination (SO_ORIGINAL_DST)",
+            addr.ip()
+        ),
+        ProxyHealth::Unknown(why) => format!("Proxy: {addr} (not checked: {why})"),
+    };
+    vec![line]
 }
 
 #[cfg(test)]
@@ -66,52 +122,86 @@ mod tests {
     use super::*;
     use std::net::TcpListener;
 
+    /// A `/proc/net/tcp{,6}` line for `local` in state `state`, formatted as the kernel does.
+    fn line(local: SocketAddr, state: &str) -> String {
+        let words: Vec<[u8; 4]> = match local.ip() {
+            IpAddr::V4(v4) => vec![v4.octets()],
+            IpAddr::V6(v6) => v6
+                .octets()
+                .chunks(4)
+                .map(|c| [c[0], c[1], c[2], c[3]])
+                .collect(),
+        };
+        let hex: String = words
+            .iter()
+            .map(|w| format!("{:08X}", u32::from_ne_bytes(*w)))
+            .collect();
+        format!(
+            "   0: {hex}:{:04X} 00000000:0000 {state} 00000000:00000000 00:00000000 00000000     0        0 71 1",
+            local.port()
+        )
+    }
+
+    fn sa(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
     #[test]
-    fn a_listening_local_proxy_is_reachable() {
+    fn reads_listening_sockets_of_both_families() {
+        let table = [
+            "  sl  local_address rem_address   st tx_queue",
+            &line(sa("192.0.2.10:3128"), "0A"),
+            &line(sa("192.0.2.10:9000"), "01"),
+            &line(sa("[2001:db8::7]:8080"), "0A"),
+        ]
+        .join("\n");
+        assert!(listens(&table, sa("192.0.2.10:3128")));
+        assert!(
+            !listens(&table, sa("192.0.2.10:9000")),
+            "an established socket"
+        );
+        assert!(!listens(&table, sa("192.0.2.11:3128")), "another address");
+        assert!(listens(&table, sa("[2001:db8::7]:8080")));
+        assert!(!listens(&table, sa("[2001:db8::8]:8080")));
+    }
+
+    #[test]
+    fn wildcard_listeners_accept_every_address_of_their_family() {
+        let v4 = line(sa("0.0.0.0:3128"), "0A");
+        assert!(listens(&v4, sa("192.0.2.10:3128")));
+        assert!(!listens(&v4, sa("[2001:db8::7]:3128")));
+        let v6 = line(sa("[::]:3128"), "0A");
+        assert!(listens(&v6, sa("192.0.2.10:3128")));
+        assert!(listens(&v6, sa("[2001:db8::7]:3128")));
+        assert!(!listens(&v6, sa("[2001:db8::7]:3129")));
+    }
+
+    #[test]
+    fn a_local_listener_is_found_and_its_absence_reported() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let health = check(addr, CONNECT_TIMEOUT);
-        assert_eq!(health.reachable, Ok(()));
-        assert!(health.local);
+        assert_eq!(check(addr), ProxyHealth::Listening);
         assert_eq!(
-            status_lines(&health),
-            [format!("Proxy: {addr} (reachable)")]
+            status_lines(addr, &ProxyHealth::Listening),
+            [format!("Proxy: {addr} (a proxy listens there)")]
+        );
+        drop(listener);
+        assert_eq!(check(addr), ProxyHealth::NotListening);
+        let said = status_lines(addr, &ProxyHealth::NotListening).join("\n");
+        assert!(
+            said.starts_with(&format!("Proxy: {addr} unreachable: nothing listens")),
+            "{said}"
         );
     }
 
     #[test]
-    fn a_proxy_that_does_not_listen_is_reported_unreachable() {
-        let addr = {
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            listener.local_addr().unwrap()
-        };
-        let health = check(addr, CONNECT_TIMEOUT);
-        assert!(health.reachable.is_err(), "{health:?}");
-        let lines = status_lines(&health);
+    fn an_address_of_another_host_is_unreachable_from_the_rules() {
+        let addr = sa("203.0.113.77:3128");
+        assert_eq!(check(addr), ProxyHealth::NotLocal);
+        let said = status_lines(addr, &ProxyHealth::NotLocal).join("\n");
         assert!(
-            lines[0].starts_with(&format!("Proxy: {addr} unreachable from the host (")),
-            "{lines:?}"
+            said.contains("203.0.113.77 is not an address of this host"),
+            "{said}"
         );
-        assert!(
-            lines[0].contains("redirect-mode proxy listens there"),
-            "{lines:?}"
-        );
-    }
-
-    #[test]
-    fn an_address_of_another_host_is_flagged() {
-        let health = ProxyHealth {
-            addr: "192.0.2.7:3128".parse().unwrap(),
-            reachable: Err("no answer within 1500 ms".into()),
-            local: false,
-        };
-        let lines = status_lines(&health);
-        assert_eq!(lines.len(), 2);
-        assert!(
-            lines[1].contains("192.0.2.7 is not an address of this host"),
-            "{lines:?}"
-        );
-        assert!(!is_host_address("192.0.2.7".parse().unwrap()));
-        assert!(is_host_address("127.0.0.1".parse().unwrap()));
     }
 }
