@@ -180,7 +180,8 @@ pub struct RawNetwork {
     /// `${alca:HOST_IP}` stands for the host.
     #[serde(rename = "lan-access")]
     pub lan_access: Vec<String>,
-    /// Redirect-mode proxy "IP:port" all container TCP is sent to.
+    /// Redirect-mode proxy on the host all container TCP is sent to: "IP:port", "[IPv6]:port" or
+    /// "${alca:HOST_IP}:port" (an IP address, not a hostname). UDP is not proxied.
     pub proxy: Option<String>,
 }
 
