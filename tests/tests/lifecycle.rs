@@ -339,6 +339,8 @@ fn run_refuses_when_not_up_stopped_or_moved(rt: Rt) {
     let r = p.alca("", &["run", "true"]);
     r.expect_code(1, "run after the project moved");
     assert!(r.stderr.contains("moved"), "{}", r.stderr);
+    // Approval is per location: a moved (or copied) project is approved again.
+    p.approve();
     p.alca("", &["up", "-f"])
         .expect_code(0, "up -f recreates here");
     p.alca("", &["run", "true"]).expect_code(0, "run after -f");
