@@ -392,6 +392,7 @@ fn run_allocates_a_tty_only_when_stdin_is_a_terminal() {
             "/dev/null",
         ])
         .current_dir(&p.root)
+        .env("XDG_STATE_HOME", &p.state_home)
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
