@@ -262,3 +262,60 @@ fn a_new_project_is_approved_once() {
     let v: Value = p.inspect().expect("container");
     assert_eq!(v["State"]["Status"], "running");
 }
+
+/// On a terminal the change is shown and asked about: `n` refuses, `y` approves and applies.
+#[test]
+fn a_terminal_user_is_asked() {
+    let p = Project::new(Rt::Docker, None, OPEN);
+    let marker = p.path("asked-hook-ran");
+    p.write_unapproved_config(&format!(
+        "[hooks]\npost_up = \"touch {}\"\n{OPEN}",
+        marker.display()
+    ));
+    let on_terminal = |answer: &str| on_a_terminal(&p, &["up", "-q"], answer);
+    let (ok, said) = on_terminal("n\n");
+    assert!(!ok, "answering no must fail: {said}");
+    assert!(said.contains("Approve this configuration?"), "{said}");
+    assert!(!marker.exists(), "the hook ran without approval");
+    let (ok, said) = on_terminal("y\n");
+    assert!(ok, "answering yes approves and brings it up: {said}");
+    assert!(
+        said.contains("hooks.post_up"),
+        "the change was shown: {said}"
+    );
+    assert!(marker.exists(), "the approved hook runs");
+    let status = p.alca("", &["status"]);
+    assert!(
+        status.stdout.contains("Config trust: Trusted"),
+        "the approval was recorded: {}",
+        status.stdout
+    );
+}
+
+/// Runs `alca ARGS` in the project on a fresh pseudo-terminal (`script`) typing `input`;
+/// returns whether it succeeded and everything the terminal showed.
+fn on_a_terminal(p: &Project, args: &[&str], input: &str) -> (bool, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let bin = alca_e2e::lifecycle::alca_built().expect("alca built");
+    let line = format!("{} {}", bin.display(), args.join(" "));
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &line, "/dev/null"])
+        .current_dir(&p.root)
+        .env("XDG_STATE_HOME", &p.state_home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("type the answer");
+    let out = child.wait_with_output().expect("script finished");
+    let shown =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), shown)
+}
