@@ -11,6 +11,30 @@ use std::process::{Command, Output, Stdio};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
+/// No isolation: suites that exercise the lifecycle or trust, not the network helper.
+pub const OPEN: &str = "[network]\nlan-access = [\"*\"]\n";
+
+/// CapEff of the six default capabilities: CHOWN(0) DAC_OVERRIDE(1) FOWNER(3) KILL(5)
+/// SETGID(6) SETUID(7).
+pub const DEFAULT_CAP_EFF: &str = "00000000000000eb";
+
+/// Generates `<test>::docker` and `<test>::podman` from a function taking the runtime.
+#[macro_export]
+macro_rules! on_both_runtimes {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn docker() {
+                super::$name($crate::lifecycle::Rt::Docker)
+            }
+            #[test]
+            fn podman() {
+                super::$name($crate::lifecycle::Rt::Podman)
+            }
+        }
+    )*};
+}
+
 /// An unprivileged test user that is in group `docker` (created by `tests/env/setup.sh`).
 pub const TEST_USER: &str = "alcatest";
 

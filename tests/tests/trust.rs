@@ -8,29 +8,9 @@
 
 use std::fs;
 
-use alca_e2e::lifecycle::{Project, Rt, TEST_USER};
+use alca_e2e::lifecycle::{Project, Rt, DEFAULT_CAP_EFF, OPEN, TEST_USER};
+use alca_e2e::on_both_runtimes;
 use serde_json::Value;
-
-/// No isolation: these tests exercise trust, not the network helper.
-const OPEN: &str = "[network]\nlan-access = [\"*\"]\n";
-
-/// CapEff of the six default capabilities (see the lifecycle suite).
-const DEFAULT_CAP_EFF: &str = "00000000000000eb";
-
-macro_rules! on_both_runtimes {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[test]
-            fn docker() {
-                super::$name(super::Rt::Docker)
-            }
-            #[test]
-            fn podman() {
-                super::$name(super::Rt::Podman)
-            }
-        }
-    )*};
-}
 
 on_both_runtimes!(config_files_are_read_only_inside_the_container);
 
