@@ -28,8 +28,10 @@ pub enum Command {
     Down(DownArgs),
     /// Run a command inside the project's container
     Run(RunArgs),
-    /// Show container, drift, network and exclusion state of this project
+    /// Show container, drift, trust, network and exclusion state of this project
     Status,
+    /// Review and approve this project's configuration (needed after it widens access)
+    Trust(TrustArgs),
     /// List every alca container on this machine
     List,
     /// Remove containers and rules of projects that no longer exist
@@ -71,6 +73,16 @@ pub struct UpArgs {
     /// Print nothing but errors
     #[arg(short, long)]
     pub quiet: bool,
+    /// Approve the current configuration without asking (for scripts); it is still shown
+    #[arg(long, visible_alias = "yes", short = 'y')]
+    pub trust: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TrustArgs {
+    /// Approve without asking (the configuration is still shown)
+    #[arg(short = 'y', long)]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]

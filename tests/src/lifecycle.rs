@@ -11,6 +11,30 @@ use std::process::{Command, Output, Stdio};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
+/// No isolation: suites that exercise the lifecycle or trust, not the network helper.
+pub const OPEN: &str = "[network]\nlan-access = [\"*\"]\n";
+
+/// CapEff of the six default capabilities: CHOWN(0) DAC_OVERRIDE(1) FOWNER(3) KILL(5)
+/// SETGID(6) SETUID(7).
+pub const DEFAULT_CAP_EFF: &str = "00000000000000eb";
+
+/// Generates `<test>::docker` and `<test>::podman` from a function taking the runtime.
+#[macro_export]
+macro_rules! on_both_runtimes {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn docker() {
+                super::$name($crate::lifecycle::Rt::Docker)
+            }
+            #[test]
+            fn podman() {
+                super::$name($crate::lifecycle::Rt::Podman)
+            }
+        }
+    )*};
+}
+
 /// An unprivileged test user that is in group `docker` (created by `tests/env/setup.sh`).
 pub const TEST_USER: &str = "alcatest";
 
@@ -131,6 +155,8 @@ pub struct Project {
     known_id: RefCell<Option<String>>,
     /// For a non-root owner: the directory holding a copy of `alca` it can run, and the copy.
     bin: Option<(PathBuf, PathBuf)>,
+    /// `XDG_STATE_HOME` of every `alca` run: this project's trust records, outside the project.
+    pub state_home: PathBuf,
 }
 
 impl Project {
@@ -148,6 +174,7 @@ impl Project {
             owner,
             known_id: RefCell::new(None),
             bin: owner.map(|_| alca_shared_copy().expect("copy alca for the test user")),
+            state_home: private_dir("state", owner),
         };
         p.write_config(toml_body);
         fs::create_dir_all(p.root.join("sub/deeper")).expect("create subdirs");
@@ -155,8 +182,21 @@ impl Project {
         p
     }
 
-    /// Rewrites `.alca.toml` with the given body plus this project's runtime and image.
+    /// Rewrites `.alca.toml` with the given body plus this project's runtime and image, and
+    /// approves it as the user would (`alca trust -y`).
     pub fn write_config(&self, toml_body: &str) {
+        self.write_unapproved_config(toml_body);
+        self.approve();
+    }
+
+    /// Approves the current config (`alca trust -y`), panicking when that fails.
+    pub fn approve(&self) {
+        self.alca("", &["trust", "-y"])
+            .expect_code(0, "alca trust -y");
+    }
+
+    /// Rewrites `.alca.toml` as an agent could from inside, without approving it.
+    pub fn write_unapproved_config(&self, toml_body: &str) {
         let text = format!(
             "image = \"{}\"\nruntime = \"{}\"\n{toml_body}\n",
             self.rt.image(),
@@ -215,6 +255,7 @@ impl Project {
         };
         cmd.args(args)
             .current_dir(self.root.join(rel))
+            .env("XDG_STATE_HOME", &self.state_home)
             .envs(env.iter().copied());
         run_with_stdin(cmd, stdin)
     }
@@ -265,6 +306,7 @@ impl Drop for Project {
             }
         }
         let _ = fs::remove_dir_all(&self.root);
+        let _ = fs::remove_dir_all(&self.state_home);
         if let Some((dir, _)) = &self.bin {
             let _ = fs::remove_dir_all(dir);
         }
@@ -299,6 +341,24 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port")
+}
+
+/// A new directory under `/tmp` that only `owner` (root when `None`) can enter.
+fn private_dir(tag: &str, owner: Option<&str>) -> PathBuf {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("alca-e2e-{tag}-"))
+        .tempdir_in("/tmp")
+        .expect("tempdir")
+        .keep();
+    if let Some(user) = owner {
+        let status = Command::new("chown")
+            .arg(format!("{user}:{user}"))
+            .arg(&dir)
+            .status()
+            .expect("chown");
+        assert!(status.success(), "chown {user} failed");
+    }
+    dir
 }
 
 /// A directory under `/tmp` removed on drop (mount sources).

@@ -9,7 +9,10 @@
 use std::fs;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use alca_e2e::lifecycle::{alca_built, free_port, Project, Rt, TempDir, TEST_USER};
+use alca_e2e::lifecycle::{
+    alca_built, free_port, Project, Rt, TempDir, DEFAULT_CAP_EFF, OPEN, TEST_USER,
+};
+use alca_e2e::on_both_runtimes;
 use serde_json::Value;
 
 /// `cleanup` acts on every project on the machine, so it runs alone; other tests share.
@@ -21,29 +24,6 @@ fn shared() -> RwLockReadGuard<'static, ()> {
 
 fn exclusive() -> RwLockWriteGuard<'static, ()> {
     MACHINE.write().unwrap_or_else(|e| e.into_inner())
-}
-
-/// No isolation: these tests exercise the lifecycle, not the network helper.
-const OPEN: &str = "[network]\nlan-access = [\"*\"]\n";
-
-/// CapEff of the six default capabilities: CHOWN(0) DAC_OVERRIDE(1) FOWNER(3) KILL(5)
-/// SETGID(6) SETUID(7).
-const DEFAULT_CAP_EFF: &str = "00000000000000eb";
-
-/// Generates `<test>::docker` and `<test>::podman` from a function taking the runtime.
-macro_rules! on_both_runtimes {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[test]
-            fn docker() {
-                super::$name(super::Rt::Docker)
-            }
-            #[test]
-            fn podman() {
-                super::$name(super::Rt::Podman)
-            }
-        }
-    )*};
 }
 
 on_both_runtimes!(
@@ -339,6 +319,8 @@ fn run_refuses_when_not_up_stopped_or_moved(rt: Rt) {
     let r = p.alca("", &["run", "true"]);
     r.expect_code(1, "run after the project moved");
     assert!(r.stderr.contains("moved"), "{}", r.stderr);
+    // Approval is per location: a moved (or copied) project is approved again.
+    p.approve();
     p.alca("", &["up", "-f"])
         .expect_code(0, "up -f recreates here");
     p.alca("", &["run", "true"]).expect_code(0, "run after -f");
@@ -390,6 +372,7 @@ fn run_allocates_a_tty_only_when_stdin_is_a_terminal() {
             "/dev/null",
         ])
         .current_dir(&p.root)
+        .env("XDG_STATE_HOME", &p.state_home)
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();

@@ -506,7 +506,7 @@ fn up_and_down_go_through_the_daemon(scratch: &Path) {
     let dir = docker_project(scratch, "up-ok", OWNER, "");
     let owned = up_env(&dir);
     let env = env_refs(&owned);
-    let up = alca(Some(OWNER), &dir, &["up"], &env);
+    let up = alca(Some(OWNER), &dir, &["up", "--trust"], &env);
     assert!(up.status.success(), "alca up failed: {}", text(&up));
     let id = project_id(&dir);
     assert!(alca_tables().unwrap().contains(&table(&id)));
@@ -520,7 +520,7 @@ fn up_and_down_go_through_the_daemon(scratch: &Path) {
 
     let _out = TempGroupRemoval::remove(OWNER, "alcatraz").unwrap();
     let dir = docker_project(scratch, "up-denied", OWNER, "");
-    let denied = alca(Some(OWNER), &dir, &["up"], &env);
+    let denied = alca(Some(OWNER), &dir, &["up", "--trust"], &env);
     let said = text(&denied);
     assert!(!denied.status.success(), "up must fail closed: {said}");
     assert!(said.contains("sudo alca network-helper install"), "{said}");

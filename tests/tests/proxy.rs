@@ -79,6 +79,7 @@ fn scratch_dir() -> PathBuf {
     dir
 }
 
+/// `alca ARGS` as the owner; `--trust` in ARGS approves the config (the test has no terminal).
 fn up(project: &Path, args: &[&str]) {
     let env = up_env(project);
     let out = alca(Some(OWNER), project, args, &env_refs(&env));
@@ -86,7 +87,8 @@ fn up(project: &Path, args: &[&str]) {
 }
 
 fn status(project: &Path) -> String {
-    text(&alca(Some(OWNER), project, &["status"], &[]))
+    let env = up_env(project);
+    text(&alca(Some(OWNER), project, &["status"], &env_refs(&env)))
 }
 
 /// Chains of the project's nft table.
@@ -151,7 +153,7 @@ fn a_real_redirect_proxy_carries_the_container_tcp_and_lan_stays_blocked() {
         .expect("lanhost counter");
 
     // `up` with the proxy configured: the nat chain is there before the container runs.
-    up(&project, &["up"]);
+    up(&project, &["up", "--trust"]);
     let id = project_id(&project);
     let container = container_name(&id);
     assert!(
@@ -216,9 +218,10 @@ fn a_real_redirect_proxy_carries_the_container_tcp_and_lan_stays_blocked() {
     assert_eq!(proxied_to(&proxy, LAN4), 0, "{}", proxy.log());
     assert_eq!(arrivals.packets("lan").expect("counter"), 0);
 
-    // Without the proxy, after `up -f`, the same connection arrives directly.
+    // Without the proxy, after `up -f` (a changed proxy is a widening: approved with --trust),
+    // the same connection arrives directly.
     write_config(&project, OWNER, "");
-    up(&project, &["up", "-f"]);
+    up(&project, &["up", "-f", "--trust"]);
     assert_eq!(project_id(&project), id);
     assert!(
         !chains(&id).contains(&"proxy".to_string()),

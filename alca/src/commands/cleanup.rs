@@ -25,6 +25,7 @@ struct Candidate<'a> {
 }
 
 pub fn run(args: &CleanupArgs) -> anyhow::Result<ExitCode> {
+    prune_trust_records();
     let runtimes = available();
     let mut candidates = Vec::new();
     for rt in &runtimes {
@@ -167,6 +168,24 @@ pub fn orphan_reason(id: Option<&str>, path: Option<&Path>) -> Option<String> {
             state.id
         )),
         _ => None,
+    }
+}
+
+/// Forgets the approvals of this user's projects whose directory is gone (never another's).
+fn prune_trust_records() {
+    let Some(dir) = crate::trust::store::store_dir() else {
+        return;
+    };
+    match crate::trust::store::prune(&dir) {
+        Ok(gone) => {
+            for path in gone {
+                println!(
+                    "Forgot the approved config of {} (directory gone)",
+                    path.display()
+                );
+            }
+        }
+        Err(e) => eprintln!("alca: warning: cannot prune trust records: {e}"),
     }
 }
 

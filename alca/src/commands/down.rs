@@ -9,6 +9,7 @@ use crate::cli::DownArgs;
 use crate::commands::lifecycle::{
     find_container, load_config, moved_message, teardown, warn, Progress,
 };
+use crate::commands::trust::approved_config;
 use crate::config::Config;
 use crate::hooks::{self, Hook, HookContext};
 use crate::network::netd::connect_guard;
@@ -72,6 +73,15 @@ fn pre_down(config: Option<&Config>, root: &std::path::Path, name: &str, id: &st
     let Some(cmd) = config.and_then(|c| c.hooks.pre_down.as_ref()) else {
         return;
     };
+    // A host command the agent may have added: run only what the user approved.
+    let approved = approved_config(root);
+    if approved.as_ref().and_then(|a| a.hooks.pre_down.as_ref()) != Some(cmd) {
+        warn(format!(
+            "hooks.pre_down ({cmd:?}) is not approved on this machine, so it was skipped; \
+             review it with `alca trust`"
+        ));
+        return;
+    }
     let ctx = HookContext {
         project_dir: root,
         container: name,

@@ -15,6 +15,7 @@ pub mod network_helper;
 pub mod run;
 pub mod status;
 pub mod sync;
+pub mod trust;
 pub mod up;
 
 /// Runs one parsed command and returns the process exit code.
@@ -25,6 +26,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Down(args) => down::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Status => status::run(),
+        Command::Trust(args) => trust::run(&args),
         Command::List => list::run(),
         Command::Cleanup(args) => cleanup::run(&args),
         Command::NetworkHelper(cmd) => network_helper::run(cmd),

@@ -10,6 +10,7 @@ use anyhow::{bail, Context};
 
 use crate::cli::RunArgs;
 use crate::commands::lifecycle::{find_container, moved_message, stdin_is_tty, Project};
+use crate::commands::trust::{self, Consent};
 use crate::config::error::Origin;
 use crate::config::fields::envs::expand;
 use crate::config::{Config, DEFAULT_ENTER_ENVS};
@@ -42,6 +43,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             info.state
         );
     }
+    trust::gate(&project, Consent::AskOnTerminal, "run")?;
     // A crashed or rebooted-away view is restarted, and the container with it (fail closed).
     let views = crate::exclude::project_views::ProjectViews::start(&project.root, &project.config)?;
     if views.any_fresh() {

@@ -4,7 +4,10 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::commands::lifecycle::{find_container, load_config, moved_message, recorded_kind};
+use crate::commands::lifecycle::{
+    find_container, load_config, moved_message, recorded_kind, Project,
+};
+use crate::commands::trust;
 use crate::config::{Config, CONFIG_FILE};
 use crate::drift::{self, Snapshot};
 use crate::network::netd::connect_guard;
@@ -12,6 +15,7 @@ use crate::network::proxy_check;
 use crate::network::spec::{self, isolation_required};
 use crate::project::{self, State};
 use crate::runtime::ContainerInfo;
+use crate::trust::Verdict;
 
 pub fn run() -> anyhow::Result<ExitCode> {
     let root = match project::find_root_from_cwd() {
@@ -47,6 +51,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
     println!("Project ID: {}", state.id);
     container_section(&state, &root, config.as_ref());
     if let Some(config) = &config {
+        trust_section(&root, config);
         network_section(config, &state);
         exclusion_section(&root, config);
     }
@@ -106,6 +111,27 @@ fn print_drift(state: &State, config: &Config) {
         println!("  {c}");
     }
     println!("Run 'alca up -f' to rebuild with the new configuration.");
+}
+
+fn trust_section(root: &Path, config: &Config) {
+    let project = Project {
+        root: root.to_path_buf(),
+        config: config.clone(),
+    };
+    match trust::verdict(&project) {
+        Ok(Verdict::Trusted) => println!("Config trust: Trusted"),
+        Ok(Verdict::Narrowed) => println!("Config trust: Trusted (narrowed since approval)"),
+        Ok(Verdict::New) => {
+            println!("Config trust: Not approved on this machine (run 'alca trust')")
+        }
+        Ok(Verdict::Widened(changes)) => {
+            println!("Config trust: Changed, needs approval (run 'alca trust'):");
+            for c in changes {
+                println!("  {c}");
+            }
+        }
+        Err(e) => println!("Config trust: unknown ({e:#})"),
+    }
 }
 
 fn network_section(config: &Config, state: &State) {

@@ -12,6 +12,7 @@ use crate::commands::lifecycle::{
     confirm, find_container, moved_message, recorded_kind, stdin_is_tty, teardown, warn, Progress,
     Project,
 };
+use crate::commands::trust::{self, Consent};
 use crate::drift::{self, Change, Snapshot};
 use crate::exclude::project_views::ProjectViews;
 use crate::hooks::{self, Hook, HookContext};
@@ -23,6 +24,7 @@ use crate::runtime::{
     BindMount, ContainerInfo, ContainerSpec, ContainerState, ExecSpec, NetworkSpec, Runtime,
     RuntimeKind, LABEL_PROJECT_ID, LABEL_PROJECT_PATH, LABEL_VERSION,
 };
+use crate::trust::protect::read_only_mounts;
 
 /// The keep-alive main process, as in the Go original (`commands.up` runs once via exec).
 pub const KEEP_ALIVE: [&str; 2] = ["sleep", "infinity"];
@@ -55,6 +57,12 @@ enum Plan {
 pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
     let progress = Progress { quiet: args.quiet };
     let project = Project::open()?;
+    let consent = if args.trust {
+        Consent::Given
+    } else {
+        Consent::AskOnTerminal
+    };
+    trust::gate(&project, consent, "up")?;
     // Views first: no container is created or started while they are missing (fail closed).
     let views = ProjectViews::start(&project.root, &project.config)?;
     if let Some(line) = views.summary() {
@@ -275,13 +283,16 @@ impl Up {
             source: self.project.root.clone(),
             target: c.workdir.clone(),
             readonly: false,
+            recursive: true,
         }];
         mounts.extend(c.mounts.iter().map(|m| BindMount {
             source: m.source.clone(),
             target: m.target.clone(),
             readonly: m.readonly,
+            recursive: true,
         }));
         self.views.rebind(&mut mounts);
+        mounts.extend(read_only_mounts(self.root(), &c.workdir, &c.sources));
         ContainerSpec {
             name: self.name(),
             image: c.image.clone(),

@@ -216,11 +216,13 @@ mod tests {
                 source: "/p".into(),
                 target: "/workspace".into(),
                 readonly: false,
+                recursive: true,
             },
             BindMount {
                 source: "/d".into(),
                 target: "/data".into(),
                 readonly: true,
+                recursive: true,
             },
         ];
         views.rebind(&mut mounts);

@@ -76,6 +76,10 @@ pub fn mount_arg(m: &BindMount) -> String {
     if m.readonly {
         s.push_str(",readonly");
     }
+    if !m.recursive {
+        // Both runtimes accept this spelling (Docker ≥ 25 also knows bind-recursive=disabled).
+        s.push_str(",bind-nonrecursive=true");
+    }
     s
 }
 
@@ -150,6 +154,7 @@ mod tests {
                 source: PathBuf::from("/home/u/p"),
                 target: "/workspace".into(),
                 readonly: false,
+                recursive: true,
             }],
             memory: Some("512m".into()),
             cpus: Some(2.0),
@@ -207,6 +212,7 @@ mod tests {
             source: PathBuf::from("/a,b/c\"d:e"),
             target: "/t".into(),
             readonly: true,
+            recursive: true,
         };
         assert_eq!(
             mount_arg(&m),

@@ -162,6 +162,9 @@ pub struct BindMount {
     pub source: PathBuf,
     pub target: String,
     pub readonly: bool,
+    /// Whether mounts below `source` come along (the runtimes' default); off for `.alca/`,
+    /// whose view mountpoints must stay empty directories inside the container.
+    pub recursive: bool,
 }
 
 /// Everything needed to create the project's container.

@@ -1,0 +1,115 @@
+//! `alca trust [-y]`, and the gate `up` and `run` pass first: a config that was never approved
+//! on this machine, or that widens what was approved, is applied only once the user says so.
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+
+use crate::cli::TrustArgs;
+use crate::commands::lifecycle::{confirm, stdin_is_tty, Project};
+use crate::config::Config;
+use crate::trust::store::{approve, load_approved, store_dir};
+use crate::trust::{assess, summary, Verdict};
+
+/// Whether the user already said yes for this run (`up --trust`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consent {
+    Given,
+    AskOnTerminal,
+}
+
+pub fn run(args: &TrustArgs) -> anyhow::Result<ExitCode> {
+    let project = Project::open()?;
+    let verdict = verdict(&project)?;
+    if verdict.is_approved() {
+        record(&project)?;
+        println!(
+            "The configuration of {} is trusted.",
+            project.root.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    print_changes(&verdict, &project.config);
+    if args.yes || (stdin_is_tty() && confirm("Approve this configuration?")) {
+        record(&project)?;
+        println!("Approved.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!("Not approved. Run `alca trust -y` to approve it without a terminal.");
+    Ok(ExitCode::FAILURE)
+}
+
+/// Passes when the current config is approved (a narrowing change is recorded on the way);
+/// otherwise asks on a terminal, or fails with the command that approves it.
+pub fn gate(project: &Project, consent: Consent, action: &str) -> anyhow::Result<()> {
+    let verdict = verdict(project)?;
+    if verdict.is_approved() {
+        if verdict == Verdict::Narrowed {
+            record(project)?;
+        }
+        return Ok(());
+    }
+    print_changes(&verdict, &project.config);
+    let approved = match consent {
+        Consent::Given => true,
+        Consent::AskOnTerminal => stdin_is_tty() && confirm("Approve this configuration?"),
+    };
+    if approved {
+        return record(project);
+    }
+    bail!(
+        "the configuration of {} is not approved, so `alca {action}` changed nothing. Review \
+         it with `alca trust` and approve it there (`alca trust -y` without a terminal){}",
+        project.root.display(),
+        if action == "up" {
+            ", or run `alca up --trust`"
+        } else {
+            ""
+        }
+    )
+}
+
+/// What the approved record says of the current config.
+pub fn verdict(project: &Project) -> anyhow::Result<Verdict> {
+    let dir = records_dir()?;
+    let approved = load_approved(&dir, &project.root);
+    Ok(assess(approved.as_ref(), &project.config))
+}
+
+/// The approved config of a project, when there is a record.
+pub fn approved_config(root: &std::path::Path) -> Option<Config> {
+    load_approved(&records_dir().ok()?, root)
+}
+
+fn records_dir() -> anyhow::Result<std::path::PathBuf> {
+    store_dir().context(
+        "cannot locate the trust records: neither XDG_STATE_HOME nor HOME is set; set HOME",
+    )
+}
+
+fn record(project: &Project) -> anyhow::Result<()> {
+    let dir = records_dir()?;
+    approve(&dir, &project.root, &project.config)
+        .with_context(|| format!("cannot write the trust record under {}", dir.display()))
+}
+
+/// Shows on stderr, in plain words, what approval would allow.
+fn print_changes(verdict: &Verdict, config: &Config) {
+    match verdict {
+        Verdict::New => {
+            eprintln!(
+                "This project's configuration was never approved on this machine. It allows:"
+            );
+            for line in summary(config) {
+                eprintln!("  {line}");
+            }
+        }
+        Verdict::Widened(changes) => {
+            eprintln!("The configuration widens what was approved (it may have been edited from inside the container):");
+            for c in changes {
+                eprintln!("  {c}");
+            }
+        }
+        Verdict::Trusted | Verdict::Narrowed => {}
+    }
+}
