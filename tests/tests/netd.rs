@@ -1,7 +1,8 @@
 //! End-to-end suite of `alca-netd` on the real system dbus-daemon, polkitd and nftables:
 //! `alca network-helper install` for real, then calls as the unprivileged users `alcatest`
 //! (added to group `alcatraz`) and `alcaother` (not), crash safety under `kill -9`, re-apply,
-//! stale-table sweep and `uninstall`.
+//! stale-table sweep, `alca up/run/down` as `alcatest` without sudo with probes from inside the
+//! container to the `lanhost` netns and the host, and `uninstall`.
 //!
 //! One test function with ordered steps: every step shares the one system daemon.
 //! Needs root (tests/run.sh) and the test env (tests/env/setup.sh).
@@ -16,7 +17,12 @@ use alca_e2e::netd::{
     alca_tables, apply_as, built_binary, call_as, daemon_pid, group_has, remove_as, table_snapshot,
     Reply, TempGroupMember, TempGroupRemoval, VethLink, INSTALLED_DAEMON,
 };
-use alca_e2e::netns::{run, run_ok};
+use alca_e2e::docker::{docker_ok, nc_script, Probe};
+use alca_e2e::netns::{
+    assert_route_local, assert_route_via, run, run_ok, uplink_ipv4, Listener, LANHOST_NS,
+    LAN_VETH,
+};
+use alca_netd::shipped::FILES;
 use alca_netd::spec::{bridge_name, MAX_REQUEST_BYTES};
 
 const OWNER: &str = "alcatest";
@@ -149,7 +155,8 @@ fn netd_end_to_end() {
     reapply_restores_a_deleted_table();
     stale_tables_are_swept_at_start();
     owner_removes();
-    up_and_down_go_through_the_daemon(&project_dir);
+    up_isolates_through_the_daemon(&project_dir);
+    up_without_the_group_fails_closed(&project_dir);
     uninstall(&project_dir);
 }
 
@@ -194,13 +201,10 @@ fn install(dir: &Path) {
         meta, "0 755",
         "the daemon binary must be root-owned and not writable by others"
     );
-    for f in [
-        "/etc/dbus-1/system.d/io.github.alcatraz.Netd1.conf",
-        "/usr/share/dbus-1/system-services/io.github.alcatraz.Netd1.service",
-        "/usr/share/polkit-1/actions/io.github.alcatraz.netd.policy",
-        "/etc/polkit-1/rules.d/50-alcatraz.rules",
-    ] {
-        assert!(Path::new(f).is_file(), "{f} not installed");
+    // No systemd as PID 1 here: every file but the systemd units, byte for byte as shipped.
+    for f in FILES.iter().filter(|f| !f.systemd_only) {
+        let installed = std::fs::read_to_string(f.path).unwrap_or_default();
+        assert_eq!(installed, f.contents, "{} not installed as shipped", f.path);
     }
     let status = text(&alca(
         None,
@@ -524,8 +528,9 @@ fn uninstall(dir: &Path) {
     assert_eq!(alca_tables().unwrap(), Vec::<String>::new());
     assert!(!Path::new("/var/lib/alcatraz").exists());
     assert!(!Path::new(INSTALLED_DAEMON).exists());
-    assert!(!Path::new("/etc/dbus-1/system.d/io.github.alcatraz.Netd1.conf").exists());
-    assert!(!Path::new("/etc/polkit-1/rules.d/50-alcatraz.rules").exists());
+    for f in FILES {
+        assert!(!Path::new(f.path).exists(), "{} left behind", f.path);
+    }
     assert!(!group_has("alcatraz", None));
     assert_eq!(daemon_pid(), None);
     let status = text(&alca(None, dir, &["network-helper", "status"], &[]));
@@ -546,14 +551,10 @@ fn env_refs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str
 }
 
 /// A fresh docker project owned by the test user, inside the scratch directory.
-fn docker_project(parent: &Path, name: &str) -> PathBuf {
+fn docker_project(parent: &Path, name: &str, config: &str) -> PathBuf {
     let dir = parent.join(name);
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join(".alca.toml"),
-        "image = \"alca-test/busybox:latest\"\nruntime = \"docker\"\n",
-    )
-    .unwrap();
+    std::fs::write(dir.join(".alca.toml"), config).unwrap();
     run_ok(
         "chown",
         &["-R", &format!("{OWNER}:{OWNER}"), dir.to_str().unwrap()],
@@ -575,10 +576,70 @@ fn container_exists(id: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// The CLI's guard for real: `up` as a group member applies the rules through the daemon before
-/// the container starts, `down` removes them, and without the group `up` fails closed.
-fn up_and_down_go_through_the_daemon(scratch: &Path) {
-    let dir = docker_project(scratch, "up-ok");
+/// Ports of the listeners the `up` step probes (outside the isolation suite's range).
+const UP_OPEN: u16 = 21801;
+const UP_CLOSED: u16 = 21802;
+const UP_HOST_OPEN: u16 = 21803;
+const UP_HOST_CLOSED: u16 = 21804;
+/// The test LAN host and a non-LAN test host, both in netns `lanhost`.
+const LAN4: &str = "10.99.0.2";
+const PUBLIC4: &str = "198.51.100.2";
+/// The host's own address on the test veth.
+const HOST_LAN4: &str = "10.99.0.1";
+
+/// The `.alca.toml` of the isolated project: one LAN IP:port, the host's IP on one port, and a
+/// `commands.up` that records the container's first connection attempt, made straight after
+/// start: the rules must already refuse it.
+fn isolated_config() -> String {
+    format!(
+        "image = \"alca-test/busybox:latest\"\nruntime = \"docker\"\n\
+         [commands]\nup = \"echo | nc -w 3 {LAN4} {UP_CLOSED} > /workspace/first-probe 2>&1; true\"\n\
+         [network]\nlan-access = [\"{LAN4}:{UP_OPEN}\", \"${{alca:HOST_IP}}:{UP_HOST_OPEN}\"]\n"
+    )
+}
+
+/// What a TCP connection from inside the project's container (through `alca run` as the
+/// owner) to `addr`:`port` ended with.
+fn probe_in(dir: &Path, env: &[(&str, &str)], addr: &str, port: u16) -> Probe {
+    let out = alca(
+        Some(OWNER),
+        dir,
+        &["run", "sh", "-c", &nc_script(addr, port)],
+        env,
+    );
+    Probe::classify(&text(&out))
+}
+
+fn expect_probe(dir: &Path, env: &[(&str, &str)], addr: &str, port: u16, want: &str) {
+    let got = probe_in(dir, env, addr, port);
+    let ok = match want {
+        "refused" => got == Probe::Refused,
+        tag => got.answered_by(tag),
+    };
+    assert!(ok, "{addr}:{port} from the container: expected {want}, got {got:?}");
+}
+
+/// The CLI's guard for real: `up` as a group member (no sudo) applies the rules through the
+/// daemon before the container starts, and from inside the container the LAN and the host
+/// are refused except what lan-access lists (also after a restart); `down` removes them.
+fn up_isolates_through_the_daemon(scratch: &Path) {
+    for addr in [LAN4, PUBLIC4] {
+        assert_route_via(addr, LAN_VETH);
+    }
+    let uplink = uplink_ipv4().expect("uplink address");
+    for local in [HOST_LAN4, uplink.as_str()] {
+        assert_route_local(local);
+    }
+    let _lan: Vec<Listener> = [UP_OPEN, UP_CLOSED]
+        .iter()
+        .map(|p| Listener::start(Some(LANHOST_NS), "lanhost", "::", *p, 180).expect("listener"))
+        .collect();
+    let _host: Vec<Listener> = [UP_HOST_OPEN, UP_HOST_CLOSED]
+        .iter()
+        .map(|p| Listener::start(None, "host", "0.0.0.0", *p, 180).expect("listener"))
+        .collect();
+
+    let dir = docker_project(scratch, "up-ok", &isolated_config());
     let owned = up_env(&dir);
     let env = env_refs(&owned);
     let up = alca(Some(OWNER), &dir, &["up"], &env);
@@ -588,13 +649,47 @@ fn up_and_down_go_through_the_daemon(scratch: &Path) {
     assert!(container_exists(&id));
     let status = text(&alca(Some(OWNER), &dir, &["network-helper", "status"], &[]));
     assert!(status.contains("Rules applied: Yes"), "{status}");
+
+    let first = std::fs::read_to_string(dir.join("first-probe")).expect("commands.up ran");
+    assert_eq!(Probe::classify(&first), Probe::Refused, "first connection: {first}");
+    let gateway = docker_ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{(index .IPAM.Config 0).Gateway}}",
+        &format!("alca-{}", &id[..12]),
+    ])
+    .expect("gateway");
+    assert_route_local(&gateway);
+    let check_isolation = || {
+        expect_probe(&dir, &env, LAN4, UP_OPEN, "lanhost");
+        expect_probe(&dir, &env, LAN4, UP_CLOSED, "refused");
+        expect_probe(&dir, &env, PUBLIC4, UP_CLOSED, "lanhost");
+        expect_probe(&dir, &env, &uplink, UP_HOST_OPEN, "host");
+        for local in [gateway.as_str(), HOST_LAN4, &uplink] {
+            expect_probe(&dir, &env, local, UP_HOST_CLOSED, "refused");
+        }
+    };
+    check_isolation();
+    docker_ok(&["restart", "-t", "0", &format!("alca-{}", &id[..12])]).expect("docker restart");
+    check_isolation();
+
     let down = alca(Some(OWNER), &dir, &["down"], &env);
     assert!(down.status.success(), "alca down failed: {}", text(&down));
     assert!(!alca_tables().unwrap().contains(&table(&id)));
     assert!(!container_exists(&id));
+}
 
+/// Without the group, `up` fails closed: no container runs without its rules.
+fn up_without_the_group_fails_closed(scratch: &Path) {
     let _out = TempGroupRemoval::remove(OWNER, "alcatraz").unwrap();
-    let dir = docker_project(scratch, "up-denied");
+    let dir = docker_project(
+        scratch,
+        "up-denied",
+        "image = \"alca-test/busybox:latest\"\nruntime = \"docker\"\n",
+    );
+    let owned = up_env(&dir);
+    let env = env_refs(&owned);
     let denied = alca(Some(OWNER), &dir, &["up"], &env);
     let said = text(&denied);
     assert!(!denied.status.success(), "up must fail closed: {said}");
