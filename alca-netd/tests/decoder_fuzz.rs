@@ -20,7 +20,11 @@ fn check_outcome(result: Result<NetSpec, RequestError>) -> Result<(), TestCaseEr
         Err(e) => {
             let message = e.to_string();
             prop_assert!(!message.is_empty());
-            prop_assert!(message.len() <= MAX_MESSAGE, "message too long: {}", message.len());
+            prop_assert!(
+                message.len() <= MAX_MESSAGE,
+                "message too long: {}",
+                message.len()
+            );
             return Ok(());
         }
     };
@@ -55,7 +59,10 @@ fn check_batch_stays_in_own_table(spec: &NetSpec) -> Result<(), TestCaseError> {
             &obj["table"]
         };
         prop_assert_eq!(table.as_str(), Some(own.as_str()), "{}", cmd);
-        prop_assert!(verb == "add" || kind == "table", "deletes only the own table");
+        prop_assert!(
+            verb == "add" || kind == "table",
+            "deletes only the own table"
+        );
     }
     for name in interface_names(&batch) {
         prop_assert_eq!(&name, &spec.bridge);
@@ -113,7 +120,15 @@ fn any_json() -> impl Strategy<Value = Value> {
 fn field_name() -> impl Strategy<Value = String> {
     prop_oneof![
         prop::sample::select(vec![
-            "project", "bridge", "allow_all", "allow", "proxy", "dns", "net", "proto", "port",
+            "project",
+            "bridge",
+            "allow_all",
+            "allow",
+            "proxy",
+            "dns",
+            "net",
+            "proto",
+            "port",
         ])
         .prop_map(String::from),
         "\\PC{0,12}",
@@ -276,6 +291,12 @@ fn the_near_valid_generator_produces_accepted_specs() {
         }
     }
     eprintln!("near-valid specs: {accepted} accepted, {refused} refused");
-    assert!(accepted >= 10, "only {accepted} of 512 near-valid specs accepted");
-    assert!(refused >= 10, "only {refused} of 512 near-valid specs refused");
+    assert!(
+        accepted >= 10,
+        "only {accepted} of 512 near-valid specs accepted"
+    );
+    assert!(
+        refused >= 10,
+        "only {refused} of 512 near-valid specs refused"
+    );
 }

@@ -13,14 +13,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use alca_e2e::docker::{docker_ok, nc_script, Probe};
 use alca_e2e::netd::{
     alca_tables, apply_as, built_binary, call_as, daemon_pid, group_has, remove_as, table_snapshot,
     Reply, TempGroupMember, TempGroupRemoval, VethLink, INSTALLED_DAEMON,
 };
-use alca_e2e::docker::{docker_ok, nc_script, Probe};
 use alca_e2e::netns::{
-    assert_route_local, assert_route_via, run, run_ok, uplink_ipv4, Listener, LANHOST_NS,
-    LAN_VETH,
+    assert_route_local, assert_route_via, run, run_ok, uplink_ipv4, Listener, LANHOST_NS, LAN_VETH,
 };
 use alca_netd::shipped::FILES;
 use alca_netd::spec::{bridge_name, MAX_REQUEST_BYTES};
@@ -616,7 +615,10 @@ fn expect_probe(dir: &Path, env: &[(&str, &str)], addr: &str, port: u16, want: &
         "refused" => got == Probe::Refused,
         tag => got.answered_by(tag),
     };
-    assert!(ok, "{addr}:{port} from the container: expected {want}, got {got:?}");
+    assert!(
+        ok,
+        "{addr}:{port} from the container: expected {want}, got {got:?}"
+    );
 }
 
 /// The CLI's guard for real: `up` as a group member (no sudo) applies the rules through the
@@ -651,7 +653,11 @@ fn up_isolates_through_the_daemon(scratch: &Path) {
     assert!(status.contains("Rules applied: Yes"), "{status}");
 
     let first = std::fs::read_to_string(dir.join("first-probe")).expect("commands.up ran");
-    assert_eq!(Probe::classify(&first), Probe::Refused, "first connection: {first}");
+    assert_eq!(
+        Probe::classify(&first),
+        Probe::Refused,
+        "first connection: {first}"
+    );
     let gateway = docker_ok(&[
         "network",
         "inspect",
@@ -673,11 +679,18 @@ fn up_isolates_through_the_daemon(scratch: &Path) {
     check_isolation();
     docker_ok(&["restart", "-t", "0", &format!("alca-{}", &id[..12])]).expect("docker restart");
     check_isolation();
+    let project_status = text(&alca(Some(OWNER), &dir, &["status"], &env));
+    assert!(
+        project_status.contains("Rules applied: Yes"),
+        "{project_status}"
+    );
 
     let down = alca(Some(OWNER), &dir, &["down"], &env);
     assert!(down.status.success(), "alca down failed: {}", text(&down));
     assert!(!alca_tables().unwrap().contains(&table(&id)));
     assert!(!container_exists(&id));
+    let status = text(&alca(Some(OWNER), &dir, &["network-helper", "status"], &[]));
+    assert!(status.contains("Rules applied: No"), "{status}");
 }
 
 /// Without the group, `up` fails closed: no container runs without its rules.
