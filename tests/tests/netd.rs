@@ -144,6 +144,7 @@ fn netd_end_to_end() {
         &[],
     );
 
+    let foreign = foreign_tables();
     install(&project_dir);
     owner_applies(&project_dir);
     outsider_is_denied();
@@ -157,6 +158,31 @@ fn netd_end_to_end() {
     up_isolates_through_the_daemon(&project_dir);
     up_without_the_group_fails_closed(&project_dir);
     uninstall(&project_dir);
+    let left = foreign_tables();
+    for t in &foreign {
+        assert!(
+            left.contains(t),
+            "a table alca does not own was removed: {t}"
+        );
+    }
+}
+
+/// `family name` of every nftables table not prefixed `alca-`.
+fn foreign_tables() -> Vec<String> {
+    let listing: serde_json::Value =
+        serde_json::from_str(&run_ok("nft", &["-j", "list", "tables"]).unwrap()).unwrap();
+    let tables = listing["nftables"].as_array().cloned().unwrap_or_default();
+    let names: Vec<String> = tables
+        .iter()
+        .filter_map(|t| {
+            let t = t.get("table")?;
+            Some(format!("{} {}", t["family"].as_str()?, t["name"].as_str()?))
+        })
+        .filter(|n| !n.split(' ').nth(1).unwrap_or("").starts_with("alca-"))
+        .collect();
+    // Docker's iptables-nft tables and the test env's uplink guard at least.
+    assert!(!names.is_empty(), "no foreign table to watch");
+    names
 }
 
 fn nix_is_root() -> bool {
