@@ -332,6 +332,19 @@ fn bad_requests_change_nothing() {
         "InvalidRequest",
         "project",
     );
+    // Wrong D-Bus signatures never reach the decoder: the bus binding refuses them by name.
+    for args in [
+        vec!["int32:7".to_string()],
+        vec![format!("string:{}", spec(PROJ_C, false)), "string:x".into()],
+        vec![],
+    ] {
+        let reply = call_as(OWNER, "Apply", &args).unwrap();
+        assert_eq!(
+            reply.error_kind(),
+            Some("InvalidArgs"),
+            "Apply{args:?}: {reply:?}"
+        );
+    }
     {
         // The project's own bridge name, taken by an interface that is not a bridge.
         let _veth = VethLink::add(&bridge_name(PROJ_C), "alca-e2e-peer").unwrap();
