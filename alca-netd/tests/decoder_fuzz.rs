@@ -237,7 +237,7 @@ fn near_valid_spec() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
     /// D-Bus strings are UTF-8; any byte sequence a client can produce arrives as such text.
     #[test]
