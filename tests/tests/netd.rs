@@ -16,7 +16,7 @@ use std::time::Duration;
 use alca_e2e::docker::{docker_ok, nc_script, Probe};
 use alca_e2e::netd::{
     alca_tables, apply_as, built_binary, call_as, daemon_pid, group_has, remove_as, table_snapshot,
-    Reply, TempGroupMember, TempGroupRemoval, VethLink, INSTALLED_DAEMON,
+    Reply, TempGroupMember, TempGroupRemoval, VethLink, Watch, INSTALLED_DAEMON,
 };
 use alca_e2e::netns::{
     assert_route_local, assert_route_via, run, run_ok, uplink_ipv4, Listener, LANHOST_NS, LAN_VETH,
@@ -683,9 +683,34 @@ fn up_isolates_through_the_daemon(scratch: &Path) {
     let dir = docker_project(scratch, "up-ok", &isolated_config());
     let owned = up_env(&dir);
     let env = env_refs(&owned);
+    let tables = Watch::start("nft", &["monitor", "tables"]).expect("nft monitor");
+    let events = Watch::start(
+        "docker",
+        &[
+            "events",
+            "--filter",
+            "type=container",
+            "--format",
+            "{{.Action}} {{.Actor.Attributes.name}}",
+        ],
+    )
+    .expect("docker events");
+    std::thread::sleep(Duration::from_millis(500));
     let up = alca(Some(OWNER), &dir, &["up"], &env);
     assert!(up.status.success(), "alca up failed: {}", text(&up));
     let id = project_id(&dir);
+    let name = format!("alca-{}", &id[..12]);
+    let table_added = tables.first(&format!("add table inet {}", table(&id)));
+    let created = events.first(&format!("create {name}"));
+    match (table_added, created) {
+        (Some(t), Some(c)) => assert!(t < c, "the container was created before its rules"),
+        _ => panic!(
+            "missing events: nft {:?}, docker {:?}",
+            tables.lines(),
+            events.lines()
+        ),
+    }
+    drop((tables, events));
     assert!(alca_tables().unwrap().contains(&table(&id)));
     assert!(container_exists(&id));
     let status = text(&alca(Some(OWNER), &dir, &["network-helper", "status"], &[]));
