@@ -298,6 +298,15 @@ fn authorised_outsider_is_not_owner() {
         "NotOwner",
         "belongs to uid",
     );
+    // Another project id with the same first ten digits names the same bridge: its proxy DNAT
+    // would take over the owner's containers, so a bridge belongs to one project only.
+    let squatter = format!("{}ffffffff", &PROJ_A[..10]);
+    let body = format!(
+        r#"{{"project":"{squatter}","bridge":"{}","allow_all":true,"proxy":"127.0.0.1:9"}}"#,
+        bridge_name(PROJ_A)
+    );
+    expect_error(apply_as(OTHER, &body).unwrap(), "NotOwner", "bridge");
+    assert!(!alca_tables().unwrap().contains(&table(&squatter)));
     assert_eq!(table_snapshot(&table(PROJ_A)).unwrap(), before);
 }
 
