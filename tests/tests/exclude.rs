@@ -799,17 +799,27 @@ fn alca_up_down_status_and_sync_drive_the_view() {
     );
 
     // A reboot: no view mounted, and the runtime restarts the container (restart policy)
-    // before anyone runs alca. It sees an empty directory, never the unfiltered source.
-    kill_server();
-    let mnt = state.join("mnt");
-    run("umount", &[&mnt.to_string_lossy()]).expect("unmount the dead view");
-    assert!(!view_mounted(&mnt));
-    docker_ok(&["restart", "-t", "0", &p.container()]).expect("restart as after a boot");
-    let booted = docker_ok(&["exec", &p.container(), "ls", "-a", "/workspace"]).expect("ls");
+    // before anyone runs alca. It sees an empty directory, never the unfiltered source; the
+    // next `run` or `up` brings the filtered view back.
+    let reboot = || {
+        kill_server();
+        let mnt = state.join("mnt");
+        run("umount", &[&mnt.to_string_lossy()]).expect("unmount the dead view");
+        assert!(!view_mounted(&mnt));
+        docker_ok(&["restart", "-t", "0", &p.container()]).expect("restart as after a boot");
+        let booted = docker_ok(&["exec", &p.container(), "ls", "-a", "/workspace"]).expect("ls");
+        assert!(
+            !listed(&booted, "visible.txt") && !listed(&booted, ".env"),
+            "before alca runs the workspace is empty, not the raw source: {booted}"
+        );
+    };
+    reboot();
+    let after = p.alca("", &["run", "ls", "-a", "/workspace"]).all();
     assert!(
-        !listed(&booted, "visible.txt") && !listed(&booted, ".env"),
-        "before up the workspace is empty, not the raw source: {booted}"
+        listed(&after, "visible.txt") && !listed(&after, ".env"),
+        "run after a reboot serves the filtered view: {after}"
     );
+    reboot();
     p.alca("", &["up", "-q"])
         .expect_code(0, "up after a reboot");
     let after = p.alca("", &["run", "ls", "-a", "/workspace"]).all();
