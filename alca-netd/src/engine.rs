@@ -81,8 +81,15 @@ impl Engine {
                 check_owner(&spec.project, p.owner_uid, caller)?;
                 p.owner_uid
             }
+            None if caller != 0 && self.table_exists(&spec.project)? => {
+                return Err(NetdError::NotOwner(format!(
+                    "project {} has rules but no saved owner; only root may replace them",
+                    spec.project
+                )))
+            }
             None => caller,
         };
+        self.check_bridge_is_free(&spec)?;
         let batch = replace_batch(&spec, owner_uid);
         let saved = Saved { owner_uid, spec };
         self.store.save(&saved)?;
@@ -91,6 +98,23 @@ impl Engine {
             return Err(e.into());
         }
         Ok(())
+    }
+
+    /// A bridge belongs to one project: the ids of two projects may share the ten digits that
+    /// name the bridge, and the other project's rules (a proxy DNAT, an allow rule) would then
+    /// act on this project's containers.
+    fn check_bridge_is_free(&self, spec: &NetSpec) -> Result<(), NetdError> {
+        let (saved, _) = self.store.all()?;
+        let other = saved
+            .iter()
+            .find(|s| s.spec.bridge == spec.bridge && s.spec.project != spec.project);
+        match other {
+            Some(other) => Err(NetdError::NotOwner(format!(
+                "bridge {} already belongs to project {} (uid {}); remove that project first",
+                spec.bridge, other.spec.project, other.owner_uid
+            ))),
+            None => Ok(()),
+        }
     }
 
     fn roll_back(&self, project: &str, previous: Option<Saved>) -> Result<(), NetdError> {
@@ -321,6 +345,37 @@ mod tests {
         e.remove("aaaaaaaa", 1001).unwrap();
         assert!(nft.tables.lock().unwrap().is_empty());
         assert!(!e.status("aaaaaaaa", 1001).unwrap().saved);
+    }
+
+    #[test]
+    fn a_bridge_belongs_to_one_project() {
+        let (e, nft, _dir) = engine();
+        e.apply(spec("0123456789aaaaaa"), 1001).unwrap();
+        let mut squatter = spec("0123456789bbbbbb");
+        assert_eq!(squatter.bridge, "alca-0123456789");
+        squatter.proxy = Some("127.0.0.1:9".parse().unwrap());
+        for caller in [1002, 1001, 0] {
+            let err = e.apply(squatter.clone(), caller).unwrap_err();
+            assert!(
+                matches!(&err, NetdError::NotOwner(m) if m.contains("alca-0123456789")),
+                "{err:?}"
+            );
+        }
+        assert!(!nft.tables.lock().unwrap().contains("alca-0123456789bbbbbb"));
+        e.remove("0123456789aaaaaa", 1001).unwrap();
+        e.apply(squatter, 1002).unwrap();
+    }
+
+    #[test]
+    fn tables_without_a_saved_owner_are_replaced_by_root_only() {
+        let (e, nft, _dir) = engine();
+        nft.tables.lock().unwrap().insert("alca-cccccccc".into());
+        assert!(matches!(
+            e.apply(spec("cccccccc"), 1001),
+            Err(NetdError::NotOwner(_))
+        ));
+        assert_eq!(e.store.load("cccccccc").unwrap(), None);
+        e.apply(spec("cccccccc"), 0).unwrap();
     }
 
     #[test]

@@ -14,7 +14,7 @@ WORK=/var/lib/alca-testenv; mkdir -p "$WORK"
 # --- 1. packages (only installs what is missing) ---------------------------------------------
 PKGS=(nftables iproute2 iptables docker.io containerd runc podman netavark aardvark-dns slirp4netns
       uidmap fuse-overlayfs fuse3 busybox-static dbus dbus-bin polkitd pkexec python3-dbus python3-gi
-      python3-pip unzip)
+      python3-pip unzip git)
 [ "${ALCA_TESTENV_DEBIAN:-0}" = 1 ] && PKGS+=(debootstrap)
 missing=()
 for p in "${PKGS[@]}"; do
@@ -98,6 +98,17 @@ fi
   /usr/bin/docker import -c 'CMD ["/bin/sh"]' -c 'ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin' "$ROOTFS_TAR" alca-test/busybox:latest >/dev/null
 podman image exists localhost/alca-test/busybox:latest ||
   podman import -q --change 'CMD ["/bin/sh"]' --change 'ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin' "$ROOTFS_TAR" localhost/alca-test/busybox:latest >/dev/null
+# busybox + Debian's git (binary and the shared libraries ldd names), for `git status` in a view
+GIT_TAR="$WORK/busybox-git-rootfs.tar"
+if [ ! -s "$GIT_TAR" ]; then
+  R=$(mktemp -d); tar -C "$R" -xf "$ROOTFS_TAR"
+  cp --parents -L /usr/bin/git "$R"; cp -r --parents /usr/share/git-core/templates "$R"
+  for lib in $(ldd /usr/bin/git | grep -o '/[^ ]*'); do cp --parents -L "$lib" "$R"; done
+  printf '[safe]\n\tdirectory = *\n[user]\n\tname = alca-test\n\temail = test@alca.invalid\n' > "$R/etc/gitconfig"
+  tar -C "$R" -cf "$GIT_TAR" .; rm -rf "$R"; chmod 644 "$GIT_TAR"
+fi
+/usr/bin/docker image inspect alca-test/busybox-git:latest >/dev/null 2>&1 ||
+  /usr/bin/docker import -c 'CMD ["/bin/sh"]' -c 'ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin' "$GIT_TAR" alca-test/busybox-git:latest >/dev/null
 chmod 755 "$WORK"
 if [ "${ALCA_TESTENV_DEBIAN:-0}" = 1 ] && ! /usr/bin/docker image inspect alca-test/debian:bookworm >/dev/null 2>&1; then
   D=$(mktemp -d)

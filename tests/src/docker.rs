@@ -9,6 +9,8 @@ use crate::netns::{run, run_ok};
 
 /// The busybox image the test environment imports.
 pub const TEST_IMAGE: &str = "alca-test/busybox:latest";
+/// The busybox image plus Debian's `git` and the libraries it links (tests/env/setup.sh).
+pub const GIT_IMAGE: &str = "alca-test/busybox-git:latest";
 /// Label put on everything created here, so a crashed run can be swept by hand.
 pub const TEST_LABEL: &str = "alca.e2e=isolation";
 
@@ -78,8 +80,19 @@ impl Container {
         Self::start_cmd(name, network, extra, &["sleep", "300"])
     }
 
-    /// `docker run -d --name NAME --network NET EXTRA… IMAGE CMD…`.
+    /// `docker run -d --name NAME --network NET EXTRA… TEST_IMAGE CMD…`.
     pub fn start_cmd(name: &str, network: &str, extra: &[&str], cmd: &[&str]) -> Result<Self> {
+        Self::start_image(TEST_IMAGE, name, network, extra, cmd)
+    }
+
+    /// `docker run -d --name NAME --network NET EXTRA… IMAGE CMD…`.
+    pub fn start_image(
+        image: &str,
+        name: &str,
+        network: &str,
+        extra: &[&str],
+        cmd: &[&str],
+    ) -> Result<Self> {
         let mut args = vec![
             "run",
             "-d",
@@ -91,7 +104,7 @@ impl Container {
             network,
         ];
         args.extend_from_slice(extra);
-        args.push(TEST_IMAGE);
+        args.push(image);
         args.extend_from_slice(cmd);
         docker_ok(&args)?;
         Ok(Container {

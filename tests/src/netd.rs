@@ -344,3 +344,59 @@ pub fn container_exists(id: &str) -> bool {
         .map(|o| o.status.success())
         .unwrap_or(false)
 }
+
+/// Lines printed by a long-running watcher (`nft monitor`, `docker events`), each stamped with
+/// the moment it was read; the watcher is killed on drop.
+pub struct Watch {
+    child: std::process::Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<(std::time::Instant, String)>>>,
+}
+
+impl Watch {
+    pub fn start(program: &str, args: &[&str]) -> Result<Self> {
+        use std::io::BufRead;
+        let mut child = Command::new(program)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {program}"))?;
+        let stdout = child.stdout.take().context("watcher stdout")?;
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = std::sync::Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let now = std::time::Instant::now();
+                sink.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((now, line));
+            }
+        });
+        Ok(Watch { child, lines })
+    }
+
+    /// When the first line containing `needle` was read.
+    pub fn first(&self, needle: &str) -> Option<std::time::Instant> {
+        let lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        lines
+            .iter()
+            .find(|(_, l)| l.contains(needle))
+            .map(|(t, _)| *t)
+    }
+
+    /// Every line read so far.
+    pub fn lines(&self) -> Vec<String> {
+        let lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        lines.iter().map(|(_, l)| l.clone()).collect()
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

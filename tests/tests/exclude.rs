@@ -16,7 +16,7 @@ use std::time::Duration;
 use alca::exclude::fuse_engine::FuseEngine;
 use alca::exclude::spec::ViewSpec;
 use alca::exclude::{Engine, ViewHandle, ViewStatus};
-use alca_e2e::docker::{docker_available, docker_ok, Container};
+use alca_e2e::docker::{docker_available, docker_ok, Container, GIT_IMAGE, TEST_IMAGE};
 use alca_e2e::view::{
     alca_bin, eventually, process_alive, run, sha256, view_mounted, write, ProjectTree,
     HIDDEN_NAMES, PATTERNS,
@@ -55,13 +55,17 @@ impl Env {
     }
 
     fn start_with(tag: &str, patterns: &[String]) -> Env {
+        Env::start_image(tag, patterns, TEST_IMAGE)
+    }
+
+    fn start_image(tag: &str, patterns: &[String], image: &str) -> Env {
         let tree = ProjectTree::create(tag).expect("project tree");
         let engine = FuseEngine::with_program(alca_bin().expect("alca binary"));
         let handle = engine
             .start(tree.root(), patterns, &tree.state_dir())
             .expect("view starts");
         assert!(handle.fresh);
-        let container = start_container(tag, &handle.mountpoint);
+        let container = start_container_on(image, tag, &handle.mountpoint);
         Env {
             tree,
             engine,
@@ -83,6 +87,11 @@ impl Drop for Env {
 }
 
 fn start_container(tag: &str, mountpoint: &Path) -> Container {
+    start_container_on(TEST_IMAGE, tag, mountpoint)
+}
+
+/// A container of `image` with alca's default capabilities and the view as `/workspace`.
+fn start_container_on(image: &str, tag: &str, mountpoint: &Path) -> Container {
     let name = format!("alca-e2e-excl-{tag}-{}", std::process::id());
     let volume = format!("{}:/workspace", mountpoint.display());
     let extra = [
@@ -105,7 +114,8 @@ fn start_container(tag: &str, mountpoint: &Path) -> Container {
         "-w",
         "/workspace",
     ];
-    Container::start_cmd(&name, "none", &extra, &["sleep", "900"]).expect("container starts")
+    Container::start_image(image, &name, "none", &extra, &["sleep", "900"])
+        .expect("container starts")
 }
 
 /// Lines of `ls -a` output that equal `name`.
@@ -171,6 +181,29 @@ fn excluded_paths_are_absent_and_unreadable_by_any_means() {
         grep.trim(),
         "grep-done",
         "secret content found in the container"
+    );
+
+    // /proc: the pattern file is written from two halves so no command line holds the marker.
+    let (half1, half2) = marker.split_at(marker.len() / 2);
+    let procs = env.sh(&format!(
+        "printf %s%s '{half1}' '{half2}' > /tmp/pat; grep -qaFf /tmp/pat /tmp/pat && echo grep-works; \
+         cat /proc/1/root/workspace/.env /proc/self/root/workspace/app/.env /proc/1/cwd/.env 2>&1; \
+         for f in /proc/mounts /proc/self/mountinfo /proc/1/mountinfo /proc/[0-9]*/environ \
+         /proc/[0-9]*/cmdline /proc/[0-9]*/maps; do grep -qaFf /tmp/pat $f 2>/dev/null && echo HIT:$f; \
+         done; ls -l /proc/[0-9]*/fd /proc/[0-9]*/cwd /proc/[0-9]*/root 2>/dev/null; echo proc-done"
+    ));
+    assert!(
+        procs.contains("grep-works") && procs.contains("proc-done"),
+        "the /proc scan ran: {procs}"
+    );
+    assert!(!procs.contains("HIT:"), "secret found under /proc: {procs}");
+    assert!(
+        !procs.contains(&marker),
+        "secret read through /proc: {procs}"
+    );
+    assert!(
+        !procs.contains(&*env.tree.root().to_string_lossy()),
+        "/proc reveals the source path: {procs}"
     );
 
     let mountinfo = env.sh("cat /proc/self/mountinfo");
@@ -448,6 +481,76 @@ sha256sum build/out.bin"#;
     assert_eq!(secs, 1_577_934_245, "utimens passed through");
 }
 
+/// Debian's `git` (tests/env/setup.sh copies it and its libraries into the busybox image):
+/// init, commit and `git status` on a 2,000-file tree inside the view; the host's git reads the
+/// same repository and sees the changes plus the excluded files the container never saw.
+#[test]
+fn git_status_and_commits_work_in_the_view() {
+    if !ready() {
+        return;
+    }
+    let env = Env::start_image("git", &patterns(), GIT_IMAGE);
+    let script = r#"set -e
+cd /workspace
+i=1; while [ $i -le 2000 ]; do d=src/d$((i % 40)); mkdir -p $d; echo "line $i" > $d/f$i.txt; i=$((i+1)); done
+git init -q
+git add -A
+git commit -qm init
+echo "== clean"; git status --porcelain
+echo changed >> README.md; echo new > src/new.txt; rm src/d1/f1.txt
+echo "== dirty"; git status --porcelain
+echo "== end""#;
+    let out = env.sh(script);
+    let section = |name: &str| -> Vec<String> {
+        out.split(&format!("== {name}\n"))
+            .nth(1)
+            .unwrap_or("<missing>")
+            .split("== ")
+            .next()
+            .unwrap_or("")
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(section("clean"), Vec::<String>::new(), "{out}");
+    assert_eq!(
+        section("dirty"),
+        [" M README.md", " D src/d1/f1.txt", "?? src/new.txt"],
+        "{out}"
+    );
+    assert!(out.contains("== end"), "{out}");
+
+    let host_git = |args: &[&str]| {
+        let root = env.tree.root().to_string_lossy().into_owned();
+        let mut all = vec!["-c", "safe.directory=*", "-C", &root];
+        all.extend_from_slice(args);
+        run("git", &all).expect("host git")
+    };
+    let tracked = host_git(&["ls-files"]);
+    assert_eq!(
+        tracked.lines().count(),
+        2004,
+        "2000 files, README, main.rs, 2 links"
+    );
+    for hidden in [".env", "secrets", ".key", "node_modules"] {
+        assert!(!tracked.contains(hidden), "{hidden} committed: {tracked}");
+    }
+    // The objects the container wrote through the view form a sound repository.
+    host_git(&["fsck", "--no-progress", "--strict"]);
+    let host_status = host_git(&["status", "--porcelain"]);
+    for line in [
+        " M README.md",
+        " D src/d1/f1.txt",
+        "?? src/new.txt",
+        "?? .env",
+    ] {
+        assert!(
+            host_status.lines().any(|l| l == line),
+            "host status lacks {line:?}: {host_status}"
+        );
+    }
+}
+
 #[test]
 fn dead_server_shows_enotconn_never_the_source_and_up_recovers() {
     if !ready() {
@@ -693,6 +796,36 @@ fn alca_up_down_status_and_sync_drive_the_view() {
     assert!(
         listed(&after, "visible.txt") && !listed(&after, ".env"),
         "up recovered: {after}"
+    );
+
+    // A reboot: no view mounted, and the runtime restarts the container (restart policy)
+    // before anyone runs alca. It sees an empty directory, never the unfiltered source; the
+    // next `run` or `up` brings the filtered view back.
+    let reboot = || {
+        kill_server();
+        let mnt = state.join("mnt");
+        run("umount", &[&mnt.to_string_lossy()]).expect("unmount the dead view");
+        assert!(!view_mounted(&mnt));
+        docker_ok(&["restart", "-t", "0", &p.container()]).expect("restart as after a boot");
+        let booted = docker_ok(&["exec", &p.container(), "ls", "-a", "/workspace"]).expect("ls");
+        assert!(
+            !listed(&booted, "visible.txt") && !listed(&booted, ".env"),
+            "before alca runs the workspace is empty, not the raw source: {booted}"
+        );
+    };
+    reboot();
+    let after = p.alca("", &["run", "ls", "-a", "/workspace"]).all();
+    assert!(
+        listed(&after, "visible.txt") && !listed(&after, ".env"),
+        "run after a reboot serves the filtered view: {after}"
+    );
+    reboot();
+    p.alca("", &["up", "-q"])
+        .expect_code(0, "up after a reboot");
+    let after = p.alca("", &["run", "ls", "-a", "/workspace"]).all();
+    assert!(
+        listed(&after, "visible.txt") && !listed(&after, ".env"),
+        "up after a reboot serves the filtered view: {after}"
     );
 
     // New patterns on an existing container: refuse to keep it, rebuild with -f.

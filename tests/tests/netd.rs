@@ -1,7 +1,8 @@
 //! End-to-end suite of `alca-netd` on the real system dbus-daemon, polkitd and nftables:
 //! `alca network-helper install` for real, then calls as the unprivileged users `alcatest`
 //! (added to group `alcatraz`) and `alcaother` (not), crash safety under `kill -9`, re-apply,
-//! stale-table sweep and `uninstall`.
+//! stale-table sweep, `alca up/run/down` as `alcatest` without sudo with probes from inside the
+//! container to the `lanhost` netns and the host, and `uninstall`.
 //!
 //! One test function with ordered steps: every step shares the one system daemon.
 //! Needs root (tests/run.sh) and the test env (tests/env/setup.sh).
@@ -12,12 +13,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use alca_e2e::docker::{docker_ok, nc_script, Probe};
 use alca_e2e::netd::{
     alca, alca_tables, apply_as, built_binary, call_as, container_exists, daemon_pid,
     docker_project, env_refs, group_has, install_helper_for, project_id, remove_as, table_snapshot,
-    text, up_env, Reply, TempGroupMember, TempGroupRemoval, VethLink, INSTALLED_DAEMON,
+    text, up_env, Reply, TempGroupMember, TempGroupRemoval, VethLink, Watch, INSTALLED_DAEMON,
 };
-use alca_e2e::netns::{run, run_ok};
+use alca_e2e::netns::{
+    assert_route_local, assert_route_via, run, run_ok, uplink_ipv4, Listener, LANHOST_NS, LAN_VETH,
+};
+use alca_netd::shipped::FILES;
 use alca_netd::spec::{bridge_name, MAX_REQUEST_BYTES};
 
 const OWNER: &str = "alcatest";
@@ -115,6 +120,7 @@ fn netd_end_to_end() {
         &[],
     );
 
+    let foreign = foreign_tables();
     install(&project_dir);
     owner_applies(&project_dir);
     outsider_is_denied();
@@ -125,8 +131,34 @@ fn netd_end_to_end() {
     reapply_restores_a_deleted_table();
     stale_tables_are_swept_at_start();
     owner_removes();
-    up_and_down_go_through_the_daemon(&project_dir);
+    up_isolates_through_the_daemon(&project_dir);
+    up_without_the_group_fails_closed(&project_dir);
     uninstall(&project_dir);
+    let left = foreign_tables();
+    for t in &foreign {
+        assert!(
+            left.contains(t),
+            "a table alca does not own was removed: {t}"
+        );
+    }
+}
+
+/// `family name` of every nftables table not prefixed `alca-`.
+fn foreign_tables() -> Vec<String> {
+    let listing: serde_json::Value =
+        serde_json::from_str(&run_ok("nft", &["-j", "list", "tables"]).unwrap()).unwrap();
+    let tables = listing["nftables"].as_array().cloned().unwrap_or_default();
+    let names: Vec<String> = tables
+        .iter()
+        .filter_map(|t| {
+            let t = t.get("table")?;
+            Some(format!("{} {}", t["family"].as_str()?, t["name"].as_str()?))
+        })
+        .filter(|n| !n.split(' ').nth(1).unwrap_or("").starts_with("alca-"))
+        .collect();
+    // Docker's iptables-nft tables and the test env's uplink guard at least.
+    assert!(!names.is_empty(), "no foreign table to watch");
+    names
 }
 
 fn nix_is_root() -> bool {
@@ -161,13 +193,10 @@ fn install(dir: &Path) {
         meta, "0 755",
         "the daemon binary must be root-owned and not writable by others"
     );
-    for f in [
-        "/etc/dbus-1/system.d/io.github.alcatraz.Netd1.conf",
-        "/usr/share/dbus-1/system-services/io.github.alcatraz.Netd1.service",
-        "/usr/share/polkit-1/actions/io.github.alcatraz.netd.policy",
-        "/etc/polkit-1/rules.d/50-alcatraz.rules",
-    ] {
-        assert!(Path::new(f).is_file(), "{f} not installed");
+    // No systemd as PID 1 here: every file but the systemd units, byte for byte as shipped.
+    for f in FILES.iter().filter(|f| !f.systemd_only) {
+        let installed = std::fs::read_to_string(f.path).unwrap_or_default();
+        assert_eq!(installed, f.contents, "{} not installed as shipped", f.path);
     }
     let status = text(&alca(
         None,
@@ -236,6 +265,15 @@ fn authorised_outsider_is_not_owner() {
         "NotOwner",
         "belongs to uid",
     );
+    // Another project id with the same first ten digits names the same bridge: its proxy DNAT
+    // would take over the owner's containers, so a bridge belongs to one project only.
+    let squatter = format!("{}ffffffff", &PROJ_A[..10]);
+    let body = format!(
+        r#"{{"project":"{squatter}","bridge":"{}","allow_all":true,"proxy":"127.0.0.1:9"}}"#,
+        bridge_name(PROJ_A)
+    );
+    expect_error(apply_as(OTHER, &body).unwrap(), "NotOwner", "bridge");
+    assert!(!alca_tables().unwrap().contains(&table(&squatter)));
     assert_eq!(table_snapshot(&table(PROJ_A)).unwrap(), before);
 }
 
@@ -270,6 +308,19 @@ fn bad_requests_change_nothing() {
         "InvalidRequest",
         "project",
     );
+    // Wrong D-Bus signatures never reach the decoder: the bus binding refuses them by name.
+    for args in [
+        vec!["int32:7".to_string()],
+        vec![format!("string:{}", spec(PROJ_C, false)), "string:x".into()],
+        vec![],
+    ] {
+        let reply = call_as(OWNER, "Apply", &args).unwrap();
+        assert_eq!(
+            reply.error_kind(),
+            Some("InvalidArgs"),
+            "Apply{args:?}: {reply:?}"
+        );
+    }
     {
         // The project's own bridge name, taken by an interface that is not a bridge.
         let _veth = VethLink::add(&bridge_name(PROJ_C), "alca-e2e-peer").unwrap();
@@ -491,8 +542,9 @@ fn uninstall(dir: &Path) {
     assert_eq!(alca_tables().unwrap(), Vec::<String>::new());
     assert!(!Path::new("/var/lib/alcatraz").exists());
     assert!(!Path::new(INSTALLED_DAEMON).exists());
-    assert!(!Path::new("/etc/dbus-1/system.d/io.github.alcatraz.Netd1.conf").exists());
-    assert!(!Path::new("/etc/polkit-1/rules.d/50-alcatraz.rules").exists());
+    for f in FILES {
+        assert!(!Path::new(f.path).exists(), "{} left behind", f.path);
+    }
     assert!(!group_has("alcatraz", None));
     assert_eq!(daemon_pid(), None);
     let status = text(&alca(None, dir, &["network-helper", "status"], &[]));
@@ -500,26 +552,154 @@ fn uninstall(dir: &Path) {
     assert!(status.contains("Daemon: not running"), "{status}");
 }
 
-/// The CLI's guard for real: `up` as a group member applies the rules through the daemon before
-/// the container starts, `down` removes them, and without the group `up` fails closed.
-fn up_and_down_go_through_the_daemon(scratch: &Path) {
-    let dir = docker_project(scratch, "up-ok", OWNER, "");
+/// Ports of the listeners the `up` step probes (outside the isolation suite's range).
+const UP_OPEN: u16 = 21801;
+const UP_CLOSED: u16 = 21802;
+const UP_HOST_OPEN: u16 = 21803;
+const UP_HOST_CLOSED: u16 = 21804;
+/// The test LAN host and a non-LAN test host, both in netns `lanhost`.
+const LAN4: &str = "10.99.0.2";
+const PUBLIC4: &str = "198.51.100.2";
+/// The host's own address on the test veth.
+const HOST_LAN4: &str = "10.99.0.1";
+
+/// The `.alca.toml` of the isolated project: one LAN IP:port, the host's IP on one port, and a
+/// `commands.up` that records the container's first connection attempt, made straight after
+/// start: the rules must already refuse it.
+fn isolated_config() -> String {
+    format!(
+        "[commands]\nup = \"echo | nc -w 3 {LAN4} {UP_CLOSED} > /workspace/first-probe 2>&1; true\"\n\
+         [network]\nlan-access = [\"{LAN4}:{UP_OPEN}\", \"${{alca:HOST_IP}}:{UP_HOST_OPEN}\"]\n"
+    )
+}
+
+/// What a TCP connection from inside the project's container (through `alca run` as the
+/// owner) to `addr`:`port` ended with.
+fn probe_in(dir: &Path, env: &[(&str, &str)], addr: &str, port: u16) -> Probe {
+    let out = alca(
+        Some(OWNER),
+        dir,
+        &["run", "sh", "-c", &nc_script(addr, port)],
+        env,
+    );
+    Probe::classify(&text(&out))
+}
+
+fn expect_probe(dir: &Path, env: &[(&str, &str)], addr: &str, port: u16, want: &str) {
+    let got = probe_in(dir, env, addr, port);
+    let ok = match want {
+        "refused" => got == Probe::Refused,
+        tag => got.answered_by(tag),
+    };
+    assert!(
+        ok,
+        "{addr}:{port} from the container: expected {want}, got {got:?}"
+    );
+}
+
+/// The CLI's guard for real: `up` as a group member (no sudo) applies the rules through the
+/// daemon before the container starts, and from inside the container the LAN and the host
+/// are refused except what lan-access lists (also after a restart); `down` removes them.
+fn up_isolates_through_the_daemon(scratch: &Path) {
+    for addr in [LAN4, PUBLIC4] {
+        assert_route_via(addr, LAN_VETH);
+    }
+    let uplink = uplink_ipv4().expect("uplink address");
+    for local in [HOST_LAN4, uplink.as_str()] {
+        assert_route_local(local);
+    }
+    let _lan: Vec<Listener> = [UP_OPEN, UP_CLOSED]
+        .iter()
+        .map(|p| Listener::start(Some(LANHOST_NS), "lanhost", "::", *p, 180).expect("listener"))
+        .collect();
+    let _host: Vec<Listener> = [UP_HOST_OPEN, UP_HOST_CLOSED]
+        .iter()
+        .map(|p| Listener::start(None, "host", "0.0.0.0", *p, 180).expect("listener"))
+        .collect();
+
+    let dir = docker_project(scratch, "up-ok", OWNER, &isolated_config());
     let owned = up_env(&dir);
     let env = env_refs(&owned);
+    let tables = Watch::start("nft", &["monitor", "tables"]).expect("nft monitor");
+    let events = Watch::start(
+        "docker",
+        &[
+            "events",
+            "--filter",
+            "type=container",
+            "--format",
+            "{{.Action}} {{.Actor.Attributes.name}}",
+        ],
+    )
+    .expect("docker events");
+    std::thread::sleep(Duration::from_millis(500));
     let up = alca(Some(OWNER), &dir, &["up", "--trust"], &env);
     assert!(up.status.success(), "alca up failed: {}", text(&up));
     let id = project_id(&dir);
+    let name = format!("alca-{}", &id[..12]);
+    let table_added = tables.first(&format!("add table inet {}", table(&id)));
+    let created = events.first(&format!("create {name}"));
+    match (table_added, created) {
+        (Some(t), Some(c)) => assert!(t < c, "the container was created before its rules"),
+        _ => panic!(
+            "missing events: nft {:?}, docker {:?}",
+            tables.lines(),
+            events.lines()
+        ),
+    }
+    drop((tables, events));
     assert!(alca_tables().unwrap().contains(&table(&id)));
     assert!(container_exists(&id));
     let status = text(&alca(Some(OWNER), &dir, &["network-helper", "status"], &[]));
     assert!(status.contains("Rules applied: Yes"), "{status}");
+
+    let first = std::fs::read_to_string(dir.join("first-probe")).expect("commands.up ran");
+    assert_eq!(
+        Probe::classify(&first),
+        Probe::Refused,
+        "first connection: {first}"
+    );
+    let gateway = docker_ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{(index .IPAM.Config 0).Gateway}}",
+        &format!("alca-{}", &id[..12]),
+    ])
+    .expect("gateway");
+    assert_route_local(&gateway);
+    let check_isolation = || {
+        expect_probe(&dir, &env, LAN4, UP_OPEN, "lanhost");
+        expect_probe(&dir, &env, LAN4, UP_CLOSED, "refused");
+        expect_probe(&dir, &env, PUBLIC4, UP_CLOSED, "lanhost");
+        expect_probe(&dir, &env, &uplink, UP_HOST_OPEN, "host");
+        for local in [gateway.as_str(), HOST_LAN4, &uplink] {
+            expect_probe(&dir, &env, local, UP_HOST_CLOSED, "refused");
+        }
+    };
+    check_isolation();
+    docker_ok(&["restart", "-t", "0", &format!("alca-{}", &id[..12])]).expect("docker restart");
+    check_isolation();
+    let project_status = text(&alca(Some(OWNER), &dir, &["status"], &env));
+    assert!(
+        project_status.contains("Rules applied: Yes"),
+        "{project_status}"
+    );
+
     let down = alca(Some(OWNER), &dir, &["down"], &env);
     assert!(down.status.success(), "alca down failed: {}", text(&down));
     assert!(!alca_tables().unwrap().contains(&table(&id)));
     assert!(!container_exists(&id));
+    let status = text(&alca(Some(OWNER), &dir, &["network-helper", "status"], &[]));
+    assert!(status.contains("Rules applied: No"), "{status}");
+}
 
+/// Without the group, `up` fails closed: no container runs without its rules.
+fn up_without_the_group_fails_closed(scratch: &Path) {
     let _out = TempGroupRemoval::remove(OWNER, "alcatraz").unwrap();
     let dir = docker_project(scratch, "up-denied", OWNER, "");
+    let owned = up_env(&dir);
+    let env = env_refs(&owned);
     let denied = alca(Some(OWNER), &dir, &["up", "--trust"], &env);
     let said = text(&denied);
     assert!(!denied.status.success(), "up must fail closed: {said}");
