@@ -23,7 +23,7 @@ use alca_e2e::netns::{
     assert_route_local, assert_route_via, run, run_ok, uplink_ipv4, Listener, LANHOST_NS, LAN_VETH,
 };
 use alca_netd::shipped::FILES;
-use alca_netd::spec::{bridge_name, MAX_REQUEST_BYTES};
+use alca_netd::spec::{bridge_name, resolvers_from_resolv_conf, MAX_REQUEST_BYTES};
 
 const OWNER: &str = "alcatest";
 const OTHER: &str = "alcaother";
@@ -269,7 +269,7 @@ fn authorised_outsider_is_not_owner() {
     // would take over the owner's containers, so a bridge belongs to one project only.
     let squatter = format!("{}ffffffff", &PROJ_A[..10]);
     let body = format!(
-        r#"{{"project":"{squatter}","bridge":"{}","allow_all":true,"proxy":"127.0.0.1:9"}}"#,
+        r#"{{"project":"{squatter}","bridge":"{}","allow_all":true,"proxy":"10.99.0.1:9"}}"#,
         bridge_name(PROJ_A)
     );
     expect_error(apply_as(OTHER, &body).unwrap(), "NotOwner", "bridge");
@@ -649,6 +649,16 @@ fn up_isolates_through_the_daemon(scratch: &Path) {
     }
     drop((tables, events));
     assert!(alca_tables().unwrap().contains(&table(&id)));
+    // Docker's embedded DNS forwards to the host's resolvers across the bridge: they are allowed
+    // (checked in the live table; no query is sent to a real resolver).
+    let live = run_ok("nft", &["list", "table", "inet", &table(&id)]).expect("list table");
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    for resolver in resolvers_from_resolv_conf(&resolv) {
+        assert!(
+            live.contains(&resolver.to_string()),
+            "resolver {resolver} is not allowed: {live}"
+        );
+    }
     assert!(container_exists(&id));
     let status = text(&alca(Some(OWNER), &dir, &["network-helper", "status"], &[]));
     assert!(status.contains("Rules applied: Yes"), "{status}");

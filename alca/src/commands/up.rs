@@ -324,7 +324,8 @@ impl Up {
                 .network(&self.name())?
                 .map(|n| n.gateways)
                 .unwrap_or_default(),
-            RuntimeKind::Docker => Vec::new(),
+            // The embedded DNS forwards to the host's resolvers across the project bridge.
+            RuntimeKind::Docker => crate::network::resolvers::docker_upstream_resolvers(),
         };
         let spec = spec::build(&self.project.config, &self.state.id, dns, &|| {
             alca_netd::host::host_ip()

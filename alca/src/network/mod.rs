@@ -4,6 +4,7 @@
 
 pub mod netd;
 pub mod proxy_check;
+pub mod resolvers;
 pub mod spec;
 
 use alca_netd::NetSpec;
