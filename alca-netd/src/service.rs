@@ -13,6 +13,7 @@ use crate::auth::{authorize, caller_uid, ACTION_APPLY, ACTION_REMOVE};
 use crate::engine::{Engine, ProjectStatus};
 use crate::errors::NetdError;
 use crate::links::check_bridge;
+use crate::observe::decode_probes;
 use crate::request::{decode_project, decode_spec};
 
 /// Well-known bus name the daemon owns on the system bus.
@@ -47,6 +48,11 @@ impl NetdService {
             .await
             .map_err(|e| NetdError::Internal(format!("worker failed: {e}")))?
     }
+}
+
+/// Replies are plain data (addresses, numbers, strings): serialising cannot fail.
+fn to_json(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_default()
 }
 
 fn invalid(e: impl std::fmt::Display) -> NetdError {
@@ -107,6 +113,54 @@ impl NetdService {
     ) -> Result<Vec<ProjectStatus>, NetdError> {
         let uid = caller_uid(conn, &header).await?;
         self.run(move |e| e.list(uid)).await
+    }
+
+    /// Checks the live rules of one of the caller's projects against its saved spec and arms
+    /// the probes in `probes_json` (a list of `{key, fence}`) for `alca network verify`; they
+    /// expire by themselves. Returns the check as JSON (applied, problems, armed).
+    #[zbus(out_args("check_json"))]
+    async fn arm_probes(
+        &self,
+        project: String,
+        probes_json: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, NetdError> {
+        let uid = caller_uid(conn, &header).await?;
+        decode_project(&project).map_err(invalid)?;
+        let probes = decode_probes(&probes_json).map_err(invalid)?;
+        let check = self
+            .run(move |e| e.arm_probes(&project, uid, &probes))
+            .await?;
+        Ok(to_json(&check))
+    }
+
+    /// Which armed probes got past the isolation rules, and the denied log, as JSON; disarms.
+    #[zbus(out_args("outcome_json"))]
+    async fn probe_outcome(
+        &self,
+        project: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, NetdError> {
+        let uid = caller_uid(conn, &header).await?;
+        decode_project(&project).map_err(invalid)?;
+        let outcome = self.run(move |e| e.probe_outcome(&project, uid)).await?;
+        Ok(to_json(&outcome))
+    }
+
+    /// The bounded log of denied attempts of one of the caller's projects, as JSON.
+    #[zbus(out_args("denied_json"))]
+    async fn denied(
+        &self,
+        project: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, NetdError> {
+        let uid = caller_uid(conn, &header).await?;
+        decode_project(&project).map_err(invalid)?;
+        let denied = self.run(move |e| e.denied(&project, uid)).await?;
+        Ok(to_json(&denied))
     }
 
     /// How this daemon was started: `systemd`, `D-Bus activation` or `manual`.
