@@ -236,6 +236,19 @@ impl Engine {
         if observe::fence_ready(&live) {
             self.firewall.apply(&observe::disarm_batch(&table))?;
         }
+        let armed = observe::read_armed(&live);
+        let logged: Vec<_> = outcome
+            .denied
+            .iter()
+            .map(|d| d.key)
+            .filter(|k| armed.contains(k))
+            .collect();
+        if !logged.is_empty() {
+            // Best effort: an entry that expired meanwhile makes nft refuse the batch.
+            if let Err(e) = self.firewall.apply(&observe::forget_batch(&table, &logged)) {
+                tracing::warn!(project, "cannot drop the probes from the denied log: {e}");
+            }
+        }
         Ok(outcome)
     }
 

@@ -290,6 +290,34 @@ fn keyed_elems(live: &Value, name: &str) -> Vec<(Key, Value)> {
         .collect()
 }
 
+/// The probes armed right now.
+pub fn read_armed(live: &Value) -> Vec<Key> {
+    [PROBE4_SET, PROBE6_SET]
+        .iter()
+        .flat_map(|s| keyed_elems(live, s))
+        .map(|(k, _)| k)
+        .collect()
+}
+
+/// Deletes the log entries the probes themselves caused, so the log shows only what the
+/// container tried on its own. `logged` must be in the denied sets right now.
+pub fn forget_batch(table: &str, logged: &[Key]) -> Value {
+    let cmds: Vec<Value> = logged
+        .iter()
+        .map(|k| {
+            let name = if k.addr.is_ipv6() {
+                DENIED6_SET
+            } else {
+                DENIED4_SET
+            };
+            let mut target = set_ref(table, name);
+            target["elem"] = json!([elem(k, None)]);
+            json!({ "delete": { "element": target } })
+        })
+        .collect();
+    json!({ "nftables": cmds })
+}
+
 /// The probes recorded as past the isolation chain.
 pub fn read_passed(live: &Value) -> Vec<Key> {
     let mut keys: Vec<Key> = [PASSED4_SET, PASSED6_SET]
@@ -389,6 +417,12 @@ mod tests {
                 fence: true,
             },
         ];
+        let forget = forget_batch("alca-x", &[probes[2].key]);
+        crate::firewall::ensure_only_alca(&forget).unwrap();
+        assert_eq!(
+            forget["nftables"][0]["delete"]["element"]["name"],
+            "denied6"
+        );
         let batch = arm_batch("alca-x", &probes);
         crate::firewall::ensure_only_alca(&batch).unwrap();
         let cmds = batch["nftables"].as_array().unwrap();

@@ -53,6 +53,38 @@ pub fn built_binary(name: &str) -> PathBuf {
     path
 }
 
+/// Runs the built `alca` in `dir` as `user` (through `runuser`) or as root, with extra `env`.
+pub fn alca_as(
+    user: Option<&str>,
+    dir: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    let bin = built_binary("alca");
+    let mut cmd = match user {
+        Some(u) => {
+            let mut c = Command::new("runuser");
+            c.args(["-u", u, "--"]).arg(&bin);
+            c
+        }
+        None => Command::new(&bin),
+    };
+    cmd.args(args).current_dir(dir);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("running alca")
+}
+
+/// stdout then stderr of a finished command, as text.
+pub fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// Outcome of one D-Bus call: the printed reply, or the D-Bus error name and message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {

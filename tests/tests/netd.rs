@@ -13,8 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alca_e2e::netd::{
-    alca_tables, apply_as, built_binary, call_as, daemon_pid, group_has, remove_as, table_snapshot,
-    Reply, TempGroupMember, TempGroupRemoval, VethLink, INSTALLED_DAEMON,
+    alca_as, alca_tables, apply_as, built_binary, call_as, daemon_pid, group_has, output_text,
+    remove_as, table_snapshot, Reply, TempGroupMember, TempGroupRemoval, VethLink,
+    INSTALLED_DAEMON,
 };
 use alca_e2e::netns::{run, run_ok};
 use alca_netd::spec::{bridge_name, MAX_REQUEST_BYTES};
@@ -44,28 +45,11 @@ fn spec(project: &str, open: bool) -> String {
 }
 
 fn alca(user: Option<&str>, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let bin = built_binary("alca");
-    let mut cmd = match user {
-        Some(u) => {
-            let mut c = Command::new("runuser");
-            c.args(["-u", u, "--"]).arg(&bin);
-            c
-        }
-        None => Command::new(&bin),
-    };
-    cmd.args(args).current_dir(dir);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("running alca")
+    alca_as(user, dir, args, env)
 }
 
 fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    output_text(out)
 }
 
 fn expect_error(reply: Reply, kind: &str, mentions: &str) {

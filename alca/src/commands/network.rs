@@ -111,7 +111,10 @@ fn verify_command(local_only: bool, plan: bool) -> anyhow::Result<ExitCode> {
                 None => ("dns".into(), "resolver".into(), "53".into()),
             };
             let place = if t.local { "local" } else { "remote" };
-            println!("{}\t{proto}\t{addr}\t{port}\t{}\t{place}", t.label, t.expect);
+            println!(
+                "{}\t{proto}\t{addr}\t{port}\t{}\t{place}",
+                t.label, t.expect
+            );
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -251,10 +254,6 @@ fn exec_script(runtime: &dyn Runtime, container: &str, script: &str) -> anyhow::
         );
     }
     Ok(text)
-}
-
-fn socket(k: &Key) -> String {
-    std::net::SocketAddr::new(k.addr, k.port).to_string()
 }
 
 fn print_report(report: &Report) {

@@ -19,7 +19,7 @@ pub fn line(d: &Denied, now_secs: u64) -> String {
         utc(now_secs.saturating_sub(d.last_seen_secs)),
         k.addr,
         k.port,
-        k.proto,
+        k.proto.to_string(),
         d.packets,
         suggest_lan_access(k.addr, k.proto, k.port)
     )

@@ -79,7 +79,13 @@ pub fn parse_routes(v: &Value, bridge: impl Fn(&str) -> bool) -> Vec<(String, Ip
         .filter_map(|r| {
             let dev = r["dev"].as_str()?;
             let net: IpNet = r["dst"].as_str()?.parse().ok()?;
-            (net.prefix_len() < net.max_prefix_len() && bridge(dev)).then(|| (dev.to_string(), net))
+            // Link-local and multicast routes name no container.
+            let scoped = match net.addr() {
+                IpAddr::V6(a) => a.segments()[0] & 0xffc0 == 0xfe80 || a.is_multicast(),
+                IpAddr::V4(a) => a.is_link_local() || a.is_multicast(),
+            };
+            let routed = net.prefix_len() < net.max_prefix_len() && !scoped;
+            (routed && bridge(dev)).then(|| (dev.to_string(), net))
         })
         .collect()
 }
@@ -107,6 +113,7 @@ mod tests {
         let routes = json!([
             {"dst": "default", "gateway": "203.0.113.1", "dev": "eth0"},
             {"dst": "172.17.0.0/16", "dev": "docker0"},
+            {"dst": "fe80::/64", "dev": "docker0"},
             {"dst": "10.99.0.0/24", "dev": "alca-lan0"},
         ]);
         let got = parse_routes(&routes, |d| d == "docker0");

@@ -28,9 +28,9 @@ use serde::{Deserialize, Serialize};
 
 /// Port probed on blocked-expected destinations (discard: nothing is expected to answer).
 pub const BLOCKED_PORT: u16 = 9;
-/// Address whose redirection to the proxy is checked (TEST-NET-1, never a real host).
+/// Address whose redirection to the proxy is checked (TEST-NET-3, not routed on the internet).
 pub const PROXY_CHECK: SocketTarget = SocketTarget {
-    addr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+    addr: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 1)),
     port: 80,
 };
 /// Most targets of one verification.
