@@ -48,6 +48,25 @@ impl NetdService {
             .await
             .map_err(|e| NetdError::Internal(format!("worker failed: {e}")))?
     }
+
+    /// An owner-checked call about one project whose reply is JSON: authenticates the caller,
+    /// checks the id, runs `f(engine, project, uid)` on the blocking pool.
+    async fn query<T, F>(
+        &self,
+        conn: &Connection,
+        header: &Header<'_>,
+        project: String,
+        f: F,
+    ) -> Result<String, NetdError>
+    where
+        T: serde::Serialize + Send + 'static,
+        F: FnOnce(&Engine, &str, u32) -> Result<T, NetdError> + Send + 'static,
+    {
+        let uid = caller_uid(conn, header).await?;
+        decode_project(&project).map_err(invalid)?;
+        let reply = self.run(move |e| f(e, &project, uid)).await?;
+        Ok(to_json(&reply))
+    }
 }
 
 /// Replies are plain data (addresses, numbers, strings): serialising cannot fail.
@@ -126,13 +145,11 @@ impl NetdService {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, NetdError> {
-        let uid = caller_uid(conn, &header).await?;
-        decode_project(&project).map_err(invalid)?;
         let probes = decode_probes(&probes_json).map_err(invalid)?;
-        let check = self
-            .run(move |e| e.arm_probes(&project, uid, &probes))
-            .await?;
-        Ok(to_json(&check))
+        self.query(conn, &header, project, move |e, p, uid| {
+            e.arm_probes(p, uid, &probes)
+        })
+        .await
     }
 
     /// Which armed probes got past the isolation rules, and the denied log, as JSON; disarms.
@@ -143,10 +160,8 @@ impl NetdService {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, NetdError> {
-        let uid = caller_uid(conn, &header).await?;
-        decode_project(&project).map_err(invalid)?;
-        let outcome = self.run(move |e| e.probe_outcome(&project, uid)).await?;
-        Ok(to_json(&outcome))
+        self.query(conn, &header, project, |e, p, uid| e.probe_outcome(p, uid))
+            .await
     }
 
     /// The bounded log of denied attempts of one of the caller's projects, as JSON.
@@ -157,10 +172,8 @@ impl NetdService {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, NetdError> {
-        let uid = caller_uid(conn, &header).await?;
-        decode_project(&project).map_err(invalid)?;
-        let denied = self.run(move |e| e.denied(&project, uid)).await?;
-        Ok(to_json(&denied))
+        self.query(conn, &header, project, |e, p, uid| e.denied(p, uid))
+            .await
     }
 
     /// How this daemon was started: `systemd`, `D-Bus activation` or `manual`.

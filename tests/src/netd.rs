@@ -276,3 +276,27 @@ pub fn group_has(group: &str, user: Option<&str>) -> bool {
             .is_some_and(|members| members.split(',').any(|m| m == u)),
     }
 }
+
+/// A fresh docker project (busybox image) owned by `owner`, in `parent/name`.
+pub fn docker_project(parent: &std::path::Path, name: &str, owner: &str) -> PathBuf {
+    let dir = parent.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join(".alca.toml"),
+        "image = \"alca-test/busybox:latest\"\nruntime = \"docker\"\n",
+    )
+    .unwrap();
+    run_ok(
+        "chown",
+        &["-R", &format!("{owner}:{owner}"), dir.to_str().unwrap()],
+    )
+    .unwrap();
+    dir
+}
+
+/// The project id recorded in `dir/.alca/state.json`.
+pub fn project_id(dir: &std::path::Path) -> String {
+    let state = std::fs::read_to_string(dir.join(".alca/state.json")).expect("state.json");
+    let json: Value = serde_json::from_str(&state).unwrap();
+    json["id"].as_str().expect("id").to_string()
+}

@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alca_e2e::netd::{
-    alca_as, alca_tables, apply_as, built_binary, call_as, daemon_pid, group_has, output_text,
-    remove_as, table_snapshot, Reply, TempGroupMember, TempGroupRemoval, VethLink,
-    INSTALLED_DAEMON,
+    alca_as, alca_tables, apply_as, built_binary, call_as, daemon_pid, docker_project, group_has,
+    output_text, project_id, remove_as, table_snapshot, Reply, TempGroupMember, TempGroupRemoval,
+    VethLink, INSTALLED_DAEMON,
 };
 use alca_e2e::netns::{run, run_ok};
 use alca_netd::spec::{bridge_name, MAX_REQUEST_BYTES};
@@ -529,29 +529,6 @@ fn env_refs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str
     env.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
-/// A fresh docker project owned by the test user, inside the scratch directory.
-fn docker_project(parent: &Path, name: &str) -> PathBuf {
-    let dir = parent.join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join(".alca.toml"),
-        "image = \"alca-test/busybox:latest\"\nruntime = \"docker\"\n",
-    )
-    .unwrap();
-    run_ok(
-        "chown",
-        &["-R", &format!("{OWNER}:{OWNER}"), dir.to_str().unwrap()],
-    )
-    .unwrap();
-    dir
-}
-
-fn project_id(dir: &Path) -> String {
-    let state = std::fs::read_to_string(dir.join(".alca/state.json")).expect("state.json");
-    let json: serde_json::Value = serde_json::from_str(&state).unwrap();
-    json["id"].as_str().expect("id").to_string()
-}
-
 fn container_exists(id: &str) -> bool {
     let name = format!("alca-{}", &id[..12]);
     run("docker", &["container", "inspect", &name])
@@ -562,7 +539,7 @@ fn container_exists(id: &str) -> bool {
 /// The CLI's guard for real: `up` as a group member applies the rules through the daemon before
 /// the container starts, `down` removes them, and without the group `up` fails closed.
 fn up_and_down_go_through_the_daemon(scratch: &Path) {
-    let dir = docker_project(scratch, "up-ok");
+    let dir = docker_project(scratch, "up-ok", OWNER);
     let owned = up_env(&dir);
     let env = env_refs(&owned);
     let up = alca(Some(OWNER), &dir, &["up"], &env);
@@ -578,7 +555,7 @@ fn up_and_down_go_through_the_daemon(scratch: &Path) {
     assert!(!container_exists(&id));
 
     let _out = TempGroupRemoval::remove(OWNER, "alcatraz").unwrap();
-    let dir = docker_project(scratch, "up-denied");
+    let dir = docker_project(scratch, "up-denied", OWNER);
     let denied = alca(Some(OWNER), &dir, &["up"], &env);
     let said = text(&denied);
     assert!(!denied.status.success(), "up must fail closed: {said}");

@@ -13,8 +13,8 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use alca_e2e::docker::{docker, Probe};
-use alca_e2e::netd::{alca_as, built_binary, output_text};
-use alca_e2e::netns::{assert_route_via, run, run_ok, LAN_VETH};
+use alca_e2e::netd::{alca_as, built_binary, docker_project, output_text, project_id};
+use alca_e2e::netns::{assert_route_via, run, run_ok, Listener, LANHOST_NS, LAN_VETH};
 use alca_netd::compile::DENIED_SIZE;
 
 const USER: &str = "alcatest";
@@ -58,32 +58,12 @@ impl Drop for Cleanup {
     }
 }
 
-fn project(scratch: &Path, name: &str) -> PathBuf {
-    let dir = scratch.join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join(".alca.toml"),
-        "image = \"alca-test/busybox:latest\"\nruntime = \"docker\"\n",
-    )
-    .unwrap();
-    run_ok(
-        "chown",
-        &["-R", &format!("{USER}:{USER}"), scratch.to_str().unwrap()],
-    )
-    .unwrap();
-    dir
-}
-
 fn container(dir: &Path) -> String {
-    let state = std::fs::read_to_string(dir.join(".alca/state.json")).expect("state.json");
-    let json: serde_json::Value = serde_json::from_str(&state).unwrap();
-    format!("alca-{}", &json["id"].as_str().unwrap()[..12])
+    format!("alca-{}", &project_id(dir)[..12])
 }
 
 fn table(dir: &Path) -> String {
-    let state = std::fs::read_to_string(dir.join(".alca/state.json")).expect("state.json");
-    let json: serde_json::Value = serde_json::from_str(&state).unwrap();
-    format!("alca-{}", json["id"].as_str().unwrap())
+    format!("alca-{}", project_id(dir))
 }
 
 fn exec(name: &str, script: &str) -> String {
@@ -97,8 +77,8 @@ fn observe_end_to_end() {
         panic!("the observe suite must run as root (tests/run.sh)");
     }
     let scratch = std::env::temp_dir().join(format!("alca-e2e-observe-{}", std::process::id()));
-    let main = project(&scratch, "main");
-    let sibling = project(&scratch, "sibling");
+    let main = docker_project(&scratch, "main", USER);
+    let sibling = docker_project(&scratch, "sibling", USER);
     let _cleanup = Cleanup {
         scratch: scratch.clone(),
         projects: vec![main.clone(), sibling.clone()],
@@ -129,6 +109,8 @@ fn observe_end_to_end() {
     denied_attempts_are_logged(&main);
     flood_keeps_the_log_bounded(&main);
     a_hole_is_found_and_named(&main);
+    follow_prints_new_attempts(&main);
+    allow_listed_entries_are_reached(&main);
 }
 
 /// The local-only matrix, each destination checked to stay on this machine or in `lanhost`.
@@ -243,7 +225,7 @@ fn flood_keeps_the_log_bounded(main: &Path) {
     let log = ok(main, &["network", "log"]);
     let entries = log.lines().filter(|l| l.contains("lan-access = [")).count();
     assert!(
-        entries <= 2 * DENIED_SIZE as usize,
+        entries <= DENIED_SIZE as usize,
         "log grew past its bound: {entries} entries"
     );
     assert!(
@@ -323,4 +305,85 @@ fn a_hole_is_found_and_named(main: &Path) {
     assert!(deny_lan_v4_handles(&t).len() == 2 && started.elapsed() < Duration::from_secs(120));
     let again = ok(main, &["network", "verify", "--local-only"]);
     assert!(again.contains("Network verify: passed"), "{again}");
+}
+
+/// `alca network log -f` prints an attempt made after it started, within a few polls.
+fn follow_prints_new_attempts(main: &Path) {
+    use std::io::{BufRead, BufReader};
+    assert_route_via(LAN4, LAN_VETH);
+    let state = main.join(".state");
+    // setpriv execs alca itself (runuser would stay in between), so kill() reaches it.
+    let mut child = Command::new("setpriv")
+        .args([
+            &format!("--reuid={USER}"),
+            &format!("--regid={USER}"),
+            "--init-groups",
+        ])
+        .arg(built_binary("alca"))
+        .args(["network", "log", "-f"])
+        .current_dir(main)
+        .env("XDG_STATE_HOME", &state)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("alca network log -f");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // The first screen (the log so far) is printed before the attempt.
+    std::thread::sleep(Duration::from_millis(1500));
+    while rx.try_recv().is_ok() {}
+    let port = LAN_PORT + 1;
+    let out = exec(&container(main), &alca_e2e::docker::nc_script(LAN4, port));
+    assert_eq!(Probe::classify(&out), Probe::Refused, "{out}");
+    let want = format!("lan-access = [\"{LAN4}:{port}\"]");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut found = false;
+    while Instant::now() < deadline && !found {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
+            found = line.ends_with(&want);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        found,
+        "`log -f` did not print the new attempt to {LAN4}:{port}"
+    );
+}
+
+/// With `lan-access = ["10.99.0.2:18080"]` the entry is probed, reached and reported allowed.
+fn allow_listed_entries_are_reached(main: &Path) {
+    assert_route_via(LAN4, LAN_VETH);
+    let _listener = Listener::start(Some(LANHOST_NS), "lanhost", "0.0.0.0", LAN_PORT, 60)
+        .expect("lanhost listener");
+    std::fs::write(
+        main.join(".alca.toml"),
+        "image = \"alca-test/busybox:latest\"\nruntime = \"docker\"\n\
+         [network]\nlan-access = [\"10.99.0.2:18080\"]\n",
+    )
+    .unwrap();
+    ok(main, &["up", "-f"]);
+    let plan = ok(main, &["network", "verify", "--local-only", "--plan"]);
+    let row = plan
+        .lines()
+        .find(|l| l.starts_with("lan-access 10.99.0.2:18080\t"))
+        .unwrap_or_else(|| panic!("allow-listed entry not in the plan: {plan}"));
+    assert!(row.contains("\ttcp\t10.99.0.2\t18080\tallowed\t"), "{row}");
+    let report = ok(main, &["network", "verify", "--local-only"]);
+    eprintln!("{report}");
+    let line = report
+        .lines()
+        .find(|l| l.contains("lan-access 10.99.0.2:18080"))
+        .expect("allow-listed row");
+    assert!(
+        line.starts_with("ok") && line.contains("allowed") && line.contains("connected"),
+        "{line}"
+    );
+    assert!(report.contains("Network verify: passed"), "{report}");
 }

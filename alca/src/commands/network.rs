@@ -357,12 +357,15 @@ fn log_command(follow: bool) -> anyhow::Result<ExitCode> {
     if entries.is_empty() && !follow {
         println!("(no denied connections recorded)");
     }
-    while follow {
+    if !follow {
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Polls until interrupted; memory stays bounded by the log's own size.
+    loop {
         std::thread::sleep(FOLLOW_EVERY);
         let entries = client.denied(&state.id).map_err(explain)?;
         print_changed(&mut shown, &entries);
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 fn print_changed(shown: &mut HashMap<Key, u64>, entries: &[alca_netd::observe::Denied]) {

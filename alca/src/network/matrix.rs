@@ -427,62 +427,54 @@ mod tests {
         }
     }
 
+    /// `(address, protocol, port, host-local, expected)` rows checked against `s`.
+    fn check(s: &NetSpec, rows: &[(&str, Proto, u16, bool, Reach)]) {
+        for (addr, proto, port, local, want) in rows {
+            let got = expected(s, &key(addr, *proto, *port), *local);
+            assert_eq!(got, *want, "{addr} {proto} {port}");
+        }
+    }
+
     #[test]
     fn expectation_follows_the_chain_order() {
+        use Proto::{Tcp, Udp};
+        use Reach::{Allowed, Blocked, Redirected};
         let mut s = spec();
-        assert_eq!(
-            expected(&s, &key("10.99.0.2", Proto::Tcp, 18080), false),
-            Reach::Blocked
-        );
-        assert_eq!(
-            expected(&s, &key("203.0.113.9", Proto::Tcp, 9), true),
-            Reach::Blocked
-        );
-        assert_eq!(
-            expected(&s, &key("198.51.100.2", Proto::Tcp, 80), false),
-            Reach::Allowed
+        check(
+            &s,
+            &[
+                ("10.99.0.2", Tcp, 18080, false, Blocked),
+                ("203.0.113.9", Tcp, 9, true, Blocked),
+                ("198.51.100.2", Tcp, 80, false, Allowed),
+            ],
         );
         s.allow = vec![AllowRule {
             net: "10.99.0.2/32".parse().unwrap(),
             proto: None,
             port: Some(18080),
         }];
-        assert_eq!(
-            expected(&s, &key("10.99.0.2", Proto::Tcp, 18080), false),
-            Reach::Allowed
-        );
-        assert_eq!(
-            expected(&s, &key("10.99.0.2", Proto::Tcp, 18081), false),
-            Reach::Blocked
-        );
         s.dns = vec!["10.89.0.1".parse().unwrap()];
-        assert_eq!(
-            expected(&s, &key("10.89.0.1", Proto::Udp, 53), true),
-            Reach::Allowed
+        check(
+            &s,
+            &[
+                ("10.99.0.2", Tcp, 18080, false, Allowed),
+                ("10.99.0.2", Tcp, 18081, false, Blocked),
+                ("10.89.0.1", Udp, 53, true, Allowed),
+            ],
         );
         s.proxy = Some("10.99.0.1:3128".parse().unwrap());
-        assert_eq!(
-            expected(&s, &key("192.0.2.1", Proto::Tcp, 80), false),
-            Reach::Redirected
-        );
-        assert_eq!(
-            expected(&s, &key("10.99.0.1", Proto::Tcp, 3128), true),
-            Reach::Allowed
-        );
-        assert_eq!(
-            expected(&s, &key("10.99.0.2", Proto::Tcp, 18080), false),
-            Reach::Redirected
-        );
-        assert_eq!(
-            expected(&s, &key("2001:db8::1", Proto::Tcp, 80), false),
-            Reach::Blocked
+        check(
+            &s,
+            &[
+                ("192.0.2.1", Tcp, 80, false, Redirected),
+                ("10.99.0.1", Tcp, 3128, true, Allowed),
+                ("10.99.0.2", Tcp, 18080, false, Redirected),
+                ("2001:db8::1", Tcp, 80, false, Blocked),
+            ],
         );
         s.allow_all = true;
         s.proxy = None;
-        assert_eq!(
-            expected(&s, &key("10.0.0.1", Proto::Tcp, 9), true),
-            Reach::Allowed
-        );
+        check(&s, &[("10.0.0.1", Tcp, 9, true, Allowed)]);
     }
 
     #[test]
