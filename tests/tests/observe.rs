@@ -111,6 +111,7 @@ fn observe_end_to_end() {
     a_hole_is_found_and_named(&main);
     follow_prints_new_attempts(&main);
     allow_listed_entries_are_reached(&main);
+    proxy_redirect_is_seen(&main);
 }
 
 /// The local-only matrix, each destination checked to stay on this machine or in `lanhost`.
@@ -383,6 +384,37 @@ fn allow_listed_entries_are_reached(main: &Path) {
         .expect("allow-listed row");
     assert!(
         line.starts_with("ok") && line.contains("allowed") && line.contains("connected"),
+        "{line}"
+    );
+    assert!(report.contains("Network verify: passed"), "{report}");
+}
+
+/// With `proxy` set, the redirect row sees its probe arrive at the proxy (in `lanhost`) and
+/// LAN destinations stay blocked.
+fn proxy_redirect_is_seen(main: &Path) {
+    const PROXY_PORT: u16 = 18090;
+    assert_route_via(LAN4, LAN_VETH);
+    let guard = run("nft", &["list", "table", "inet", "testenv-uplink-guard"]).unwrap();
+    assert!(guard.status.success(), "the uplink guard must be loaded");
+    let _proxy = Listener::start(Some(LANHOST_NS), "proxy", "0.0.0.0", PROXY_PORT, 60)
+        .expect("proxy listener");
+    std::fs::write(
+        main.join(".alca.toml"),
+        format!(
+            "image = \"alca-test/busybox:latest\"\nruntime = \"docker\"\n\
+             [network]\nproxy = \"{LAN4}:{PROXY_PORT}\"\n"
+        ),
+    )
+    .unwrap();
+    ok(main, &["up", "-f"]);
+    let report = ok(main, &["network", "verify", "--local-only"]);
+    eprintln!("{report}");
+    let line = report
+        .lines()
+        .find(|l| l.contains("proxy redirect"))
+        .unwrap_or_else(|| panic!("no proxy row: {report}"));
+    assert!(
+        line.starts_with("ok") && line.contains("redirected") && line.contains("sent to the proxy"),
         "{line}"
     );
     assert!(report.contains("Network verify: passed"), "{report}");
