@@ -44,12 +44,17 @@ fn ok(dir: &Path, args: &[&str]) -> String {
 struct Cleanup {
     scratch: PathBuf,
     projects: Vec<PathBuf>,
+    /// Projects root owns (rootful Podman).
+    root_projects: Vec<PathBuf>,
 }
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
         for dir in &self.projects {
             let _ = alca(dir, &["down", "--force"]);
+        }
+        for dir in &self.root_projects {
+            let _ = alca_as(None, dir, &["down", "--force"], &[]);
         }
         let _ = Command::new(built_binary("alca"))
             .args(["network-helper", "uninstall", "-y"])
@@ -82,6 +87,7 @@ fn observe_end_to_end() {
     let _cleanup = Cleanup {
         scratch: scratch.clone(),
         projects: vec![main.clone(), sibling.clone()],
+        root_projects: vec![scratch.join("podman")],
     };
     let _ = Command::new(built_binary("alca"))
         .args(["network-helper", "uninstall", "-y"])
@@ -112,6 +118,7 @@ fn observe_end_to_end() {
     follow_prints_new_attempts(&main);
     allow_listed_entries_are_reached(&main);
     proxy_redirect_is_seen(&main);
+    rootful_podman_verifies(&scratch.join("podman"));
 }
 
 /// The local-only matrix, each destination checked to stay on this machine or in `lanhost`.
@@ -418,4 +425,30 @@ fn proxy_redirect_is_seen(main: &Path) {
         "{line}"
     );
     assert!(report.contains("Network verify: passed"), "{report}");
+}
+
+/// The same verification through rootful Podman (aardvark-dns on the gateway is the resolver).
+fn rootful_podman_verifies(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join(".alca.toml"),
+        "image = \"localhost/alca-test/busybox:latest\"\nruntime = \"podman\"\n",
+    )
+    .unwrap();
+    let state = dir.join(".state");
+    let env = [("XDG_STATE_HOME", state.to_str().unwrap())];
+    let root = |args: &[&str]| {
+        let out = alca_as(None, dir, args, &env);
+        assert!(out.status.success(), "alca {args:?}: {}", output_text(&out));
+        output_text(&out)
+    };
+    assert!(root(&["up"]).contains("Verifying network isolation (quick)"));
+    let report = root(&["network", "verify", "--local-only"]);
+    eprintln!("{report}");
+    assert!(
+        report.contains("bridge gateway") && report.contains("answered"),
+        "{report}"
+    );
+    assert!(report.contains("Network verify: passed"), "{report}");
+    root(&["down", "--force"]);
 }

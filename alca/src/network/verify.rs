@@ -186,7 +186,7 @@ pub fn verdict(target: &Target, seen: &Seen, outcome: &Outcome, proxy: Option<Ke
             let by = if logged(&k) {
                 "refused by rule"
             } else {
-                "not through"
+                "did not get through"
             };
             (Reach::Blocked, format!("{by} ({})", seen_text(other)))
         }
