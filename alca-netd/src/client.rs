@@ -7,6 +7,7 @@ use zbus::proxy;
 
 use crate::engine::ProjectStatus;
 use crate::errors::NetdError;
+use crate::observe::{Denied, LiveCheck, Outcome, Probe};
 use crate::request::encode_spec;
 use crate::spec::NetSpec;
 
@@ -20,6 +21,9 @@ pub trait Netd1 {
     fn remove(&self, project: &str) -> Result<(), NetdError>;
     fn status(&self, project: &str) -> Result<ProjectStatus, NetdError>;
     fn list(&self) -> Result<Vec<ProjectStatus>, NetdError>;
+    fn arm_probes(&self, project: &str, probes_json: &str) -> Result<String, NetdError>;
+    fn probe_outcome(&self, project: &str) -> Result<String, NetdError>;
+    fn denied(&self, project: &str) -> Result<String, NetdError>;
     #[zbus(property)]
     fn launcher(&self) -> zbus::Result<String>;
     #[zbus(property)]
@@ -77,6 +81,26 @@ impl Client {
         self.runtime.block_on(self.proxy.list())
     }
 
+    /// Checks the live rules and arms `probes` for one verification.
+    pub fn arm_probes(&self, project: &str, probes: &[Probe]) -> Result<LiveCheck, NetdError> {
+        let body = serde_json::to_string(probes).unwrap_or_default();
+        decode_reply(
+            &self
+                .runtime
+                .block_on(self.proxy.arm_probes(project, &body))?,
+        )
+    }
+
+    /// Which armed probes got past the rules, and the denied log; disarms.
+    pub fn probe_outcome(&self, project: &str) -> Result<Outcome, NetdError> {
+        decode_reply(&self.runtime.block_on(self.proxy.probe_outcome(project))?)
+    }
+
+    /// The project's log of denied attempts, most recent first.
+    pub fn denied(&self, project: &str) -> Result<Vec<Denied>, NetdError> {
+        decode_reply(&self.runtime.block_on(self.proxy.denied(project))?)
+    }
+
     /// How the daemon was started; starts it if it is activatable.
     pub fn launcher(&self) -> Result<String, NetdError> {
         Ok(self.runtime.block_on(self.proxy.launcher())?)
@@ -116,6 +140,11 @@ impl Client {
             Ok(())
         })
     }
+}
+
+fn decode_reply<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, NetdError> {
+    serde_json::from_str(json)
+        .map_err(|e| NetdError::Internal(format!("unreadable reply from alca-netd: {e}")))
 }
 
 /// Whether an error means "nobody provides the service" (not installed or cannot start).

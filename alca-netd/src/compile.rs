@@ -10,14 +10,18 @@
 //!   original destination. Its only rule jumps to `isolate` for packets arriving on the
 //!   project's bridge: a container cannot choose its ingress bridge, so spoofed source
 //!   addresses gain nothing and a new container IP after a restart changes nothing;
-//! * base chain `proxy` (nat, priority dstnat - 10): DNAT of the bridge's TCP to the proxy.
+//! * base chain `proxy` (nat, priority dstnat - 10): DNAT of the bridge's TCP to the proxy;
+//! * sets `denied*`, `probe*`, `fence*`, `passed*` and base chains `verify_in`/`verify_fwd`
+//!   (input/forward, priority -200) jumping to `verify`: the bounded log of denied attempts and
+//!   the probe fence of `alca network verify` (see `observe`).
 //!
 //! The kernel allows at most 1024 base chains per hook; each project uses one per hook point
-//! (two at prerouting), which bounds the number of isolated projects per host at ~500.
+//! (two at prerouting, one at input and forward), which bounds the number of isolated projects per host at ~500.
 
 mod deny;
 mod expr;
 mod filter;
+mod observe;
 mod owner;
 mod proxy;
 
@@ -29,6 +33,8 @@ use serde_json::{json, Value};
 
 use crate::spec::{table_name, NetSpec};
 
+pub use deny::deny_nets;
+pub use observe::*;
 pub use owner::{owner_uid, OWNER_SET};
 
 /// Name of the filter base chain at prerouting.
@@ -57,13 +63,21 @@ pub fn replace_batch(spec: &NetSpec, owner_uid: u32) -> Value {
         if !spec.allow_all {
             cmds.extend(deny::deny_sets(&name).into_iter().map(add));
         }
+        cmds.extend(observe::observe_sets(&name));
         cmds.push(add(base_chain(
             &name,
             FILTER_BASE_CHAIN,
-            NfChainType::Filter,
-            FILTER_PRIORITY,
+            (NfHook::Prerouting, NfChainType::Filter, FILTER_PRIORITY),
         )));
         cmds.push(add(regular_chain(&name, ISOLATE_CHAIN)));
+        cmds.push(add(regular_chain(&name, VERIFY_CHAIN)));
+        for (chain, hook) in [
+            (VERIFY_INPUT_CHAIN, NfHook::Input),
+            (VERIFY_FORWARD_CHAIN, NfHook::Forward),
+        ] {
+            let kind = (hook, NfChainType::Filter, VERIFY_PRIORITY);
+            cmds.push(add(base_chain(&name, chain, kind)));
+        }
     }
     let nat = spec
         .proxy
@@ -73,8 +87,7 @@ pub fn replace_batch(spec: &NetSpec, owner_uid: u32) -> Value {
         cmds.push(add(base_chain(
             &name,
             PROXY_CHAIN,
-            NfChainType::NAT,
-            PROXY_PRIORITY,
+            (NfHook::Prerouting, NfChainType::NAT, PROXY_PRIORITY),
         )));
     }
     if !filter.is_empty() {
@@ -87,6 +100,15 @@ pub fn replace_batch(spec: &NetSpec, owner_uid: u32) -> Value {
             filter
                 .into_iter()
                 .map(|r| add(expr::rule(&name, ISOLATE_CHAIN, r))),
+        );
+        for chain in [VERIFY_INPUT_CHAIN, VERIFY_FORWARD_CHAIN] {
+            let jump = filter::jump_from_bridge_to(&spec.bridge, VERIFY_CHAIN);
+            cmds.push(add(expr::rule(&name, chain, jump)));
+        }
+        cmds.extend(
+            observe::verify_rules()
+                .into_iter()
+                .map(|r| add(expr::rule(&name, VERIFY_CHAIN, r))),
         );
     }
     cmds.extend(
@@ -117,13 +139,18 @@ fn table(name: &str) -> Table<'static> {
     }
 }
 
-fn base_chain(table: &str, name: &str, kind: NfChainType, prio: i32) -> NfListObject<'static> {
+/// A base chain at `(hook, type, priority)` whose policy accepts.
+fn base_chain(
+    table: &str,
+    name: &str,
+    (hook, kind, prio): (NfHook, NfChainType, i32),
+) -> NfListObject<'static> {
     NfListObject::Chain(Chain {
         family: NfFamily::INet,
         table: Cow::Owned(table.to_string()),
         name: Cow::Owned(name.to_string()),
         _type: Some(kind),
-        hook: Some(NfHook::Prerouting),
+        hook: Some(hook),
         prio: Some(prio),
         policy: Some(NfChainPolicy::Accept),
         ..Chain::default()

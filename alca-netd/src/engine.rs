@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::compile::{delete_batch, replace_batch};
 use crate::errors::NetdError;
 use crate::firewall::{Firewall, FirewallError, Nft};
+use crate::observe::{self, LiveCheck, Outcome, Probe};
 use crate::spec::{table_name, validate_project_id, NetSpec, NAME_PREFIX};
 use crate::store::{Saved, Store, StoreError};
 
@@ -200,6 +201,88 @@ impl Engine {
         Ok(out)
     }
 
+    /// The saved project of `caller` (or any, for root); refused when nothing is saved.
+    fn owned(&self, project: &str, caller: u32) -> Result<Saved, NetdError> {
+        let saved = self.store.load(project)?.ok_or_else(|| {
+            NetdError::InvalidRequest(format!(
+                "project {project} has no network rules; run `alca up` first"
+            ))
+        })?;
+        check_owner(project, saved.owner_uid, caller)?;
+        Ok(saved)
+    }
+
+    /// Checks the live table against its saved spec and, when the probe fence is intact,
+    /// arms `probes` (see [`observe`]). Only tightens: armed probes are recorded or dropped.
+    pub fn arm_probes(
+        &self,
+        project: &str,
+        caller: u32,
+        probes: &[Probe],
+    ) -> Result<LiveCheck, NetdError> {
+        let _lock = self.store.lock()?;
+        let saved = self.owned(project, caller)?;
+        let table = table_name(project);
+        let Some(live) = self.firewall.list_table(&table)? else {
+            return Ok(LiveCheck {
+                applied: false,
+                problems: vec![format!(
+                    "table inet {table} is missing: nothing isolates it"
+                )],
+                armed: false,
+            });
+        };
+        let expected = replace_batch(&saved.spec, saved.owner_uid);
+        let problems = observe::check_live(&live, &expected);
+        let armed = observe::fence_ready(&live);
+        if armed {
+            self.firewall.apply(&observe::arm_batch(&table, probes))?;
+        }
+        Ok(LiveCheck {
+            applied: true,
+            problems,
+            armed,
+        })
+    }
+
+    /// Which armed probes got past isolation, and the denied log; then disarms.
+    pub fn probe_outcome(&self, project: &str, caller: u32) -> Result<Outcome, NetdError> {
+        let _lock = self.store.lock()?;
+        self.owned(project, caller)?;
+        let table = table_name(project);
+        let Some(live) = self.firewall.list_table(&table)? else {
+            return Ok(Outcome::default());
+        };
+        let outcome = Outcome {
+            passed: observe::read_passed(&live),
+            denied: observe::read_denied(&live),
+        };
+        if observe::fence_ready(&live) {
+            self.firewall.apply(&observe::disarm_batch(&table))?;
+        }
+        let armed = observe::read_armed(&live);
+        let logged: Vec<_> = outcome
+            .denied
+            .iter()
+            .map(|d| d.key)
+            .filter(|k| armed.contains(k))
+            .collect();
+        if !logged.is_empty() {
+            // Best effort: an entry that expired meanwhile makes nft refuse the batch.
+            if let Err(e) = self.firewall.apply(&observe::forget_batch(&table, &logged)) {
+                tracing::warn!(project, "cannot drop the probes from the denied log: {e}");
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// The project's log of denied attempts, most recent first.
+    pub fn denied(&self, project: &str, caller: u32) -> Result<Vec<observe::Denied>, NetdError> {
+        self.owned(project, caller)?;
+        let live = self.firewall.list_table(&table_name(project))?;
+        Ok(live.map(|l| observe::read_denied(&l)).unwrap_or_default())
+    }
+
     /// Re-applies every saved spec and deletes `alca-` tables that have none (stale).
     pub fn restore(&self) -> Result<RestoreReport, NetdError> {
         let _lock = self.store.lock()?;
@@ -300,6 +383,10 @@ mod tests {
 
         fn alca_tables(&self) -> Result<Vec<String>, FirewallError> {
             Ok(self.tables.lock().unwrap().iter().cloned().collect())
+        }
+
+        fn list_table(&self, _name: &str) -> Result<Option<Value>, FirewallError> {
+            Ok(None)
         }
     }
 

@@ -28,6 +28,9 @@ pub trait Firewall: Send + Sync {
     fn apply(&self, batch: &Value) -> Result<(), FirewallError>;
     /// Names of the `inet` tables whose name starts with `alca-`.
     fn alca_tables(&self) -> Result<Vec<String>, FirewallError>;
+    /// `nft -j list table inet NAME` (rules with counters, sets with elements); `None` when
+    /// the table does not exist.
+    fn list_table(&self, name: &str) -> Result<Option<Value>, FirewallError>;
 }
 
 /// The real packet filter, driven through the `nft` binary in JSON mode.
@@ -88,6 +91,16 @@ impl Firewall for Nft {
         let json: Value =
             serde_json::from_slice(&out).map_err(|e| FirewallError::Output(e.to_string()))?;
         Ok(alca_table_names(&json))
+    }
+
+    fn list_table(&self, name: &str) -> Result<Option<Value>, FirewallError> {
+        if !name.starts_with(NAME_PREFIX) || !self.alca_tables()?.iter().any(|t| t == name) {
+            return Ok(None);
+        }
+        let out = self.run(&["-j", "list", "table", "inet", name], None)?;
+        let json =
+            serde_json::from_slice(&out).map_err(|e| FirewallError::Output(e.to_string()))?;
+        Ok(Some(json))
     }
 }
 

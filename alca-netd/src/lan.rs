@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 pub const HOST_IP_TOKEN: &str = "${alca:HOST_IP}";
 
 /// Transport protocol an allow rule is limited to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Proto {
     Tcp,

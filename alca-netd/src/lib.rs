@@ -10,6 +10,7 @@ pub mod firewall;
 pub mod host;
 pub mod lan;
 pub mod links;
+pub mod observe;
 pub mod request;
 pub mod service;
 pub mod shipped;

@@ -13,6 +13,7 @@ use crate::auth::{authorize, caller_uid, ACTION_APPLY, ACTION_REMOVE};
 use crate::engine::{Engine, ProjectStatus};
 use crate::errors::NetdError;
 use crate::links::check_bridge;
+use crate::observe::decode_probes;
 use crate::request::{decode_project, decode_spec};
 
 /// Well-known bus name the daemon owns on the system bus.
@@ -47,6 +48,30 @@ impl NetdService {
             .await
             .map_err(|e| NetdError::Internal(format!("worker failed: {e}")))?
     }
+
+    /// An owner-checked call about one project whose reply is JSON: authenticates the caller,
+    /// checks the id, runs `f(engine, project, uid)` on the blocking pool.
+    async fn query<T, F>(
+        &self,
+        conn: &Connection,
+        header: &Header<'_>,
+        project: String,
+        f: F,
+    ) -> Result<String, NetdError>
+    where
+        T: serde::Serialize + Send + 'static,
+        F: FnOnce(&Engine, &str, u32) -> Result<T, NetdError> + Send + 'static,
+    {
+        let uid = caller_uid(conn, header).await?;
+        decode_project(&project).map_err(invalid)?;
+        let reply = self.run(move |e| f(e, &project, uid)).await?;
+        Ok(to_json(&reply))
+    }
+}
+
+/// Replies are plain data (addresses, numbers, strings): serialising cannot fail.
+fn to_json(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_default()
 }
 
 fn invalid(e: impl std::fmt::Display) -> NetdError {
@@ -107,6 +132,48 @@ impl NetdService {
     ) -> Result<Vec<ProjectStatus>, NetdError> {
         let uid = caller_uid(conn, &header).await?;
         self.run(move |e| e.list(uid)).await
+    }
+
+    /// Checks the live rules of one of the caller's projects against its saved spec and arms
+    /// the probes in `probes_json` (a list of `{key, fence}`) for `alca network verify`; they
+    /// expire by themselves. Returns the check as JSON (applied, problems, armed).
+    #[zbus(out_args("check_json"))]
+    async fn arm_probes(
+        &self,
+        project: String,
+        probes_json: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, NetdError> {
+        let probes = decode_probes(&probes_json).map_err(invalid)?;
+        self.query(conn, &header, project, move |e, p, uid| {
+            e.arm_probes(p, uid, &probes)
+        })
+        .await
+    }
+
+    /// Which armed probes got past the isolation rules, and the denied log, as JSON; disarms.
+    #[zbus(out_args("outcome_json"))]
+    async fn probe_outcome(
+        &self,
+        project: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, NetdError> {
+        self.query(conn, &header, project, |e, p, uid| e.probe_outcome(p, uid))
+            .await
+    }
+
+    /// The bounded log of denied attempts of one of the caller's projects, as JSON.
+    #[zbus(out_args("denied_json"))]
+    async fn denied(
+        &self,
+        project: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, NetdError> {
+        self.query(conn, &header, project, |e, p, uid| e.denied(p, uid))
+            .await
     }
 
     /// How this daemon was started: `systemd`, `D-Bus activation` or `manual`.

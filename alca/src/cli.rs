@@ -132,7 +132,15 @@ pub struct HelperArgs {
 #[derive(Debug, Subcommand)]
 pub enum NetworkCommand {
     /// Probe destinations from inside the container and compare with the config
-    Verify,
+    Verify {
+        /// Only probe blocked destinations that stay on this machine (host addresses, local
+        /// bridges, link-scope multicast) besides the allow-listed entries
+        #[arg(long)]
+        local_only: bool,
+        /// Print the destinations and what the config expects, without probing
+        #[arg(long)]
+        plan: bool,
+    },
     /// Show connections the rules denied
     Log {
         /// Keep printing new entries

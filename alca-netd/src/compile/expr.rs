@@ -128,7 +128,27 @@ pub(super) fn daddr_ip(ip: IpAddr) -> Statement<'static> {
 
 /// `ip daddr @SET` / `ip6 daddr @SET`.
 pub(super) fn daddr_in_set(v6: bool, set: &str) -> Statement<'static> {
-    eq(payload(ip_header(v6), "daddr"), str_expr(format!("@{set}")))
+    set_match(daddr_expr(v6), Operator::EQ, set)
+}
+
+/// `LEFT @SET` (or `LEFT != @SET`).
+pub(super) fn set_match(left: Expression<'static>, op: Operator, set: &str) -> Statement<'static> {
+    matches(left, op, str_expr(format!("@{set}")))
+}
+
+/// `ip daddr` / `ip6 daddr`.
+pub(super) fn daddr_expr(v6: bool) -> Expression<'static> {
+    payload(ip_header(v6), "daddr")
+}
+
+/// `meta l4proto`.
+pub(super) fn l4proto_expr() -> Expression<'static> {
+    meta(MetaKey::L4proto)
+}
+
+/// `th dport`: the destination port of TCP and UDP alike.
+pub(super) fn th_dport_expr() -> Expression<'static> {
+    payload("th", "dport")
 }
 
 /// `meta nfproto ipv4|ipv6`.
@@ -204,6 +224,10 @@ pub(super) fn counter() -> Statement<'static> {
 
 pub(super) fn accept() -> Statement<'static> {
     Statement::Accept(None)
+}
+
+pub(super) fn drop() -> Statement<'static> {
+    Statement::Drop(None)
 }
 
 pub(super) fn jump(target: &str) -> Statement<'static> {

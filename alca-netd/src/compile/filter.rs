@@ -14,11 +14,17 @@ use crate::spec::NetSpec;
 
 use super::deny::{DENY4_SET, DENY6_SET};
 use super::expr::*;
+use super::observe::log_denied;
 use super::ISOLATE_CHAIN;
 
 /// The base chain's only rule: `iifname BRIDGE jump isolate`.
 pub(super) fn jump_from_bridge(bridge: &str) -> CommentedRule {
-    CommentedRule::new(vec![iifname(bridge), jump(ISOLATE_CHAIN)])
+    jump_from_bridge_to(bridge, ISOLATE_CHAIN)
+}
+
+/// `iifname NAME jump CHAIN`.
+pub(super) fn jump_from_bridge_to(bridge: &str, chain: &str) -> CommentedRule {
+    CommentedRule::new(vec![iifname(bridge), jump(chain)])
 }
 
 /// All rules of the `isolate` chain; empty when the project needs no filtering at all
@@ -123,17 +129,24 @@ fn proxy_allow(proxy: SocketAddr) -> CommentedRule {
 }
 
 /// Deny sets then host-local addresses, each refused loudly: TCP with a reset, everything else
-/// with ICMP administratively prohibited, counted.
+/// with ICMP administratively prohibited, counted. Each target's TCP and UDP attempts are first
+/// recorded in the bounded denied log (see `observe`).
 fn deny_rules() -> Vec<CommentedRule> {
     let targets = [
-        (daddr_in_set(false, DENY4_SET), "deny lan"),
-        (daddr_in_set(true, DENY6_SET), "deny lan"),
-        (daddr_is_local(), "deny host"),
+        (Some(false), daddr_in_set(false, DENY4_SET), "deny lan"),
+        (Some(true), daddr_in_set(true, DENY6_SET), "deny lan"),
+        (None, daddr_is_local(), "deny host"),
     ];
     targets
         .into_iter()
-        .flat_map(|(target, why)| {
-            [
+        .flat_map(|(family, target, why)| {
+            let logs = match family {
+                Some(v6) => vec![log_denied(v6, vec![target.clone()])],
+                None => [false, true]
+                    .map(|v6| log_denied(v6, vec![nfproto(v6), target.clone()]))
+                    .to_vec(),
+            };
+            logs.into_iter().chain([
                 CommentedRule::commented(
                     vec![
                         target.clone(),
@@ -144,7 +157,7 @@ fn deny_rules() -> Vec<CommentedRule> {
                     why,
                 ),
                 CommentedRule::commented(vec![target, counter(), reject_admin_prohibited()], why),
-            ]
+            ])
         })
         .collect()
 }

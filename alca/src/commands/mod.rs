@@ -2,8 +2,6 @@
 
 use std::process::ExitCode;
 
-use anyhow::bail;
-
 use crate::cli::Command;
 
 pub mod cleanup;
@@ -11,6 +9,7 @@ pub mod down;
 pub mod init;
 pub mod lifecycle;
 pub mod list;
+pub mod network;
 pub mod network_helper;
 pub mod run;
 pub mod status;
@@ -30,13 +29,8 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::List => list::run(),
         Command::Cleanup(args) => cleanup::run(&args),
         Command::NetworkHelper(cmd) => network_helper::run(cmd),
-        Command::Network(_) => not_built("network"),
+        Command::Network(cmd) => network::run(cmd),
         Command::Experimental(crate::cli::ExperimentalCommand::Sync(cmd)) => sync::run(&cmd),
         Command::ServeView { state_dir } => crate::exclude::serve_command(&state_dir),
     }
-}
-
-/// Commands that are declared but not implemented say so instead of pretending.
-fn not_built(name: &str) -> anyhow::Result<ExitCode> {
-    bail!("`alca {name}` is not implemented yet in this build")
 }

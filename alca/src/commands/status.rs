@@ -52,7 +52,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
     container_section(&state, &root, config.as_ref());
     if let Some(config) = &config {
         trust_section(&root, config);
-        network_section(config, &state);
+        network_section(config, &state, &root);
         exclusion_section(&root, config);
     }
     Ok(ExitCode::SUCCESS)
@@ -134,7 +134,7 @@ fn trust_section(root: &Path, config: &Config) {
     }
 }
 
-fn network_section(config: &Config, state: &State) {
+fn network_section(config: &Config, state: &State, root: &Path) {
     if !isolation_required(config) {
         println!("Network isolation: off (network.lan-access = [\"*\"])");
         println!("Rules applied: No (none needed)");
@@ -146,6 +146,11 @@ fn network_section(config: &Config, state: &State) {
         Ok(true) => println!("Rules applied: Yes"),
         Ok(false) => println!("Rules applied: No"),
         Err(e) => println!("Rules applied: No ({e:#})"),
+    }
+    // Seeing isolation (SPEC §9): the last `alca network verify` or `up` quick check.
+    match crate::commands::network::last_result(root) {
+        Some(report) => println!("Network verify: {}", report.summary()),
+        None => println!("Network verify: never run (`alca network verify`)"),
     }
     proxy_section(config);
 }

@@ -91,6 +91,10 @@ pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
         }
         Plan::Reuse(other, info) => up.reuse(other.as_deref().unwrap_or(selected), &info)?,
     }
+    // Seeing isolation (SPEC §9): a quick `alca network verify`; a hole stops the container.
+    if up.isolation {
+        crate::commands::network::after_up(&up.project, &up.progress)?;
+    }
     up.post_up_hook()?;
     up.progress.done("Environment ready");
     Ok(ExitCode::SUCCESS)

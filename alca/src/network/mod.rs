@@ -2,10 +2,14 @@
 //!
 //! `up` talks to a [`NetworkGuard`]; when none is reachable it must fail closed.
 
+pub mod denied_log;
+pub mod host_view;
+pub mod matrix;
 pub mod netd;
 pub mod proxy_check;
 pub mod resolvers;
 pub mod spec;
+pub mod verify;
 
 use alca_netd::NetSpec;
 
