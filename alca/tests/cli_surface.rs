@@ -101,19 +101,24 @@ fn version_is_printed() {
     );
 }
 
+/// Asserts `alca ARGS` fails with exit 1, prints nothing on stdout and says each of `expected`
+/// on stderr.
+fn assert_fails(dir: &Path, args: &[&str], expected: &[&str]) {
+    let out = alca(dir, args);
+    assert_eq!(out.status.code(), Some(1), "alca {args:?}: {out:?}");
+    assert!(out.stdout.is_empty(), "nothing pretends on stdout: {out:?}");
+    let err = text(&out.stderr);
+    for want in expected {
+        assert!(err.contains(want), "alca {args:?} says {want:?}: {err}");
+    }
+}
+
 /// Declared but not built yet (the `alca network` work replaces these entries as it lands).
 #[test]
 fn unbuilt_commands_say_so_and_exit_1() {
     let dir = tempfile::tempdir().unwrap();
     for args in [&["network", "verify"][..], &["network", "log"]] {
-        let out = alca(dir.path(), args);
-        assert_eq!(out.status.code(), Some(1), "alca {args:?}: {out:?}");
-        assert!(
-            text(&out.stderr).contains("is not implemented yet in this build"),
-            "alca {args:?} says it is not built: {}",
-            text(&out.stderr)
-        );
-        assert!(out.stdout.is_empty(), "nothing pretends on stdout: {out:?}");
+        assert_fails(dir.path(), args, &["is not implemented yet in this build"]);
     }
 }
 
@@ -126,14 +131,7 @@ fn usage_errors_go_to_stderr_with_exit_1() {
         (&["up", "--bogus"], "unexpected argument '--bogus'"),
         (&["network-helper"], "Usage: alca network-helper <COMMAND>"),
     ] {
-        let out = alca(dir.path(), args);
-        assert_eq!(out.status.code(), Some(1), "alca {args:?}: {out:?}");
-        assert!(
-            text(&out.stderr).contains(expected),
-            "alca {args:?}: {}",
-            text(&out.stderr)
-        );
-        assert!(out.stdout.is_empty(), "alca {args:?}: {out:?}");
+        assert_fails(dir.path(), args, &[expected]);
     }
 }
 
@@ -141,12 +139,10 @@ fn usage_errors_go_to_stderr_with_exit_1() {
 fn project_commands_outside_a_project_point_at_init() {
     let dir = tempfile::tempdir().unwrap();
     for args in [&["up"][..], &["down"], &["run", "true"]] {
-        let out = alca(dir.path(), args);
-        assert_eq!(out.status.code(), Some(1), "alca {args:?}: {out:?}");
-        let err = text(&out.stderr);
-        assert!(
-            err.contains("no .alca.toml found") && err.contains("run `alca init` first"),
-            "alca {args:?}: {err}"
+        assert_fails(
+            dir.path(),
+            args,
+            &["no .alca.toml found", "run `alca init` first"],
         );
     }
 }
