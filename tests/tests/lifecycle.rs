@@ -57,6 +57,7 @@ on_both_runtimes!(
     run_refuses_when_not_up_stopped_or_moved,
     configured_caps_are_visible_in_proc_1_status,
     published_ports_answer_on_loopback,
+    restart_policy_brings_a_killed_container_back,
 );
 
 fn assert_up(p: &Project, rel: &str) -> String {
@@ -397,6 +398,40 @@ fn published_ports_answer_on_loopback(rt: Rt) {
             "127.0.0.1:{outer} → {inner}: {answer:?}"
         );
     }
+}
+
+/// `--restart=unless-stopped`: a container whose main process dies (not stopped by the user) is
+/// started again by the runtime, and `alca run` works in it.
+fn restart_policy_brings_a_killed_container_back(rt: Rt) {
+    let _g = shared();
+    let p = Project::new(rt, None, OPEN);
+    assert_up(&p, "");
+    let before = p.inspect().unwrap();
+    assert_eq!(
+        str_at(&before, "/HostConfig/RestartPolicy/Name"),
+        "unless-stopped"
+    );
+    let pid = before["State"]["Pid"].as_i64().expect("State.Pid");
+    assert!(pid > 1, "container init pid: {pid}");
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success(), "kill -KILL {pid}");
+    // Bounded: at most 60 checks over 30 s for the runtime to start it again.
+    let restarted = (0..60).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        p.inspect().is_some_and(|v| {
+            str_at(&v, "/State/Status") == "running" && v["State"]["Pid"].as_i64() != Some(pid)
+        })
+    });
+    assert!(
+        restarted,
+        "not restarted: {:?}",
+        p.inspect().map(|v| v["State"].clone())
+    );
+    p.alca("", &["run", "true"])
+        .expect_code(0, "run in the restarted container");
 }
 
 fn run_refuses_when_not_up_stopped_or_moved(rt: Rt) {
