@@ -94,6 +94,17 @@ mod tests {
         assert!(INTROSPECTION.contains(&format!("<interface name=\"{BUS_NAME}\">")));
     }
 
+    /// The macOS LaunchAgent (not embedded: the helper container is not built yet) keeps the
+    /// helper container of SPEC §3 running.
+    #[test]
+    fn launch_agent_starts_the_helper_container() {
+        let plist = include_str!("../../launchd/io.github.alcatraz.network-helper.plist");
+        assert!(plist.contains("<string>io.github.alcatraz.network-helper</string>"));
+        assert!(plist.contains("docker start alcatraz-network-helper"));
+        assert!(plist.contains("<key>KeepAlive</key>\n  <true/>"));
+        assert!(plist.contains("<key>RunAtLoad</key>\n  <true/>"));
+    }
+
     /// Only root may own the name; the default policy only allows sending to it.
     #[test]
     fn bus_policy_grants_ownership_to_root_only() {
