@@ -57,7 +57,7 @@ uninstall() {
     ip netns del lanhost 2>/dev/null || true; ip link del alca-lan0 2>/dev/null || true
     ip route del 198.51.100.2/32 2>/dev/null || true
   fi
-  rm -rf "$WORK"
+  rm -rf "$WORK" "$LOG"
   echo "demo: uninstalled alca (packages and Docker are left in place)"
 }
 
