@@ -212,7 +212,7 @@ pub fn introspection_xml() -> String {
 mod tests {
     use super::*;
 
-    const SHIPPED: &str = include_str!("../dbus/io.github.alcatraz.Netd1.xml");
+    const SHIPPED: &str = include_str!("../../dbus/io.github.alcatraz.Netd1.xml");
 
     /// The shipped XML is the live interface's; `UPDATE_INTROSPECTION=1` regenerates it.
     #[test]
@@ -221,7 +221,7 @@ mod tests {
         if std::env::var_os("UPDATE_INTROSPECTION").is_some() {
             let path = concat!(
                 env!("CARGO_MANIFEST_DIR"),
-                "/dbus/io.github.alcatraz.Netd1.xml"
+                "/../dbus/io.github.alcatraz.Netd1.xml"
             );
             std::fs::write(path, &live).unwrap();
             return;

@@ -2,19 +2,19 @@
 //! embedded so `alca network-helper install` can write them without a package manager.
 
 /// D-Bus bus policy: root may own the name, anyone may call (polkit decides).
-pub const BUS_POLICY: &str = include_str!("../dbus/io.github.alcatraz.Netd1.conf");
+pub const BUS_POLICY: &str = include_str!("../../dbus/io.github.alcatraz.Netd1.conf");
 /// D-Bus system-bus activation file.
-pub const BUS_ACTIVATION: &str = include_str!("../dbus/io.github.alcatraz.Netd1.service");
+pub const BUS_ACTIVATION: &str = include_str!("../../dbus/io.github.alcatraz.Netd1.service");
 /// Introspection XML of the interface (checked against the code by a unit test).
-pub const INTROSPECTION: &str = include_str!("../dbus/io.github.alcatraz.Netd1.xml");
+pub const INTROSPECTION: &str = include_str!("../../dbus/io.github.alcatraz.Netd1.xml");
 /// systemd unit of the daemon.
-pub const SYSTEMD_SERVICE: &str = include_str!("../systemd/alca-netd.service");
+pub const SYSTEMD_SERVICE: &str = include_str!("../../systemd/alca-netd.service");
 /// systemd unit re-applying rules after nftables.service (re)loads.
-pub const SYSTEMD_REAPPLY: &str = include_str!("../systemd/alca-netd-reapply.service");
+pub const SYSTEMD_REAPPLY: &str = include_str!("../../systemd/alca-netd-reapply.service");
 /// polkit actions `io.github.alcatraz.netd.apply` / `.remove`.
-pub const POLKIT_ACTIONS: &str = include_str!("../polkit/io.github.alcatraz.netd.policy");
+pub const POLKIT_ACTIONS: &str = include_str!("../../polkit/io.github.alcatraz.netd.policy");
 /// polkit rule granting group `alcatraz` both actions without a password.
-pub const POLKIT_RULE: &str = include_str!("../polkit/50-alcatraz.rules");
+pub const POLKIT_RULE: &str = include_str!("../../polkit/50-alcatraz.rules");
 
 /// Where the daemon binary is installed (root-owned).
 pub const DAEMON_PATH: &str = "/usr/local/libexec/alcatraz/alca-netd";
@@ -92,6 +92,17 @@ mod tests {
         }
         assert!(POLKIT_RULE.contains(&format!("isInGroup(\"{GROUP}\")")));
         assert!(INTROSPECTION.contains(&format!("<interface name=\"{BUS_NAME}\">")));
+    }
+
+    /// The macOS LaunchAgent (not embedded: the helper container is not built yet) keeps the
+    /// helper container of SPEC §3 running.
+    #[test]
+    fn launch_agent_starts_the_helper_container() {
+        let plist = include_str!("../../launchd/io.github.alcatraz.network-helper.plist");
+        assert!(plist.contains("<string>io.github.alcatraz.network-helper</string>"));
+        assert!(plist.contains("docker start alcatraz-network-helper"));
+        assert!(plist.contains("<key>KeepAlive</key>\n  <true/>"));
+        assert!(plist.contains("<key>RunAtLoad</key>\n  <true/>"));
     }
 
     /// Only root may own the name; the default policy only allows sending to it.

@@ -166,12 +166,26 @@ pub enum SyncCommand {
 
 /// Parses the command line, runs the command and turns its outcome into an exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_outcome(&err),
+    };
     match commands::dispatch(cli.command) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("alca: error: {err:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `--help`/`--version` print to stdout and succeed; a usage error prints to stderr and exits 1
+/// (clap's own default is 2; SPEC §1 and the Go original use 1 for every error).
+fn usage_outcome(err: &clap::Error) -> ExitCode {
+    let _ = err.print();
+    if err.use_stderr() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }

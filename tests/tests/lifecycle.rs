@@ -35,6 +35,9 @@ on_both_runtimes!(
     failing_post_up_is_an_error,
     isolation_without_helper_fails_closed,
     run_refuses_when_not_up_stopped_or_moved,
+    configured_caps_are_visible_in_proc_1_status,
+    published_ports_answer_on_loopback,
+    restart_policy_brings_a_killed_container_back,
 );
 
 fn assert_up(p: &Project, rel: &str) -> String {
@@ -140,6 +143,14 @@ fn run_passes_arguments_stdin_envs_and_exit_codes(rt: Rt) {
     let q = p.alca("", &["run", "printf", "%s|", "a b", "'", "$HOME"]);
     q.expect_code(0, "quoting");
     assert_eq!(q.stdout, "a b|'|$HOME|");
+    let tricky = [
+        "\"", "\\", "", "x;y", "*", "$(id)", "`id`", "l1\nl2", "-n", "it's", "${HOME}", "a  b",
+    ];
+    let mut args = vec!["run", "printf", "%s|"];
+    args.extend(tricky);
+    let q = p.alca("", &args);
+    q.expect_code(0, "quoting of shell metacharacters");
+    assert_eq!(q.stdout, format!("{}|", tricky.join("|")));
     let piped = p.alca_with("", &["run", "cat"], &[], Some("piped-input\n"));
     piped.expect_code(0, "stdin");
     assert_eq!(piped.stdout, "piped-input\n");
@@ -292,6 +303,115 @@ fn isolation_without_helper_fails_closed(rt: Rt) {
         rt.inspect("network", &p.container()).is_none(),
         "no network left"
     );
+}
+
+/// `caps` as an array adds to the defaults; as a table it is verbatim; the kernel's view of PID 1
+/// shows exactly that set (effective and bounding), and a change is a drift `-f` rebuilds.
+fn configured_caps_are_visible_in_proc_1_status(rt: Rt) {
+    let _g = shared();
+    let caps_of_pid1 = |p: &Project| -> (String, String) {
+        let r = p.alca("", &["run", "cat", "/proc/1/status"]);
+        r.expect_code(0, "read /proc/1/status");
+        let field = |name: &str| {
+            r.stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_string())
+                .unwrap_or_else(|| panic!("{name} in /proc/1/status: {}", r.stdout))
+        };
+        (field("CapEff:"), field("CapBnd:"))
+    };
+    // defaults (0xeb) + NET_BIND_SERVICE (bit 10)
+    let p = Project::new(rt, None, &format!("caps = [\"NET_BIND_SERVICE\"]\n{OPEN}"));
+    assert_up(&p, "");
+    let want = "00000000000004eb".to_string();
+    assert_eq!(caps_of_pid1(&p), (want.clone(), want));
+
+    // verbatim: everything dropped but KILL (bit 5)
+    p.write_config(&format!(
+        "[caps]\ndrop = [\"ALL\"]\nadd = [\"KILL\"]\n{OPEN}"
+    ));
+    p.alca("", &["up", "-f"])
+        .expect_code(0, "up -f with new caps");
+    let want = "0000000000000020".to_string();
+    assert_eq!(caps_of_pid1(&p), (want.clone(), want));
+    let denied = p.alca("", &["run", "chown", "1:1", "sub"]);
+    assert_ne!(denied.code, 0, "CHOWN was dropped: {}", denied.all());
+}
+
+/// Ports in string and table form are published on 127.0.0.1 and answer from the host.
+fn published_ports_answer_on_loopback(rt: Rt) {
+    use std::io::{Read, Write};
+    let _g = shared();
+    let (string_port, table_port) = (free_port(), free_port());
+    let body = format!(
+        "ports = [\"{string_port}:8080\", {{ port = 8081, hostPort = {table_port} }}]\n{OPEN}"
+    );
+    let p = Project::new(rt, None, &body);
+    fs::write(p.path("index.html"), "served from the box\n").unwrap();
+    assert_up(&p, "");
+    for port in ["8080", "8081"] {
+        p.alca("", &["run", "httpd", "-p", port, "-h", "/workspace"])
+            .expect_code(0, "start busybox httpd in the background");
+    }
+    let v = p.inspect().unwrap();
+    for (inner, outer) in [("8080/tcp", string_port), ("8081/tcp", table_port)] {
+        let binding = &v["NetworkSettings"]["Ports"][inner][0];
+        assert_eq!(binding["HostIp"], "127.0.0.1", "{inner}: {binding}");
+        assert_eq!(binding["HostPort"], outer.to_string(), "{inner}: {binding}");
+        let mut answer = String::new();
+        // Bounded: the server may need a moment to listen; at most 20 tries over 4 s.
+        for _ in 0..20 {
+            answer.clear();
+            let got = std::net::TcpStream::connect(("127.0.0.1", outer)).and_then(|mut s| {
+                s.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
+                s.write_all(b"GET /index.html HTTP/1.0\r\n\r\n")?;
+                s.read_to_string(&mut answer)
+            });
+            if got.is_ok() && answer.contains("served from the box") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        assert!(
+            answer.contains("served from the box"),
+            "127.0.0.1:{outer} → {inner}: {answer:?}"
+        );
+    }
+}
+
+/// `--restart=unless-stopped`: a container whose main process dies (not stopped by the user) is
+/// started again by the runtime, and `alca run` works in it.
+fn restart_policy_brings_a_killed_container_back(rt: Rt) {
+    let _g = shared();
+    let p = Project::new(rt, None, OPEN);
+    assert_up(&p, "");
+    let before = p.inspect().unwrap();
+    assert_eq!(
+        str_at(&before, "/HostConfig/RestartPolicy/Name"),
+        "unless-stopped"
+    );
+    let pid = before["State"]["Pid"].as_i64().expect("State.Pid");
+    assert!(pid > 1, "container init pid: {pid}");
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success(), "kill -KILL {pid}");
+    // Bounded: at most 60 checks over 30 s for the runtime to start it again.
+    let restarted = (0..60).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        p.inspect().is_some_and(|v| {
+            str_at(&v, "/State/Status") == "running" && v["State"]["Pid"].as_i64() != Some(pid)
+        })
+    });
+    assert!(
+        restarted,
+        "not restarted: {:?}",
+        p.inspect().map(|v| v["State"].clone())
+    );
+    p.alca("", &["run", "true"])
+        .expect_code(0, "run in the restarted container");
 }
 
 fn run_refuses_when_not_up_stopped_or_moved(rt: Rt) {

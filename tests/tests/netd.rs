@@ -348,8 +348,7 @@ fn live_interface_matches_shipped_xml() {
     )
     .unwrap();
     let shipped = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../alca-netd/dbus/io.github.alcatraz.Netd1.xml"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../dbus/io.github.alcatraz.Netd1.xml"),
     )
     .unwrap();
     let iface = |xml: &str| -> Vec<String> {
