@@ -10,7 +10,7 @@
 # 2. builds release binaries and installs `alca` and `alca-netd` to /usr/local/bin;
 # 3. runs the one privileged step, `alca network-helper install`, for the demo user ($SUDO_USER,
 #    or a new unprivileged user `alcademo`), who is also added to group `docker`;
-# 4. as that user: copies examples/sample-project to ~/alca-demo-project, `alca up`,
+# 4. as that user: copies examples/sample-project to ~/alca-demo-project, `alca trust -y`, `alca up`,
 #    `alca run ls -a` (no .env), a LAN probe to 10.99.0.2 that must be refused, `alca status`,
 #    `alca down`.
 # Network traffic: only the probe to 10.99.0.2:8099 inside the `lanhost` netns (route checked).
@@ -111,7 +111,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "\$ alca up"
+# A new project's config is shown and approved once (on a terminal `alca up` asks instead).
+echo "\$ alca trust -y"
+as_user alca trust -y
+
+echo; echo "\$ alca up"
 as_user alca up
 
 echo; echo "\$ alca run ls -a"
@@ -155,6 +159,9 @@ case "$inside" in
   *"Connection refused"*) echo "(refused by the project's nftables rules: no lan-access, so LAN addresses are blocked)" ;;
   *) die "unexpected probe result inside the container: $inside" ;;
 esac
+
+echo; echo "\$ alca network verify --local-only"
+as_user alca network verify --local-only
 
 echo; echo "\$ alca status"
 as_user alca status
