@@ -130,7 +130,7 @@ $(prev=0; for n in "${SCALE_STEPS[@]}"; do
 - Does a change slow with N? change of project 1 at $SCALE_MAX projects / at 1 project:
   $(calc "$(stat_of "$WORK/scale-change-$SCALE_MAX" p50) / $(stat_of "$WORK/scale-change-1" p50)")x over D-Bus,
   $(calc "$(stat_of "$WORK/scale-nft-$SCALE_MAX" p50) / $(stat_of "$WORK/scale-nft-1" p50)")x for raw nft of the same batch.
-  Last 10 new projects / projects 1-10 (mean): $(calc "$(stat_of "$WORK/scale-last10-$SCALE_MAX" mean) / $(stat_of "$WORK/scale-new-10" mean)")x.
+  Last 10 new projects / projects 2-10 (mean): $(calc "$(stat_of "$WORK/scale-last10-$SCALE_MAX" mean) / $(stat_of "$WORK/scale-new-10" mean)")x.
 - Why it slows: the raw nft columns grow as much as the daemon's, so it is neither the
   daemon (its own work stays ~constant: polkit, rtnetlink, one file) nor the kernel (a change
   still touches one table). It is the \`nft\` binary: before running any batch, even the empty
