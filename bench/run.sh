@@ -63,6 +63,7 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 # --- Set-up: the helper with the release daemon, a project owned by the bench user --------
 install_helper() {
