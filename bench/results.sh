@@ -1,0 +1,206 @@
+# Writes bench/RESULTS.md from the figures bench/run.sh collected (sourced, not run).
+
+# "| label | p50 | p90 | min | n |" for a file of milliseconds.
+row() {
+  local s
+  s=$(stats "$2")
+  awk -v l="$1" '{ printf "| %s | %s | %s | %s | %s |\n", l, $3, $4, $2, $1 }' <<< "$s"
+}
+
+machine() {
+  local cpu mem
+  cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+  mem=$(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
+  echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$REPO" rev-parse --short HEAD), whole run ${BENCH_SECONDS} s"
+  echo "- Machine: ${cpu:-unknown CPU}, $(nproc) cores (shared with other work), $mem RAM"
+  echo "- Kernel $(uname -r); Docker $(docker version --format '{{.Server.Version}}' 2> /dev/null);" \
+    "$(nft --version | awk '{ print $1, $2 }'); $(hyperfine --version)"
+  echo "- Release builds (\`cargo build --release\`: thin LTO, stripped); calls as the unprivileged" \
+    "user \`$BENCH_USER\` (groups alcatraz, docker) through the real system D-Bus and polkitd"
+}
+
+write_results() {
+  local c_a c_f w_a w_f r_a r_f a50 a99 n50 n99 n
+  c_a=$(stat_of "$WORK/up-cold-alca" p50); c_f=$(stat_of "$WORK/up-cold-floor" p50)
+  w_a=$(stat_of "$WORK/up-warm-alca" p50); w_f=$(stat_of "$WORK/up-warm-floor" p50)
+  r_a=$(stat_of "$WORK/run-alca" p50); r_f=$(stat_of "$WORK/run-floor" p50)
+  a50=$(stat_of "$WORK/netd-apply" p50); a99=$(stat_of "$WORK/netd-apply" p99)
+  n50=$(stat_of "$WORK/netd-nft" p50); n99=$(stat_of "$WORK/netd-nft" p99)
+  cat << EOF
+# Benchmarks
+
+Written by \`bash bench/run.sh\` (root, test env up); every ratio is against a floor measured in
+the same run, interleaved run by run with the alca side. Times in milliseconds unless marked.
+
+$(machine)
+
+## Headline
+
+| Figure | alca (p50) | floor (p50) | ratio | goal | |
+|---|---|---|---|---|---|
+| \`alca up\`, cold (create) | $c_a | $c_f | $(calc "$c_a / $c_f")x | ≤ 1.15x | $(verdict "$c_a <= 1.15 * $c_f") |
+| \`alca up\`, warm (start) | $w_a | $w_f | $(calc "$w_a / $w_f")x | ≤ 1.15x | $(verdict "$w_a <= 1.15 * $w_f") |
+| \`alca run true\` vs \`docker exec\` | $r_a | $r_f | +$(calc "$r_a - $r_f") ms | ≤ +10 ms | $(verdict "$r_a - $r_f <= 10") |
+| alca-netd Apply p99 vs raw nft p99 | $a99 | $n99 | $(calc "$a99 / $n99")x | ≤ 2x | $(verdict "$a99 <= 2 * $n99") |
+| Change of one project at $SCALE_MAX projects vs at 1 (Apply p50) | $(stat_of "$WORK/scale-change-$SCALE_MAX" p50) | $(stat_of "$WORK/scale-change-1" p50) | $(calc "$(stat_of "$WORK/scale-change-$SCALE_MAX" p50) / $(stat_of "$WORK/scale-change-1" p50)")x | does not slow (≤ 1.5x) | $(verdict "$(stat_of "$WORK/scale-change-$SCALE_MAX" p50) <= 1.5 * $(stat_of "$WORK/scale-change-1" p50)") |
+
+Daemon RSS at $SCALE_MAX projects: ${SCALE_RSS[$SCALE_MAX]} KiB. Isolated projects one host can hold (kernel
+hook limit, measured): ~$((SCALE_MAX + HOOK_PROBE_ADDED)) without a proxy, ~$(((SCALE_MAX + HOOK_PROBE_ADDED) / 2)) with one.
+\`alca --version\`: $(printf '%.2f' "$STARTUP_ALCA") ms median, $(printf '%.2f' "$STARTUP_ALCA_MIN") ms min; binaries $(calc "$SIZE_ALCA / 1048576") MiB (alca) and $(calc "$SIZE_NETD / 1048576") MiB (alca-netd).
+
+## \`alca up\` against the floor ($UP_RUNS runs each)
+
+Floor, cold: \`docker network create\` (same labels and bridge name) + \`nft -j -f\` of the batch
+the daemon compiles for this project + \`docker run -d\` (same flags, mount, caps, command).
+Floor, warm: \`nft -j -f\` of that batch + \`docker start\`. Before each run both containers are
+removed (cold) or stopped with SIGKILL (warm), untimed.
+
+| Command | p50 | p90 | min | n |
+|---|---|---|---|---|
+$(row "alca up (cold)" "$WORK/up-cold-alca")
+$(row "floor (cold)" "$WORK/up-cold-floor")
+$(row "alca up (warm)" "$WORK/up-warm-alca")
+$(row "floor (warm)" "$WORK/up-warm-floor")
+
+Docker CLI calls alca makes (one logged run each): cold $CALLS_COLD; warm $CALLS_WARM.
+The floor makes 2 docker calls and one nft run cold (network create, nft, run) and 1 + 1 warm
+(nft, start); alca runs the same nft through one D-Bus Apply. What each read-only call alca
+makes costs here (as $BENCH_USER, 10 runs, p50 ms):
+
+| Call | p50 |
+|---|---|
+$(cat "$WORK/call-costs")
+
+Where the overhead goes: every docker CLI call is a Go process start plus an API round trip,
+~20-30 ms here, and alca makes more of them than the floor. Cold: the \`info\` probe
+(rootless check), \`container inspect\` (existing container?), \`image inspect\` (pull
+needed?), \`network inspect\` before and after \`network create\` (the second verifies the
+bridge name the rules are keyed on) and \`create\` + \`start\` where the floor has one
+\`run -d\`; plus the D-Bus Apply (~10 ms over raw nft, below). Warm: \`info\` and
+\`container inspect\` before \`start\`. Levers, none applied here: record the rootless probe
+in the project state instead of running \`info\` every time; or talk to the engine API over its
+unix socket (an inspect costs ~1-2 ms there instead of a CLI process).
+
+## \`alca run true\` against \`docker exec <ctr> true\` ($RUN_RUNS runs each, both as $BENCH_USER)
+
+| Command | p50 | p90 | min | n |
+|---|---|---|---|---|
+$(row "alca run true" "$WORK/run-alca")
+$(row "docker exec ctr true" "$WORK/run-floor")
+
+Docker CLI calls of one \`alca run true\`: $CALLS_RUN. The gap is the \`info\` probe and the
+\`container inspect\` (state and moved-project check) before the \`exec\`, ~20-30 ms each
+(table above). Skipping \`info\` alone leaves ~+20 ms; ≤ +10 ms needs the inspect to go through
+the engine API socket rather than a second CLI process.
+
+## alca-netd Apply over D-Bus against raw nft (200 calls each, in 10 interleaved rounds)
+
+One project's spec as \`alca up\` sent it; one D-Bus connection (the client's), called as
+$BENCH_USER, so each call includes the bus round trips for the caller's uid and polkit's
+CheckAuthorization, the rtnetlink bridge check, the saved-spec write (fsync + rename) and the
+same \`nft -j -f -\` the raw side runs (spawned from Rust in both cases).
+
+| Path | p50 | p90 | p99 | max | n |
+|---|---|---|---|---|---|
+$(stats "$WORK/netd-apply" | awk '{ printf "| Apply over D-Bus | %s | %s | %s | %s | %s |\n", $3, $4, $5, $6, $1 }')
+$(stats "$WORK/netd-nft" | awk '{ printf "| nft -j -f - | %s | %s | %s | %s | %s |\n", $3, $4, $5, $6, $1 }')
+
+Daemon overhead over raw nft: p50 +$(calc "$a50 - $n50") ms, p99 $(calc "$a99 / $n99")x.
+Daemon RSS after these calls: $NETD_RSS_ONE KiB.
+
+## Scale: ${SCALE_STEPS[*]} isolated projects
+
+Projects are added cumulatively through D-Bus as $BENCH_USER (default spec: isolation, no
+proxy), each with a real (down) Linux bridge \`alca-<id>\` so the daemon's rtnetlink check scans
+a realistic link table. "Change of project 1" re-applies project 1's spec 20 times once the step
+is complete: a project's change replaces only its own table, so it should not grow with N.
+
+| Projects | new applies | new: p50 / p99 | last 10 new: mean | step wall (s) | change of project 1: p50 (D-Bus) | same, raw nft p50 | raw nft, empty batch p50 | Status (1 call) | List (1 call) | daemon RSS (KiB) | prerouting base chains (ip+inet) |
+|---|---|---|---|---|---|---|---|---|---|---|---|
+$(prev=0; for n in "${SCALE_STEPS[@]}"; do
+    printf '| %s | %s | %s / %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$n" "$(stat_of "$WORK/scale-new-$n" n)" \
+      "$(stat_of "$WORK/scale-new-$n" p50)" "$(stat_of "$WORK/scale-new-$n" p99)" \
+      "$(stat_of "$WORK/scale-last10-$n" mean)" "${SCALE_WALL[$n]}" \
+      "$(stat_of "$WORK/scale-change-$n" p50)" "$(stat_of "$WORK/scale-nft-$n" p50)" \
+      "$(stat_of "$WORK/scale-nftmin-$n" p50)" "$(calc "${SCALE_STATUS[$n]}")" "$(calc "${SCALE_LIST[$n]}")" "${SCALE_RSS[$n]}" "${SCALE_CHAINS[$n]}"
+  done)
+
+- Total to apply $SCALE_MAX projects: $(awk '{ s += $NF } END { printf "%.1f", s / 1000 }' "$WORK"/scale-new-*) s of Apply calls;
+  per project $(cat "$WORK"/scale-new-* | stats /dev/stdin | awk '{ print $7 }') ms on average.
+- Does a change slow with N? change of project 1 at $SCALE_MAX projects / at 1 project:
+  $(calc "$(stat_of "$WORK/scale-change-$SCALE_MAX" p50) / $(stat_of "$WORK/scale-change-1" p50)")x over D-Bus,
+  $(calc "$(stat_of "$WORK/scale-nft-$SCALE_MAX" p50) / $(stat_of "$WORK/scale-nft-1" p50)")x for raw nft of the same batch.
+  Last 10 new projects / projects 2-10 (mean): $(calc "$(stat_of "$WORK/scale-last10-$SCALE_MAX" mean) / $(stat_of "$WORK/scale-new-10" mean)")x.
+- Why it slows: the raw nft columns grow as much as the daemon's, so it is neither the
+  daemon (its own work stays ~constant: polkit, rtnetlink, one file) nor the kernel (a change
+  still touches one table). It is the \`nft\` binary: before running any batch, even the empty
+  one that only creates and deletes a scratch table, nft 1.0.6 reads the whole ruleset over
+  netlink into its cache, so every run costs O(all tables). The same $SCALE_MAX tables loaded
+  without the \`deny4\`/\`deny6\` interval sets (and the rules using them) still cost
+  $(stat_of "$WORK/nosets-nftmin" p50) ms per empty batch (with them: $(stat_of "$WORK/scale-nftmin-$SCALE_MAX" p50) ms): the apply cost is the table
+  count, not the sets. *Listing* is the sets: \`nft -j list tables\` took $(calc "$NOSETS_LIST / 1000") s without
+  them and List, which runs it, $(calc "${SCALE_LIST[$SCALE_MAX]} / 1000") s with them. Status, List, the start-up/\`--reapply\`
+  sweep and uninstall all list the tables that way, so at $SCALE_MAX projects each takes seconds,
+  and start-up also re-applies every saved spec at the per-apply cost above
+  (~$SCALE_MAX x $(stat_of "$WORK/scale-change-$SCALE_MAX" p50) ms).
+- Goal "applying project N does not slow with N": $(verdict "$(stat_of "$WORK/scale-change-$SCALE_MAX" p50) <= 1.5 * $(stat_of "$WORK/scale-change-1" p50)")
+  (taken as: change of project 1 at $SCALE_MAX projects within 1.5x of its cost at 1 project).
+  What would make it hold: send the same batch to nf_tables over netlink directly (a batch of
+  NEWTABLE/DELTABLE/NEWSET/NEWSETELEM/NEWCHAIN/NEWRULE messages needs no cache; the daemon
+  already speaks rtnetlink), and list tables with a table-only netlink dump (NFT_MSG_GETTABLE)
+  instead of \`nft -j list tables\`. Sharing one \`deny4\`/\`deny6\` pair between projects (the
+  shared-table design below) would fix the listing cost but not the per-run cache.
+- Daemon RSS: $SCALE_RSS_BEFORE KiB before, ${SCALE_RSS[$SCALE_MAX]} KiB at $SCALE_MAX projects (peak VmHWM
+  $SCALE_RSS_PEAK KiB), $SCALE_RSS_AFTER KiB after removing them (read from /proc/<pid>/status).
+- Removing all $SCALE_MAX over D-Bus: $SCALE_REMOVE_WALL s.
+
+### The kernel's 1024 hooks per hook point
+
+Each isolated project's table \`inet alca-<id>\` has one filter base chain at prerouting
+(priority -160); a project with \`network.proxy\` has a second one there (nat, -110). An \`inet\`
+base chain registers a hook in both the IPv4 and the IPv6 prerouting lists, and the kernel
+refuses more than 1024 entries per list (\`MAX_HOOK_COUNT\`, E2BIG), counting every other user
+of that hook point too (iptables-nft's \`nat PREROUTING\`, conntrack, defrag, …).
+
+Measured with the $SCALE_MAX projects applied: a probe table took $HOOK_PROBE_ADDED more prerouting
+base chains before the kernel refused one; at that point nft listed $HOOK_CHAINS_AT_LIMIT
+prerouting base chains (ip + inet), so ~$((1024 - HOOK_CHAINS_AT_LIMIT)) hooks on this host
+belong to netfilter itself and Docker. nft said: \`${HOOK_ERROR:-(no error: the probe stopped at its bound)}\`.
+Apply of one more project at the limit $HOOK_APPLY_AT_LIMIT — it fails closed: nothing
+changes, and \`alca up\` refuses to start the container.
+
+So one host holds at most ~$((SCALE_MAX + HOOK_PROBE_ADDED)) isolated projects without a proxy and
+~$(((SCALE_MAX + HOOK_PROBE_ADDED) / 2)) with one. The per-packet cost grows with N too: every packet at
+prerouting walks every project's base chain (one \`iifname\` compare each) before reaching its own.
+
+What the current design does: one table per project, so a change is one atomic transaction
+touching only that project's table, ownership lives in the table, and removal is one
+\`delete table\`. What it would take to lift the limit: one shared table \`inet alca\` with a
+single base chain per hook (filter and nat prerouting) whose only rule is
+\`iifname vmap @projects\` (a verdict map from bridge name to \`jump p-<id>\`), and per-project
+regular chains \`p-<id>\`/\`proxy-<id>\` in that table. A change then replaces that project's
+chains and its map element in one transaction (still touching nothing of other projects),
+hooks stay constant (2 per hook point), and dispatch is one hash lookup per packet instead of N
+compares. The cost: ownership moves from the table's \`owner\` set to a per-project element
+(e.g. a map keyed by project), the "only \`alca-\` tables" check becomes "only this project's
+chains and elements", and restore/sweep work per chain. Not done here.
+
+## CLI start-up and binary sizes (hyperfine, 300 runs, no shell)
+
+| Command | median | min |
+|---|---|---|
+$(jq -r '.results[] | "| `\(.command | split("/") | last)` | \(.median * 1000 * 100 | round / 100) ms | \(.min * 1000 * 100 | round / 100) ms |"' "$WORK/startup.json")
+
+The machine is shared with other builds, so medians move with the load (\`/bin/true\` runs
+last); the minimum is the quiet-machine figure.
+
+Binary sizes (release, stripped): \`alca\` $(calc "$SIZE_ALCA / 1048576") MiB ($SIZE_ALCA bytes),
+\`alca-netd\` $(calc "$SIZE_NETD / 1048576") MiB ($SIZE_NETD bytes).
+
+## File isolation: filtered view against a bind mount (bench/exclude.sh)
+
+\`\`\`
+$(cat "$WORK/exclude.txt")
+\`\`\`
+EOF
+}
