@@ -94,7 +94,7 @@ pub fn find_container(state: &State) -> anyhow::Result<Option<Found>> {
     let Some(kind) = recorded_kind(state) else {
         return Ok(None);
     };
-    let runtime = connect(kind)?;
+    let runtime = connect(kind);
     let info = runtime
         .container(&state.container_name())
         .with_context(|| format!("cannot inspect container {}", state.container_name()))?;

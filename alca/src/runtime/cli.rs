@@ -13,7 +13,8 @@ use super::{
 #[derive(Debug)]
 pub struct CliRuntime {
     kind: RuntimeKind,
-    rootless: bool,
+    /// Asked once: eagerly by [`CliRuntime::probe`], on first use after [`CliRuntime::attach`].
+    rootless: OnceCell<bool>,
     /// Whether `podman network create` knows `--interface-name` (asked once, lazily).
     interface_flag: OnceCell<bool>,
 }
@@ -29,15 +30,25 @@ struct Outcome {
 impl CliRuntime {
     /// Connects to the runtime: fails when the CLI is missing or its daemon unreachable.
     pub fn probe(kind: RuntimeKind) -> Result<CliRuntime, RuntimeError> {
-        let mut rt = CliRuntime {
-            kind,
-            rootless: false,
-            interface_flag: OnceCell::new(),
-        };
-        let query = flavor::rootless_query(kind);
-        let out = rt.run(&query)?;
-        rt.rootless = flavor::parse_rootless(kind, &out);
+        let rt = CliRuntime::attach(kind);
+        let rootless = rt.query_rootless()?;
+        let _ = rt.rootless.set(rootless);
         Ok(rt)
+    }
+
+    /// The runtime of an existing container, without the start-up query (`run` is on the hot
+    /// path); an unreachable daemon shows in the first real call.
+    pub fn attach(kind: RuntimeKind) -> CliRuntime {
+        CliRuntime {
+            kind,
+            rootless: OnceCell::new(),
+            interface_flag: OnceCell::new(),
+        }
+    }
+
+    fn query_rootless(&self) -> Result<bool, RuntimeError> {
+        let out = self.run(&flavor::rootless_query(self.kind))?;
+        Ok(flavor::parse_rootless(self.kind, &out))
     }
 
     fn binary(&self) -> &'static str {
@@ -164,7 +175,10 @@ impl Runtime for CliRuntime {
     }
 
     fn rootless(&self) -> bool {
-        self.rootless
+        // Unknown counts as rootless: isolation is then refused, never assumed.
+        *self
+            .rootless
+            .get_or_init(|| self.query_rootless().unwrap_or(true))
     }
 
     fn has_image(&self, image: &str) -> Result<bool, RuntimeError> {

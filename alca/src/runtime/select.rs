@@ -39,10 +39,10 @@ pub fn select(choice: RuntimeChoice, isolation_required: bool) -> anyhow::Result
     })
 }
 
-/// Connects to one specific runtime (the one recorded for an existing container).
-pub fn connect(kind: RuntimeKind) -> anyhow::Result<Box<dyn Runtime>> {
-    let rt = CliRuntime::probe(kind).map_err(|e| anyhow::anyhow!("{kind} is unavailable: {e}"))?;
-    Ok(Box::new(rt))
+/// The runtime recorded for an existing container: no start-up query (whether it is rootless
+/// is asked only if needed); an unreachable daemon fails the first call on the container.
+pub fn connect(kind: RuntimeKind) -> Box<dyn Runtime> {
+    Box::new(CliRuntime::attach(kind))
 }
 
 /// Every runtime reachable on this machine, for `list` and `cleanup`.
