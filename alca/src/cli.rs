@@ -127,6 +127,14 @@ pub struct HelperArgs {
     /// User to add to group `alcatraz` (install only; default: $SUDO_USER)
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
+    /// Run alca-netd in the privileged `alcatraz-network-helper` container instead of on the
+    /// system bus (install only; the default on macOS; no sudo needed, Docker is the privilege)
+    #[arg(long)]
+    pub container: bool,
+    /// Load the helper image from this `docker save` archive instead of building it from the
+    /// local alca-netd and nft (install only; needed on macOS)
+    #[arg(long, value_name = "PATH")]
+    pub image_archive: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

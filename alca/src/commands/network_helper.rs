@@ -1,7 +1,9 @@
 //! `alca network-helper install|uninstall|status`: the one sudo step that installs `alca-netd`,
 //! its bus policy, activation file, polkit action and rule, and group `alcatraz`.
 
+mod container;
 mod install;
+mod package;
 mod status;
 mod system;
 mod uninstall;

@@ -2,6 +2,7 @@
 //!
 //! `up` talks to a [`NetworkGuard`]; when none is reachable it must fail closed.
 
+pub mod helper;
 pub mod netd;
 pub mod spec;
 
