@@ -20,17 +20,33 @@ pub const HOST_NET_NS: &str = "/proc/1/ns/net";
 /// OrbStack's own table in its VM; its forward chain offloads flows to a flowtable.
 pub const ORBSTACK_TABLE: &str = "orbstack";
 
-/// Moves this (still single-threaded) process into PID 1's network namespace. Returns whether
-/// it had to move (with `--net=host` on Linux it is already there).
-pub fn enter_host_net() -> std::io::Result<bool> {
+/// Where the helper ended up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostNet {
+    /// Moved into PID 1's network namespace.
+    Entered,
+    /// Already there (`--net=host` on a plain Linux host).
+    AlreadyThere,
+    /// PID 1's namespace may not be opened (a sandboxed init that even CAP_SYS_PTRACE may not
+    /// inspect): the helper stays in its own, which `--net=host` makes the runtime's own
+    /// namespace — where the runtime creates the project bridges.
+    Denied,
+}
+
+/// Moves this (still single-threaded) process into PID 1's network namespace.
+pub fn enter_host_net() -> std::io::Result<HostNet> {
     let own = std::fs::metadata("/proc/self/ns/net")?;
-    let host = std::fs::metadata(HOST_NET_NS)?;
+    let host = match std::fs::metadata(HOST_NET_NS) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return Ok(HostNet::Denied),
+        Err(e) => return Err(e),
+    };
     if (own.dev(), own.ino()) == (host.dev(), host.ino()) {
-        return Ok(false);
+        return Ok(HostNet::AlreadyThere);
     }
     let ns = File::open(HOST_NET_NS)?;
     setns(ns, CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)?;
-    Ok(true)
+    Ok(HostNet::Entered)
 }
 
 /// The platform the helper was installed for (`$ALCA_HELPER_PLATFORM`).

@@ -170,8 +170,15 @@ fn main() -> anyhow::Result<()> {
     match mode {
         Mode::Container | Mode::Request => {
             // Before any thread exists: setns only moves the calling thread.
-            if hostns::enter_host_net().context("entering PID 1's network namespace")? {
-                tracing::info!("entered the network namespace of PID 1");
+            match hostns::enter_host_net().context("entering PID 1's network namespace")? {
+                hostns::HostNet::Entered => {
+                    tracing::info!("entered the network namespace of PID 1")
+                }
+                hostns::HostNet::AlreadyThere => {}
+                hostns::HostNet::Denied => tracing::warn!(
+                    "PID 1's network namespace may not be opened here; staying in the \
+                     runtime's own (--net=host)"
+                ),
             }
             if mode == Mode::Container {
                 return run_container();

@@ -170,6 +170,7 @@ fn build_image(netd: Option<&Path>) -> anyhow::Result<()> {
         bail!("tar could not pack the helper's root filesystem");
     }
     let tarball = tarball.to_string_lossy();
+    let previous = runtime(&["image", "inspect", "--format", "{{.Id}}", &image_ref()]).ok();
     let label = format!("LABEL {LABEL}");
     runtime(&[
         "import",
@@ -184,6 +185,11 @@ fn build_image(netd: Option<&Path>) -> anyhow::Result<()> {
         &tarball,
         &image_ref(),
     ])?;
+    let built = runtime(&["image", "inspect", "--format", "{{.Id}}", &image_ref()]).ok();
+    if let Some(old) = previous.filter(|old| Some(old) != built.as_ref()) {
+        // The tag moved to the new build: do not leave the old one dangling.
+        let _ = runtime(&["image", "rm", &old]);
+    }
     println!("Built image {} from {}", image_ref(), netd.display());
     Ok(())
 }
@@ -237,25 +243,24 @@ fn run_container(platform: &str) -> anyhow::Result<()> {
         runtime(&["rm", "-f", CONTAINER_NAME])?;
         println!("Removed the previous {CONTAINER_NAME} container (saved rules are kept)");
     }
-    let volume = format!("{STATE_VOLUME}:/var/lib/alcatraz");
-    let env = format!("{PLATFORM_ENV}={platform}");
-    let result = runtime(&[
-        "run",
-        "-d",
-        "--name",
-        CONTAINER_NAME,
-        "--label",
-        LABEL,
-        "--privileged",
-        "--pid=host",
-        "--net=host",
-        "--restart=always",
-        "-e",
-        &env,
-        "-v",
-        &volume,
-        &image_ref(),
-    ]);
+    let mut result = docker_run(platform, &["--privileged"]);
+    if let Err(e) = &result {
+        if e.to_string().contains("apply caps") {
+            // The engine's own capability set is reduced (it runs in a sandbox or CI container)
+            // and cannot grant every capability: ask only for those alca-netd uses.
+            println!(
+                "This Docker engine cannot grant --privileged; running the helper with only \
+                 {} instead",
+                MINIMAL_CAPS.join(", ")
+            );
+            let caps: Vec<String> = MINIMAL_CAPS
+                .iter()
+                .map(|c| format!("--cap-add={c}"))
+                .collect();
+            let caps: Vec<&str> = caps.iter().map(String::as_str).collect();
+            result = docker_run(platform, &caps);
+        }
+    }
     if let Err(e) = result {
         if platform == "docker-desktop" {
             bail!(
@@ -267,6 +272,34 @@ fn run_container(platform: &str) -> anyhow::Result<()> {
     }
     println!("Started container {CONTAINER_NAME}");
     Ok(())
+}
+
+/// What alca-netd needs when `--privileged` is not available: nftables and netlink, `setns`,
+/// and opening PID 1's namespace.
+const MINIMAL_CAPS: [&str; 3] = ["NET_ADMIN", "SYS_ADMIN", "SYS_PTRACE"];
+
+fn docker_run(platform: &str, privileges: &[&str]) -> anyhow::Result<String> {
+    let volume = format!("{STATE_VOLUME}:/var/lib/alcatraz");
+    let env = format!("{PLATFORM_ENV}={platform}");
+    let mut args = vec!["run", "-d", "--name", CONTAINER_NAME, "--label", LABEL];
+    args.extend_from_slice(privileges);
+    let image = image_ref();
+    args.extend([
+        "--pid=host",
+        "--net=host",
+        "--restart=always",
+        "-e",
+        &env,
+        "-v",
+        &volume,
+        &image,
+    ]);
+    let result = runtime(&args);
+    if result.is_err() {
+        // A failed `run` may leave a created container behind.
+        let _ = runtime(&["rm", "-f", CONTAINER_NAME]);
+    }
+    result
 }
 
 /// Waits (bounded) until the helper answers; fails with its log otherwise.
