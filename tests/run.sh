@@ -16,4 +16,8 @@ bash tests/env/setup.sh
 cargo build --workspace --all-targets
 # The end-to-end suites run the freshly built binaries; suites that share the system bus daemon or the
 # lanhost netns serialise themselves.
-cargo test --workspace --no-fail-fast -- --test-threads="${ALCA_TEST_THREADS:-2}"
+status=0
+cargo test --workspace --no-fail-fast -- --test-threads="${ALCA_TEST_THREADS:-2}" || status=$?
+# The .deb, built and installed on this machine, then purged (packaging/test-deb.sh).
+bash packaging/test-deb.sh || status=$?
+exit "$status"
