@@ -89,6 +89,11 @@ async fn serve(engine: Arc<Engine>) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot own {BUS_NAME} on the system bus"))?;
     tracing::info!(launcher = launcher(), "serving {BUS_NAME}");
+    until_stopped().await
+}
+
+/// Waits for SIGTERM (systemd, `docker stop`) or SIGINT.
+async fn until_stopped() -> anyhow::Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = term.recv() => {}
@@ -104,6 +109,12 @@ fn helper_engine(platform: &str) -> Engine {
     Engine::system().with_quirks(quirks)
 }
 
+fn current_thread_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
 /// `--container`: the helper container's main process.
 fn run_container() -> anyhow::Result<()> {
     let platform = hostns::platform();
@@ -114,19 +125,11 @@ fn run_container() -> anyhow::Result<()> {
         );
     }
     let engine = Arc::new(helper_engine(&platform));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = current_thread_runtime()?;
     runtime.block_on(async {
         restore(&engine).await.context("re-applying saved rules")?;
         tracing::info!(platform, "helper ready");
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-        tracing::info!("stopping");
-        Ok(())
+        until_stopped().await
     })
 }
 
@@ -137,9 +140,7 @@ fn run_request() -> anyhow::Result<bool> {
     let mut input = Vec::new();
     std::io::stdin().take(limit).read_to_end(&mut input)?;
     let engine = helper_engine(&hostns::platform());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = current_thread_runtime()?;
     let check_bridge = |name: &str| {
         runtime
             .block_on(alca_netd::links::check_bridge(name))

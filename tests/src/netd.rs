@@ -2,8 +2,8 @@
 //! daemon as a given user (through `dbus-send`, an independent client), nft table snapshots
 //! without handles, and clean-up guards for group membership and veth links.
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 use anyhow::{bail, Context, Result};
@@ -51,6 +51,31 @@ pub fn built_binary(name: &str) -> PathBuf {
     let path = target_dir().join("debug").join(name);
     assert!(path.is_file(), "{} was not built", path.display());
     path
+}
+
+/// Runs the built `alca` in `dir` as `user` (via `runuser`) or as root, with extra `env`.
+pub fn alca_in(user: Option<&str>, dir: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
+    let bin = built_binary("alca");
+    let mut cmd = match user {
+        Some(u) => {
+            let mut c = Command::new("runuser");
+            c.args(["-u", u, "--"]).arg(&bin);
+            c
+        }
+        None => Command::new(&bin),
+    };
+    cmd.args(args).current_dir(dir).stdin(Stdio::null());
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
+    cmd.output().expect("running alca")
+}
+
+/// stdout and stderr of a finished command, together.
+pub fn output_text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// Outcome of one D-Bus call: the printed reply, or the D-Bus error name and message.

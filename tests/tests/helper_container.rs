@@ -10,11 +10,14 @@
 //! and host addresses (routes are asserted before any connection).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use alca_e2e::docker::{docker, docker_available, nc_script, Probe};
-use alca_e2e::netd::{alca_tables, built_binary, daemon_pid, table_snapshot, INSTALLED_DAEMON};
+use alca_e2e::netd::{
+    alca_in as alca, alca_tables, built_binary, daemon_pid, output_text as text, table_snapshot,
+    INSTALLED_DAEMON,
+};
 use alca_e2e::netns::{
     assert_route_local, assert_route_via, run, run_ok, Listener, LANHOST_NS, LAN_VETH,
 };
@@ -34,31 +37,6 @@ const HOST_SERVICE: u16 = 23103;
 const PROXY: u16 = 23104;
 /// Seconds the listeners live at most.
 const LIFE: u32 = 240;
-
-fn alca(user: Option<&str>, dir: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
-    let bin = built_binary("alca");
-    let mut cmd = match user {
-        Some(u) => {
-            let mut c = Command::new("runuser");
-            c.args(["-u", u, "--"]).arg(&bin);
-            c
-        }
-        None => Command::new(&bin),
-    };
-    cmd.args(args).current_dir(dir).stdin(Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("running alca")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// Environment of `alca` as the test user: trust records stay in the scratch directory.
 fn user_env(scratch: &Path) -> Vec<(&'static str, String)> {

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alca_e2e::netd::{
-    alca_tables, apply_as, built_binary, call_as, daemon_pid, group_has, remove_as, table_snapshot,
-    Reply, TempGroupMember, TempGroupRemoval, VethLink, INSTALLED_DAEMON,
+    alca_in, alca_tables, apply_as, built_binary, call_as, daemon_pid, group_has, remove_as,
+    table_snapshot, Reply, TempGroupMember, TempGroupRemoval, VethLink, INSTALLED_DAEMON,
 };
 use alca_e2e::netns::{run, run_ok};
 use alca_netd::spec::{bridge_name, MAX_REQUEST_BYTES};
@@ -44,20 +44,8 @@ fn spec(project: &str, open: bool) -> String {
 }
 
 fn alca(user: Option<&str>, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let bin = built_binary("alca");
-    let mut cmd = match user {
-        Some(u) => {
-            let mut c = Command::new("runuser");
-            c.args(["-u", u, "--"]).arg(&bin);
-            c
-        }
-        None => Command::new(&bin),
-    };
-    cmd.args(args).current_dir(dir);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("running alca")
+    let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (*k, v.to_string())).collect();
+    alca_in(user, dir, args, &env)
 }
 
 fn text(out: &Output) -> String {

@@ -80,6 +80,13 @@ fn plan(source: &Path, user: Option<&str>, systemd: bool) -> Vec<String> {
             .map(|f| format!("Write {}", f.path)),
     );
     plan.push(format!("Create group {GROUP}"));
+    plan.extend(setup_plan(user, systemd));
+    plan
+}
+
+/// The plan's lines for [`finish_setup`] after the group exists.
+fn setup_plan(user: Option<&str>, systemd: bool) -> Vec<String> {
+    let mut plan = vec![];
     if let Some(u) = user {
         plan.push(format!("Add user {u} to group {GROUP}"));
     }
@@ -136,12 +143,21 @@ pub fn run(args: &HelperArgs) -> anyhow::Result<()> {
         write_atomic(Path::new(file.path), file.contents.as_bytes(), 0o644)?;
         println!("Wrote {}", file.path);
     }
+    finish_setup(&client, user.as_deref(), systemd)?;
+    println!();
+    println!("Network helper installed successfully.");
+    newgrp_hint(user.as_deref());
+    Ok(())
+}
+
+/// What both flavours end with: state directory, group, bus reload, units, a live daemon.
+fn finish_setup(client: &Client, user: Option<&str>, systemd: bool) -> anyhow::Result<()> {
     fs::create_dir_all(alca_netd::store::STATE_DIR)?;
     fs::set_permissions(
         alca_netd::store::STATE_DIR,
         fs::Permissions::from_mode(0o700),
     )?;
-    setup_group(user.as_deref())?;
+    setup_group(user)?;
     client
         .reload_bus_config()
         .map_err(|e| anyhow::anyhow!("cannot reload the D-Bus configuration: {}", e.message()))?;
@@ -153,16 +169,16 @@ pub fn run(args: &HelperArgs) -> anyhow::Result<()> {
         run_tool("systemctl", ["restart", "alca-netd.service"])?;
         println!("Enabled and started alca-netd.service");
     }
-    check_daemon(&client)?;
-    println!();
-    println!("Network helper installed successfully.");
+    check_daemon(client)
+}
+
+fn newgrp_hint(user: Option<&str>) {
     if let Some(u) = user {
         println!(
             "Log in again (or run `newgrp {GROUP}`) so that {u}'s membership of group {GROUP} \
              applies."
         );
     }
-    Ok(())
 }
 
 fn packaged_plan(user: Option<&str>, systemd: bool) -> Vec<String> {
@@ -170,13 +186,7 @@ fn packaged_plan(user: Option<&str>, systemd: bool) -> Vec<String> {
         "Use the packaged daemon {PACKAGED_DAEMON} and its files (nothing is copied)"
     )];
     plan.push(format!("Create group {GROUP} if missing"));
-    if let Some(u) = user {
-        plan.push(format!("Add user {u} to group {GROUP}"));
-    }
-    plan.push("Reload the D-Bus configuration".into());
-    if systemd {
-        plan.push("Enable and start alca-netd.service and alca-netd-reapply.service".into());
-    }
+    plan.extend(setup_plan(user, systemd));
     plan
 }
 
@@ -192,30 +202,10 @@ fn run_packaged(args: &HelperArgs) -> anyhow::Result<()> {
     println!();
     let client = Client::connect()
         .map_err(|e| anyhow::anyhow!("cannot reach the system D-Bus: {}", e.message()))?;
-    fs::create_dir_all(alca_netd::store::STATE_DIR)?;
-    fs::set_permissions(
-        alca_netd::store::STATE_DIR,
-        fs::Permissions::from_mode(0o700),
-    )?;
-    setup_group(user.as_deref())?;
-    client
-        .reload_bus_config()
-        .map_err(|e| anyhow::anyhow!("cannot reload the D-Bus configuration: {}", e.message()))?;
-    println!("Reloaded the D-Bus configuration");
-    if systemd {
-        run_tool("systemctl", ["enable", "alca-netd-reapply.service"])?;
-        run_tool("systemctl", ["enable", "--now", "alca-netd.service"])?;
-        println!("Enabled and started alca-netd.service");
-    }
-    check_daemon(&client)?;
+    finish_setup(&client, user.as_deref(), systemd)?;
     println!();
     println!("Network helper ready.");
-    if let Some(u) = user {
-        println!(
-            "Log in again (or run `newgrp {GROUP}`) so that {u}'s membership of group {GROUP} \
-             applies."
-        );
-    }
+    newgrp_hint(user.as_deref());
     Ok(())
 }
 

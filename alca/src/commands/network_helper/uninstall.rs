@@ -54,16 +54,7 @@ pub fn run(args: &HelperArgs) -> anyhow::Result<()> {
     println!();
     let systemd = systemd_is_pid1();
     if systemd {
-        // Units may already be gone; that is fine.
-        let _ = run_tool(
-            "systemctl",
-            [
-                "disable",
-                "--now",
-                "alca-netd.service",
-                "alca-netd-reapply.service",
-            ],
-        );
+        disable_units();
     }
     // Remove activation first so nothing starts the daemon again while we clean up.
     for file in FILES {
@@ -78,13 +69,8 @@ pub fn run(args: &HelperArgs) -> anyhow::Result<()> {
             println!("Stopped alca-netd (pid {pid})");
         }
     }
-    for table in Engine::system()
-        .purge()
-        .map_err(|e| anyhow::anyhow!("cannot remove the alca- tables: {}", e.message()))?
-    {
-        println!("Deleted nftables table inet {table}");
-    }
-    remove_state_and_binary()?;
+    purge_rules_and_state()?;
+    remove_binary()?;
     if systemd {
         let _ = run_tool("systemctl", ["daemon-reload"]);
     }
@@ -111,20 +97,36 @@ fn run_packaged(args: &HelperArgs) -> anyhow::Result<()> {
     }
     println!();
     if systemd_is_pid1() {
-        let _ = run_tool(
-            "systemctl",
-            [
-                "disable",
-                "--now",
-                "alca-netd.service",
-                "alca-netd-reapply.service",
-            ],
-        );
+        disable_units();
     } else if let Some(client) = Client::connect().ok() {
         if let Some(pid) = stop_unmanaged_daemon(&client)? {
             println!("Stopped alca-netd (pid {pid})");
         }
     }
+    purge_rules_and_state()?;
+    println!();
+    println!(
+        "Rules removed. The daemon's files belong to the package: remove them with \
+         `apt-get purge alca` (or `dnf remove alca`)."
+    );
+    Ok(())
+}
+
+/// Units may already be gone; that is fine.
+fn disable_units() {
+    let _ = run_tool(
+        "systemctl",
+        [
+            "disable",
+            "--now",
+            "alca-netd.service",
+            "alca-netd-reapply.service",
+        ],
+    );
+}
+
+/// Every `alca-` table and the saved specs.
+fn purge_rules_and_state() -> anyhow::Result<()> {
     for table in Engine::system()
         .purge()
         .map_err(|e| anyhow::anyhow!("cannot remove the alca- tables: {}", e.message()))?
@@ -135,19 +137,10 @@ fn run_packaged(args: &HelperArgs) -> anyhow::Result<()> {
         fs::remove_dir_all(STATE_DIR).with_context(|| format!("cannot remove {STATE_DIR}"))?;
         println!("Removed {STATE_DIR}");
     }
-    println!();
-    println!(
-        "Rules removed. The daemon's files belong to the package: remove them with \
-         `apt-get purge alca` (or `dnf remove alca`)."
-    );
     Ok(())
 }
 
-fn remove_state_and_binary() -> anyhow::Result<()> {
-    if Path::new(STATE_DIR).exists() {
-        fs::remove_dir_all(STATE_DIR).with_context(|| format!("cannot remove {STATE_DIR}"))?;
-        println!("Removed {STATE_DIR}");
-    }
+fn remove_binary() -> anyhow::Result<()> {
     if remove_file(Path::new(DAEMON_PATH))? {
         println!("Removed {DAEMON_PATH}");
     }
