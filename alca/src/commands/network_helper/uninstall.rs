@@ -98,7 +98,7 @@ fn run_packaged(args: &HelperArgs) -> anyhow::Result<()> {
     println!();
     if systemd_is_pid1() {
         disable_units();
-    } else if let Some(client) = Client::connect().ok() {
+    } else if let Ok(client) = Client::connect() {
         if let Some(pid) = stop_unmanaged_daemon(&client)? {
             println!("Stopped alca-netd (pid {pid})");
         }
