@@ -1,5 +1,5 @@
-# Shared by the .deb and .rpm maintainer scripts (sourced; POSIX sh): the steps that make the
-# packaged alca-netd usable without any further sudo except adding users to group alcatraz.
+# Shared by the .deb and .rpm maintainer scripts (inlined at @COMMON@ by build.sh; POSIX sh):
+# what makes the packaged alca-netd usable with no further sudo than group membership.
 
 ALCA_GROUP=alcatraz
 ALCA_STATE=/var/lib/alcatraz
