@@ -53,4 +53,15 @@ done
 cargo build --release -q -p alca -p alca-netd
 cargo deb -p alca --no-build -o "$OUT/"
 cargo generate-rpm -p alca -o "$OUT/"
-ls -l "$OUT"/*.deb "$OUT"/*.rpm
+# The helper-container image for macOS (`alca network-helper install --image-archive FILE`),
+# when a Docker engine is at hand. It holds Linux binaries of this machine's architecture.
+if docker info >/dev/null 2>&1; then
+    VERSION=$(target/release/alca-netd --version | awk '{print $2}')
+    ALCA_NETD_BIN=target/release/alca-netd target/release/alca network-helper image \
+        --output "$OUT/alcatraz-network-helper-$VERSION-$(uname -m).tar"
+    # Keep the local engine as it was, unless an installed helper uses the image.
+    if ! docker container inspect alcatraz-network-helper >/dev/null 2>&1; then
+        docker image rm "alcatraz-network-helper:$VERSION" >/dev/null 2>&1 || true
+    fi
+fi
+ls -l "$OUT"/*.deb "$OUT"/*.rpm "$OUT"/*.tar 2>/dev/null || true

@@ -117,6 +117,16 @@ pub enum NetworkHelperCommand {
     Uninstall(HelperArgs),
     /// Show whether the helper is installed and rules are applied
     Status,
+    /// Build the helper-container image from this machine's alca-netd and nft and save it
+    /// (`docker save`) for `install --image-archive` on macOS
+    Image(ImageArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    /// Where to write the image archive
+    #[arg(long, short, value_name = "PATH")]
+    pub output: std::path::PathBuf,
 }
 
 #[derive(Debug, Args)]

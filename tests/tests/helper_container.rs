@@ -185,7 +185,7 @@ fn helper_container_end_to_end() {
     let started = std::time::Instant::now();
     no_native_daemon();
     eprintln!("step done: no_native_daemon at {:?}", started.elapsed());
-    install();
+    install(&scratch);
     eprintln!("step done: install at {:?}", started.elapsed());
     let isolated = isolation_through_the_helper(&scratch);
     eprintln!(
@@ -232,16 +232,38 @@ fn no_native_daemon() {
     assert_eq!(alca_tables().unwrap(), Vec::<String>::new());
 }
 
-fn install() {
-    let netd = built_binary("alca-netd");
+/// The image is built here and saved (what a Mac gets), then installed from that archive.
+fn install(scratch: &Path) {
+    let netd = [(
+        "ALCA_NETD_BIN",
+        built_binary("alca-netd").to_string_lossy().into_owned(),
+    )];
+    let archive = scratch.join("helper-image.tar");
+    let archive_arg = archive.to_string_lossy().into_owned();
+    let saved = alca(
+        None,
+        Path::new("/"),
+        &["network-helper", "image", "--output", &archive_arg],
+        &netd,
+    );
+    assert!(saved.status.success(), "image failed: {}", text(&saved));
+    run_ok("docker", &["image", "rm", &alca_netd::helper::image_ref()]).unwrap();
     let out = alca(
         None,
         Path::new("/"),
-        &["network-helper", "install", "--container", "-y"],
-        &[("ALCA_NETD_BIN", netd.to_string_lossy().into_owned())],
+        &[
+            "network-helper",
+            "install",
+            "--container",
+            "--image-archive",
+            &archive_arg,
+            "-y",
+        ],
+        &[],
     );
     let said = text(&out);
     assert!(out.status.success(), "install --container failed: {said}");
+    assert!(said.contains("Loaded image"), "{said}");
     assert!(said.contains("Helper container: running"), "{said}");
     assert!(said.contains("platform linux"), "{said}");
     let host_config = run_ok(

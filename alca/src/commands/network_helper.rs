@@ -18,6 +18,7 @@ pub fn run(command: NetworkHelperCommand) -> anyhow::Result<ExitCode> {
         NetworkHelperCommand::Install(args) => install::run(&args),
         NetworkHelperCommand::Uninstall(args) => uninstall::run(&args),
         NetworkHelperCommand::Status => status::run(),
+        NetworkHelperCommand::Image(args) => container::save_image(&args.output),
     }?;
     Ok(ExitCode::SUCCESS)
 }

@@ -114,6 +114,17 @@ pub fn install(args: &HelperArgs, netd: Option<PathBuf>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `network-helper image --output PATH`: builds the image here and saves it for another machine
+/// (a Mac of the same CPU architecture, whose runtime VM runs it).
+pub fn save_image(output: &Path) -> anyhow::Result<()> {
+    let netd = std::env::var_os(super::install::NETD_BIN_ENV).map(PathBuf::from);
+    build_image(netd.as_deref())?;
+    let path = output.to_string_lossy();
+    runtime(&["save", "-o", &path, &image_ref()])?;
+    println!("Saved {} to {path}", image_ref());
+    Ok(())
+}
+
 fn load_image(archive: &Path) -> anyhow::Result<()> {
     let path = archive.to_string_lossy();
     runtime(&["load", "-i", &path])?;
