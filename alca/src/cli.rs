@@ -111,7 +111,7 @@ pub struct CleanupArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum NetworkHelperCommand {
-    /// Install the network helper (run once with sudo)
+    /// Install the network helper (once; with sudo on Linux, no sudo for --container and macOS)
     Install(HelperArgs),
     /// Remove the network helper and every alca network rule
     Uninstall(HelperArgs),

@@ -85,6 +85,12 @@ pub fn run() -> anyhow::Result<()> {
         container_status(running == "true");
         return Ok(());
     }
+    if cfg!(target_os = "macos") {
+        println!("Installed: No");
+        println!();
+        println!("Run `alca network-helper install` (no sudo) to install the helper container.");
+        return Ok(());
+    }
     let missing = missing_files();
     let installed = missing.is_empty();
     println!("Installed: {}", if installed { "Yes" } else { "No" });
