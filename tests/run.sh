@@ -27,6 +27,8 @@ trap 'rm -f "$LOG"' EXIT
 set +e
 cargo test --workspace --no-fail-fast -- --test-threads="${ALCA_TEST_THREADS:-2}" 2>&1 | tee "$LOG"
 status=${PIPESTATUS[0]}
+# The .deb, built and installed on this machine, then purged (packaging/test-deb.sh).
+if bash packaging/test-deb.sh; then deb=passed; else deb=failed; status=1; fi
 set -e
 
 echo
@@ -42,6 +44,10 @@ awk '
       if ($(i+1) ~ /^ignored/) ignored += $i
     }
   }
-  END { printf "TOTAL: %d passed, %d failed, %d ignored\n", passed, failed, ignored }
-' "$LOG"
+  END {
+    printf "packaging/test-deb.sh\n    %s\n", deb
+    if (deb == "passed") passed++; else failed++
+    printf "(%d ignored)\nTOTAL: %d passed, %d failed\n", ignored, passed, failed
+  }
+' deb="$deb" "$LOG"
 exit "$status"

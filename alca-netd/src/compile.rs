@@ -17,6 +17,8 @@
 //!
 //! The kernel allows at most 1024 base chains per hook; each project uses one per hook point
 //! (two at prerouting, one at input and forward), which bounds the number of isolated projects per host at ~500.
+//!
+//! [`HostQuirks`] adapt the layout to hosts whose own firewall needs it (OrbStack's VM).
 
 mod deny;
 mod expr;
@@ -47,6 +49,20 @@ pub const PROXY_CHAIN: &str = "proxy";
 pub const FILTER_PRIORITY: i32 = -160;
 /// Priority of the proxy chain: `dstnat - 10`, before Docker's/netavark's DNAT at -100.
 pub const PROXY_PRIORITY: i32 = -110;
+/// Name of the forward base chain added for hosts that offload flows (see [`HostQuirks`]).
+pub const FLOWTABLE_GUARD_CHAIN: &str = "forward";
+/// `filter - 2`: ahead of OrbStack's own forward chain (`filter - 1`) that offloads flows.
+pub const FLOWTABLE_GUARD_PRIORITY: i32 = -2;
+
+/// What the host's own firewall does that changes where our chains must sit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostQuirks {
+    /// The host adds forwarded flows to an nftables flowtable from a forward chain at
+    /// `filter - 1` (OrbStack: table `inet orbstack`). Offloaded packets skip every later
+    /// hook, so the isolation rules are also run from a forward chain at `filter - 2`, as the
+    /// Go original does, besides the prerouting chain.
+    pub flowtable_offload: bool,
+}
 
 /// Batch that atomically replaces the project's table with its compiled ruleset.
 ///
@@ -54,6 +70,12 @@ pub const PROXY_PRIORITY: i32 = -110;
 /// whether or not the table exists. `owner_uid` is recorded in the table's `owner` set so
 /// ownership survives daemon restarts. The spec must have passed [`NetSpec::validate`].
 pub fn replace_batch(spec: &NetSpec, owner_uid: u32) -> Value {
+    replace_batch_for(spec, owner_uid, HostQuirks::default())
+}
+
+/// [`replace_batch`] for a host with `quirks`.
+pub fn replace_batch_for(spec: &NetSpec, owner_uid: u32, quirks: HostQuirks) -> Value {
+    let guard_flowtable = quirks.flowtable_offload;
     let name = spec.table_name();
     let mut cmds = reset_table(&name);
     cmds.push(add(NfListObject::Table(table(&name))));
@@ -69,6 +91,17 @@ pub fn replace_batch(spec: &NetSpec, owner_uid: u32) -> Value {
             FILTER_BASE_CHAIN,
             (NfHook::Prerouting, NfChainType::Filter, FILTER_PRIORITY),
         )));
+        if guard_flowtable {
+            cmds.push(add(base_chain(
+                &name,
+                FLOWTABLE_GUARD_CHAIN,
+                (
+                    NfHook::Forward,
+                    NfChainType::Filter,
+                    FLOWTABLE_GUARD_PRIORITY,
+                ),
+            )));
+        }
         cmds.push(add(regular_chain(&name, ISOLATE_CHAIN)));
         cmds.push(add(regular_chain(&name, VERIFY_CHAIN)));
         for (chain, hook) in [
@@ -96,6 +129,13 @@ pub fn replace_batch(spec: &NetSpec, owner_uid: u32) -> Value {
             FILTER_BASE_CHAIN,
             filter::jump_from_bridge(&spec.bridge),
         )));
+        if guard_flowtable {
+            cmds.push(add(expr::rule(
+                &name,
+                FLOWTABLE_GUARD_CHAIN,
+                filter::jump_from_bridge(&spec.bridge),
+            )));
+        }
         cmds.extend(
             filter
                 .into_iter()
@@ -254,6 +294,55 @@ mod tests {
             .filter_map(|c| c.get("add")?.as_object()?.keys().next().map(String::as_str))
             .collect();
         assert_eq!(added, ["table", "table", "set"]);
+    }
+
+    /// Base chains as (name, hook, priority).
+    fn base_chains(batch: &Value) -> Vec<(String, String, i64)> {
+        cmds(batch)
+            .iter()
+            .filter_map(|c| c["add"].get("chain"))
+            .filter(|c| c.get("hook").is_some())
+            .map(|c| {
+                (
+                    c["name"].as_str().unwrap().to_string(),
+                    c["hook"].as_str().unwrap().to_string(),
+                    c["prio"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn flowtable_hosts_also_filter_at_forward_ahead_of_the_offload() {
+        let plain = replace_batch(&spec(), 0);
+        assert_eq!(
+            base_chains(&plain),
+            [("prerouting".to_string(), "prerouting".to_string(), -160)]
+        );
+        assert!(comments(&plain, FLOWTABLE_GUARD_CHAIN).is_empty());
+        let quirks = HostQuirks {
+            flowtable_offload: true,
+        };
+        let orb = replace_batch_for(&spec(), 0, quirks);
+        assert_eq!(
+            base_chains(&orb),
+            [
+                ("prerouting".to_string(), "prerouting".to_string(), -160),
+                ("forward".to_string(), "forward".to_string(), -2),
+            ]
+        );
+        let jumps: Vec<&Value> = cmds(&orb)
+            .iter()
+            .filter_map(|c| c["add"].get("rule"))
+            .filter(|r| r["chain"] == FLOWTABLE_GUARD_CHAIN)
+            .collect();
+        assert_eq!(jumps.len(), 1);
+        assert!(jumps[0]["expr"].to_string().contains("\"jump\""));
+        assert!(jumps[0]["expr"].to_string().contains(&spec().bridge));
+        // Without filtering (allow_all, no proxy) there is nothing to guard.
+        let mut open = spec();
+        open.allow_all = true;
+        assert!(base_chains(&replace_batch_for(&open, 0, quirks)).is_empty());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::compile::{delete_batch, replace_batch};
+use crate::compile::{delete_batch, replace_batch_for, HostQuirks};
 use crate::errors::NetdError;
 use crate::firewall::{Firewall, FirewallError, Nft};
 use crate::observe::{self, LiveCheck, Outcome, Probe};
@@ -40,6 +40,7 @@ pub struct RestoreReport {
 pub struct Engine {
     firewall: Box<dyn Firewall>,
     store: Store,
+    quirks: HostQuirks,
 }
 
 impl From<StoreError> for NetdError {
@@ -65,7 +66,17 @@ fn check_owner(project: &str, owner: u32, caller: u32) -> Result<(), NetdError> 
 
 impl Engine {
     pub fn new(firewall: Box<dyn Firewall>, store: Store) -> Self {
-        Engine { firewall, store }
+        Engine {
+            firewall,
+            store,
+            quirks: HostQuirks::default(),
+        }
+    }
+
+    /// The same engine compiling for a host with `quirks` (found by the helper container).
+    pub fn with_quirks(mut self, quirks: HostQuirks) -> Self {
+        self.quirks = quirks;
+        self
     }
 
     /// The production engine: real `nft`, state in `/var/lib/alcatraz`.
@@ -91,7 +102,7 @@ impl Engine {
             None => caller,
         };
         self.check_bridge_is_free(&spec)?;
-        let batch = replace_batch(&spec, owner_uid);
+        let batch = replace_batch_for(&spec, owner_uid, self.quirks);
         let saved = Saved { owner_uid, spec };
         self.store.save(&saved)?;
         if let Err(e) = self.firewall.apply(&batch) {
@@ -232,7 +243,7 @@ impl Engine {
                 armed: false,
             });
         };
-        let expected = replace_batch(&saved.spec, saved.owner_uid);
+        let expected = replace_batch_for(&saved.spec, saved.owner_uid, self.quirks);
         let problems = observe::check_live(&live, &expected);
         let armed = observe::fence_ready(&live);
         if armed {
@@ -292,7 +303,10 @@ impl Engine {
             ..Default::default()
         };
         for s in &saved {
-            match self.firewall.apply(&replace_batch(&s.spec, s.owner_uid)) {
+            match self
+                .firewall
+                .apply(&replace_batch_for(&s.spec, s.owner_uid, self.quirks))
+            {
                 Ok(()) => report.reapplied.push(s.spec.project.clone()),
                 Err(e) => report
                     .problems

@@ -78,6 +78,28 @@ impl Nft {
     }
 }
 
+impl Nft {
+    /// Whether `nft list tables` works at all (nf_tables loaded, permission granted).
+    pub fn has_table_listing(&self) -> bool {
+        self.run(&["-j", "list", "tables"], None).is_ok()
+    }
+
+    /// Whether a table exists (read-only; used to detect the host's own firewall).
+    pub fn has_table(&self, family: &str, name: &str) -> bool {
+        let Ok(out) = self.run(&["-j", "list", "tables", family], None) else {
+            return false;
+        };
+        let json: Value = serde_json::from_slice(&out).unwrap_or_default();
+        json["nftables"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|item| item.get("table"))
+            .any(|t| t["family"] == family && t["name"] == name)
+    }
+}
+
 impl Firewall for Nft {
     fn apply(&self, batch: &Value) -> Result<(), FirewallError> {
         ensure_only_alca(batch)?;

@@ -3,11 +3,17 @@
 //! Modes: no flag or `--foreground` serves `io.github.alcatraz.Netd1` on the system bus (after
 //! re-applying saved specs and sweeping stale tables); `--reapply` does only the re-apply and
 //! sweep, then exits (run by `alca-netd-reapply.service` after nftables reloads).
+//! In the helper container (macOS, or Linux by choice): `--container` is the container's main
+//! process (enters PID 1's network namespace, re-applies saved specs, then waits), and
+//! `request` answers one JSON request on stdin (`docker exec -i … alca-netd request`).
 //! The daemon does not exit when idle: `alca network-helper status` reports it truthfully.
 
 use std::sync::Arc;
 
 use alca_netd::engine::{Engine, RestoreReport};
+use alca_netd::firewall::Nft;
+use alca_netd::helper::HelperReply;
+use alca_netd::hostns;
 use alca_netd::service::{NetdService, BUS_NAME, OBJECT_PATH};
 use anyhow::{bail, Context};
 
@@ -15,9 +21,11 @@ use anyhow::{bail, Context};
 enum Mode {
     Serve,
     Reapply,
+    Container,
+    Request,
 }
 
-const USAGE: &str = "usage: alca-netd [--foreground | --reapply]";
+const USAGE: &str = "usage: alca-netd [--foreground | --reapply | --container | request]";
 
 fn parse_args(args: impl Iterator<Item = String>) -> anyhow::Result<Mode> {
     let mut mode = Mode::Serve;
@@ -25,6 +33,8 @@ fn parse_args(args: impl Iterator<Item = String>) -> anyhow::Result<Mode> {
         match arg.as_str() {
             "--foreground" => {}
             "--reapply" => mode = Mode::Reapply,
+            "--container" => mode = Mode::Container,
+            "request" => mode = Mode::Request,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -79,6 +89,11 @@ async fn serve(engine: Arc<Engine>) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot own {BUS_NAME} on the system bus"))?;
     tracing::info!(launcher = launcher(), "serving {BUS_NAME}");
+    until_stopped().await
+}
+
+/// Waits for SIGTERM (systemd, `docker stop`) or SIGINT.
+async fn until_stopped() -> anyhow::Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = term.recv() => {}
@@ -88,17 +103,93 @@ async fn serve(engine: Arc<Engine>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The helper's engine, compiling for the host it found.
+fn helper_engine(platform: &str) -> Engine {
+    let quirks = hostns::detect_quirks(&Nft::default(), platform);
+    Engine::system().with_quirks(quirks)
+}
+
+fn current_thread_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
+/// `--container`: the helper container's main process.
+fn run_container() -> anyhow::Result<()> {
+    let platform = hostns::platform();
+    if !hostns::wait_until_ready(&Nft::default(), &platform) {
+        tracing::warn!(
+            platform,
+            "nftables (or the platform's own table) is not ready; going on"
+        );
+    }
+    let engine = Arc::new(helper_engine(&platform));
+    let runtime = current_thread_runtime()?;
+    runtime.block_on(async {
+        restore(&engine).await.context("re-applying saved rules")?;
+        tracing::info!(platform, "helper ready");
+        until_stopped().await
+    })
+}
+
+/// `request`: one JSON request on stdin, one JSON reply on stdout; exit 1 on an error reply.
+fn run_request() -> anyhow::Result<bool> {
+    use std::io::Read;
+    let limit = alca_netd::helper::MAX_ENVELOPE_BYTES as u64 + 1;
+    let mut input = Vec::new();
+    std::io::stdin().take(limit).read_to_end(&mut input)?;
+    let engine = helper_engine(&hostns::platform());
+    let runtime = current_thread_runtime()?;
+    let check_bridge = |name: &str| {
+        runtime
+            .block_on(alca_netd::links::check_bridge(name))
+            .map_err(|e| e.to_string())
+    };
+    let reply = alca_netd::helper::handle(&engine, &input, &check_bridge);
+    println!("{}", serde_json::to_string(&reply)?);
+    Ok(!matches!(reply, HelperReply::Error { .. }))
+}
+
 fn main() -> anyhow::Result<()> {
+    let mode = parse_args(std::env::args().skip(1))?;
+    let default_level = if mode == Mode::Request {
+        "warn"
+    } else {
+        "info"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("ALCA_NETD_LOG")
-                .unwrap_or_else(|_| "info".into()),
+                .unwrap_or_else(|_| default_level.into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    let mode = parse_args(std::env::args().skip(1))?;
     if !nix::unistd::geteuid().is_root() {
         bail!("alca-netd must run as root (it is started by D-Bus activation or systemd)");
+    }
+    match mode {
+        Mode::Container | Mode::Request => {
+            // Before any thread exists: setns only moves the calling thread.
+            match hostns::enter_host_net().context("entering PID 1's network namespace")? {
+                hostns::HostNet::Entered => {
+                    tracing::info!("entered the network namespace of PID 1")
+                }
+                hostns::HostNet::AlreadyThere => {}
+                hostns::HostNet::Denied => tracing::warn!(
+                    "PID 1's network namespace may not be opened here; staying in the \
+                     runtime's own (--net=host)"
+                ),
+            }
+            if mode == Mode::Container {
+                return run_container();
+            }
+            if !run_request()? {
+                std::process::exit(1);
+            }
+            return Ok(());
+        }
+        Mode::Serve | Mode::Reapply => {}
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -107,7 +198,7 @@ fn main() -> anyhow::Result<()> {
     let engine = Arc::new(Engine::system());
     runtime.block_on(async {
         match mode {
-            Mode::Serve => serve(engine).await,
+            Mode::Serve | Mode::Container | Mode::Request => serve(engine).await,
             Mode::Reapply => {
                 let report = restore(&engine).await?;
                 println!(
@@ -144,6 +235,8 @@ mod tests {
         assert_eq!(parse_args(args(&[])).unwrap(), Mode::Serve);
         assert_eq!(parse_args(args(&["--foreground"])).unwrap(), Mode::Serve);
         assert_eq!(parse_args(args(&["--reapply"])).unwrap(), Mode::Reapply);
+        assert_eq!(parse_args(args(&["--container"])).unwrap(), Mode::Container);
+        assert_eq!(parse_args(args(&["request"])).unwrap(), Mode::Request);
         assert!(parse_args(args(&["--nope"])).is_err());
     }
 }

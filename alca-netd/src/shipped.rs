@@ -101,8 +101,8 @@ mod tests {
         let plist = include_str!("../../launchd/io.github.alcatraz.network-helper.plist");
         assert!(plist.contains("<string>io.github.alcatraz.network-helper</string>"));
         assert!(plist.contains("docker start alcatraz-network-helper"));
-        assert!(plist.contains("<key>KeepAlive</key>\n  <true/>"));
         assert!(plist.contains("<key>RunAtLoad</key>\n  <true/>"));
+        assert!(plist.contains("<key>StartInterval</key>\n  <integer>60</integer>"));
     }
 
     /// Only root may own the name; the default policy only allows sending to it.

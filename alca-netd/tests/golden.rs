@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use alca_netd::compile::{delete_batch, owner_uid, replace_batch};
+use alca_netd::compile::{delete_batch, owner_uid, replace_batch, replace_batch_for, HostQuirks};
 use alca_netd::{AllowRule, NetSpec, Proto};
 use serde_json::Value;
 
@@ -72,6 +72,16 @@ fn cases() -> Vec<(&'static str, Value)> {
         ("proxy_v6", replace_batch(&proxy6, OWNER)),
         ("dns", replace_batch(&dns, OWNER)),
         ("delete", delete_batch(PROJECT)),
+        (
+            "flowtable_guard",
+            replace_batch_for(
+                &default,
+                OWNER,
+                HostQuirks {
+                    flowtable_offload: true,
+                },
+            ),
+        ),
     ]
 }
 

@@ -111,12 +111,22 @@ pub struct CleanupArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum NetworkHelperCommand {
-    /// Install the network helper (run once with sudo)
+    /// Install the network helper (once; with sudo on Linux, no sudo for --container and macOS)
     Install(HelperArgs),
     /// Remove the network helper and every alca network rule
     Uninstall(HelperArgs),
     /// Show whether the helper is installed and rules are applied
     Status,
+    /// Build the helper-container image from this machine's alca-netd and nft and save it
+    /// (`docker save`) for `install --image-archive` on macOS
+    Image(ImageArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    /// Where to write the image archive
+    #[arg(long, short, value_name = "PATH")]
+    pub output: std::path::PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -127,6 +137,14 @@ pub struct HelperArgs {
     /// User to add to group `alcatraz` (install only; default: $SUDO_USER)
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
+    /// Run alca-netd in the privileged `alcatraz-network-helper` container instead of on the
+    /// system bus (install only; the default on macOS; no sudo needed, Docker is the privilege)
+    #[arg(long)]
+    pub container: bool,
+    /// Load the helper image from this `docker save` archive instead of building it from the
+    /// local alca-netd and nft (install only; needed on macOS)
+    #[arg(long, value_name = "PATH")]
+    pub image_archive: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -102,4 +102,10 @@ table inet testenv-uplink-guard {
 }
 EOF
 fi
+# --- 11. packaging tools for packaging/test-deb.sh (crates.io; skipped without cargo) ------------
+if command -v cargo >/dev/null 2>&1 && [ "${ALCA_TESTENV_PACKAGING:-1}" = 1 ]; then
+  for tool in cargo-deb cargo-generate-rpm; do
+    command -v "$tool" >/dev/null 2>&1 || cargo install --locked -q "$tool" >"$LOG/$tool.log" 2>&1
+  done
+fi
 echo "alca test-env ready: docker $(/usr/bin/docker version -f '{{.Server.Version}}'), podman $(podman version -f '{{.Client.Version}}'), polkit $(pkaction --version | awk '{print $NF}')"

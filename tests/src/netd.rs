@@ -4,7 +4,7 @@
 //! `alca` as a user in a docker project through the installed helper.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 use anyhow::{bail, Context, Result};
@@ -257,7 +257,7 @@ pub fn alca(user: Option<&str>, dir: &Path, args: &[&str], env: &[(&str, &str)])
         }
         None => Command::new(&bin),
     };
-    cmd.args(args).current_dir(dir);
+    cmd.args(args).current_dir(dir).stdin(Stdio::null());
     for (k, v) in env {
         cmd.env(k, v);
     }

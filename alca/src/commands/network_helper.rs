@@ -1,7 +1,9 @@
 //! `alca network-helper install|uninstall|status`: the one sudo step that installs `alca-netd`,
 //! its bus policy, activation file, polkit action and rule, and group `alcatraz`.
 
+mod container;
 mod install;
+mod package;
 mod status;
 mod system;
 mod uninstall;
@@ -16,6 +18,7 @@ pub fn run(command: NetworkHelperCommand) -> anyhow::Result<ExitCode> {
         NetworkHelperCommand::Install(args) => install::run(&args),
         NetworkHelperCommand::Uninstall(args) => uninstall::run(&args),
         NetworkHelperCommand::Status => status::run(),
+        NetworkHelperCommand::Image(args) => container::save_image(&args.output),
     }?;
     Ok(ExitCode::SUCCESS)
 }

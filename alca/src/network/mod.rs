@@ -3,6 +3,7 @@
 //! `up` talks to a [`NetworkGuard`]; when none is reachable it must fail closed.
 
 pub mod denied_log;
+pub mod helper;
 pub mod host_view;
 pub mod matrix;
 pub mod netd;

@@ -5,6 +5,9 @@ use alca_netd::client::{is_service_missing, Client};
 use alca_netd::errors::NetdError;
 use alca_netd::NetSpec;
 
+use alca_netd::helper::CONTAINER_NAME;
+
+use super::helper::{helper_running, HelperGuard};
 use super::{NetworkGuard, Unavailable};
 
 /// The command that sets the helper up.
@@ -24,8 +27,20 @@ impl NetdGuard {
     }
 }
 
-/// The guard `up` uses: the daemon, or [`Unavailable`] (which fails closed) with the reason.
+/// The guard `up` uses: the helper container when it runs (always on macOS), else the daemon
+/// on the system bus, else [`Unavailable`] (which fails closed) with the reason.
 pub fn connect_guard() -> Box<dyn NetworkGuard> {
+    if helper_running() {
+        return Box::new(HelperGuard::new());
+    }
+    if cfg!(target_os = "macos") {
+        return Box::new(Unavailable {
+            reason: format!(
+                "the helper container {CONTAINER_NAME} is not running (run `alca network-helper \
+                 install`, no sudo needed)"
+            ),
+        });
+    }
     match NetdGuard::connect() {
         Ok(guard) => Box::new(guard),
         Err(reason) => Box::new(Unavailable { reason }),

@@ -1,6 +1,8 @@
 //! `alca network-helper install`: copies `alca-netd` to a root-owned path, writes the bus
 //! policy, activation file, polkit files (and systemd units when systemd runs), creates group
-//! `alcatraz`, adds the invoking user and checks that the daemon answers.
+//! `alcatraz`, adds the invoking user and checks that the daemon answers. When a package
+//! installed the files, only the group, the bus reload and the daemon start are done; with
+//! `--container` (the default on macOS) the helper container is installed instead.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -10,6 +12,7 @@ use alca_netd::client::Client;
 use alca_netd::shipped::{DAEMON_PATH, FILES, GROUP};
 use anyhow::{bail, Context};
 
+use super::package::{packaged, PACKAGED_DAEMON};
 use super::system::{
     confirm, group_exists, require_root, require_user, run_tool, stop_unmanaged_daemon,
     systemd_is_pid1, user_in_group, write_atomic,
@@ -19,8 +22,9 @@ use crate::cli::HelperArgs;
 /// Environment variable naming the `alca-netd` binary to install.
 pub const NETD_BIN_ENV: &str = "ALCA_NETD_BIN";
 
-/// The daemon binary to install: `$ALCA_NETD_BIN`, else `alca-netd` next to this executable.
-fn source_binary() -> anyhow::Result<PathBuf> {
+/// The daemon binary to install: `$ALCA_NETD_BIN`, else `alca-netd` next to this executable,
+/// else the packaged one (`../libexec/alca-netd`).
+pub(super) fn source_binary() -> anyhow::Result<PathBuf> {
     if let Some(path) = std::env::var_os(NETD_BIN_ENV) {
         let path = PathBuf::from(path);
         if !path.is_file() {
@@ -29,7 +33,10 @@ fn source_binary() -> anyhow::Result<PathBuf> {
         return Ok(path);
     }
     let exe = std::env::current_exe().context("cannot find the running alca executable")?;
-    let candidate = exe.with_file_name("alca-netd");
+    let mut candidate = exe.with_file_name("alca-netd");
+    if !candidate.is_file() && Path::new(PACKAGED_DAEMON).is_file() {
+        candidate = PathBuf::from(PACKAGED_DAEMON);
+    }
     if !candidate.is_file() {
         bail!(
             "alca-netd was not found next to {} ; install it alongside alca \
@@ -73,6 +80,13 @@ fn plan(source: &Path, user: Option<&str>, systemd: bool) -> Vec<String> {
             .map(|f| format!("Write {}", f.path)),
     );
     plan.push(format!("Create group {GROUP}"));
+    plan.extend(setup_plan(user, systemd));
+    plan
+}
+
+/// The plan's lines for [`finish_setup`] after the group exists.
+fn setup_plan(user: Option<&str>, systemd: bool) -> Vec<String> {
+    let mut plan = vec![];
     if let Some(u) = user {
         plan.push(format!("Add user {u} to group {GROUP}"));
     }
@@ -83,8 +97,29 @@ fn plan(source: &Path, user: Option<&str>, systemd: bool) -> Vec<String> {
     plan
 }
 
+/// Whether the daemon is installed on the system bus (by `install` or by a package).
+pub fn native_installed() -> bool {
+    [DAEMON_PATH, PACKAGED_DAEMON, FILES[1].path]
+        .iter()
+        .any(|p| Path::new(p).exists())
+}
+
 pub fn run(args: &HelperArgs) -> anyhow::Result<()> {
+    if args.container || cfg!(target_os = "macos") {
+        let netd = std::env::var_os(NETD_BIN_ENV).map(PathBuf::from);
+        return super::container::install(args, netd);
+    }
     require_root("install")?;
+    if super::container::installed() {
+        bail!(
+            "the network helper container {} is installed; both would manage the same alca- \
+             tables. Run `alca network-helper uninstall` first",
+            alca_netd::helper::CONTAINER_NAME
+        );
+    }
+    if packaged() {
+        return run_packaged(args);
+    }
     let source = source_binary()?;
     let user = invoking_user(args)?;
     let systemd = systemd_is_pid1();
@@ -108,12 +143,21 @@ pub fn run(args: &HelperArgs) -> anyhow::Result<()> {
         write_atomic(Path::new(file.path), file.contents.as_bytes(), 0o644)?;
         println!("Wrote {}", file.path);
     }
+    finish_setup(&client, user.as_deref(), systemd)?;
+    println!();
+    println!("Network helper installed successfully.");
+    newgrp_hint(user.as_deref());
+    Ok(())
+}
+
+/// What both flavours end with: state directory, group, bus reload, units, a live daemon.
+fn finish_setup(client: &Client, user: Option<&str>, systemd: bool) -> anyhow::Result<()> {
     fs::create_dir_all(alca_netd::store::STATE_DIR)?;
     fs::set_permissions(
         alca_netd::store::STATE_DIR,
         fs::Permissions::from_mode(0o700),
     )?;
-    setup_group(user.as_deref())?;
+    setup_group(user)?;
     client
         .reload_bus_config()
         .map_err(|e| anyhow::anyhow!("cannot reload the D-Bus configuration: {}", e.message()))?;
@@ -125,15 +169,43 @@ pub fn run(args: &HelperArgs) -> anyhow::Result<()> {
         run_tool("systemctl", ["restart", "alca-netd.service"])?;
         println!("Enabled and started alca-netd.service");
     }
-    check_daemon(&client)?;
-    println!();
-    println!("Network helper installed successfully.");
+    check_daemon(client)
+}
+
+fn newgrp_hint(user: Option<&str>) {
     if let Some(u) = user {
         println!(
             "Log in again (or run `newgrp {GROUP}`) so that {u}'s membership of group {GROUP} \
              applies."
         );
     }
+}
+
+fn packaged_plan(user: Option<&str>, systemd: bool) -> Vec<String> {
+    let mut plan = vec![format!(
+        "Use the packaged daemon {PACKAGED_DAEMON} and its files (nothing is copied)"
+    )];
+    plan.push(format!("Create group {GROUP} if missing"));
+    plan.extend(setup_plan(user, systemd));
+    plan
+}
+
+/// The package installed every file: group membership and a running daemon are what is left.
+fn run_packaged(args: &HelperArgs) -> anyhow::Result<()> {
+    let user = invoking_user(args)?;
+    let systemd = systemd_is_pid1();
+    println!("The network helper is installed by a package; this will set it up:");
+    if !confirm(args.yes, &packaged_plan(user.as_deref(), systemd))? {
+        println!("Installation cancelled.");
+        return Ok(());
+    }
+    println!();
+    let client = Client::connect()
+        .map_err(|e| anyhow::anyhow!("cannot reach the system D-Bus: {}", e.message()))?;
+    finish_setup(&client, user.as_deref(), systemd)?;
+    println!();
+    println!("Network helper ready.");
+    newgrp_hint(user.as_deref());
     Ok(())
 }
 
@@ -194,6 +266,8 @@ mod tests {
         let args = HelperArgs {
             yes: true,
             user: Some("no-such-user-alca".into()),
+            container: false,
+            image_archive: None,
         };
         let err = invoking_user(&args).unwrap_err().to_string();
         assert!(

@@ -6,11 +6,17 @@ use std::path::Path;
 use alca_netd::client::Client;
 use alca_netd::shipped::{DAEMON_PATH, FILES};
 
+use super::package::{core_files, packaged};
+use crate::network::helper::{container_state, HelperGuard};
 use crate::project::{find_root_from_cwd, State};
 
-/// Files without which the daemon cannot be reached.
+/// Files without which the daemon cannot be reached (the package's, when it installed them).
 fn missing_files() -> Vec<&'static str> {
-    let core = [DAEMON_PATH, FILES[0].path, FILES[1].path];
+    let core = if packaged() {
+        core_files()
+    } else {
+        [DAEMON_PATH, FILES[0].path, FILES[1].path]
+    };
     core.into_iter()
         .filter(|p| !Path::new(p).exists())
         .collect()
@@ -48,7 +54,43 @@ fn rules_line(client: Option<&Client>, installed: bool) -> Option<String> {
     })
 }
 
+/// The helper container's report, when it exists.
+fn container_status(running: bool) {
+    let name = alca_netd::helper::CONTAINER_NAME;
+    println!("Installed: Yes (helper container {name})");
+    let guard = HelperGuard::new();
+    let daemon = match (running, guard.version()) {
+        (false, _) => "not running (helper container stopped)".to_string(),
+        (true, Ok(v)) => format!("running (helper container, alca-netd {v})"),
+        (true, Err(e)) => format!("running (helper container, not answering: {})", e.message()),
+    };
+    println!("Daemon: {daemon}");
+    let Some(root) = find_root_from_cwd().ok() else {
+        return;
+    };
+    let line = match State::load(&root).ok().flatten() {
+        None => "No (the project has not been started with `alca up`)".to_string(),
+        Some(_) if !running => "No".into(),
+        Some(state) => match guard.status(&state.id) {
+            Ok(s) if s.applied => "Yes".into(),
+            Ok(_) => "No".into(),
+            Err(e) => format!("Unknown ({})", e.message()),
+        },
+    };
+    println!("Rules applied: {line}");
+}
+
 pub fn run() -> anyhow::Result<()> {
+    if let Some(running) = container_state() {
+        container_status(running == "true");
+        return Ok(());
+    }
+    if cfg!(target_os = "macos") {
+        println!("Installed: No");
+        println!();
+        println!("Run `alca network-helper install` (no sudo) to install the helper container.");
+        return Ok(());
+    }
     let missing = missing_files();
     let installed = missing.is_empty();
     println!("Installed: {}", if installed { "Yes" } else { "No" });

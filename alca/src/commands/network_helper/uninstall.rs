@@ -1,5 +1,7 @@
 //! `alca network-helper uninstall`: stops the daemon, removes every `alca-` nftables table, the
-//! saved state, the shipped files, the binary and group `alcatraz`.
+//! saved state, the shipped files, the binary and group `alcatraz`. The helper container (and
+//! its volume and image) goes first when it exists; files a package installed are left to the
+//! package manager.
 
 use std::fs;
 use std::path::Path;
@@ -10,6 +12,7 @@ use alca_netd::shipped::{DAEMON_PATH, FILES, GROUP};
 use alca_netd::store::STATE_DIR;
 use anyhow::Context;
 
+use super::package::packaged;
 use super::system::{
     confirm, group_exists, remove_file, require_root, run_tool, stop_unmanaged_daemon,
     systemd_is_pid1,
@@ -29,7 +32,20 @@ fn plan() -> Vec<String> {
 }
 
 pub fn run(args: &HelperArgs) -> anyhow::Result<()> {
+    if super::container::installed() {
+        if !super::container::uninstall(args)? {
+            return Ok(());
+        }
+        if !super::install::native_installed() {
+            println!();
+            println!("Network helper uninstalled successfully.");
+            return Ok(());
+        }
+    }
     require_root("uninstall")?;
+    if packaged() {
+        return run_packaged(args);
+    }
     println!("This will uninstall the network helper and remove all Alcatraz network rules:");
     if !confirm(args.yes, &plan())? {
         println!("Uninstallation cancelled.");
@@ -38,16 +54,7 @@ pub fn run(args: &HelperArgs) -> anyhow::Result<()> {
     println!();
     let systemd = systemd_is_pid1();
     if systemd {
-        // Units may already be gone; that is fine.
-        let _ = run_tool(
-            "systemctl",
-            [
-                "disable",
-                "--now",
-                "alca-netd.service",
-                "alca-netd-reapply.service",
-            ],
-        );
+        disable_units();
     }
     // Remove activation first so nothing starts the daemon again while we clean up.
     for file in FILES {
@@ -62,13 +69,8 @@ pub fn run(args: &HelperArgs) -> anyhow::Result<()> {
             println!("Stopped alca-netd (pid {pid})");
         }
     }
-    for table in Engine::system()
-        .purge()
-        .map_err(|e| anyhow::anyhow!("cannot remove the alca- tables: {}", e.message()))?
-    {
-        println!("Deleted nftables table inet {table}");
-    }
-    remove_state_and_binary()?;
+    purge_rules_and_state()?;
+    remove_binary()?;
     if systemd {
         let _ = run_tool("systemctl", ["daemon-reload"]);
     }
@@ -81,11 +83,64 @@ pub fn run(args: &HelperArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn remove_state_and_binary() -> anyhow::Result<()> {
+/// With a package: stop the daemon, drop every rule and the saved state; the files stay.
+fn run_packaged(args: &HelperArgs) -> anyhow::Result<()> {
+    let plan = vec![
+        "Stop alca-netd".to_string(),
+        "Delete every nftables table named alca-…".into(),
+        format!("Remove {STATE_DIR}"),
+    ];
+    println!("This will stop the packaged network helper and remove all Alcatraz network rules:");
+    if !confirm(args.yes, &plan)? {
+        println!("Uninstallation cancelled.");
+        return Ok(());
+    }
+    println!();
+    if systemd_is_pid1() {
+        disable_units();
+    } else if let Ok(client) = Client::connect() {
+        if let Some(pid) = stop_unmanaged_daemon(&client)? {
+            println!("Stopped alca-netd (pid {pid})");
+        }
+    }
+    purge_rules_and_state()?;
+    println!();
+    println!(
+        "Rules removed. The daemon's files belong to the package: remove them with \
+         `apt-get purge alca` (or `dnf remove alca`)."
+    );
+    Ok(())
+}
+
+/// Units may already be gone; that is fine.
+fn disable_units() {
+    let _ = run_tool(
+        "systemctl",
+        [
+            "disable",
+            "--now",
+            "alca-netd.service",
+            "alca-netd-reapply.service",
+        ],
+    );
+}
+
+/// Every `alca-` table and the saved specs.
+fn purge_rules_and_state() -> anyhow::Result<()> {
+    for table in Engine::system()
+        .purge()
+        .map_err(|e| anyhow::anyhow!("cannot remove the alca- tables: {}", e.message()))?
+    {
+        println!("Deleted nftables table inet {table}");
+    }
     if Path::new(STATE_DIR).exists() {
         fs::remove_dir_all(STATE_DIR).with_context(|| format!("cannot remove {STATE_DIR}"))?;
         println!("Removed {STATE_DIR}");
     }
+    Ok(())
+}
+
+fn remove_binary() -> anyhow::Result<()> {
     if remove_file(Path::new(DAEMON_PATH))? {
         println!("Removed {DAEMON_PATH}");
     }

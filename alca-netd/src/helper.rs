@@ -1,0 +1,297 @@
+//! The helper-container protocol (macOS, or Linux by choice): `alca` runs
+//! `docker exec -i alcatraz-network-helper alca-netd request`, writes one JSON [`HelperRequest`]
+//! on stdin and reads one JSON [`HelperReply`] from stdout.
+//!
+//! The spec inside an `apply` travels as the same JSON string the D-Bus `Apply` method takes
+//! and goes through the same [`decode_spec`] gate, bridge check and [`Engine`]; callers never
+//! send nft text. Who may call: whoever may `docker exec` into the privileged helper — the
+//! container runtime's socket is the authority here (it already grants root in the VM), so the
+//! `uid` a request carries is the caller's own uid, recorded as the owner so that users do not
+//! change each other's projects by mistake, not a security boundary.
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{Engine, ProjectStatus};
+use crate::errors::NetdError;
+use crate::request::{decode_project, decode_spec, RequestError};
+use crate::spec::MAX_REQUEST_BYTES;
+
+/// Name of the helper container.
+pub const CONTAINER_NAME: &str = "alcatraz-network-helper";
+/// Repository of the helper image; the tag is the version of `alca-netd` inside.
+pub const IMAGE_REPO: &str = "alcatraz-network-helper";
+/// Named volume holding the helper's saved specs (mounted at `/var/lib/alcatraz`).
+pub const STATE_VOLUME: &str = "alcatraz-network-helper-state";
+/// Label on the container, image and volume, so uninstall finds exactly what install made.
+pub const LABEL: &str = "io.github.alcatraz.network-helper=1";
+/// Environment variable telling the helper which VM it runs in (`orbstack`, `docker-desktop`,
+/// `linux`), set by `alca network-helper install`.
+pub const PLATFORM_ENV: &str = "ALCA_HELPER_PLATFORM";
+/// Room for the envelope around a spec of [`MAX_REQUEST_BYTES`] (the spec is JSON-escaped).
+pub const MAX_ENVELOPE_BYTES: usize = 2 * MAX_REQUEST_BYTES + 1024;
+
+/// The image tag this build of `alca`/`alca-netd` uses.
+pub fn image_ref() -> String {
+    format!("{IMAGE_REPO}:{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// One call, as `alca` sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum HelperRequest {
+    /// Install or replace a project's rules; `spec` is the JSON of a `NetSpec`.
+    Apply { uid: u32, spec: String },
+    /// Remove a project's rules and saved spec.
+    Remove { uid: u32, project: String },
+    /// One project's state.
+    Status { uid: u32, project: String },
+    /// The caller's projects.
+    List { uid: u32 },
+    /// Uninstall: delete every `alca-` table and saved spec.
+    Purge,
+    /// The version of the `alca-netd` inside the helper.
+    Version,
+}
+
+/// The kinds of failure, named as the D-Bus errors are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorKind {
+    NotAuthorized,
+    InvalidRequest,
+    NotOwner,
+    ApplyFailed,
+    Internal,
+}
+
+/// The answer to one call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum HelperReply {
+    Done,
+    Status(ProjectStatus),
+    List(Vec<ProjectStatus>),
+    Purged(Vec<String>),
+    Version(String),
+    Error { kind: ErrorKind, message: String },
+}
+
+impl From<NetdError> for HelperReply {
+    fn from(e: NetdError) -> Self {
+        let kind = match &e {
+            NetdError::NotAuthorized(_) => ErrorKind::NotAuthorized,
+            NetdError::InvalidRequest(_) => ErrorKind::InvalidRequest,
+            NetdError::NotOwner(_) => ErrorKind::NotOwner,
+            NetdError::ApplyFailed(_) => ErrorKind::ApplyFailed,
+            NetdError::ZBus(_) | NetdError::Internal(_) => ErrorKind::Internal,
+        };
+        HelperReply::Error {
+            kind,
+            message: e.message(),
+        }
+    }
+}
+
+impl HelperReply {
+    /// The error this reply carries, as the D-Bus client would have returned it.
+    pub fn into_result(self) -> Result<HelperReply, NetdError> {
+        let HelperReply::Error { kind, message } = self else {
+            return Ok(self);
+        };
+        Err(match kind {
+            ErrorKind::NotAuthorized => NetdError::NotAuthorized(message),
+            ErrorKind::InvalidRequest => NetdError::InvalidRequest(message),
+            ErrorKind::NotOwner => NetdError::NotOwner(message),
+            ErrorKind::ApplyFailed => NetdError::ApplyFailed(message),
+            ErrorKind::Internal => NetdError::Internal(message),
+        })
+    }
+}
+
+fn invalid(e: impl std::fmt::Display) -> NetdError {
+    NetdError::InvalidRequest(e.to_string())
+}
+
+/// Decodes the envelope; its size is bounded before parsing.
+pub fn decode_request(bytes: &[u8]) -> Result<HelperRequest, NetdError> {
+    if bytes.len() > MAX_ENVELOPE_BYTES {
+        return Err(invalid(RequestError::TooLarge(bytes.len())));
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| invalid(format!("request is not a valid helper request: {e}")))
+}
+
+/// Runs one request on `engine`. `check_bridge` refuses a bridge name held by an interface
+/// that is not a bridge (rtnetlink in production).
+pub fn handle(
+    engine: &Engine,
+    bytes: &[u8],
+    check_bridge: &dyn Fn(&str) -> Result<(), String>,
+) -> HelperReply {
+    match dispatch(engine, bytes, check_bridge) {
+        Ok(reply) => reply,
+        Err(e) => e.into(),
+    }
+}
+
+fn dispatch(
+    engine: &Engine,
+    bytes: &[u8],
+    check_bridge: &dyn Fn(&str) -> Result<(), String>,
+) -> Result<HelperReply, NetdError> {
+    Ok(match decode_request(bytes)? {
+        HelperRequest::Apply { uid, spec } => {
+            let spec = decode_spec(&spec).map_err(invalid)?;
+            check_bridge(&spec.bridge).map_err(NetdError::InvalidRequest)?;
+            tracing::info!(uid, project = %spec.project, "apply");
+            engine.apply(spec, uid)?;
+            HelperReply::Done
+        }
+        HelperRequest::Remove { uid, project } => {
+            decode_project(&project).map_err(invalid)?;
+            tracing::info!(uid, project = %project, "remove");
+            engine.remove(&project, uid)?;
+            HelperReply::Done
+        }
+        HelperRequest::Status { uid, project } => {
+            decode_project(&project).map_err(invalid)?;
+            HelperReply::Status(engine.status(&project, uid)?)
+        }
+        HelperRequest::List { uid } => HelperReply::List(engine.list(uid)?),
+        HelperRequest::Purge => HelperReply::Purged(engine.purge()?),
+        HelperRequest::Version => HelperReply::Version(env!("CARGO_PKG_VERSION").into()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::firewall::{Firewall, FirewallError};
+    use crate::spec::bridge_name;
+    use crate::store::Store;
+    use serde_json::Value;
+    use std::sync::{Arc, Mutex};
+
+    /// Records every batch; tables are not tracked (the engine's own tests do that).
+    #[derive(Clone, Default)]
+    struct Recorder(Arc<Mutex<Vec<Value>>>);
+
+    impl Firewall for Recorder {
+        fn apply(&self, batch: &Value) -> Result<(), FirewallError> {
+            crate::firewall::ensure_only_alca(batch)?;
+            self.0.lock().unwrap().push(batch.clone());
+            Ok(())
+        }
+        fn alca_tables(&self) -> Result<Vec<String>, FirewallError> {
+            Ok(vec![])
+        }
+        fn list_table(&self, _name: &str) -> Result<Option<Value>, FirewallError> {
+            Ok(None)
+        }
+    }
+
+    const PROJECT: &str = "0123456789abcdef";
+
+    fn engine() -> (Engine, Recorder, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let fw = Recorder::default();
+        (
+            Engine::new(Box::new(fw.clone()), Store::new(dir.path())),
+            fw,
+            dir,
+        )
+    }
+
+    fn apply(uid: u32, spec: &str) -> Vec<u8> {
+        serde_json::to_vec(&HelperRequest::Apply {
+            uid,
+            spec: spec.into(),
+        })
+        .unwrap()
+    }
+
+    fn ok_bridge(_: &str) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn spec_json() -> String {
+        format!(
+            r#"{{"project":"{PROJECT}","bridge":"{}"}}"#,
+            bridge_name(PROJECT)
+        )
+    }
+
+    #[test]
+    fn apply_goes_through_validation_and_the_engine() {
+        let (e, fw, _dir) = engine();
+        assert_eq!(
+            handle(&e, &apply(1000, &spec_json()), &ok_bridge),
+            HelperReply::Done
+        );
+        assert_eq!(fw.0.lock().unwrap().len(), 1);
+        let status = serde_json::to_vec(&HelperRequest::Status {
+            uid: 1000,
+            project: PROJECT.into(),
+        })
+        .unwrap();
+        let HelperReply::Status(s) = handle(&e, &status, &ok_bridge) else {
+            panic!("status reply expected");
+        };
+        assert!(s.saved);
+        assert_eq!(s.owner_uid, 1000);
+        // Another uid is not the owner, exactly as over D-Bus.
+        let reply = handle(&e, &apply(1001, &spec_json()), &ok_bridge);
+        assert!(matches!(
+            reply,
+            HelperReply::Error {
+                kind: ErrorKind::NotOwner,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn bad_requests_change_nothing_and_say_why() {
+        let (e, fw, _dir) = engine();
+        let nft_text = format!(
+            r#"{{"project":"{PROJECT}","bridge":"{}","nft":"flush ruleset"}}"#,
+            bridge_name(PROJECT)
+        );
+        let not_bridge = |_: &str| Err("bridge: alca-0123456789 is a veth device".to_string());
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (b"{".to_vec(), "not a valid helper request"),
+            (
+                br#"{"op":"shell","cmd":"nft flush ruleset"}"#.to_vec(),
+                "unknown variant",
+            ),
+            (apply(1000, &nft_text), "unknown field"),
+            (
+                apply(1000, r#"{"project":"x; flush","bridge":"docker0"}"#),
+                "project",
+            ),
+            (vec![b' '; MAX_ENVELOPE_BYTES + 1], "more than the limit"),
+        ];
+        for (bytes, mentions) in cases {
+            match handle(&e, &bytes, &ok_bridge) {
+                HelperReply::Error {
+                    kind: ErrorKind::InvalidRequest,
+                    message,
+                } => assert!(message.contains(mentions), "{message:?} lacks {mentions:?}"),
+                other => panic!("expected InvalidRequest, got {other:?}"),
+            }
+        }
+        let reply = handle(&e, &apply(1000, &spec_json()), &not_bridge);
+        assert!(
+            matches!(reply, HelperReply::Error { kind: ErrorKind::InvalidRequest, ref message } if message.contains("veth"))
+        );
+        assert!(fw.0.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn replies_round_trip_into_the_same_errors() {
+        let reply: HelperReply = NetdError::ApplyFailed("nft: no".into()).into();
+        let text = serde_json::to_string(&reply).unwrap();
+        let back: HelperReply = serde_json::from_str(&text).unwrap();
+        assert!(matches!(back.into_result(), Err(NetdError::ApplyFailed(m)) if m == "nft: no"));
+        assert_eq!(HelperReply::Done.into_result().unwrap(), HelperReply::Done);
+    }
+}

@@ -1,0 +1,152 @@
+//! [`NetworkGuard`] over the `alcatraz-network-helper` container (macOS, or Linux when installed
+//! with `--container`): each call is `docker exec -i alcatraz-network-helper alca-netd request`
+//! with one typed JSON request on stdin and one JSON reply on stdout.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use alca_netd::engine::ProjectStatus;
+use alca_netd::errors::NetdError;
+use alca_netd::helper::{HelperReply, HelperRequest, CONTAINER_NAME};
+use alca_netd::request::encode_spec;
+use alca_netd::NetSpec;
+
+use super::netd::explain;
+use super::NetworkGuard;
+
+/// The container runtime CLI the helper runs under.
+pub const HELPER_RUNTIME: &str = "docker";
+
+/// Talks to the helper container through the runtime CLI.
+pub struct HelperGuard {
+    uid: u32,
+}
+
+/// Whether the helper container exists and runs (false when docker is absent or refuses us).
+pub fn helper_running() -> bool {
+    container_state().as_deref() == Some("true")
+}
+
+/// `Some("true"|"false")` when the helper container exists, `None` when it does not (or the
+/// runtime cannot be asked).
+pub fn container_state() -> Option<String> {
+    let out = Command::new(HELPER_RUNTIME)
+        .args(["container", "inspect", "--format", "{{.State.Running}}"])
+        .arg(CONTAINER_NAME)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+impl Default for HelperGuard {
+    fn default() -> Self {
+        HelperGuard::new()
+    }
+}
+
+impl HelperGuard {
+    /// A guard acting for the current user.
+    pub fn new() -> Self {
+        HelperGuard {
+            uid: nix::unistd::getuid().as_raw(),
+        }
+    }
+
+    /// Sends one request and decodes the reply (errors come back as the D-Bus ones would).
+    pub fn call(&self, request: &HelperRequest) -> Result<HelperReply, NetdError> {
+        let unreachable = |what: String| {
+            NetdError::Internal(format!(
+                "cannot reach the helper container {CONTAINER_NAME}: {what}"
+            ))
+        };
+        let body = serde_json::to_vec(request).map_err(|e| unreachable(e.to_string()))?;
+        let mut child = Command::new(HELPER_RUNTIME)
+            .args(["exec", "-i", CONTAINER_NAME, "alca-netd", "request"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| unreachable(format!("cannot run {HELPER_RUNTIME}: {e}")))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(&body)
+                .map_err(|e| unreachable(e.to_string()))?;
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(|e| unreachable(e.to_string()))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        match serde_json::from_str::<HelperReply>(stdout.trim()) {
+            Ok(reply) => reply.into_result(),
+            Err(_) => Err(unreachable(format!(
+                "{} {}",
+                String::from_utf8_lossy(&out.stderr).trim(),
+                stdout.trim()
+            ))),
+        }
+    }
+
+    /// One project's state as the helper sees it.
+    pub fn status(&self, project: &str) -> Result<ProjectStatus, NetdError> {
+        match self.call(&HelperRequest::Status {
+            uid: self.uid,
+            project: project.into(),
+        })? {
+            HelperReply::Status(s) => Ok(s),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The version of `alca-netd` inside the helper (also a liveness check).
+    pub fn version(&self) -> Result<String, NetdError> {
+        match self.call(&HelperRequest::Version)? {
+            HelperReply::Version(v) => Ok(v),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Uninstall: every `alca-` table and saved spec goes; returns the tables deleted.
+    pub fn purge(&self) -> Result<Vec<String>, NetdError> {
+        match self.call(&HelperRequest::Purge)? {
+            HelperReply::Purged(tables) => Ok(tables),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    fn done(&self, request: HelperRequest) -> Result<(), NetdError> {
+        match self.call(&request)? {
+            HelperReply::Done => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+fn unexpected(reply: &HelperReply) -> NetdError {
+    NetdError::Internal(format!("the helper gave an unexpected reply: {reply:?}"))
+}
+
+impl NetworkGuard for HelperGuard {
+    fn apply(&self, spec: &NetSpec) -> anyhow::Result<()> {
+        self.done(HelperRequest::Apply {
+            uid: self.uid,
+            spec: encode_spec(spec),
+        })
+        .map_err(explain)
+    }
+
+    fn remove(&self, project: &str) -> anyhow::Result<()> {
+        self.done(HelperRequest::Remove {
+            uid: self.uid,
+            project: project.into(),
+        })
+        .map_err(explain)
+    }
+
+    fn is_applied(&self, project: &str) -> anyhow::Result<bool> {
+        Ok(self.status(project).map_err(explain)?.applied)
+    }
+}

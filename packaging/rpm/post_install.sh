@@ -1,0 +1,3 @@
+# .rpm %post: group alcatraz, state directory, units enabled, bus policy reloaded.
+@COMMON@
+alca_configure

@@ -1,0 +1,6 @@
+# .rpm %preun: stop the daemon; on erase ($1 = 0, not upgrade) delete every alca- table.
+@COMMON@
+alca_stop_daemon
+if [ "$1" = 0 ]; then
+    alca_delete_tables
+fi
