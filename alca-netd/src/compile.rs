@@ -315,9 +315,14 @@ mod tests {
     #[test]
     fn flowtable_hosts_also_filter_at_forward_ahead_of_the_offload() {
         let plain = replace_batch(&spec(), 0);
+        let verify = [
+            ("verify_in".to_string(), "input".to_string(), -200),
+            ("verify_fwd".to_string(), "forward".to_string(), -200),
+        ];
+        let prerouting = ("prerouting".to_string(), "prerouting".to_string(), -160);
         assert_eq!(
             base_chains(&plain),
-            [("prerouting".to_string(), "prerouting".to_string(), -160)]
+            [prerouting.clone(), verify[0].clone(), verify[1].clone()]
         );
         assert!(comments(&plain, FLOWTABLE_GUARD_CHAIN).is_empty());
         let quirks = HostQuirks {
@@ -327,8 +332,10 @@ mod tests {
         assert_eq!(
             base_chains(&orb),
             [
-                ("prerouting".to_string(), "prerouting".to_string(), -160),
+                prerouting,
                 ("forward".to_string(), "forward".to_string(), -2),
+                verify[0].clone(),
+                verify[1].clone(),
             ]
         );
         let jumps: Vec<&Value> = cmds(&orb)

@@ -339,7 +339,9 @@ fn network_errors() {
     let p = Project::with("image = \"a\"\n[network]\nproxy = \"proxy.corp:3128\"\n");
     assert_has(
         &p.err_rel(),
-        "<root>/.alca.toml: network.proxy: proxy \"proxy.corp:3128\" must be IP:port",
+        "<root>/.alca.toml: network.proxy: \"proxy.corp:3128\" names a host, but the proxy must \
+         be an IP address; write the proxy's address as IP:port, [IPv6]:port or \
+         ${alca:HOST_IP}:port (for a proxy on this host), e.g. \"${alca:HOST_IP}:3128\"",
     );
     let p = Project::with("image = \"a\"\n[network]\nlan-access = \"*\"\n");
     assert_has(

@@ -11,6 +11,12 @@ use anyhow::{bail, Context, Result};
 pub const LANHOST_NS: &str = "lanhost";
 /// Host side of the veth to `lanhost`.
 pub const LAN_VETH: &str = "alca-lan0";
+/// The test LAN host inside `lanhost` (a private address: refused unless allowed).
+pub const LAN4: &str = "10.99.0.2";
+/// A non-LAN ("internet") test host inside `lanhost`: reachable by default.
+pub const PUBLIC4: &str = "198.51.100.2";
+/// The host's own address on the test veth (a host service address: refused).
+pub const HOST_LAN4: &str = "10.99.0.1";
 /// The ULA address this module adds inside `lanhost`.
 pub const LANHOST_V6: &str = "fd99::2";
 /// The host side of that ULA link.

@@ -19,17 +19,12 @@ use alca_e2e::netd::{
     INSTALLED_DAEMON,
 };
 use alca_e2e::netns::{
-    assert_route_local, assert_route_via, run, run_ok, Listener, LANHOST_NS, LAN_VETH,
+    assert_route_local, assert_route_via, run, run_ok, Listener, HOST_LAN4, LAN4, LANHOST_NS,
+    LAN_VETH, PUBLIC4,
 };
 use alca_netd::helper::{CONTAINER_NAME, IMAGE_REPO, STATE_VOLUME};
 
 const USER: &str = "alcatest";
-/// The test LAN host (private: refused unless allowed).
-const LAN4: &str = "10.99.0.2";
-/// A non-LAN test host inside `lanhost` (sent to the proxy when one is set).
-const PUBLIC4: &str = "198.51.100.2";
-/// The host's own address on the test veth (a host service: refused).
-const HOST_LAN4: &str = "10.99.0.1";
 /// Listener ports: blocked LAN, allowed LAN, host service, proxy.
 const BLOCKED: u16 = 23101;
 const ALLOWED: u16 = 23102;
@@ -132,13 +127,21 @@ fn raw_request(body: &str) -> (bool, String) {
     )
 }
 
-/// The table without handles and packet counters (probes count packets).
+/// The table's rules without what traffic changes: counters, and the elements of the timeout
+/// sets that record attempts and probes (runtime state, not rules; a re-apply starts them empty).
 fn ruleset(table: &str) -> Option<serde_json::Value> {
     fn zero(v: &mut serde_json::Value) {
         match v {
             serde_json::Value::Object(map) => {
                 if let Some(c) = map.get_mut("counter") {
                     *c = serde_json::Value::Null;
+                }
+                let records = map
+                    .get("flags")
+                    .and_then(|f| f.as_array())
+                    .is_some_and(|f| f.iter().any(|x| x == "timeout"));
+                if records {
+                    map.remove("elem");
                 }
                 map.values_mut().for_each(zero);
             }

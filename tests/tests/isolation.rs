@@ -17,18 +17,13 @@ use alca_e2e::docker::{
 };
 use alca_e2e::netns::{
     assert_route_local, assert_route_via, rule_counter, run_ok, run_with_stdin, uplink_ipv4,
-    LanhostV6, Listener, NsCounter, DNS_ANSWER, LANHOST_NS, LANHOST_V6, LAN_VETH, PUBLIC_V6,
+    LanhostV6, Listener, NsCounter, DNS_ANSWER, HOST_LAN4, LAN4, LANHOST_NS, LANHOST_V6, LAN_VETH,
+    PUBLIC4, PUBLIC_V6,
 };
 use alca_netd::compile::{delete_batch, replace_batch};
 use alca_netd::spec::bridge_name;
 use alca_netd::{AllowRule, NetSpec, Proto};
 
-/// The test LAN host (private address: must be refused by default).
-const LAN4: &str = "10.99.0.2";
-/// A non-LAN test host inside `lanhost` (must stay reachable).
-const PUBLIC4: &str = "198.51.100.2";
-/// The host's address on the test veth (a host address: must be refused).
-const HOST_LAN4: &str = "10.99.0.1";
 /// Seconds the listeners live at most.
 const LISTENER_LIFE: u32 = 120;
 

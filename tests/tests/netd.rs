@@ -20,7 +20,8 @@ use alca_e2e::netd::{
     text, up_env, Reply, TempGroupMember, TempGroupRemoval, VethLink, Watch, INSTALLED_DAEMON,
 };
 use alca_e2e::netns::{
-    assert_route_local, assert_route_via, run, run_ok, uplink_ipv4, Listener, LANHOST_NS, LAN_VETH,
+    assert_route_local, assert_route_via, run, run_ok, uplink_ipv4, Listener, HOST_LAN4, LAN4,
+    LANHOST_NS, LAN_VETH, PUBLIC4,
 };
 use alca_netd::shipped::FILES;
 use alca_netd::spec::{bridge_name, resolvers_from_resolv_conf, MAX_REQUEST_BYTES};
@@ -556,11 +557,6 @@ const UP_OPEN: u16 = 21801;
 const UP_CLOSED: u16 = 21802;
 const UP_HOST_OPEN: u16 = 21803;
 const UP_HOST_CLOSED: u16 = 21804;
-/// The test LAN host and a non-LAN test host, both in netns `lanhost`.
-const LAN4: &str = "10.99.0.2";
-const PUBLIC4: &str = "198.51.100.2";
-/// The host's own address on the test veth.
-const HOST_LAN4: &str = "10.99.0.1";
 
 /// The `.alca.toml` of the isolated project: one LAN IP:port, the host's IP on one port, and a
 /// `commands.up` that records the container's first connection attempt, made straight after

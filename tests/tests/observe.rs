@@ -14,11 +14,10 @@ use std::time::{Duration, Instant};
 
 use alca_e2e::docker::{docker, Probe};
 use alca_e2e::netd::{alca as alca_as, built_binary, docker_project, project_id, text};
-use alca_e2e::netns::{assert_route_via, run, run_ok, Listener, LANHOST_NS, LAN_VETH};
+use alca_e2e::netns::{assert_route_via, run, run_ok, Listener, LAN4, LANHOST_NS, LAN_VETH};
 use alca_netd::compile::DENIED_SIZE;
 
 const USER: &str = "alcatest";
-const LAN4: &str = "10.99.0.2";
 const LAN_PORT: u16 = 18080;
 const FLOOD: u32 = 10_000;
 

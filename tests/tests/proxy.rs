@@ -20,15 +20,11 @@ use alca_e2e::netd::{
 };
 use alca_e2e::netns::{
     assert_route_local, assert_route_via, run_ok, uplink_ipv4, HostAddress, Listener, NsCounter,
-    LANHOST_NS, LAN_VETH,
+    LAN4, LANHOST_NS, LAN_VETH, PUBLIC4,
 };
 use alca_e2e::proxy::SingBox;
 
 const OWNER: &str = "alcatest";
-/// The test LAN host: must stay unreachable through the proxy.
-const LAN4: &str = "10.99.0.2";
-/// A non-LAN test host inside `lanhost`: reached through the proxy.
-const PUBLIC4: &str = "198.51.100.2";
 /// The source address the proxy dials out from (added on the test veth for this test).
 const PROXY_SOURCE: &str = "10.99.0.5";
 /// What a direct connection from the container looks like at `lanhost`: docker masquerades it
