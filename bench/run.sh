@@ -76,6 +76,8 @@ make_project() {
   mkdir -p "$PROJECT_DIR" "$FLOOR_DIR" "$WORK/home/.state" "$WORK/shim"
   printf 'image = "%s"\nruntime = "docker"\n' "$IMAGE" > "$PROJECT_DIR/.alca.toml"
   chown -R "$BENCH_USER:" "$PROJECT_DIR" "$WORK/home"
+  # Approve the config once, untimed (a new project's first `up` would ask).
+  (cd "$PROJECT_DIR" && as_user "$ALCA" trust -y > /dev/null)
   # Logs the docker CLI calls alca makes (one diagnostic run each, never timed).
   printf '#!/bin/bash\nprintf "%%q " "$@" >> "$DOCKER_LOG"; echo >> "$DOCKER_LOG"\nexec /usr/bin/docker "$@"\n' > "$WORK/shim/docker"
   chmod 755 "$WORK/shim/docker"
