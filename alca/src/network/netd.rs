@@ -27,22 +27,22 @@ impl NetdGuard {
     }
 }
 
-/// The guard `up` uses: the helper container when it runs (always on macOS), else the daemon
-/// on the system bus, else [`Unavailable`] (which fails closed) with the reason.
+/// The guard `up` uses: on Linux the daemon on the system bus (a local D-Bus round trip), else
+/// the helper container when it runs (always the helper on macOS; install refuses to set up
+/// both), else [`Unavailable`] (which fails closed) with the reason. The helper is asked only
+/// when needed: asking costs a runtime CLI call on every `up`, `down` and `status`.
 pub fn connect_guard() -> Box<dyn NetworkGuard> {
-    if helper_running() {
-        return Box::new(HelperGuard::new());
-    }
-    if cfg!(target_os = "macos") {
-        return Box::new(Unavailable {
-            reason: format!(
-                "the helper container {CONTAINER_NAME} is not running (run `alca network-helper \
-                 install`, no sudo needed)"
-            ),
-        });
-    }
-    match NetdGuard::connect() {
+    let daemon = if cfg!(target_os = "macos") {
+        Err(format!(
+            "the helper container {CONTAINER_NAME} is not running (run `alca network-helper \
+             install`, no sudo needed)"
+        ))
+    } else {
+        NetdGuard::connect()
+    };
+    match daemon {
         Ok(guard) => Box::new(guard),
+        Err(_) if helper_running() => Box::new(HelperGuard::new()),
         Err(reason) => Box::new(Unavailable { reason }),
     }
 }
