@@ -22,7 +22,9 @@ pub fn run(args: &TrustArgs) -> anyhow::Result<ExitCode> {
     let project = Project::open()?;
     let verdict = verdict(&project)?;
     if verdict.is_approved() {
-        record(&project)?;
+        if verdict == Verdict::Narrowed {
+            record(&project)?;
+        }
         println!(
             "The configuration of {} is trusted.",
             project.root.display()

@@ -130,22 +130,17 @@ fn resource_widenings(old: &Config, new: &Config, push: &mut impl FnMut(&'static
 }
 
 /// The capabilities a container ends up with for a `{drop, add}` pair.
+/// Names are already normalised by the loader (`config::fields::caps::normalise`).
 pub fn effective_caps(caps: &Caps) -> BTreeSet<String> {
-    let norm = |c: &String| {
-        c.trim()
-            .to_ascii_uppercase()
-            .trim_start_matches("CAP_")
-            .to_string()
-    };
-    let drop: BTreeSet<String> = caps.drop.iter().map(norm).collect();
-    let add: BTreeSet<String> = caps.add.iter().map(norm).collect();
+    let drop: BTreeSet<&str> = caps.drop.iter().map(String::as_str).collect();
+    let add: BTreeSet<String> = caps.add.iter().cloned().collect();
     let base: BTreeSet<String> = if drop.contains("ALL") {
         BTreeSet::new()
     } else {
         LINUX_CAPS
             .iter()
+            .filter(|c| !drop.contains(*c))
             .map(|c| c.to_string())
-            .filter(|c| !drop.contains(c))
             .collect()
     };
     if add.contains("ALL") {
