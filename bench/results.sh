@@ -62,24 +62,28 @@ $(row "floor (cold)" "$WORK/up-cold-floor")
 $(row "alca up (warm)" "$WORK/up-warm-alca")
 $(row "floor (warm)" "$WORK/up-warm-floor")
 
-Docker CLI calls alca makes (one logged run each): cold $CALLS_COLD; warm $CALLS_WARM.
+Docker calls alca makes (one logged run each): cold $CALLS_COLD; warm $CALLS_WARM.
 The floor makes 2 docker calls and one nft run cold (network create, nft, run) and 1 + 1 warm
-(nft, start); alca runs the same nft through one D-Bus Apply. What each read-only call alca
-makes costs here (as $BENCH_USER, 10 runs, p50 ms):
+(nft, start); alca runs the same nft through one D-Bus Apply. What one call costs here (as
+$BENCH_USER, 10 runs, p50 ms):
 
 | Call | p50 |
 |---|---|
 $(cat "$WORK/call-costs")
 
-Where the overhead goes: every docker CLI call is a Go process start plus an API round trip,
-~20-30 ms here, and alca makes more of them than the floor. Cold: the \`info\` probe
-(rootless check), \`container inspect\` (existing container?), \`image inspect\` (pull
-needed?), \`network inspect\` before and after \`network create\` (the second verifies the
-bridge name the rules are keyed on) and \`create\` + \`start\` where the floor has one
-\`run -d\`; plus the D-Bus Apply (~10 ms over raw nft, below). Warm: \`info\` and
-\`container inspect\` before \`start\`. Levers, none applied here: record the rootless probe
-in the project state instead of running \`info\` every time; or talk to the engine API over its
-unix socket (an inspect costs ~1-2 ms there instead of a CLI process).
+Where the time goes: a docker CLI call is a Go process start plus an API round trip, ~20-30 ms
+here, so alca sends its read-only queries (the rootless probe \`GET /info\`, container, image
+and network inspect) and \`start\` to the engine API over the local Docker socket instead, from
+its own process (~1 ms each; the curl row above adds a process start). What stays on the CLI:
+\`network create\`, \`create\` (the \`docker run\` flags are the CLI's to parse, and Podman
+shares them) and, after the start, the \`exec\` of the quick \`network verify\` (#10) that
+proves the rules hold before \`up\` reports success: that exec alone costs what the
+\`docker exec\` floor of the next section costs, and it is most of what is left of the
+overhead, with the two D-Bus calls around it (arm the probes and read their outcome: one
+\`nft\` listing and one batch each, ~20 ms per \`nft\` run here). Cold also runs \`create\` + \`start\` where the floor has one \`run -d\`, and the
+D-Bus Apply (a few ms over raw nft, below). What would close the rest: run the quick verify's
+probes through the engine API's exec endpoints instead of the CLI, or from the daemon inside
+the container's network namespace (no exec at all); send \`network create\` through the API.
 
 ## \`alca run true\` against \`docker exec <ctr> true\` ($RUN_RUNS runs each, both as $BENCH_USER)
 
@@ -88,10 +92,11 @@ unix socket (an inspect costs ~1-2 ms there instead of a CLI process).
 $(row "alca run true" "$WORK/run-alca")
 $(row "docker exec ctr true" "$WORK/run-floor")
 
-Docker CLI calls of one \`alca run true\`: $CALLS_RUN. The gap is the \`info\` probe and the
-\`container inspect\` (state and moved-project check) before the \`exec\`, ~20-30 ms each
-(table above). Skipping \`info\` alone leaves ~+20 ms; ≤ +10 ms needs the inspect to go through
-the engine API socket rather than a second CLI process.
+Docker calls of one \`alca run true\`: $CALLS_RUN. Before the \`exec\` (the CLI, which owns
+the terminal), alca reads the container's state and project labels (is it running, was the
+project moved?) with engine API requests on the Docker socket instead of a
+\`container inspect\` process; the rest of the gap is alca's own start-up, its config load and
+trust check.
 
 ## alca-netd Apply over D-Bus against raw nft (200 calls each, in 10 interleaved rounds)
 
@@ -135,7 +140,10 @@ $(prev=0; for n in "${SCALE_STEPS[@]}"; do
   daemon (its own work stays ~constant: polkit, rtnetlink, one file) nor the kernel (a change
   still touches one table). It is the \`nft\` binary: before running any batch, even the empty
   one that only creates and deletes a scratch table, nft 1.0.6 reads the whole ruleset over
-  netlink into its cache, so every run costs O(all tables). The same $SCALE_MAX tables loaded
+  netlink into its cache, so every run costs O(all tables). Tried by hand on 300 tables in a
+  scratch netns (2026-12-01): a batch of a lone \`add table\` is the only shape that skips
+  the cache; one \`add chain\`, \`add set\`, \`flush table\` or \`delete table\` fetches
+  everything, in JSON and native syntax alike, so no reshaping of the batch helps. The same $SCALE_MAX tables loaded
   without the \`deny4\`/\`deny6\` interval sets (and the rules using them) still cost
   $(stat_of "$WORK/nosets-nftmin" p50) ms per empty batch (with them: $(stat_of "$WORK/scale-nftmin-$SCALE_MAX" p50) ms): the apply cost is the table
   count, not the sets. *Listing* is the sets: \`nft -j list tables\` took $(calc "$NOSETS_LIST / 1000") s without

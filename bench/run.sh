@@ -21,6 +21,8 @@ BENCH_START=$EPOCHREALTIME
 
 command -v hyperfine > /dev/null || apt-get install -y hyperfine > /dev/null
 command -v jq > /dev/null || apt-get install -y jq > /dev/null
+command -v strace > /dev/null || apt-get install -y strace > /dev/null
+command -v curl > /dev/null || apt-get install -y curl > /dev/null
 echo "bench: building release binaries" >&2
 cargo build --release -q -p alca -p alca-netd --bins --example netd_bench
 ALCA=$REPO/target/release/alca
@@ -86,14 +88,17 @@ make_project() {
 # The figures run with the project as the working directory (no subshell on the timed path).
 alca_in_project() { as_user "$ALCA" "$@"; }
 
-# Counts the docker CLI calls of one `alca "$@"` and lists their verbs; keeps the calls.
+# Counts the docker CLI calls of one `alca "$@"` (listing their verbs; keeps the calls) and the
+# engine API requests alca's own process sends to the Docker socket (its connects, by strace).
 docker_calls() {
-  local log=$WORK/home/docker-calls
+  local log=$WORK/home/docker-calls trace=$WORK/home/api-trace
   : > "$log"
-  chown "$BENCH_USER:" "$log"
-  as_user env PATH="$WORK/shim:$PATH" DOCKER_LOG="$log" "$ALCA" "$@" > /dev/null
+  : > "$trace"
+  chown "$BENCH_USER:" "$log" "$trace"
+  as_user env PATH="$WORK/shim:$PATH" DOCKER_LOG="$log" \
+    strace -qq -e trace=connect -o "$trace" "$ALCA" "$@" > /dev/null
   cat "$log" >> "$WORK/docker-calls.all"
-  echo "$(wc -l < "$log") ($(awk '{ print ($1 == "network" || $1 == "image" || $1 == "container") ? $1 " " $2 : $1 }' "$log" | paste -sd, | sed 's/,/, /g'))"
+  echo "$(wc -l < "$log") CLI ($(awk '{ print ($1 == "network" || $1 == "image" || $1 == "container") ? $1 " " $2 : $1 }' "$log" | paste -sd, | sed 's/,/, /g')) + $(grep -c 'docker\.sock' "$trace" || true) engine API requests"
 }
 
 # Times each read-only docker call alca made (info, inspect) 10 times: where the overhead goes.
@@ -110,6 +115,11 @@ fig_docker_call_costs() {
   : > "$WORK/call-times"
   for ((i = 0; i < 10; i++)); do ms as_user docker version --format x >> "$WORK/call-times"; done
   printf '| `docker version --format x` (CLI + one API round trip) | %s |\n' "$(stat_of "$WORK/call-times" p50)" >> "$WORK/call-costs"
+  : > "$WORK/call-times"
+  for ((i = 0; i < 10; i++)); do
+    ms as_user curl -sf --unix-socket /var/run/docker.sock -o /dev/null "http://docker/containers/$ALCA_NAME/json" >> "$WORK/call-times"
+  done
+  printf '| `curl --unix-socket …/containers/%s/json` (a process start + one engine API request) | %s |\n' "$ALCA_NAME" "$(stat_of "$WORK/call-times" p50)" >> "$WORK/call-costs"
 }
 
 # --- Floor: the same container, network and rules with plain docker and nft --------------

@@ -268,9 +268,6 @@ impl Engine {
             passed: observe::read_passed(&live),
             denied: observe::read_denied(&live),
         };
-        if observe::fence_ready(&live) {
-            self.firewall.apply(&observe::disarm_batch(&table))?;
-        }
         let armed = observe::read_armed(&live);
         let logged: Vec<_> = outcome
             .denied
@@ -278,9 +275,21 @@ impl Engine {
             .map(|d| d.key)
             .filter(|k| armed.contains(k))
             .collect();
-        if !logged.is_empty() {
+        let disarm = observe::fence_ready(&live).then(|| observe::disarm_batch(&table));
+        let forget = (!logged.is_empty()).then(|| observe::forget_batch(&table, &logged));
+        if let (Some(d), Some(f)) = (&disarm, &forget) {
+            // Both in one nft run; if an entry expired meanwhile nft refuses the whole batch,
+            // and then each goes on its own below.
+            if self.firewall.apply(&observe::chain_batches(d, f)).is_ok() {
+                return Ok(outcome);
+            }
+        }
+        if let Some(disarm) = &disarm {
+            self.firewall.apply(disarm)?;
+        }
+        if let Some(forget) = &forget {
             // Best effort: an entry that expired meanwhile makes nft refuse the batch.
-            if let Err(e) = self.firewall.apply(&observe::forget_batch(&table, &logged)) {
+            if let Err(e) = self.firewall.apply(forget) {
                 tracing::warn!(project, "cannot drop the probes from the denied log: {e}");
             }
         }

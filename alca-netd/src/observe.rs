@@ -128,10 +128,7 @@ pub fn disarm_batch(table: &str) -> Value {
 /// Empties the armed sets, then adds every probe (and the fenced ones to the fence) with a
 /// timeout, so a verification that dies leaves nothing behind.
 pub fn arm_batch(table: &str, probes: &[Probe]) -> Value {
-    let mut cmds = disarm_batch(table)["nftables"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let mut cmds = Vec::new();
     let family = |v6: bool| probes.iter().filter(move |p| p.key.addr.is_ipv6() == v6);
     for v6 in [false, true] {
         let (probe_set, fence_set) = if v6 {
@@ -154,7 +151,7 @@ pub fn arm_batch(table: &str, probes: &[Probe]) -> Value {
             }
         }
     }
-    json!({ "nftables": cmds })
+    chain_batches(&disarm_batch(table), &json!({ "nftables": cmds }))
 }
 
 /// The objects of an `nft -j` listing or batch (`add` commands unwrapped).
@@ -318,6 +315,14 @@ pub fn forget_batch(table: &str, logged: &[Key]) -> Value {
     json!({ "nftables": cmds })
 }
 
+/// One batch running `first`'s commands, then `second`'s (one nft run instead of two).
+pub fn chain_batches(first: &Value, second: &Value) -> Value {
+    let cmds = |b: &Value| b["nftables"].as_array().cloned().unwrap_or_default();
+    let mut all = cmds(first);
+    all.extend(cmds(second));
+    json!({ "nftables": all })
+}
+
 /// The probes recorded as past the isolation chain.
 pub fn read_passed(live: &Value) -> Vec<Key> {
     let mut keys: Vec<Key> = [PASSED4_SET, PASSED6_SET]
@@ -423,6 +428,10 @@ mod tests {
             forget["nftables"][0]["delete"]["element"]["name"],
             "denied6"
         );
+        let both = chain_batches(&disarm_batch("alca-x"), &forget);
+        let both = both["nftables"].as_array().unwrap();
+        assert_eq!(both.len(), 7, "six flushes, then the one delete");
+        assert!(both[6].get("delete").is_some());
         let batch = arm_batch("alca-x", &probes);
         crate::firewall::ensure_only_alca(&batch).unwrap();
         let cmds = batch["nftables"].as_array().unwrap();

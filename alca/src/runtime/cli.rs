@@ -4,6 +4,9 @@ use std::cell::OnceCell;
 use std::io::ErrorKind;
 use std::process::{Command, Stdio};
 
+use serde_json::Value;
+
+use super::engine_api::{name_segment, EngineApi, Reply};
 use super::{
     args, flavor, inspect, ContainerInfo, ContainerSpec, ExecSpec, NetworkInfo, NetworkSpec,
     Runtime, RuntimeError, RuntimeKind, LABEL_PROJECT_ID,
@@ -17,6 +20,8 @@ pub struct CliRuntime {
     rootless: OnceCell<bool>,
     /// Whether `podman network create` knows `--interface-name` (asked once, lazily).
     interface_flag: OnceCell<bool>,
+    /// Docker's local engine socket, when the CLI would use it too.
+    api: Option<EngineApi>,
 }
 
 /// Captured result of one CLI call.
@@ -43,10 +48,31 @@ impl CliRuntime {
             kind,
             rootless: OnceCell::new(),
             interface_flag: OnceCell::new(),
+            api: match kind {
+                RuntimeKind::Docker => EngineApi::from_env(),
+                RuntimeKind::Podman => None,
+            },
+        }
+    }
+
+    /// Asks the engine API for `path` (`None` when a name did not fit in one); the outer
+    /// `None` means "ask the CLI".
+    fn api_get(&self, path: Option<String>) -> Option<Option<Value>> {
+        match self.api.as_ref()?.get(&path?) {
+            Reply::Ok(v) => Some(Some(v)),
+            Reply::NotFound => Some(None),
+            Reply::Unusable => None,
         }
     }
 
     fn query_rootless(&self) -> Result<bool, RuntimeError> {
+        if let Some(Some(info)) = self.api_get(Some("/info".into())) {
+            let options = info.get("SecurityOptions").map(Value::to_string);
+            return Ok(flavor::parse_rootless(
+                self.kind,
+                &options.unwrap_or_default(),
+            ));
+        }
         let out = self.run(&flavor::rootless_query(self.kind))?;
         Ok(flavor::parse_rootless(self.kind, &out))
     }
@@ -182,6 +208,9 @@ impl Runtime for CliRuntime {
     }
 
     fn has_image(&self, image: &str) -> Result<bool, RuntimeError> {
+        if let Some(found) = self.api_get(api_path("/images/", image, "/json")) {
+            return Ok(found.is_some());
+        }
         Ok(self
             .run_optional(&["image", "inspect", "--format", "{{.Id}}", image])?
             .is_some())
@@ -196,7 +225,14 @@ impl Runtime for CliRuntime {
             return check_bridge(existing, spec, false);
         }
         let flag = self.kind == RuntimeKind::Podman && self.podman_interface_flag();
-        self.run(&flavor::network_create_args(self.kind, spec, flag))?;
+        let body = flavor::docker_network_create_body(spec);
+        let via_api = self
+            .api
+            .as_ref()
+            .map(|api| api.create("/networks/create", &body));
+        if !matches!(via_api, Some(Reply::Ok(_))) {
+            self.run(&flavor::network_create_args(self.kind, spec, flag))?;
+        }
         if self.kind == RuntimeKind::Podman && !flag {
             if let Err(e) = self.rename_podman_bridge(spec) {
                 let _ = self.remove_network(&spec.name);
@@ -215,6 +251,12 @@ impl Runtime for CliRuntime {
     }
 
     fn network(&self, name: &str) -> Result<Option<NetworkInfo>, RuntimeError> {
+        if let Some(found) = self.api_get(api_path("/networks/", name, "")) {
+            return found
+                .map(|v| inspect::docker_network(&v))
+                .transpose()
+                .map_err(|e| self.parse_error("network inspect", e));
+        }
         let Some(json) = self.run_optional(&["network", "inspect", name])? else {
             return Ok(None);
         };
@@ -236,6 +278,11 @@ impl Runtime for CliRuntime {
     }
 
     fn start(&self, name: &str) -> Result<(), RuntimeError> {
+        let path = api_path("/containers/", name, "/start");
+        let started = self.api.as_ref().zip(path).map(|(api, p)| api.post(&p));
+        if started == Some(Reply::Ok(Value::Null)) {
+            return Ok(());
+        }
         self.run(&["start", name]).map(drop)
     }
 
@@ -249,6 +296,12 @@ impl Runtime for CliRuntime {
     }
 
     fn container(&self, name: &str) -> Result<Option<ContainerInfo>, RuntimeError> {
+        if let Some(found) = self.api_get(api_path("/containers/", name, "/json")) {
+            return found
+                .map(|v| inspect::container(self.kind, &v))
+                .transpose()
+                .map_err(|e| self.parse_error("inspect", e));
+        }
         let Some(json) = self.run_optional(&["container", "inspect", name])? else {
             return Ok(None);
         };
@@ -266,6 +319,11 @@ impl Runtime for CliRuntime {
         cmd.args(args::exec_args(spec));
         cmd
     }
+}
+
+/// `PREFIX NAME SUFFIX` as an engine API path, when the name fits in one.
+fn api_path(prefix: &str, name: &str, suffix: &str) -> Option<String> {
+    name_segment(name).map(|n| format!("{prefix}{n}{suffix}"))
 }
 
 /// Isolation rules key on the bridge name, so a network on another bridge is refused.

@@ -41,6 +41,18 @@ pub fn network_create_args(
     a
 }
 
+/// The engine API body of `POST /networks/create` for what [`network_create_args`] asks of the
+/// Docker CLI (same labels, same bridge name).
+pub fn docker_network_create_body(spec: &NetworkSpec) -> serde_json::Value {
+    serde_json::json!({
+        "Name": spec.name,
+        "CheckDuplicate": true,
+        "Driver": "bridge",
+        "Labels": spec.labels.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+        "Options": { super::inspect::DOCKER_BRIDGE_OPTION: spec.bridge },
+    })
+}
+
 /// Arguments of the `info` query whose output [`parse_rootless`] reads.
 pub fn rootless_query(kind: RuntimeKind) -> Vec<String> {
     let format = match kind {
@@ -98,6 +110,18 @@ mod tests {
             bridge: "alca-0123456789".into(),
             labels: vec![("alca.project.id".into(), "0123456789ab".into())],
         }
+    }
+
+    #[test]
+    fn engine_api_network_body_matches_the_cli_flags() {
+        let body = docker_network_create_body(&spec());
+        assert_eq!(body["Name"], "alca-0123456789ab");
+        assert_eq!(body["Labels"]["alca.project.id"], "0123456789ab");
+        assert_eq!(
+            body["Options"]["com.docker.network.bridge.name"],
+            "alca-0123456789"
+        );
+        assert_eq!(body["CheckDuplicate"], true);
     }
 
     #[test]

@@ -53,7 +53,8 @@ fn kind_of(v: &Value) -> &'static str {
     }
 }
 
-fn container(kind: RuntimeKind, v: &Value) -> Result<ContainerInfo, String> {
+/// Parses one container object (an element of the inspect array, or the engine API's answer).
+pub fn container(kind: RuntimeKind, v: &Value) -> Result<ContainerInfo, String> {
     let name = str_at(v, "/Name").ok_or("container without a Name")?;
     Ok(ContainerInfo {
         runtime: kind,
@@ -69,7 +70,8 @@ fn container(kind: RuntimeKind, v: &Value) -> Result<ContainerInfo, String> {
     })
 }
 
-fn docker_network(v: &Value) -> Result<NetworkInfo, String> {
+/// Parses one Docker network object.
+pub fn docker_network(v: &Value) -> Result<NetworkInfo, String> {
     let options = string_map(v.pointer("/Options"));
     Ok(NetworkInfo {
         name: str_at(v, "/Name")

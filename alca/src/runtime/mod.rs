@@ -2,11 +2,13 @@
 //!
 //! Commands talk to `dyn Runtime` only; [`cli::CliRuntime`] is the one driver, parameterised by
 //! [`RuntimeKind`] so Docker and Podman share every flag they have in common and differ in
-//! [`flavor`] alone. Argument building and output parsing are pure functions so they are unit
+//! [`flavor`] alone; with Docker it sends its read-only queries and `start` to the local
+//! [`engine_api`] socket instead when it can, since that saves a CLI process each. Argument building and output parsing are pure functions so they are unit
 //! tested without a daemon.
 
 pub mod args;
 pub mod cli;
+pub mod engine_api;
 pub mod flavor;
 pub mod inspect;
 pub mod quote;
