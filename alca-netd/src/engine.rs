@@ -156,8 +156,7 @@ impl Engine {
     }
 
     fn table_exists(&self, project: &str) -> Result<bool, NetdError> {
-        let name = table_name(project);
-        Ok(self.firewall.alca_tables()?.contains(&name))
+        Ok(self.firewall.has_table(&table_name(project))?)
     }
 
     /// One project's state, for its owner or root.

@@ -31,6 +31,10 @@ pub trait Firewall: Send + Sync {
     /// `nft -j list table inet NAME` (rules with counters, sets with elements); `None` when
     /// the table does not exist.
     fn list_table(&self, name: &str) -> Result<Option<Value>, FirewallError>;
+    /// Whether the `inet` table `name` exists.
+    fn has_table(&self, name: &str) -> Result<bool, FirewallError> {
+        Ok(self.alca_tables()?.iter().any(|t| t == name))
+    }
 }
 
 /// The real packet filter, driven through the `nft` binary in JSON mode.
@@ -115,15 +119,37 @@ impl Firewall for Nft {
         Ok(alca_table_names(&json))
     }
 
+    /// Lists that one table only: nft 1.0.6 then fetches just it, where `list tables` reads
+    /// every table with all its sets (seconds with hundreds of projects).
     fn list_table(&self, name: &str) -> Result<Option<Value>, FirewallError> {
-        if !name.starts_with(NAME_PREFIX) || !self.alca_tables()?.iter().any(|t| t == name) {
+        // nft joins its arguments into one command line: only plain names go there.
+        if !is_plain_alca_name(name) {
             return Ok(None);
         }
-        let out = self.run(&["-j", "list", "table", "inet", name], None)?;
+        let out = match self.run(&["-j", "list", "table", "inet", name], None) {
+            Ok(out) => out,
+            Err(FirewallError::Nft(msg)) if is_missing_table(&msg) => return Ok(None),
+            Err(e) => return Err(e),
+        };
         let json =
             serde_json::from_slice(&out).map_err(|e| FirewallError::Output(e.to_string()))?;
         Ok(Some(json))
     }
+
+    fn has_table(&self, name: &str) -> Result<bool, FirewallError> {
+        Ok(self.list_table(name)?.is_some())
+    }
+}
+
+fn is_plain_alca_name(name: &str) -> bool {
+    name.starts_with(NAME_PREFIX)
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+/// nft's answer when the table it was asked to list does not exist (the kernel's ENOENT).
+fn is_missing_table(stderr: &str) -> bool {
+    stderr.lines().next().map(str::trim) == Some("Error: No such file or directory")
 }
 
 /// Picks the `alca-` table names out of `nft -j list tables` output.
@@ -180,6 +206,18 @@ fn single_entry(v: &Value) -> Option<(&String, &Value)> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn missing_table_and_plain_names() {
+        assert!(is_missing_table(
+            "Error: No such file or directory\nlist table inet alca-x\n                ^^^^^^"
+        ));
+        assert!(!is_missing_table("Error: Operation not permitted"));
+        assert!(!is_missing_table(""));
+        assert!(is_plain_alca_name("alca-0123abcd"));
+        assert!(!is_plain_alca_name("alca-x; flush ruleset"));
+        assert!(!is_plain_alca_name("other"));
+    }
 
     #[test]
     fn allows_batches_on_alca_tables_only() {
