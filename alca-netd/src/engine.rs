@@ -156,7 +156,7 @@ impl Engine {
     }
 
     fn table_exists(&self, project: &str) -> Result<bool, NetdError> {
-        Ok(self.firewall.has_table(&table_name(project))?)
+        Ok(self.firewall.has_alca_table(&table_name(project))?)
     }
 
     /// One project's state, for its owner or root.

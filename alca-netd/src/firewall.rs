@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::spec::NAME_PREFIX;
+use crate::spec::{validate_project_id, NAME_PREFIX};
 
 /// Why nftables could not be read or changed.
 #[derive(Debug, thiserror::Error)]
@@ -31,8 +31,8 @@ pub trait Firewall: Send + Sync {
     /// `nft -j list table inet NAME` (rules with counters, sets with elements); `None` when
     /// the table does not exist.
     fn list_table(&self, name: &str) -> Result<Option<Value>, FirewallError>;
-    /// Whether the `inet` table `name` exists.
-    fn has_table(&self, name: &str) -> Result<bool, FirewallError> {
+    /// Whether the `alca-` table `name` exists.
+    fn has_alca_table(&self, name: &str) -> Result<bool, FirewallError> {
         Ok(self.alca_tables()?.iter().any(|t| t == name))
     }
 }
@@ -122,8 +122,8 @@ impl Firewall for Nft {
     /// Lists that one table only: nft 1.0.6 then fetches just it, where `list tables` reads
     /// every table with all its sets (seconds with hundreds of projects).
     fn list_table(&self, name: &str) -> Result<Option<Value>, FirewallError> {
-        // nft joins its arguments into one command line: only plain names go there.
-        if !is_plain_alca_name(name) {
+        // nft joins its arguments into one command line: only project table names go there.
+        if !is_project_table(name) {
             return Ok(None);
         }
         let out = match self.run(&["-j", "list", "table", "inet", name], None) {
@@ -136,15 +136,15 @@ impl Firewall for Nft {
         Ok(Some(json))
     }
 
-    fn has_table(&self, name: &str) -> Result<bool, FirewallError> {
+    fn has_alca_table(&self, name: &str) -> Result<bool, FirewallError> {
         Ok(self.list_table(name)?.is_some())
     }
 }
 
-fn is_plain_alca_name(name: &str) -> bool {
-    name.starts_with(NAME_PREFIX)
-        && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+/// `alca-<project id>` with a valid id (hex digits only).
+fn is_project_table(name: &str) -> bool {
+    name.strip_prefix(NAME_PREFIX)
+        .is_some_and(|id| validate_project_id(id).is_ok())
 }
 
 /// nft's answer when the table it was asked to list does not exist (the kernel's ENOENT).
@@ -208,15 +208,15 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn missing_table_and_plain_names() {
+    fn missing_table_and_project_table_names() {
         assert!(is_missing_table(
             "Error: No such file or directory\nlist table inet alca-x\n                ^^^^^^"
         ));
         assert!(!is_missing_table("Error: Operation not permitted"));
         assert!(!is_missing_table(""));
-        assert!(is_plain_alca_name("alca-0123abcd"));
-        assert!(!is_plain_alca_name("alca-x; flush ruleset"));
-        assert!(!is_plain_alca_name("other"));
+        assert!(is_project_table("alca-0123abcd"));
+        assert!(!is_project_table("alca-x; flush ruleset"));
+        assert!(!is_project_table("other"));
     }
 
     #[test]

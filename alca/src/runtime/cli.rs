@@ -225,11 +225,12 @@ impl Runtime for CliRuntime {
             return check_bridge(existing, spec, false);
         }
         let flag = self.kind == RuntimeKind::Podman && self.podman_interface_flag();
-        let body = flavor::docker_network_create_body(spec);
-        let via_api = self
-            .api
-            .as_ref()
-            .map(|api| api.create("/networks/create", &body));
+        let via_api = self.api.as_ref().map(|api| {
+            api.create(
+                "/networks/create",
+                &flavor::docker_network_create_body(spec),
+            )
+        });
         if !matches!(via_api, Some(Reply::Ok(_))) {
             self.run(&flavor::network_create_args(self.kind, spec, flag))?;
         }

@@ -1,8 +1,8 @@
 //! Docker's engine API over its unix socket, for the queries, `network create` and `start` on
-//! the hot path of `up` and `run`: each `docker` CLI call is a process start plus a round trip (~20 ms), a
-//! request on the socket ~1 ms. Used only when the CLI would talk to that same local socket
-//! (no `DOCKER_HOST` elsewhere, no other context); any answer this client does not understand
-//! sends the caller back to the CLI, so the CLI stays the reference behaviour.
+//! the hot path of `up` and `run`: each `docker` CLI call is a process start plus a round trip
+//! (~20 ms), a request on the socket ~1 ms. Used only when the CLI would talk to that same
+//! local socket (no `DOCKER_HOST` elsewhere, no other context); any answer this client does
+//! not understand sends the caller back to the CLI, so the CLI stays the reference behaviour.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;

@@ -2,9 +2,10 @@
 //!
 //! Commands talk to `dyn Runtime` only; [`cli::CliRuntime`] is the one driver, parameterised by
 //! [`RuntimeKind`] so Docker and Podman share every flag they have in common and differ in
-//! [`flavor`] alone; with Docker it sends its read-only queries and `start` to the local
-//! [`engine_api`] socket instead when it can, since that saves a CLI process each. Argument building and output parsing are pure functions so they are unit
-//! tested without a daemon.
+//! [`flavor`] alone; with Docker it sends its read-only queries, `network create` and `start`
+//! to the local [`engine_api`] socket instead when it can, since that saves a CLI process each.
+//! Argument building and output parsing are pure functions so they are unit tested without a
+//! daemon.
 
 pub mod args;
 pub mod cli;
