@@ -73,17 +73,18 @@ $(cat "$WORK/call-costs")
 
 Where the time goes: a docker CLI call is a Go process start plus an API round trip, ~20-30 ms
 here, so alca sends its read-only queries (the rootless probe \`GET /info\`, container, image
-and network inspect) and \`start\` to the engine API over the local Docker socket instead, from
-its own process (~1 ms each; the curl row above adds a process start). What stays on the CLI:
-\`network create\`, \`create\` (the \`docker run\` flags are the CLI's to parse, and Podman
-shares them) and, after the start, the \`exec\` of the quick \`network verify\` (#10) that
-proves the rules hold before \`up\` reports success: that exec alone costs what the
-\`docker exec\` floor of the next section costs, and it is most of what is left of the
-overhead, with the two D-Bus calls around it (arm the probes and read their outcome: one
-\`nft\` listing and one batch each, ~20 ms per \`nft\` run here). Cold also runs \`create\` + \`start\` where the floor has one \`run -d\`, and the
-D-Bus Apply (a few ms over raw nft, below). What would close the rest: run the quick verify's
-probes through the engine API's exec endpoints instead of the CLI, or from the daemon inside
-the container's network namespace (no exec at all); send \`network create\` through the API.
+and network inspect), \`network create\` and \`start\` to the engine API over the local Docker
+socket instead, from its own process (~1 ms each; the curl row above adds a process start).
+Only \`create\` stays on the CLI (the \`docker run\` flags are the CLI's to parse, and Podman
+shares them). The quick \`network verify\` (#10) that proves the rules hold before \`up\`
+reports success no longer execs into the container (that exec alone cost what the
+\`docker exec\` floor of the next section costs): one D-Bus call, \`ProbeFrom\`, has the daemon
+check the live table (one \`nft\` listing), arm the fence (one batch), connect to each target
+from a thread inside the container's network namespace (~1 ms: the rules answer at once), and
+read the outcome (one listing); the disarm runs after the reply. What is left over the floor:
+that call (~20 ms, two \`nft\` runs and two listings at ~5 ms), the D-Bus Apply (a few ms over
+raw nft, below), alca's start-up, config and trust check (~10 ms), the three \`ip -j\` runs of
+the verify matrix (~7 ms), and cold, \`create\` + \`start\` where the floor has one \`run -d\`.
 
 ## \`alca run true\` against \`docker exec <ctr> true\` ($RUN_RUNS runs each, both as $BENCH_USER)
 
@@ -143,7 +144,14 @@ $(prev=0; for n in "${SCALE_STEPS[@]}"; do
   netlink into its cache, so every run costs O(all tables). Tried by hand on 300 tables in a
   scratch netns (2026-12-01): a batch of a lone \`add table\` is the only shape that skips
   the cache; one \`add chain\`, \`add set\`, \`flush table\` or \`delete table\` fetches
-  everything, in JSON and native syntax alike, so no reshaping of the batch helps. The same $SCALE_MAX tables loaded
+  everything, in JSON and native syntax alike, so no reshaping of the batch helps. Where
+  that time goes (strace of \`nft add chain\` at 300 tables, 2026-12-02): the table dump itself
+  is one 17 KB netlink answer in under 1 ms; then nft spends most of a second in its own
+  code before sending the batch, with ~1,200 mmap/munmap pairs, about four per table: the
+  per-table cache nft builds. A shared-table layout is worse: one table holding 500
+  projects' chains and sets (jumps through \`iifname\` verdict maps) made a one-project change
+  cost 1.4-1.8 s, because nft then fetches the elements of every set in the table (~5,500
+  requests). With nft 1.0.6 every run costs O(everything), whatever the layout. The same $SCALE_MAX tables loaded
   without the \`deny4\`/\`deny6\` interval sets (and the rules using them) still cost
   $(stat_of "$WORK/nosets-nftmin" p50) ms per empty batch (with them: $(stat_of "$WORK/scale-nftmin-$SCALE_MAX" p50) ms): the apply cost is the table
   count, not the sets. *Listing* is the sets: \`nft -j list tables\` took $(calc "$NOSETS_LIST / 1000") s without
@@ -158,8 +166,8 @@ $(prev=0; for n in "${SCALE_STEPS[@]}"; do
   What would make it hold: send the same batch to nf_tables over netlink directly (a batch of
   NEWTABLE/DELTABLE/NEWSET/NEWSETELEM/NEWCHAIN/NEWRULE messages needs no cache; the daemon
   already speaks rtnetlink), and list tables with a table-only netlink dump (NFT_MSG_GETTABLE)
-  instead of \`nft -j list tables\`. Sharing one \`deny4\`/\`deny6\` pair between projects (the
-  shared-table design below) would fix the listing cost but not the per-run cache.
+  instead of \`nft -j list tables\`. Sharing one table between projects (below) would lift the
+  hook limit but, measured as above, makes each \`nft\` run slower, not faster.
 - Daemon RSS: $SCALE_RSS_BEFORE KiB before, ${SCALE_RSS[$SCALE_MAX]} KiB at $SCALE_MAX projects (peak VmHWM
   $SCALE_RSS_PEAK KiB), $SCALE_RSS_AFTER KiB after removing them (read from /proc/<pid>/status).
 - Removing all $SCALE_MAX over D-Bus: $SCALE_REMOVE_WALL s.
@@ -193,7 +201,10 @@ chains and its map element in one transaction (still touching nothing of other p
 hooks stay constant (2 per hook point), and dispatch is one hash lookup per packet instead of N
 compares. The cost: ownership moves from the table's \`owner\` set to a per-project element
 (e.g. a map keyed by project), the "only \`alca-\` tables" check becomes "only this project's
-chains and elements", and restore/sweep work per chain. Not done here.
+chains and elements", and restore/sweep work per chain. Not done here: with nft 1.0.6 each
+run in such a table fetches every set's elements (the experiment in the scale section), so
+it would trade the hook limit for slower changes; it fits a daemon that speaks nf_tables
+netlink itself.
 
 ## CLI start-up and binary sizes (hyperfine, 300 runs, no shell)
 

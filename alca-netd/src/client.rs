@@ -7,7 +7,8 @@ use zbus::proxy;
 
 use crate::engine::ProjectStatus;
 use crate::errors::NetdError;
-use crate::observe::{Denied, LiveCheck, Outcome, Probe};
+use crate::netns_probe::ProbeReport;
+use crate::observe::{Denied, Key, LiveCheck, Outcome, Probe};
 use crate::request::encode_spec;
 use crate::spec::NetSpec;
 
@@ -23,6 +24,13 @@ pub trait Netd1 {
     fn list(&self) -> Result<Vec<ProjectStatus>, NetdError>;
     fn arm_probes(&self, project: &str, probes_json: &str) -> Result<String, NetdError>;
     fn probe_outcome(&self, project: &str) -> Result<String, NetdError>;
+    fn probe_from(
+        &self,
+        project: &str,
+        pid: u32,
+        probes_json: &str,
+        targets_json: &str,
+    ) -> Result<String, NetdError>;
     fn denied(&self, project: &str) -> Result<String, NetdError>;
     #[zbus(property)]
     fn launcher(&self) -> zbus::Result<String>;
@@ -94,6 +102,21 @@ impl Client {
     /// Which armed probes got past the rules, and the denied log; disarms.
     pub fn probe_outcome(&self, project: &str) -> Result<Outcome, NetdError> {
         decode_reply(&self.runtime.block_on(self.proxy.probe_outcome(project))?)
+    }
+
+    /// Arms `probes`, has the daemon connect to `targets` from the network namespace of the
+    /// project's container (its process `pid`), and returns what it saw; disarms.
+    pub fn probe_from(
+        &self,
+        project: &str,
+        pid: u32,
+        probes: &[Probe],
+        targets: &[Key],
+    ) -> Result<ProbeReport, NetdError> {
+        let probes = serde_json::to_string(probes).unwrap_or_default();
+        let targets = serde_json::to_string(targets).unwrap_or_default();
+        let call = self.proxy.probe_from(project, pid, &probes, &targets);
+        decode_reply(&self.runtime.block_on(call)?)
     }
 
     /// The project's log of denied attempts, most recent first.

@@ -7,15 +7,32 @@
 //! the new ruleset, and a table of a saved project is never swept as stale.
 
 use std::collections::BTreeSet;
+use std::fs::File;
 
 use serde::{Deserialize, Serialize};
 
 use crate::compile::{delete_batch, replace_batch_for, HostQuirks};
 use crate::errors::NetdError;
 use crate::firewall::{Firewall, FirewallError, Nft};
-use crate::observe::{self, LiveCheck, Outcome, Probe};
+use crate::netns_probe::{self, ProbeReport};
+use crate::observe::{self, Key, LiveCheck, Outcome, Probe};
 use crate::spec::{table_name, validate_project_id, NetSpec, NAME_PREFIX};
-use crate::store::{Saved, Store, StoreError};
+use crate::store::{Saved, StateLock, Store, StoreError};
+
+/// The nft runs that end one verification: the fence's removal and the forgetting of the
+/// probes' own denied-log entries.
+#[derive(Debug, Default)]
+struct Disarm {
+    table: String,
+    fence: Option<serde_json::Value>,
+    forget: Option<serde_json::Value>,
+}
+
+/// A disarm still to run, holding the state lock until it has (see [`Engine::finish`]).
+pub struct PendingDisarm {
+    _lock: StateLock,
+    disarm: Disarm,
+}
 
 /// One project as `Status` and `List` report it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, zbus::zvariant::Type)]
@@ -232,7 +249,61 @@ impl Engine {
     ) -> Result<LiveCheck, NetdError> {
         let _lock = self.store.lock()?;
         let saved = self.owned(project, caller)?;
-        let table = table_name(project);
+        self.check_and_arm(&saved, probes)
+    }
+
+    /// Which armed probes got past isolation, and the denied log; then disarms.
+    pub fn probe_outcome(&self, project: &str, caller: u32) -> Result<Outcome, NetdError> {
+        let _lock = self.store.lock()?;
+        self.owned(project, caller)?;
+        let (outcome, disarm) = self.read_outcome(&table_name(project))?;
+        self.disarm(&disarm)?;
+        Ok(outcome)
+    }
+
+    /// The bridge of one of the caller's projects (the one `ProbeFrom`'s namespace must be on).
+    pub fn project_bridge(&self, project: &str, caller: u32) -> Result<String, NetdError> {
+        Ok(self.owned(project, caller)?.spec.bridge)
+    }
+
+    /// [`Engine::arm_probes`], then a connect to each of `targets` from inside `netns` (which
+    /// the caller showed is on the project's bridge), then [`Engine::probe_outcome`], under
+    /// one lock. Nothing is probed when the fence is not in place. The disarm is left to
+    /// [`Engine::finish`], with the lock, so the reply need not wait for it.
+    pub fn probe_from(
+        &self,
+        project: &str,
+        caller: u32,
+        netns: &File,
+        probes: &[Probe],
+        targets: &[Key],
+    ) -> Result<(ProbeReport, PendingDisarm), NetdError> {
+        let lock = self.store.lock()?;
+        let saved = self.owned(project, caller)?;
+        let check = self.check_and_arm(&saved, probes)?;
+        let (seen, outcome, disarm) = if check.armed {
+            let seen = netns_probe::connect_all(netns, targets);
+            let (outcome, disarm) = self.read_outcome(&table_name(project))?;
+            (seen, outcome, disarm)
+        } else {
+            Default::default()
+        };
+        let report = ProbeReport {
+            check,
+            seen,
+            outcome,
+        };
+        Ok((
+            report,
+            PendingDisarm {
+                _lock: lock,
+                disarm,
+            },
+        ))
+    }
+
+    fn check_and_arm(&self, saved: &Saved, probes: &[Probe]) -> Result<LiveCheck, NetdError> {
+        let table = table_name(&saved.spec.project);
         let Some(live) = self.firewall.list_table(&table)? else {
             return Ok(LiveCheck {
                 applied: false,
@@ -255,13 +326,10 @@ impl Engine {
         })
     }
 
-    /// Which armed probes got past isolation, and the denied log; then disarms.
-    pub fn probe_outcome(&self, project: &str, caller: u32) -> Result<Outcome, NetdError> {
-        let _lock = self.store.lock()?;
-        self.owned(project, caller)?;
-        let table = table_name(project);
-        let Some(live) = self.firewall.list_table(&table)? else {
-            return Ok(Outcome::default());
+    /// The outcome of the armed probes, and the disarm still to run.
+    fn read_outcome(&self, table: &str) -> Result<(Outcome, Disarm), NetdError> {
+        let Some(live) = self.firewall.list_table(table)? else {
+            return Ok((Outcome::default(), Disarm::default()));
         };
         let outcome = Outcome {
             passed: observe::read_passed(&live),
@@ -274,25 +342,45 @@ impl Engine {
             .map(|d| d.key)
             .filter(|k| armed.contains(k))
             .collect();
-        let disarm = observe::fence_ready(&live).then(|| observe::disarm_batch(&table));
-        let forget = (!logged.is_empty()).then(|| observe::forget_batch(&table, &logged));
-        if let (Some(d), Some(f)) = (&disarm, &forget) {
+        let disarm = Disarm {
+            table: table.to_string(),
+            fence: observe::fence_ready(&live).then(|| observe::disarm_batch(table)),
+            forget: (!logged.is_empty()).then(|| observe::forget_batch(table, &logged)),
+        };
+        Ok((outcome, disarm))
+    }
+
+    /// Removes the fence and the probes' own entries of the denied log.
+    fn disarm(&self, disarm: &Disarm) -> Result<(), NetdError> {
+        if let (Some(d), Some(f)) = (&disarm.fence, &disarm.forget) {
             // Both in one nft run; if an entry expired meanwhile nft refuses the whole batch,
             // and then each goes on its own below.
             if self.firewall.apply(&observe::chain_batches(d, f)).is_ok() {
-                return Ok(outcome);
+                return Ok(());
             }
         }
-        if let Some(disarm) = &disarm {
-            self.firewall.apply(disarm)?;
+        if let Some(fence) = &disarm.fence {
+            self.firewall.apply(fence)?;
         }
-        if let Some(forget) = &forget {
+        if let Some(forget) = &disarm.forget {
             // Best effort: an entry that expired meanwhile makes nft refuse the batch.
             if let Err(e) = self.firewall.apply(forget) {
-                tracing::warn!(project, "cannot drop the probes from the denied log: {e}");
+                let table = &disarm.table;
+                tracing::warn!(table, "cannot drop the probes from the denied log: {e}");
             }
         }
-        Ok(outcome)
+        Ok(())
+    }
+
+    /// Runs the disarm a [`Engine::probe_from`] left, then lets the next call in.
+    pub fn finish(&self, pending: PendingDisarm) {
+        if let Err(e) = self.disarm(&pending.disarm) {
+            let table = &pending.disarm.table;
+            tracing::warn!(
+                table,
+                "cannot disarm the probe fence (it expires by itself): {e}"
+            );
+        }
     }
 
     /// The project's log of denied attempts, most recent first.

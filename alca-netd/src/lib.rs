@@ -12,6 +12,7 @@ pub mod host;
 pub mod hostns;
 pub mod lan;
 pub mod links;
+pub mod netns_probe;
 pub mod observe;
 pub mod request;
 pub mod service;

@@ -1,8 +1,16 @@
 //! Interface checks over rtnetlink: the bridge a spec names must be a bridge if it exists, so
-//! a caller cannot aim a project's rules at some other interface.
+//! a caller cannot aim a project's rules at some other interface; and a network namespace the
+//! daemon is asked to probe from must hang off the project's bridge.
 
-use futures::TryStreamExt;
+use std::fs::File;
+use std::os::fd::AsRawFd;
+
+use futures::{StreamExt, TryStreamExt};
+use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_REQUEST};
 use rtnetlink::packet_route::link::{InfoKind, LinkAttribute, LinkInfo, LinkMessage};
+use rtnetlink::packet_route::nsid::{NsidAttribute, NsidMessage};
+use rtnetlink::packet_route::RouteNetlinkMessage;
+use rtnetlink::Handle;
 
 /// What an interface name currently refers to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +65,86 @@ pub async fn check_bridge(name: &str) -> Result<(), LinkError> {
             kind,
         }),
     }
+}
+
+/// Whether the network namespace `netns` is plugged into `bridge` of the daemon's own
+/// namespace: one of the bridge's ports is a veth whose other end lives in `netns` (the
+/// kernel's id of that namespace, asked by file descriptor, is the port's link namespace id).
+pub async fn netns_on_bridge(netns: &File, bridge: &str) -> Result<bool, LinkError> {
+    let netlink = |e: rtnetlink::Error| LinkError::Netlink(e.to_string());
+    let (connection, handle, _) =
+        rtnetlink::new_connection().map_err(|e| LinkError::Netlink(e.to_string()))?;
+    let task = tokio::spawn(connection);
+    let result = async {
+        let links: Vec<LinkMessage> = handle
+            .link()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(netlink)?;
+        let ports = bridge_port_namespaces(&links, bridge);
+        if ports.is_empty() {
+            return Ok(false);
+        }
+        Ok(namespace_id(handle, netns)
+            .await?
+            .is_some_and(|id| ports.contains(&id)))
+    }
+    .await;
+    task.abort();
+    result
+}
+
+/// The link namespace ids of the ports of `bridge` (veths whose peer is in another namespace).
+fn bridge_port_namespaces(links: &[LinkMessage], bridge: &str) -> Vec<i32> {
+    let Some(index) = links
+        .iter()
+        .find(|l| link_name(l) == Some(bridge))
+        .map(|l| l.header.index)
+    else {
+        return Vec::new();
+    };
+    let controller = |l: &LinkMessage| {
+        l.attributes
+            .iter()
+            .any(|a| matches!(a, LinkAttribute::Controller(i) if *i == index))
+    };
+    links
+        .iter()
+        .filter(|l| controller(l))
+        .filter_map(|l| {
+            l.attributes.iter().find_map(|a| match a {
+                LinkAttribute::LinkNetNsId(id) if *id >= 0 => Some(*id),
+                _ => None,
+            })
+        })
+        .collect()
+}
+
+/// The id this namespace knows `netns` by (`RTM_GETNSID` by file descriptor), if any.
+async fn namespace_id(mut handle: Handle, netns: &File) -> Result<Option<i32>, LinkError> {
+    let mut message = NsidMessage::default();
+    let fd = u32::try_from(netns.as_raw_fd()).map_err(|e| LinkError::Netlink(e.to_string()))?;
+    message.attributes.push(NsidAttribute::Fd(fd));
+    let mut request = NetlinkMessage::from(RouteNetlinkMessage::GetNsId(message));
+    request.header.flags = NLM_F_REQUEST;
+    let mut replies = handle
+        .request(request)
+        .map_err(|e| LinkError::Netlink(e.to_string()))?;
+    while let Some(reply) = replies.next().await {
+        match reply.payload {
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewNsId(m)) => {
+                return Ok(m.attributes.iter().find_map(|a| match a {
+                    NsidAttribute::Id(id) if *id >= 0 => Some(*id),
+                    _ => None,
+                }));
+            }
+            NetlinkPayload::Error(e) => return Err(LinkError::Netlink(e.to_string())),
+            _ => {}
+        }
+    }
+    Ok(None)
 }
 
 fn link_name(link: &LinkMessage) -> Option<&str> {

@@ -12,7 +12,8 @@ use zbus::{interface, Connection};
 use crate::auth::{authorize, caller_uid, ACTION_APPLY, ACTION_REMOVE};
 use crate::engine::{Engine, ProjectStatus};
 use crate::errors::NetdError;
-use crate::links::check_bridge;
+use crate::links::{check_bridge, netns_on_bridge};
+use crate::netns_probe::{decode_targets, open_netns};
 use crate::observe::decode_probes;
 use crate::request::{decode_project, decode_spec};
 
@@ -162,6 +163,46 @@ impl NetdService {
     ) -> Result<String, NetdError> {
         self.query(conn, &header, project, |e, p, uid| e.probe_outcome(p, uid))
             .await
+    }
+
+    /// `alca up`'s quick verify without an exec: checks and arms like `ArmProbes`, connects to
+    /// each TCP destination of `targets_json` from the network namespace of process `pid`
+    /// (which must be plugged into the project's bridge), then reads the outcome and disarms
+    /// like `ProbeOutcome`. Returns JSON: check, what each connect saw, outcome.
+    #[zbus(out_args("report_json"))]
+    async fn probe_from(
+        &self,
+        project: String,
+        pid: u32,
+        probes_json: String,
+        targets_json: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, NetdError> {
+        let uid = caller_uid(conn, &header).await?;
+        decode_project(&project).map_err(invalid)?;
+        let probes = decode_probes(&probes_json).map_err(invalid)?;
+        let targets = decode_targets(&targets_json).map_err(invalid)?;
+        let owned = project.clone();
+        let bridge = self.run(move |e| e.project_bridge(&owned, uid)).await?;
+        let netns = open_netns(pid).map_err(|e| {
+            invalid(format!(
+                "pid: cannot open the network namespace of {pid}: {e}"
+            ))
+        })?;
+        if !netns_on_bridge(&netns, &bridge).await.map_err(invalid)? {
+            return Err(invalid(format!(
+                "pid: process {pid} is not in a container on bridge {bridge} of project {project}"
+            )));
+        }
+        tracing::info!(uid, project = %project, pid, targets = targets.len(), "probe from");
+        let (report, pending) = self
+            .run(move |e| e.probe_from(&project, uid, &netns, &probes, &targets))
+            .await?;
+        // The disarm runs after the reply is on its way; it holds the lock until done.
+        let engine = Arc::clone(&self.engine);
+        tokio::task::spawn_blocking(move || engine.finish(pending));
+        Ok(to_json(&report))
     }
 
     /// The bounded log of denied attempts of one of the caller's projects, as JSON.

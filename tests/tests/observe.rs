@@ -13,7 +13,9 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use alca_e2e::docker::{docker, Probe};
-use alca_e2e::netd::{alca as alca_as, built_binary, docker_project, project_id, text};
+use alca_e2e::netd::{
+    alca as alca_as, built_binary, call_as, docker_project, project_id, text, Reply,
+};
 use alca_e2e::netns::{assert_route_via, run, run_ok, Listener, LAN4, LANHOST_NS, LAN_VETH};
 use alca_netd::compile::DENIED_SIZE;
 
@@ -110,6 +112,8 @@ fn observe_end_to_end() {
     assert!(ok(&main, &["status"]).contains("Network verify: passed"));
 
     let plan = checked_plan(&main, &sibling);
+    quick_check_probes_without_exec(&scratch, &main);
+    probe_from_is_bound_to_the_projects_bridge(&main, &sibling);
     default_config_verifies(&main, plan);
     denied_attempts_are_logged(&main);
     flood_keeps_the_log_bounded(&main);
@@ -118,6 +122,104 @@ fn observe_end_to_end() {
     allow_listed_entries_are_reached(&main);
     proxy_redirect_is_seen(&main);
     rootful_podman_verifies(&scratch.join("podman"));
+}
+
+/// `up`'s quick check has the daemon probe from the container's network namespace: no
+/// `docker exec` (logged by a shim in front of the real CLI), and the check still passes.
+fn quick_check_probes_without_exec(scratch: &Path, main: &Path) {
+    let shim = scratch.join("shim");
+    std::fs::create_dir_all(&shim).unwrap();
+    let log = scratch.join("docker-calls");
+    std::fs::write(&log, "").unwrap();
+    let real = run_ok("sh", &["-c", "command -v docker"]).unwrap();
+    let script = format!(
+        "#!/bin/sh\necho \"$*\" >> {}\nexec {} \"$@\"\n",
+        log.display(),
+        real.trim()
+    );
+    std::fs::write(shim.join("docker"), script).unwrap();
+    run_ok(
+        "chmod",
+        &["-R", "a+rwX", shim.to_str().unwrap(), log.to_str().unwrap()],
+    )
+    .unwrap();
+    docker(&["kill", &container(main)]).unwrap();
+    let path = format!("{}:{}", shim.display(), std::env::var("PATH").unwrap());
+    let state = main.join(".state");
+    let env = [
+        ("XDG_STATE_HOME", state.to_str().unwrap()),
+        ("PATH", path.as_str()),
+    ];
+    let up = alca_as(Some(USER), main, &["up"], &env);
+    assert!(up.status.success(), "{}", text(&up));
+    assert!(
+        text(&up).contains("Verifying network isolation (quick)"),
+        "{}",
+        text(&up)
+    );
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !calls.lines().any(|l| l.starts_with("exec ")),
+        "the quick check must not exec into the container: {calls}"
+    );
+    assert!(ok(main, &["status"]).contains("Network verify: passed"));
+}
+
+/// `ProbeFrom` connects only from a namespace on the caller's project bridge: the project's
+/// own container is probed (its gateway's discard port is refused by rule), a sibling
+/// project's container and the host are refused, and another user may not ask at all.
+fn probe_from_is_bound_to_the_projects_bridge(main: &Path, sibling: &Path) {
+    let pid_of = |dir: &Path| {
+        let out = docker(&["inspect", "-f", "{{.State.Pid}}", &container(dir)]).unwrap();
+        text(&out).trim().to_string()
+    };
+    let out = docker(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{range .IPAM.Config}}{{.Gateway}}{{end}}",
+        &container(main),
+    ])
+    .unwrap();
+    let gateway = text(&out).trim().to_string();
+    let key = format!(r#"{{"addr":"{gateway}","proto":"tcp","port":9}}"#);
+    let probes = format!(r#"[{{"key":{key},"fence":true}}]"#);
+    let targets = format!("[{key}]");
+    let ask = |user: &str, pid: &str| {
+        let args = [
+            format!("string:{}", project_id(main)),
+            format!("uint32:{pid}"),
+            format!("string:{probes}"),
+            format!("string:{targets}"),
+        ];
+        call_as(user, "ProbeFrom", &args).unwrap()
+    };
+    match ask(USER, &pid_of(main)) {
+        Reply::Ok(report) => {
+            assert!(report.contains(r#""armed":true"#), "{report}");
+            assert!(report.contains(r#""seen":["Refused"]"#), "{report}");
+            assert!(
+                report.contains(&format!(r#""addr":"{gateway}""#)),
+                "logged: {report}"
+            );
+        }
+        other => panic!("ProbeFrom of the project's own container failed: {other:?}"),
+    }
+    // The sibling's container is on another bridge; this test process is in the host's namespace.
+    for pid in [pid_of(sibling), std::process::id().to_string()] {
+        let reply = ask(USER, &pid);
+        assert_eq!(
+            reply.error_kind(),
+            Some("InvalidRequest"),
+            "pid {pid}: {reply:?}"
+        );
+        assert!(
+            format!("{reply:?}").contains("is not in a container on bridge"),
+            "{reply:?}"
+        );
+    }
+    let reply = ask("alcaother", &pid_of(main));
+    assert_eq!(reply.error_kind(), Some("NotOwner"), "{reply:?}");
 }
 
 /// The local-only matrix, each destination checked to stay on this machine or in `lanhost`.

@@ -84,6 +84,7 @@ mod tests {
                 ("alca.project.id".into(), "0123456789abcdef".into()),
                 ("alca.project.path".into(), "/p".into()),
             ]),
+            pid: None,
         };
         let t = table(&[c]);
         let lines: Vec<&str> = t.lines().collect();

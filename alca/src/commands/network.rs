@@ -2,7 +2,8 @@
 //! isolation holds (SPEC §9). Verify asks `alca-netd` to check the live rules and arm the probe
 //! fence, probes from inside the running container, then compares each destination with the
 //! config; the last result is kept in `.alca/verify.json` for `alca status`. `alca up` runs a
-//! quick subset through [`after_up`].
+//! quick subset through [`after_up`], probed by the daemon from the container's network
+//! namespace (`ProbeFrom`) instead of an exec.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -44,6 +45,8 @@ struct Running {
     spec: NetSpec,
     runtime: Box<dyn Runtime>,
     container: String,
+    /// The container's main process, whose network namespace the daemon can probe from.
+    pid: Option<u32>,
     gateways: Vec<IpAddr>,
 }
 
@@ -81,6 +84,7 @@ fn open_running(project: &Project) -> anyhow::Result<Option<Running>> {
         spec,
         runtime,
         container: info.name,
+        pid: info.pid,
         gateways,
     }))
 }
@@ -118,7 +122,7 @@ fn verify_command(local_only: bool, plan: bool) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let report = verify_running(&running, &targets)?;
+    let report = verify_running(&running, &targets, ProbeFrom::Container)?;
     print_report(&report);
     save_result(&running.root, &report);
     Ok(if report.passed() {
@@ -189,8 +193,18 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-/// Checks the live rules, arms the fence, probes `targets` in the container and compares.
-fn verify_running(r: &Running, targets: &[Target]) -> anyhow::Result<Report> {
+/// Where the probes of one verification run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ProbeFrom {
+    /// A shell script in the container (`exec`): every kind of target, the reference.
+    Container,
+    /// The daemon connects from the container's network namespace (TCP targets only, no
+    /// exec: `up`'s quick check); anything it cannot do falls back to [`ProbeFrom::Container`].
+    Netns,
+}
+
+/// Checks the live rules, arms the fence, probes `targets` from the container and compares.
+fn verify_running(r: &Running, targets: &[Target], from: ProbeFrom) -> anyhow::Result<Report> {
     let client = Client::connect().map_err(explain)?;
     let project = &r.spec.project;
     let proxy = r.spec.proxy.map(|p| Key {
@@ -202,7 +216,30 @@ fn verify_running(r: &Running, targets: &[Target]) -> anyhow::Result<Report> {
     if let Some(key) = proxy {
         probes.push(alca_netd::observe::Probe { key, fence: false });
     }
-    let check = client.arm_probes(project, &probes).map_err(explain)?;
+    let netns_targets = (from == ProbeFrom::Netns)
+        .then(|| tcp_keys(targets))
+        .flatten();
+    let from_netns = r.pid.zip(netns_targets).and_then(|(pid, keys)| {
+        // An older daemon without ProbeFrom, or a namespace it does not accept: exec instead.
+        client.probe_from(project, pid, &probes, &keys).ok()
+    });
+    let (check, seen, outcome) = match from_netns {
+        Some(report) => {
+            let seen = report.seen.into_iter().map(verify::Seen::from).collect();
+            (report.check, Some(seen), report.outcome)
+        }
+        None => {
+            let check = client.arm_probes(project, &probes).map_err(explain)?;
+            if !check.armed {
+                (check, None, Default::default())
+            } else {
+                let output =
+                    exec_script(r.runtime.as_ref(), &r.container, &verify::script(targets));
+                let outcome = client.probe_outcome(project).map_err(explain)?;
+                (check, Some(verify::parse(&output?, targets)), outcome)
+            }
+        }
+    };
     let mut report = Report {
         at: now_secs(),
         quick: false,
@@ -211,17 +248,13 @@ fn verify_running(r: &Running, targets: &[Target]) -> anyhow::Result<Report> {
         missing_tool: None,
         rows: Vec::new(),
     };
-    if !check.armed {
+    let Some(seen) = seen.filter(|_| check.armed) else {
         // Without the fence a missing rule could let a probe onto the LAN: do not probe.
         report.problems.push(
             "the probe fence is not in place, so nothing was probed: run `alca up -f`".into(),
         );
         return Ok(report);
-    }
-    let output = exec_script(r.runtime.as_ref(), &r.container, &verify::script(targets));
-    let outcome = client.probe_outcome(project).map_err(explain)?;
-    let output = output?;
-    let seen = verify::parse(&output, targets);
+    };
     report.missing_tool = verify::tool_missing(&seen);
     report.rows = targets
         .iter()
@@ -229,6 +262,17 @@ fn verify_running(r: &Running, targets: &[Target]) -> anyhow::Result<Report> {
         .map(|(t, s)| verify::verdict(t, s, &outcome, proxy))
         .collect();
     Ok(report)
+}
+
+/// The keys of `targets` when every one is a TCP destination (what the daemon can probe).
+fn tcp_keys(targets: &[Target]) -> Option<Vec<Key>> {
+    targets
+        .iter()
+        .map(|t| match (&t.method, t.key) {
+            (matrix::Method::Tcp, Some(k)) if k.proto == Proto::Tcp => Some(k),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Runs `script` with `sh -c` in the container and returns what it printed.
@@ -313,7 +357,7 @@ pub fn after_up(project: &Project, progress: &Progress) -> anyhow::Result<()> {
     };
     progress.step("Verifying network isolation (quick)");
     let targets = matrix::quick(matrix_of(&running, true));
-    let mut report = match verify_running(&running, &targets) {
+    let mut report = match verify_running(&running, &targets, ProbeFrom::Netns) {
         Ok(r) => r,
         Err(e) => {
             warn(format!("network verify could not run: {e:#}"));

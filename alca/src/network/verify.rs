@@ -34,6 +34,18 @@ pub enum Seen {
     NoTool(String),
 }
 
+impl From<alca_netd::netns_probe::Seen> for Seen {
+    fn from(seen: alca_netd::netns_probe::Seen) -> Seen {
+        use alca_netd::netns_probe::Seen as Netns;
+        match seen {
+            Netns::Connected => Seen::Connected,
+            Netns::Refused => Seen::Refused,
+            Netns::TimedOut => Seen::TimedOut,
+            Netns::Unreachable(message) => Seen::Unreachable(message),
+        }
+    }
+}
+
 /// One row of the report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Row {

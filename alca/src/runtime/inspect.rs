@@ -67,6 +67,11 @@ pub fn container(kind: RuntimeKind, v: &Value) -> Result<ContainerInfo, String> 
             .to_string(),
         created: str_at(v, "/Created").unwrap_or_default().to_string(),
         labels: string_map(v.pointer("/Config/Labels")),
+        pid: v
+            .pointer("/State/Pid")
+            .and_then(Value::as_u64)
+            .and_then(|p| u32::try_from(p).ok())
+            .filter(|p| *p > 0),
     })
 }
 
@@ -127,11 +132,12 @@ mod tests {
     #[test]
     fn docker_container() {
         let json = r#"[{"Id":"18d4","Name":"/alca-x","Created":"2026-11-23T19:40:46Z",
-            "State":{"Status":"exited"},"Config":{"Image":"busybox",
+            "State":{"Status":"exited","Pid":0},"Config":{"Image":"busybox",
             "Labels":{"alca.project.id":"abc","alca.project.path":"/p"}}}]"#;
         let c = &containers(RuntimeKind::Docker, json).unwrap()[0];
         assert_eq!(c.name, "alca-x");
         assert_eq!(c.state, ContainerState::Stopped);
+        assert_eq!(c.pid, None);
         assert_eq!(c.image, "busybox");
         assert_eq!(c.project_id(), Some("abc"));
         assert_eq!(c.project_path().unwrap().to_str(), Some("/p"));
@@ -139,10 +145,11 @@ mod tests {
 
     #[test]
     fn podman_container_without_labels() {
-        let json = r#"[{"Id":"1d62","Name":"alca-y","State":{"Status":"running"},
+        let json = r#"[{"Id":"1d62","Name":"alca-y","State":{"Status":"running","Pid":4242},
             "ImageName":"localhost/busybox","Config":{"Labels":null}}]"#;
         let c = &containers(RuntimeKind::Podman, json).unwrap()[0];
         assert_eq!(c.name, "alca-y");
+        assert_eq!(c.pid, Some(4242));
         assert_eq!(c.state, ContainerState::Running);
         assert_eq!(c.image, "localhost/busybox");
         assert_eq!(c.project_id(), None);

@@ -122,6 +122,8 @@ pub struct ContainerInfo {
     /// Creation time as the runtime prints it (RFC 3339).
     pub created: String,
     pub labels: BTreeMap<String, String>,
+    /// The host PID of its main process while it runs (`State.Pid`; 0 means none).
+    pub pid: Option<u32>,
 }
 
 impl ContainerInfo {
