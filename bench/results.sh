@@ -82,7 +82,7 @@ reports success no longer execs into the container (that exec alone cost what th
 check the live table (one \`nft\` listing), arm the fence (one batch), connect to each target
 from a thread inside the container's network namespace (~1 ms: the rules answer at once), and
 read the outcome (one listing); the disarm runs after the reply. What is left over the floor:
-that call (~20 ms, two \`nft\` runs and two listings at ~5 ms), the D-Bus Apply (a few ms over
+that call (~20 ms: one \`nft\` batch and two listings at ~5 ms; the disarm's batch runs after the reply), the D-Bus Apply (a few ms over
 raw nft, below), alca's start-up, config and trust check (~10 ms), the three \`ip -j\` runs of
 the verify matrix (~7 ms), and cold, \`create\` + \`start\` where the floor has one \`run -d\`.
 

@@ -98,7 +98,9 @@ docker_calls() {
   as_user env PATH="$WORK/shim:$PATH" DOCKER_LOG="$log" \
     strace -qq -e trace=connect -o "$trace" "$ALCA" "$@" > /dev/null
   cat "$log" >> "$WORK/docker-calls.all"
-  echo "$(wc -l < "$log") CLI ($(awk '{ print ($1 == "network" || $1 == "image" || $1 == "container") ? $1 " " $2 : $1 }' "$log" | paste -sd, | sed 's/,/, /g')) + $(grep -c 'docker\.sock' "$trace" || true) engine API requests"
+  local verbs
+  verbs=$(awk '{ print ($1 == "network" || $1 == "image" || $1 == "container") ? $1 " " $2 : $1 }' "$log" | paste -sd, | sed 's/,/, /g')
+  echo "$(wc -l < "$log") CLI${verbs:+ ($verbs)} + $(grep -c 'docker\.sock' "$trace" || true) engine API requests"
 }
 
 # Times each read-only docker call alca made (info, inspect) 10 times: where the overhead goes.

@@ -8,6 +8,7 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 use crate::spec::{validate_project_id, NAME_PREFIX};
+use crate::table_names;
 
 /// Why nftables could not be read or changed.
 #[derive(Debug, thiserror::Error)]
@@ -112,7 +113,15 @@ impl Firewall for Nft {
             .map(|_| ())
     }
 
+    /// One table-only netlink dump ([`table_names`]); `nft -j list tables` (which reads
+    /// every set first) only if that dump cannot be had.
     fn alca_tables(&self) -> Result<Vec<String>, FirewallError> {
+        if let Ok(names) = table_names::inet_table_names() {
+            return Ok(names
+                .into_iter()
+                .filter(|n| n.starts_with(NAME_PREFIX))
+                .collect());
+        }
         let out = self.run(&["-j", "list", "tables", "inet"], None)?;
         let json: Value =
             serde_json::from_slice(&out).map_err(|e| FirewallError::Output(e.to_string()))?;

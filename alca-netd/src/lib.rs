@@ -19,6 +19,7 @@ pub mod service;
 pub mod shipped;
 pub mod spec;
 pub mod store;
+pub mod table_names;
 
 pub use lan::{AllowRule, LanEntry, LanError, Proto, ProxyEntry};
 pub use spec::{NetSpec, SpecError};
