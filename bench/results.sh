@@ -155,18 +155,18 @@ $(prev=0; for n in "${SCALE_STEPS[@]}"; do
   without the \`deny4\`/\`deny6\` interval sets (and the rules using them) still cost
   $(stat_of "$WORK/nosets-nftmin" p50) ms per empty batch (with them: $(stat_of "$WORK/scale-nftmin-$SCALE_MAX" p50) ms): the apply cost is the table
   count, not the sets. *Listing* is the sets: \`nft -j list tables\` took $(calc "$NOSETS_LIST / 1000") s without
-  them and List, which runs it, $(calc "${SCALE_LIST[$SCALE_MAX]} / 1000") s with them. List, the start-up/\`--reapply\` sweep
-  and uninstall need every table and list them that way, so at $SCALE_MAX projects each takes
-  seconds; Status, a new project's Apply (its ownership check) and verify's probe calls list
-  only the project's own table (\`nft -j list table inet alca-<id>\`, which nft serves from
-  that table alone), so they cost what a change does. Start-up also re-applies every saved spec at the per-apply cost above
-  (~$SCALE_MAX x $(stat_of "$WORK/scale-change-$SCALE_MAX" p50) ms).
+  them. List, the start-up/\`--reapply\` sweep and uninstall need every table's name, so they
+  read the names with one table-only nf_tables netlink dump (\`NFT_MSG_GETTABLE\`, no sets):
+  List took $(calc "${SCALE_LIST[$SCALE_MAX]} / 1000") s at $SCALE_MAX projects (it still reads each project's saved spec and
+  checks its table). Status, a new project's Apply (its ownership check) and verify's probe
+  calls list only the project's own table (\`nft -j list table inet alca-<id>\`, which nft
+  serves from that table alone), so they cost what a change does. Start-up also re-applies
+  every saved spec at the per-apply cost above (~$SCALE_MAX x $(stat_of "$WORK/scale-change-$SCALE_MAX" p50) ms).
 - Goal "applying project N does not slow with N": $(verdict "$(stat_of "$WORK/scale-change-$SCALE_MAX" p50) <= 1.5 * $(stat_of "$WORK/scale-change-1" p50)")
   (taken as: change of project 1 at $SCALE_MAX projects within 1.5x of its cost at 1 project).
   What would make it hold: send the same batch to nf_tables over netlink directly (a batch of
   NEWTABLE/DELTABLE/NEWSET/NEWSETELEM/NEWCHAIN/NEWRULE messages needs no cache; the daemon
-  already speaks rtnetlink), and list tables with a table-only netlink dump (NFT_MSG_GETTABLE)
-  instead of \`nft -j list tables\`. Sharing one table between projects (below) would lift the
+  already speaks rtnetlink, and reads table names over nf_tables netlink). Sharing one table between projects (below) would lift the
   hook limit but, measured as above, makes each \`nft\` run slower, not faster.
 - Daemon RSS: $SCALE_RSS_BEFORE KiB before, ${SCALE_RSS[$SCALE_MAX]} KiB at $SCALE_MAX projects (peak VmHWM
   $SCALE_RSS_PEAK KiB), $SCALE_RSS_AFTER KiB after removing them (read from /proc/<pid>/status).
