@@ -31,29 +31,41 @@ pub enum LinkError {
     NotABridge { name: String, kind: String },
 }
 
+/// An rtnetlink handle; its connection task ends when this is dropped, on every path.
+struct Netlink {
+    handle: Handle,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Netlink {
+    fn connect() -> Result<Netlink, LinkError> {
+        let (connection, handle, _) =
+            rtnetlink::new_connection().map_err(|e| LinkError::Netlink(e.to_string()))?;
+        let task = tokio::spawn(connection);
+        Ok(Netlink { handle, task })
+    }
+}
+
+impl Drop for Netlink {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn netlink_error(e: rtnetlink::Error) -> LinkError {
+    LinkError::Netlink(e.to_string())
+}
+
 /// Looks up an interface by name with one netlink dump.
 pub async fn link_kind(name: &str) -> Result<LinkKind, LinkError> {
-    let (connection, handle, _) =
-        rtnetlink::new_connection().map_err(|e| LinkError::Netlink(e.to_string()))?;
-    let task = tokio::spawn(connection);
-    let mut links = handle.link().get().execute();
-    let mut found = LinkKind::Absent;
-    loop {
-        match links.try_next().await {
-            Ok(Some(link)) if link_name(&link) == Some(name) => {
-                found = kind_of(&link);
-                break;
-            }
-            Ok(Some(_)) => {}
-            Ok(None) => break,
-            Err(e) => {
-                task.abort();
-                return Err(LinkError::Netlink(e.to_string()));
-            }
+    let netlink = Netlink::connect()?;
+    let mut links = netlink.handle.link().get().execute();
+    while let Some(link) = links.try_next().await.map_err(netlink_error)? {
+        if link_name(&link) == Some(name) {
+            return Ok(kind_of(&link));
         }
     }
-    task.abort();
-    Ok(found)
+    Ok(LinkKind::Absent)
 }
 
 /// Accepts an absent interface or a bridge; refuses anything else.
@@ -71,29 +83,22 @@ pub async fn check_bridge(name: &str) -> Result<(), LinkError> {
 /// namespace: one of the bridge's ports is a veth whose other end lives in `netns` (the
 /// kernel's id of that namespace, asked by file descriptor, is the port's link namespace id).
 pub async fn netns_on_bridge(netns: &File, bridge: &str) -> Result<bool, LinkError> {
-    let netlink = |e: rtnetlink::Error| LinkError::Netlink(e.to_string());
-    let (connection, handle, _) =
-        rtnetlink::new_connection().map_err(|e| LinkError::Netlink(e.to_string()))?;
-    let task = tokio::spawn(connection);
-    let result = async {
-        let links: Vec<LinkMessage> = handle
-            .link()
-            .get()
-            .execute()
-            .try_collect()
-            .await
-            .map_err(netlink)?;
-        let ports = bridge_port_namespaces(&links, bridge);
-        if ports.is_empty() {
-            return Ok(false);
-        }
-        Ok(namespace_id(handle, netns)
-            .await?
-            .is_some_and(|id| ports.contains(&id)))
+    let netlink = Netlink::connect()?;
+    let links: Vec<LinkMessage> = netlink
+        .handle
+        .link()
+        .get()
+        .execute()
+        .try_collect()
+        .await
+        .map_err(netlink_error)?;
+    let ports = bridge_port_namespaces(&links, bridge);
+    if ports.is_empty() {
+        return Ok(false);
     }
-    .await;
-    task.abort();
-    result
+    Ok(namespace_id(netlink.handle.clone(), netns)
+        .await?
+        .is_some_and(|id| ports.contains(&id)))
 }
 
 /// The link namespace ids of the ports of `bridge` (veths whose peer is in another namespace).
@@ -129,9 +134,7 @@ async fn namespace_id(mut handle: Handle, netns: &File) -> Result<Option<i32>, L
     message.attributes.push(NsidAttribute::Fd(fd));
     let mut request = NetlinkMessage::from(RouteNetlinkMessage::GetNsId(message));
     request.header.flags = NLM_F_REQUEST;
-    let mut replies = handle
-        .request(request)
-        .map_err(|e| LinkError::Netlink(e.to_string()))?;
+    let mut replies = handle.request(request).map_err(netlink_error)?;
     while let Some(reply) = replies.next().await {
         match reply.payload {
             NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewNsId(m)) => {

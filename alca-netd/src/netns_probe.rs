@@ -134,15 +134,8 @@ fn classify(result: io::Result<TcpStream>) -> Seen {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::observe::tests::key;
     use std::net::TcpListener;
-
-    fn key(addr: &str, port: u16) -> Key {
-        Key {
-            addr: addr.parse().unwrap(),
-            proto: Proto::Tcp,
-            port,
-        }
-    }
 
     #[test]
     fn only_bounded_tcp_targets_with_ports_are_accepted() {

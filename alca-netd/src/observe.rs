@@ -353,11 +353,12 @@ pub fn read_denied(live: &Value) -> Vec<Denied> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::compile::replace_batch;
 
-    fn key(addr: &str, port: u16) -> Key {
+    /// A TCP key, for tests here and in [`crate::netns_probe`].
+    pub(crate) fn key(addr: &str, port: u16) -> Key {
         Key {
             addr: addr.parse().unwrap(),
             proto: Proto::Tcp,

@@ -223,20 +223,21 @@ fn verify_running(r: &Running, targets: &[Target], from: ProbeFrom) -> anyhow::R
         // An older daemon without ProbeFrom, or a namespace it does not accept: exec instead.
         client.probe_from(project, pid, &probes, &keys).ok()
     });
+    // Nothing is probed (no `seen`) unless the check says the fence is armed.
     let (check, seen, outcome) = match from_netns {
         Some(report) => {
             let seen = report.seen.into_iter().map(verify::Seen::from).collect();
-            (report.check, Some(seen), report.outcome)
+            (report.check, seen, report.outcome)
         }
         None => {
             let check = client.arm_probes(project, &probes).map_err(explain)?;
             if !check.armed {
-                (check, None, Default::default())
+                (check, Vec::new(), Default::default())
             } else {
                 let output =
                     exec_script(r.runtime.as_ref(), &r.container, &verify::script(targets));
                 let outcome = client.probe_outcome(project).map_err(explain)?;
-                (check, Some(verify::parse(&output?, targets)), outcome)
+                (check, verify::parse(&output?, targets), outcome)
             }
         }
     };
@@ -248,13 +249,13 @@ fn verify_running(r: &Running, targets: &[Target], from: ProbeFrom) -> anyhow::R
         missing_tool: None,
         rows: Vec::new(),
     };
-    let Some(seen) = seen.filter(|_| check.armed) else {
+    if !report.probed {
         // Without the fence a missing rule could let a probe onto the LAN: do not probe.
         report.problems.push(
             "the probe fence is not in place, so nothing was probed: run `alca up -f`".into(),
         );
         return Ok(report);
-    };
+    }
     report.missing_tool = verify::tool_missing(&seen);
     report.rows = targets
         .iter()
