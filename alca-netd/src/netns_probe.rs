@@ -136,6 +136,7 @@ mod tests {
     use super::*;
     use crate::observe::tests::key;
     use std::net::TcpListener;
+    use std::os::fd::AsRawFd;
 
     #[test]
     fn only_bounded_tcp_targets_with_ports_are_accepted() {
@@ -170,13 +171,33 @@ mod tests {
         );
     }
 
+    /// A loopback TCP port, bound without a listener for as long as the socket is kept.
+    fn bound_not_listening() -> (std::os::fd::OwnedFd, SocketAddr) {
+        use nix::sys::socket::{
+            bind, getsockname, socket, AddressFamily, SockFlag, SockType, SockaddrIn,
+        };
+        let fd = socket(
+            AddressFamily::Inet,
+            SockType::Stream,
+            SockFlag::empty(),
+            None,
+        )
+        .unwrap();
+        bind(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0)).unwrap();
+        let port = getsockname::<SockaddrIn>(fd.as_raw_fd()).unwrap().port();
+        (fd, SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+
     #[test]
     fn connects_are_classified_from_what_the_kernel_answered() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let open = listener.local_addr().unwrap();
         assert_eq!(classify(TcpStream::connect(open)), Seen::Connected);
-        drop(listener);
-        assert_eq!(classify(TcpStream::connect(open)), Seen::Refused);
+        // A port bound but not listening answers with a reset. It stays bound during the
+        // connect: a freed ephemeral port could be picked as the connect's own source port,
+        // and a TCP socket connecting to itself succeeds.
+        let (_bound, closed) = bound_not_listening();
+        assert_eq!(classify(TcpStream::connect(closed)), Seen::Refused);
         let unreachable = io::Error::from_raw_os_error(libc::EHOSTUNREACH);
         assert!(matches!(classify(Err(unreachable)), Seen::Unreachable(_)));
         let slow = io::Error::from(io::ErrorKind::TimedOut);
