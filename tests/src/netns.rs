@@ -147,6 +147,15 @@ while time.time() < end:
     try:
         who = peer[0][7:] if peer[0].startswith("::ffff:") else peer[0]
         c.sendall(("%s orig=%s peer=%s\n" % (tag, orig(c), who)).encode())
+        # Half-close, then read what the client sent until its EOF: closing with unread input
+        # makes the kernel answer with a RST, which can discard the reply still in flight (a
+        # relaying proxy then forwards nothing).
+        c.shutdown(socket.SHUT_WR)
+        c.settimeout(1)
+        while c.recv(4096):
+            pass
+    except OSError:
+        pass
     finally:
         c.close()
 "#;

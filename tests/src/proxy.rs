@@ -38,7 +38,7 @@ impl SingBox {
         };
         let cidrs: Vec<String> = allowed.iter().map(|ip| host_cidr(ip)).collect();
         let config = json!({
-            "log": { "level": "info", "timestamp": false, "output": log },
+            "log": { "level": "trace", "timestamp": false, "output": log },
             "inbounds": [{
                 "type": "redirect", "tag": "redirect-in",
                 "listen": listen.ip().to_string(), "listen_port": listen.port()
