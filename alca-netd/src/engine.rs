@@ -16,16 +16,17 @@ use crate::errors::NetdError;
 use crate::firewall::{Firewall, FirewallError, Nft};
 use crate::netns_probe::{self, ProbeReport};
 use crate::observe::{self, Key, LiveCheck, Outcome, Probe};
+use crate::set_elements::ElementBatch;
 use crate::spec::{table_name, validate_project_id, NetSpec, NAME_PREFIX};
 use crate::store::{Saved, StateLock, Store, StoreError};
 
-/// The nft runs that end one verification: the fence's removal and the forgetting of the
+/// The element batches that end one verification: the fence's removal and the forgetting of the
 /// probes' own denied-log entries.
 #[derive(Debug, Default)]
 struct Disarm {
     table: String,
-    fence: Option<serde_json::Value>,
-    forget: Option<serde_json::Value>,
+    fence: Option<ElementBatch>,
+    forget: Option<ElementBatch>,
 }
 
 /// A disarm still to run, holding the state lock until it has (see [`Engine::finish`]).
@@ -317,7 +318,8 @@ impl Engine {
         let problems = observe::check_live(&live, &expected);
         let armed = observe::fence_ready(&live);
         if armed {
-            self.firewall.apply(&observe::arm_batch(&table, probes))?;
+            self.firewall
+                .apply_elements(&observe::arm_batch(&table, probes))?;
         }
         Ok(LiveCheck {
             applied: true,
@@ -353,18 +355,18 @@ impl Engine {
     /// Removes the fence and the probes' own entries of the denied log.
     fn disarm(&self, disarm: &Disarm) -> Result<(), NetdError> {
         if let (Some(d), Some(f)) = (&disarm.fence, &disarm.forget) {
-            // Both in one nft run; if an entry expired meanwhile nft refuses the whole batch,
-            // and then each goes on its own below.
-            if self.firewall.apply(&observe::chain_batches(d, f)).is_ok() {
+            // Both in one transaction; if an entry expired meanwhile the kernel refuses the
+            // whole batch, and then each goes on its own below.
+            if self.firewall.apply_elements(&d.clone().then(f)).is_ok() {
                 return Ok(());
             }
         }
         if let Some(fence) = &disarm.fence {
-            self.firewall.apply(fence)?;
+            self.firewall.apply_elements(fence)?;
         }
         if let Some(forget) = &disarm.forget {
-            // Best effort: an entry that expired meanwhile makes nft refuse the batch.
-            if let Err(e) = self.firewall.apply(forget) {
+            // Best effort: an entry that expired meanwhile makes the kernel refuse the batch.
+            if let Err(e) = self.firewall.apply_elements(forget) {
                 let table = &disarm.table;
                 tracing::warn!(table, "cannot drop the probes from the denied log: {e}");
             }

@@ -1,5 +1,5 @@
-//! The only place that talks to nftables: applies one JSON batch atomically (`nft -j -f -`) and
-//! lists the `alca-` tables. Batches touching anything but `alca-` tables are refused here.
+//! The only place that talks to nftables: applies one JSON batch atomically (`nft -j -f -`), or
+//! one element batch over netlink, and lists the `alca-` tables. Batches touching anything but `alca-` tables are refused here.
 
 use std::io::Write;
 use std::path::Path;
@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
+use crate::set_elements::ElementBatch;
 use crate::spec::{validate_project_id, NAME_PREFIX};
 use crate::table_names;
 
@@ -21,12 +22,19 @@ pub enum FirewallError {
     Output(String),
     #[error("refusing a batch that touches {0:?}: only tables named alca-… may be changed")]
     Foreign(String),
+    #[error("nf_tables refused the element batch: {0}")]
+    Elements(std::io::Error),
 }
 
 /// What the daemon needs from the packet filter; a fake stands in for it in unit tests.
 pub trait Firewall: Send + Sync {
     /// Runs one batch as a single atomic transaction.
     fn apply(&self, batch: &Value) -> Result<(), FirewallError>;
+    /// Runs one element batch as a single atomic transaction: through [`Firewall::apply`]
+    /// unless the implementation has a cheaper way.
+    fn apply_elements(&self, batch: &ElementBatch) -> Result<(), FirewallError> {
+        self.apply(&batch.to_json())
+    }
     /// Names of the `inet` tables whose name starts with `alca-`.
     fn alca_tables(&self) -> Result<Vec<String>, FirewallError>;
     /// `nft -j list table inet NAME` (rules with counters, sets with elements); `None` when
@@ -111,6 +119,14 @@ impl Firewall for Nft {
         let text = batch.to_string();
         self.run(&["-j", "-f", "-"], Some(text.as_bytes()))
             .map(|_| ())
+    }
+
+    /// Over netlink ([`ElementBatch::send`]): through nft, each costs a read of every table.
+    fn apply_elements(&self, batch: &ElementBatch) -> Result<(), FirewallError> {
+        if !is_project_table(&batch.table) {
+            return Err(FirewallError::Foreign(batch.table.clone()));
+        }
+        batch.send().map_err(FirewallError::Elements)
     }
 
     /// One table-only netlink dump ([`table_names`]); `nft -j list tables` (which reads

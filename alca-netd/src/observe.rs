@@ -19,6 +19,7 @@ use crate::compile::{
     PROBE4_SET, PROBE6_SET, PROBE_SIZE, PROBE_TIMEOUT, VERIFY_CHAIN,
 };
 use crate::lan::Proto;
+use crate::set_elements::{ElementBatch, ElementOp};
 
 /// One destination as the observation sets key it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -95,18 +96,6 @@ pub fn decode_probes(json: &str) -> Result<Vec<Probe>, ProbeError> {
     Ok(probes)
 }
 
-fn set_ref(table: &str, name: &str) -> Value {
-    json!({ "family": "inet", "table": table, "name": name })
-}
-
-fn elem(key: &Key, timeout: Option<u32>) -> Value {
-    let val = json!({ "concat": [key.addr.to_string(), key.proto.to_string(), key.port] });
-    match timeout {
-        Some(t) => json!({ "elem": { "val": val, "timeout": t } }),
-        None => val,
-    }
-}
-
 const ARMED_SETS: [&str; 6] = [
     PROBE4_SET,
     PROBE6_SET,
@@ -117,18 +106,19 @@ const ARMED_SETS: [&str; 6] = [
 ];
 
 /// Empties the probe, fence and passed sets of `table`.
-pub fn disarm_batch(table: &str) -> Value {
-    let cmds: Vec<Value> = ARMED_SETS
+pub fn disarm_batch(table: &str) -> ElementBatch {
+    let mut batch = ElementBatch::new(table);
+    batch.ops = ARMED_SETS
         .iter()
-        .map(|name| json!({ "flush": { "set": set_ref(table, name) } }))
+        .map(|&set| ElementOp::Flush { set })
         .collect();
-    json!({ "nftables": cmds })
+    batch
 }
 
 /// Empties the armed sets, then adds every probe (and the fenced ones to the fence) with a
 /// timeout, so a verification that dies leaves nothing behind.
-pub fn arm_batch(table: &str, probes: &[Probe]) -> Value {
-    let mut cmds = Vec::new();
+pub fn arm_batch(table: &str, probes: &[Probe]) -> ElementBatch {
+    let mut batch = disarm_batch(table);
     let family = |v6: bool| probes.iter().filter(move |p| p.key.addr.is_ipv6() == v6);
     for v6 in [false, true] {
         let (probe_set, fence_set) = if v6 {
@@ -136,22 +126,19 @@ pub fn arm_batch(table: &str, probes: &[Probe]) -> Value {
         } else {
             (PROBE4_SET, FENCE4_SET)
         };
-        let all: Vec<Value> = family(v6)
-            .map(|p| elem(&p.key, Some(PROBE_TIMEOUT)))
-            .collect();
-        let fenced: Vec<Value> = family(v6)
-            .filter(|p| p.fence)
-            .map(|p| elem(&p.key, Some(PROBE_TIMEOUT)))
-            .collect();
-        for (name, elems) in [(probe_set, all), (fence_set, fenced)] {
-            if !elems.is_empty() {
-                let mut target = set_ref(table, name);
-                target["elem"] = Value::Array(elems);
-                cmds.push(json!({ "add": { "element": target } }));
+        let all: Vec<Key> = family(v6).map(|p| p.key).collect();
+        let fenced: Vec<Key> = family(v6).filter(|p| p.fence).map(|p| p.key).collect();
+        for (set, keys) in [(probe_set, all), (fence_set, fenced)] {
+            if !keys.is_empty() {
+                batch.ops.push(ElementOp::Add {
+                    set,
+                    keys,
+                    timeout_secs: Some(PROBE_TIMEOUT),
+                });
             }
         }
     }
-    chain_batches(&disarm_batch(table), &json!({ "nftables": cmds }))
+    batch
 }
 
 /// The objects of an `nft -j` listing or batch (`add` commands unwrapped).
@@ -298,29 +285,20 @@ pub fn read_armed(live: &Value) -> Vec<Key> {
 
 /// Deletes the log entries the probes themselves caused, so the log shows only what the
 /// container tried on its own. `logged` must be in the denied sets right now.
-pub fn forget_batch(table: &str, logged: &[Key]) -> Value {
-    let cmds: Vec<Value> = logged
+pub fn forget_batch(table: &str, logged: &[Key]) -> ElementBatch {
+    let mut batch = ElementBatch::new(table);
+    batch.ops = logged
         .iter()
-        .map(|k| {
-            let name = if k.addr.is_ipv6() {
+        .map(|k| ElementOp::Delete {
+            set: if k.addr.is_ipv6() {
                 DENIED6_SET
             } else {
                 DENIED4_SET
-            };
-            let mut target = set_ref(table, name);
-            target["elem"] = json!([elem(k, None)]);
-            json!({ "delete": { "element": target } })
+            },
+            keys: vec![*k],
         })
         .collect();
-    json!({ "nftables": cmds })
-}
-
-/// One batch running `first`'s commands, then `second`'s (one nft run instead of two).
-pub fn chain_batches(first: &Value, second: &Value) -> Value {
-    let cmds = |b: &Value| b["nftables"].as_array().cloned().unwrap_or_default();
-    let mut all = cmds(first);
-    all.extend(cmds(second));
-    json!({ "nftables": all })
+    batch
 }
 
 /// The probes recorded as past the isolation chain.
@@ -423,17 +401,17 @@ pub(crate) mod tests {
                 fence: true,
             },
         ];
-        let forget = forget_batch("alca-x", &[probes[2].key]);
+        let forget = forget_batch("alca-x", &[probes[2].key]).to_json();
         crate::firewall::ensure_only_alca(&forget).unwrap();
         assert_eq!(
             forget["nftables"][0]["delete"]["element"]["name"],
             "denied6"
         );
-        let both = chain_batches(&disarm_batch("alca-x"), &forget);
-        let both = both["nftables"].as_array().unwrap();
+        let both = disarm_batch("alca-x").then(&forget_batch("alca-x", &[probes[2].key]));
+        let both = both.to_json()["nftables"].as_array().unwrap().clone();
         assert_eq!(both.len(), 7, "six flushes, then the one delete");
         assert!(both[6].get("delete").is_some());
-        let batch = arm_batch("alca-x", &probes);
+        let batch = arm_batch("alca-x", &probes).to_json();
         crate::firewall::ensure_only_alca(&batch).unwrap();
         let cmds = batch["nftables"].as_array().unwrap();
         assert!(cmds[..6].iter().all(|c| c.get("flush").is_some()));

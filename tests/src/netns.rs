@@ -462,3 +462,58 @@ pub fn rule_counter(listing: &serde_json::Value, comment: &str) -> Option<u64> {
         })
         .reduce(|a, b| a + b)
 }
+
+/// A network namespace of a test's own, for nft experiments that must see no other table;
+/// deleted (with its tables) on drop.
+pub struct ScratchNs {
+    name: String,
+}
+
+impl ScratchNs {
+    /// Creates `name` afresh (a leftover of an earlier run is deleted first).
+    pub fn create(name: &str) -> Result<Self> {
+        let _ = run("ip", &["netns", "delete", name]);
+        run_ok("ip", &["netns", "add", name])?;
+        Ok(ScratchNs {
+            name: name.to_string(),
+        })
+    }
+
+    /// `nft ARGS` inside the namespace; its stdout.
+    pub fn nft(&self, args: &[&str]) -> Result<String> {
+        let mut all = vec!["netns", "exec", &self.name, "nft"];
+        all.extend_from_slice(args);
+        run_ok("ip", &all)
+    }
+
+    /// `nft -j -f -` of `batch` inside the namespace.
+    pub fn nft_batch(&self, batch: &serde_json::Value) -> Result<()> {
+        let args = ["netns", "exec", &self.name, "nft", "-j", "-f", "-"];
+        run_with_stdin("ip", &args, &batch.to_string())
+    }
+
+    /// `nft -j list table inet NAME` inside the namespace.
+    pub fn list_table(&self, name: &str) -> Result<serde_json::Value> {
+        Ok(serde_json::from_str(
+            &self.nft(&["-j", "list", "table", "inet", name])?,
+        )?)
+    }
+
+    /// Runs `f` on a thread that has entered the namespace (nothing else runs there).
+    pub fn enter<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+        let netns = std::fs::File::open(format!("/run/netns/{}", self.name))?;
+        std::thread::spawn(move || {
+            nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| anyhow::anyhow!("entering the scratch namespace: {e}"))?;
+            Ok(f())
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("the thread in the scratch namespace panicked"))?
+    }
+}
+
+impl Drop for ScratchNs {
+    fn drop(&mut self) {
+        let _ = run("ip", &["netns", "delete", &self.name]);
+    }
+}

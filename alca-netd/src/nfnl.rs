@@ -1,0 +1,311 @@
+//! nf_tables over netlink, byte by byte: the message writer, the reader of the kernel's
+//! answers and the one-transaction batch. `nft` 1.0.6 reads every table into its cache before
+//! it runs anything (O(all projects) per run), so the calls that must not grow with the
+//! number of projects talk to the kernel here instead: the table-name dump
+//! ([`crate::table_names`]) and the set-element batches ([`crate::set_elements`]).
+
+use std::io;
+
+use rtnetlink::sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
+
+/// `NFNL_SUBSYS_NFTABLES`: the high byte of every nf_tables message type, and the resource
+/// id of a batch.
+const SUBSYS_NFTABLES: u16 = 10;
+const NFTABLES: u16 = SUBSYS_NFTABLES << 8;
+/// nf_tables message types (`NFT_MSG_*`).
+pub const NEW_TABLE: u16 = NFTABLES;
+pub const GET_TABLE: u16 = NFTABLES + 1;
+pub const NEW_SET_ELEM: u16 = NFTABLES + 12;
+pub const DEL_SET_ELEM: u16 = NFTABLES + 14;
+/// `NFNL_MSG_BATCH_BEGIN` / `_END`.
+const BATCH_BEGIN: u16 = 0x10;
+const BATCH_END: u16 = 0x11;
+pub const NLMSG_ERROR: u16 = 2;
+pub const NLMSG_DONE: u16 = 3;
+pub const NLM_F_REQUEST: u16 = 1;
+pub const NLM_F_ACK: u16 = 4;
+pub const NLM_F_DUMP: u16 = 0x300;
+pub const NLM_F_CREATE: u16 = 0x400;
+/// `NLA_F_NESTED`, and the mask of an attribute's type.
+const NLA_F_NESTED: u16 = 0x8000;
+const NLA_TYPE_MASK: u16 = 0x3fff;
+/// `NFPROTO_INET` and `AF_UNSPEC`.
+pub const FAMILY_INET: u8 = 1;
+const FAMILY_UNSPEC: u8 = 0;
+/// `struct nlmsghdr` + `struct nfgenmsg`.
+pub const HEADERS: usize = 16 + 4;
+/// Bounds the datagrams one answer may take, against a misbehaving kernel.
+const MAX_DATAGRAMS: usize = 100_000;
+
+/// One netlink message being written: header, `nfgenmsg`, then attributes.
+pub struct Message {
+    buf: Vec<u8>,
+    nests: Vec<usize>,
+}
+
+impl Message {
+    /// A message of `kind` for `family`; the length is filled in by [`Message::finish`].
+    pub fn new(kind: u16, flags: u16, seq: u32, family: u8) -> Self {
+        Self::with_resource(kind, flags, seq, family, 0)
+    }
+
+    fn with_resource(kind: u16, flags: u16, seq: u32, family: u8, resource: u16) -> Self {
+        let mut buf = Vec::with_capacity(256);
+        buf.extend_from_slice(&0u32.to_ne_bytes()); // length, set by finish
+        buf.extend_from_slice(&kind.to_ne_bytes());
+        buf.extend_from_slice(&flags.to_ne_bytes());
+        buf.extend_from_slice(&seq.to_ne_bytes());
+        buf.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel's
+        buf.extend_from_slice(&[family, 0]); // family, NFNETLINK_V0
+        buf.extend_from_slice(&resource.to_be_bytes());
+        Message {
+            buf,
+            nests: Vec::new(),
+        }
+    }
+
+    /// An attribute holding `value` as is.
+    pub fn bytes(&mut self, kind: u16, value: &[u8]) -> &mut Self {
+        let len = 4 + value.len();
+        self.buf.extend_from_slice(&(len as u16).to_ne_bytes());
+        self.buf.extend_from_slice(&kind.to_ne_bytes());
+        self.buf.extend_from_slice(value);
+        self.pad();
+        self
+    }
+
+    /// A NUL-terminated string attribute.
+    pub fn string(&mut self, kind: u16, value: &str) -> &mut Self {
+        self.bytes(kind, &[value.as_bytes(), &[0]].concat())
+    }
+
+    /// A 64-bit attribute in network byte order (nf_tables' convention).
+    pub fn u64_be(&mut self, kind: u16, value: u64) -> &mut Self {
+        self.bytes(kind, &value.to_be_bytes())
+    }
+
+    /// Opens a nested attribute; everything written until [`Message::close`] goes inside.
+    pub fn open(&mut self, kind: u16) -> &mut Self {
+        self.nests.push(self.buf.len());
+        self.buf.extend_from_slice(&0u16.to_ne_bytes());
+        self.buf
+            .extend_from_slice(&(kind | NLA_F_NESTED).to_ne_bytes());
+        self
+    }
+
+    pub fn close(&mut self) -> &mut Self {
+        if let Some(start) = self.nests.pop() {
+            let len = (self.buf.len() - start) as u16;
+            self.buf[start..start + 2].copy_from_slice(&len.to_ne_bytes());
+        }
+        self
+    }
+
+    fn pad(&mut self) {
+        self.buf.resize(align(self.buf.len()), 0);
+    }
+
+    /// The finished message (every nest closed, length set).
+    pub fn finish(mut self) -> Vec<u8> {
+        while !self.nests.is_empty() {
+            self.close();
+        }
+        let len = self.buf.len() as u32;
+        self.buf[0..4].copy_from_slice(&len.to_ne_bytes());
+        self.buf
+    }
+}
+
+/// The messages of one datagram as (type, whole message); an error if one is cut short.
+pub fn messages(mut data: &[u8]) -> io::Result<Vec<(u16, &[u8])>> {
+    let mut out = Vec::new();
+    while data.len() >= 16 {
+        let len = u32::from_ne_bytes([data[0], data[1], data[2], data[3]]) as usize;
+        if len < 16 || len > data.len() {
+            return Err(garbled());
+        }
+        out.push((u16::from_ne_bytes([data[4], data[5]]), &data[..len]));
+        data = data.get(align(len)..).unwrap_or_default();
+    }
+    Ok(out)
+}
+
+/// The (negated) errno of an `NLMSG_ERROR` message: 0 for an acknowledgement.
+pub fn error_code(message: &[u8]) -> io::Result<i32> {
+    let b = message.get(16..20).ok_or_else(garbled)?;
+    Ok(i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// The attributes of a message body as (type without flags, value).
+pub fn attributes(mut data: &[u8]) -> Option<Vec<(u16, &[u8])>> {
+    let mut out = Vec::new();
+    while data.len() >= 4 {
+        let len = u16::from_ne_bytes([data[0], data[1]]) as usize;
+        let kind = u16::from_ne_bytes([data[2], data[3]]) & NLA_TYPE_MASK;
+        out.push((kind, data.get(4..len)?));
+        data = data.get(align(len.max(4))..)?;
+    }
+    Some(out)
+}
+
+pub fn garbled() -> io::Error {
+    io::Error::other("garbled nf_tables netlink answer")
+}
+
+fn align(len: usize) -> usize {
+    (len + 3) & !3
+}
+
+/// A netlink socket to nf_tables in the calling thread's network namespace.
+pub fn socket() -> io::Result<Socket> {
+    let mut socket = Socket::new(NETLINK_NETFILTER)?;
+    socket.bind_auto()?;
+    socket.connect(&SocketAddr::new(0, 0))?;
+    Ok(socket)
+}
+
+/// Sends a dump request and hands each answer message to `each` until the dump is done.
+pub fn dump(request: &[u8], mut each: impl FnMut(u16, &[u8])) -> io::Result<()> {
+    let socket = socket()?;
+    socket.send(request, 0)?;
+    for _ in 0..MAX_DATAGRAMS {
+        let mut datagram = Vec::with_capacity(1 << 16);
+        socket.recv(&mut datagram, 0)?;
+        for (kind, message) in messages(&datagram)? {
+            match kind {
+                NLMSG_DONE => return Ok(()),
+                NLMSG_ERROR => {
+                    let code = error_code(message)?;
+                    return Err(io::Error::from_raw_os_error(-code));
+                }
+                _ => each(kind, message),
+            }
+        }
+    }
+    Err(io::Error::other("the dump did not end"))
+}
+
+/// Wraps `messages` (written with sequence numbers 1..=n and `NLM_F_ACK`) in one batch.
+pub fn batch(messages: &[Vec<u8>]) -> Vec<u8> {
+    let end_seq = messages.len() as u32 + 1;
+    let begin = Message::with_resource(
+        BATCH_BEGIN,
+        NLM_F_REQUEST,
+        0,
+        FAMILY_UNSPEC,
+        SUBSYS_NFTABLES,
+    );
+    let end = Message::with_resource(
+        BATCH_END,
+        NLM_F_REQUEST,
+        end_seq,
+        FAMILY_UNSPEC,
+        SUBSYS_NFTABLES,
+    );
+    let mut out = begin.finish();
+    for m in messages {
+        out.extend_from_slice(m);
+    }
+    out.extend_from_slice(&end.finish());
+    out
+}
+
+/// Runs `messages` as one nf_tables transaction: all of them or none.
+///
+/// The kernel handles a batch inside the `send` itself, so by the time it returns every answer
+/// is queued on the socket: they are read without waiting. Each message must be acknowledged;
+/// the first error refuses the batch (and the kernel has then applied none of it).
+pub fn transact(messages: &[Vec<u8>]) -> io::Result<()> {
+    let socket = socket()?;
+    socket.send(&batch(messages), 0)?;
+    let mut acked = 0;
+    for _ in 0..MAX_DATAGRAMS {
+        let mut datagram = Vec::with_capacity(1 << 16);
+        match socket.recv(&mut datagram, libc::MSG_DONTWAIT) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+        acked += count_acks(&datagram)?;
+    }
+    if acked != messages.len() {
+        return Err(io::Error::other(format!(
+            "nf_tables acknowledged {acked} of {} messages",
+            messages.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The acknowledgements in one datagram of answers; the first error as an error.
+fn count_acks(datagram: &[u8]) -> io::Result<usize> {
+    let mut acked = 0;
+    for (kind, message) in messages(datagram)? {
+        if kind == NLMSG_ERROR {
+            match error_code(message)? {
+                0 => acked += 1,
+                code => return Err(io::Error::from_raw_os_error(-code)),
+            }
+        }
+    }
+    Ok(acked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attributes_are_padded_and_nests_sized() {
+        let mut m = Message::new(NEW_SET_ELEM, NLM_F_REQUEST, 7, FAMILY_INET);
+        m.string(1, "ab")
+            .open(3)
+            .open(1)
+            .bytes(1, &[9])
+            .close()
+            .close();
+        let bytes = m.finish();
+        assert_eq!(bytes.len() % 4, 0);
+        assert_eq!(
+            u32::from_ne_bytes(bytes[0..4].try_into().unwrap()) as usize,
+            bytes.len()
+        );
+        let attrs = attributes(&bytes[HEADERS..]).unwrap();
+        assert_eq!(attrs[0], (1, &b"ab\0"[..]));
+        let (kind, nest) = attrs[1];
+        assert_eq!(kind, 3);
+        let inner = attributes(nest).unwrap();
+        assert_eq!(attributes(inner[0].1).unwrap(), [(1, &[9u8][..])]);
+    }
+
+    #[test]
+    fn a_batch_is_framed_for_nf_tables() {
+        let one = Message::new(DEL_SET_ELEM, NLM_F_REQUEST | NLM_F_ACK, 1, FAMILY_INET).finish();
+        let framed = batch(std::slice::from_ref(&one));
+        let parts = messages(&framed).unwrap();
+        let kinds: Vec<u16> = parts.iter().map(|(k, _)| *k).collect();
+        assert_eq!(kinds, [BATCH_BEGIN, DEL_SET_ELEM, BATCH_END]);
+        // The batch's resource id names the nf_tables subsystem, in network byte order.
+        assert_eq!(&parts[0].1[18..20], &[0, 10]);
+        assert_eq!(parts[1].1, &one[..]);
+    }
+
+    #[test]
+    fn answers_count_acks_and_stop_at_an_error() {
+        let answer = |code: i32| {
+            let mut m = Message::new(NLMSG_ERROR, 0, 1, 0).finish();
+            m.truncate(16);
+            m.extend_from_slice(&code.to_ne_bytes());
+            m.extend_from_slice(&[0; 16]);
+            let len = m.len() as u32;
+            m[0..4].copy_from_slice(&len.to_ne_bytes());
+            m
+        };
+        assert_eq!(count_acks(&[answer(0), answer(0)].concat()).unwrap(), 2);
+        let err = count_acks(&[answer(0), answer(-2)].concat()).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(2));
+        let mut cut = answer(0);
+        cut[0..4].copy_from_slice(&64u32.to_ne_bytes());
+        assert!(count_acks(&[answer(0), cut].concat()).is_err());
+    }
+}

@@ -1,0 +1,231 @@
+//! The element batches of a verification (arm, disarm, forget: see [`crate::observe`]) as
+//! typed values, sent to nf_tables over netlink. Through `nft` 1.0.6 even the flush of one
+//! set costs a read of every project's table; here it is one small transaction whatever the
+//! number of projects. Nothing in a batch is text to interpret: one `alca-` table, sets by
+//! their constant names, keys built from [`Key`]s. [`ElementBatch::to_json`] is the same
+//! batch for `nft -j -f`, which the tests hold the netlink path to.
+
+use serde_json::{json, Value};
+
+use crate::lan::Proto;
+use crate::nfnl::{self, Message, DEL_SET_ELEM, FAMILY_INET, NEW_SET_ELEM, NLM_F_ACK};
+use crate::nfnl::{NLM_F_CREATE, NLM_F_REQUEST};
+use crate::observe::Key;
+
+/// `NFTA_SET_ELEM_LIST_*`, `NFTA_LIST_ELEM`, `NFTA_SET_ELEM_*` and `NFTA_DATA_VALUE`.
+const LIST_TABLE: u16 = 1;
+const LIST_SET: u16 = 2;
+const LIST_ELEMENTS: u16 = 3;
+const LIST_ELEM: u16 = 1;
+const ELEM_KEY: u16 = 1;
+const ELEM_TIMEOUT: u16 = 4;
+const DATA_VALUE: u16 = 1;
+
+/// One command on one set of the batch's table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ElementOp {
+    /// Removes every element.
+    Flush { set: &'static str },
+    /// Adds `keys`, each expiring after `timeout_secs` when given.
+    Add {
+        set: &'static str,
+        keys: Vec<Key>,
+        timeout_secs: Option<u32>,
+    },
+    /// Removes `keys` (the kernel refuses the batch if one is missing).
+    Delete { set: &'static str, keys: Vec<Key> },
+}
+
+/// Element commands on the sets of one table, run as one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElementBatch {
+    pub table: String,
+    pub ops: Vec<ElementOp>,
+}
+
+impl ElementBatch {
+    pub fn new(table: &str) -> Self {
+        ElementBatch {
+            table: table.to_string(),
+            ops: Vec::new(),
+        }
+    }
+
+    /// This batch's commands, then `other`'s (same table), in one transaction.
+    pub fn then(mut self, other: &ElementBatch) -> Self {
+        debug_assert_eq!(self.table, other.table);
+        self.ops.extend(other.ops.iter().cloned());
+        self
+    }
+
+    /// The same batch as `nft -j -f` input.
+    pub fn to_json(&self) -> Value {
+        let target = |set: &str| json!({ "family": "inet", "table": self.table, "name": set });
+        let commands: Vec<Value> = self
+            .ops
+            .iter()
+            .map(|op| match op {
+                ElementOp::Flush { set } => json!({ "flush": { "set": target(set) } }),
+                ElementOp::Add {
+                    set,
+                    keys,
+                    timeout_secs,
+                } => {
+                    let mut t = target(set);
+                    t["elem"] = keys.iter().map(|k| json_elem(k, *timeout_secs)).collect();
+                    json!({ "add": { "element": t } })
+                }
+                ElementOp::Delete { set, keys } => {
+                    let mut t = target(set);
+                    t["elem"] = keys.iter().map(|k| json_elem(k, None)).collect();
+                    json!({ "delete": { "element": t } })
+                }
+            })
+            .collect();
+        json!({ "nftables": commands })
+    }
+
+    /// The netlink messages of the batch, numbered from 1, each asking for an acknowledgement.
+    pub fn messages(&self) -> Vec<Vec<u8>> {
+        self.ops
+            .iter()
+            .zip(1..)
+            .map(|(op, seq)| self.message(op, seq))
+            .collect()
+    }
+
+    fn message(&self, op: &ElementOp, seq: u32) -> Vec<u8> {
+        let (kind, flags, set, keys, timeout) = match op {
+            ElementOp::Flush { set } => (DEL_SET_ELEM, 0, set, &[][..], None),
+            ElementOp::Add {
+                set,
+                keys,
+                timeout_secs,
+            } => (NEW_SET_ELEM, NLM_F_CREATE, set, &keys[..], *timeout_secs),
+            ElementOp::Delete { set, keys } => (DEL_SET_ELEM, 0, set, &keys[..], None),
+        };
+        let mut m = Message::new(kind, NLM_F_REQUEST | NLM_F_ACK | flags, seq, FAMILY_INET);
+        m.string(LIST_TABLE, &self.table).string(LIST_SET, set);
+        if !keys.is_empty() {
+            m.open(LIST_ELEMENTS);
+            for key in keys {
+                m.open(LIST_ELEM);
+                if let Some(secs) = timeout {
+                    m.u64_be(ELEM_TIMEOUT, u64::from(secs) * 1000);
+                }
+                m.open(ELEM_KEY).bytes(DATA_VALUE, &key_bytes(key)).close();
+                m.close();
+            }
+            m.close();
+        }
+        m.finish()
+    }
+
+    /// Runs the batch over netlink: all of it or nothing.
+    pub fn send(&self) -> std::io::Result<()> {
+        nfnl::transact(&self.messages())
+    }
+}
+
+fn json_elem(key: &Key, timeout_secs: Option<u32>) -> Value {
+    let val = json!({ "concat": [key.addr.to_string(), key.proto.to_string(), key.port] });
+    match timeout_secs {
+        Some(t) => json!({ "elem": { "val": val, "timeout": t } }),
+        None => val,
+    }
+}
+
+/// `daddr . l4proto . dport` as the kernel stores it: each field in network byte order,
+/// padded to 32-bit registers.
+fn key_bytes(key: &Key) -> Vec<u8> {
+    let mut bytes = match key.addr {
+        std::net::IpAddr::V4(a) => a.octets().to_vec(),
+        std::net::IpAddr::V6(a) => a.octets().to_vec(),
+    };
+    let proto: u8 = match key.proto {
+        Proto::Tcp => libc::IPPROTO_TCP as u8,
+        Proto::Udp => libc::IPPROTO_UDP as u8,
+    };
+    bytes.extend_from_slice(&[proto, 0, 0, 0]);
+    bytes.extend_from_slice(&key.port.to_be_bytes());
+    bytes.extend_from_slice(&[0, 0]);
+    bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::tests::key;
+
+    fn on_table_x(ops: Vec<ElementOp>) -> ElementBatch {
+        ElementBatch {
+            table: "alca-x".into(),
+            ops,
+        }
+    }
+
+    #[test]
+    fn keys_are_laid_out_like_nft_lays_them_out() {
+        // What nft 1.0.6 sends for 10.99.0.2 . tcp . 23401 and fd99::2 . tcp . 443.
+        assert_eq!(
+            key_bytes(&key("10.99.0.2", 23401)),
+            [10, 99, 0, 2, 6, 0, 0, 0, 0x5b, 0x69, 0, 0]
+        );
+        let v6 = key_bytes(&key("fd99::2", 443));
+        assert_eq!(v6.len(), 24);
+        assert_eq!(&v6[..2], &[0xfd, 0x99]);
+        assert_eq!(&v6[16..], &[6, 0, 0, 0, 1, 0xbb, 0, 0]);
+    }
+
+    #[test]
+    fn each_command_is_one_acknowledged_message_on_the_named_set() {
+        let batch = on_table_x(vec![
+            ElementOp::Flush { set: "probe4" },
+            ElementOp::Add {
+                set: "probe4",
+                keys: vec![key("10.99.0.2", 80)],
+                timeout_secs: Some(120),
+            },
+        ]);
+        let messages = batch.messages();
+        assert_eq!(messages.len(), 2);
+        for (m, (kind, seq)) in messages
+            .iter()
+            .zip([(DEL_SET_ELEM, 1u32), (NEW_SET_ELEM, 2)])
+        {
+            assert_eq!(u16::from_ne_bytes([m[4], m[5]]), kind);
+            assert_ne!(u16::from_ne_bytes([m[6], m[7]]) & NLM_F_ACK, 0);
+            assert_eq!(u32::from_ne_bytes(m[8..12].try_into().unwrap()), seq);
+            let attrs = nfnl::attributes(&m[nfnl::HEADERS..]).unwrap();
+            assert_eq!(attrs[0], (LIST_TABLE, &b"alca-x\0"[..]));
+            assert_eq!(attrs[1], (LIST_SET, &b"probe4\0"[..]));
+        }
+        // A flush names no element; the add carries the timeout in milliseconds.
+        assert_eq!(
+            nfnl::attributes(&messages[0][nfnl::HEADERS..])
+                .unwrap()
+                .len(),
+            2
+        );
+        let add = nfnl::attributes(&messages[1][nfnl::HEADERS..]).unwrap();
+        let elems = nfnl::attributes(add[2].1).unwrap();
+        let elem = nfnl::attributes(elems[0].1).unwrap();
+        assert_eq!(elem[0], (ELEM_TIMEOUT, &120_000u64.to_be_bytes()[..]));
+    }
+
+    #[test]
+    fn the_json_form_is_the_nft_batch_of_the_same_commands() {
+        let batch = on_table_x(vec![
+            ElementOp::Flush { set: "fence4" },
+            ElementOp::Delete {
+                set: "denied4",
+                keys: vec![key("10.99.0.2", 80)],
+            },
+        ]);
+        let json = batch.to_json();
+        assert_eq!(json["nftables"][0]["flush"]["set"]["name"], "fence4");
+        let delete = &json["nftables"][1]["delete"]["element"];
+        assert_eq!(delete["table"], "alca-x");
+        assert_eq!(delete["elem"][0]["concat"], json!(["10.99.0.2", "tcp", 80]));
+    }
+}
