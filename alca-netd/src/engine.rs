@@ -17,7 +17,7 @@ use crate::firewall::{Firewall, FirewallError, Nft};
 use crate::netns_probe::{self, ProbeReport};
 use crate::observe::{self, Key, LiveCheck, Outcome, Probe};
 use crate::set_elements::ElementBatch;
-use crate::spec::{table_name, validate_project_id, NetSpec, NAME_PREFIX};
+use crate::spec::{bridge_name, table_name, validate_project_id, NetSpec, NAME_PREFIX};
 use crate::store::{Saved, StateLock, Store, StoreError};
 
 /// The element batches that end one verification: the fence's removal and the forgetting of the
@@ -132,12 +132,15 @@ impl Engine {
 
     /// A bridge belongs to one project: the ids of two projects may share the ten digits that
     /// name the bridge, and the other project's rules (a proxy DNAT, an allow rule) would then
-    /// act on this project's containers.
+    /// act on this project's containers. Only the saved projects whose id names the same
+    /// bridge are read (an Apply must not read every project's file).
     fn check_bridge_is_free(&self, spec: &NetSpec) -> Result<(), NetdError> {
-        let (saved, _) = self.store.all()?;
-        let other = saved
-            .iter()
-            .find(|s| s.spec.bridge == spec.bridge && s.spec.project != spec.project);
+        let mut other = None;
+        for id in self.store.project_ids()? {
+            if id != spec.project && bridge_name(&id) == spec.bridge {
+                other = other.or(self.store.load(&id).ok().flatten());
+            }
+        }
         match other {
             Some(other) => Err(NetdError::NotOwner(format!(
                 "bridge {} already belongs to project {} (uid {}); remove that project first",

@@ -1,5 +1,6 @@
-//! The only place that talks to nftables: applies one JSON batch atomically (`nft -j -f -`), or
-//! one element batch over netlink, and lists the `alca-` tables. Batches touching anything but `alca-` tables are refused here.
+//! The only place that talks to nftables: applies one batch atomically (the compiler's JSON,
+//! encoded for nf_tables netlink by [`ruleset`], or run by `nft -j -f -` where that encoder
+//! has no encoding), or one element batch over netlink, and lists the `alca-` tables. Batches touching anything but `alca-` tables are refused here.
 
 use std::io::Write;
 use std::path::Path;
@@ -7,6 +8,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
+use crate::nfnl::{self, ruleset};
 use crate::set_elements::ElementBatch;
 use crate::spec::{validate_project_id, NAME_PREFIX};
 use crate::table_names;
@@ -22,8 +24,8 @@ pub enum FirewallError {
     Output(String),
     #[error("refusing a batch that touches {0:?}: only tables named alca-… may be changed")]
     Foreign(String),
-    #[error("nf_tables refused the element batch: {0}")]
-    Elements(std::io::Error),
+    #[error("nf_tables refused the transaction: {0}")]
+    Netlink(std::io::Error),
 }
 
 /// What the daemon needs from the packet filter; a fake stands in for it in unit tests.
@@ -116,9 +118,15 @@ impl Nft {
 impl Firewall for Nft {
     fn apply(&self, batch: &Value) -> Result<(), FirewallError> {
         ensure_only_alca(batch)?;
-        let text = batch.to_string();
-        self.run(&["-j", "-f", "-"], Some(text.as_bytes()))
-            .map(|_| ())
+        match ruleset::messages(batch) {
+            Ok(messages) => nfnl::transact(&messages).map_err(FirewallError::Netlink),
+            Err(unsupported) => {
+                tracing::warn!("{unsupported}: the batch goes through nft instead");
+                let text = batch.to_string();
+                self.run(&["-j", "-f", "-"], Some(text.as_bytes()))
+                    .map(|_| ())
+            }
+        }
     }
 
     /// Over netlink ([`ElementBatch::send`]): through nft, each costs a read of every table.
@@ -126,7 +134,7 @@ impl Firewall for Nft {
         if !is_project_table(&batch.table) {
             return Err(FirewallError::Foreign(batch.table.clone()));
         }
-        batch.send().map_err(FirewallError::Elements)
+        batch.send().map_err(FirewallError::Netlink)
     }
 
     /// One table-only netlink dump ([`table_names`]); `nft -j list tables` (which reads
@@ -161,8 +169,15 @@ impl Firewall for Nft {
         Ok(Some(json))
     }
 
+    /// One netlink request for the table; a listing only if that cannot be had.
     fn has_alca_table(&self, name: &str) -> Result<bool, FirewallError> {
-        Ok(self.list_table(name)?.is_some())
+        if !is_project_table(name) {
+            return Ok(false);
+        }
+        match table_names::inet_table_exists(name) {
+            Ok(exists) => Ok(exists),
+            Err(_) => Ok(self.list_table(name)?.is_some()),
+        }
     }
 }
 

@@ -8,7 +8,7 @@
 use serde_json::{json, Value};
 
 use crate::lan::Proto;
-use crate::nfnl::{self, Message, DEL_SET_ELEM, FAMILY_INET, NEW_SET_ELEM, NLM_F_ACK};
+use crate::nfnl::{self, Message, DEL_SET_ELEM, FAMILY_INET, NEW_SET_ELEM};
 use crate::nfnl::{NLM_F_CREATE, NLM_F_REQUEST};
 use crate::observe::Key;
 
@@ -85,7 +85,7 @@ impl ElementBatch {
         json!({ "nftables": commands })
     }
 
-    /// The netlink messages of the batch, numbered from 1, each asking for an acknowledgement.
+    /// The netlink messages of the batch, numbered from 1.
     pub fn messages(&self) -> Vec<Vec<u8>> {
         self.ops
             .iter()
@@ -104,7 +104,7 @@ impl ElementBatch {
             } => (NEW_SET_ELEM, NLM_F_CREATE, set, &keys[..], *timeout_secs),
             ElementOp::Delete { set, keys } => (DEL_SET_ELEM, 0, set, &keys[..], None),
         };
-        let mut m = Message::new(kind, NLM_F_REQUEST | NLM_F_ACK | flags, seq, FAMILY_INET);
+        let mut m = Message::new(kind, NLM_F_REQUEST | flags, seq, FAMILY_INET);
         m.string(LIST_TABLE, &self.table).string(LIST_SET, set);
         if !keys.is_empty() {
             m.open(LIST_ELEMENTS);
@@ -178,7 +178,7 @@ mod tests {
     }
 
     #[test]
-    fn each_command_is_one_acknowledged_message_on_the_named_set() {
+    fn each_command_is_one_message_on_the_named_set() {
         let batch = on_table_x(vec![
             ElementOp::Flush { set: "probe4" },
             ElementOp::Add {
@@ -194,7 +194,6 @@ mod tests {
             .zip([(DEL_SET_ELEM, 1u32), (NEW_SET_ELEM, 2)])
         {
             assert_eq!(u16::from_ne_bytes([m[4], m[5]]), kind);
-            assert_ne!(u16::from_ne_bytes([m[6], m[7]]) & NLM_F_ACK, 0);
             assert_eq!(u32::from_ne_bytes(m[8..12].try_into().unwrap()), seq);
             let attrs = nfnl::attributes(&m[nfnl::HEADERS..]).unwrap();
             assert_eq!(attrs[0], (LIST_TABLE, &b"alca-x\0"[..]));

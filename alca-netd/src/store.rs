@@ -146,22 +146,9 @@ impl Store {
 
     /// Every saved spec, plus the files that could not be read (reported, never fatal).
     pub fn all(&self) -> Result<(Vec<Saved>, Vec<StoreError>), StoreError> {
-        let dir = self.projects();
-        let entries = match fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((vec![], vec![])),
-            Err(e) => return Err(io(&dir)(e)),
-        };
         let (mut saved, mut problems) = (vec![], vec![]);
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(project) = name.strip_suffix(".json") else {
-                continue;
-            };
-            if validate_project_id(project).is_err() {
-                continue;
-            }
-            match self.load(project) {
+        for project in self.project_ids()? {
+            match self.load(&project) {
                 Ok(Some(s)) => saved.push(s),
                 Ok(None) => {}
                 Err(e) => problems.push(e),
@@ -169,6 +156,25 @@ impl Store {
         }
         saved.sort_by(|a, b| a.spec.project.cmp(&b.spec.project));
         Ok((saved, problems))
+    }
+
+    /// The ids of the saved projects, from the file names alone (nothing is read).
+    pub fn project_ids(&self) -> Result<Vec<String>, StoreError> {
+        let dir = self.projects();
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(io(&dir)(e)),
+        };
+        Ok(entries
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let project = name.strip_suffix(".json")?;
+                validate_project_id(project).ok()?;
+                Some(project.to_string())
+            })
+            .collect())
     }
 
     fn sync_dir(&self) -> Result<(), StoreError> {

@@ -1,7 +1,7 @@
 //! The names of the `inet` tables, from one table-only nf_tables netlink dump: List, the
 //! start-up sweep and uninstall need every table's name, and `nft -j list tables` reads every
-//! set with its elements first (43 s at 500 projects with nft 1.0.6). Read-only: no batch is
-//! ever sent this way.
+//! set with its elements first (43 s at 500 projects with nft 1.0.6); and whether one table
+//! exists (Status, a new project's Apply). Read-only: no batch is ever sent this way.
 
 use crate::nfnl::{
     self, Message, FAMILY_INET, GET_TABLE, HEADERS, NEW_TABLE, NLM_F_DUMP, NLM_F_REQUEST,
@@ -18,6 +18,21 @@ pub fn inet_table_names() -> std::io::Result<Vec<String>> {
         }
     })?;
     Ok(names)
+}
+
+/// Whether the `inet` table `name` exists: one `NFT_MSG_GETTABLE` for it, answered with the
+/// table or `ENOENT`.
+pub fn inet_table_exists(name: &str) -> std::io::Result<bool> {
+    let mut request = Message::new(GET_TABLE, NLM_F_REQUEST, 1, FAMILY_INET);
+    request.string(NFTA_TABLE_NAME, name);
+    let mut found = false;
+    match nfnl::request(&request.finish(), |kind, message| {
+        found |= table_name(kind, message).as_deref() == Some(name);
+    }) {
+        Ok(()) => Ok(found),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 fn dump_request() -> Vec<u8> {

@@ -116,6 +116,23 @@ fn batches_match_their_golden_files() {
     }
 }
 
+/// The daemon sends these batches over netlink (`nfnl::ruleset`): a compiler change the encoder
+/// does not know would silently fall back to `nft` (tests/tests/netlink_ruleset.rs then holds
+/// the encoding to what nft loads).
+#[test]
+fn every_golden_batch_has_a_netlink_encoding() {
+    for (name, batch) in cases() {
+        let messages =
+            alca_netd::nfnl::ruleset::messages(&batch).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let commands = batch["nftables"].as_array().expect("commands").len();
+        assert!(
+            messages.len() >= commands,
+            "{name}: {} messages",
+            messages.len()
+        );
+    }
+}
+
 fn nft_usable() -> bool {
     let root = Command::new("id")
         .arg("-u")

@@ -164,7 +164,7 @@ fn element_batches_over_netlink_do_what_nft_does() {
         .unwrap()
         .unwrap_err();
     assert!(
-        matches!(&err, FirewallError::Elements(e) if e.raw_os_error() == Some(nix::libc::ENOENT)),
+        matches!(&err, FirewallError::Netlink(e) if e.raw_os_error() == Some(nix::libc::ENOENT)),
         "{err}"
     );
     assert!(elements_of(&ns, BY_NETLINK, "probe4").is_empty());

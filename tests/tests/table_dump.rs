@@ -1,6 +1,6 @@
 //! The daemon's table-only netlink dump (`alca_netd::table_names`) names exactly the `inet`
-//! tables `nft` lists, in a scratch network namespace of its own (nothing else adds tables
-//! there). Needs root (tests/run.sh).
+//! tables `nft` lists, and its one-table request finds exactly those, in a scratch network
+//! namespace of its own (nothing else adds tables there). Needs root (tests/run.sh).
 
 use alca_e2e::netns::{run_ok, ScratchNs};
 
@@ -44,4 +44,15 @@ fn the_table_dump_names_what_nft_lists() {
         !dumped.iter().any(|n| n == "alca-ip-family"),
         "ip-family tables are not inet"
     );
+
+    // One table asked for by name: there, absent, or only in another family.
+    let exists = |name: &'static str| {
+        ns.enter(move || alca_netd::table_names::inet_table_exists(name))
+            .unwrap()
+            .expect("the netlink table request")
+    };
+    assert!(exists("alca-0123456789abcdef0123456789abcdef"));
+    assert!(exists("many299"));
+    assert!(!exists("alca-ffffffffffffffffffffffffffffffff"));
+    assert!(!exists("alca-ip-family"));
 }

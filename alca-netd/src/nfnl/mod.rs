@@ -2,10 +2,15 @@
 //! answers and the one-transaction batch. `nft` 1.0.6 reads every table into its cache before
 //! it runs anything (O(all projects) per run), so the calls that must not grow with the
 //! number of projects talk to the kernel here instead: the table-name dump
-//! ([`crate::table_names`]) and the set-element batches ([`crate::set_elements`]).
+//! ([`crate::table_names`]), the set-element batches ([`crate::set_elements`]) and the
+//! project rulesets ([`ruleset`]).
 
 use std::io;
 
+pub mod rule;
+pub mod ruleset;
+
+use nix::sys::socket::{setsockopt, sockopt};
 use rtnetlink::sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
 
 /// `NFNL_SUBSYS_NFTABLES`: the high byte of every nf_tables message type, and the resource
@@ -15,6 +20,10 @@ const NFTABLES: u16 = SUBSYS_NFTABLES << 8;
 /// nf_tables message types (`NFT_MSG_*`).
 pub const NEW_TABLE: u16 = NFTABLES;
 pub const GET_TABLE: u16 = NFTABLES + 1;
+pub const DEL_TABLE: u16 = NFTABLES + 2;
+pub const NEW_CHAIN: u16 = NFTABLES + 3;
+pub const NEW_RULE: u16 = NFTABLES + 6;
+pub const NEW_SET: u16 = NFTABLES + 9;
 pub const NEW_SET_ELEM: u16 = NFTABLES + 12;
 pub const DEL_SET_ELEM: u16 = NFTABLES + 14;
 /// `NFNL_MSG_BATCH_BEGIN` / `_END`.
@@ -26,6 +35,7 @@ pub const NLM_F_REQUEST: u16 = 1;
 pub const NLM_F_ACK: u16 = 4;
 pub const NLM_F_DUMP: u16 = 0x300;
 pub const NLM_F_CREATE: u16 = 0x400;
+pub const NLM_F_APPEND: u16 = 0x800;
 /// `NLA_F_NESTED`, and the mask of an attribute's type.
 const NLA_F_NESTED: u16 = 0x8000;
 const NLA_TYPE_MASK: u16 = 0x3fff;
@@ -36,6 +46,29 @@ const FAMILY_UNSPEC: u8 = 0;
 pub const HEADERS: usize = 16 + 4;
 /// Bounds the datagrams one answer may take, against a misbehaving kernel.
 const MAX_DATAGRAMS: usize = 100_000;
+
+/// An attribute to be written: a value, or a nest of attributes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attr {
+    Bytes(u16, Vec<u8>),
+    Nest(u16, Vec<Attr>),
+}
+
+impl Attr {
+    /// A NUL-terminated string.
+    pub fn string(kind: u16, value: &str) -> Attr {
+        Attr::Bytes(kind, [value.as_bytes(), &[0]].concat())
+    }
+
+    /// A 32-bit value in network byte order (nf_tables' convention).
+    pub fn u32_be(kind: u16, value: u32) -> Attr {
+        Attr::Bytes(kind, value.to_be_bytes().to_vec())
+    }
+
+    pub fn u64_be(kind: u16, value: u64) -> Attr {
+        Attr::Bytes(kind, value.to_be_bytes().to_vec())
+    }
+}
 
 /// One netlink message being written: header, `nfgenmsg`, then attributes.
 pub struct Message {
@@ -72,6 +105,20 @@ impl Message {
         self.buf.extend_from_slice(value);
         self.pad();
         self
+    }
+
+    /// Writes `attr` (and everything nested in it).
+    pub fn attr(&mut self, attr: &Attr) -> &mut Self {
+        match attr {
+            Attr::Bytes(kind, value) => self.bytes(*kind, value),
+            Attr::Nest(kind, inner) => {
+                self.open(*kind);
+                for a in inner {
+                    self.attr(a);
+                }
+                self.close()
+            }
+        }
     }
 
     /// A NUL-terminated string attribute.
@@ -165,7 +212,16 @@ pub fn socket() -> io::Result<Socket> {
 }
 
 /// Sends a dump request and hands each answer message to `each` until the dump is done.
-pub fn dump(request: &[u8], mut each: impl FnMut(u16, &[u8])) -> io::Result<()> {
+pub fn dump(request: &[u8], each: impl FnMut(u16, &[u8])) -> io::Result<()> {
+    answers(request, true, each)
+}
+
+/// Sends a request for one object and hands its answer to `each` (an error as an error).
+pub fn request(request: &[u8], each: impl FnMut(u16, &[u8])) -> io::Result<()> {
+    answers(request, false, each)
+}
+
+fn answers(request: &[u8], dump: bool, mut each: impl FnMut(u16, &[u8])) -> io::Result<()> {
     let socket = socket()?;
     socket.send(request, 0)?;
     for _ in 0..MAX_DATAGRAMS {
@@ -174,18 +230,21 @@ pub fn dump(request: &[u8], mut each: impl FnMut(u16, &[u8])) -> io::Result<()> 
         for (kind, message) in messages(&datagram)? {
             match kind {
                 NLMSG_DONE => return Ok(()),
-                NLMSG_ERROR => {
-                    let code = error_code(message)?;
-                    return Err(io::Error::from_raw_os_error(-code));
-                }
+                NLMSG_ERROR => match error_code(message)? {
+                    0 => return Ok(()),
+                    code => return Err(io::Error::from_raw_os_error(-code)),
+                },
                 _ => each(kind, message),
             }
+        }
+        if !dump {
+            return Ok(());
         }
     }
     Err(io::Error::other("the dump did not end"))
 }
 
-/// Wraps `messages` (written with sequence numbers 1..=n and `NLM_F_ACK`) in one batch.
+/// Wraps `messages` (numbered 1..=n) in one batch; the last one asks for an acknowledgement.
 pub fn batch(messages: &[Vec<u8>]) -> Vec<u8> {
     let end_seq = messages.len() as u32 + 1;
     let begin = Message::with_resource(
@@ -206,6 +265,11 @@ pub fn batch(messages: &[Vec<u8>]) -> Vec<u8> {
     for m in messages {
         out.extend_from_slice(m);
     }
+    if let Some(last) = messages.last() {
+        let flags = out.len() - last.len() + 6;
+        let asked = u16::from_ne_bytes([out[flags], out[flags + 1]]) | NLM_F_ACK;
+        out[flags..flags + 2].copy_from_slice(&asked.to_ne_bytes());
+    }
     out.extend_from_slice(&end.finish());
     out
 }
@@ -213,11 +277,17 @@ pub fn batch(messages: &[Vec<u8>]) -> Vec<u8> {
 /// Runs `messages` as one nf_tables transaction: all of them or none.
 ///
 /// The kernel handles a batch inside the `send` itself, so by the time it returns every answer
-/// is queued on the socket: they are read without waiting. Each message must be acknowledged;
-/// the first error refuses the batch (and the kernel has then applied none of it).
+/// is queued on the socket: they are read without waiting. A message that fails is answered
+/// with its error whatever its flags, and then the kernel has applied none of the batch; the
+/// last message asks for an acknowledgement, so success is one answer, not silence.
 pub fn transact(messages: &[Vec<u8>]) -> io::Result<()> {
     let socket = socket()?;
-    socket.send(&batch(messages), 0)?;
+    let batch = batch(messages);
+    // The whole batch goes in one datagram, which must fit the send buffer; an answer echoes
+    // only the header of its message (`NETLINK_CAP_ACK`).
+    socket.set_cap_ack(true)?;
+    ensure_buffer(&socket, batch.len())?;
+    socket.send(&batch, 0)?;
     let mut acked = 0;
     for _ in 0..MAX_DATAGRAMS {
         let mut datagram = Vec::with_capacity(1 << 16);
@@ -228,11 +298,21 @@ pub fn transact(messages: &[Vec<u8>]) -> io::Result<()> {
         }
         acked += count_acks(&datagram)?;
     }
-    if acked != messages.len() {
+    if acked != usize::from(!messages.is_empty()) {
         return Err(io::Error::other(format!(
-            "nf_tables acknowledged {acked} of {} messages",
+            "nf_tables answered a batch of {} messages with {acked} acknowledgements",
             messages.len()
         )));
+    }
+    Ok(())
+}
+
+/// Grows the send buffer to `needed` bytes (and some slack): past the system's cap when
+/// allowed (the daemon is root), else as far as the cap lets it.
+fn ensure_buffer(socket: &Socket, needed: usize) -> io::Result<()> {
+    let size = needed + (64 << 10);
+    if setsockopt(socket, sockopt::SndBufForce, &size).is_err() {
+        setsockopt(socket, sockopt::SndBuf, &size)?;
     }
     Ok(())
 }
@@ -280,14 +360,18 @@ mod tests {
 
     #[test]
     fn a_batch_is_framed_for_nf_tables() {
-        let one = Message::new(DEL_SET_ELEM, NLM_F_REQUEST | NLM_F_ACK, 1, FAMILY_INET).finish();
-        let framed = batch(std::slice::from_ref(&one));
+        let message = |seq| Message::new(DEL_SET_ELEM, NLM_F_REQUEST, seq, FAMILY_INET).finish();
+        let framed = batch(&[message(1), message(2)]);
         let parts = messages(&framed).unwrap();
         let kinds: Vec<u16> = parts.iter().map(|(k, _)| *k).collect();
-        assert_eq!(kinds, [BATCH_BEGIN, DEL_SET_ELEM, BATCH_END]);
+        assert_eq!(kinds, [BATCH_BEGIN, DEL_SET_ELEM, DEL_SET_ELEM, BATCH_END]);
         // The batch's resource id names the nf_tables subsystem, in network byte order.
         assert_eq!(&parts[0].1[18..20], &[0, 10]);
-        assert_eq!(parts[1].1, &one[..]);
+        assert_eq!(parts[1].1, &message(1)[..]);
+        // Only the last message asks for an acknowledgement.
+        let flags = |m: &[u8]| u16::from_ne_bytes([m[6], m[7]]);
+        assert_eq!(flags(parts[1].1), NLM_F_REQUEST);
+        assert_eq!(flags(parts[2].1), NLM_F_REQUEST | NLM_F_ACK);
     }
 
     #[test]

@@ -1,0 +1,168 @@
+//! The daemon's netlink encoding of a project batch (`alca_netd::nfnl::ruleset`) loads what
+//! `nft -j -f` of the same batch loads: for every golden batch of the compiler, one copy of
+//! the table goes in each way in a scratch network namespace, and nft's listings of the two
+//! (JSON, and `--debug=netlink`: every kernel expression and set element) must be the same.
+//! Needs root (tests/run.sh).
+
+use alca_e2e::netns::{run_ok, ScratchNs};
+use alca_netd::compile::replace_batch;
+use alca_netd::firewall::{Firewall, Nft};
+use alca_netd::nfnl::{self, ruleset};
+use alca_netd::{AllowRule, NetSpec, Proto};
+use serde_json::Value;
+
+const GOLDEN_TABLE: &str = "alca-0123456789abcdef0123456789abcdef";
+const BY_NFT: &str = "alca-00000000000000000000000000000001";
+const BY_NETLINK: &str = "alca-00000000000000000000000000000002";
+
+fn golden(name: &str) -> String {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../alca-netd/tests/golden");
+    std::fs::read_to_string(format!("{dir}/{name}.json")).unwrap()
+}
+
+fn batch_for(text: &str, table: &str) -> Value {
+    serde_json::from_str(&text.replace(GOLDEN_TABLE, table)).unwrap()
+}
+
+fn send(ns: &ScratchNs, batch: Value) {
+    let messages = ruleset::messages(&batch).expect("every golden batch has an encoding");
+    ns.enter(move || nfnl::transact(&messages))
+        .unwrap()
+        .expect("the kernel takes the netlink batch");
+}
+
+/// `nft FLAGS list table inet TABLE`, with the table's name replaced by `TABLE` and, in
+/// JSON, without the object handles (the kernel numbers tables across the namespace).
+fn listing(ns: &ScratchNs, flags: &[&str], table: &str) -> String {
+    let mut args = flags.to_vec();
+    args.extend_from_slice(&["list", "table", "inet", table]);
+    let text = ns.nft(&args).unwrap().replace(table, "TABLE");
+    if flags != ["-j"] {
+        return text;
+    }
+    let mut json: Value = serde_json::from_str(&text).unwrap();
+    for object in json["nftables"].as_array_mut().unwrap() {
+        for (_, body) in object.as_object_mut().unwrap() {
+            if let Some(fields) = body.as_object_mut() {
+                fields.remove("handle");
+            }
+        }
+    }
+    serde_json::to_string_pretty(&json).unwrap()
+}
+
+fn assert_same_tables(ns: &ScratchNs, case: &str) {
+    for flags in [&["-j"][..], &["--debug=netlink"][..], &[][..]] {
+        let by_nft = listing(ns, flags, BY_NFT);
+        let by_netlink = listing(ns, flags, BY_NETLINK);
+        assert!(by_nft.contains("owner"), "{case}: nothing listed: {by_nft}");
+        assert_eq!(
+            by_netlink, by_nft,
+            "{case}: nft {flags:?} lists the tables differently"
+        );
+    }
+}
+
+/// Specs beyond the goldens: prefixes that do not end on a byte, IPv6 ports, a proxy with
+/// allow rules and resolvers of both families.
+fn more_batches() -> Vec<String> {
+    let allow = |net: &str, proto, port| AllowRule {
+        net: net.parse().unwrap(),
+        proto,
+        port,
+    };
+    let base = NetSpec {
+        project: GOLDEN_TABLE.trim_start_matches("alca-").into(),
+        bridge: "alca-0123456789".into(),
+        allow_all: false,
+        allow: vec![
+            allow("172.16.0.0/12", None, None),
+            allow("100.64.0.0/10", Some(Proto::Tcp), Some(8080)),
+            allow("10.1.2.3/31", Some(Proto::Udp), None),
+            allow("fd00::/7", None, None),
+            allow("2001:db8::/33", Some(Proto::Udp), Some(53)),
+            allow("fe80::1/128", Some(Proto::Tcp), Some(22)),
+        ],
+        proxy: None,
+        dns: vec![
+            "10.255.255.53".parse().unwrap(),
+            "fd00::53".parse().unwrap(),
+        ],
+    };
+    let mut most = base.clone();
+    most.allow = (0..alca_netd::spec::MAX_ALLOW_RULES)
+        .map(|i| allow(&format!("10.{}.{}.0/24", i / 256, i % 256), None, Some(443)))
+        .collect();
+    let mut proxied = base.clone();
+    proxied.proxy = Some("10.99.0.1:15001".parse().unwrap());
+    let mut proxied6 = base.clone();
+    proxied6.proxy = Some("[fd99::1]:3128".parse().unwrap());
+    [base, most, proxied, proxied6]
+        .iter()
+        .map(|spec| replace_batch(spec, 4242).to_string())
+        .collect()
+}
+
+#[test]
+fn every_golden_batch_loads_the_same_table_over_netlink_as_through_nft() {
+    if run_ok("id", &["-u"]).map(|u| u != "0").unwrap_or(true) {
+        panic!("the netlink ruleset test must run as root (tests/run.sh)");
+    }
+    let ns = ScratchNs::create("alca-e2e-nlruleset").unwrap();
+    let cases = [
+        "default",
+        "allow_all",
+        "allow_all_proxy",
+        "allow_rules",
+        "dns",
+        "flowtable_guard",
+        "proxy_v4",
+        "proxy_v6",
+    ];
+    let texts = cases.iter().map(|c| (c.to_string(), golden(c)));
+    let more = more_batches().into_iter().enumerate();
+    for (case, text) in texts.chain(more.map(|(i, t)| (format!("more #{i}"), t))) {
+        ns.nft_batch(&batch_for(&text, BY_NFT)).unwrap();
+        send(&ns, batch_for(&text, BY_NETLINK));
+        assert_same_tables(&ns, &case);
+    }
+    // Replacing a table (each batch starts by deleting it) and deleting it, both ways.
+    let text = golden("default");
+    ns.nft_batch(&batch_for(&text, BY_NFT)).unwrap();
+    send(&ns, batch_for(&text, BY_NETLINK));
+    assert_same_tables(&ns, "default over proxy_v6");
+    let delete = golden("delete");
+    send(&ns, batch_for(&delete, BY_NETLINK));
+    let left = ns.nft(&["list", "tables", "inet"]).unwrap();
+    assert!(
+        !left.contains(BY_NETLINK) && left.contains(BY_NFT),
+        "{left}"
+    );
+}
+
+#[test]
+fn a_refused_netlink_batch_changes_nothing() {
+    if run_ok("id", &["-u"]).map(|u| u != "0").unwrap_or(true) {
+        panic!("the netlink ruleset test must run as root (tests/run.sh)");
+    }
+    let ns = ScratchNs::create("alca-e2e-nlrefused").unwrap();
+    let text = golden("default");
+    send(&ns, batch_for(&text, BY_NETLINK));
+    let before = listing(&ns, &["-j"], BY_NETLINK);
+    // The same table again, with a rule jumping to a chain that does not exist: the kernel
+    // refuses it, after the batch already deleted and re-created the table.
+    let mut batch = batch_for(&golden("allow_rules"), BY_NETLINK);
+    let rule = serde_json::json!({"add": {"rule": {"family": "inet", "table": BY_NETLINK,
+        "chain": "isolate", "expr": [{"jump": {"target": "nosuchchain"}}]}}});
+    batch["nftables"].as_array_mut().unwrap().push(rule);
+    let err = ns
+        .enter(move || Nft::default().apply(&batch))
+        .unwrap()
+        .unwrap_err();
+    assert!(err.to_string().contains("nf_tables refused"), "{err}");
+    assert_eq!(
+        listing(&ns, &["-j"], BY_NETLINK),
+        before,
+        "a refused batch left changes"
+    );
+}
