@@ -64,7 +64,8 @@ $(row "floor (warm)" "$WORK/up-warm-floor")
 
 Docker calls alca makes (one logged run each): cold $CALLS_COLD; warm $CALLS_WARM.
 The floor makes 2 docker calls and one nft run cold (network create, nft, run) and 1 + 1 warm
-(nft, start); alca runs the same nft through one D-Bus Apply. What one call costs here (as
+(nft, start); alca sends the same transaction through one D-Bus Apply (the daemon writes it
+to nf_tables over netlink). What one call costs here (as
 $BENCH_USER, 10 runs, p50 ms):
 
 | Call | p50 |
@@ -79,12 +80,13 @@ Only \`create\` stays on the CLI (the \`docker run\` flags are the CLI's to pars
 shares them). The quick \`network verify\` (#10) that proves the rules hold before \`up\`
 reports success no longer execs into the container (that exec alone cost what the
 \`docker exec\` floor of the next section costs): one D-Bus call, \`ProbeFrom\`, has the daemon
-check the live table (one \`nft\` listing), arm the fence (one batch), connect to each target
-from a thread inside the container's network namespace (~1 ms: the rules answer at once), and
-read the outcome (one listing); the disarm runs after the reply. What is left over the floor:
-that call (~20 ms: one \`nft\` batch and two listings at ~5 ms; the disarm's batch runs after the reply), the D-Bus Apply (a few ms over
-raw nft, below), alca's start-up, config and trust check (~10 ms), the three \`ip -j\` runs of
-the verify matrix (~7 ms), and cold, \`create\` + \`start\` where the floor has one \`run -d\`.
+check the live table (one \`nft\` listing, ~5 ms), arm the fence (a netlink element batch,
+under a millisecond), connect to each target from a thread inside the container's network
+namespace (~1 ms: the rules answer at once), and read the outcome (one listing); the disarm
+runs after the reply. What is left over the floor: that call, the D-Bus Apply (below: mostly
+polkit's CheckAuthorization), alca's start-up, config and trust check (~10 ms), the three
+\`ip -j\` runs of the verify matrix (~7 ms), and cold, \`create\` + \`start\` where the floor
+has one \`run -d\`.
 
 ## \`alca run true\` against \`docker exec <ctr> true\` ($RUN_RUNS runs each, both as $BENCH_USER)
 
@@ -104,7 +106,10 @@ trust check.
 One project's spec as \`alca up\` sent it; one D-Bus connection (the client's), called as
 $BENCH_USER, so each call includes the bus round trips for the caller's uid and polkit's
 CheckAuthorization, the rtnetlink bridge check, the saved-spec write (fsync + rename) and the
-same \`nft -j -f -\` the raw side runs (spawned from Rust in both cases).
+transaction itself, which the daemon sends to nf_tables over netlink where the raw side
+spawns \`nft -j -f -\` of the same batch (from Rust). Status, which needs no polkit, answers in
+about a millisecond (scale table below), so most of an Apply is polkit's verdict (its
+JavaScript rules) and the rest the bus round trips.
 
 | Path | p50 | p90 | p99 | max | n |
 |---|---|---|---|---|---|
@@ -120,6 +125,8 @@ Projects are added cumulatively through D-Bus as $BENCH_USER (default spec: isol
 proxy), each with a real (down) Linux bridge \`alca-<id>\` so the daemon's rtnetlink check scans
 a realistic link table. "Change of project 1" re-applies project 1's spec 20 times once the step
 is complete: a project's change replaces only its own table, so it should not grow with N.
+The raw nft columns run the same batch (and an empty one) through the \`nft\` binary, for
+comparison: the daemon itself no longer runs it.
 
 | Projects | new applies | new: p50 / p99 | last 10 new: mean | step wall (s) | change of project 1: p50 (D-Bus) | same, raw nft p50 | raw nft, empty batch p50 | Status (1 call) | List (1 call) | daemon RSS (KiB) | prerouting base chains (ip+inet) |
 |---|---|---|---|---|---|---|---|---|---|---|---|
@@ -137,9 +144,9 @@ $(prev=0; for n in "${SCALE_STEPS[@]}"; do
   $(calc "$(stat_of "$WORK/scale-change-$SCALE_MAX" p50) / $(stat_of "$WORK/scale-change-1" p50)")x over D-Bus,
   $(calc "$(stat_of "$WORK/scale-nft-$SCALE_MAX" p50) / $(stat_of "$WORK/scale-nft-1" p50)")x for raw nft of the same batch.
   Last 10 new projects / projects 2-10 (mean): $(calc "$(stat_of "$WORK/scale-last10-$SCALE_MAX" mean) / $(stat_of "$WORK/scale-new-10" mean)")x.
-- Why it slows: the raw nft columns grow as much as the daemon's, so it is neither the
-  daemon (its own work stays ~constant: polkit, rtnetlink, one file) nor the kernel (a change
-  still touches one table). It is the \`nft\` binary: before running any batch, even the empty
+- Why \`nft\` slows, and why the daemon no longer does: the raw nft columns grow with N while
+  the kernel's work does not (a change still touches one table). It is the \`nft\` binary:
+  before running any batch, even the empty
   one that only creates and deletes a scratch table, nft 1.0.6 reads the whole ruleset over
   netlink into its cache, so every run costs O(all tables). Tried by hand on 300 tables in a
   scratch netns (2026-12-01): a batch of a lone \`add table\` is the only shape that skips
@@ -158,16 +165,19 @@ $(prev=0; for n in "${SCALE_STEPS[@]}"; do
   them. List, the start-up/\`--reapply\` sweep and uninstall need every table's name, so they
   read the names with one table-only nf_tables netlink dump (\`NFT_MSG_GETTABLE\`, no sets):
   List took $(calc "${SCALE_LIST[$SCALE_MAX]} / 1000") s at $SCALE_MAX projects (it still reads each project's saved spec and
-  checks its table). Status, a new project's Apply (its ownership check) and verify's probe
-  calls list only the project's own table (\`nft -j list table inet alca-<id>\`, which nft
-  serves from that table alone), so they cost what a change does. Start-up also re-applies
-  every saved spec at the per-apply cost above (~$SCALE_MAX x $(stat_of "$WORK/scale-change-$SCALE_MAX" p50) ms).
+  checks its table). Status and a new project's Apply (its ownership check) ask for the one
+  table by a netlink request; verify's probe calls still list the project's own table with
+  \`nft -j list table inet alca-<id>\`, which nft serves from that table alone. Start-up
+  re-applies every saved spec, one netlink transaction each, with no bus or polkit call.
 - Goal "applying project N does not slow with N": $(verdict "$(stat_of "$WORK/scale-change-$SCALE_MAX" p50) <= 1.5 * $(stat_of "$WORK/scale-change-1" p50)")
   (taken as: change of project 1 at $SCALE_MAX projects within 1.5x of its cost at 1 project).
-  What would make it hold: send the same batch to nf_tables over netlink directly (a batch of
-  NEWTABLE/DELTABLE/NEWSET/NEWSETELEM/NEWCHAIN/NEWRULE messages needs no cache; the daemon
-  already speaks rtnetlink, and reads table names over nf_tables netlink). Sharing one table between projects (below) would lift the
-  hook limit but, measured as above, makes each \`nft\` run slower, not faster.
+  How it holds: the daemon sends each batch to nf_tables over netlink itself
+  (\`alca-netd/src/nfnl\`: NEWTABLE/DELTABLE/NEWSET/NEWSETELEM/NEWCHAIN/NEWRULE messages in one
+  transaction, which needs no cache), encoded the way nft 1.0.6 encodes the same JSON;
+  \`tests/tests/netlink_ruleset.rs\` loads every golden batch both ways and compares nft's
+  listings of the two tables, down to each kernel expression. The verification's element
+  batches (arm, disarm, forget) go the same way. A batch the encoder does not know still
+  goes through \`nft\` (with a warning in the daemon's log).
 - Daemon RSS: $SCALE_RSS_BEFORE KiB before, ${SCALE_RSS[$SCALE_MAX]} KiB at $SCALE_MAX projects (peak VmHWM
   $SCALE_RSS_PEAK KiB), $SCALE_RSS_AFTER KiB after removing them (read from /proc/<pid>/status).
 - Removing all $SCALE_MAX over D-Bus: $SCALE_REMOVE_WALL s.
@@ -201,10 +211,12 @@ chains and its map element in one transaction (still touching nothing of other p
 hooks stay constant (2 per hook point), and dispatch is one hash lookup per packet instead of N
 compares. The cost: ownership moves from the table's \`owner\` set to a per-project element
 (e.g. a map keyed by project), the "only \`alca-\` tables" check becomes "only this project's
-chains and elements", and restore/sweep work per chain. Not done here: with nft 1.0.6 each
-run in such a table fetches every set's elements (the experiment in the scale section), so
-it would trade the hook limit for slower changes; it fits a daemon that speaks nf_tables
-netlink itself.
+chains and elements", and restore/sweep work per chain. Through \`nft\` 1.0.6 each run in such
+a table fetched every set's elements (the experiment in the scale section); now that the
+daemon writes its batches over netlink that cost is gone, and what remains is that redesign
+(ownership, the live check and the probes per project chain instead of per table), not done
+yet. Until then the limit fails closed and says so: an Apply the kernel refuses with E2BIG
+is reported as the hook limit, with what to do (remove unused projects).
 
 ## CLI start-up and binary sizes (hyperfine, 300 runs, no shell)
 

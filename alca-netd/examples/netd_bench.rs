@@ -45,7 +45,7 @@ fn timed(label: Option<&str>, f: impl FnOnce() -> anyhow::Result<()>) -> anyhow:
     Ok(())
 }
 
-/// One `nft -j -f -` transaction, as the daemon runs it.
+/// One `nft -j -f -` transaction of the batch the daemon sends over netlink (the floor).
 fn raw_nft(batch: &[u8]) -> anyhow::Result<()> {
     let mut child = Command::new("nft")
         .args(["-j", "-f", "-"])

@@ -26,6 +26,23 @@ pub enum FirewallError {
     Foreign(String),
     #[error("nf_tables refused the transaction: {0}")]
     Netlink(std::io::Error),
+    #[error(
+        "nf_tables refused the transaction: the kernel allows at most 1024 base chains per hook \
+         point, and this host has reached it (each isolated project takes one at prerouting, two \
+         with a proxy): remove the projects no longer used (`alca down`, `alca cleanup`)"
+    )]
+    HookLimit,
+}
+
+impl FirewallError {
+    /// What a refused netlink transaction means: `E2BIG` is the kernel's hook limit.
+    fn netlink(e: std::io::Error) -> Self {
+        if e.raw_os_error() == Some(libc::E2BIG) {
+            FirewallError::HookLimit
+        } else {
+            FirewallError::Netlink(e)
+        }
+    }
 }
 
 /// What the daemon needs from the packet filter; a fake stands in for it in unit tests.
@@ -119,7 +136,7 @@ impl Firewall for Nft {
     fn apply(&self, batch: &Value) -> Result<(), FirewallError> {
         ensure_only_alca(batch)?;
         match ruleset::messages(batch) {
-            Ok(messages) => nfnl::transact(&messages).map_err(FirewallError::Netlink),
+            Ok(messages) => nfnl::transact(&messages).map_err(FirewallError::netlink),
             Err(unsupported) => {
                 tracing::warn!("{unsupported}: the batch goes through nft instead");
                 let text = batch.to_string();
@@ -134,7 +151,7 @@ impl Firewall for Nft {
         if !is_project_table(&batch.table) {
             return Err(FirewallError::Foreign(batch.table.clone()));
         }
-        batch.send().map_err(FirewallError::Netlink)
+        batch.send().map_err(FirewallError::netlink)
     }
 
     /// One table-only netlink dump ([`table_names`]); `nft -j list tables` (which reads
@@ -246,6 +263,17 @@ fn single_entry(v: &Value) -> Option<(&String, &Value)> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_hook_limit_is_named_and_other_errors_keep_their_errno() {
+        let limit = FirewallError::netlink(std::io::Error::from_raw_os_error(libc::E2BIG));
+        assert!(matches!(limit, FirewallError::HookLimit));
+        assert!(limit.to_string().contains("1024 base chains"), "{limit}");
+        let other = FirewallError::netlink(std::io::Error::from_raw_os_error(libc::ENOENT));
+        assert!(
+            matches!(&other, FirewallError::Netlink(e) if e.raw_os_error() == Some(libc::ENOENT))
+        );
+    }
 
     #[test]
     fn missing_table_and_project_table_names() {
