@@ -198,7 +198,11 @@ Apply of one more project at the limit $HOOK_APPLY_AT_LIMIT — it fails closed:
 changes, and \`alca up\` refuses to start the container.
 
 So one host holds at most ~$((SCALE_MAX + HOOK_PROBE_ADDED)) isolated projects without a proxy and
-~$(((SCALE_MAX + HOOK_PROBE_ADDED) / 2)) with one. The per-packet cost grows with N too: every packet at
+~$(((SCALE_MAX + HOOK_PROBE_ADDED) / 2)) with one. Docker runs out well before that: each project has a
+bridge network of its own, and with its default address pools (no \`default-address-pools\`
+in daemon.json) docker created $POOL_NETWORKS more bridge networks on this host before it refused
+one (\`${POOL_ERROR:-no error: the probe stopped at its bound}\`). The smaller of the two limits is
+the one that binds; past the hook limit, an Apply fails closed with a message that names it. The per-packet cost grows with N too: every packet at
 prerouting walks every project's base chain (one \`iifname\` compare each) before reaching its own.
 
 What the current design does: one table per project, so a change is one atomic transaction

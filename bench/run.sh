@@ -54,6 +54,7 @@ cleanup() {
   cd /
   docker rm -f "$FLOOR_NAME" > /dev/null 2>&1
   docker network rm "$FLOOR_NAME" > /dev/null 2>&1
+  remove_pool_networks
   nft delete table inet "alca-$FLOOR_ID" 2> /dev/null
   nft delete table inet "$PROBE_TABLE" 2> /dev/null
   "$ALCA" network-helper uninstall -y > /dev/null 2>&1 ||
@@ -207,6 +208,23 @@ fig_run() {
   CALLS_RUN=$(docker_calls run true)
 }
 
+# How many more bridge networks docker creates from its address pools (none given) before it
+# refuses: each alca project needs one, so this bounds the projects one host runs at once.
+POOL_LABEL=alca.bench.pool
+fig_docker_pool() {
+  local n=0
+  while ((n < 300)) && docker network create --label "$POOL_LABEL" "alca-bench-pool-$n" > /dev/null 2> "$WORK/pool.err"; do
+    n=$((n + 1))
+  done
+  POOL_NETWORKS=$n
+  POOL_ERROR=$(head -n 1 "$WORK/pool.err" | cut -c 1-160)
+  remove_pool_networks
+}
+
+remove_pool_networks() {
+  docker network ls -q --filter "label=$POOL_LABEL" | xargs -r docker network rm > /dev/null 2>&1 || true
+}
+
 fig_exclude() {
   N=${EXCLUDE_N:-10000} bash "$REPO/bench/exclude.sh" "$ALCA" > "$WORK/exclude.txt" 2>&1 || echo "bench/exclude.sh failed" >> "$WORK/exclude.txt"
 }
@@ -229,6 +247,7 @@ step "scale: ${SCALE_STEPS[*]} projects"; fig_scale
 step "hook limit probe"; fig_hook_limit
 step "removing $SCALE_MAX projects"; fig_scale_remove
 step "nft cost without the deny sets"; fig_nft_without_sets
+step "docker's address pools"; fig_docker_pool
 step "exclude (filtered view)"; fig_exclude
 BENCH_SECONDS=$(awk -v a="$BENCH_START" -v b="$EPOCHREALTIME" 'BEGIN { printf "%d", b - a }')
 step "writing bench/RESULTS.md"
