@@ -68,6 +68,8 @@ pub trait Firewall: Send + Sync {
 /// The real packet filter, driven through the `nft` binary in JSON mode.
 pub struct Nft {
     bin: String,
+    /// Batches go to nf_tables over this one socket.
+    netlink: nfnl::Connection,
 }
 
 impl Default for Nft {
@@ -77,7 +79,10 @@ impl Default for Nft {
             .into_iter()
             .find(|p| Path::new(p).exists())
             .unwrap_or("nft");
-        Nft { bin: bin.into() }
+        Nft {
+            bin: bin.into(),
+            netlink: nfnl::Connection::default(),
+        }
     }
 }
 
@@ -136,7 +141,10 @@ impl Firewall for Nft {
     fn apply(&self, batch: &Value) -> Result<(), FirewallError> {
         ensure_only_alca(batch)?;
         match ruleset::messages(batch) {
-            Ok(messages) => nfnl::transact(&messages).map_err(FirewallError::netlink),
+            Ok(messages) => self
+                .netlink
+                .transact(&messages)
+                .map_err(FirewallError::netlink),
             Err(unsupported) => {
                 tracing::warn!("{unsupported}: the batch goes through nft instead");
                 let text = batch.to_string();
@@ -146,12 +154,14 @@ impl Firewall for Nft {
         }
     }
 
-    /// Over netlink ([`ElementBatch::send`]): through nft, each costs a read of every table.
+    /// Over netlink ([`ElementBatch::messages`]): through nft, each costs a read of every table.
     fn apply_elements(&self, batch: &ElementBatch) -> Result<(), FirewallError> {
         if !is_project_table(&batch.table) {
             return Err(FirewallError::Foreign(batch.table.clone()));
         }
-        batch.send().map_err(FirewallError::netlink)
+        self.netlink
+            .transact(&batch.messages())
+            .map_err(FirewallError::netlink)
     }
 
     /// One table-only netlink dump ([`table_names`]); `nft -j list tables` (which reads

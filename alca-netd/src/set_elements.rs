@@ -8,7 +8,7 @@
 use serde_json::{json, Value};
 
 use crate::lan::Proto;
-use crate::nfnl::{self, Message, DEL_SET_ELEM, FAMILY_INET, NEW_SET_ELEM};
+use crate::nfnl::{Message, DEL_SET_ELEM, FAMILY_INET, NEW_SET_ELEM};
 use crate::nfnl::{NLM_F_CREATE, NLM_F_REQUEST};
 use crate::observe::Key;
 
@@ -120,11 +120,6 @@ impl ElementBatch {
         }
         m.finish()
     }
-
-    /// Runs the batch over netlink: all of it or nothing.
-    pub fn send(&self) -> std::io::Result<()> {
-        nfnl::transact(&self.messages())
-    }
 }
 
 fn json_elem(key: &Key, timeout_secs: Option<u32>) -> Value {
@@ -155,6 +150,7 @@ fn key_bytes(key: &Key) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nfnl;
     use crate::observe::tests::key;
 
     fn on_table_x(ops: Vec<ElementOp>) -> ElementBatch {

@@ -155,14 +155,30 @@ fn a_refused_netlink_batch_changes_nothing() {
     let rule = serde_json::json!({"add": {"rule": {"family": "inet", "table": BY_NETLINK,
         "chain": "isolate", "expr": [{"jump": {"target": "nosuchchain"}}]}}});
     batch["nftables"].as_array_mut().unwrap().push(rule);
-    let err = ns
-        .enter(move || Nft::default().apply(&batch))
-        .unwrap()
-        .unwrap_err();
+    // One daemon connection for everything below, opened inside the scratch namespace.
+    let (nft, refused) = ns
+        .enter(move || {
+            let nft = Nft::default();
+            let refused = nft.apply(&batch);
+            (std::sync::Arc::new(nft), refused)
+        })
+        .unwrap();
+    let err = refused.unwrap_err();
     assert!(err.to_string().contains("nf_tables refused"), "{err}");
     assert_eq!(
         listing(&ns, &["-j"], BY_NETLINK),
         before,
         "a refused batch left changes"
     );
+    // The connection goes on: the next batches apply, the second on the socket the first
+    // used, which a refusal or an earlier answer must not have left anything on.
+    for case in ["allow_rules", "dns"] {
+        let good = batch_for(&golden(case), BY_NETLINK);
+        let nft = nft.clone();
+        ns.enter(move || nft.apply(&good))
+            .unwrap()
+            .unwrap_or_else(|e| panic!("{case}: {e}"));
+        ns.nft_batch(&batch_for(&golden(case), BY_NFT)).unwrap();
+        assert_same_tables(&ns, case);
+    }
 }

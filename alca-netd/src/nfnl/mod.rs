@@ -6,6 +6,7 @@
 //! project rulesets ([`ruleset`]).
 
 use std::io;
+use std::sync::{Mutex, PoisonError};
 
 pub mod rule;
 pub mod ruleset;
@@ -274,30 +275,55 @@ pub fn batch(messages: &[Vec<u8>]) -> Vec<u8> {
     out
 }
 
-/// Runs `messages` as one nf_tables transaction: all of them or none.
-///
+/// A netlink socket to nf_tables kept open from one transaction to the next: closing a socket
+/// right after a commit makes the kernel first finish that commit's cleanup (an RCU grace
+/// period, ~10 ms here). Opened on first use, in the namespace of the thread using it then
+/// (the daemon's own: it enters its namespace before anything else runs); dropped after an
+/// error, to be opened afresh.
+#[derive(Default)]
+pub struct Connection {
+    socket: Mutex<Option<Socket>>,
+}
+
+impl Connection {
+    /// [`transact`] on this connection's socket.
+    pub fn transact(&self, messages: &[Vec<u8>]) -> io::Result<()> {
+        let mut slot = self.socket.lock().unwrap_or_else(PoisonError::into_inner);
+        let socket = match slot.take() {
+            Some(socket) => socket,
+            None => batch_socket()?,
+        };
+        let result = transact_on(&socket, messages);
+        if result.is_ok() {
+            *slot = Some(socket);
+        }
+        result
+    }
+}
+
+/// Runs `messages` as one nf_tables transaction, all of them or none, on a socket of its own.
+pub fn transact(messages: &[Vec<u8>]) -> io::Result<()> {
+    transact_on(&batch_socket()?, messages)
+}
+
+/// A socket whose answers echo only the header of their message (`NETLINK_CAP_ACK`).
+fn batch_socket() -> io::Result<Socket> {
+    let socket = socket()?;
+    socket.set_cap_ack(true)?;
+    Ok(socket)
+}
+
 /// The kernel handles a batch inside the `send` itself, so by the time it returns every answer
 /// is queued on the socket: they are read without waiting. A message that fails is answered
 /// with its error whatever its flags, and then the kernel has applied none of the batch; the
 /// last message asks for an acknowledgement, so success is one answer, not silence.
-pub fn transact(messages: &[Vec<u8>]) -> io::Result<()> {
-    let socket = socket()?;
+fn transact_on(socket: &Socket, messages: &[Vec<u8>]) -> io::Result<()> {
     let batch = batch(messages);
-    // The whole batch goes in one datagram, which must fit the send buffer; an answer echoes
-    // only the header of its message (`NETLINK_CAP_ACK`).
-    socket.set_cap_ack(true)?;
-    ensure_buffer(&socket, batch.len())?;
+    // The whole batch goes in one datagram, which must fit the send buffer.
+    ensure_buffer(socket, batch.len())?;
+    pending_answers(socket)?; // none: every earlier batch was read to the end
     socket.send(&batch, 0)?;
-    let mut acked = 0;
-    for _ in 0..MAX_DATAGRAMS {
-        let mut datagram = Vec::with_capacity(1 << 16);
-        match socket.recv(&mut datagram, libc::MSG_DONTWAIT) {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) => return Err(e),
-        }
-        acked += count_acks(&datagram)?;
-    }
+    let acked = pending_answers(socket)?;
     if acked != usize::from(!messages.is_empty()) {
         return Err(io::Error::other(format!(
             "nf_tables answered a batch of {} messages with {acked} acknowledgements",
@@ -305,6 +331,20 @@ pub fn transact(messages: &[Vec<u8>]) -> io::Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Reads every answer already queued on `socket`: the acknowledgements, or the first error.
+fn pending_answers(socket: &Socket) -> io::Result<usize> {
+    let mut acked = 0;
+    for _ in 0..MAX_DATAGRAMS {
+        let mut datagram = Vec::with_capacity(1 << 16);
+        match socket.recv(&mut datagram, libc::MSG_DONTWAIT) {
+            Ok(_) => acked += count_acks(&datagram)?,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(acked),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::other("nf_tables answers did not end"))
 }
 
 /// Grows the send buffer to `needed` bytes (and some slack): past the system's cap when
