@@ -107,16 +107,19 @@ One project's spec as \`alca up\` sent it; one D-Bus connection (the client's), 
 $BENCH_USER, so each call includes the bus round trips for the caller's uid and polkit's
 CheckAuthorization, the rtnetlink bridge check, the saved-spec write (fsync + rename) and the
 transaction itself, which the daemon sends to nf_tables over netlink where the raw side
-spawns \`nft -j -f -\` of the same batch (from Rust). Status, which needs no polkit, answers in
-about a millisecond (scale table below), so most of an Apply is polkit's verdict (its
-JavaScript rules) and the rest the bus round trips.
+spawns \`nft -j -f -\` of the same batch (from Rust). The Apply comes out below the raw side:
+its transaction is one netlink datagram on a socket the daemon keeps open (closing a socket
+right after a commit would wait ~10 ms for the kernel's cleanup of that commit), where nft
+pays a process start and the read of the ruleset into its cache. Status, which needs no
+polkit, answers in under a millisecond (scale table below), so most of an Apply is polkit's
+verdict and the bus round trips.
 
 | Path | p50 | p90 | p99 | max | n |
 |---|---|---|---|---|---|
 $(stats "$WORK/netd-apply" | awk '{ printf "| Apply over D-Bus | %s | %s | %s | %s | %s |\n", $3, $4, $5, $6, $1 }')
 $(stats "$WORK/netd-nft" | awk '{ printf "| nft -j -f - | %s | %s | %s | %s | %s |\n", $3, $4, $5, $6, $1 }')
 
-Daemon overhead over raw nft: p50 +$(calc "$a50 - $n50") ms, p99 $(calc "$a99 / $n99")x.
+Daemon against raw nft: p50 $(calc "$a50 - $n50" | awk '{ printf ($1 >= 0 ? "+%s" : "%s"), $1 }') ms, p99 $(calc "$a99 / $n99")x.
 Daemon RSS after these calls: $NETD_RSS_ONE KiB.
 
 ## Scale: ${SCALE_STEPS[*]} isolated projects

@@ -123,6 +123,11 @@ impl Nft {
 
     /// Whether a table exists (read-only; used to detect the host's own firewall).
     pub fn has_table(&self, family: &str, name: &str) -> bool {
+        if family == "inet" {
+            if let Ok(exists) = table_names::inet_table_exists(name) {
+                return exists;
+            }
+        }
         let Ok(out) = self.run(&["-j", "list", "tables", family], None) else {
             return false;
         };

@@ -2,6 +2,7 @@
 //! `nft -j -f` of the same batch loads: for every golden batch of the compiler, one copy of
 //! the table goes in each way in a scratch network namespace, and nft's listings of the two
 //! (JSON, and `--debug=netlink`: every kernel expression and set element) must be the same.
+//! A refused batch changes nothing, and one the encoder does not know goes through `nft`.
 //! Needs root (tests/run.sh).
 
 use alca_e2e::netns::{run_ok, ScratchNs};
@@ -181,4 +182,27 @@ fn a_refused_netlink_batch_changes_nothing() {
         ns.nft_batch(&batch_for(&golden(case), BY_NFT)).unwrap();
         assert_same_tables(&ns, case);
     }
+}
+
+#[test]
+fn a_batch_without_a_netlink_encoding_still_applies_through_nft() {
+    if run_ok("id", &["-u"]).map(|u| u != "0").unwrap_or(true) {
+        panic!("the netlink ruleset test must run as root (tests/run.sh)");
+    }
+    let ns = ScratchNs::create("alca-e2e-nlfallback").unwrap();
+    // The default table plus a rule the encoder does not know (a `log` statement).
+    let mut batch = batch_for(&golden("default"), BY_NETLINK);
+    let rule = serde_json::json!({"add": {"rule": {"family": "inet", "table": BY_NETLINK,
+        "chain": "isolate", "comment": "fallback", "expr": [{"log": {"prefix": "alca "}}]}}});
+    batch["nftables"].as_array_mut().unwrap().push(rule);
+    assert!(
+        ruleset::messages(&batch).is_err(),
+        "the test needs an unknown shape"
+    );
+    ns.enter(move || Nft::default().apply(&batch))
+        .unwrap()
+        .expect("nft applies what netlink cannot");
+    let listed = listing(&ns, &[], BY_NETLINK);
+    assert!(listed.contains("log prefix \"alca \""), "{listed}");
+    assert!(listed.contains("set deny4"), "{listed}");
 }
