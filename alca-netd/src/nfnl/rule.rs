@@ -196,17 +196,30 @@ impl Rule<'_> {
 
     /// The loads of `field` into `reg`, after the dependencies it needs.
     fn load(&mut self, field: Field, reg: u32) -> Result<(), Unsupported> {
+        self.dependencies(field)?;
+        self.load_only(field, reg);
+        Ok(())
+    }
+
+    /// The `meta nfproto`/`meta l4proto` matches `field` needs (they use register 1).
+    fn dependencies(&mut self, field: Field) -> Result<(), Unsupported> {
+        if let Field::Payload(p) = field {
+            if let Some(nfproto) = p.nfproto {
+                self.depend(META_NFPROTO, nfproto)?;
+            }
+            if let Some(l4proto) = p.l4proto {
+                self.depend(META_L4PROTO, l4proto)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn load_only(&mut self, field: Field, reg: u32) {
         match field {
             Field::Meta { key, .. } => {
                 self.push("meta", vec![Attr::u32_be(2, key), Attr::u32_be(1, reg)]);
             }
             Field::Payload(p) => {
-                if let Some(nfproto) = p.nfproto {
-                    self.depend(META_NFPROTO, nfproto)?;
-                }
-                if let Some(l4proto) = p.l4proto {
-                    self.depend(META_L4PROTO, l4proto)?;
-                }
                 self.push(
                     "payload",
                     vec![
@@ -218,7 +231,6 @@ impl Rule<'_> {
                 );
             }
         }
-        Ok(())
     }
 
     /// `meta KEY == value` unless the rule already established it.
@@ -316,13 +328,17 @@ impl Rule<'_> {
         Ok(())
     }
 
-    /// Loads the fields of a set key into consecutive registers.
+    /// Loads the fields of a set key into consecutive registers, every dependency first (a
+    /// dependency's match uses register 1, where the first field goes).
     fn load_concat(&mut self, fields: &[Value]) -> Result<(), Unsupported> {
+        let fields: Vec<Field> = fields.iter().map(field).collect::<Result<_, _>>()?;
+        for &f in &fields {
+            self.dependencies(f)?;
+        }
         let mut reg32 = 0;
         for f in fields {
-            let field = field(f)?;
-            self.load(field, register(reg32))?;
-            reg32 += width(field).div_ceil(4);
+            self.load_only(f, register(reg32));
+            reg32 += width(f).div_ceil(4);
         }
         Ok(())
     }
@@ -664,6 +680,19 @@ mod tests {
         let exprs = expressions(off_byte.as_array().unwrap(), &mut Ids::default()).unwrap();
         let mask = format!("{:?}", exprs[3]);
         assert!(mask.contains("[255, 240, 0, 0]"), "{mask}");
+    }
+
+    #[test]
+    fn a_key_loads_every_dependency_before_its_first_field() {
+        let key = json!({"concat": [
+            {"payload": {"protocol": "ip", "field": "daddr"}},
+            {"payload": {"protocol": "tcp", "field": "dport"}}
+        ]});
+        let rule = json!([{"match": {"left": key, "op": "==", "right": "@deny4"}}]);
+        assert_eq!(
+            names(rule),
+            ["meta", "cmp", "meta", "cmp", "payload", "payload", "lookup"]
+        );
     }
 
     #[test]

@@ -94,7 +94,7 @@ impl Encoder {
     fn command(&mut self, command: &Value) -> Result<(), Unsupported> {
         let (verb, body) = entry(command).ok_or_else(|| unsupported(command))?;
         let (kind, object) = entry(body).ok_or_else(|| unsupported(command))?;
-        if object["family"] != "inet" {
+        if object["family"] != "inet" || !known_fields(kind, object) {
             return Err(unsupported(command));
         }
         let table = if kind == "table" {
@@ -205,16 +205,6 @@ impl Encoder {
             }
             Some(_) => return Err(unsupported(set)),
         }
-        let fields = set.as_object().ok_or_else(|| unsupported(set))?;
-        let reserved = fields.keys().all(|k| {
-            [
-                "family", "table", "name", "type", "flags", "size", "timeout", "stmt", "elem",
-            ]
-            .contains(&k.as_str())
-        });
-        if !reserved {
-            return Err(unsupported(set));
-        }
         let elements = match set.get("elem") {
             Some(elem) => {
                 let list = elem.as_array().ok_or_else(|| unsupported(set))?;
@@ -288,6 +278,24 @@ impl Encoder {
         ];
         self.message(NEW_SET_ELEM, NLM_F_CREATE, &attrs);
     }
+}
+
+/// Whether `object` has only fields this encoder writes: any other (a table's `flags`, a rule's
+/// `index`, a set's `policy`, …) would change what the kernel does, so it is not dropped but
+/// left to nft.
+fn known_fields(kind: &str, object: &Value) -> bool {
+    let known: &[&str] = match kind {
+        "table" => &["family", "name"],
+        "chain" => &["family", "table", "name", "hook", "type", "prio", "policy"],
+        "set" => &[
+            "family", "table", "name", "type", "flags", "size", "timeout", "stmt", "elem",
+        ],
+        "rule" => &["family", "table", "chain", "expr", "comment"],
+        _ => return false,
+    };
+    object
+        .as_object()
+        .is_some_and(|fields| fields.keys().all(|k| known.contains(&k.as_str())))
 }
 
 /// A rule's view of the batch's sets: the named ones so far, ids for the anonymous ones.
@@ -547,6 +555,9 @@ mod tests {
             json!({"add": {"set": {"family": "inet", "table": "alca-x", "name": "s", "type": "mark"}}}),
             json!({"add": {"set": {"family": "inet", "table": "alca-x", "name": "s", "type": "uid", "policy": "memory"}}}),
             json!({"add": {"chain": {"family": "inet", "table": "alca-x", "name": "c", "hook": "input", "type": "filter", "prio": 0, "policy": "drop"}}}),
+            json!({"add": {"table": {"family": "inet", "name": "alca-x", "flags": ["dormant"]}}}),
+            json!({"add": {"rule": {"family": "inet", "table": "alca-x", "chain": "c", "index": 0, "expr": [{"accept": null}]}}}),
+            json!({"add": {"chain": {"family": "inet", "table": "alca-x", "name": "c", "dev": "eth0"}}}),
         ] {
             assert!(
                 messages(&json!({ "nftables": [command] })).is_err(),
