@@ -135,12 +135,12 @@ impl Engine {
     /// act on this project's containers. Only the saved projects whose id names the same
     /// bridge are read (an Apply must not read every project's file).
     fn check_bridge_is_free(&self, spec: &NetSpec) -> Result<(), NetdError> {
-        let mut other = None;
-        for id in self.store.project_ids()? {
-            if id != spec.project && bridge_name(&id) == spec.bridge {
-                other = other.or(self.store.load(&id).ok().flatten());
-            }
-        }
+        let other = self
+            .store
+            .project_ids()?
+            .into_iter()
+            .filter(|id| *id != spec.project && bridge_name(id) == spec.bridge)
+            .find_map(|id| self.store.load(&id).ok().flatten());
         match other {
             Some(other) => Err(NetdError::NotOwner(format!(
                 "bridge {} already belongs to project {} (uid {}); remove that project first",

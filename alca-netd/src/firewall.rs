@@ -8,6 +8,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
+use crate::nfnl::rule::single_entry;
 use crate::nfnl::{self, ruleset};
 use crate::set_elements::ElementBatch;
 use crate::spec::{validate_project_id, NAME_PREFIX};
@@ -264,14 +265,6 @@ pub fn ensure_only_alca(batch: &Value) -> Result<(), FirewallError> {
         }
     }
     Ok(())
-}
-
-fn single_entry(v: &Value) -> Option<(&String, &Value)> {
-    let map = v.as_object()?;
-    if map.len() != 1 {
-        return None;
-    }
-    map.iter().next()
 }
 
 #[cfg(test)]

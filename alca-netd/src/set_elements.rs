@@ -8,18 +8,14 @@
 use serde_json::{json, Value};
 
 use crate::lan::Proto;
-use crate::nfnl::{Message, DEL_SET_ELEM, FAMILY_INET, NEW_SET_ELEM};
+use crate::nfnl::{set_element, Attr, Message, DEL_SET_ELEM, FAMILY_INET, NEW_SET_ELEM};
 use crate::nfnl::{NLM_F_CREATE, NLM_F_REQUEST};
 use crate::observe::Key;
 
-/// `NFTA_SET_ELEM_LIST_*`, `NFTA_LIST_ELEM`, `NFTA_SET_ELEM_*` and `NFTA_DATA_VALUE`.
+/// `NFTA_SET_ELEM_LIST_*`.
 const LIST_TABLE: u16 = 1;
 const LIST_SET: u16 = 2;
 const LIST_ELEMENTS: u16 = 3;
-const LIST_ELEM: u16 = 1;
-const ELEM_KEY: u16 = 1;
-const ELEM_TIMEOUT: u16 = 4;
-const DATA_VALUE: u16 = 1;
 
 /// One command on one set of the batch's table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,16 +103,12 @@ impl ElementBatch {
         let mut m = Message::new(kind, NLM_F_REQUEST | flags, seq, FAMILY_INET);
         m.string(LIST_TABLE, &self.table).string(LIST_SET, set);
         if !keys.is_empty() {
-            m.open(LIST_ELEMENTS);
-            for key in keys {
-                m.open(LIST_ELEM);
-                if let Some(secs) = timeout {
-                    m.u64_be(ELEM_TIMEOUT, u64::from(secs) * 1000);
-                }
-                m.open(ELEM_KEY).bytes(DATA_VALUE, &key_bytes(key)).close();
-                m.close();
-            }
-            m.close();
+            let timeout_ms = timeout.map(|secs| u64::from(secs) * 1000);
+            let elements = keys
+                .iter()
+                .map(|key| set_element(key_bytes(key), 0, timeout_ms, None))
+                .collect();
+            m.attr(&Attr::Nest(LIST_ELEMENTS, elements));
         }
         m.finish()
     }
@@ -150,7 +142,7 @@ fn key_bytes(key: &Key) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nfnl;
+    use crate::nfnl::{self, ELEM_TIMEOUT};
     use crate::observe::tests::key;
 
     fn on_table_x(ops: Vec<ElementOp>) -> ElementBatch {

@@ -463,6 +463,20 @@ pub fn rule_counter(listing: &serde_json::Value, comment: &str) -> Option<u64> {
         .reduce(|a, b| a + b)
 }
 
+/// The table every golden batch of the compiler (`alca-netd/tests/golden`) names.
+pub const GOLDEN_TABLE: &str = "alca-0123456789abcdef0123456789abcdef";
+
+/// The text of the compiler's golden batch `name`.
+pub fn golden(name: &str) -> String {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../alca-netd/tests/golden");
+    std::fs::read_to_string(format!("{dir}/{name}.json")).expect("golden batch")
+}
+
+/// A batch `text` naming [`GOLDEN_TABLE`], for `table` instead.
+pub fn for_table(text: &str, table: &str) -> serde_json::Value {
+    serde_json::from_str(&text.replace(GOLDEN_TABLE, table)).expect("batch JSON")
+}
+
 /// A network namespace of a test's own, for nft experiments that must see no other table;
 /// deleted (with its tables) on drop.
 pub struct ScratchNs {

@@ -5,25 +5,15 @@
 //! A refused batch changes nothing, and one the encoder does not know goes through `nft`.
 //! Needs root (tests/run.sh).
 
-use alca_e2e::netns::{run_ok, ScratchNs};
+use alca_e2e::netns::{for_table, golden, run_ok, ScratchNs, GOLDEN_TABLE};
 use alca_netd::compile::replace_batch;
 use alca_netd::firewall::{Firewall, Nft};
 use alca_netd::nfnl::{self, ruleset};
 use alca_netd::{AllowRule, NetSpec, Proto};
 use serde_json::Value;
 
-const GOLDEN_TABLE: &str = "alca-0123456789abcdef0123456789abcdef";
 const BY_NFT: &str = "alca-00000000000000000000000000000001";
 const BY_NETLINK: &str = "alca-00000000000000000000000000000002";
-
-fn golden(name: &str) -> String {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../alca-netd/tests/golden");
-    std::fs::read_to_string(format!("{dir}/{name}.json")).unwrap()
-}
-
-fn batch_for(text: &str, table: &str) -> Value {
-    serde_json::from_str(&text.replace(GOLDEN_TABLE, table)).unwrap()
-}
 
 fn send(ns: &ScratchNs, batch: Value) {
     let messages = ruleset::messages(&batch).expect("every golden batch has an encoding");
@@ -123,17 +113,17 @@ fn every_golden_batch_loads_the_same_table_over_netlink_as_through_nft() {
     let texts = cases.iter().map(|c| (c.to_string(), golden(c)));
     let more = more_batches().into_iter().enumerate();
     for (case, text) in texts.chain(more.map(|(i, t)| (format!("more #{i}"), t))) {
-        ns.nft_batch(&batch_for(&text, BY_NFT)).unwrap();
-        send(&ns, batch_for(&text, BY_NETLINK));
+        ns.nft_batch(&for_table(&text, BY_NFT)).unwrap();
+        send(&ns, for_table(&text, BY_NETLINK));
         assert_same_tables(&ns, &case);
     }
     // Replacing a table (each batch starts by deleting it) and deleting it, both ways.
     let text = golden("default");
-    ns.nft_batch(&batch_for(&text, BY_NFT)).unwrap();
-    send(&ns, batch_for(&text, BY_NETLINK));
+    ns.nft_batch(&for_table(&text, BY_NFT)).unwrap();
+    send(&ns, for_table(&text, BY_NETLINK));
     assert_same_tables(&ns, "default over proxy_v6");
     let delete = golden("delete");
-    send(&ns, batch_for(&delete, BY_NETLINK));
+    send(&ns, for_table(&delete, BY_NETLINK));
     let left = ns.nft(&["list", "tables", "inet"]).unwrap();
     assert!(
         !left.contains(BY_NETLINK) && left.contains(BY_NFT),
@@ -148,11 +138,11 @@ fn a_refused_netlink_batch_changes_nothing() {
     }
     let ns = ScratchNs::create("alca-e2e-nlrefused").unwrap();
     let text = golden("default");
-    send(&ns, batch_for(&text, BY_NETLINK));
+    send(&ns, for_table(&text, BY_NETLINK));
     let before = listing(&ns, &["-j"], BY_NETLINK);
     // The same table again, with a rule jumping to a chain that does not exist: the kernel
     // refuses it, after the batch already deleted and re-created the table.
-    let mut batch = batch_for(&golden("allow_rules"), BY_NETLINK);
+    let mut batch = for_table(&golden("allow_rules"), BY_NETLINK);
     let rule = serde_json::json!({"add": {"rule": {"family": "inet", "table": BY_NETLINK,
         "chain": "isolate", "expr": [{"jump": {"target": "nosuchchain"}}]}}});
     batch["nftables"].as_array_mut().unwrap().push(rule);
@@ -174,12 +164,12 @@ fn a_refused_netlink_batch_changes_nothing() {
     // The connection goes on: the next batches apply, the second on the socket the first
     // used, which a refusal or an earlier answer must not have left anything on.
     for case in ["allow_rules", "dns"] {
-        let good = batch_for(&golden(case), BY_NETLINK);
+        let good = for_table(&golden(case), BY_NETLINK);
         let nft = nft.clone();
         ns.enter(move || nft.apply(&good))
             .unwrap()
             .unwrap_or_else(|e| panic!("{case}: {e}"));
-        ns.nft_batch(&batch_for(&golden(case), BY_NFT)).unwrap();
+        ns.nft_batch(&for_table(&golden(case), BY_NFT)).unwrap();
         assert_same_tables(&ns, case);
     }
 }
@@ -191,7 +181,7 @@ fn a_batch_without_a_netlink_encoding_still_applies_through_nft() {
     }
     let ns = ScratchNs::create("alca-e2e-nlfallback").unwrap();
     // The default table plus a rule the encoder does not know (a `log` statement).
-    let mut batch = batch_for(&golden("default"), BY_NETLINK);
+    let mut batch = for_table(&golden("default"), BY_NETLINK);
     let rule = serde_json::json!({"add": {"rule": {"family": "inet", "table": BY_NETLINK,
         "chain": "isolate", "comment": "fallback", "expr": [{"log": {"prefix": "alca "}}]}}});
     batch["nftables"].as_array_mut().unwrap().push(rule);

@@ -3,7 +3,7 @@
 //! network namespace, two copies of a project's table, one driven each way. Needs root
 //! (tests/run.sh).
 
-use alca_e2e::netns::{run_ok, ScratchNs};
+use alca_e2e::netns::{for_table, golden, run_ok, ScratchNs};
 use alca_netd::firewall::{Firewall, FirewallError, Nft};
 use alca_netd::lan::Proto;
 use alca_netd::observe::{arm_batch, disarm_batch, forget_batch, Key, Probe};
@@ -12,7 +12,6 @@ use serde_json::Value;
 
 const BY_NETLINK: &str = "alca-00000000000000000000000000000001";
 const BY_NFT: &str = "alca-00000000000000000000000000000002";
-const GOLDEN_TABLE: &str = "alca-0123456789abcdef0123456789abcdef";
 
 fn key(addr: &str, proto: Proto, port: u16) -> Key {
     Key {
@@ -41,14 +40,7 @@ fn probes() -> Vec<Probe> {
 
 /// The project table of the default spec, named `name`.
 fn load_table(ns: &ScratchNs, name: &str) {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../alca-netd/tests/golden/default.json"
-    );
-    let text = std::fs::read_to_string(path)
-        .unwrap()
-        .replace(GOLDEN_TABLE, name);
-    ns.nft_batch(&serde_json::from_str(&text).unwrap()).unwrap();
+    ns.nft_batch(&for_table(&golden("default"), name)).unwrap();
 }
 
 /// Each set of the table with its elements, without the table name and the ever-changing

@@ -45,6 +45,15 @@ pub const FAMILY_INET: u8 = 1;
 const FAMILY_UNSPEC: u8 = 0;
 /// `struct nlmsghdr` + `struct nfgenmsg`.
 pub const HEADERS: usize = 16 + 4;
+/// `NFTA_LIST_ELEM` (an item of a nested list: rule expressions, set elements) and
+/// `NFTA_DATA_VALUE`.
+pub const LIST_ELEM: u16 = 1;
+const DATA_VALUE: u16 = 1;
+/// `NFTA_SET_ELEM_KEY`, `_FLAGS`, `_TIMEOUT` and `_USERDATA`.
+const ELEM_KEY: u16 = 1;
+const ELEM_FLAGS: u16 = 3;
+pub const ELEM_TIMEOUT: u16 = 4;
+const ELEM_USERDATA: u16 = 6;
 /// Bounds the datagrams one answer may take, against a misbehaving kernel.
 const MAX_DATAGRAMS: usize = 100_000;
 
@@ -69,6 +78,32 @@ impl Attr {
     pub fn u64_be(kind: u16, value: u64) -> Attr {
         Attr::Bytes(kind, value.to_be_bytes().to_vec())
     }
+
+    /// `value` as `NFTA_DATA_VALUE` inside a nest of `kind`.
+    pub fn data(kind: u16, value: Vec<u8>) -> Attr {
+        Attr::Nest(kind, vec![Attr::Bytes(DATA_VALUE, value)])
+    }
+}
+
+/// One element of a set's element list: its flags, timeout and user data when given, and key.
+pub fn set_element(
+    key: Vec<u8>,
+    flags: u32,
+    timeout_ms: Option<u64>,
+    userdata: Option<&[u8]>,
+) -> Attr {
+    let mut attrs = Vec::new();
+    if flags != 0 {
+        attrs.push(Attr::u32_be(ELEM_FLAGS, flags));
+    }
+    if let Some(ms) = timeout_ms {
+        attrs.push(Attr::u64_be(ELEM_TIMEOUT, ms));
+    }
+    attrs.push(Attr::data(ELEM_KEY, key));
+    if let Some(u) = userdata {
+        attrs.push(Attr::Bytes(ELEM_USERDATA, u.to_vec()));
+    }
+    Attr::Nest(LIST_ELEM, attrs)
 }
 
 /// One netlink message being written: header, `nfgenmsg`, then attributes.
@@ -124,12 +159,7 @@ impl Message {
 
     /// A NUL-terminated string attribute.
     pub fn string(&mut self, kind: u16, value: &str) -> &mut Self {
-        self.bytes(kind, &[value.as_bytes(), &[0]].concat())
-    }
-
-    /// A 64-bit attribute in network byte order (nf_tables' convention).
-    pub fn u64_be(&mut self, kind: u16, value: u64) -> &mut Self {
-        self.bytes(kind, &value.to_be_bytes())
+        self.attr(&Attr::string(kind, value))
     }
 
     /// Opens a nested attribute; everything written until [`Message::close`] goes inside.

@@ -8,22 +8,29 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
-use super::Attr;
+use super::{Attr, LIST_ELEM};
 
 /// A shape of the JSON batch this encoder does not write (the caller then runs `nft`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("no netlink encoding for {0}")]
 pub struct Unsupported(pub String);
 
-fn unsupported(what: &Value) -> Unsupported {
+pub(super) fn unsupported(what: &Value) -> Unsupported {
     Unsupported(what.to_string().chars().take(160).collect())
 }
 
-/// `NFTA_LIST_ELEM`, `NFTA_EXPR_NAME`, `NFTA_EXPR_DATA`, `NFTA_DATA_VALUE`/`_VERDICT`.
-const LIST_ELEM: u16 = 1;
+/// The single `{key: value}` entry of a batch object (`{verb: {kind: object}}`, a statement).
+pub(crate) fn single_entry(v: &Value) -> Option<(&str, &Value)> {
+    let map = v.as_object()?;
+    (map.len() == 1)
+        .then(|| map.iter().next())
+        .flatten()
+        .map(|(k, v)| (k.as_str(), v))
+}
+
+/// `NFTA_EXPR_NAME`, `NFTA_EXPR_DATA`, `NFTA_DATA_VERDICT`.
 const EXPR_NAME: u16 = 1;
 const EXPR_DATA: u16 = 2;
-const DATA_VALUE: u16 = 1;
 const DATA_VERDICT: u16 = 2;
 /// `NFT_REG_VERDICT` and `NFT_REG_1`: the verdict register, the first data register.
 const REG_VERDICT: u32 = 0;
@@ -145,10 +152,6 @@ fn expr(name: &str, attrs: Vec<Attr>) -> Attr {
     )
 }
 
-fn data(kind: u16, value: Vec<u8>) -> Attr {
-    Attr::Nest(kind, vec![Attr::Bytes(DATA_VALUE, value)])
-}
-
 /// `reg` as nft numbers it: a whole 128-bit register where one starts, else a 32-bit one.
 fn register(reg32: u32) -> u32 {
     if reg32.is_multiple_of(4) {
@@ -164,10 +167,8 @@ impl Rule<'_> {
     }
 
     fn statement(&mut self, stmt: &Value) -> Result<(), Unsupported> {
-        let Some((kind, body)) = stmt.as_object().and_then(|o| o.iter().next()) else {
-            return Err(unsupported(stmt));
-        };
-        match kind.as_str() {
+        let (kind, body) = single_entry(stmt).ok_or_else(|| unsupported(stmt))?;
+        match kind {
             "match" => return self.matches(body),
             "reject" => return self.reject(body),
             "set" => return self.update(body),
@@ -257,7 +258,11 @@ impl Rule<'_> {
     fn cmp(&mut self, op: u32, value: Vec<u8>) {
         self.push(
             "cmp",
-            vec![Attr::u32_be(1, REG_1), Attr::u32_be(2, op), data(3, value)],
+            vec![
+                Attr::u32_be(1, REG_1),
+                Attr::u32_be(2, op),
+                Attr::data(3, value),
+            ],
         );
     }
 
@@ -268,6 +273,13 @@ impl Rule<'_> {
             Attr::u32_be(4, id),
         ];
         self.push("lookup", attrs);
+    }
+
+    /// A lookup of register 1 in the named set `@name` of `reference`.
+    fn lookup_named(&mut self, reference: &Value) -> Result<(), Unsupported> {
+        let (name, id) = self.named_set(reference)?;
+        self.lookup(&name, id);
+        Ok(())
     }
 
     fn named_set(&self, reference: &Value) -> Result<(String, u32), Unsupported> {
@@ -295,16 +307,12 @@ impl Rule<'_> {
         }
         if let Some(fields) = left["concat"].as_array() {
             self.load_concat(fields)?;
-            let (name, id) = self.named_set(right)?;
-            self.lookup(&name, id);
-            return Ok(());
+            return self.lookup_named(right);
         }
         let field = field(left)?;
         if right.as_str().is_some_and(|r| r.starts_with('@')) {
             self.load(field, REG_1)?;
-            let (name, id) = self.named_set(right)?;
-            self.lookup(&name, id);
-            return Ok(());
+            return self.lookup_named(right);
         }
         if let Some(members) = right["set"].as_array() {
             self.load(field, REG_1)?;
@@ -388,8 +396,8 @@ impl Rule<'_> {
                 Attr::u32_be(1, REG_1),
                 Attr::u32_be(2, REG_1),
                 Attr::u32_be(3, len),
-                data(4, mask),
-                data(5, vec![0; len as usize]),
+                Attr::data(4, mask),
+                Attr::data(5, vec![0; len as usize]),
             ],
         );
     }
@@ -491,7 +499,10 @@ impl Rule<'_> {
             (REG_1, ip_bytes(addr)),
             (REG_2, port.to_be_bytes().to_vec()),
         ] {
-            self.push("immediate", vec![Attr::u32_be(1, reg), data(2, value)]);
+            self.push(
+                "immediate",
+                vec![Attr::u32_be(1, reg), Attr::data(2, value)],
+            );
         }
         // NFT_NAT_DNAT; NF_NAT_RANGE_PROTO_SPECIFIED.
         self.push(

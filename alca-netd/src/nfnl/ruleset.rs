@@ -12,8 +12,8 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
-use super::rule::{self, AnonSet, SetIds, Unsupported};
-use super::{Attr, Message, DEL_TABLE, FAMILY_INET, NEW_CHAIN, NEW_RULE, NEW_SET};
+use super::rule::{self, single_entry, unsupported, AnonSet, SetIds, Unsupported};
+use super::{set_element, Attr, Message, DEL_TABLE, FAMILY_INET, NEW_CHAIN, NEW_RULE, NEW_SET};
 use super::{NEW_SET_ELEM, NEW_TABLE, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQUEST};
 
 /// `NFT_SET_*` flags.
@@ -26,10 +26,6 @@ const SET_EVAL: u32 = 0x20;
 const ELEM_INTERVAL_END: u32 = 1;
 /// nft's element user data marking an interval that runs to the end of the address space.
 const OPEN_INTERVAL: &[u8] = b"\x01\x04\x01\x00\x00\x00";
-
-fn unsupported(what: &Value) -> Unsupported {
-    Unsupported(what.to_string().chars().take(160).collect())
-}
 
 /// The messages of `batch`, numbered from 1.
 pub fn messages(batch: &Value) -> Result<Vec<Vec<u8>>, Unsupported> {
@@ -72,15 +68,6 @@ struct Encoder {
     table: String,
 }
 
-/// The single `{verb: {kind: object}}` entry of a command.
-fn entry(v: &Value) -> Option<(&str, &Value)> {
-    let map = v.as_object()?;
-    (map.len() == 1)
-        .then(|| map.iter().next())
-        .flatten()
-        .map(|(k, v)| (k.as_str(), v))
-}
-
 impl Encoder {
     fn message(&mut self, kind: u16, flags: u16, attrs: &[Attr]) {
         let seq = self.messages.len() as u32 + 1;
@@ -92,8 +79,8 @@ impl Encoder {
     }
 
     fn command(&mut self, command: &Value) -> Result<(), Unsupported> {
-        let (verb, body) = entry(command).ok_or_else(|| unsupported(command))?;
-        let (kind, object) = entry(body).ok_or_else(|| unsupported(command))?;
+        let (verb, body) = single_entry(command).ok_or_else(|| unsupported(command))?;
+        let (kind, object) = single_entry(body).ok_or_else(|| unsupported(command))?;
         if object["family"] != "inet" || !known_fields(kind, object) {
             return Err(unsupported(command));
         }
@@ -270,13 +257,7 @@ impl Encoder {
         ];
         self.message(NEW_SET, NLM_F_CREATE, &attrs);
         let elements = set.keys.into_iter().map(|k| element(k, 0, None)).collect();
-        let attrs = [
-            Attr::string(1, &self.table),
-            Attr::string(2, "__set%d"),
-            Attr::u32_be(4, id),
-            Attr::Nest(3, elements),
-        ];
-        self.message(NEW_SET_ELEM, NLM_F_CREATE, &attrs);
+        self.elements("__set%d", id, elements);
     }
 }
 
@@ -324,17 +305,9 @@ fn comment_userdata(text: &str) -> Result<Vec<u8>, Unsupported> {
     Ok([&[0, len][..], text.as_bytes(), &[0]].concat())
 }
 
-/// `NFTA_LIST_ELEM` { flags, key, user data }.
+/// An element as the ruleset writes it: no timeout.
 fn element(key: Vec<u8>, flags: u32, userdata: Option<&[u8]>) -> Attr {
-    let mut attrs = Vec::new();
-    if flags != 0 {
-        attrs.push(Attr::u32_be(3, flags));
-    }
-    attrs.push(Attr::Nest(1, vec![Attr::Bytes(1, key)]));
-    if let Some(u) = userdata {
-        attrs.push(Attr::Bytes(6, u.to_vec()));
-    }
-    Attr::Nest(1, attrs)
+    set_element(key, flags, None, userdata)
 }
 
 /// The key of a named set: its datatype id and length, and nft's user data for it.
