@@ -4,6 +4,7 @@
 ALCA_GROUP=alcatraz
 ALCA_STATE=/var/lib/alcatraz
 ALCA_BUS_NAME=io.github.alcatraz.Netd1
+ALCA_CLI=/usr/bin/alca
 
 alca_reload_bus() {
     # The bus policy and activation file changed: make a running bus daemon read them.
@@ -14,6 +15,9 @@ alca_reload_bus() {
 alca_configure() {
     getent group "$ALCA_GROUP" >/dev/null || groupadd --system "$ALCA_GROUP"
     install -d -m 0700 "$ALCA_STATE"
+    # user_allow_other in /etc/fuse.conf and /dev/fuse open to the group where it is root-only
+    # (the same code as `alca network-helper install`; it prints what it changed).
+    "$ALCA_CLI" network-helper fuse-setup
     if [ -d /run/systemd/system ]; then
         systemctl daemon-reload || true
         systemctl enable alca-netd-reapply.service alca-netd.service >/dev/null 2>&1 || true
@@ -31,6 +35,13 @@ alca_stop_daemon() {
         "string:$ALCA_BUS_NAME" 2>/dev/null | awk '{print $NF}')
     if [ -n "$pid" ]; then
         kill "$pid" 2>/dev/null || true
+    fi
+}
+
+# Undoes exactly what fuse-setup changed (while the CLI is still installed).
+alca_fuse_revert() {
+    if [ -x "$ALCA_CLI" ]; then
+        "$ALCA_CLI" network-helper fuse-revert
     fi
 }
 

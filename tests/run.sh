@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh Debian 12 machine, as root.
-# Brings up the real test environment first (packages, containerd+dockerd, podman, system D-Bus,
+# First proves README command 1 on the machine as nothing prepared it (tests/fresh-install.sh:
+# examples/demo.sh and its --uninstall, after undoing what an earlier run left behind), then
+# brings up the real test environment (packages, containerd+dockerd, podman, system D-Bus,
 # polkitd, test images, the `lanhost` netns test host, the uplink guard), then the whole cargo
 # suite, and ends with the summary of every test binary and the totals.
 set -euo pipefail
@@ -18,6 +20,8 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 
+# Before the test environment exists: a step the product forgets fails here, not hidden by setup.sh.
+if bash tests/fresh-install.sh; then fresh=passed; else fresh=failed; fi
 bash tests/env/setup.sh
 cargo build --workspace --all-targets
 # The end-to-end suites run the freshly built binaries; suites that share the system bus daemon or the
@@ -29,6 +33,7 @@ cargo test --workspace --no-fail-fast -- --test-threads="${ALCA_TEST_THREADS:-2}
 status=${PIPESTATUS[0]}
 # The .deb, built and installed on this machine, then purged (packaging/test-deb.sh).
 if bash packaging/test-deb.sh; then deb=passed; else deb=failed; status=1; fi
+[ "$fresh" = passed ] || status=1
 set -e
 
 echo
@@ -45,9 +50,11 @@ awk '
     }
   }
   END {
+    printf "tests/fresh-install.sh (examples/demo.sh on an unprepared machine)\n    %s\n", fresh
+    if (fresh == "passed") passed++; else failed++
     printf "packaging/test-deb.sh\n    %s\n", deb
     if (deb == "passed") passed++; else failed++
     printf "(%d ignored)\nTOTAL: %d passed, %d failed\n", ignored, passed, failed
   }
-' deb="$deb" "$LOG"
+' deb="$deb" fresh="$fresh" "$LOG"
 exit "$status"

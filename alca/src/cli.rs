@@ -120,6 +120,12 @@ pub enum NetworkHelperCommand {
     /// Build the helper-container image from this machine's alca-netd and nft and save it
     /// (`docker save`) for `install --image-archive` on macOS
     Image(ImageArgs),
+    /// Internal (package post-install): the FUSE host steps of `install`
+    #[command(name = "fuse-setup", hide = true)]
+    FuseSetup,
+    /// Internal (package pre-removal): undo what `fuse-setup` changed
+    #[command(name = "fuse-revert", hide = true)]
+    FuseRevert,
 }
 
 #[derive(Debug, Args)]

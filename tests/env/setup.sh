@@ -35,8 +35,10 @@ fi
 host_device /dev/fuse fuse; host_device /dev/net/tun tun
 [ -s "$WORK/orig.env" ] || printf 'IP_FORWARD=%s\nTUN_MODE=%s\nFUSE_MODE=%s\n' "$(sysctl -n net.ipv4.ip_forward)" \
   "$(stat -c %a /dev/net/tun 2>/dev/null)" "$(stat -c %a /dev/fuse 2>/dev/null)" > "$WORK/orig.env"
-chmod 0666 /dev/net/tun /dev/fuse 2>/dev/null || true   # udev-less VM ships them 0600; rootless podman needs them
-grep -qx user_allow_other /etc/fuse.conf 2>/dev/null || echo user_allow_other >> /etc/fuse.conf   # alca's filtered view (allow_other)
+# Rootless podman's own needs (its fuse-overlayfs storage and slirp4netns): the udev-less VM ships
+# both nodes 0600. tests/run.sh runs examples/demo.sh BEFORE this script, so alca's own FUSE
+# needs are met by `alca network-helper install` alone there, never by this line.
+chmod 0666 /dev/net/tun /dev/fuse 2>/dev/null || true
 sysctl -qw net.ipv4.ip_forward=1
 
 # --- 3. podman: root here lacks CAP_SYS_RESOURCE, so podman's default rlimits (nofile=1048576) fail

@@ -287,6 +287,27 @@ pub fn install_helper_for(user: &str, dir: &Path) -> Output {
     )
 }
 
+/// Makes sure `user` may mount filtered views, through the product's own step only: when
+/// `/dev/fuse` is not open to them or `/etc/fuse.conf` lacks `user_allow_other` (a fresh test
+/// environment, or after a suite uninstalled the helper), runs `alca network-helper install`
+/// for them. The test environment itself never makes either change.
+pub fn fuse_ready_for(user: &str) {
+    let device_open = Command::new("runuser")
+        .args(["-u", user, "--", "sh", "-c", "test -r /dev/fuse && test -w /dev/fuse"])
+        .status()
+        .is_ok_and(|s| s.success());
+    let conf = Path::new(alca::exclude::fuse_conf::FUSE_CONF);
+    if device_open && alca::exclude::fuse_conf::user_allow_other_enabled(conf).unwrap_or(false) {
+        return;
+    }
+    let out = install_helper_for(user, &std::env::temp_dir());
+    assert!(
+        out.status.success(),
+        "alca network-helper install for {user}: {}",
+        text(&out)
+    );
+}
+
 /// Environment for `alca up` as the test user: trust records stay inside the scratch project.
 pub fn up_env(dir: &Path) -> Vec<(&'static str, String)> {
     vec![(

@@ -672,6 +672,7 @@ struct UserServer {
 
 impl UserServer {
     fn start(user: &str, state: &Path) -> UserServer {
+        alca_e2e::netd::fuse_ready_for(user);
         let mut child = Command::new("runuser")
             .args(["-u", user, "--"])
             .arg(alca_bin().expect("alca"))
@@ -716,6 +717,7 @@ fn alca_up_down_status_and_sync_drive_the_view() {
     if !ready() {
         return;
     }
+    alca_e2e::netd::fuse_ready_for(TEST_USER);
     let body =
         "workdir_exclude = [\"**/.env\", \"**/secrets/\"]\n[network]\nlan-access = [\"*\"]\n";
     let p = Project::new(Rt::Docker, Some(TEST_USER), body);

@@ -2,7 +2,10 @@
 //! `alca network-helper install` for real, then calls as the unprivileged users `alcatest`
 //! (added to group `alcatraz`) and `alcaother` (not), crash safety under `kill -9`, re-apply,
 //! stale-table sweep, `alca up/run/down` as `alcatest` without sudo with probes from inside the
-//! container to the `lanhost` netns and the host, and `uninstall`.
+//! container to the `lanhost` netns and the host, and `uninstall`. It starts from a machine
+//! where FUSE is root-only (`/dev/fuse` 0600, no `user_allow_other`): `up` with
+//! `workdir_exclude` fails closed before install, works after it, and `uninstall` puts both
+//! back byte for byte.
 //!
 //! One test function with ordered steps: every step shares the one system daemon.
 //! Needs root (tests/run.sh) and the test env (tests/env/setup.sh).
@@ -67,7 +70,7 @@ struct Cleanup {
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        for sub in ["up-ok", "up-denied"] {
+        for sub in ["up-ok", "up-denied", "up-excluded"] {
             let dir = self.project_dir.join(sub);
             if dir.is_dir() {
                 let env = up_env(&dir);
@@ -122,7 +125,11 @@ fn netd_end_to_end() {
     );
 
     let foreign = foreign_tables();
+    let fuse = RootOnlyFuse::make();
+    excluded_up_fails_closed_before_install(&project_dir);
     install(&project_dir);
+    fuse.assert_opened_by_install();
+    excluded_up_works_after_install(&project_dir);
     owner_applies(&project_dir);
     outsider_is_denied();
     authorised_outsider_is_not_owner();
@@ -135,6 +142,8 @@ fn netd_end_to_end() {
     up_isolates_through_the_daemon(&project_dir);
     up_without_the_group_fails_closed(&project_dir);
     uninstall(&project_dir);
+    fuse.assert_as_before();
+    drop(fuse);
     let left = foreign_tables();
     for t in &foreign {
         assert!(
@@ -160,6 +169,113 @@ fn foreign_tables() -> Vec<String> {
     // Docker's iptables-nft tables and the test env's uplink guard at least.
     assert!(!names.is_empty(), "no foreign table to watch");
     names
+}
+
+/// `/dev/fuse` and `/etc/fuse.conf` as a machine nothing prepared has them (0600 root, no
+/// `user_allow_other`) for the guard's lifetime; the test environment's state comes back on drop.
+struct RootOnlyFuse {
+    env_conf: Option<Vec<u8>>,
+    env_device: String,
+    fresh_conf: Vec<u8>,
+}
+
+const FUSE_CONF: &str = "/etc/fuse.conf";
+const FUSE_DEVICE: &str = "/dev/fuse";
+
+fn device_access() -> String {
+    run_ok("stat", &["-c", "%a %G", FUSE_DEVICE]).expect("stat /dev/fuse")
+}
+
+impl RootOnlyFuse {
+    fn make() -> RootOnlyFuse {
+        let env_conf = std::fs::read(FUSE_CONF).ok();
+        let env_device = device_access();
+        let fresh: String = String::from_utf8_lossy(env_conf.as_deref().unwrap_or_default())
+            .lines()
+            .filter(|l| l.trim() != "user_allow_other" && !l.starts_with("# added by alca"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(FUSE_CONF, &fresh).expect("write fuse.conf");
+        run_ok("chgrp", &["root", FUSE_DEVICE]).expect("chgrp");
+        run_ok("chmod", &["0600", FUSE_DEVICE]).expect("chmod");
+        RootOnlyFuse {
+            env_conf,
+            env_device,
+            fresh_conf: fresh.into_bytes(),
+        }
+    }
+
+    fn assert_opened_by_install(&self) {
+        assert_eq!(device_access(), "660 alcatraz", "install opens /dev/fuse to the group");
+        let conf = std::fs::read_to_string(FUSE_CONF).expect("fuse.conf");
+        assert!(
+            conf.lines().any(|l| l == "user_allow_other"),
+            "install enables user_allow_other: {conf}"
+        );
+    }
+
+    fn assert_as_before(&self) {
+        assert_eq!(device_access(), "600 root", "uninstall puts /dev/fuse back");
+        assert_eq!(
+            std::fs::read(FUSE_CONF).expect("fuse.conf"),
+            self.fresh_conf,
+            "uninstall leaves /etc/fuse.conf byte for byte as it was"
+        );
+    }
+}
+
+impl Drop for RootOnlyFuse {
+    fn drop(&mut self) {
+        if let Some(conf) = &self.env_conf {
+            let _ = std::fs::write(FUSE_CONF, conf);
+        }
+        if let Some((mode, group)) = self.env_device.split_once(' ') {
+            let _ = run("chgrp", &[group, FUSE_DEVICE]);
+            let _ = run("chmod", &[mode, FUSE_DEVICE]);
+        }
+    }
+}
+
+/// The excluded project's config (no network isolation: the daemon is not installed yet).
+const EXCLUDED: &str = "workdir_exclude = [\"**/.env\"]\n[network]\nlan-access = [\"*\"]\n";
+
+/// Before install, `up` with `workdir_exclude` stops at one line naming the fix, before it
+/// creates anything.
+fn excluded_up_fails_closed_before_install(scratch: &Path) {
+    let dir = docker_project(scratch, "up-excluded", OWNER, EXCLUDED);
+    let owned = up_env(&dir);
+    let out = alca(Some(OWNER), &dir, &["up", "--trust"], &env_refs(&owned));
+    let said = text(&out);
+    assert!(!out.status.success(), "up without FUSE access: {said}");
+    let error: Vec<&str> = said.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(error.len(), 1, "one error line: {said}");
+    for needed in [
+        "/dev/fuse is not open to you",
+        "/etc/fuse.conf lacks user_allow_other",
+        "sudo alca network-helper install",
+    ] {
+        assert!(error[0].contains(needed), "{needed:?} missing: {said}");
+    }
+    assert!(!said.contains("os error 13): Permission denied"), "{said}");
+    assert!(!dir.join(".alca/state.json").exists(), "nothing created: {said}");
+    assert!(!dir.join(".alca/views").exists(), "no view state: {said}");
+}
+
+/// After install, the same `up` serves the view: `.env` is absent inside.
+fn excluded_up_works_after_install(scratch: &Path) {
+    let dir = scratch.join("up-excluded");
+    std::fs::write(dir.join(".env"), "SECRET=1\n").expect("write .env");
+    std::fs::write(dir.join("visible.txt"), "visible\n").expect("write");
+    run_ok("chown", &["-R", &format!("{OWNER}:{OWNER}"), dir.to_str().unwrap()]).unwrap();
+    let owned = up_env(&dir);
+    let env = env_refs(&owned);
+    let up = alca(Some(OWNER), &dir, &["up", "--trust", "-q"], &env);
+    assert!(up.status.success(), "up after install: {}", text(&up));
+    let ls = text(&alca(Some(OWNER), &dir, &["run", "ls", "-a"], &env));
+    let down = alca(Some(OWNER), &dir, &["down"], &env);
+    assert!(down.status.success(), "down: {}", text(&down));
+    assert!(ls.lines().any(|l| l == "visible.txt"), "{ls}");
+    assert!(!ls.lines().any(|l| l == ".env"), ".env visible: {ls}");
 }
 
 fn nix_is_root() -> bool {

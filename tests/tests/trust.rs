@@ -62,6 +62,9 @@ fn config_files_are_read_only_inside_the_container(rt: Rt) {
         Rt::Docker => (Some(TEST_USER), "workdir_exclude = [\"**/.env\"]\n"),
         Rt::Podman => (None, ""),
     };
+    if let Some(user) = owner {
+        alca_e2e::netd::fuse_ready_for(user);
+    }
     let p = Project::new(rt, owner, OPEN);
     fs::create_dir_all(p.path("conf")).unwrap();
     fs::write(p.path("conf/extra.toml"), "[resources]\ncpus = 1\n").unwrap();

@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+use super::fuse_device::{self, FUSE_DEVICE};
 use super::server::{FS_NAME, READY_LINE};
 use super::spec::{ViewSpec, SPEC_FILE};
-use super::{Conflict, Engine, ExcludeError, ExcludeMatcher, ViewHandle, ViewStatus};
+use super::{fuse_conf, Conflict, Engine, ExcludeError, ExcludeMatcher, ViewHandle, ViewStatus};
 
 /// Hidden subcommand that runs [`super::server::serve`].
 pub const SERVE_SUBCOMMAND: &str = "__serve-view";
@@ -47,6 +48,37 @@ impl FuseEngine {
 impl Engine for FuseEngine {
     fn name(&self) -> &'static str {
         "fuse-view"
+    }
+
+    /// An ordinary user needs `/dev/fuse` open to them and `user_allow_other` (the view is
+    /// mounted `allow_other`); both are `alca network-helper install`'s job. Root needs neither.
+    fn preflight(&self) -> Result<(), ExcludeError> {
+        if nix::unistd::geteuid().is_root() {
+            return Ok(());
+        }
+        let device = Path::new(FUSE_DEVICE);
+        let mut missing = Vec::new();
+        if !device.exists() {
+            return Err(ExcludeError::HostNotReady(format!(
+                "file exclusion (workdir_exclude) needs FUSE, but {FUSE_DEVICE} does not exist: load the module \
+                 with `sudo modprobe fuse`, then run `sudo alca network-helper install`"
+            )));
+        }
+        if !fuse_device::usable(device) {
+            missing.push(format!("{FUSE_DEVICE} is not open to you"));
+        }
+        let conf = Path::new(fuse_conf::FUSE_CONF);
+        if !fuse_conf::user_allow_other_enabled(conf).unwrap_or(false) {
+            missing.push(format!("{} lacks user_allow_other", conf.display()));
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(ExcludeError::HostNotReady(format!(
+            "file exclusion (workdir_exclude) needs FUSE, but {}: run `sudo alca network-helper install` \
+             (then log in again if it added you to group alcatraz)",
+            missing.join(" and ")
+        )))
     }
 
     fn start(
@@ -159,12 +191,12 @@ impl Engine for FuseEngine {
 fn canonical_dir(source: &Path) -> Result<PathBuf, ExcludeError> {
     let canon = source.canonicalize().map_err(|e| ExcludeError::Source {
         path: source.to_path_buf(),
-        source: e,
+        cause: e,
     })?;
     if !canon.is_dir() {
         return Err(ExcludeError::Source {
             path: source.to_path_buf(),
-            source: std::io::Error::from_raw_os_error(libc::ENOTDIR),
+            cause: std::io::Error::from_raw_os_error(libc::ENOTDIR),
         });
     }
     Ok(canon)

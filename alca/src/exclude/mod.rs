@@ -20,8 +20,9 @@
 //!   another user fails unless that user is root;
 //! * if the server dies, the workspace fails with `ENOTCONN` until `alca up`/`alca run`
 //!   restart the view and the container;
-//! * the view needs `user_allow_other` in `/etc/fuse.conf` when run by an ordinary user;
-//!   [`fuse_conf`] sets it, for the root step `alca network-helper install`.
+//! * the view needs `user_allow_other` in `/etc/fuse.conf` and a `/dev/fuse` the user may open
+//!   when run by an ordinary user; [`fuse_conf`] and [`fuse_device`] provide both, for the root
+//!   step `alca network-helper install`, and `up` checks them before it creates anything.
 
 pub mod patterns;
 pub mod project_views;
@@ -31,6 +32,8 @@ pub mod spec;
 pub mod fs;
 #[cfg(target_os = "linux")]
 pub mod fuse_conf;
+#[cfg(target_os = "linux")]
+pub mod fuse_device;
 #[cfg(target_os = "linux")]
 pub mod fuse_engine;
 #[cfg(target_os = "linux")]
@@ -50,16 +53,21 @@ pub enum ExcludeError {
     Pattern(#[from] PatternError),
     #[error("file exclusion (workdir_exclude / mount exclude) is not supported on {0} yet; remove the exclude patterns or use Linux")]
     Unsupported(&'static str),
-    #[error("cannot serve {path} through the filtered view: {source}")]
+    // The io::Error is part of the message and deliberately not the error's `source`:
+    // `{:#}` would print it twice ("Permission denied (os error 13): Permission denied …").
+    #[error("cannot serve {path} through the filtered view: {cause}")]
     Source {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("{context}: {source}")]
+    #[error("{context}: {cause}")]
     Io {
         context: String,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
+    /// The machine is not set up for this user's views yet (one line naming the fix).
+    #[error("{0}")]
+    HostNotReady(String),
     #[error("the filtered view of {source_dir} did not start: {detail}")]
     NotStarted { source_dir: PathBuf, detail: String },
     #[error("the filtered view at {mountpoint} failed verification: {detail}")]
@@ -72,7 +80,7 @@ impl ExcludeError {
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         ExcludeError::Io {
             context: context.into(),
-            source,
+            cause: source,
         }
     }
 }
@@ -133,6 +141,12 @@ pub struct Conflict {
 pub trait Engine {
     /// Short name shown by `status` and `sync check`.
     fn name(&self) -> &'static str;
+
+    /// Checks, before anything is created, that this machine lets the current user run views
+    /// at all (an error names the fix).
+    fn preflight(&self) -> Result<(), ExcludeError> {
+        Ok(())
+    }
 
     /// Starts (or reuses) the view of `source` without the paths matching `patterns`.
     /// `state_dir` belongs to this view alone (see [`state_dir_for`]); it holds the pid, the

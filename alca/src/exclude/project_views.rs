@@ -61,6 +61,7 @@ impl ProjectViews {
             return Ok(ProjectViews::default());
         }
         let engine = engine_for_platform()?;
+        engine.preflight()?;
         let mut views = Vec::new();
         for n in &needed {
             match engine.start(&n.source, &n.patterns, &n.state_dir) {

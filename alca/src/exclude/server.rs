@@ -34,9 +34,9 @@ pub fn serve(state_dir: &Path) -> Result<(), ExcludeError> {
     umask(Mode::empty());
     raise_fd_limit();
     let signals = block_stop_signals()?;
-    let fs = FilterFs::new(&spec.source, matcher).map_err(|source| ExcludeError::Source {
+    let fs = FilterFs::new(&spec.source, matcher).map_err(|cause| ExcludeError::Source {
         path: spec.source.clone(),
-        source,
+        cause,
     })?;
     let mut session = fuser::Session::new(fs, &spec.mountpoint, &mount_config())
         .map_err(|e| ExcludeError::io(format!("cannot mount {}", spec.mountpoint.display()), e))?;

@@ -1,6 +1,7 @@
 //! `alca network-helper install`: copies `alca-netd` to a root-owned path, writes the bus
 //! policy, activation file, polkit files (and systemd units when systemd runs), creates group
-//! `alcatraz`, adds the invoking user and checks that the daemon answers. When a package
+//! `alcatraz`, adds the invoking user, makes FUSE usable for the group's views
+//! ([`super::fuse_setup`]) and checks that the daemon answers. When a package
 //! installed the files, only the group, the bus reload and the daemon start are done; with
 //! `--container` (the default on macOS) the helper container is installed instead.
 
@@ -90,6 +91,7 @@ fn setup_plan(user: Option<&str>, systemd: bool) -> Vec<String> {
     if let Some(u) = user {
         plan.push(format!("Add user {u} to group {GROUP}"));
     }
+    plan.extend(super::fuse_setup::plan());
     plan.push("Reload the D-Bus configuration".into());
     if systemd {
         plan.push("Enable and start alca-netd.service and alca-netd-reapply.service".into());
@@ -150,7 +152,7 @@ pub fn run(args: &HelperArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What both flavours end with: state directory, group, bus reload, units, a live daemon.
+/// What both flavours end with: state directory, group, FUSE, bus reload, units, a live daemon.
 fn finish_setup(client: &Client, user: Option<&str>, systemd: bool) -> anyhow::Result<()> {
     fs::create_dir_all(alca_netd::store::STATE_DIR)?;
     fs::set_permissions(
@@ -158,6 +160,7 @@ fn finish_setup(client: &Client, user: Option<&str>, systemd: bool) -> anyhow::R
         fs::Permissions::from_mode(0o700),
     )?;
     setup_group(user)?;
+    super::fuse_setup::apply()?;
     client
         .reload_bus_config()
         .map_err(|e| anyhow::anyhow!("cannot reload the D-Bus configuration: {}", e.message()))?;

@@ -1,5 +1,6 @@
 //! `alca network-helper uninstall`: stops the daemon, removes every `alca-` nftables table, the
-//! saved state, the shipped files, the binary and group `alcatraz`. The helper container (and
+//! saved state, the shipped files, the binary and group `alcatraz`, and undoes install's FUSE
+//! host steps. The helper container (and
 //! its volume and image) goes first when it exists; files a package installed are left to the
 //! package manager.
 
@@ -27,6 +28,7 @@ fn plan() -> Vec<String> {
     ];
     plan.extend(FILES.iter().map(|f| format!("Remove {}", f.path)));
     plan.push(format!("Remove {DAEMON_PATH}"));
+    plan.extend(super::fuse_setup::revert_plan());
     plan.push(format!("Delete group {GROUP}"));
     plan
 }
@@ -71,6 +73,7 @@ pub fn run(args: &HelperArgs) -> anyhow::Result<()> {
     }
     purge_rules_and_state()?;
     remove_binary()?;
+    super::fuse_setup::revert()?;
     if systemd {
         let _ = run_tool("systemctl", ["daemon-reload"]);
     }
@@ -90,6 +93,10 @@ fn run_packaged(args: &HelperArgs) -> anyhow::Result<()> {
         "Delete every nftables table named alca-…".into(),
         format!("Remove {STATE_DIR}"),
     ];
+    let plan: Vec<String> = plan
+        .into_iter()
+        .chain(super::fuse_setup::revert_plan())
+        .collect();
     println!("This will stop the packaged network helper and remove all Alcatraz network rules:");
     if !confirm(args.yes, &plan)? {
         println!("Uninstallation cancelled.");
@@ -104,6 +111,7 @@ fn run_packaged(args: &HelperArgs) -> anyhow::Result<()> {
         }
     }
     purge_rules_and_state()?;
+    super::fuse_setup::revert()?;
     println!();
     println!(
         "Rules removed. The daemon's files belong to the package: remove them with \
