@@ -22,6 +22,7 @@ pub mod shipped;
 pub mod spec;
 pub mod store;
 pub mod table_names;
+pub mod unit_limits;
 
 pub use lan::{AllowRule, LanEntry, LanError, Proto, ProxyEntry};
 pub use spec::{NetSpec, SpecError};

@@ -7,6 +7,8 @@
 //! process (enters PID 1's network namespace, re-applies saved specs, then waits), and
 //! `request` answers one JSON request on stdin (`docker exec -i … alca-netd request`).
 //! The daemon does not exit when idle: `alca network-helper status` reports it truthfully.
+//! `--foreground` (or bus activation) and `--reapply` keep only their systemd unit's
+//! capabilities, whatever started them ([`alca_netd::unit_limits`]).
 
 use std::sync::Arc;
 
@@ -189,7 +191,17 @@ fn main() -> anyhow::Result<()> {
             }
             return Ok(());
         }
-        Mode::Serve | Mode::Reapply => {}
+        Mode::Serve | Mode::Reapply => {
+            // Before any thread exists: capabilities are per thread.
+            let unit = if mode == Mode::Serve {
+                alca_netd::shipped::SYSTEMD_SERVICE
+            } else {
+                alca_netd::shipped::SYSTEMD_REAPPLY
+            };
+            let kept = alca_netd::unit_limits::restrict_to_unit(unit)
+                .context("cannot limit the daemon to its unit's capabilities")?;
+            tracing::info!(capabilities = ?alca_netd::unit_limits::names(kept), "running with the unit's capabilities");
+        }
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

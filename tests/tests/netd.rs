@@ -129,6 +129,7 @@ fn netd_end_to_end() {
     excluded_up_fails_closed_before_install(&project_dir);
     install(&project_dir);
     fuse.assert_opened_by_install();
+    daemon_runs_with_its_units_capabilities();
     excluded_up_works_after_install(&project_dir);
     owner_applies(&project_dir);
     outsider_is_denied();
@@ -233,6 +234,27 @@ impl Drop for RootOnlyFuse {
             let _ = run("chgrp", &[group, FUSE_DEVICE]);
             let _ = run("chmod", &[mode, FUSE_DEVICE]);
         }
+    }
+}
+
+/// The bus-activated daemon holds exactly the capabilities of alca-netd.service (bounding,
+/// permitted and effective sets): every later step proves that set sufficient.
+fn daemon_runs_with_its_units_capabilities() {
+    let unit = alca_netd::unit_limits::unit_capabilities(alca_netd::shipped::SYSTEMD_SERVICE)
+        .expect("unit capabilities");
+    let pid = daemon_pid().expect("daemon running");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    for set in ["CapBnd", "CapPrm", "CapEff"] {
+        let hex = status
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{set}:\t")))
+            .unwrap_or_else(|| panic!("{set} in {status}"));
+        let mask = u64::from_str_radix(hex.trim(), 16).expect("hex");
+        assert_eq!(
+            alca_netd::unit_limits::names(mask),
+            alca_netd::unit_limits::names(unit),
+            "{set} of the daemon"
+        );
     }
 }
 
