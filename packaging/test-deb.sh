@@ -3,7 +3,8 @@
 # build it (unless SKIP_BUILD=1), `apt-get install ./target/packages/alca_*.deb`, then
 # `alca network-helper install --user alcatest` (group membership only: the package brought
 # every file), a sudo-free `alca up --trust` as alcatest with default isolation, `alca down`,
-# `apt-get purge alca`, and checks that no file, group, table or daemon is left.
+# `apt-get purge alca`, and checks that no file, group, table or daemon is left, and that
+# /etc/fuse.conf and /dev/fuse are as they were (post-install enables user_allow_other).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -49,6 +50,7 @@ if [ -x "$ROOT/target/debug/alca" ]; then
 fi
 [ -z "$(daemon_pid)" ] || fail "an alca-netd is already running"
 [ -z "$(alca_tables)" ] || fail "alca- tables exist before the test"
+FUSE_BEFORE="$(sha256sum /etc/fuse.conf 2>/dev/null) $(stat -c '%a %G' /dev/fuse 2>/dev/null)"
 
 # 1. Install from the package alone.
 apt-get install -y -q "$DEB" >"$WORK/apt-install.log" 2>&1 || { cat "$WORK/apt-install.log"; fail "apt-get install"; }
@@ -57,6 +59,7 @@ for f in "${FILES[@]}"; do [ -f "$f" ] || fail "$f not installed"; done
 grep -q '^Exec=/usr/libexec/alca-netd$' /usr/share/dbus-1/system-services/$BUS.service || fail "activation Exec"
 getent group alcatraz >/dev/null || fail "postinst did not create group alcatraz"
 [ -d /var/lib/alcatraz ] || fail "postinst did not create /var/lib/alcatraz"
+grep -qx user_allow_other /etc/fuse.conf || fail "postinst did not enable user_allow_other"
 pass "apt-get install ./$(basename "$DEB")"
 
 # 2. The one sudo step: group membership (the package brought every file).
@@ -96,6 +99,8 @@ for f in "${FILES[@]}"; do [ ! -e "$f" ] || fail "$f left behind"; done
 [ -z "$(alca_tables)" ] || fail "alca- tables left behind: $(alca_tables)"
 [ -z "$(daemon_pid)" ] || fail "alca-netd still running"
 ! dpkg -s alca >/dev/null 2>&1 || fail "package still known to dpkg"
+[ "$FUSE_BEFORE" = "$(sha256sum /etc/fuse.conf 2>/dev/null) $(stat -c '%a %G' /dev/fuse 2>/dev/null)" ] \
+    || fail "purge did not put /etc/fuse.conf and /dev/fuse back as they were"
 docker network rm "alca-${ID:0:12}" >/dev/null 2>&1 || true
 pass "apt-get purge alca leaves nothing behind"
 echo "test-deb.sh: PASS"

@@ -823,6 +823,8 @@ fn up_isolates_through_the_daemon(scratch: &Path) {
     check_isolation();
     docker_ok(&["restart", "-t", "0", &format!("alca-{}", &id[..12])]).expect("docker restart");
     check_isolation();
+    run_needs_the_rules_in_place(&dir, &env, &id);
+    check_isolation();
     let project_status = text(&alca(Some(OWNER), &dir, &["status"], &env));
     assert!(
         project_status.contains("Rules applied: Yes"),
@@ -835,6 +837,36 @@ fn up_isolates_through_the_daemon(scratch: &Path) {
     assert!(!container_exists(&id));
     let status = text(&alca(Some(OWNER), &dir, &["network-helper", "status"], &[]));
     assert!(status.contains("Rules applied: No"), "{status}");
+}
+
+/// The rules are lost while the container keeps running (daemon killed, table deleted, as a
+/// reboot without the boot restore leaves them): `alca run` with no daemon to ask refuses and
+/// runs nothing; with the daemon it runs only once the rules are back.
+fn run_needs_the_rules_in_place(dir: &Path, env: &[(&str, &str)], id: &str) {
+    let pid = daemon_pid().expect("daemon running");
+    run_ok("kill", &["-9", &pid.to_string()]).expect("kill the daemon");
+    let _ = run("nft", &["delete", "table", "inet", &table(id)]);
+    assert!(!alca_tables().unwrap().contains(&table(id)), "table still there");
+    let mut hidden = env.to_vec();
+    hidden.push(("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/alca-e2e-no-bus"));
+    let refused = alca(
+        Some(OWNER),
+        dir,
+        &["run", "touch", "/workspace/ran-unprotected"],
+        &hidden,
+    );
+    let said = text(&refused);
+    assert!(!refused.status.success(), "run without rules: {said}");
+    assert!(said.contains("are not in place"), "{said}");
+    assert!(said.contains("sudo alca network-helper install"), "{said}");
+    assert!(!dir.join("ran-unprotected").exists(), "the command ran: {said}");
+    let ran = alca(Some(OWNER), dir, &["run", "touch", "/workspace/ran"], env);
+    assert!(ran.status.success(), "run with the daemon: {}", text(&ran));
+    assert!(dir.join("ran").exists());
+    assert!(
+        alca_tables().unwrap().contains(&table(id)),
+        "run went on without the rules"
+    );
 }
 
 /// Without the group, `up` fails closed: no container runs without its rules.

@@ -50,6 +50,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         runtime.stop(&info.name)?;
         runtime.start(&info.name)?;
     }
+    // Rules first: a container the runtime restarted may be running without them.
+    crate::network::project_rules::ensure_before_exec(
+        &project.config,
+        &state.id,
+        &info.name,
+        runtime.as_ref(),
+    )?;
     let spec = ExecSpec {
         container: info.name.clone(),
         workdir: container_cwd(&project.config.workdir, &project.root),

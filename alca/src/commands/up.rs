@@ -322,19 +322,14 @@ impl Up {
     /// Applies the project's rules; the container must not start without them.
     fn apply_rules(&self, runtime: &dyn Runtime, guard: &dyn NetworkGuard) -> anyhow::Result<()> {
         self.progress.step("Applying network rules");
-        let dns = match runtime.kind() {
-            // aardvark-dns answers on the network gateway.
-            RuntimeKind::Podman => runtime
-                .network(&self.name())?
-                .map(|n| n.gateways)
-                .unwrap_or_default(),
-            // The embedded DNS forwards to the host's resolvers across the project bridge.
-            RuntimeKind::Docker => crate::network::resolvers::docker_upstream_resolvers(),
-        };
-        let spec = spec::build(&self.project.config, &self.state.id, dns, &|| {
-            alca_netd::host::host_ip()
-        })?;
-        guard.apply(&spec).context(
+        crate::network::project_rules::apply(
+            &self.project.config,
+            &self.state.id,
+            &self.name(),
+            runtime,
+            guard,
+        )
+        .context(
             "network isolation is required (network.lan-access is not [\"*\"]) and could not \
              be applied, so no container was started",
         )?;

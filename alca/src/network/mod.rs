@@ -7,6 +7,7 @@ pub mod helper;
 pub mod host_view;
 pub mod matrix;
 pub mod netd;
+pub mod project_rules;
 pub mod proxy_check;
 pub mod resolvers;
 pub mod spec;
