@@ -88,7 +88,8 @@ pub fn names(mask: u64) -> Vec<&'static str> {
 
 /// Keeps only the capabilities of `unit` in every set of this (still single-threaded) process.
 pub fn restrict_to_unit(unit: &str) -> io::Result<u64> {
-    let keep = unit_capabilities(unit).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    let keep =
+        unit_capabilities(unit).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")?
         .trim()
         .parse::<u32>()
@@ -96,7 +97,8 @@ pub fn restrict_to_unit(unit: &str) -> io::Result<u64> {
     for cap in 0..=last.min(63) {
         if keep & (1 << cap) == 0 {
             // SAFETY: prctl with integer arguments only.
-            if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) } != 0 {
+            if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) } != 0
+            {
                 return Err(io::Error::last_os_error());
             }
         }

@@ -293,7 +293,14 @@ pub fn install_helper_for(user: &str, dir: &Path) -> Output {
 /// for them. The test environment itself never makes either change.
 pub fn fuse_ready_for(user: &str) {
     let device_open = Command::new("runuser")
-        .args(["-u", user, "--", "sh", "-c", "test -r /dev/fuse && test -w /dev/fuse"])
+        .args([
+            "-u",
+            user,
+            "--",
+            "sh",
+            "-c",
+            "test -r /dev/fuse && test -w /dev/fuse",
+        ])
         .status()
         .is_ok_and(|s| s.success());
     let conf = Path::new(alca::exclude::fuse_conf::FUSE_CONF);

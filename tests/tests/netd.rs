@@ -207,7 +207,11 @@ impl RootOnlyFuse {
     }
 
     fn assert_opened_by_install(&self) {
-        assert_eq!(device_access(), "660 alcatraz", "install opens /dev/fuse to the group");
+        assert_eq!(
+            device_access(),
+            "660 alcatraz",
+            "install opens /dev/fuse to the group"
+        );
         let conf = std::fs::read_to_string(FUSE_CONF).expect("fuse.conf");
         assert!(
             conf.lines().any(|l| l == "user_allow_other"),
@@ -279,7 +283,10 @@ fn excluded_up_fails_closed_before_install(scratch: &Path) {
         assert!(error[0].contains(needed), "{needed:?} missing: {said}");
     }
     assert!(!said.contains("os error 13): Permission denied"), "{said}");
-    assert!(!dir.join(".alca/state.json").exists(), "nothing created: {said}");
+    assert!(
+        !dir.join(".alca/state.json").exists(),
+        "nothing created: {said}"
+    );
     assert!(!dir.join(".alca/views").exists(), "no view state: {said}");
 }
 
@@ -288,7 +295,11 @@ fn excluded_up_works_after_install(scratch: &Path) {
     let dir = scratch.join("up-excluded");
     std::fs::write(dir.join(".env"), "SECRET=1\n").expect("write .env");
     std::fs::write(dir.join("visible.txt"), "visible\n").expect("write");
-    run_ok("chown", &["-R", &format!("{OWNER}:{OWNER}"), dir.to_str().unwrap()]).unwrap();
+    run_ok(
+        "chown",
+        &["-R", &format!("{OWNER}:{OWNER}"), dir.to_str().unwrap()],
+    )
+    .unwrap();
     let owned = up_env(&dir);
     let env = env_refs(&owned);
     let up = alca(Some(OWNER), &dir, &["up", "--trust", "-q"], &env);
@@ -846,9 +857,15 @@ fn run_needs_the_rules_in_place(dir: &Path, env: &[(&str, &str)], id: &str) {
     let pid = daemon_pid().expect("daemon running");
     run_ok("kill", &["-9", &pid.to_string()]).expect("kill the daemon");
     let _ = run("nft", &["delete", "table", "inet", &table(id)]);
-    assert!(!alca_tables().unwrap().contains(&table(id)), "table still there");
+    assert!(
+        !alca_tables().unwrap().contains(&table(id)),
+        "table still there"
+    );
     let mut hidden = env.to_vec();
-    hidden.push(("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/alca-e2e-no-bus"));
+    hidden.push((
+        "DBUS_SYSTEM_BUS_ADDRESS",
+        "unix:path=/nonexistent/alca-e2e-no-bus",
+    ));
     let refused = alca(
         Some(OWNER),
         dir,
@@ -859,7 +876,10 @@ fn run_needs_the_rules_in_place(dir: &Path, env: &[(&str, &str)], id: &str) {
     assert!(!refused.status.success(), "run without rules: {said}");
     assert!(said.contains("are not in place"), "{said}");
     assert!(said.contains("sudo alca network-helper install"), "{said}");
-    assert!(!dir.join("ran-unprotected").exists(), "the command ran: {said}");
+    assert!(
+        !dir.join("ran-unprotected").exists(),
+        "the command ran: {said}"
+    );
     let ran = alca(Some(OWNER), dir, &["run", "touch", "/workspace/ran"], env);
     assert!(ran.status.success(), "run with the daemon: {}", text(&ran));
     assert!(dir.join("ran").exists());

@@ -39,7 +39,11 @@ impl Access {
 /// Opens `device` to group `gid` unless its members can already read and write it. Returns
 /// the access before and after when it changed something; the first original is kept in
 /// `record` (a second install does not overwrite it).
-pub fn open_to_group(device: &Path, gid: u32, record: &Path) -> io::Result<Option<(Access, Access)>> {
+pub fn open_to_group(
+    device: &Path,
+    gid: u32,
+    record: &Path,
+) -> io::Result<Option<(Access, Access)>> {
     let before = Access::of(device)?;
     if before.open_to(gid) {
         return Ok(None);
@@ -163,7 +167,9 @@ mod tests {
         assert_eq!(open_to_group(&open, gid, &record).expect("open"), None);
         assert!(!record.exists(), "nothing changed, nothing recorded");
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-        open_to_group(&open, gid, &record).expect("open").expect("changed");
+        open_to_group(&open, gid, &record)
+            .expect("open")
+            .expect("changed");
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o640)).expect("chmod");
         assert!(matches!(
             revert(&open, &record).expect("revert"),
@@ -179,7 +185,10 @@ mod tests {
         assert_eq!(
             parse_record("600 0 660 5\n"),
             Some((
-                Access { mode: 0o600, gid: 0 },
+                Access {
+                    mode: 0o600,
+                    gid: 0
+                },
                 Access {
                     mode: 0o660,
                     gid: 5

@@ -55,7 +55,10 @@ pub fn ensure_before_exec(
         Err(e) => return Err(refuse(format!("{e:#}"))),
     }
     apply(config, id, container, runtime, guard.as_ref()).map_err(|e| refuse(format!("{e:#}")))?;
-    if !guard.is_applied(id).context("checking the re-applied rules")? {
+    if !guard
+        .is_applied(id)
+        .context("checking the re-applied rules")?
+    {
         bail!(refuse("the daemon did not apply them".into()));
     }
     eprintln!("alca: the network rules of {container} were missing and were applied again");
