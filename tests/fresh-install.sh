@@ -19,7 +19,8 @@ ALCA_FILES=(/usr/local/bin/alca /usr/local/bin/alca-netd /usr/local/libexec/alca
             /etc/dbus-1/system.d/$BUS.conf /usr/share/dbus-1/system-services/$BUS.service
             /usr/share/dbus-1/interfaces/$BUS.xml
             /usr/share/polkit-1/actions/io.github.alcatraz.netd.policy
-            /etc/polkit-1/rules.d/50-alcatraz.rules /run/alcatraz/fuse-device)
+            /etc/polkit-1/rules.d/50-alcatraz.rules /run/alcatraz/fuse-device
+            /etc/systemd/system/alca-netd.service /etc/systemd/system/alca-netd-reapply.service)
 ORIG=/var/lib/alca-testenv/orig.env
 
 fail() { echo "fresh-install.sh: FAIL: $*" >&2; exit 1; }
@@ -38,6 +39,8 @@ machine_state() {
 . tests/env/host.sh
 host_install_packages fuse3
 host_device /dev/fuse fuse
+# An earlier demo that stopped half-way: its own --uninstall removes its user, project and binaries.
+env -u SUDO_USER bash examples/demo.sh --uninstall >/dev/null 2>&1 || true
 dpkg -s alca >/dev/null 2>&1 && apt-get purge -y -q alca >/dev/null
 for alca in /usr/local/bin/alca "$ROOT/target/debug/alca"; do
     if [ -x "$alca" ]; then "$alca" network-helper uninstall -y >/dev/null 2>&1 || true; break; fi
