@@ -38,8 +38,12 @@ pub fn serve(state_dir: &Path) -> Result<(), ExcludeError> {
         path: spec.source.clone(),
         source,
     })?;
+    let host_changes = fs.host_changes();
     let mut session = fuser::Session::new(fs, &spec.mountpoint, &mount_config())
         .map_err(|e| ExcludeError::io(format!("cannot mount {}", spec.mountpoint.display()), e))?;
+    host_changes
+        .spawn(session.notifier())
+        .map_err(|e| ExcludeError::io("cannot start watching the source for changes", e))?;
     let mut unmounter = session.unmount_callable();
     let mountpoint = spec.mountpoint.clone();
     std::thread::spawn(move || {
