@@ -65,6 +65,7 @@ fn mount_config() -> Config {
         MountOption::DefaultPermissions,
         MountOption::NoDev,
         MountOption::NoSuid,
+        MountOption::NoAtime,
         MountOption::RW,
     ];
     // allow_other: the container runtime (root) and the container's users must reach it.
