@@ -119,6 +119,8 @@ impl HostWatch {
     }
 }
 
+// The magic's type differs between architectures (i64 here, u32 or i32 elsewhere).
+#[allow(clippy::unnecessary_cast)]
 fn is_local(kind: FsType) -> bool {
     LOCAL_FILESYSTEMS.contains(&(kind.0 as i64))
 }
