@@ -8,9 +8,7 @@
 //! directory listings, and every host change invalidates what it touched within
 //! milliseconds; elsewhere (watch limit reached, non-local source, files with several hard
 //! links) entries and attributes last [`SHORT_TTL`], so host changes still show well within
-//! a second. Where the kernel supports it, files are opened without open requests: every
-//! read and write then names the inode, which is located and checked again (see
-//! `ops_io::open_file`).
+//! a second.
 //!
 //! Operations run as the server's user (the user who ran `alca up`): files the container
 //! creates through the view are owned by that user on the host; `default_permissions` makes
@@ -62,8 +60,6 @@ pub struct FilterFs {
     watch: Arc<HostWatch>,
     files: Handles<File>,
     dirs: Handles<DirHandle>,
-    /// The kernel opens files without asking (set at init when it supports it).
-    no_open: std::sync::atomic::AtomicBool,
 }
 
 /// Attributes of a node and how long the kernel may keep them (and its entry).
@@ -106,7 +102,6 @@ impl FilterFs {
             watch: Arc::new(watch),
             files: Handles::default(),
             dirs: Handles::default(),
-            no_open: std::sync::atomic::AtomicBool::new(false),
         })
     }
 

@@ -56,16 +56,13 @@ pub struct FsStats {
 }
 
 impl FilterFs {
-    /// Checks that `ino` may be opened, then answers `ENOSYS` when the kernel supports running
-    /// without open requests: from then on it opens files itself (no `open`, `flush` or
-    /// `release` round trip, pages kept across opens, `O_TRUNC` sent as a setattr) and every
-    /// read and write names the inode, which [`Self::file_for`] locates and checks again.
-    /// Kernels without that support get a host descriptor per open, as before.
+    /// Opens `ino` on the host. The kernel keeps the file's pages across opens when host
+    /// changes to it are watched, and never sends `flush` (nothing to flush: no write-back
+    /// cache, no locks kept here). Running without open requests (`FUSE_NO_OPEN_SUPPORT`) was
+    /// weighed and left out: reads would have to locate the inode again, so a file unlinked
+    /// or replaced while open could no longer be read or written through its descriptor.
     pub(super) fn open_file(&self, ino: u64, flags: i32) -> Result<(u64, FopenFlags), Errno> {
         let (loc, st) = self.locate(ino)?;
-        if self.no_open.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(Errno::ENOSYS);
-        }
         let oflags = OFlag::from_bits_truncate(flags & !DROPPED_FLAGS)
             | OFlag::O_NOFOLLOW
             | OFlag::O_CLOEXEC;
@@ -82,32 +79,6 @@ impl FilterFs {
         } else {
             FopenFlags::FOPEN_NOFLUSH
         }
-    }
-
-    /// The host file behind a read or write: the handle `fh` of an open or create, or for
-    /// handle 0 (the kernel opened the file itself) `ino` located and checked now, opened
-    /// for reading or writing.
-    fn file_for(&self, ino: u64, fh: u64, write: bool) -> Result<Arc<File>, Errno> {
-        if fh != 0 {
-            return self.files.get(fh).ok_or(Errno::EBADF);
-        }
-        let (loc, _) = self.locate(ino)?;
-        let mode = if write {
-            OFlag::O_WRONLY
-        } else {
-            OFlag::O_RDONLY
-        };
-        let fd = openat(
-            &loc.dir,
-            loc.name.as_os_str(),
-            mode | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(errno)?;
-        if host_id(&fstat(&fd).map_err(errno)?) != loc.host {
-            return Err(Errno::ENOENT);
-        }
-        Ok(Arc::new(File::from(fd)))
     }
 
     pub(super) fn create_file(
@@ -130,14 +101,8 @@ impl FilterFs {
         Ok((cached, self.files.insert(File::from(fd)), flags))
     }
 
-    pub(super) fn read_file(
-        &self,
-        ino: u64,
-        fh: u64,
-        offset: u64,
-        size: u32,
-    ) -> Result<Vec<u8>, Errno> {
-        let file = self.file_for(ino, fh, false)?;
+    pub(super) fn read_file(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
+        let file = self.files.get(fh).ok_or(Errno::EBADF)?;
         let mut buf = vec![0u8; size as usize];
         let mut filled = 0;
         while filled < buf.len() {
@@ -152,20 +117,14 @@ impl FilterFs {
         Ok(buf)
     }
 
-    pub(super) fn write_file(
-        &self,
-        ino: u64,
-        fh: u64,
-        offset: u64,
-        data: &[u8],
-    ) -> Result<u32, Errno> {
-        let file = self.file_for(ino, fh, true)?;
+    pub(super) fn write_file(&self, fh: u64, offset: u64, data: &[u8]) -> Result<u32, Errno> {
+        let file = self.files.get(fh).ok_or(Errno::EBADF)?;
         file.write_all_at(data, offset).map_err(|e| io_errno(&e))?;
         u32::try_from(data.len()).map_err(|_| Errno::EINVAL)
     }
 
-    pub(super) fn fsync_file(&self, ino: u64, fh: u64, datasync: bool) -> Result<(), Errno> {
-        let file = self.file_for(ino, fh, true)?;
+    pub(super) fn fsync_file(&self, fh: u64, datasync: bool) -> Result<(), Errno> {
+        let file = self.files.get(fh).ok_or(Errno::EBADF)?;
         let res = if datasync {
             file.sync_data()
         } else {
@@ -176,12 +135,12 @@ impl FilterFs {
 
     pub(super) fn fallocate_file(
         &self,
-        (ino, fh): (u64, u64),
+        fh: u64,
         offset: u64,
         length: u64,
         mode: i32,
     ) -> Result<(), Errno> {
-        let file = self.file_for(ino, fh, true)?;
+        let file = self.files.get(fh).ok_or(Errno::EBADF)?;
         let off = i64::try_from(offset).map_err(|_| Errno::EINVAL)?;
         let len = i64::try_from(length).map_err(|_| Errno::EINVAL)?;
         // SAFETY: plain syscall on an open descriptor we own.
