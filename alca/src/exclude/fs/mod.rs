@@ -203,6 +203,10 @@ impl FilterFs {
             if !attr::is_dir(st) || table.watch(ino) != Watch::None {
                 return (ino, *st);
             }
+            if !self.watch.active() {
+                table.set_watch(ino, Watch::Failed);
+                return (ino, *st);
+            }
             match self.watch_dir(dir, name, st) {
                 Some((watch, now)) => {
                     table.set_watch(ino, watch);
