@@ -239,8 +239,9 @@ Binary sizes (release, stripped): \`alca\` $(calc "$SIZE_ALCA / 1048576") MiB ($
 
 ## File isolation: filtered view against a bind mount (bench/exclude.sh)
 
-\`\`\`
+Inside real containers: \`alca up\` (the view) against the same container on a bind mount.
+
 $(cat "$WORK/exclude.txt")
-\`\`\`
+$(sed 1d "$REPO/bench/exclude-levers.md")
 EOF
 }

@@ -226,7 +226,10 @@ remove_pool_networks() {
 }
 
 fig_exclude() {
-  N=${EXCLUDE_N:-10000} bash "$REPO/bench/exclude.sh" "$ALCA" > "$WORK/exclude.txt" 2>&1 || echo "bench/exclude.sh failed" >> "$WORK/exclude.txt"
+  # This run holds the lock already.
+  ALCA_BENCH_LOCKED=1 BENCH_USER=$BENCH_USER N=${EXCLUDE_N:-10000} bash "$REPO/bench/exclude.sh" "$ALCA" \
+    > "$WORK/exclude.txt" 2> "$WORK/exclude.err" ||
+    { echo "bench/exclude.sh failed:"; tail -5 "$WORK/exclude.err"; } >> "$WORK/exclude.txt"
 }
 
 step() { printf 'bench: %s (%ss elapsed)\n' "$1" "$(awk -v a="$BENCH_START" -v b="$EPOCHREALTIME" 'BEGIN { printf "%d", b - a }')" >&2; }

@@ -177,3 +177,20 @@ pub fn process_alive(pid: u32) -> bool {
         })
         .unwrap_or(false)
 }
+
+/// Content of file number `i` in the stress test: its path `name` on `i % 16 + 1` lines, so a
+/// reader can tell a whole file from a torn or stale one by its name alone.
+pub fn stress_content(name: &str, i: u64) -> String {
+    format!("{name}\n").repeat((i % 16 + 1) as usize)
+}
+
+/// The same as [`stress_content`], written in busybox sh: appends file `$i`'s lines for
+/// `$name` to `$1`.
+pub const STRESS_CONTENT_SH: &str = "fill() { n=$((i % 16 + 1)); j=0; : > \"$1\"; \
+     while [ $j -lt $n ]; do echo \"$name\" >> \"$1\"; j=$((j + 1)); done; }";
+
+/// Whether `text` is a whole [`stress_content`] of the file at `name` (`.../f.<i>`).
+pub fn stress_content_ok(name: &str, text: &str) -> bool {
+    let i = name.rsplit('.').next().and_then(|s| s.parse::<u64>().ok());
+    i.is_some_and(|i| text == stress_content(name, i))
+}

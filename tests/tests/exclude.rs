@@ -903,3 +903,207 @@ fn podman_containers_see_the_filtered_view() {
         "from-podman\n"
     );
 }
+
+/// Issue #18's stress test: for a bounded time, 4 writers in the container and 4 on the host
+/// create files (write a temporary name, rename it into place), rename finished files, rewrite
+/// one file in place and make files of excluded names (the host also renames visible files to
+/// excluded names), while 4 readers in the container and 4 on the host check every finished
+/// file of the other side and look for excluded names and the secret marker. No reader may see
+/// a torn, stale or hidden file; afterwards every file is on the other side with the same
+/// checksum, and none is missing.
+#[test]
+fn parallel_writers_and_readers_on_both_sides_lose_nothing_and_see_nothing_hidden() {
+    use alca_e2e::view::{stress_content, stress_content_ok, STRESS_CONTENT_SH};
+    use sha2::{Digest, Sha256};
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Instant;
+    if !ready() {
+        return;
+    }
+    const LOAD: Duration = Duration::from_secs(60);
+    let env = Env::start("stress");
+    let root = env.tree.root().to_path_buf();
+    let marker = env.tree.marker.clone();
+    let started = Instant::now();
+    // Container writers: c<k>/f.<i> via a temporary name, every 5th renamed to g.<i>, c<k>/m
+    // rewritten in place, an excluded name tried (it must be refused).
+    let writer = |k: u32| {
+        format!(
+            "{STRESS_CONTENT_SH}; cd /workspace; mkdir -p c{k}; i=0; \
+             while [ ! -e STOP ] && [ $i -lt 100000 ]; do name=c{k}/f.$i; fill c{k}/tmp; \
+             mv c{k}/tmp $name; if [ $((i % 5)) = 4 ]; then mv c{k}/f.$((i - 1)) c{k}/g.$((i - 1)); fi; \
+             name=c{k}/m; fill c{k}/m; \
+             (echo x > c{k}/s.$i.key) 2>/dev/null && echo LEAK-CREATE c{k}/s.$i.key; \
+             i=$((i + 1)); done; echo DONE $i"
+        )
+    };
+    // Container readers: every finished file of host writer k whole, no excluded name listed,
+    // the marker nowhere.
+    let reader = |k: u32| {
+        format!(
+            "cd /workspace; r=0; while [ ! -e STOP ] && [ $r -lt 100000 ]; do \
+             for f in h{k}/f.*; do [ -e \"$f\" ] || continue; i=${{f##*.}}; \
+             c=$(cat \"$f\" 2>/dev/null) || continue; u=$(echo \"$c\" | sort -u); \
+             n=$(echo \"$c\" | wc -l); [ \"$u\" = \"$f\" ] && [ $n = $((i % 16 + 1)) ] || echo BAD $f; done; \
+             ls -a h{k} c{k} . 2>/dev/null | grep -E '\\.key$|^\\.env|^secrets$' | sed 's/^/LEAK-NAME /'; \
+             if [ $((r % 10)) = 0 ]; then grep -rl {marker} . 2>/dev/null | sed 's/^/LEAK-READ /'; fi; \
+             r=$((r + 1)); done; echo DONE $r"
+        )
+    };
+    let spawn = |script: String| {
+        Command::new("docker")
+            .args(["exec", &env.container.name, "sh", "-c", &script])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("docker exec")
+    };
+    let inside: Vec<_> = (0..4)
+        .map(|k| spawn(writer(k)))
+        .chain((0..4).map(|k| spawn(reader(k))))
+        .collect();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut host = Vec::new();
+    for k in 0..4u32 {
+        let (w_root, marker, w_stop) = (root.clone(), marker.clone(), Arc::clone(&stop));
+        // Host writers: h<k>/f.<i> via a temporary name, every 5th renamed to g.<i>, h<k>/m
+        // rewritten in place, secrets written and visible files renamed to excluded names.
+        host.push(std::thread::spawn(move || {
+            let (root, stop) = (w_root, w_stop);
+            let dir = root.join(format!("h{k}"));
+            std::fs::create_dir_all(dir.join("secrets")).expect("mkdir");
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let name = format!("h{k}/f.{i}");
+                write(&dir.join("tmp"), stress_content(&name, i).as_bytes()).expect("tmp");
+                std::fs::rename(dir.join("tmp"), root.join(&name)).expect("rename in");
+                if i % 5 == 4 {
+                    let from = dir.join(format!("f.{}", i - 1));
+                    std::fs::rename(from, dir.join(format!("g.{}", i - 1))).expect("rename");
+                }
+                write(
+                    &dir.join("m"),
+                    stress_content(&format!("h{k}/m"), i).as_bytes(),
+                )
+                .expect("m");
+                write(&dir.join(format!("v.{i}")), marker.as_bytes()).expect("v");
+                std::fs::rename(dir.join(format!("v.{i}")), dir.join(format!("v.{i}.key")))
+                    .expect("rename to an excluded name");
+                write(&dir.join(".env"), marker.as_bytes()).expect(".env");
+                write(&dir.join(format!("secrets/s.{}", i % 7)), marker.as_bytes()).expect("s");
+                i += 1;
+            }
+            format!("DONE {i}")
+        }));
+        // Host readers: every finished file of container writer k whole.
+        let (root, stop) = (root.clone(), Arc::clone(&stop));
+        host.push(std::thread::spawn(move || {
+            let mut bad = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let Ok(entries) = std::fs::read_dir(root.join(format!("c{k}"))) else {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                };
+                for entry in entries.flatten() {
+                    let file = entry.file_name().to_string_lossy().into_owned();
+                    if !file.starts_with("f.") {
+                        continue;
+                    }
+                    let name = format!("c{k}/{file}");
+                    if let Ok(text) = std::fs::read_to_string(entry.path()) {
+                        if !stress_content_ok(&name, &text) {
+                            bad.push(format!("BAD {name}"));
+                        }
+                    }
+                }
+            }
+            bad.join("\n")
+        }));
+    }
+    std::thread::sleep(LOAD);
+    stop.store(true, Ordering::Relaxed);
+    let host_out: Vec<String> = host
+        .into_iter()
+        .map(|t| t.join().expect("host thread"))
+        .collect();
+    write(&root.join("STOP"), b"").expect("stop");
+    let inside_out: Vec<String> = inside
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().expect("docker exec");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        })
+        .collect();
+    let all = format!("{}\n{}", host_out.join("\n"), inside_out.join("\n"));
+    for bad in ["BAD", "LEAK"] {
+        assert!(!all.contains(bad), "{bad} seen under load:\n{all}");
+    }
+    let done = |out: &str| -> u64 {
+        out.lines()
+            .find_map(|l| l.strip_prefix("DONE "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no DONE line in {out}"))
+    };
+    // Every file each side finished is on the other side, whole, under its final name.
+    for k in 0..4u32 {
+        let last = done(&inside_out[k as usize]);
+        assert!(last > 10, "container writer {k} made only {last} files");
+        for i in 0..last {
+            let renamed = i % 5 == 3 && i + 1 < last;
+            let final_name = format!("c{k}/{}.{i}", if renamed { "g" } else { "f" });
+            let text = std::fs::read_to_string(root.join(&final_name))
+                .unwrap_or_else(|e| panic!("{final_name} lost on the host: {e}"));
+            assert_eq!(
+                text,
+                stress_content(&format!("c{k}/f.{i}"), i),
+                "{final_name}"
+            );
+        }
+        assert_eq!(
+            std::fs::read_to_string(root.join(format!("c{k}/m"))).expect("c/m"),
+            stress_content(&format!("c{k}/m"), last - 1)
+        );
+    }
+    // The container's checksums of every host-side file equal the host's (nothing stale,
+    // nothing missing), and no excluded name is among them.
+    let listing = env
+        .sh("cd /workspace && sleep 1 && find h0 h1 h2 h3 c0 c1 c2 c3 -type f | xargs sha256sum");
+    let seen: BTreeMap<&str, &str> = listing
+        .lines()
+        .filter_map(|l| l.split_once("  ").map(|(sum, path)| (path, sum)))
+        .collect();
+    let mut expected = BTreeMap::new();
+    for dir in ["h0", "h1", "h2", "h3", "c0", "c1", "c2", "c3"] {
+        for entry in std::fs::read_dir(root.join(dir)).expect("dir").flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if entry.path().is_file() && !name.ends_with(".key") && name != ".env" {
+                let bytes = std::fs::read(entry.path()).expect("read");
+                let sum: String = Sha256::digest(&bytes)
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                expected.insert(format!("{dir}/{name}"), sum);
+            }
+        }
+    }
+    let expected: BTreeMap<&str, &str> = expected
+        .iter()
+        .map(|(p, s)| (p.as_str(), s.as_str()))
+        .collect();
+    assert!(expected.len() > 100, "{} files", expected.len());
+    for (path, sum) in &expected {
+        assert_eq!(
+            seen.get(path),
+            Some(sum),
+            "{path}: container and host disagree"
+        );
+    }
+    assert_eq!(seen.len(), expected.len(), "the container sees other files");
+    assert!(
+        started.elapsed() < Duration::from_secs(120),
+        "the stress test is bounded to 2 minutes"
+    );
+}

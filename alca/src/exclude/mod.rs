@@ -14,7 +14,9 @@
 //!   rename that would move hidden entries to a visible path fails with `EXDEV` (tools fall
 //!   back to copying the visible files); a directory holding only hidden entries looks empty
 //!   but cannot be removed (`ENOTEMPTY`);
-//! * everything else is the host file itself (100 ms attribute cache, no write-back cache); files
+//! * everything else is the host file itself (no write-back cache; the kernel caches entries,
+//!   attributes, pages and listings for long where inotify watches the host directory, and
+//!   every host change there invalidates them at once; elsewhere it caches for 100 ms); files
 //!   and directories it creates belong on the host to the user who ran `alca up` (the view
 //!   server runs as that user), owners and modes shown are the host's, and `chown` to
 //!   another user fails unless that user is root;

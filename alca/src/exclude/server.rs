@@ -38,8 +38,12 @@ pub fn serve(state_dir: &Path) -> Result<(), ExcludeError> {
         path: spec.source.clone(),
         cause,
     })?;
+    let host_changes = fs.host_changes();
     let mut session = fuser::Session::new(fs, &spec.mountpoint, &mount_config())
         .map_err(|e| ExcludeError::io(format!("cannot mount {}", spec.mountpoint.display()), e))?;
+    host_changes
+        .spawn(session.notifier())
+        .map_err(|e| ExcludeError::io("cannot start watching the source for changes", e))?;
     let mut unmounter = session.unmount_callable();
     let mountpoint = spec.mountpoint.clone();
     std::thread::spawn(move || {
@@ -61,6 +65,7 @@ fn mount_config() -> Config {
         MountOption::DefaultPermissions,
         MountOption::NoDev,
         MountOption::NoSuid,
+        MountOption::NoAtime,
         MountOption::RW,
     ];
     // allow_other: the container runtime (root) and the container's users must reach it.

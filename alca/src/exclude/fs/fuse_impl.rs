@@ -8,18 +8,18 @@ use std::time::SystemTime;
 use fuser::{
     BsdFileFlags, Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
     KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow,
-    WriteFlags,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite,
+    Request, TimeOrNow, WriteFlags,
 };
 
 use super::ops_tree::AttrChange;
-use super::{FilterFs, TTL};
+use super::{Cached, FilterFs};
 
 const GENERATION: Generation = Generation(0);
 
-fn entry(reply: ReplyEntry, res: Result<fuser::FileAttr, Errno>) {
+fn entry(reply: ReplyEntry, res: Result<Cached, Errno>) {
     match res {
-        Ok(attr) => reply.entry(&TTL, &attr, GENERATION),
+        Ok((attr, ttl)) => reply.entry(&ttl, &attr, GENERATION),
         Err(e) => reply.error(e),
     }
 }
@@ -31,25 +31,38 @@ fn empty(reply: ReplyEmpty, res: Result<(), Errno>) {
     }
 }
 
-fn attr(reply: ReplyAttr, res: Result<fuser::FileAttr, Errno>) {
+fn attr(reply: ReplyAttr, res: Result<Cached, Errno>) {
     match res {
-        Ok(a) => reply.attr(&TTL, &a),
+        Ok((a, ttl)) => reply.attr(&ttl, &a),
         Err(e) => reply.error(e),
     }
 }
 
-fn opened(reply: ReplyOpen, res: Result<u64, Errno>) {
+fn opened(reply: ReplyOpen, res: Result<(u64, FopenFlags), Errno>) {
     match res {
-        Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+        Ok((fh, flags)) => reply.opened(FileHandle(fh), flags),
         Err(e) => reply.error(e),
     }
 }
 
 impl Filesystem for FilterFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
-        // Drop cached pages when the host changed a file's size or mtime. Optional: older
-        // kernels without it still invalidate on every open.
-        let _ = config.add_capabilities(InitFlags::FUSE_AUTO_INVAL_DATA);
+        // Each optional (older kernels lack some):
+        // * drop cached pages when a file's size or mtime changed (unwatched files, and a
+        //   second line of defence for watched ones);
+        // * list with attributes (one request per directory chunk instead of one lookup per
+        //   entry), only when the kernel sees it pays (`READDIRPLUS_AUTO`);
+        // * lookups and listings in one directory in parallel (the view keeps no per-directory
+        //   state that would need the kernel's serialisation);
+        // * symlink targets cached like file pages (watched and invalidated the same way).
+        for flag in [
+            InitFlags::FUSE_AUTO_INVAL_DATA,
+            InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO,
+            InitFlags::FUSE_PARALLEL_DIROPS,
+            InitFlags::FUSE_CACHE_SYMLINKS,
+        ] {
+            let _ = config.add_capabilities(flag);
+        }
         Ok(())
     }
 
@@ -217,7 +230,9 @@ impl Filesystem for FilterFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        reply.ok();
+        // Nothing to flush (no write-back cache, no locks kept here): ENOSYS tells the kernel
+        // to stop sending flush on every close.
+        reply.error(Errno::ENOSYS);
     }
 
     fn release(
@@ -270,6 +285,32 @@ impl Filesystem for FilterFs {
         reply.ok();
     }
 
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        let res = self.dir_items_plus(fh.0, start, |i, e| {
+            let (attr, ttl) = e.cached;
+            reply.add(
+                attr.ino,
+                (i + 1) as u64,
+                &e.item.name,
+                &ttl,
+                &attr,
+                GENERATION,
+            )
+        });
+        match res {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
     fn releasedir(
         &self,
         _req: &Request,
@@ -313,8 +354,8 @@ impl Filesystem for FilterFs {
         reply: ReplyCreate,
     ) {
         match self.create_file(parent.0, name, mode, flags) {
-            Ok((attr, fh)) => {
-                reply.created(&TTL, &attr, GENERATION, FileHandle(fh), FopenFlags::empty())
+            Ok(((attr, ttl), fh, flags)) => {
+                reply.created(&ttl, &attr, GENERATION, FileHandle(fh), flags)
             }
             Err(e) => reply.error(e),
         }

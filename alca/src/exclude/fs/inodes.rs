@@ -3,7 +3,8 @@
 //!
 //! Nodes are keyed by the host identity (device, inode) so hard links and host-side renames
 //! map to one FUSE inode; a node lives while the kernel holds lookups on it or a child still
-//! names it as parent.
+//! names it as parent. The table also indexes nodes by place (parent, name) and directories
+//! by their inotify watch, so a host change event finds the kernel inode it must invalidate.
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
@@ -24,7 +25,22 @@ struct Node {
     host: HostId,
     lookups: u64,
     children: u64,
+    watch: Watch,
 }
+
+/// Whether a directory node's children are watched for host changes (see `watch.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Watch {
+    /// Not tried yet (files, and directories before their first lookup reply).
+    None,
+    /// inotify watch descriptor.
+    Active(i32),
+    /// The watch could not be added (watch limit) or was removed by the kernel.
+    Failed,
+}
+
+/// A kernel-visible name of a node: (parent inode, name, inode).
+pub type Place = (u64, OsString, u64);
 
 /// What an operation needs to know about a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +54,10 @@ pub struct NodeInfo {
 pub struct InodeTable {
     nodes: HashMap<u64, Node>,
     by_host: HashMap<HostId, u64>,
+    by_place: HashMap<(u64, OsString), u64>,
+    by_watch: HashMap<i32, u64>,
+    /// Watches of directories removed from the table, for the caller to remove from inotify.
+    released: Vec<i32>,
     next: u64,
 }
 
@@ -49,10 +69,14 @@ impl InodeTable {
             host: root_host,
             lookups: 1,
             children: 0,
+            watch: Watch::None,
         };
         InodeTable {
             nodes: HashMap::from([(ROOT, root)]),
             by_host: HashMap::from([(root_host, ROOT)]),
+            by_place: HashMap::new(),
+            by_watch: HashMap::new(),
+            released: Vec::new(),
             next: ROOT + 1,
         }
     }
@@ -102,9 +126,11 @@ impl InodeTable {
                 host,
                 lookups: 1,
                 children: 0,
+                watch: Watch::None,
             },
         );
         self.by_host.insert(host, ino);
+        self.by_place.insert((parent, name.to_os_string()), ino);
         self.adjust_children(parent, 1);
         ino
     }
@@ -126,16 +152,109 @@ impl InodeTable {
         self.collect(ino);
     }
 
+    /// Watches of directories that left the table since the last call.
+    pub fn take_released_watches(&mut self) -> Vec<i32> {
+        std::mem::take(&mut self.released)
+    }
+
+    /// The watch state of `ino` (`Watch::None` for unknown inodes).
+    pub fn watch(&self, ino: u64) -> Watch {
+        self.nodes.get(&ino).map_or(Watch::None, |n| n.watch)
+    }
+
+    /// Whether the kernel may cache what it knows of `ino` for long: its parent directory is
+    /// watched, so every host change to its name or attributes reaches `watch.rs`.
+    pub fn parent_watched(&self, ino: u64) -> bool {
+        let Some(node) = self.nodes.get(&ino) else {
+            return false;
+        };
+        let parent = if ino == ROOT { ROOT } else { node.parent };
+        matches!(self.watch(parent), Watch::Active(_))
+    }
+
+    /// Records the outcome of watching directory `ino`.
+    pub fn set_watch(&mut self, ino: u64, watch: Watch) {
+        if let Some(node) = self.nodes.get_mut(&ino) {
+            if let Watch::Active(old) = node.watch {
+                self.by_watch.remove(&old);
+            }
+            node.watch = watch;
+            if let Watch::Active(wd) = watch {
+                self.by_watch.insert(wd, ino);
+            }
+        }
+    }
+
+    /// The kernel removed watch `wd` (its directory was deleted or its filesystem unmounted).
+    pub fn watch_removed(&mut self, wd: i32) {
+        if let Some(ino) = self.by_watch.remove(&wd) {
+            if let Some(node) = self.nodes.get_mut(&ino) {
+                node.watch = Watch::Failed;
+            }
+        }
+    }
+
+    /// The directory inode watched by `wd`.
+    pub fn watched_dir(&self, wd: i32) -> Option<u64> {
+        self.by_watch.get(&wd).copied()
+    }
+
+    /// The inode the kernel knows as `name` in `parent`.
+    pub fn at_place(&self, parent: u64, name: &OsStr) -> Option<u64> {
+        self.by_place.get(&(parent, name.to_os_string())).copied()
+    }
+
+    /// Every node below `ino` (not `ino` itself), with its place.
+    pub fn below(&self, ino: u64) -> Vec<Place> {
+        self.nodes
+            .iter()
+            .filter(|(&n, _)| n != ino && n != ROOT && self.descends_from(n, ino))
+            .map(|(&n, node)| (node.parent, node.name.clone(), n))
+            .collect()
+    }
+
+    /// Every node but the root, with its place.
+    pub fn places(&self) -> Vec<Place> {
+        self.nodes
+            .iter()
+            .filter(|(&n, _)| n != ROOT)
+            .map(|(&n, node)| (node.parent, node.name.clone(), n))
+            .collect()
+    }
+
+    fn descends_from(&self, mut ino: u64, ancestor: u64) -> bool {
+        for _ in 0..MAX_DEPTH {
+            if ino == ancestor {
+                return true;
+            }
+            if ino == ROOT {
+                return false;
+            }
+            match self.nodes.get(&ino) {
+                Some(node) => ino = node.parent,
+                None => return false,
+            }
+        }
+        false
+    }
+
     fn place(&mut self, ino: u64, parent: u64, name: &OsStr) {
         let Some(node) = self.nodes.get_mut(&ino) else {
             return;
         };
         let old_parent = node.parent;
-        node.name = name.to_os_string();
+        let old = (
+            old_parent,
+            std::mem::replace(&mut node.name, name.to_os_string()),
+        );
+        node.parent = parent;
+        if self.by_place.get(&old) == Some(&ino) {
+            self.by_place.remove(&old);
+        }
+        self.by_place.insert((parent, name.to_os_string()), ino);
         if old_parent == parent {
             return;
         }
-        node.parent = parent;
         self.adjust_children(parent, 1);
         self.adjust_children(old_parent, -1);
         self.collect(old_parent);
@@ -147,22 +266,31 @@ impl InodeTable {
         }
     }
 
-    /// Removes `ino` and then its unreferenced ancestors.
+    /// Removes `ino` and then its unreferenced ancestors (their watches go to `released`).
     fn collect(&mut self, mut ino: u64) {
         while ino != ROOT {
             let Some(node) = self.nodes.get(&ino) else {
-                return;
+                break;
             };
             if node.lookups > 0 || node.children > 0 {
-                return;
+                break;
             }
-            let (parent, host) = (node.parent, node.host);
-            self.nodes.remove(&ino);
-            if self.by_host.get(&host) == Some(&ino) {
-                self.by_host.remove(&host);
+            let Some(node) = self.nodes.remove(&ino) else {
+                break;
+            };
+            if self.by_host.get(&node.host) == Some(&ino) {
+                self.by_host.remove(&node.host);
             }
-            self.adjust_children(parent, -1);
-            ino = parent;
+            let place = (node.parent, node.name);
+            if self.by_place.get(&place) == Some(&ino) {
+                self.by_place.remove(&place);
+            }
+            if let Watch::Active(wd) = node.watch {
+                self.by_watch.remove(&wd);
+                self.released.push(wd);
+            }
+            self.adjust_children(place.0, -1);
+            ino = place.0;
         }
     }
 }
@@ -205,5 +333,29 @@ mod tests {
         assert_eq!(t.nodes.len(), 1);
         let again = t.looked_up(ROOT, OsStr::new("d"), (1, 3));
         assert_ne!(again, d, "inode numbers are never reused");
+    }
+
+    #[test]
+    fn places_and_watches_are_indexed_and_released_with_their_node() {
+        let mut t = InodeTable::new((1, 2));
+        t.set_watch(ROOT, Watch::Active(1));
+        let d = t.looked_up(ROOT, OsStr::new("d"), (1, 3));
+        let f = t.looked_up(d, OsStr::new("f"), (1, 4));
+        assert!(t.parent_watched(d) && !t.parent_watched(f));
+        t.set_watch(d, Watch::Active(2));
+        assert!(t.parent_watched(f));
+        assert_eq!(t.watched_dir(2), Some(d));
+        assert_eq!(t.at_place(d, OsStr::new("f")), Some(f));
+        assert_eq!(t.below(ROOT).len(), 2);
+        assert_eq!(t.below(d), vec![(d, OsString::from("f"), f)]);
+        t.moved((1, 4), ROOT, OsStr::new("g"));
+        assert_eq!(t.at_place(d, OsStr::new("f")), None);
+        assert_eq!(t.at_place(ROOT, OsStr::new("g")), Some(f));
+        t.forget(d, 1);
+        assert_eq!(t.take_released_watches(), vec![2]);
+        assert_eq!(t.watched_dir(2), None);
+        t.watch_removed(1);
+        assert_eq!(t.watch(ROOT), Watch::Failed);
+        assert_eq!(t.places(), vec![(ROOT, OsString::from("g"), f)]);
     }
 }

@@ -1,8 +1,14 @@
 //! The FUSE filtered view: a passthrough of the source directory in which excluded paths do
 //! not exist. Every operation recomputes the node's current path and checks it against the
-//! patterns, so a matching file created on the host after mount is never visible; positive
-//! entries and attributes are cached by the kernel for 100 ms only, so every other change on
-//! either side shows well within a second. Negative lookups are never cached.
+//! patterns, so a matching file created on the host after mount is never visible. Negative
+//! lookups are never cached.
+//!
+//! Caching: where the node's parent directory is watched for host changes (`watch.rs`), the
+//! kernel keeps entries and attributes for [`CACHED_TTL`], file pages across opens and
+//! directory listings, and every host change invalidates what it touched within
+//! milliseconds; elsewhere (watch limit reached, non-local source, files with several hard
+//! links) entries and attributes last [`SHORT_TTL`], so host changes still show well within
+//! a second.
 //!
 //! Operations run as the server's user (the user who ran `alca up`): files the container
 //! creates through the view are owned by that user on the host; `default_permissions` makes
@@ -16,12 +22,14 @@ mod inodes;
 mod listing;
 mod ops_io;
 mod ops_tree;
+mod watch;
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
+use std::os::fd::AsFd;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use fuser::Errno;
@@ -29,22 +37,45 @@ use nix::sys::stat::{fstat, FileStat};
 
 use self::handles::Handles;
 use self::host::{errno, host_id, split, stat_at, HostRoot};
-use self::inodes::{HostId, InodeTable};
-use self::listing::Item;
+use self::inodes::{HostId, InodeTable, Watch};
+use self::ops_io::DirHandle;
+use self::watch::HostWatch;
 use crate::exclude::ExcludeMatcher;
 
-/// Entry and attribute validity in the kernel: short, so host changes show within 0.1 s,
-/// while a build that stats a file repeatedly does not pay a round trip every time.
-const TTL: Duration = Duration::from_millis(100);
+/// Entry and attribute validity in the kernel where host changes are not watched: short, so
+/// host changes show within 0.1 s, while a build that stats a file repeatedly does not pay a
+/// round trip every time.
+const SHORT_TTL: Duration = Duration::from_millis(100);
+/// Entry and attribute validity where host changes are watched and invalidate the kernel's
+/// caches as they happen. Finite, so a change the watch could not see (a write through a
+/// shared mapping that is never closed) still shows after a while.
+const CACHED_TTL: Duration = Duration::from_secs(600);
 
 /// The filesystem served at the view's mountpoint.
 #[derive(Debug)]
 pub struct FilterFs {
     host: HostRoot,
     matcher: ExcludeMatcher,
-    table: Mutex<InodeTable>,
+    table: Arc<Mutex<InodeTable>>,
+    watch: Arc<HostWatch>,
     files: Handles<File>,
-    dirs: Handles<Vec<Item>>,
+    dirs: Handles<DirHandle>,
+}
+
+/// Attributes of a node and how long the kernel may keep them (and its entry).
+pub type Cached = (fuser::FileAttr, Duration);
+
+/// The part of a view that follows host changes once it is mounted (see `watch.rs`).
+pub struct HostChanges {
+    watch: Arc<HostWatch>,
+    table: Arc<Mutex<InodeTable>>,
+}
+
+impl HostChanges {
+    /// Starts turning host changes into kernel invalidations through `notifier`.
+    pub fn spawn(self, notifier: fuser::Notifier) -> std::io::Result<()> {
+        watch::spawn(self.watch, self.table, notifier)
+    }
 }
 
 /// A node resolved to its current place on the host.
@@ -61,18 +92,57 @@ impl FilterFs {
     /// Serves `source` (an existing directory) without what `matcher` excludes.
     pub fn new(source: &Path, matcher: ExcludeMatcher) -> std::io::Result<Self> {
         let host = HostRoot::new(source)?;
-        let table = Mutex::new(InodeTable::new(host.host()));
+        let watch = HostWatch::new(host.fd());
+        let mut table = InodeTable::new(host.host());
+        table.set_watch(inodes::ROOT, watch.add(host.fd()));
         Ok(FilterFs {
             host,
             matcher,
-            table,
+            table: Arc::new(Mutex::new(table)),
+            watch: Arc::new(watch),
             files: Handles::default(),
             dirs: Handles::default(),
         })
     }
 
+    /// What follows host changes; spawn it once the view is mounted.
+    pub fn host_changes(&self) -> HostChanges {
+        HostChanges {
+            watch: Arc::clone(&self.watch),
+            table: Arc::clone(&self.table),
+        }
+    }
+
     fn table(&self) -> MutexGuard<'_, InodeTable> {
         self.table.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on the table, then removes the watches of directories it dropped (under the
+    /// same lock, so a watch added meanwhile for the same directory is never removed).
+    fn with_table<R>(&self, f: impl FnOnce(&mut InodeTable) -> R) -> R {
+        let mut table = self.table();
+        let res = f(&mut table);
+        for wd in table.take_released_watches() {
+            self.watch.remove(wd);
+        }
+        res
+    }
+
+    /// Whether the kernel may cache `ino` (whose host `lstat` is `st`) for long: host changes
+    /// to it are watched, and it has no other name whose changes might not be.
+    fn cacheable(&self, ino: u64, st: &FileStat) -> bool {
+        self.watch.active()
+            && (attr::is_dir(st) || st.st_nlink <= 1)
+            && self.table().parent_watched(ino)
+    }
+
+    fn cached(&self, ino: u64, st: &FileStat) -> Cached {
+        let ttl = if self.cacheable(ino, st) {
+            CACHED_TTL
+        } else {
+            SHORT_TTL
+        };
+        (attr::from_stat(ino, st), ttl)
     }
 
     /// The node `ino` at its current host place, with its `lstat`. Fails with `ENOENT` when
@@ -115,28 +185,61 @@ impl FilterFs {
     }
 
     /// Looks `name` up in `parent`: `ENOENT` for excluded names, as for absent ones.
-    fn lookup_entry(&self, parent: u64, name: &OsStr) -> Result<fuser::FileAttr, Errno> {
+    fn lookup_entry(&self, parent: u64, name: &OsStr) -> Result<Cached, Errno> {
         let (dir, rel) = self.parent_dir(parent)?;
         let st = stat_at(&dir, name).map_err(errno)?;
         if self.matcher.is_excluded(&rel.join(name), attr::is_dir(&st)) {
             return Err(Errno::ENOENT);
         }
-        Ok(self.entry(parent, name, &st))
+        Ok(self.entry(parent, &dir, name, &st))
     }
 
-    /// Registers a kernel reference to the object `st` at `name` in `parent`.
-    fn entry(&self, parent: u64, name: &OsStr, st: &FileStat) -> fuser::FileAttr {
-        let ino = self.table().looked_up(parent, name, host_id(st));
-        attr::from_stat(ino, st)
+    /// Registers a kernel reference to the object `st` at `name` in `parent` (whose host
+    /// directory is `dir`). A directory seen for the first time gets its watch, and its
+    /// attributes are read again after that, so no host change between the two is missed.
+    fn entry(&self, parent: u64, dir: &impl AsFd, name: &OsStr, st: &FileStat) -> Cached {
+        let (ino, st) = self.with_table(|table| {
+            let ino = table.looked_up(parent, name, host_id(st));
+            if !attr::is_dir(st) || table.watch(ino) != Watch::None {
+                return (ino, *st);
+            }
+            if !self.watch.active() {
+                table.set_watch(ino, Watch::Failed);
+                return (ino, *st);
+            }
+            match self.watch_dir(dir, name, st) {
+                Some((watch, now)) => {
+                    table.set_watch(ino, watch);
+                    (ino, now)
+                }
+                None => {
+                    table.set_watch(ino, Watch::Failed);
+                    (ino, *st)
+                }
+            }
+        });
+        self.cached(ino, &st)
     }
 
-    fn getattr_of(&self, ino: u64, fh: Option<u64>) -> Result<fuser::FileAttr, Errno> {
+    /// Watches directory `name` in `dir` if it is still the object `st`; its new `lstat`.
+    fn watch_dir(&self, dir: &impl AsFd, name: &OsStr, st: &FileStat) -> Option<(Watch, FileStat)> {
+        use nix::fcntl::{openat, OFlag};
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = openat(dir, name, flags, nix::sys::stat::Mode::empty()).ok()?;
+        if host_id(&fstat(&fd).ok()?) != host_id(st) {
+            return None;
+        }
+        let watch = self.watch.add(&fd);
+        Some((watch, fstat(&fd).ok().unwrap_or(*st)))
+    }
+
+    fn getattr_of(&self, ino: u64, fh: Option<u64>) -> Result<Cached, Errno> {
         if let Some(file) = fh.and_then(|fh| self.files.get(fh)) {
             let st = fstat(&*file).map_err(errno)?;
-            return Ok(attr::from_stat(ino, &st));
+            return Ok(self.cached(ino, &st));
         }
         let (_, st) = self.locate(ino)?;
-        Ok(attr::from_stat(ino, &st))
+        Ok(self.cached(ino, &st))
     }
 
     fn readlink_of(&self, ino: u64) -> Result<Vec<u8>, Errno> {
@@ -146,6 +249,6 @@ impl FilterFs {
     }
 
     fn forget(&self, ino: u64, n: u64) {
-        self.table().forget(ino, n);
+        self.with_table(|table| table.forget(ino, n));
     }
 }

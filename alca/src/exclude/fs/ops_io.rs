@@ -1,20 +1,43 @@
 //! Open files and directories through the view: open/create, read/write, fsync, fallocate,
-//! directory listings and statfs. Data goes straight to the host file (no write-back cache
-//! in the view), so the host sees every write as soon as the container's call returns.
+//! directory listings (plain and with attributes) and statfs. Data goes straight to the host
+//! file (no write-back cache in the view), so the host sees every write as soon as the
+//! container's call returns. Where host changes are watched, the kernel keeps file pages
+//! across opens and caches directory listings (the watch invalidates them).
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
 
-use fuser::{Errno, FileAttr};
+use fuser::{Errno, FopenFlags};
 use nix::fcntl::{openat, OFlag};
 use nix::sys::stat::{fstat, Mode};
 use nix::sys::statvfs::fstatvfs;
 
-use super::host::{errno, host_id, io_errno};
+use super::host::{errno, host_id, io_errno, stat_at};
+use super::inodes::Watch;
 use super::listing::{visible_entries, Item};
-use super::FilterFs;
+use super::{attr, Cached, FilterFs};
+
+/// An open directory: its host descriptor and, once read, its visible entries.
+#[derive(Debug)]
+pub struct DirHandle {
+    /// `O_PATH` descriptor of the directory as located at `opendir`.
+    dir: OwnedFd,
+    rel: PathBuf,
+    ino: u64,
+    items: Mutex<Option<Arc<Vec<Item>>>>,
+}
+
+/// One entry of a listing with attributes: the item, and for names other than `.` and `..`
+/// its attributes and cache time (the kernel then holds a lookup on it).
+pub struct PlusEntry<'a> {
+    pub item: &'a Item,
+    pub cached: Cached,
+    pub counted: bool,
+}
 
 /// Flags the kernel may pass that must not reach the host `open`.
 const DROPPED_FLAGS: i32 = libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY;
@@ -33,8 +56,13 @@ pub struct FsStats {
 }
 
 impl FilterFs {
-    pub(super) fn open_file(&self, ino: u64, flags: i32) -> Result<u64, Errno> {
-        let (loc, _) = self.locate(ino)?;
+    /// Opens `ino` on the host. The kernel keeps the file's pages across opens when host
+    /// changes to it are watched, and never sends `flush` (nothing to flush: no write-back
+    /// cache, no locks kept here). Running without open requests (`FUSE_NO_OPEN_SUPPORT`) was
+    /// weighed and left out: reads would have to locate the inode again, so a file unlinked
+    /// or replaced while open could no longer be read or written through its descriptor.
+    pub(super) fn open_file(&self, ino: u64, flags: i32) -> Result<(u64, FopenFlags), Errno> {
+        let (loc, st) = self.locate(ino)?;
         let oflags = OFlag::from_bits_truncate(flags & !DROPPED_FLAGS)
             | OFlag::O_NOFOLLOW
             | OFlag::O_CLOEXEC;
@@ -42,7 +70,15 @@ impl FilterFs {
         if host_id(&fstat(&fd).map_err(errno)?) != loc.host {
             return Err(Errno::ENOENT);
         }
-        Ok(self.files.insert(File::from(fd)))
+        Ok((self.files.insert(File::from(fd)), self.open_flags(ino, &st)))
+    }
+
+    fn open_flags(&self, ino: u64, st: &nix::sys::stat::FileStat) -> FopenFlags {
+        if self.cacheable(ino, st) {
+            FopenFlags::FOPEN_NOFLUSH | FopenFlags::FOPEN_KEEP_CACHE
+        } else {
+            FopenFlags::FOPEN_NOFLUSH
+        }
     }
 
     pub(super) fn create_file(
@@ -51,7 +87,7 @@ impl FilterFs {
         name: &OsStr,
         mode: u32,
         flags: i32,
-    ) -> Result<(FileAttr, u64), Errno> {
+    ) -> Result<(Cached, u64, FopenFlags), Errno> {
         let dir = self.creatable(parent, name, false)?;
         let oflags = OFlag::from_bits_truncate(flags & !libc::O_NOCTTY)
             | OFlag::O_CREAT
@@ -60,8 +96,9 @@ impl FilterFs {
         let fd =
             openat(&dir, name, oflags, Mode::from_bits_truncate(mode & 0o7777)).map_err(errno)?;
         let st = fstat(&fd).map_err(errno)?;
-        let attr = self.entry(parent, name, &st);
-        Ok((attr, self.files.insert(File::from(fd))))
+        let cached = self.entry(parent, &dir, name, &st);
+        let flags = self.open_flags(cached.0.ino.0, &st);
+        Ok((cached, self.files.insert(File::from(fd)), flags))
     }
 
     pub(super) fn read_file(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
@@ -119,24 +156,101 @@ impl FilterFs {
         self.files.remove(fh);
     }
 
-    /// Lists directory `ino` once per open, without excluded names.
-    pub(super) fn open_dir(&self, ino: u64) -> Result<u64, Errno> {
+    /// Opens directory `ino`; its listing is read at the first `readdir` (none at all when
+    /// the kernel lists it from its cache, which it may when the directory is watched).
+    pub(super) fn open_dir(&self, ino: u64) -> Result<(u64, FopenFlags), Errno> {
         let (loc, st) = self.locate(ino)?;
-        if !super::attr::is_dir(&st) {
+        if !attr::is_dir(&st) {
             return Err(Errno::ENOTDIR);
         }
-        let parent_ino = if ino == super::inodes::ROOT {
-            ino
+        let dir = nix::fcntl::openat(
+            &loc.dir,
+            loc.name.as_os_str(),
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(errno)?;
+        if host_id(&fstat(&dir).map_err(errno)?) != loc.host {
+            return Err(Errno::ENOENT);
+        }
+        let watched = self.watch.active() && matches!(self.table().watch(ino), Watch::Active(_));
+        let flags = if watched {
+            FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE
+        } else {
+            FopenFlags::empty()
+        };
+        let handle = DirHandle {
+            dir,
+            rel: loc.rel,
+            ino,
+            items: Mutex::new(None),
+        };
+        Ok((self.dirs.insert(handle), flags))
+    }
+
+    /// The visible entries of open directory `fh`, `.` and `..` first, without excluded names.
+    pub(super) fn dir_items(&self, fh: u64) -> Result<Arc<Vec<Item>>, Errno> {
+        let handle = self.dirs.get(fh).ok_or(Errno::EBADF)?;
+        let mut items = handle.items.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(items) = &*items {
+            return Ok(Arc::clone(items));
+        }
+        let parent_ino = if handle.ino == super::inodes::ROOT {
+            handle.ino
         } else {
             super::inodes::ROOT
         };
-        let mut items = vec![dot(".", ino), dot("..", parent_ino)];
-        items.extend(visible_entries(&self.host, &self.matcher, &loc.rel).map_err(errno)?);
-        Ok(self.dirs.insert(items))
+        let mut list = vec![dot(".", handle.ino), dot("..", parent_ino)];
+        list.extend(visible_entries(&self.host, &self.matcher, &handle.rel).map_err(errno)?);
+        let list = Arc::new(list);
+        *items = Some(Arc::clone(&list));
+        Ok(list)
     }
 
-    pub(super) fn dir_items(&self, fh: u64) -> Result<std::sync::Arc<Vec<Item>>, Errno> {
-        self.dirs.get(fh).ok_or(Errno::EBADF)
+    /// Entries of open directory `fh` from index `start` with their attributes, handed to
+    /// `add` until it reports the reply full (`true`); an entry that did not fit gives its
+    /// lookup back. Entries that vanished or turned excluded since the listing are skipped.
+    pub(super) fn dir_items_plus(
+        &self,
+        fh: u64,
+        start: usize,
+        mut add: impl FnMut(usize, PlusEntry<'_>) -> bool,
+    ) -> Result<(), Errno> {
+        let handle = self.dirs.get(fh).ok_or(Errno::EBADF)?;
+        let items = self.dir_items(fh)?;
+        let dir_st = fstat(&handle.dir).map_err(errno)?;
+        for (i, item) in items.iter().enumerate().skip(start) {
+            let entry = if i < 2 {
+                PlusEntry {
+                    item,
+                    cached: (attr::from_stat(item.ino, &dir_st), super::SHORT_TTL),
+                    counted: false,
+                }
+            } else {
+                let Ok(st) = stat_at(&handle.dir, &item.name) else {
+                    continue;
+                };
+                if self
+                    .matcher
+                    .is_excluded(&handle.rel.join(&item.name), attr::is_dir(&st))
+                {
+                    continue;
+                }
+                PlusEntry {
+                    item,
+                    cached: self.entry(handle.ino, &handle.dir, &item.name, &st),
+                    counted: true,
+                }
+            };
+            let (ino, counted) = (entry.cached.0.ino.0, entry.counted);
+            if add(i, entry) {
+                if counted {
+                    self.forget(ino, 1);
+                }
+                break;
+            }
+        }
+        Ok(())
     }
 
     pub(super) fn release_dir(&self, fh: u64) {

@@ -8,7 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::SystemTime;
 
-use fuser::{Errno, FileAttr, TimeOrNow};
+use fuser::{Errno, TimeOrNow};
 use nix::fcntl::{openat, AtFlags, OFlag};
 use nix::sys::stat::{
     fchmodat, mkdirat, mknodat, utimensat, FchmodatFlags, Mode, SFlag, UtimensatFlags,
@@ -18,7 +18,7 @@ use nix::unistd::{fchownat, ftruncate, linkat, symlinkat, unlinkat, Gid, Uid, Un
 
 use super::host::{errno, host_id, proc_path, stat_at};
 use super::listing::{rename_would_expose, RENAME_CHECK_BUDGET};
-use super::{attr, FilterFs, Located};
+use super::{attr, Cached, FilterFs, Located};
 
 /// The attribute changes of one setattr request.
 #[derive(Debug, Default, Clone, Copy)]
@@ -37,7 +37,7 @@ impl FilterFs {
         ino: u64,
         change: AttrChange,
         fh: Option<u64>,
-    ) -> Result<FileAttr, Errno> {
+    ) -> Result<Cached, Errno> {
         let (loc, st) = self.locate(ino)?;
         if let Some(mode) = change.mode {
             chmod(&loc, &st, mode)?;
@@ -83,7 +83,7 @@ impl FilterFs {
         ftruncate(&fd, len).map_err(errno)
     }
 
-    pub(super) fn mkdir_in(&self, parent: u64, name: &OsStr, mode: u32) -> Result<FileAttr, Errno> {
+    pub(super) fn mkdir_in(&self, parent: u64, name: &OsStr, mode: u32) -> Result<Cached, Errno> {
         let dir = self.creatable(parent, name, true)?;
         mkdirat(&dir, name, Mode::from_bits_truncate(mode)).map_err(errno)?;
         self.created(parent, &dir, name)
@@ -95,7 +95,7 @@ impl FilterFs {
         name: &OsStr,
         mode: u32,
         rdev: u32,
-    ) -> Result<FileAttr, Errno> {
+    ) -> Result<Cached, Errno> {
         let is_dir = mode & libc::S_IFMT == libc::S_IFDIR;
         let dir = self.creatable(parent, name, is_dir)?;
         let kind = SFlag::from_bits_truncate(mode & libc::S_IFMT);
@@ -109,13 +109,13 @@ impl FilterFs {
         parent: u64,
         name: &OsStr,
         target: &Path,
-    ) -> Result<FileAttr, Errno> {
+    ) -> Result<Cached, Errno> {
         let dir = self.creatable(parent, name, false)?;
         symlinkat(target, &dir, name).map_err(errno)?;
         self.created(parent, &dir, name)
     }
 
-    pub(super) fn link_to(&self, ino: u64, parent: u64, name: &OsStr) -> Result<FileAttr, Errno> {
+    pub(super) fn link_to(&self, ino: u64, parent: u64, name: &OsStr) -> Result<Cached, Errno> {
         let (loc, _) = self.locate(ino)?;
         let dir = self.creatable(parent, name, false)?;
         linkat(&loc.dir, loc.name.as_os_str(), &dir, name, AtFlags::empty()).map_err(errno)?;
@@ -162,11 +162,12 @@ impl FilterFs {
         };
         self.check_move(&old_rel, &new_rel, is_dir)?;
         renameat2(&old_dir, from.1, &new_dir, to.1, flags)?;
-        let mut table = self.table();
-        table.moved(host_id(&st), to.0, to.1);
-        if let Some(other) = other {
-            table.moved(host_id(&other), from.0, from.1);
-        }
+        self.with_table(|table| {
+            table.moved(host_id(&st), to.0, to.1);
+            if let Some(other) = other {
+                table.moved(host_id(&other), from.0, from.1);
+            }
+        });
         Ok(())
     }
 
@@ -192,9 +193,9 @@ impl FilterFs {
         parent: u64,
         dir: &impl std::os::fd::AsFd,
         name: &OsStr,
-    ) -> Result<FileAttr, Errno> {
+    ) -> Result<Cached, Errno> {
         let st = stat_at(dir, name).map_err(errno)?;
-        Ok(self.entry(parent, name, &st))
+        Ok(self.entry(parent, dir, name, &st))
     }
 }
 
