@@ -296,7 +296,12 @@ impl Up {
             recursive: true,
         }));
         self.views.rebind(&mut mounts);
-        mounts.extend(read_only_mounts(self.root(), &c.workdir, &c.sources));
+        mounts.extend(read_only_mounts(
+            self.root(),
+            &c.workdir,
+            &c.sources,
+            &c.workdir_exclude,
+        ));
         ContainerSpec {
             name: self.name(),
             image: c.image.clone(),

@@ -55,6 +55,8 @@ pub enum ExcludeError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("mounts: {path} (mounted at {target}) is a file inside the project; the agent could swap it for a symlink the runtime would follow at the next start. Mount its directory instead, or use the file through the workspace")]
+    WorkspaceFileMount { path: PathBuf, target: String },
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -142,6 +144,18 @@ pub trait Engine {
         &self,
         source: &Path,
         patterns: &[String],
+        state_dir: &Path,
+    ) -> Result<ViewHandle, ExcludeError> {
+        self.start_pinned(source, patterns, &[], state_dir)
+    }
+
+    /// [`Engine::start`], with paths (relative to `source`) that neither the container nor
+    /// a rename of a directory above them may move (they are bind-mounted over the view).
+    fn start_pinned(
+        &self,
+        source: &Path,
+        patterns: &[String],
+        pinned: &[PathBuf],
         state_dir: &Path,
     ) -> Result<ViewHandle, ExcludeError>;
 

@@ -25,6 +25,10 @@ pub struct ExcludeMatcher {
     /// True when no pattern depends on more than the entry's own name, so moving a directory
     /// cannot change whether anything below it is excluded.
     name_only: bool,
+    /// Paths (relative to the root) the runtime bind-mounts read-only over the view: neither
+    /// they nor a directory above them may be renamed or removed through the view, or the
+    /// agent could put a symlink at the path the runtime resolves again at the next start.
+    pinned: Vec<PathBuf>,
 }
 
 impl ExcludeMatcher {
@@ -48,6 +52,7 @@ impl ExcludeMatcher {
             gitignore,
             hidden: Vec::new(),
             name_only: patterns.iter().all(|p| is_name_only(p)),
+            pinned: Vec::new(),
         })
     }
 
@@ -56,6 +61,17 @@ impl ExcludeMatcher {
     pub fn hide(mut self, rel: PathBuf) -> Self {
         self.hidden.push(rel);
         self
+    }
+
+    /// Pins `rel`: it and every directory above it can no longer be renamed or removed.
+    pub fn pin(mut self, rel: PathBuf) -> Self {
+        self.pinned.push(rel);
+        self
+    }
+
+    /// Whether renaming or removing `rel` would move a pinned path (or `rel` is one).
+    pub fn holds_pinned(&self, rel: &Path) -> bool {
+        self.pinned.iter().any(|p| p.starts_with(rel))
     }
 
     /// Whether `rel` (relative to the source root, no leading `/`) or one of its parent

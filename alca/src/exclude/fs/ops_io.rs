@@ -57,8 +57,7 @@ impl FilterFs {
             | OFlag::O_CREAT
             | OFlag::O_NOFOLLOW
             | OFlag::O_CLOEXEC;
-        let fd =
-            openat(&dir, name, oflags, Mode::from_bits_truncate(mode & 0o7777)).map_err(errno)?;
+        let fd = openat(&dir, name, oflags, super::attr::host_perm(mode)).map_err(errno)?;
         let st = fstat(&fd).map_err(errno)?;
         let attr = self.entry(parent, name, &st);
         Ok((attr, self.files.insert(File::from(fd))))
