@@ -233,7 +233,11 @@ mod tests {
     #[test]
     fn the_workdir_mounts_with_patterns_and_mounts_inside_the_project_need_views() {
         let n = needed(Path::new("/p"), &config(&[], &[]));
-        assert_eq!(n.len(), usize::from(ALWAYS_VIEW), "the workdir, always on Linux");
+        assert_eq!(
+            n.len(),
+            usize::from(ALWAYS_VIEW),
+            "the workdir, always on Linux"
+        );
         assert!(n.iter().all(|v| v.target == "/workspace"));
         if ALWAYS_VIEW {
             assert!(n[0].pinned.contains(&PathBuf::from(".git/config")));

@@ -2,6 +2,11 @@
 //!
 //! Docker and Podman accept the same flags for everything built here, so one builder serves
 //! both; keeping it free of I/O lets unit tests pin every flag.
+//!
+//! Environment values (often tokens expanded from the host) never appear in the arguments,
+//! which any local user can read in `/proc/PID/cmdline`: the arguments say `-e NAME` and the
+//! runtime CLI takes the value from its own environment (`/proc/PID/environ` is private to
+//! the user); see [`env_only`].
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -44,10 +49,7 @@ pub fn create_args(spec: &ContainerSpec) -> Vec<String> {
         a.push("--cpus".into());
         a.push(format_cpus(cpus));
     }
-    for (key, value) in &spec.envs {
-        a.push("-e".into());
-        a.push(format!("{key}={value}"));
-    }
+    push_env_names(&mut a, &spec.envs);
     for cap in &spec.cap_drop {
         a.push("--cap-drop".into());
         a.push(cap.clone());
@@ -63,6 +65,19 @@ pub fn create_args(spec: &ContainerSpec) -> Vec<String> {
     a.push(spec.image.clone());
     a.extend(spec.command.iter().cloned());
     a
+}
+
+/// `-e NAME` for each variable: the value travels in the CLI's environment ([`env_only`]).
+fn push_env_names(a: &mut Vec<String>, envs: &[(String, String)]) {
+    for (key, _) in envs {
+        a.push("-e".into());
+        a.push(key.clone());
+    }
+}
+
+/// The environment the runtime CLI must run with for the `-e NAME` arguments above.
+pub fn env_only(envs: &[(String, String)]) -> impl Iterator<Item = (&str, &str)> {
+    envs.iter().map(|(k, v)| (k.as_str(), v.as_str()))
 }
 
 /// `--mount` value: unlike `-v src:dst`, a colon in a path cannot change its meaning, and
@@ -128,10 +143,7 @@ pub fn exec_args(spec: &ExecSpec) -> Vec<String> {
     }
     a.push("-w".into());
     a.push(spec.workdir.clone());
-    for (key, value) in &spec.envs {
-        a.push("-e".into());
-        a.push(format!("{key}={value}"));
-    }
+    push_env_names(&mut a, &spec.envs);
     a.push(spec.container.clone());
     a.extend(spec.argv.iter().cloned());
     a
@@ -191,7 +203,12 @@ mod tests {
         ));
         assert!(has_pair(&a, "--memory", "512m"));
         assert!(has_pair(&a, "--cpus", "2"));
-        assert!(has_pair(&a, "-e", "A=x y"));
+        assert!(has_pair(&a, "-e", "A"), "the name only");
+        assert!(
+            a.iter().all(|x| !x.contains("x y")),
+            "issue #22 item 10a: no value in argv: {a:?}"
+        );
+        assert_eq!(env_only(&spec().envs).collect::<Vec<_>>(), [("A", "x y")]);
         assert!(has_pair(&a, "--cap-drop", "ALL"));
         assert!(has_pair(&a, "--cap-add", "CHOWN"));
         assert!(has_pair(&a, "-p", "127.0.0.1:8080:80/tcp"));
@@ -259,7 +276,7 @@ mod tests {
                 "-w",
                 "/w",
                 "-e",
-                "TERM=xterm",
+                "TERM",
                 "c",
                 "sh",
                 "-c",

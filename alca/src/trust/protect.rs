@@ -68,8 +68,10 @@ fn candidates(root: &Path, sources: &[PathBuf]) -> Vec<(PathBuf, Kind, bool)> {
         .filter_map(|s| relative_to(root, s))
         .filter(|rel| !rel.as_os_str().is_empty())
         .collect();
-    let mut out: Vec<(PathBuf, Kind, bool)> =
-        files.into_iter().map(|rel| (rel, Kind::File, true)).collect();
+    let mut out: Vec<(PathBuf, Kind, bool)> = files
+        .into_iter()
+        .map(|rel| (rel, Kind::File, true))
+        .collect();
     out.extend(
         GIT_PROTECTED
             .iter()
