@@ -30,8 +30,9 @@ pub fn store_dir() -> Option<PathBuf> {
     Some(base.join("alcatraz").join("trust"))
 }
 
-/// The record file of a project.
-fn record_path(dir: &Path, project_root: &Path) -> PathBuf {
+/// The file of a project in one of the per-user state directories (trust records, the list
+/// of managed preset files): named by a hash of the project's canonical path.
+pub(crate) fn record_path(dir: &Path, project_root: &Path) -> PathBuf {
     let canonical = project_root
         .canonicalize()
         .unwrap_or_else(|_| project_root.to_path_buf());
@@ -56,11 +57,16 @@ pub fn approve(dir: &Path, project_root: &Path, config: &Config) -> std::io::Res
         config: redacted(config),
     };
     let json = serde_json::to_vec_pretty(&record).map_err(std::io::Error::other)?;
+    write_atomic(dir, &record_path(dir, project_root), &json)
+}
+
+/// Writes `path` (inside `dir`) atomically: a temporary file in `dir`, synced, renamed over
+/// it (a symlink at `path` is replaced, never followed).
+pub(crate) fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(&json)?;
+    tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
-    tmp.persist(record_path(dir, project_root))
-        .map_err(|e| e.error)?;
+    tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
 
@@ -88,7 +94,7 @@ pub fn prune(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(gone)
 }
 
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     fs::DirBuilder::new()
         .recursive(true)
