@@ -315,3 +315,70 @@ fn which(name: &str) -> PathBuf {
         .find(|p| p.is_file())
         .unwrap_or_else(|| panic!("{name} not on PATH"))
 }
+
+/// Item 7: the swap, backup and auto-save files a host editor leaves next to `.env` are as
+/// invisible inside as `.env` itself, and a committed `.env` (readable through `.git`) is
+/// warned about by `up` and `status`, naming the fix.
+#[test]
+fn editor_artefacts_are_hidden_and_a_committed_secret_is_warned_about() {
+    let p = Project::new(
+        Rt::Docker,
+        Some(TEST_USER),
+        &format!("workdir_exclude = [\"**/.env\"]\n{OPEN}"),
+    );
+    let marker = format!("swap-secret-{}", std::process::id());
+    let artefacts = [
+        "..env.swp",
+        "..env.swo",
+        ".env~",
+        "#.env#",
+        ".env.swp",
+        ".env.bak",
+    ];
+    fs::write(p.path(".env"), format!("TOKEN={marker}\n")).unwrap();
+    for name in artefacts {
+        fs::write(p.path(name), format!("TOKEN={marker}\n")).unwrap();
+    }
+    let git = |args: &[&str]| {
+        let out = Command::new("runuser")
+            .args(["-u", TEST_USER, "--", "git", "-c", "user.name=t"])
+            .args(["-c", "user.email=t@example.invalid", "-C"])
+            .arg(&p.root)
+            .args(args)
+            .output()
+            .expect("git");
+        assert!(out.status.success(), "git {args:?}");
+    };
+    p.chown_all();
+    git(&["init", "-q"]);
+    git(&["add", "-f", ".env"]);
+    git(&["commit", "-q", "-m", "oops"]);
+    let up = p.alca("", &["up", "-q"]);
+    up.expect_code(0, "up");
+    assert!(
+        up.all().contains("excluded but tracked by git") && up.all().contains("git rm --cached"),
+        "up warns about the committed .env: {}",
+        up.all()
+    );
+    let status = p.alca("", &["status"]);
+    assert!(
+        status.all().contains("excluded but tracked by git"),
+        "status warns too: {}",
+        status.all()
+    );
+    let listing = inside(&p, "ls -a /workspace");
+    for name in artefacts {
+        assert!(
+            !listing.lines().any(|l| l.trim() == name),
+            "{name} is listed:\n{listing}"
+        );
+    }
+    let read = inside(
+        &p,
+        "cd /workspace && cat ..env.swp ..env.swo .env~ '#.env#' .env.swp .env.bak .env",
+    );
+    assert!(
+        !read.contains(&marker),
+        "an artefact leaked the secret: {read}"
+    );
+}

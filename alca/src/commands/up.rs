@@ -68,6 +68,10 @@ pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
     if let Some(line) = views.summary() {
         progress.step(line);
     }
+    for warning in crate::exclude::tracked::warnings(&project.root, &project.config.workdir_exclude)
+    {
+        warn(warning);
+    }
     let isolation = spec::isolation_required(&project.config);
     let state = State::load_or_create(&project.root)?;
     let selection = select(project.config.runtime, isolation)?;

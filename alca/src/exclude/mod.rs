@@ -26,6 +26,7 @@
 pub mod patterns;
 pub mod project_views;
 pub mod spec;
+pub mod tracked;
 
 #[cfg(target_os = "linux")]
 pub mod fs;
