@@ -382,3 +382,59 @@ fn editor_artefacts_are_hidden_and_a_committed_secret_is_warned_about() {
         "an artefact leaked the secret: {read}"
     );
 }
+
+/// `alca up` must refuse for want of approval, naming `field` and the approval command.
+fn expect_asked(p: &Project, field: &str) {
+    let r = p.alca("", &["up", "-q"]);
+    r.expect_code(1, &format!("up with an unapproved {field}"));
+    assert!(
+        r.all().contains(field) && r.all().contains("alca trust"),
+        "{field} is asked about: {}",
+        r.all()
+    );
+}
+
+/// Item 6: a new config layer dropped in by the agent, an added `!negation`, a port moved to
+/// all addresses, and the rename of an included file's parent directory.
+#[test]
+fn each_trust_trick_is_asked_about() {
+    let port = alca_e2e::lifecycle::free_port();
+    let body = |exclude: &str, publish: &str| {
+        format!(
+            "workdir_exclude = [{exclude}]\nincludes = [\"./.alca.*.toml\", \"conf/extra.toml\"]\n\
+             ports = [\"{publish}\"]\n{OPEN}"
+        )
+    };
+    let p = Project::new(Rt::Docker, Some(TEST_USER), OPEN);
+    fs::create_dir_all(p.path("conf")).unwrap();
+    fs::write(p.path("conf/extra.toml"), "[resources]\ncpus = 1\n").unwrap();
+    p.write_config(&body("\"**/.env\"", &format!("{port}:80")));
+    p.alca("", &["up", "-q"]).expect_code(0, "up");
+
+    // A new layer picked up by the template's glob include: narrowing by itself.
+    p.alca(
+        "",
+        &[
+            "run",
+            "sh",
+            "-c",
+            "printf '[resources]\\ncpus = 1\\n' > .alca.agent.toml",
+        ],
+    )
+    .expect_code(0, "the agent drops in a layer");
+    expect_asked(&p, "config files");
+    fs::remove_file(p.path(".alca.agent.toml")).unwrap();
+
+    p.write_unapproved_config(&body("\"**/.env\", \"!.env\"", &format!("{port}:80")));
+    expect_asked(&p, "workdir_exclude");
+    p.write_unapproved_config(&body("\"**/.env\"", &format!("0.0.0.0:{port}:80")));
+    expect_asked(&p, "ports");
+    p.write_config(&body("\"**/.env\"", &format!("{port}:80")));
+
+    // The included file's parent directory cannot be moved aside from inside.
+    for attempt in ["mv conf conf.old", "mv conf x && mkdir conf", "rm -rf conf"] {
+        let r = p.alca("", &["run", "sh", "-c", attempt]);
+        assert_ne!(r.code, 0, "`{attempt}` must fail inside: {}", r.all());
+    }
+    assert!(p.path("conf/extra.toml").is_file());
+}
