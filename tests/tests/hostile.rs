@@ -438,3 +438,20 @@ fn each_trust_trick_is_asked_about() {
     }
     assert!(p.path("conf/extra.toml").is_file());
 }
+
+/// Item 5: a hook's approval covers the workspace script it runs; the agent editing that
+/// script from inside is asked about, and the hook does not run.
+#[test]
+fn a_hook_script_changed_from_inside_is_asked_about() {
+    let p = Project::new(Rt::Docker, Some(TEST_USER), OPEN);
+    let marker = p.path("hook-ran-evil");
+    fs::write(p.path("dev.sh"), "true\n").unwrap();
+    p.write_config(&format!("[hooks]\npost_up = \"sh ./dev.sh\"\n{OPEN}"));
+    p.alca("", &["up", "-q"])
+        .expect_code(0, "up with the approved hook");
+    let evil = format!("echo 'touch {}' > dev.sh", marker.display());
+    p.alca("", &["run", "sh", "-c", &evil])
+        .expect_code(0, "the agent rewrites the hook's script");
+    expect_asked(&p, "dev.sh");
+    assert!(!marker.exists(), "the changed script ran");
+}

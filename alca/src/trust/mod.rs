@@ -3,6 +3,7 @@
 //! a change that widens what the container or a host hook may do waits for the user's approval.
 
 pub mod git_config;
+pub mod hook_files;
 pub mod protect;
 pub mod store;
 pub mod widen;
