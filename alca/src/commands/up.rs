@@ -143,12 +143,16 @@ impl Up {
         if stdin_is_tty() && confirm("Rebuild container with new configuration?") {
             return Ok(Plan::Rebuild(holder));
         }
-        if changes.iter().any(|c| c.field == "Excludes") {
-            // Its bind mounts predate the new patterns: it may still show what they hide.
+        if changes
+            .iter()
+            .any(|c| c.field == "Excludes" || c.field == "Views")
+        {
+            // Its bind mounts predate the new patterns or views: it may still show what they
+            // hide, or write the host workspace without the view's protections.
             let _ = holder.as_deref().unwrap_or(runtime).stop(&info.name);
             bail!(
-                "the exclude patterns changed and container {} was made without them, so it \
-                 was stopped. Run `alca up -f` to rebuild it",
+                "the exclude patterns or filtered views changed and container {} was made \
+                 without them, so it was stopped. Run `alca up -f` to rebuild it",
                 info.name
             );
         }
