@@ -17,7 +17,12 @@
 //! * everything else is the host file itself (100 ms attribute cache, no write-back cache); files
 //!   and directories it creates belong on the host to the user who ran `alca up` (the view
 //!   server runs as that user), owners and modes shown are the host's, and `chown` to
-//!   another user fails unless that user is root;
+//!   another user fails unless that user is root; set-uid and set-gid bits are never set
+//!   (stripped from create, mknod, mkdir and chmod);
+//! * on Linux every workspace goes through a view, with or without patterns
+//!   ([`project_views::ALWAYS_VIEW`]), and the paths bind-mounted read-only over it (config
+//!   files, `.git/config`, `.git/hooks`, `.alca`) cannot be renamed or removed, nor any
+//!   directory above them (`EBUSY`);
 //! * if the server dies, the workspace fails with `ENOTCONN` until `alca up`/`alca run`
 //!   restart the view and the container;
 //! * the view needs `user_allow_other` in `/etc/fuse.conf` when run by an ordinary user;
