@@ -11,21 +11,20 @@ use super::protect::{plain, Kind};
 use super::{hex, Widening};
 use crate::config::Config;
 
-/// `relative path → sha256` of each regular file inside `root` that a hook of `config`
-/// names (a word of the command, relative to the project root or absolute below it).
+/// Programs that run the file named by their first non-option argument.
+const INTERPRETERS: [&str; 14] = [
+    "sh", "bash", "zsh", "dash", "ksh", "fish", "python", "python3", "node", "ruby", "perl",
+    "source", ".", "make",
+];
+
+/// `relative path → sha256` of each regular file inside `root` that a hook of `config` runs:
+/// the program of each command (`./scripts/dev.sh`), or the script an interpreter is given
+/// (`sh dev.sh`, `make -f ci.mk`), relative to the project root or absolute below it.
+/// Redirection targets and other arguments (files the hook writes or reads) do not count.
 pub fn named_files(root: &Path, config: &Config) -> BTreeMap<String, String> {
     let hooks = [&config.hooks.post_up, &config.hooks.pre_down];
-    let words = hooks
-        .into_iter()
-        .flatten()
-        .flat_map(|cmd| {
-            cmd.split(|c: char| c.is_whitespace() || ";&|()<>`\"'=".contains(c))
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
-        .filter(|w| !w.is_empty() && !w.starts_with('-'));
     let mut out = BTreeMap::new();
-    for word in words {
+    for word in hooks.into_iter().flatten().flat_map(|cmd| run_words(cmd)) {
         let rel = match Path::new(&word).strip_prefix(root) {
             Ok(rel) => rel.to_path_buf(),
             Err(_) if word.starts_with('/') => continue,
@@ -37,6 +36,55 @@ pub fn named_files(root: &Path, config: &Config) -> BTreeMap<String, String> {
         }
         if let Ok(bytes) = std::fs::read(root.join(&rel)) {
             out.insert(rel.display().to_string(), hex(&Sha256::digest(&bytes)));
+        }
+    }
+    out
+}
+
+/// The words of a shell command line that name something it runs (see [`named_files`]).
+fn run_words(cmd: &str) -> Vec<String> {
+    let spaced = cmd
+        .replace("&&", ";")
+        .replace("||", ";")
+        .replace(['|', '&', '\n', '(', ')', '`'], ";");
+    let mut out = Vec::new();
+    for segment in spaced.split(';') {
+        let mut words = segment
+            .split_whitespace()
+            .map(|w| w.trim_matches(|c| c == '"' || c == '\''))
+            .filter(|w| !w.contains('=') || w.starts_with('-'));
+        let mut skip_next = false;
+        let mut words = std::iter::from_fn(|| loop {
+            let w = words.next()?;
+            if skip_next {
+                skip_next = false;
+                continue;
+            }
+            if w.starts_with(['>', '<']) || w.ends_with(['>', '<']) {
+                skip_next = w.len() == 1 || w.ends_with(['>', '<']);
+                continue;
+            }
+            return Some(w);
+        });
+        let Some(first) = words.next() else { continue };
+        out.push(first.to_string());
+        let program = first.rsplit('/').next().unwrap_or(first);
+        if INTERPRETERS.contains(&program) {
+            let mut after_f = false;
+            for w in words.by_ref() {
+                if w == "-f" || w == "--file" {
+                    after_f = true;
+                    continue;
+                }
+                if w.starts_with('-') {
+                    continue;
+                }
+                out.push(w.to_string());
+                if !after_f {
+                    break;
+                }
+                after_f = false;
+            }
         }
     }
     out
@@ -70,7 +118,12 @@ mod tests {
         std::fs::write(root.join("scripts/dev.sh"), "echo hi").unwrap();
         std::fs::write(root.join("Makefile"), "all:").unwrap();
         let mut c = base();
-        c.hooks.post_up = Some("sh ./scripts/dev.sh --fast && make -f Makefile".into());
+        c.hooks.post_up = Some(
+            "sh ./scripts/dev.sh --fast > out.log && make -f Makefile; echo up >> Makefile.log"
+                .into(),
+        );
+        std::fs::write(root.join("out.log"), "").unwrap();
+        std::fs::write(root.join("Makefile.log"), "").unwrap();
         c.hooks.pre_down = Some(format!("{}/scripts/dev.sh; /bin/true", root.display()));
         let first = named_files(root, &c);
         assert_eq!(
