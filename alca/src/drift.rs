@@ -20,6 +20,9 @@ pub struct Snapshot {
     pub image: String,
     pub workdir: String,
     pub excludes: Vec<String>,
+    /// Container paths served through a filtered view (absent in snapshots of containers
+    /// made before the workspace was always a view: those still bind-mount it plainly).
+    pub views: Vec<String>,
     pub commands_up: Option<String>,
     pub memory: Option<String>,
     pub cpus: Option<String>,
@@ -55,6 +58,7 @@ impl Snapshot {
             image: config.image.clone(),
             workdir: config.workdir.clone(),
             excludes: excludes(config),
+            views: views(config),
             commands_up: config.commands.up.clone(),
             memory: config.resources.memory.clone(),
             cpus: config.resources.cpus.map(format_cpus),
@@ -110,6 +114,7 @@ pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<Change> {
     cmp("Image", old.image.clone(), new.image.clone());
     cmp("Workdir", old.workdir.clone(), new.workdir.clone());
     cmp("Excludes", list(&old.excludes), list(&new.excludes));
+    cmp("Views", list(&old.views), list(&new.views));
     cmp("Commands.up", opt(&old.commands_up), opt(&new.commands_up));
     cmp("Resources.memory", opt(&old.memory), opt(&new.memory));
     cmp("Resources.cpus", opt(&old.cpus), opt(&new.cpus));
@@ -130,6 +135,17 @@ fn excludes(config: &Config) -> Vec<String> {
         all.extend(m.exclude.iter().map(|p| format!("{}:{p}", m.target)));
     }
     all
+}
+
+/// The workdir when it goes through a view, and each mount with exclude patterns.
+fn views(config: &Config) -> Vec<String> {
+    let workdir = crate::exclude::project_views::ALWAYS_VIEW || !config.workdir_exclude.is_empty();
+    let mounts = config.mounts.iter().filter(|m| !m.exclude.is_empty());
+    workdir
+        .then(|| config.workdir.clone())
+        .into_iter()
+        .chain(mounts.map(|m| m.target.clone()))
+        .collect()
 }
 
 fn mount_text(m: &crate::config::Mount) -> String {
@@ -251,6 +267,23 @@ mod tests {
         assert_eq!(changes[0].to_string(), "Image: alpine → debian");
     }
 
+    /// A container from before the workspace was always a view must be rebuilt.
+    #[test]
+    fn a_snapshot_without_views_drifts_when_the_workspace_is_a_view() {
+        let mut old = Snapshot::of(&config(), "docker");
+        old.views.clear();
+        let fields: Vec<&str> = diff(&old, &Snapshot::of(&config(), "docker"))
+            .iter()
+            .map(|c| c.field)
+            .collect();
+        let expected: &[&str] = if crate::exclude::project_views::ALWAYS_VIEW {
+            &["Views"]
+        } else {
+            &[]
+        };
+        assert_eq!(fields, expected);
+    }
+
     #[test]
     fn every_field_is_compared() {
         let old = Snapshot::of(&config(), "docker");
@@ -287,6 +320,7 @@ mod tests {
                 "Runtime",
                 "Workdir",
                 "Excludes",
+                "Views",
                 "Commands.up",
                 "Resources.memory",
                 "Resources.cpus",

@@ -517,6 +517,12 @@ fn cleanup_removes_orphans_and_never_live_projects() {
         .cmd(&["stop", "-t", "0", &stopped.container()])
         .status
         .success());
+    // The workspace is served through a FUSE view mounted below `.alca/views/`; a deleted
+    // project (or a reboot) has none left.
+    for dir in alca::exclude::project_views::view_dirs(&deleted.root) {
+        alca::exclude::Engine::stop(&alca::exclude::fuse_engine::FuseEngine::new(), &dir)
+            .expect("stop the deleted project's view");
+    }
     fs::remove_dir_all(&deleted.root).unwrap();
     fs::remove_file(stateless.path(".alca/state.json")).unwrap();
 

@@ -56,8 +56,8 @@ fn mount_targets(p: &Project) -> Vec<String> {
 /// Writing, appending, replacing or removing config files from inside fails; the host copies
 /// stay byte-identical, and the rest of the workspace stays writable.
 fn config_files_are_read_only_inside_the_container(rt: Rt) {
-    // Docker, for the test user, goes through the filtered view (an exclude pattern); rootful
-    // Podman through a plain bind mount.
+    // Docker, for the test user, and rootful Podman both go through the filtered view (always
+    // on Linux), Docker with an exclude pattern.
     let (owner, exclude) = match rt {
         Rt::Docker => (Some(TEST_USER), "workdir_exclude = [\"**/.env\"]\n"),
         Rt::Podman => (None, ""),
@@ -70,7 +70,7 @@ fn config_files_are_read_only_inside_the_container(rt: Rt) {
     fs::write(p.path("conf/extra.toml"), "[resources]\ncpus = 1\n").unwrap();
     fs::write(p.path(".alca.local.toml"), "").unwrap();
     p.write_config(&format!(
-        "{exclude}includes = [\"conf/extra.toml\"]\n{OPEN}"
+        "{exclude}includes = [\"conf/extra.toml\", \".alca.local.toml\"]\n{OPEN}"
     ));
     p.alca("", &["up", "-q"]).expect_code(0, "up");
     let before: Vec<(String, Vec<u8>)> = [

@@ -28,10 +28,12 @@ pub fn run(args: &DownArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let Some(state) = State::load(&root)? else {
+        stop_views(&root);
         println!("Nothing to take down: this project was never brought up (no .alca/state.json).");
         return Ok(ExitCode::SUCCESS);
     };
     let Some((runtime, info)) = find_container(&state)? else {
+        stop_views(&root);
         println!("Nothing to take down: no container was recorded for this project.");
         return Ok(ExitCode::SUCCESS);
     };
@@ -55,9 +57,7 @@ pub fn run(args: &DownArgs) -> anyhow::Result<ExitCode> {
             ));
         }
     }
-    if let Err(e) = crate::exclude::project_views::stop_all(&root) {
-        warn(format!("the filtered view could not be stopped: {e}"));
-    }
+    stop_views(&root);
     if info.is_some() {
         progress.done(format!("Container {name} removed"));
     } else {
@@ -66,6 +66,14 @@ pub fn run(args: &DownArgs) -> anyhow::Result<ExitCode> {
         ));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Stops every filtered view of the project (the workspace always has one on Linux), also
+/// when there is no state or container left to take down.
+fn stop_views(root: &std::path::Path) {
+    if let Err(e) = crate::exclude::project_views::stop_all(root) {
+        warn(format!("the filtered view could not be stopped: {e}"));
+    }
 }
 
 /// Runs `hooks.pre_down`; a failure only warns (the container goes down anyway).

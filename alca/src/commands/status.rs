@@ -177,8 +177,14 @@ fn exclusion_section(root: &Path, config: &Config) {
         println!("File exclusion: none configured");
     } else {
         println!("File exclusion: {patterns} pattern(s) configured");
+    }
+    if patterns > 0 || crate::exclude::project_views::ALWAYS_VIEW {
         for line in crate::exclude::project_views::status_lines(root, config) {
             println!("  {line}");
         }
     }
+    for warning in crate::exclude::tracked::warnings(root, &config.workdir_exclude) {
+        println!("  Warning: {warning}");
+    }
+    println!("Git: {}", crate::trust::git_config::status_line(root));
 }

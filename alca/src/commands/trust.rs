@@ -8,8 +8,8 @@ use anyhow::{bail, Context};
 use crate::cli::TrustArgs;
 use crate::commands::lifecycle::{confirm, stdin_is_tty, Project};
 use crate::config::Config;
-use crate::trust::store::{approve, load_approved, store_dir};
-use crate::trust::{assess, summary, Verdict};
+use crate::trust::store::{approve, load_approved, load_record, store_dir};
+use crate::trust::{assess, hook_files, summary, Verdict};
 
 /// Whether the user already said yes for this run (`up --trust`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,11 +71,25 @@ pub fn gate(project: &Project, consent: Consent, action: &str) -> anyhow::Result
     )
 }
 
-/// What the approved record says of the current config.
+/// What the approved record says of the current config, including the workspace files its
+/// hooks name.
 pub fn verdict(project: &Project) -> anyhow::Result<Verdict> {
     let dir = records_dir()?;
-    let approved = load_approved(&dir, &project.root);
-    Ok(assess(approved.as_ref(), &project.config))
+    let Some(record) = load_record(&dir, &project.root) else {
+        return Ok(Verdict::New);
+    };
+    let verdict = assess(Some(&record.config), &project.config);
+    let current = hook_files::named_files(&project.root, &project.config);
+    let files = hook_files::widenings(&record.hook_files, &current);
+    Ok(match verdict {
+        Verdict::New => Verdict::New,
+        _ if files.is_empty() => verdict,
+        Verdict::Widened(mut w) => {
+            w.extend(files);
+            Verdict::Widened(w)
+        }
+        Verdict::Trusted | Verdict::Narrowed => Verdict::Widened(files),
+    })
 }
 
 /// The approved config of a project, when there is a record.

@@ -68,6 +68,10 @@ pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
     if let Some(line) = views.summary() {
         progress.step(line);
     }
+    for warning in crate::exclude::tracked::warnings(&project.root, &project.config.workdir_exclude)
+    {
+        warn(warning);
+    }
     let isolation = spec::isolation_required(&project.config);
     let state = State::load_or_create(&project.root)?;
     let selection = select(project.config.runtime, isolation)?;
@@ -139,12 +143,16 @@ impl Up {
         if stdin_is_tty() && confirm("Rebuild container with new configuration?") {
             return Ok(Plan::Rebuild(holder));
         }
-        if changes.iter().any(|c| c.field == "Excludes") {
-            // Its bind mounts predate the new patterns: it may still show what they hide.
+        if changes
+            .iter()
+            .any(|c| c.field == "Excludes" || c.field == "Views")
+        {
+            // Its bind mounts predate the new patterns or views: it may still show what they
+            // hide, or write the host workspace without the view's protections.
             let _ = holder.as_deref().unwrap_or(runtime).stop(&info.name);
             bail!(
-                "the exclude patterns changed and container {} was made without them, so it \
-                 was stopped. Run `alca up -f` to rebuild it",
+                "the exclude patterns or filtered views changed and container {} was made \
+                 without them, so it was stopped. Run `alca up -f` to rebuild it",
                 info.name
             );
         }
@@ -296,7 +304,12 @@ impl Up {
             recursive: true,
         }));
         self.views.rebind(&mut mounts);
-        mounts.extend(read_only_mounts(self.root(), &c.workdir, &c.sources));
+        mounts.extend(read_only_mounts(
+            self.root(),
+            &c.workdir,
+            &c.sources,
+            &c.workdir_exclude,
+        ));
         ContainerSpec {
             name: self.name(),
             image: c.image.clone(),

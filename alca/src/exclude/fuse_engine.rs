@@ -81,16 +81,17 @@ impl Engine for FuseEngine {
         )))
     }
 
-    fn start(
+    fn start_pinned(
         &self,
         source: &Path,
         patterns: &[String],
+        pinned: &[PathBuf],
         state_dir: &Path,
     ) -> Result<ViewHandle, ExcludeError> {
         ExcludeMatcher::compile(patterns)?;
         let source = canonical_dir(source)?;
         let state_dir = canonical_state_dir(state_dir)?;
-        let spec = ViewSpec::new(source, patterns, &state_dir);
+        let spec = ViewSpec::new(source, patterns, &state_dir).with_pinned(pinned);
         match self.status(&state_dir) {
             ViewStatus::Running { pid, mountpoint }
                 if ViewSpec::read(&state_dir.join(SPEC_FILE))?.as_ref() == Some(&spec) =>

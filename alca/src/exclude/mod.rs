@@ -19,7 +19,12 @@
 //!   every host change there invalidates them at once; elsewhere it caches for 100 ms); files
 //!   and directories it creates belong on the host to the user who ran `alca up` (the view
 //!   server runs as that user), owners and modes shown are the host's, and `chown` to
-//!   another user fails unless that user is root;
+//!   another user fails unless that user is root; set-uid and set-gid bits are never set
+//!   (stripped from create, mknod, mkdir and chmod);
+//! * on Linux every workspace goes through a view, with or without patterns
+//!   ([`project_views::ALWAYS_VIEW`]), and the paths bind-mounted read-only over it (config
+//!   files, `.git/config`, `.git/hooks`, `.alca`) cannot be renamed or removed, nor any
+//!   directory above them (`EBUSY`);
 //! * if the server dies, the workspace fails with `ENOTCONN` until `alca up`/`alca run`
 //!   restart the view and the container;
 //! * the view needs `user_allow_other` in `/etc/fuse.conf` and a `/dev/fuse` the user may open
@@ -29,6 +34,7 @@
 pub mod patterns;
 pub mod project_views;
 pub mod spec;
+pub mod tracked;
 
 #[cfg(target_os = "linux")]
 pub mod fs;
@@ -62,6 +68,8 @@ pub enum ExcludeError {
         path: PathBuf,
         cause: std::io::Error,
     },
+    #[error("mounts: {path} (mounted at {target}) is a file inside the project; the agent could swap it for a symlink the runtime would follow at the next start. Mount its directory instead, or use the file through the workspace")]
+    WorkspaceFileMount { path: PathBuf, target: String },
     #[error("{context}: {cause}")]
     Io {
         context: String,
@@ -158,6 +166,18 @@ pub trait Engine {
         &self,
         source: &Path,
         patterns: &[String],
+        state_dir: &Path,
+    ) -> Result<ViewHandle, ExcludeError> {
+        self.start_pinned(source, patterns, &[], state_dir)
+    }
+
+    /// [`Engine::start`], with paths (relative to `source`) that neither the container nor
+    /// a rename of a directory above them may move (they are bind-mounted over the view).
+    fn start_pinned(
+        &self,
+        source: &Path,
+        patterns: &[String],
+        pinned: &[PathBuf],
         state_dir: &Path,
     ) -> Result<ViewHandle, ExcludeError>;
 

@@ -1,5 +1,10 @@
 //! Compiles `workdir_exclude` / mount `exclude` patterns into one matcher with gitignore
 //! semantics relative to the source root, so every engine hides exactly the same paths.
+//!
+//! Each pattern for files also hides the copies host editors and tools leave next to an
+//! excluded file, which hold its content ([`ARTEFACTS`]: `.X.swp`, `X~`, `#X#`, …). The
+//! temporary file of a host `sed -i` (a random `sedXXXXXX` name) cannot be told from any
+//! other file; docs/security.md says so.
 
 use std::path::{Path, PathBuf};
 
@@ -25,20 +30,67 @@ pub struct ExcludeMatcher {
     /// True when no pattern depends on more than the entry's own name, so moving a directory
     /// cannot change whether anything below it is excluded.
     name_only: bool,
+    /// Paths (relative to the root) the runtime bind-mounts read-only over the view: neither
+    /// they nor a directory above them may be renamed or removed through the view, or the
+    /// agent could put a symlink at the path the runtime resolves again at the next start.
+    pinned: Vec<PathBuf>,
+}
+
+/// `(prefix, suffix)` around an excluded name `X` for the files editors and tools write
+/// next to it with its content: vim swap and undo files, emacs and vim backups, emacs
+/// auto-save and lock files, nano's save file, `.bak`/`.orig`/`.tmp` copies.
+pub const ARTEFACTS: [(&str, &str); 13] = [
+    (".", ".swp"),
+    (".", ".swo"),
+    (".", ".swn"),
+    (".", ".swx"),
+    (".", ".un~"),
+    ("", "~"),
+    ("\\#", "#"),
+    (".#", ""),
+    ("", ".save"),
+    ("", ".bak"),
+    ("", ".orig"),
+    ("", ".tmp"),
+    ("", ".swp"),
+];
+
+/// The artefact patterns of `pattern` (none for negations, comments and directory patterns,
+/// whose whole subtree is hidden already).
+pub fn artefact_patterns(pattern: &str) -> Vec<String> {
+    let p = pattern.trim_end();
+    if p.starts_with('!') || p.starts_with('#') || p.ends_with('/') || p.is_empty() {
+        return Vec::new();
+    }
+    let (dir, name) = match p.rfind('/') {
+        Some(i) => p.split_at(i + 1),
+        None => ("", p),
+    };
+    if name == "**" {
+        return Vec::new();
+    }
+    ARTEFACTS
+        .iter()
+        .map(|(pre, post)| format!("{dir}{pre}{name}{post}"))
+        .collect()
 }
 
 impl ExcludeMatcher {
-    /// Compiles the patterns in order (later `!negations` win, as in `.gitignore`).
+    /// Compiles the patterns in order (later `!negations` win, as in `.gitignore`), each
+    /// followed by its [`artefact_patterns`].
     pub fn compile(patterns: &[String]) -> Result<Self, PatternError> {
         let mut builder = GitignoreBuilder::new("");
         for (index, pattern) in patterns.iter().enumerate() {
             check_pattern(index, pattern)?;
-            builder
-                .add_line(None, pattern)
-                .map_err(|err| PatternError::Invalid {
-                    pattern: pattern.clone(),
-                    reason: err.to_string(),
-                })?;
+            let lines = std::iter::once(pattern.clone()).chain(artefact_patterns(pattern));
+            for line in lines {
+                builder
+                    .add_line(None, &line)
+                    .map_err(|err| PatternError::Invalid {
+                        pattern: pattern.clone(),
+                        reason: err.to_string(),
+                    })?;
+            }
         }
         let gitignore = builder.build().map_err(|err| PatternError::Invalid {
             pattern: patterns.join(", "),
@@ -48,6 +100,7 @@ impl ExcludeMatcher {
             gitignore,
             hidden: Vec::new(),
             name_only: patterns.iter().all(|p| is_name_only(p)),
+            pinned: Vec::new(),
         })
     }
 
@@ -56,6 +109,17 @@ impl ExcludeMatcher {
     pub fn hide(mut self, rel: PathBuf) -> Self {
         self.hidden.push(rel);
         self
+    }
+
+    /// Pins `rel`: it and every directory above it can no longer be renamed or removed.
+    pub fn pin(mut self, rel: PathBuf) -> Self {
+        self.pinned.push(rel);
+        self
+    }
+
+    /// Whether renaming or removing `rel` would move a pinned path (or `rel` is one).
+    pub fn holds_pinned(&self, rel: &Path) -> bool {
+        self.pinned.iter().any(|p| p.starts_with(rel))
     }
 
     /// Whether `rel` (relative to the source root, no leading `/`) or one of its parent
@@ -203,6 +267,39 @@ mod tests {
         assert!(spec_defaults().rename_keeps_descendants(dir));
         assert!(!matcher(&["a/b"]).rename_keeps_descendants(dir));
         assert!(matcher(&["**/x/", "!y", "# comment"]).rename_keeps_descendants(dir));
+    }
+
+    /// Issue #22 item 7: what host editors leave next to an excluded file holds its content.
+    #[test]
+    fn editor_and_tool_artefacts_of_excluded_names_are_hidden() {
+        let m = spec_defaults();
+        for rel in [
+            ".env.swp",
+            "..env.swp",
+            "..env.swo",
+            "a/..env.swp",
+            ".env~",
+            "#.env#",
+            ".#.env",
+            ".env.save",
+            ".env.bak",
+            ".env.orig",
+            ".id.key.swp",
+            "certs/server.key~",
+            "certs/#server.key#",
+            "..env.local.swp",
+            "..env.un~",
+        ] {
+            assert!(m.is_excluded(Path::new(rel), false), "{rel} must be hidden");
+        }
+        for rel in ["README.md~", ".main.rs.swp", "#notes#", ".envrc~"] {
+            assert!(!m.is_excluded(Path::new(rel), false), "{rel} stays visible");
+        }
+        let anchored = matcher(&["/config/prod.toml", "!public.key"]);
+        assert!(anchored.is_excluded(Path::new("config/.prod.toml.swp"), false));
+        assert!(!anchored.is_excluded(Path::new("x/config/.prod.toml.swp"), false));
+        assert!(artefact_patterns("!public.key").is_empty());
+        assert!(artefact_patterns("secrets/").is_empty());
     }
 
     #[test]

@@ -19,31 +19,75 @@ pub struct Needed {
     pub target: String,
     pub source: PathBuf,
     pub patterns: Vec<String>,
+    /// Paths the runtime bind-mounts over this view (see `ExcludeMatcher::pin`).
+    pub pinned: Vec<PathBuf>,
     pub state_dir: PathBuf,
 }
 
-/// The views required by `config` for the project at `root` (empty when nothing is excluded).
+/// Whether this platform serves every workspace through a view, with or without patterns.
+/// On Linux it does: the view server runs as the user and strips set-uid/set-gid bits, so
+/// nothing the container writes reaches the host as root-owned or set-uid (issue #22 item 3).
+pub const ALWAYS_VIEW: bool = cfg!(target_os = "linux");
+
+/// The views required by `config` for the project at `root`: the workdir (always on Linux,
+/// else when it has `workdir_exclude`), every mount with `exclude` patterns, and every mount
+/// whose source lies inside the project, so the runtime never resolves a path the agent can
+/// swap for a symlink (it re-resolves bind sources at every start).
 pub fn needed(root: &Path, config: &Config) -> Vec<Needed> {
     let alca_dir = root.join(STATE_DIR);
     let workdir = (
         config.workdir.clone(),
         root.to_path_buf(),
         &config.workdir_exclude,
+        ALWAYS_VIEW,
     );
-    let mounts = config
-        .mounts
-        .iter()
-        .map(|m| (m.target.clone(), m.source.clone(), &m.exclude));
+    let pinned = crate::trust::protect::pinned(root, &config.sources);
+    let mounts = config.mounts.iter().map(|m| {
+        (
+            m.target.clone(),
+            m.source.clone(),
+            &m.exclude,
+            inside(root, &m.source),
+        )
+    });
     std::iter::once(workdir)
         .chain(mounts)
-        .filter(|(_, _, patterns)| !patterns.is_empty())
-        .map(|(target, source, patterns)| Needed {
+        .filter(|(_, _, patterns, always)| *always || !patterns.is_empty())
+        .map(|(target, source, patterns, _)| Needed {
+            pinned: if source == root {
+                pinned.clone()
+            } else {
+                Vec::new()
+            },
             target,
             state_dir: state_dir_for(&alca_dir, &source),
             source,
             patterns: patterns.clone(),
         })
         .collect()
+}
+
+/// True when `path` is `root` or below it (both compared as written and canonical).
+pub fn inside(root: &Path, path: &Path) -> bool {
+    if path.starts_with(root) {
+        return true;
+    }
+    match (root.canonicalize(), path.canonicalize()) {
+        (Ok(root), Ok(path)) => path.starts_with(root),
+        _ => false,
+    }
+}
+
+/// Refuses a mount source inside the project that is not a directory: a view serves
+/// directories only, and a file path would reach the runtime as one the agent can swap.
+fn check_workspace_mount(root: &Path, n: &Needed) -> Result<(), ExcludeError> {
+    if n.source == root || !inside(root, &n.source) || n.source.is_dir() {
+        return Ok(());
+    }
+    Err(ExcludeError::WorkspaceFileMount {
+        path: n.source.clone(),
+        target: n.target.clone(),
+    })
 }
 
 /// The running views of a project, by container target.
@@ -60,11 +104,14 @@ impl ProjectViews {
         if needed.is_empty() {
             return Ok(ProjectViews::default());
         }
+        for n in &needed {
+            check_workspace_mount(root, n)?;
+        }
         let engine = engine_for_platform()?;
         engine.preflight()?;
         let mut views = Vec::new();
         for n in &needed {
-            match engine.start(&n.source, &n.patterns, &n.state_dir) {
+            match engine.start_pinned(&n.source, &n.patterns, &n.pinned, &n.state_dir) {
                 Ok(handle) => views.push((n.target.clone(), handle)),
                 Err(err) => {
                     for started in needed.iter().take(views.len()) {
@@ -185,8 +232,22 @@ mod tests {
     }
 
     #[test]
-    fn only_sources_with_patterns_need_views() {
-        assert!(needed(Path::new("/p"), &config(&[], &[])).is_empty());
+    fn the_workdir_mounts_with_patterns_and_mounts_inside_the_project_need_views() {
+        let n = needed(Path::new("/p"), &config(&[], &[]));
+        assert_eq!(
+            n.len(),
+            usize::from(ALWAYS_VIEW),
+            "the workdir, always on Linux"
+        );
+        assert!(n.iter().all(|v| v.target == "/workspace"));
+        if ALWAYS_VIEW {
+            assert!(n[0].pinned.contains(&PathBuf::from(".git/config")));
+        }
+        let mut inner = config(&[], &[]);
+        inner.mounts[0].source = PathBuf::from("/p/.alca.mounts/data");
+        let n = needed(Path::new("/p"), &inner);
+        assert_eq!(n.last().map(|v| v.target.as_str()), Some("/data"));
+        assert!(n.last().is_some_and(|v| v.pinned.is_empty()));
         let n = needed(Path::new("/p"), &config(&["**/.env"], &[]));
         assert_eq!(n.len(), 1);
         assert_eq!(

@@ -24,6 +24,7 @@ const THREADS: usize = 4;
 
 /// Mounts and serves the view of `state_dir` until it is unmounted.
 pub fn serve(state_dir: &Path) -> Result<(), ExcludeError> {
+    close_inherited_fds();
     let spec_path = state_dir.join(SPEC_FILE);
     let spec = ViewSpec::read(&spec_path)?.ok_or_else(|| ExcludeError::State {
         path: spec_path.clone(),
@@ -100,6 +101,25 @@ fn announce_ready() -> Result<(), ExcludeError> {
     // SAFETY: dup2 onto our own stdout descriptor; both descriptors are valid.
     unsafe { libc::dup2(devnull.as_raw_fd(), libc::STDOUT_FILENO) };
     Ok(())
+}
+
+/// Closes every descriptor above stderr the server inherited: it outlives the command that
+/// started it, and must not keep that command's files open (a lock a caller held, a pipe
+/// someone waits on to close).
+fn close_inherited_fds() {
+    // SAFETY: close_range only closes descriptors; none above 2 is in use by this process yet.
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+    if rc != 0 {
+        let max = nix::unistd::sysconf(nix::unistd::SysconfVar::OPEN_MAX)
+            .ok()
+            .flatten()
+            .unwrap_or(1024)
+            .min(65536);
+        for fd in 3..max as i32 {
+            // SAFETY: closing a descriptor number this process does not use is harmless.
+            unsafe { libc::close(fd) };
+        }
+    }
 }
 
 /// One descriptor per open file in the container: use the whole hard limit.

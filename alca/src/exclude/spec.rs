@@ -19,6 +19,10 @@ pub struct ViewSpec {
     pub mountpoint: PathBuf,
     /// gitignore-style patterns, relative to `source`.
     pub patterns: Vec<String>,
+    /// Paths relative to `source` bind-mounted read-only over the view (see
+    /// [`ExcludeMatcher::pin`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pinned: Vec<PathBuf>,
 }
 
 impl ViewSpec {
@@ -28,14 +32,26 @@ impl ViewSpec {
             source,
             mountpoint: state_dir.join("mnt"),
             patterns: patterns.to_vec(),
+            pinned: Vec::new(),
         }
+    }
+
+    /// The same spec with `pinned` paths.
+    pub fn with_pinned(mut self, pinned: &[PathBuf]) -> Self {
+        self.pinned = pinned.to_vec();
+        self
     }
 
     /// The matcher the server applies: the patterns, plus the directory holding the views'
     /// state (`.alca/views`, with every view's mountpoint) when it lies inside the source, so
     /// no view serves itself or another view.
     pub fn matcher(&self) -> Result<ExcludeMatcher, ExcludeError> {
-        let matcher = ExcludeMatcher::compile(&self.patterns)?;
+        let matcher = self
+            .pinned
+            .iter()
+            .fold(ExcludeMatcher::compile(&self.patterns)?, |m, rel| {
+                m.pin(rel.clone())
+            });
         let state_dir = self.mountpoint.parent().unwrap_or(&self.mountpoint);
         let candidates = [state_dir.parent(), Some(state_dir)];
         let hidden = candidates.into_iter().flatten().find_map(|dir| {

@@ -2,6 +2,14 @@
 //!
 //! Docker and Podman accept the same flags for everything built here, so one builder serves
 //! both; keeping it free of I/O lets unit tests pin every flag.
+//!
+//! Environment values (often tokens expanded from the host) never appear in the arguments,
+//! which any local user can read in `/proc/PID/cmdline`: the arguments say `-e NAME` and the
+//! runtime CLI takes the value from its own environment (`/proc/PID/environ` is private to
+//! the user); see [`env_only`]. Names that steer the CLI process itself or its dynamic
+//! loader (`LD_PRELOAD`, `PATH`, `DOCKER_HOST`, proxies, …; [`steers_the_cli`]) keep
+//! `NAME=value` in the arguments instead: put in the CLI's environment they would change what
+//! the host CLI runs or talks to.
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -44,10 +52,7 @@ pub fn create_args(spec: &ContainerSpec) -> Vec<String> {
         a.push("--cpus".into());
         a.push(format_cpus(cpus));
     }
-    for (key, value) in &spec.envs {
-        a.push("-e".into());
-        a.push(format!("{key}={value}"));
-    }
+    push_env_names(&mut a, &spec.envs);
     for cap in &spec.cap_drop {
         a.push("--cap-drop".into());
         a.push(cap.clone());
@@ -63,6 +68,58 @@ pub fn create_args(spec: &ContainerSpec) -> Vec<String> {
     a.push(spec.image.clone());
     a.extend(spec.command.iter().cloned());
     a
+}
+
+/// `-e NAME` for each variable: the value travels in the CLI's environment ([`env_only`]);
+/// `-e NAME=value` for the few names that would steer the CLI itself.
+fn push_env_names(a: &mut Vec<String>, envs: &[(String, String)]) {
+    for (key, value) in envs {
+        a.push("-e".into());
+        a.push(if steers_the_cli(key) {
+            format!("{key}={value}")
+        } else {
+            key.clone()
+        });
+    }
+}
+
+/// The environment the runtime CLI must run with for the `-e NAME` arguments above.
+pub fn env_only(envs: &[(String, String)]) -> impl Iterator<Item = (&str, &str)> {
+    envs.iter()
+        .filter(|(k, _)| !steers_the_cli(k))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+}
+
+/// Whether a variable in the runtime CLI's own environment would change what that host
+/// process loads, runs or connects to.
+pub fn steers_the_cli(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    const EXACT: [&str; 12] = [
+        "PATH",
+        "HOME",
+        "TMPDIR",
+        "SHELL",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "NO_PROXY",
+        "CONTAINER_HOST",
+        "CONTAINER_CONNECTION",
+        "REGISTRY_AUTH_FILE",
+        "GODEBUG",
+    ];
+    const PREFIXES: [&str; 9] = [
+        "LD_",
+        "DOCKER_",
+        "PODMAN",
+        "CONTAINERS_",
+        "XDG_",
+        "SSL_",
+        "GO",
+        "BUILDKIT",
+        "DBUS_",
+    ];
+    EXACT.contains(&upper.as_str()) || PREFIXES.iter().any(|p| upper.starts_with(p))
 }
 
 /// `--mount` value: unlike `-v src:dst`, a colon in a path cannot change its meaning, and
@@ -128,10 +185,7 @@ pub fn exec_args(spec: &ExecSpec) -> Vec<String> {
     }
     a.push("-w".into());
     a.push(spec.workdir.clone());
-    for (key, value) in &spec.envs {
-        a.push("-e".into());
-        a.push(format!("{key}={value}"));
-    }
+    push_env_names(&mut a, &spec.envs);
     a.push(spec.container.clone());
     a.extend(spec.argv.iter().cloned());
     a
@@ -191,7 +245,26 @@ mod tests {
         ));
         assert!(has_pair(&a, "--memory", "512m"));
         assert!(has_pair(&a, "--cpus", "2"));
-        assert!(has_pair(&a, "-e", "A=x y"));
+        assert!(has_pair(&a, "-e", "A"), "the name only");
+        assert!(
+            a.iter().all(|x| !x.contains("x y")),
+            "issue #22 item 10a: no value in argv: {a:?}"
+        );
+        assert_eq!(env_only(&spec().envs).collect::<Vec<_>>(), [("A", "x y")]);
+        let mut risky = spec();
+        risky.envs = vec![
+            ("LD_PRELOAD".into(), "/w/evil.so".into()),
+            ("DOCKER_HOST".into(), "tcp://x".into()),
+            ("TOKEN".into(), "t".into()),
+        ];
+        let a = create_args(&risky);
+        assert!(
+            has_pair(&a, "-e", "LD_PRELOAD=/w/evil.so"),
+            "never in the CLI's env"
+        );
+        assert!(has_pair(&a, "-e", "DOCKER_HOST=tcp://x"));
+        assert!(has_pair(&a, "-e", "TOKEN"));
+        assert_eq!(env_only(&risky.envs).collect::<Vec<_>>(), [("TOKEN", "t")]);
         assert!(has_pair(&a, "--cap-drop", "ALL"));
         assert!(has_pair(&a, "--cap-add", "CHOWN"));
         assert!(has_pair(&a, "-p", "127.0.0.1:8080:80/tcp"));
@@ -259,7 +332,7 @@ mod tests {
                 "-w",
                 "/w",
                 "-e",
-                "TERM=xterm",
+                "TERM",
                 "c",
                 "sh",
                 "-c",

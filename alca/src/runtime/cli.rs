@@ -82,8 +82,18 @@ impl CliRuntime {
     }
 
     fn call<S: AsRef<str>>(&self, argv: &[S]) -> Result<Outcome, RuntimeError> {
+        self.call_with_env(argv, &[])
+    }
+
+    /// [`Self::call`] with `envs` added to the CLI's environment (for `-e NAME` arguments).
+    fn call_with_env<S: AsRef<str>>(
+        &self,
+        argv: &[S],
+        envs: &[(String, String)],
+    ) -> Result<Outcome, RuntimeError> {
         let out = Command::new(self.binary())
             .args(argv.iter().map(AsRef::as_ref))
+            .envs(args::env_only(envs))
             .stdin(Stdio::null())
             .output()
             .map_err(|e| match e.kind() {
@@ -275,7 +285,13 @@ impl Runtime for CliRuntime {
     }
 
     fn create(&self, spec: &ContainerSpec) -> Result<(), RuntimeError> {
-        self.run(&args::create_args(spec)).map(drop)
+        let argv = args::create_args(spec);
+        let out = self.call_with_env(&argv, &spec.envs)?;
+        if out.ok {
+            Ok(())
+        } else {
+            Err(self.failed(&argv, out))
+        }
     }
 
     fn start(&self, name: &str) -> Result<(), RuntimeError> {
@@ -317,7 +333,8 @@ impl Runtime for CliRuntime {
 
     fn exec_command(&self, spec: &ExecSpec) -> Command {
         let mut cmd = Command::new(self.binary());
-        cmd.args(args::exec_args(spec));
+        cmd.args(args::exec_args(spec))
+            .envs(args::env_only(&spec.envs));
         cmd
     }
 }

@@ -2,6 +2,8 @@
 //! container, so the effective config the user approved is recorded outside every workspace, and
 //! a change that widens what the container or a host hook may do waits for the user's approval.
 
+pub mod git_config;
+pub mod hook_files;
 pub mod protect;
 pub mod store;
 pub mod widen;
@@ -103,11 +105,14 @@ pub fn summary(config: &Config) -> Vec<String> {
     };
     let mut lines = vec![format!("image: {}", config.image)];
     lines.extend(widenings(&baseline, config).iter().map(Widening::to_string));
-    lines.push(if config.network.allows_everything() {
-        "network: no isolation (lan-access = [\"*\"])".to_string()
+    if config.network.allows_everything() {
+        lines.push("network: no isolation (lan-access = [\"*\"])".to_string());
     } else {
-        "network: no LAN or host access beyond lan-access".to_string()
-    });
+        lines.push("network: no LAN or host access beyond lan-access".to_string());
+        lines.push(
+            "network: the runtime's DNS resolvers, on port 53 (UDP and TCP) only".to_string(),
+        );
+    }
     lines
 }
 
@@ -129,9 +134,10 @@ mod tests {
         assert!(lines
             .iter()
             .any(|l| l.starts_with("caps: adds capabilities CHOWN")));
+        assert!(lines.contains(&"network: no LAN or host access beyond lan-access".to_string()));
         assert_eq!(
             lines.last().unwrap(),
-            "network: no LAN or host access beyond lan-access"
+            "network: the runtime's DNS resolvers, on port 53 (UDP and TCP) only"
         );
     }
 

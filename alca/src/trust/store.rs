@@ -2,6 +2,7 @@
 //! every workspace, keyed by the project's canonical path (the project id lives in the
 //! workspace, which the agent can write; the path it cannot change from inside).
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,9 @@ pub struct Record {
     pub digest: String,
     /// The approved config, redacted (no environment values).
     pub config: Config,
+    /// Digests of the workspace files the approved hooks name (see `hook_files`).
+    #[serde(default)]
+    pub hook_files: BTreeMap<String, String>,
 }
 
 /// Where trust records live: `$XDG_STATE_HOME/alcatraz/trust` (default `~/.local/state/…`).
@@ -30,8 +34,9 @@ pub fn store_dir() -> Option<PathBuf> {
     Some(base.join("alcatraz").join("trust"))
 }
 
-/// The record file of a project.
-fn record_path(dir: &Path, project_root: &Path) -> PathBuf {
+/// The file of a project in one of the per-user state directories (trust records, the list
+/// of managed preset files): named by a hash of the project's canonical path.
+pub(crate) fn record_path(dir: &Path, project_root: &Path) -> PathBuf {
     let canonical = project_root
         .canonicalize()
         .unwrap_or_else(|_| project_root.to_path_buf());
@@ -42,9 +47,14 @@ fn record_path(dir: &Path, project_root: &Path) -> PathBuf {
 /// Reads the approved config of a project, if any. A corrupt record counts as none (so the
 /// user is asked again), never as approval.
 pub fn load_approved(dir: &Path, project_root: &Path) -> Option<Config> {
+    load_record(dir, project_root).map(|r| r.config)
+}
+
+/// The whole approved record of a project (see [`load_approved`]).
+pub fn load_record(dir: &Path, project_root: &Path) -> Option<Record> {
     let text = fs::read_to_string(record_path(dir, project_root)).ok()?;
     let record: Record = serde_json::from_str(&text).ok()?;
-    (record.digest == digest(&record.config)).then_some(record.config)
+    (record.digest == digest(&record.config)).then_some(record)
 }
 
 /// Records `config` as approved for the project (atomic write, private to the user).
@@ -54,13 +64,19 @@ pub fn approve(dir: &Path, project_root: &Path, config: &Config) -> std::io::Res
         project_path: project_root.to_path_buf(),
         digest: digest(config),
         config: redacted(config),
+        hook_files: super::hook_files::named_files(project_root, config),
     };
     let json = serde_json::to_vec_pretty(&record).map_err(std::io::Error::other)?;
+    write_atomic(dir, &record_path(dir, project_root), &json)
+}
+
+/// Writes `path` (inside `dir`) atomically: a temporary file in `dir`, synced, renamed over
+/// it (a symlink at `path` is replaced, never followed).
+pub(crate) fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(&json)?;
+    tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
-    tmp.persist(record_path(dir, project_root))
-        .map_err(|e| e.error)?;
+    tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
 
@@ -88,7 +104,7 @@ pub fn prune(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(gone)
 }
 
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     fs::DirBuilder::new()
         .recursive(true)

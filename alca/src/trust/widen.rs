@@ -28,9 +28,21 @@ pub fn widenings(old: &Config, new: &Config) -> Vec<Widening> {
             push(field, format!("runs on the host: {cmd}"));
         }
     }
+    for source in new.sources.iter().filter(|s| !old.sources.contains(s)) {
+        push(
+            "config files",
+            format!(
+                "loads {} (a config file that is new or moved)",
+                source.display()
+            ),
+        );
+    }
     mount_widenings(old, new, &mut push);
     for pattern in removed(&old.workdir_exclude, &new.workdir_exclude) {
         push("workdir_exclude", format!("no longer hides {pattern:?}"));
+    }
+    for pattern in added_negations(&old.workdir_exclude, &new.workdir_exclude) {
+        push("workdir_exclude", format!("un-hides with {pattern:?}"));
     }
     let caps = added(&effective_caps(&old.caps), &effective_caps(&new.caps));
     match caps.as_slice() {
@@ -87,6 +99,9 @@ fn mount_widenings(old: &Config, new: &Config, push: &mut impl FnMut(&'static st
                         "mounts",
                         format!("{} no longer hides {pattern:?}", m.target),
                     );
+                }
+                for pattern in added_negations(&o.exclude, &m.exclude) {
+                    push("mounts", format!("{} un-hides with {pattern:?}", m.target));
                 }
             }
         }
@@ -153,10 +168,11 @@ fn port_set(c: &Config) -> BTreeSet<String> {
     c.ports
         .iter()
         .map(|p| {
+            // The address the runtime is really given: loopback when the config names none.
             let ip = p
                 .host_ip
-                .map(|ip| ip.to_string())
-                .unwrap_or_else(|| "0.0.0.0".into());
+                .unwrap_or(crate::runtime::args::DEFAULT_PUBLISH_IP)
+                .to_string();
             let host = p
                 .host_port
                 .map(|p| p.to_string())
@@ -184,6 +200,14 @@ fn lan_entries(c: &Config) -> BTreeMap<String, &str> {
 
 fn added<T: Ord + Clone>(old: &BTreeSet<T>, new: &BTreeSet<T>) -> Vec<T> {
     new.difference(old).cloned().collect()
+}
+
+/// `!pattern` lines in `new` that `old` lacks: a negation re-includes what was hidden.
+fn added_negations(old: &[String], new: &[String]) -> Vec<String> {
+    new.iter()
+        .filter(|p| p.trim_start().starts_with('!') && !old.contains(p))
+        .cloned()
+        .collect()
 }
 
 fn removed(old: &[String], new: &[String]) -> Vec<String> {
@@ -237,6 +261,49 @@ pub(crate) mod tests {
         let mut old = base();
         old.hooks.pre_down = Some("echo bye".into());
         assert!(fields(&old, &base()).is_empty(), "removing a hook narrows");
+    }
+
+    /// Issue #22 item 6: each trick is a widening.
+    #[test]
+    fn negations_bind_addresses_and_new_config_files_widen() {
+        let mut old = base();
+        old.workdir_exclude = vec!["**/.env".into()];
+        old.sources = vec!["/p/.alca.toml".into()];
+        let mut new = old.clone();
+        new.workdir_exclude.push("!.env".into());
+        assert_eq!(fields(&old, &new), ["workdir_exclude"]);
+        assert!(widenings(&old, &new)[0].detail.contains("un-hides"));
+
+        let mut new = old.clone();
+        new.sources.push("/p/.alca.agent.toml".into());
+        assert_eq!(fields(&old, &new), ["config files"]);
+        let mut moved = old.clone();
+        moved.sources = vec!["/p/conf2/.alca.toml".into()];
+        assert_eq!(fields(&old, &moved), ["config files"]);
+        assert!(
+            fields(&new, &old).is_empty(),
+            "dropping a file is judged by its effect"
+        );
+
+        let port = |ip: Option<&str>| crate::config::Port {
+            host_ip: ip.map(|i| i.parse().unwrap()),
+            host_port: Some(8080),
+            container_port: 80,
+            proto: crate::config::PortProto::Tcp,
+        };
+        let mut a = base();
+        a.ports = vec![port(None)];
+        let mut b = a.clone();
+        b.ports = vec![port(Some("0.0.0.0"))];
+        assert_eq!(fields(&a, &b), ["ports"], "8080:80 -> 0.0.0.0:8080:80");
+        b.ports = vec![port(Some("127.0.0.1"))];
+        assert!(fields(&a, &b).is_empty(), "the default is loopback");
+
+        let mut m_old = base();
+        m_old.mounts[0].exclude = vec!["*.key".into()];
+        let mut m_new = m_old.clone();
+        m_new.mounts[0].exclude.push("!id.key".into());
+        assert_eq!(fields(&m_old, &m_new), ["mounts"]);
     }
 
     #[test]

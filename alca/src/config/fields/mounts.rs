@@ -58,7 +58,9 @@ fn parse_short(s: &str, origin: &Origin) -> Result<RawMount, ConfigError> {
     })
 }
 
-/// Expands `~` and `$VAR` in a host path and resolves it against `dir`.
+/// Expands `~` and `$VAR` in a host path, resolves it against `dir` and, when it exists,
+/// canonicalises it: the runtime is handed (and trust records) the path a symlink pointed to
+/// at load time, so swapping a symlink later changes the recorded source, a widening.
 pub fn host_path(
     raw: &str,
     origin: &Origin,
@@ -77,7 +79,8 @@ pub fn host_path(
             "set the variable in the host environment or change the path",
         )
     })?;
-    Ok(normalize(&dir.join(expanded)))
+    let path = normalize(&dir.join(expanded));
+    Ok(std::fs::canonicalize(&path).unwrap_or(path))
 }
 
 /// Removes `.` and `..` components without touching the file system.

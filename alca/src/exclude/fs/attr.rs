@@ -19,6 +19,14 @@ pub fn kind(mode: u32) -> FileType {
     }
 }
 
+/// The permission bits a create, mknod, mkdir or chmod from the container may set on the
+/// host: never set-uid or set-gid (issue #22 item 3), so nothing written from inside becomes
+/// a program that runs as the user (or as root, for a root-run view) when someone on the host
+/// starts it. The sticky bit and the rwx bits pass through.
+pub fn host_perm(mode: u32) -> nix::sys::stat::Mode {
+    nix::sys::stat::Mode::from_bits_truncate(mode & 0o7777 & !(libc::S_ISUID | libc::S_ISGID))
+}
+
 pub fn is_dir(st: &FileStat) -> bool {
     st.st_mode & libc::S_IFMT == libc::S_IFDIR
 }

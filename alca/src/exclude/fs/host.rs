@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::AtFlags;
-use nix::fcntl::{open, openat2, OFlag, OpenHow, ResolveFlag};
+use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::{fstat, fstatat, FileStat, Mode};
 
 use super::inodes::HostId;
@@ -22,12 +22,14 @@ pub struct HostRoot {
 }
 
 impl HostRoot {
+    /// Opens the source, `path` being canonical: no component may be a symlink, so a
+    /// directory swapped for a symlink after `alca up` resolved it fails the start instead of
+    /// serving whatever the symlink points to.
     pub fn new(path: &Path) -> std::io::Result<Self> {
-        let fd = open(
-            path,
-            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )?;
+        let how = OpenHow::new()
+            .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
+            .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS);
+        let fd = openat2(nix::fcntl::AT_FDCWD, path, how)?;
         let st = fstat(&fd)?;
         Ok(HostRoot {
             fd,

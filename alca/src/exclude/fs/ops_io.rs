@@ -93,8 +93,7 @@ impl FilterFs {
             | OFlag::O_CREAT
             | OFlag::O_NOFOLLOW
             | OFlag::O_CLOEXEC;
-        let fd =
-            openat(&dir, name, oflags, Mode::from_bits_truncate(mode & 0o7777)).map_err(errno)?;
+        let fd = openat(&dir, name, oflags, super::attr::host_perm(mode)).map_err(errno)?;
         let st = fstat(&fd).map_err(errno)?;
         let cached = self.entry(parent, &dir, name, &st);
         let flags = self.open_flags(cached.0.ino.0, &st);

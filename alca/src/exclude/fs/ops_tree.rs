@@ -85,7 +85,7 @@ impl FilterFs {
 
     pub(super) fn mkdir_in(&self, parent: u64, name: &OsStr, mode: u32) -> Result<Cached, Errno> {
         let dir = self.creatable(parent, name, true)?;
-        mkdirat(&dir, name, Mode::from_bits_truncate(mode)).map_err(errno)?;
+        mkdirat(&dir, name, attr::host_perm(mode)).map_err(errno)?;
         self.created(parent, &dir, name)
     }
 
@@ -99,8 +99,7 @@ impl FilterFs {
         let is_dir = mode & libc::S_IFMT == libc::S_IFDIR;
         let dir = self.creatable(parent, name, is_dir)?;
         let kind = SFlag::from_bits_truncate(mode & libc::S_IFMT);
-        let perm = Mode::from_bits_truncate(mode & 0o7777);
-        mknodat(&dir, name, kind, perm, u64::from(rdev)).map_err(errno)?;
+        mknodat(&dir, name, kind, attr::host_perm(mode), u64::from(rdev)).map_err(errno)?;
         self.created(parent, &dir, name)
     }
 
@@ -127,6 +126,9 @@ impl FilterFs {
         if self.matcher.is_excluded(&rel.join(name), is_dir) {
             return Err(Errno::ENOENT);
         }
+        if self.matcher.holds_pinned(&rel.join(name)) {
+            return Err(Errno::EBUSY);
+        }
         let flag = if is_dir {
             UnlinkatFlags::RemoveDir
         } else {
@@ -151,6 +153,9 @@ impl FilterFs {
         }
         if self.matcher.is_excluded(&new_rel, is_dir) {
             return Err(Errno::EACCES);
+        }
+        if self.matcher.holds_pinned(&old_rel) || self.matcher.holds_pinned(&new_rel) {
+            return Err(Errno::EBUSY);
         }
         let exchange = flags & libc::RENAME_EXCHANGE != 0;
         let other = if exchange {
@@ -218,7 +223,7 @@ fn chmod(loc: &Located, st: &nix::sys::stat::FileStat, mode: u32) -> Result<(), 
     fchmodat(
         nix::fcntl::AT_FDCWD,
         &proc_path(&fd),
-        Mode::from_bits_truncate(mode & 0o7777),
+        attr::host_perm(mode),
         FchmodatFlags::FollowSymlink,
     )
     .map_err(errno)
