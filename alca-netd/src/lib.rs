@@ -7,6 +7,8 @@ pub mod compile;
 pub mod engine;
 pub mod errors;
 pub mod firewall;
+pub mod guard;
+pub mod heal;
 pub mod helper;
 pub mod host;
 pub mod hostns;

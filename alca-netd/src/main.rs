@@ -67,6 +67,9 @@ fn log_report(report: &RestoreReport) {
     if !report.swept.is_empty() {
         tracing::info!(projects = ?report.swept, "swept stale tables");
     }
+    if !report.owned_elsewhere.is_empty() {
+        tracing::info!(tables = ?report.owned_elsewhere, "left to the running daemon that owns them");
+    }
     for problem in &report.problems {
         tracing::error!("{problem}");
     }
@@ -79,8 +82,20 @@ async fn restore(engine: &Arc<Engine>) -> anyhow::Result<RestoreReport> {
     Ok(report)
 }
 
+/// Starts [`alca_netd::heal`] (before the restore, so that no change is missed; the restore's
+/// own changes come from the daemon's port and are ignored).
+fn start_healing(engine: &Arc<Engine>) {
+    if let Err(e) = alca_netd::heal::spawn(Arc::clone(engine)) {
+        tracing::error!("cannot watch nf_tables events; tables changed by others are not restored: {e}");
+    }
+}
+
 async fn serve(engine: Arc<Engine>) -> anyhow::Result<()> {
+    start_healing(&engine);
     restore(&engine).await.context("re-applying saved rules")?;
+    if !engine.owned_tables() {
+        tracing::warn!("{}", alca_netd::engine::UNPROTECTED);
+    }
     let service = NetdService::new(Arc::clone(&engine), launcher());
     let _conn = zbus::connection::Builder::system()
         .name(BUS_NAME)
@@ -126,6 +141,7 @@ fn run_container() -> anyhow::Result<()> {
     }
     let engine = Arc::new(helper_engine(&platform));
     let runtime = current_thread_runtime()?;
+    start_healing(&engine);
     runtime.block_on(async {
         restore(&engine).await.context("re-applying saved rules")?;
         tracing::info!(platform, "helper ready");
@@ -202,9 +218,11 @@ fn main() -> anyhow::Result<()> {
             Mode::Reapply => {
                 let report = restore(&engine).await?;
                 println!(
-                    "re-applied {} project(s), swept {} stale table(s)",
+                    "re-applied {} project(s), swept {} stale table(s), left {} table(s) to \
+                     the running daemon that owns them",
                     report.reapplied.len(),
-                    report.swept.len()
+                    report.swept.len(),
+                    report.owned_elsewhere.len()
                 );
                 if !report.problems.is_empty() {
                     bail!(
