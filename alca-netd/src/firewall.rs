@@ -176,6 +176,14 @@ impl Nft {
 }
 
 impl Nft {
+    /// An `Nft` that does not ask the kernel and writes its tables with `flags` (tests: the
+    /// behaviour of a kernel without persist).
+    pub fn with_table_flags(flags: TableFlags) -> Self {
+        let nft = Nft::default();
+        let _ = nft.flags.set(flags);
+        nft
+    }
+
     /// Whether the kernel has `NFT_TABLE_F_PERSIST`: asked once, on the daemon's socket, by a
     /// transaction that creates an owned persistent table and deletes it again (the kernel
     /// refuses unknown table flags with `EOPNOTSUPP`; either way no table is left).
