@@ -214,8 +214,7 @@ impl Engine {
                 let live = self.firewall.list_table(&table)?;
                 let problems = match &live {
                     Some(live) => {
-                        let expected =
-                            replace_batch_for(&saved.spec, saved.owner_uid, self.quirks);
+                        let expected = replace_batch_for(&saved.spec, saved.owner_uid, self.quirks);
                         observe::check_live(live, &expected)
                     }
                     None => Vec::new(),

@@ -270,7 +270,6 @@ impl Firewall for Nft {
         self.apply_with(batch, Vec::new())
     }
 
-
     fn apply_project(&self, batch: &Value, bridge: &str, ruled: bool) -> Result<(), FirewallError> {
         self.apply_with(batch, guard::mark(bridge, ruled))
     }

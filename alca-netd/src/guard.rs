@@ -133,7 +133,12 @@ pub fn install(table_flags: u32, ruled: &[String]) -> Vec<Vec<u8>> {
 
 /// `iifname` is `alca-` plus exactly ten characters and not in `@ruled`: counter, drop.
 fn drop_unruled_bridges() -> Vec<Attr> {
-    let load = |reg| expr("meta", vec![Attr::u32_be(2, META_IIFNAME), Attr::u32_be(1, reg)]);
+    let load = |reg| {
+        expr(
+            "meta",
+            vec![Attr::u32_be(2, META_IIFNAME), Attr::u32_be(1, reg)],
+        )
+    };
     let masked = |reg, mask: Vec<u8>| {
         expr(
             "bitwise",
@@ -149,7 +154,11 @@ fn drop_unruled_bridges() -> Vec<Attr> {
     let cmp = |reg, op, value: Vec<u8>| {
         expr(
             "cmp",
-            vec![Attr::u32_be(1, reg), Attr::u32_be(2, op), Attr::data(3, value)],
+            vec![
+                Attr::u32_be(1, reg),
+                Attr::u32_be(2, op),
+                Attr::data(3, value),
+            ],
         )
     };
     let name_len = NAME_PREFIX.len() + BRIDGE_ID_LEN;
@@ -183,7 +192,7 @@ fn drop_unruled_bridges() -> Vec<Attr> {
         expr(
             "immediate",
             vec![
-                Attr::u32_be(1, 0), // NFT_REG_VERDICT
+                Attr::u32_be(1, 0),                                           // NFT_REG_VERDICT
                 Attr::Nest(2, vec![Attr::Nest(2, vec![Attr::u32_be(1, 0)])]), // NF_DROP
             ],
         ),

@@ -86,7 +86,9 @@ async fn restore(engine: &Arc<Engine>) -> anyhow::Result<RestoreReport> {
 /// own changes come from the daemon's port and are ignored).
 fn start_healing(engine: &Arc<Engine>) {
     if let Err(e) = alca_netd::heal::spawn(Arc::clone(engine)) {
-        tracing::error!("cannot watch nf_tables events; tables changed by others are not restored: {e}");
+        tracing::error!(
+            "cannot watch nf_tables events; tables changed by others are not restored: {e}"
+        );
     }
 }
 

@@ -148,6 +148,13 @@ pub fn table_snapshot(table: &str) -> Result<Option<Value>> {
     }
     let mut json: Value = serde_json::from_slice(&out.stdout)?;
     strip_volatile(&mut json);
+    // Whether the table is owned right now (by a running daemon) or orphaned (its daemon
+    // gone) is not part of the ruleset.
+    for item in json["nftables"].as_array_mut().into_iter().flatten() {
+        if let Some(table) = item.get_mut("table").and_then(Value::as_object_mut) {
+            table.remove("flags");
+        }
+    }
     Ok(Some(json))
 }
 

@@ -396,8 +396,10 @@ fn helper_refuses_bad_requests(id: &str) {
 fn restart_reapplies(id: &str) {
     let table = format!("alca-{id}");
     let expected = ruleset(&table).expect("table");
+    // The helper's daemon owns the table; once it stopped, the table is an orphan that may go.
+    run_ok("docker", &["stop", CONTAINER_NAME]).unwrap();
     run_ok("nft", &["delete", "table", "inet", &table]).unwrap();
-    run_ok("docker", &["restart", CONTAINER_NAME]).unwrap();
+    run_ok("docker", &["start", CONTAINER_NAME]).unwrap();
     let mut back = None;
     for _ in 0..40 {
         back = ruleset(&table);

@@ -435,8 +435,26 @@ fn kill_during_applies_never_loses_the_table() {
     assert_eq!(table_snapshot(&table(PROJ_A)).unwrap().unwrap(), closed);
 }
 
+/// The running daemon owns its tables: nobody else may delete them, and `--reapply` leaves
+/// them to it. Once it is gone they are orphans: a delete goes through, and `--reapply`
+/// restores the table.
 fn reapply_restores_a_deleted_table() {
     let expected = table_snapshot(&table(PROJ_A)).unwrap().unwrap();
+    let err = run_ok("nft", &["delete", "table", "inet", &table(PROJ_A)]).unwrap_err();
+    assert!(err.to_string().contains("Operation not permitted"), "{err}");
+    let out = run_ok(INSTALLED_DAEMON, &["--reapply"]).unwrap();
+    assert!(out.contains("re-applied 0 project(s)"), "{out}");
+    assert!(!out.contains("left 0 table(s)"), "{out}");
+    assert_eq!(
+        table_snapshot(&table(PROJ_A)).unwrap(),
+        Some(expected.clone())
+    );
+    stop_daemon();
+    assert_eq!(
+        table_snapshot(&table(PROJ_A)).unwrap(),
+        Some(expected.clone()),
+        "the table went with the daemon"
+    );
     run_ok("nft", &["delete", "table", "inet", &table(PROJ_A)]).unwrap();
     assert!(table_snapshot(&table(PROJ_A)).unwrap().is_none());
     let out = run_ok(INSTALLED_DAEMON, &["--reapply"]).unwrap();

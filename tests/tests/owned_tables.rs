@@ -47,7 +47,10 @@ fn owned_persistent_tables_resist_others_outlive_the_daemon_and_are_adopted() {
     let daemon = ns
         .enter(move || {
             let nft = Nft::default();
-            assert!(nft.table_flags().persist, "this kernel (>= 6.9) has persist");
+            assert!(
+                nft.table_flags().persist,
+                "this kernel (>= 6.9) has persist"
+            );
             nft.apply(&batch).map(|_| Arc::new(nft))
         })
         .unwrap()
@@ -68,7 +71,11 @@ fn owned_persistent_tables_resist_others_outlive_the_daemon_and_are_adopted() {
         .enter(|| nfnl::transact(&[table_message(nfnl::DEL_TABLE, TABLE, None)]))
         .unwrap()
         .expect_err("a raw netlink delete of an owned table went through");
-    assert_eq!(raw.raw_os_error(), Some(nix::errno::Errno::EPERM as i32), "{raw}");
+    assert_eq!(
+        raw.raw_os_error(),
+        Some(nix::errno::Errno::EPERM as i32),
+        "{raw}"
+    );
     assert!(exists(&ns, TABLE));
     // The daemon's socket closes (the daemon died): the table stays, orphaned.
     drop(daemon);
@@ -141,11 +148,20 @@ fn the_guard_drops_a_bridge_without_rules_and_passes_one_with_rules() {
         "alca-e2e-guard",
         &["link", "add", &bridge, "type", "veth", "peer", "name", "p0"],
     );
-    exec("alca-e2e-guard", &["link", "set", "p0", "netns", "alca-e2e-guardpeer"]);
-    exec("alca-e2e-guard", &["addr", "add", "192.0.2.1/24", "dev", &bridge]);
+    exec(
+        "alca-e2e-guard",
+        &["link", "set", "p0", "netns", "alca-e2e-guardpeer"],
+    );
+    exec(
+        "alca-e2e-guard",
+        &["addr", "add", "192.0.2.1/24", "dev", &bridge],
+    );
     exec("alca-e2e-guard", &["link", "set", &bridge, "up"]);
     exec("alca-e2e-guard", &["link", "set", "lo", "up"]);
-    exec("alca-e2e-guardpeer", &["addr", "add", "192.0.2.2/24", "dev", "p0"]);
+    exec(
+        "alca-e2e-guardpeer",
+        &["addr", "add", "192.0.2.2/24", "dev", "p0"],
+    );
     exec("alca-e2e-guardpeer", &["link", "set", "p0", "up"]);
     let listener = ns
         .enter(|| TcpListener::bind("192.0.2.1:0"))
@@ -170,7 +186,10 @@ fn the_guard_drops_a_bridge_without_rules_and_passes_one_with_rules() {
     ns.enter(move || e.apply(spec(project, true), 0))
         .unwrap()
         .unwrap();
-    assert!(connects(&peer, addr), "the guard dropped a bridge with rules");
+    assert!(
+        connects(&peer, addr),
+        "the guard dropped a bridge with rules"
+    );
     let e = Arc::clone(&engine);
     ns.enter(move || e.remove(project, 0)).unwrap().unwrap();
     assert!(
@@ -216,7 +235,10 @@ fn unowned_tables_deleted_or_flushed_by_others_are_restored_by_the_daemon() {
         .expect("applies");
     let expected = ns.nft(&["list", "table", "inet", &table]).unwrap();
     for (what, args) in [
-        ("delete table", vec!["delete", "table", "inet", table.as_str()]),
+        (
+            "delete table",
+            vec!["delete", "table", "inet", table.as_str()],
+        ),
         ("flush ruleset", vec!["flush", "ruleset"]),
     ] {
         ns.nft(&args).unwrap();
@@ -241,6 +263,9 @@ fn unowned_tables_deleted_or_flushed_by_others_are_restored_by_the_daemon() {
     {
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert_eq!(ns.nft(&["list", "table", "inet", &table]).unwrap(), expected);
+    assert_eq!(
+        ns.nft(&["list", "table", "inet", &table]).unwrap(),
+        expected
+    );
     drop(engine);
 }

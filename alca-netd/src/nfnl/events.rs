@@ -89,7 +89,9 @@ pub fn changes(datagram: &[u8]) -> io::Result<Vec<Change>> {
             .get(HEADERS..)
             .and_then(attributes)
             .and_then(|attrs| attrs.into_iter().find(|(k, _)| *k == 1))
-            .map(|(_, v)| String::from_utf8_lossy(v.split(|b| *b == 0).next().unwrap_or(v)).into_owned());
+            .map(|(_, v)| {
+                String::from_utf8_lossy(v.split(|b| *b == 0).next().unwrap_or(v)).into_owned()
+            });
         if let Some(table) = table {
             out.push(Change { table, port });
         }

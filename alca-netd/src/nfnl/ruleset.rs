@@ -558,7 +558,11 @@ mod tests {
                 .find(|(kind, _)| *kind == TABLE_FLAGS)
                 .map(|(_, v)| u32::from_be_bytes(v.try_into().unwrap()))
         };
-        assert_eq!(table_flags(&messages[0]), None, "the first add leaves flags alone");
+        assert_eq!(
+            table_flags(&messages[0]),
+            None,
+            "the first add leaves flags alone"
+        );
         assert_eq!(table_flags(&messages[2]), Some(flags));
     }
 

@@ -25,7 +25,12 @@ pub trait NetworkGuard {
     fn is_applied(&self, project: &str) -> anyhow::Result<bool>;
     /// What `Rules applied:` says for the project: yes, or no and why.
     fn rules_line(&self, project: &str) -> anyhow::Result<String> {
-        Ok(if self.is_applied(project)? { "Yes" } else { "No" }.into())
+        Ok(if self.is_applied(project)? {
+            "Yes"
+        } else {
+            "No"
+        }
+        .into())
     }
 }
 
