@@ -136,8 +136,33 @@ pub fn daemon_pid() -> Option<u32> {
 
 /// Names of all `inet alca-…` tables.
 pub fn alca_tables() -> Result<Vec<String>> {
-    let listing: Value = serde_json::from_str(&run_ok("nft", &["-j", "list", "tables", "inet"])?)?;
-    Ok(alca_netd::firewall::alca_table_names(&listing))
+    // A netlink dump, not `nft -j list tables`: nft 1.0.6 prints a table whose only flag is
+    // persist (an orphan, its daemon gone) with a garbage `flags` value, which can break the
+    // JSON (docs/daemon-tables.md). The guard (not a project id) is left out.
+    Ok(alca_netd::table_names::inet_table_names()?
+        .into_iter()
+        .filter(|t| {
+            t.strip_prefix("alca-")
+                .is_some_and(|id| alca_netd::spec::validate_project_id(id).is_ok())
+        })
+        .collect())
+}
+
+/// `nft -j list table` output without its table object: nft 1.0.6 writes an orphan's flags
+/// (persist only) as garbage, and whether the table is owned (by a running daemon) or
+/// orphaned is not part of the ruleset anyway.
+fn without_table_object(text: &str) -> String {
+    let Some(start) = text.find("{\"table\": {") else {
+        return text.to_string();
+    };
+    let Some(len) = text[start..].find("}}") else {
+        return text.to_string();
+    };
+    let mut end = start + len + 2;
+    if text[end..].starts_with(", ") {
+        end += 2;
+    }
+    format!("{}{}", &text[..start], &text[end..])
 }
 
 /// The table's content without handles (which change on every replace), or `None` if absent.
@@ -146,15 +171,9 @@ pub fn table_snapshot(table: &str) -> Result<Option<Value>> {
     if !out.status.success() {
         return Ok(None);
     }
-    let mut json: Value = serde_json::from_slice(&out.stdout)?;
+    let text = without_table_object(&String::from_utf8_lossy(&out.stdout));
+    let mut json: Value = serde_json::from_str(&text)?;
     strip_volatile(&mut json);
-    // Whether the table is owned right now (by a running daemon) or orphaned (its daemon
-    // gone) is not part of the ruleset.
-    for item in json["nftables"].as_array_mut().into_iter().flatten() {
-        if let Some(table) = item.get_mut("table").and_then(Value::as_object_mut) {
-            table.remove("flags");
-        }
-    }
     Ok(Some(json))
 }
 
