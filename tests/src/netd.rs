@@ -148,6 +148,31 @@ pub fn alca_tables() -> Result<Vec<String>> {
         .collect())
 }
 
+/// For the suites that apply rules with `nft` themselves, without the daemon (isolation): a
+/// daemon an earlier suite started leaves its guard (`inet alca-guard`, owned and persistent),
+/// which drops the traffic of every project bridge the daemon has no rules for. Stops that
+/// daemon (SIGTERM; D-Bus activation starts it again when a later suite calls it) and deletes
+/// the guard it left, an orphan once the daemon is gone.
+pub fn without_daemon_guard() -> Result<()> {
+    if !alca_netd::table_names::inet_table_exists(alca_netd::guard::GUARD_TABLE)? {
+        return Ok(());
+    }
+    if let Some(pid) = daemon_pid() {
+        run_ok("kill", &[&pid.to_string()])?;
+        for _ in 0..100 {
+            if daemon_pid().is_none() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    run_ok(
+        "nft",
+        &["delete", "table", "inet", alca_netd::guard::GUARD_TABLE],
+    )?;
+    Ok(())
+}
+
 /// `nft -j list table` output without its table object: nft 1.0.6 writes an orphan's flags
 /// (persist only) as garbage, and whether the table is owned (by a running daemon) or
 /// orphaned is not part of the ruleset anyway.
