@@ -150,6 +150,11 @@ impl Engine {
             self.roll_back(&saved.spec.project, previous)?;
             return Err(e.into());
         }
+        if let Some(old) = previous.filter(|p| p.spec != saved.spec) {
+            let proxy_changed = old.spec.proxy != saved.spec.proxy;
+            self.firewall
+                .cut_connections(&saved.spec.bridge, Some(&saved.spec), proxy_changed);
+        }
         Ok(())
     }
 
@@ -196,6 +201,8 @@ impl Engine {
         }
         self.firewall
             .apply_project(&delete_batch(project), &bridge_name(project), false)?;
+        self.firewall
+            .cut_connections(&bridge_name(project), None, true);
         self.store.delete(project)?;
         Ok(())
     }

@@ -12,11 +12,12 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
+use crate::conntrack;
 use crate::guard;
 use crate::nfnl::rule::single_entry;
 use crate::nfnl::{self, ruleset};
 use crate::set_elements::ElementBatch;
-use crate::spec::{validate_project_id, NAME_PREFIX};
+use crate::spec::{validate_project_id, NetSpec, NAME_PREFIX};
 use crate::table_names;
 
 /// Why nftables could not be read or changed.
@@ -93,6 +94,11 @@ pub trait Firewall: Send + Sync {
     /// Whether the tables it writes are owned by the daemon and outlive it.
     fn owned_tables(&self) -> bool {
         false
+    }
+    /// Ends the connections from `bridge` that `spec` refuses ([`conntrack::cut`]; all of
+    /// them without a spec); logged, never failing the Apply or Remove that already ran.
+    fn cut_connections(&self, bridge: &str, spec: Option<&NetSpec>, proxy_changed: bool) {
+        let _ = (bridge, spec, proxy_changed);
     }
 }
 
@@ -285,6 +291,17 @@ impl Firewall for Nft {
 
     fn owned_tables(&self) -> bool {
         self.table_flags().persist
+    }
+
+    fn cut_connections(&self, bridge: &str, spec: Option<&NetSpec>, proxy_changed: bool) {
+        match conntrack::cut(bridge, spec, proxy_changed) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(bridge, "ended {n} connection(s) the new rules refuse"),
+            Err(e) => tracing::error!(
+                bridge,
+                "cannot end the connections the new rules refuse: {e}"
+            ),
+        }
     }
 
     /// Over netlink ([`ElementBatch::messages`]): through nft, each costs a read of every table.

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod client;
 pub mod compile;
+pub mod conntrack;
 pub mod engine;
 pub mod errors;
 pub mod firewall;
