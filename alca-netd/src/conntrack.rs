@@ -24,7 +24,7 @@ use crate::nfnl::{NLMSG_DONE, NLMSG_ERROR, NLM_F_REQUEST};
 use crate::spec::NetSpec;
 
 /// `NFNL_SUBSYS_CTNETLINK` and its `IPCTNL_MSG_CT_GET` / `_DELETE`.
-const CT_GET: u16 = 1 << 8;
+const CT_GET: u16 = (1 << 8) | 1;
 const CT_DELETE: u16 = (1 << 8) | 2;
 /// `CTA_TUPLE_ORIG`, `CTA_TUPLE_IP`, `CTA_TUPLE_PROTO`, `CTA_IP_V4_SRC`…, `CTA_PROTO_*`.
 const TUPLE_ORIG: u16 = 1;

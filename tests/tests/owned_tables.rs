@@ -131,6 +131,30 @@ fn connects(peer: &ScratchNs, addr: SocketAddr) -> bool {
         .unwrap()
 }
 
+/// A veth named like the project bridge `bridge` in `alca-e2e-guard` (192.0.2.1/24), its peer
+/// `p0` in `alca-e2e-guardpeer` (192.0.2.2/24, default route back), and 10.99.7.1 (a "LAN"
+/// address) on the scratch side's loopback.
+fn project_link(bridge: &str) {
+    let exec = |ns: &str, args: &[&str]| {
+        let mut all = vec!["netns", "exec", ns, "ip"];
+        all.extend_from_slice(args);
+        run_ok("ip", &all).unwrap();
+    };
+    let (ns, peer) = ("alca-e2e-guard", "alca-e2e-guardpeer");
+    exec(
+        ns,
+        &["link", "add", bridge, "type", "veth", "peer", "name", "p0"],
+    );
+    exec(ns, &["link", "set", "p0", "netns", peer]);
+    exec(ns, &["addr", "add", "192.0.2.1/24", "dev", bridge]);
+    exec(ns, &["link", "set", bridge, "up"]);
+    exec(ns, &["link", "set", "lo", "up"]);
+    exec(ns, &["addr", "add", "10.99.7.1/32", "dev", "lo"]);
+    exec(peer, &["addr", "add", "192.0.2.2/24", "dev", "p0"]);
+    exec(peer, &["link", "set", "p0", "up"]);
+    exec(peer, &["route", "add", "default", "via", "192.0.2.1"]);
+}
+
 #[test]
 fn the_guard_drops_a_bridge_without_rules_and_passes_one_with_rules() {
     require_root();
@@ -138,31 +162,7 @@ fn the_guard_drops_a_bridge_without_rules_and_passes_one_with_rules() {
     let peer = ScratchNs::create("alca-e2e-guardpeer").unwrap();
     let project = "00000000000000000000000000000004";
     let bridge = alca_netd::spec::bridge_name(project);
-    // A veth named like a project bridge in the scratch namespace, its peer in the other.
-    let exec = |ns: &str, args: &[&str]| {
-        let mut all = vec!["netns", "exec", ns, "ip"];
-        all.extend_from_slice(args);
-        run_ok("ip", &all).unwrap();
-    };
-    exec(
-        "alca-e2e-guard",
-        &["link", "add", &bridge, "type", "veth", "peer", "name", "p0"],
-    );
-    exec(
-        "alca-e2e-guard",
-        &["link", "set", "p0", "netns", "alca-e2e-guardpeer"],
-    );
-    exec(
-        "alca-e2e-guard",
-        &["addr", "add", "192.0.2.1/24", "dev", &bridge],
-    );
-    exec("alca-e2e-guard", &["link", "set", &bridge, "up"]);
-    exec("alca-e2e-guard", &["link", "set", "lo", "up"]);
-    exec(
-        "alca-e2e-guardpeer",
-        &["addr", "add", "192.0.2.2/24", "dev", "p0"],
-    );
-    exec("alca-e2e-guardpeer", &["link", "set", "p0", "up"]);
+    project_link(&bridge);
     let listener = ns
         .enter(|| TcpListener::bind("192.0.2.1:0"))
         .unwrap()
@@ -267,5 +267,89 @@ fn unowned_tables_deleted_or_flushed_by_others_are_restored_by_the_daemon() {
         ns.nft(&["list", "table", "inet", &table]).unwrap(),
         expected
     );
+    drop(engine);
+}
+
+#[test]
+fn narrowing_and_remove_end_open_connections_the_new_rules_refuse() {
+    use std::io::{Read, Write};
+    require_root();
+    let ns = ScratchNs::create("alca-e2e-guard").unwrap();
+    let peer = ScratchNs::create("alca-e2e-guardpeer").unwrap();
+    let project = "00000000000000000000000000000006";
+    project_link(&alca_netd::spec::bridge_name(project));
+    let store = tempfile::tempdir().unwrap();
+    let root = store.path().to_path_buf();
+    let mut open = spec(project, false);
+    open.allow = vec![alca_netd::AllowRule {
+        net: "10.99.7.0/24".parse().unwrap(),
+        proto: None,
+        port: None,
+    }];
+    let engine = ns
+        .enter(move || {
+            let engine = Arc::new(Engine::new(Box::new(Nft::default()), Store::new(root)));
+            engine.restore()?;
+            engine.apply(open, 0).map(|_| engine)
+        })
+        .unwrap()
+        .expect("applies");
+    for narrow_by_remove in [false, true] {
+        let listener = ns
+            .enter(|| TcpListener::bind("10.99.7.1:0"))
+            .unwrap()
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut client = peer
+            .enter(move || TcpStream::connect_timeout(&addr, Duration::from_secs(2)))
+            .unwrap()
+            .expect("the allowed LAN address answers");
+        let (mut server, _) = listener.accept().unwrap();
+        client.write_all(b"ping").unwrap();
+        let mut buf = [0u8; 4];
+        server.read_exact(&mut buf).unwrap();
+        let e = Arc::clone(&engine);
+        if narrow_by_remove {
+            // A Remove with its containers still there (no guard rule for them yet either).
+            ns.enter(move || e.remove(project, 0)).unwrap().unwrap();
+        } else {
+            ns.enter(move || e.apply(spec(project, false), 0))
+                .unwrap()
+                .unwrap();
+        }
+        // The next segment of the open connection is refused: the client sees the
+        // connection end (reset) or its data never arrive, within a bounded wait.
+        client
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        server
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let start = Instant::now();
+        let mut ended = false;
+        while start.elapsed() < Duration::from_secs(1) {
+            let sent = client.write_all(b"more");
+            let got = server.read(&mut buf);
+            if sent.is_err() || !matches!(got, Ok(n) if n > 0) {
+                ended = true;
+                break;
+            }
+        }
+        assert!(
+            ended,
+            "remove={narrow_by_remove}: the connection outlived its permission"
+        );
+        if !narrow_by_remove {
+            // Put the allowance back for the Remove round.
+            let mut open = spec(project, false);
+            open.allow = vec![alca_netd::AllowRule {
+                net: "10.99.7.0/24".parse().unwrap(),
+                proto: None,
+                port: None,
+            }];
+            let e = Arc::clone(&engine);
+            ns.enter(move || e.apply(open, 0)).unwrap().unwrap();
+        }
+    }
     drop(engine);
 }
