@@ -148,6 +148,47 @@ pub fn alca_tables() -> Result<Vec<String>> {
         .collect())
 }
 
+/// What `nft flush ruleset` takes besides the daemon's owned tables: docker's iptables-nft
+/// rules and the other tables (the test environment's uplink guard, netavark's), saved to be
+/// put back by [`ForeignRuleset::restore`].
+pub struct ForeignRuleset {
+    iptables: [(&'static str, String); 2],
+    tables: Vec<String>,
+}
+
+impl ForeignRuleset {
+    pub fn save() -> Result<Self> {
+        let iptables = [
+            ("iptables-restore", run_ok("iptables-save", &[])?),
+            ("ip6tables-restore", run_ok("ip6tables-save", &[])?),
+        ];
+        let mut tables = Vec::new();
+        for line in run_ok("nft", &["list", "tables"])?.lines() {
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            let [_, family, name] = parts[..] else {
+                continue;
+            };
+            let iptables_nft = ["ip", "ip6"].contains(&family)
+                && ["filter", "nat", "mangle", "raw", "security"].contains(&name);
+            if name.starts_with("alca-") || iptables_nft {
+                continue;
+            }
+            tables.push(run_ok("nft", &["list", "table", family, name])?);
+        }
+        Ok(ForeignRuleset { iptables, tables })
+    }
+
+    pub fn restore(&self) -> Result<()> {
+        for (restore, saved) in &self.iptables {
+            crate::netns::run_with_stdin(restore, &[], &format!("{saved}\n"))?;
+        }
+        for table in &self.tables {
+            crate::netns::run_with_stdin("nft", &["-f", "-"], table)?;
+        }
+        Ok(())
+    }
+}
+
 /// For the suites that apply rules with `nft` themselves, without the daemon (isolation): a
 /// daemon an earlier suite started leaves its guard (`inet alca-guard`, owned and persistent),
 /// which drops the traffic of every project bridge the daemon has no rules for. Stops that
