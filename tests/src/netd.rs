@@ -243,6 +243,33 @@ pub fn table_snapshot(table: &str) -> Result<Option<Value>> {
     Ok(Some(json))
 }
 
+/// The table's rules without what traffic changes: counters, and the elements of the timeout
+/// sets that record attempts and probes (runtime state, not rules; a re-apply starts them empty).
+pub fn ruleset(table: &str) -> Option<Value> {
+    fn zero(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                if let Some(c) = map.get_mut("counter") {
+                    *c = Value::Null;
+                }
+                let records = map
+                    .get("flags")
+                    .and_then(|f| f.as_array())
+                    .is_some_and(|f| f.iter().any(|x| x == "timeout"));
+                if records {
+                    map.remove("elem");
+                }
+                map.values_mut().for_each(zero);
+            }
+            Value::Array(items) => items.iter_mut().for_each(zero),
+            _ => {}
+        }
+    }
+    let mut json = table_snapshot(table).unwrap()?;
+    zero(&mut json);
+    Some(json)
+}
+
 /// Removes `handle` keys and the `metainfo` object, recursively.
 fn strip_volatile(v: &mut Value) {
     match v {

@@ -16,9 +16,9 @@ use std::time::Duration;
 use alca_e2e::docker::{docker_ok, nc_script, Probe};
 use alca_e2e::netd::{
     alca, alca_tables, apply_as, built_binary, call_as, container_exists, daemon_pid,
-    docker_project, env_refs, group_has, install_helper_for, project_id, remove_as, table_snapshot,
-    text, up_env, ForeignRuleset, Reply, TempGroupMember, TempGroupRemoval, VethLink, Watch,
-    INSTALLED_DAEMON,
+    docker_project, env_refs, group_has, install_helper_for, project_id, remove_as, ruleset,
+    table_snapshot, text, up_env, ForeignRuleset, Reply, TempGroupMember, TempGroupRemoval,
+    VethLink, Watch, INSTALLED_DAEMON,
 };
 use alca_e2e::netns::{
     assert_route_local, assert_route_via, run, run_ok, uplink_ipv4, Listener, HOST_LAN4, LAN4,
@@ -727,7 +727,7 @@ fn up_isolates_through_the_daemon(scratch: &Path) {
 /// uplink guard) is put back before the next step.
 fn disruptions_keep_isolation(dir: &Path, id: &str, uplink: &str) {
     let name = format!("alca-{}", &id[..12]);
-    let expected = table_snapshot(&table(id)).unwrap().expect("table");
+    let expected = ruleset(&table(id)).expect("table");
     let sampler = format!(
         "i=0; while [ $i -lt 25 ]; do \
            (nc -w 1 {LAN4} {UP_CLOSED} </dev/null >/dev/null 2>&1 && echo OPEN-lan-$i) & \
@@ -767,7 +767,7 @@ fn disruptions_keep_isolation(dir: &Path, id: &str, uplink: &str) {
             "{disruption}: a probe got through: {seen}"
         );
         assert_eq!(
-            table_snapshot(&table(id)).unwrap(),
+            ruleset(&table(id)),
             Some(expected.clone()),
             "{disruption}: the rules are not what they were"
         );
