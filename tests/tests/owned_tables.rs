@@ -131,16 +131,15 @@ fn connects(peer: &ScratchNs, addr: SocketAddr) -> bool {
         .unwrap()
 }
 
-/// A veth named like the project bridge `bridge` in `alca-e2e-guard` (192.0.2.1/24), its peer
-/// `p0` in `alca-e2e-guardpeer` (192.0.2.2/24, default route back), and 10.99.7.1 (a "LAN"
-/// address) on the scratch side's loopback.
-fn project_link(bridge: &str) {
+/// A veth named like the project bridge `bridge` in namespace `ns` (192.0.2.1/24), its peer
+/// `p0` in `peer` (192.0.2.2/24, default route back), and 10.99.7.1 (a "LAN" address) on the
+/// `ns` side's loopback.
+fn project_link(bridge: &str, ns: &str, peer: &str) {
     let exec = |ns: &str, args: &[&str]| {
         let mut all = vec!["netns", "exec", ns, "ip"];
         all.extend_from_slice(args);
         run_ok("ip", &all).unwrap();
     };
-    let (ns, peer) = ("alca-e2e-guard", "alca-e2e-guardpeer");
     exec(
         ns,
         &["link", "add", bridge, "type", "veth", "peer", "name", "p0"],
@@ -162,7 +161,7 @@ fn the_guard_drops_a_bridge_without_rules_and_passes_one_with_rules() {
     let peer = ScratchNs::create("alca-e2e-guardpeer").unwrap();
     let project = "00000000000000000000000000000004";
     let bridge = alca_netd::spec::bridge_name(project);
-    project_link(&bridge);
+    project_link(&bridge, "alca-e2e-guard", "alca-e2e-guardpeer");
     let listener = ns
         .enter(|| TcpListener::bind("192.0.2.1:0"))
         .unwrap()
@@ -274,10 +273,11 @@ fn unowned_tables_deleted_or_flushed_by_others_are_restored_by_the_daemon() {
 fn narrowing_and_remove_end_open_connections_the_new_rules_refuse() {
     use std::io::{Read, Write};
     require_root();
-    let ns = ScratchNs::create("alca-e2e-guard").unwrap();
-    let peer = ScratchNs::create("alca-e2e-guardpeer").unwrap();
+    let ns = ScratchNs::create("alca-e2e-ct").unwrap();
+    let peer = ScratchNs::create("alca-e2e-ctpeer").unwrap();
     let project = "00000000000000000000000000000006";
-    project_link(&alca_netd::spec::bridge_name(project));
+    let bridge = alca_netd::spec::bridge_name(project);
+    project_link(&bridge, "alca-e2e-ct", "alca-e2e-ctpeer");
     let store = tempfile::tempdir().unwrap();
     let root = store.path().to_path_buf();
     let mut open = spec(project, false);
