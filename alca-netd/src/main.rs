@@ -11,10 +11,11 @@
 use std::sync::Arc;
 
 use alca_netd::engine::{Engine, RestoreReport};
-use alca_netd::firewall::Nft;
+use alca_netd::firewall::{Nft, TableFlags};
 use alca_netd::helper::HelperReply;
 use alca_netd::hostns;
 use alca_netd::service::{NetdService, BUS_NAME, OBJECT_PATH};
+use alca_netd::store::Store;
 use anyhow::{bail, Context};
 
 #[derive(Debug, PartialEq, Eq)]
@@ -120,10 +121,14 @@ async fn until_stopped() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The helper's engine, compiling for the host it found.
+/// The helper's engine, compiling for the host it found. Its tables are not owned: each
+/// request is a process of its own (`docker exec … request`), and a table owned by one
+/// process could not be changed by the next; nor does the container's main process watch the
+/// tables (the requests' own changes would look foreign to it).
 fn helper_engine(platform: &str) -> Engine {
     let quirks = hostns::detect_quirks(&Nft::default(), platform);
-    Engine::system().with_quirks(quirks)
+    let unowned = Nft::with_table_flags(TableFlags { persist: false });
+    Engine::new(Box::new(unowned), Store::system()).with_quirks(quirks)
 }
 
 fn current_thread_runtime() -> std::io::Result<tokio::runtime::Runtime> {
@@ -143,7 +148,6 @@ fn run_container() -> anyhow::Result<()> {
     }
     let engine = Arc::new(helper_engine(&platform));
     let runtime = current_thread_runtime()?;
-    start_healing(&engine);
     runtime.block_on(async {
         restore(&engine).await.context("re-applying saved rules")?;
         tracing::info!(platform, "helper ready");
