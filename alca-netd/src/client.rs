@@ -36,6 +36,8 @@ pub trait Netd1 {
     fn launcher(&self) -> zbus::Result<String>;
     #[zbus(property)]
     fn version(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn table_protection(&self) -> zbus::Result<String>;
 }
 
 /// How long a call may take: polkit may ask the user for a password.
@@ -127,6 +129,11 @@ impl Client {
     /// How the daemon was started; starts it if it is activatable.
     pub fn launcher(&self) -> Result<String, NetdError> {
         Ok(self.runtime.block_on(self.proxy.launcher())?)
+    }
+
+    /// Whether the kernel protects the daemon's tables (owner and persist flags), in words.
+    pub fn table_protection(&self) -> Result<String, NetdError> {
+        Ok(self.runtime.block_on(self.proxy.table_protection())?)
     }
 
     /// Whether some process owns the daemon's name right now (does not start it).

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::compile::{delete_batch, replace_batch_for, HostQuirks};
 use crate::errors::NetdError;
 use crate::firewall::{Firewall, FirewallError, Nft};
+use crate::guard::GUARD_TABLE;
 use crate::netns_probe::{self, ProbeReport};
 use crate::observe::{self, Key, LiveCheck, Outcome, Probe};
 use crate::set_elements::ElementBatch;
@@ -42,16 +43,35 @@ pub struct ProjectStatus {
     pub owner_uid: u32,
     /// A spec is saved and will be re-applied at start.
     pub saved: bool,
-    /// The project's `inet alca-<id>` table exists right now.
+    /// The project's `inet alca-<id>` table exists right now and, for a saved project, holds
+    /// what its spec compiles to.
     pub applied: bool,
+    /// How the live table differs from the saved spec (empty when it matches or is missing).
+    pub problems: Vec<String>,
 }
 
 /// Outcome of re-applying saved specs and sweeping stale tables.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RestoreReport {
     pub reapplied: Vec<String>,
+    /// Tables another process (the running daemon) owns: `--reapply` leaves them to it.
+    pub owned_elsewhere: Vec<String>,
     pub swept: Vec<String>,
     pub problems: Vec<String>,
+}
+
+/// What `network-helper status` says when the kernel protects the tables.
+pub const PROTECTED: &str = "owned by the daemon, persistent (`nft flush ruleset` and others \
+    cannot remove or change them; they outlive the daemon)";
+/// What `network-helper status` and the daemon's log say when the kernel cannot protect the
+/// tables.
+pub const UNPROTECTED: &str = "tables not protected by the kernel: this kernel has no \
+    NFT_TABLE_F_PERSIST (Linux >= 6.9), so `nft flush ruleset` can remove them; the daemon \
+    restores them when it sees that happen, and not while it is down";
+
+/// Whether a refused write means the table belongs to another netlink socket (`EPERM`).
+fn owned_elsewhere(e: &FirewallError) -> bool {
+    matches!(e, FirewallError::Netlink(io) if io.raw_os_error() == Some(libc::EPERM))
 }
 
 /// The daemon's state machine over a firewall and a store.
@@ -123,9 +143,17 @@ impl Engine {
         let batch = replace_batch_for(&spec, owner_uid, self.quirks);
         let saved = Saved { owner_uid, spec };
         self.store.save(&saved)?;
-        if let Err(e) = self.firewall.apply(&batch) {
+        if let Err(e) = self
+            .firewall
+            .apply_project(&batch, &saved.spec.bridge, true)
+        {
             self.roll_back(&saved.spec.project, previous)?;
             return Err(e.into());
+        }
+        if let Some(old) = previous.filter(|p| p.spec != saved.spec) {
+            let proxy_changed = old.spec.proxy != saved.spec.proxy;
+            self.firewall
+                .cut_connections(&saved.spec.bridge, Some(&saved.spec), proxy_changed);
         }
         Ok(())
     }
@@ -171,7 +199,10 @@ impl Engine {
             }
             None => {}
         }
-        self.firewall.apply(&delete_batch(project))?;
+        self.firewall
+            .apply_project(&delete_batch(project), &bridge_name(project), false)?;
+        self.firewall
+            .cut_connections(&bridge_name(project), None, true);
         self.store.delete(project)?;
         Ok(())
     }
@@ -180,29 +211,91 @@ impl Engine {
         Ok(self.firewall.has_alca_table(&table_name(project))?)
     }
 
-    /// One project's state, for its owner or root.
+    /// One project's state, for its owner or root: for a saved project, the live table
+    /// compared with what its spec compiles to ([`observe::check_live`], as verify does).
     pub fn status(&self, project: &str, caller: u32) -> Result<ProjectStatus, NetdError> {
-        let applied = self.table_exists(project)?;
         match self.store.load(project)? {
             Some(saved) => {
                 check_owner(project, saved.owner_uid, caller)?;
+                let table = table_name(project);
+                let live = self.firewall.list_table(&table)?;
+                let problems = match &live {
+                    Some(live) => {
+                        let expected = replace_batch_for(&saved.spec, saved.owner_uid, self.quirks);
+                        observe::check_live(live, &expected)
+                    }
+                    None => Vec::new(),
+                };
                 Ok(ProjectStatus {
                     project: project.into(),
                     owner_uid: saved.owner_uid,
                     saved: true,
-                    applied,
+                    applied: live.is_some() && problems.is_empty(),
+                    problems,
                 })
             }
-            None if applied && caller != 0 => Err(NetdError::NotOwner(format!(
+            None => self.unsaved_status(project, caller),
+        }
+    }
+
+    fn unsaved_status(&self, project: &str, caller: u32) -> Result<ProjectStatus, NetdError> {
+        let applied = self.table_exists(project)?;
+        match () {
+            () if applied && caller != 0 => Err(NetdError::NotOwner(format!(
                 "project {project} has rules but no saved owner; only root may inspect them"
             ))),
-            None => Ok(ProjectStatus {
+            () => Ok(ProjectStatus {
                 project: project.into(),
                 owner_uid: caller,
                 saved: false,
                 applied,
+                problems: Vec::new(),
             }),
         }
+    }
+
+    /// The netlink port the firewall writes from (see [`crate::heal`]).
+    pub fn own_port(&self) -> u32 {
+        self.firewall.own_port()
+    }
+
+    /// Whether project tables are owned by the daemon and outlive it (kernel >= 6.9).
+    pub fn owned_tables(&self) -> bool {
+        self.firewall.owned_tables()
+    }
+
+    /// Restores the guard and the saved projects among `touched` (table names; `""`: all)
+    /// after someone else changed them ([`crate::heal`]); the tables it restored.
+    pub fn heal(&self, touched: &BTreeSet<String>) -> Result<Vec<String>, NetdError> {
+        let _lock = self.store.lock()?;
+        let all = touched.contains("");
+        let (saved, _) = self.store.all()?;
+        let mut healed = Vec::new();
+        if all || touched.contains(GUARD_TABLE) {
+            self.install_guard(&saved)?;
+            healed.push(GUARD_TABLE.to_string());
+        }
+        for s in &saved {
+            let table = s.spec.table_name();
+            if all || touched.contains(&table) {
+                let batch = replace_batch_for(&s.spec, s.owner_uid, self.quirks);
+                self.firewall.apply_project(&batch, &s.spec.bridge, true)?;
+                healed.push(table);
+            }
+        }
+        Ok(healed)
+    }
+
+    /// (Re-)creates the guard, with the bridges of the saved projects whose table is live as
+    /// the ones that have rules.
+    fn install_guard(&self, saved: &[Saved]) -> Result<(), FirewallError> {
+        let tables: BTreeSet<String> = self.firewall.alca_tables()?.into_iter().collect();
+        let ruled: Vec<String> = saved
+            .iter()
+            .filter(|s| tables.contains(&s.spec.table_name()))
+            .map(|s| s.spec.bridge.clone())
+            .collect();
+        self.firewall.install_guard(&ruled)
     }
 
     /// The caller's projects (every project and stray table for root).
@@ -217,6 +310,7 @@ impl Engine {
                 owner_uid: s.owner_uid,
                 saved: true,
                 applied: tables.contains(&s.spec.table_name()),
+                problems: Vec::new(),
             })
             .collect();
         if caller == 0 {
@@ -226,6 +320,7 @@ impl Engine {
                     owner_uid: 0,
                     saved: false,
                     applied: true,
+                    problems: Vec::new(),
                 }),
             );
         }
@@ -395,7 +490,8 @@ impl Engine {
         Ok(live.map(|l| observe::read_denied(&l)).unwrap_or_default())
     }
 
-    /// Re-applies every saved spec and deletes `alca-` tables that have none (stale).
+    /// Installs the guard first, then re-applies every saved spec (adopting the tables an
+    /// earlier daemon left) and deletes `alca-` tables that have none (stale).
     pub fn restore(&self) -> Result<RestoreReport, NetdError> {
         let _lock = self.store.lock()?;
         let (saved, problems) = self.store.all()?;
@@ -403,12 +499,15 @@ impl Engine {
             problems: problems.iter().map(ToString::to_string).collect(),
             ..Default::default()
         };
+        match self.install_guard(&saved) {
+            Err(e) if owned_elsewhere(&e) => report.owned_elsewhere.push(GUARD_TABLE.into()),
+            other => other?,
+        }
         for s in &saved {
-            match self
-                .firewall
-                .apply(&replace_batch_for(&s.spec, s.owner_uid, self.quirks))
-            {
+            let batch = replace_batch_for(&s.spec, s.owner_uid, self.quirks);
+            match self.firewall.apply_project(&batch, &s.spec.bridge, true) {
                 Ok(()) => report.reapplied.push(s.spec.project.clone()),
+                Err(e) if owned_elsewhere(&e) => report.owned_elsewhere.push(s.spec.table_name()),
                 Err(e) => report
                     .problems
                     .push(format!("re-applying {}: {e}", s.spec.project)),
@@ -425,7 +524,11 @@ impl Engine {
             {
                 continue;
             }
-            match self.firewall.apply(&delete_batch(&project)) {
+            let sweep = delete_batch(&project);
+            match self
+                .firewall
+                .apply_project(&sweep, &bridge_name(&project), false)
+            {
                 Ok(()) => report.swept.push(project),
                 Err(e) => report.problems.push(format!("sweeping {project}: {e}")),
             }

@@ -1,17 +1,23 @@
 //! The only place that talks to nftables: applies one batch atomically (the compiler's JSON,
-//! encoded for nf_tables netlink by [`ruleset`], or run by `nft -j -f -` where that encoder
-//! has no encoding), or one element batch over netlink, and lists the `alca-` tables. Batches touching anything but `alca-` tables are refused here.
+//! encoded for nf_tables netlink by [`ruleset`]) or one element batch, both over the daemon's
+//! one nf_tables socket, and lists the `alca-` tables. The tables it creates are owned by that
+//! socket and persist past it where the kernel can ([`TableFlags`]). A batch the encoder
+//! cannot encode is refused, never handed to `nft` (which would create an unowned table).
+//! Batches touching anything but `alca-` tables are refused here.
 
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 
 use serde_json::Value;
 
+use crate::conntrack;
+use crate::guard;
 use crate::nfnl::rule::single_entry;
 use crate::nfnl::{self, ruleset};
 use crate::set_elements::ElementBatch;
-use crate::spec::{validate_project_id, NAME_PREFIX};
+use crate::spec::{validate_project_id, NetSpec, NAME_PREFIX};
 use crate::table_names;
 
 /// Why nftables could not be read or changed.
@@ -27,6 +33,11 @@ pub enum FirewallError {
     Foreign(String),
     #[error("nf_tables refused the transaction: {0}")]
     Netlink(std::io::Error),
+    #[error(
+        "internal error: the daemon has no netlink encoding for its own batch ({0}); nothing \
+         was changed (a batch through nft would create a table the daemon does not own)"
+    )]
+    Unencodable(String),
     #[error(
         "nf_tables refused the transaction: the kernel allows at most 1024 base chains per hook \
          point, and this host has reached it (each isolated project takes one at prerouting, two \
@@ -64,14 +75,67 @@ pub trait Firewall: Send + Sync {
     fn has_alca_table(&self, name: &str) -> Result<bool, FirewallError> {
         Ok(self.alca_tables()?.iter().any(|t| t == name))
     }
+    /// [`Firewall::apply`] of a project's batch that, in the same transaction, marks the
+    /// project's `bridge` in the guard as having rules (`ruled`) or not ([`guard::mark`]).
+    fn apply_project(&self, batch: &Value, bridge: &str, ruled: bool) -> Result<(), FirewallError> {
+        let _ = (bridge, ruled);
+        self.apply(batch)
+    }
+    /// (Re-)creates the guard with `ruled` as the bridges that have rules ([`guard::install`]).
+    fn install_guard(&self, ruled: &[String]) -> Result<(), FirewallError> {
+        let _ = ruled;
+        Ok(())
+    }
+    /// The netlink port id the implementation writes from (0: none), to tell its own
+    /// nf_tables events from everyone else's.
+    fn own_port(&self) -> u32 {
+        0
+    }
+    /// Whether the tables it writes are owned by the daemon and outlive it.
+    fn owned_tables(&self) -> bool {
+        false
+    }
+    /// Ends the connections from `bridge` that `spec` refuses ([`conntrack::cut`]; all of
+    /// them without a spec); logged, never failing the Apply or Remove that already ran.
+    fn cut_connections(&self, bridge: &str, spec: Option<&NetSpec>, proxy_changed: bool) {
+        let _ = (bridge, spec, proxy_changed);
+    }
 }
 
-/// The real packet filter, driven through the `nft` binary in JSON mode.
+/// The real packet filter: writes over the daemon's nf_tables socket, reads through `nft`'s
+/// JSON listing or netlink dumps.
 pub struct Nft {
     bin: String,
-    /// Batches go to nf_tables over this one socket.
+    /// Batches go to nf_tables over this one socket, which owns the tables they create.
     netlink: nfnl::Connection,
+    /// What the kernel lets the daemon's tables have, found on first use.
+    flags: OnceLock<TableFlags>,
 }
+
+/// The flags the daemon's tables get: owner and persist together, or neither.
+///
+/// Owner without persist (kernels before 6.9) would make every table, the guard included, go
+/// with the daemon's socket: a daemon crash would open every project. So there the tables stay
+/// unowned, as before: `nft flush ruleset` can remove them, and the daemon restores them when
+/// it sees that happen ([`crate::heal`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableFlags {
+    pub persist: bool,
+}
+
+impl TableFlags {
+    /// The `NFTA_TABLE_FLAGS` value.
+    pub fn bits(self) -> u32 {
+        if self.persist {
+            nfnl::TABLE_F_OWNER | nfnl::TABLE_F_PERSIST
+        } else {
+            0
+        }
+    }
+}
+
+/// A table name no project can have (not hex), used only inside [`Nft::table_flags`]'s probe.
+const PROBE_TABLE: &str = "alca-flags-probe";
 
 impl Default for Nft {
     fn default() -> Self {
@@ -83,6 +147,7 @@ impl Default for Nft {
         Nft {
             bin: bin.into(),
             netlink: nfnl::Connection::default(),
+            flags: OnceLock::new(),
         }
     }
 }
@@ -117,6 +182,69 @@ impl Nft {
 }
 
 impl Nft {
+    /// An `Nft` that does not ask the kernel and writes its tables with `flags` (tests: the
+    /// behaviour of a kernel without persist).
+    pub fn with_table_flags(flags: TableFlags) -> Self {
+        let nft = Nft::default();
+        let _ = nft.flags.set(flags);
+        nft
+    }
+
+    /// Whether the kernel has `NFT_TABLE_F_PERSIST`: asked once, on the daemon's socket, by a
+    /// transaction that creates an owned persistent table and deletes it again (the kernel
+    /// refuses unknown table flags with `EOPNOTSUPP`; either way no table is left).
+    pub fn table_flags(&self) -> TableFlags {
+        *self.flags.get_or_init(|| {
+            let flags = nfnl::TABLE_F_OWNER | nfnl::TABLE_F_PERSIST;
+            let probe = |kind, attrs: &[nfnl::Attr]| {
+                let mut m = nfnl::Message::new(kind, nfnl::NLM_F_REQUEST, 1, nfnl::FAMILY_INET);
+                for a in attrs {
+                    m.attr(a);
+                }
+                m.finish()
+            };
+            let name = nfnl::Attr::string(nfnl::TABLE_NAME, PROBE_TABLE);
+            let create = probe(
+                nfnl::NEW_TABLE,
+                &[name.clone(), nfnl::Attr::u32_be(nfnl::TABLE_FLAGS, flags)],
+            );
+            let delete = probe(nfnl::DEL_TABLE, &[name]);
+            let persist = match self.netlink.transact(&[create, delete]) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(
+                        "this kernel cannot keep an owned table past its owner ({e}): \
+                         project tables stay unowned (needs Linux >= 6.9)"
+                    );
+                    false
+                }
+            };
+            TableFlags { persist }
+        })
+    }
+
+    /// The netlink port id of the daemon's socket (0 before its first batch).
+    pub fn port(&self) -> u32 {
+        self.netlink.port()
+    }
+
+    /// [`ruleset::owned_messages`] of `batch`, then `extra`, as one transaction.
+    fn apply_with(&self, batch: &Value, extra: Vec<Vec<u8>>) -> Result<(), FirewallError> {
+        ensure_only_alca(batch)?;
+        let flags = self.table_flags().bits();
+        let mut messages = ruleset::owned_messages(batch, flags)
+            .map_err(|e| FirewallError::Unencodable(e.to_string()))?;
+        messages.extend(extra);
+        self.transact(&messages)
+    }
+
+    /// Runs raw nf_tables messages (the guard's) as one transaction on the daemon's socket.
+    pub fn transact(&self, messages: &[Vec<u8>]) -> Result<(), FirewallError> {
+        self.netlink
+            .transact(messages)
+            .map_err(FirewallError::netlink)
+    }
+
     /// Whether `nft list tables` works at all (nf_tables loaded, permission granted).
     pub fn has_table_listing(&self) -> bool {
         self.run(&["-j", "list", "tables"], None).is_ok()
@@ -145,18 +273,34 @@ impl Nft {
 
 impl Firewall for Nft {
     fn apply(&self, batch: &Value) -> Result<(), FirewallError> {
-        ensure_only_alca(batch)?;
-        match ruleset::messages(batch) {
-            Ok(messages) => self
-                .netlink
-                .transact(&messages)
-                .map_err(FirewallError::netlink),
-            Err(unsupported) => {
-                tracing::warn!("{unsupported}: the batch goes through nft instead");
-                let text = batch.to_string();
-                self.run(&["-j", "-f", "-"], Some(text.as_bytes()))
-                    .map(|_| ())
-            }
+        self.apply_with(batch, Vec::new())
+    }
+
+    fn apply_project(&self, batch: &Value, bridge: &str, ruled: bool) -> Result<(), FirewallError> {
+        self.apply_with(batch, guard::mark(bridge, ruled))
+    }
+
+    fn install_guard(&self, ruled: &[String]) -> Result<(), FirewallError> {
+        let flags = self.table_flags().bits();
+        self.transact(&guard::install(flags, ruled))
+    }
+
+    fn own_port(&self) -> u32 {
+        self.port()
+    }
+
+    fn owned_tables(&self) -> bool {
+        self.table_flags().persist
+    }
+
+    fn cut_connections(&self, bridge: &str, spec: Option<&NetSpec>, proxy_changed: bool) {
+        match conntrack::cut(bridge, spec, proxy_changed) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(bridge, "ended {n} connection(s) the new rules refuse"),
+            Err(e) => tracing::error!(
+                bridge,
+                "cannot end the connections the new rules refuse: {e}"
+            ),
         }
     }
 

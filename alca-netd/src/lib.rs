@@ -4,9 +4,12 @@
 pub mod auth;
 pub mod client;
 pub mod compile;
+pub mod conntrack;
 pub mod engine;
 pub mod errors;
 pub mod firewall;
+pub mod guard;
+pub mod heal;
 pub mod helper;
 pub mod host;
 pub mod hostns;

@@ -13,10 +13,11 @@
 use std::sync::Arc;
 
 use alca_netd::engine::{Engine, RestoreReport};
-use alca_netd::firewall::Nft;
+use alca_netd::firewall::{Nft, TableFlags};
 use alca_netd::helper::HelperReply;
 use alca_netd::hostns;
 use alca_netd::service::{NetdService, BUS_NAME, OBJECT_PATH};
+use alca_netd::store::Store;
 use anyhow::{bail, Context};
 
 #[derive(Debug, PartialEq, Eq)]
@@ -69,6 +70,9 @@ fn log_report(report: &RestoreReport) {
     if !report.swept.is_empty() {
         tracing::info!(projects = ?report.swept, "swept stale tables");
     }
+    if !report.owned_elsewhere.is_empty() {
+        tracing::info!(tables = ?report.owned_elsewhere, "left to the running daemon that owns them");
+    }
     for problem in &report.problems {
         tracing::error!("{problem}");
     }
@@ -81,8 +85,22 @@ async fn restore(engine: &Arc<Engine>) -> anyhow::Result<RestoreReport> {
     Ok(report)
 }
 
+/// Starts [`alca_netd::heal`] (before the restore, so that no change is missed; the restore's
+/// own changes come from the daemon's port and are ignored).
+fn start_healing(engine: &Arc<Engine>) {
+    if let Err(e) = alca_netd::heal::spawn(Arc::clone(engine)) {
+        tracing::error!(
+            "cannot watch nf_tables events; tables changed by others are not restored: {e}"
+        );
+    }
+}
+
 async fn serve(engine: Arc<Engine>) -> anyhow::Result<()> {
+    start_healing(&engine);
     restore(&engine).await.context("re-applying saved rules")?;
+    if !engine.owned_tables() {
+        tracing::warn!("{}", alca_netd::engine::UNPROTECTED);
+    }
     let service = NetdService::new(Arc::clone(&engine), launcher());
     let _conn = zbus::connection::Builder::system()
         .name(BUS_NAME)
@@ -105,10 +123,14 @@ async fn until_stopped() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The helper's engine, compiling for the host it found.
+/// The helper's engine, compiling for the host it found. Its tables are not owned: each
+/// request is a process of its own (`docker exec … request`), and a table owned by one
+/// process could not be changed by the next; nor does the container's main process watch the
+/// tables (the requests' own changes would look foreign to it).
 fn helper_engine(platform: &str) -> Engine {
     let quirks = hostns::detect_quirks(&Nft::default(), platform);
-    Engine::system().with_quirks(quirks)
+    let unowned = Nft::with_table_flags(TableFlags { persist: false });
+    Engine::new(Box::new(unowned), Store::system()).with_quirks(quirks)
 }
 
 fn current_thread_runtime() -> std::io::Result<tokio::runtime::Runtime> {
@@ -214,9 +236,11 @@ fn main() -> anyhow::Result<()> {
             Mode::Reapply => {
                 let report = restore(&engine).await?;
                 println!(
-                    "re-applied {} project(s), swept {} stale table(s)",
+                    "re-applied {} project(s), swept {} stale table(s), left {} table(s) to \
+                     the running daemon that owns them",
                     report.reapplied.len(),
-                    report.swept.len()
+                    report.swept.len(),
+                    report.owned_elsewhere.len()
                 );
                 if !report.problems.is_empty() {
                     bail!(

@@ -111,7 +111,7 @@ impl NetdService {
     }
 
     /// The state of one of the caller's projects (any project for root):
-    /// (project, owner uid, saved, applied).
+    /// (project, owner uid, saved, applied, how the live table differs from the spec).
     #[zbus(out_args("status"))]
     async fn status(
         &self,
@@ -227,6 +227,17 @@ impl NetdService {
     #[zbus(property)]
     async fn version(&self) -> String {
         env!("CARGO_PKG_VERSION").to_string()
+    }
+
+    /// Whether the kernel protects the project tables and the guard: `owned, persistent`, or
+    /// why not.
+    #[zbus(property)]
+    async fn table_protection(&self) -> String {
+        if self.engine.owned_tables() {
+            crate::engine::PROTECTED.to_string()
+        } else {
+            crate::engine::UNPROTECTED.to_string()
+        }
     }
 }
 

@@ -136,8 +136,99 @@ pub fn daemon_pid() -> Option<u32> {
 
 /// Names of all `inet alca-…` tables.
 pub fn alca_tables() -> Result<Vec<String>> {
-    let listing: Value = serde_json::from_str(&run_ok("nft", &["-j", "list", "tables", "inet"])?)?;
-    Ok(alca_netd::firewall::alca_table_names(&listing))
+    // A netlink dump, not `nft -j list tables`: nft 1.0.6 prints a table whose only flag is
+    // persist (an orphan, its daemon gone) with a garbage `flags` value, which can break the
+    // JSON (docs/daemon-tables.md). The guard (not a project id) is left out.
+    Ok(alca_netd::table_names::inet_table_names()?
+        .into_iter()
+        .filter(|t| {
+            t.strip_prefix("alca-")
+                .is_some_and(|id| alca_netd::spec::validate_project_id(id).is_ok())
+        })
+        .collect())
+}
+
+/// What `nft flush ruleset` takes besides the daemon's owned tables: docker's iptables-nft
+/// rules and the other tables (the test environment's uplink guard, netavark's), saved to be
+/// put back by [`ForeignRuleset::restore`].
+pub struct ForeignRuleset {
+    iptables: [(&'static str, String); 2],
+    tables: Vec<String>,
+}
+
+impl ForeignRuleset {
+    pub fn save() -> Result<Self> {
+        let iptables = [
+            ("iptables-restore", run_ok("iptables-save", &[])?),
+            ("ip6tables-restore", run_ok("ip6tables-save", &[])?),
+        ];
+        let mut tables = Vec::new();
+        for line in run_ok("nft", &["list", "tables"])?.lines() {
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            let [_, family, name] = parts[..] else {
+                continue;
+            };
+            let iptables_nft = ["ip", "ip6"].contains(&family)
+                && ["filter", "nat", "mangle", "raw", "security"].contains(&name);
+            if name.starts_with("alca-") || iptables_nft {
+                continue;
+            }
+            tables.push(run_ok("nft", &["list", "table", family, name])?);
+        }
+        Ok(ForeignRuleset { iptables, tables })
+    }
+
+    pub fn restore(&self) -> Result<()> {
+        for (restore, saved) in &self.iptables {
+            crate::netns::run_with_stdin(restore, &[], &format!("{saved}\n"))?;
+        }
+        for table in &self.tables {
+            crate::netns::run_with_stdin("nft", &["-f", "-"], table)?;
+        }
+        Ok(())
+    }
+}
+
+/// For the suites that apply rules with `nft` themselves, without the daemon (isolation): a
+/// daemon an earlier suite started leaves its guard (`inet alca-guard`, owned and persistent),
+/// which drops the traffic of every project bridge the daemon has no rules for. Stops that
+/// daemon (SIGTERM; D-Bus activation starts it again when a later suite calls it) and deletes
+/// the guard it left, an orphan once the daemon is gone.
+pub fn without_daemon_guard() -> Result<()> {
+    if !alca_netd::table_names::inet_table_exists(alca_netd::guard::GUARD_TABLE)? {
+        return Ok(());
+    }
+    if let Some(pid) = daemon_pid() {
+        run_ok("kill", &[&pid.to_string()])?;
+        for _ in 0..100 {
+            if daemon_pid().is_none() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    run_ok(
+        "nft",
+        &["delete", "table", "inet", alca_netd::guard::GUARD_TABLE],
+    )?;
+    Ok(())
+}
+
+/// `nft -j list table` output without its table object: nft 1.0.6 writes an orphan's flags
+/// (persist only) as garbage, and whether the table is owned (by a running daemon) or
+/// orphaned is not part of the ruleset anyway.
+fn without_table_object(text: &str) -> String {
+    let Some(start) = text.find("{\"table\": {") else {
+        return text.to_string();
+    };
+    let Some(len) = text[start..].find("}}") else {
+        return text.to_string();
+    };
+    let mut end = start + len + 2;
+    if text[end..].starts_with(", ") {
+        end += 2;
+    }
+    format!("{}{}", &text[..start], &text[end..])
 }
 
 /// The table's content without handles (which change on every replace), or `None` if absent.
@@ -146,9 +237,37 @@ pub fn table_snapshot(table: &str) -> Result<Option<Value>> {
     if !out.status.success() {
         return Ok(None);
     }
-    let mut json: Value = serde_json::from_slice(&out.stdout)?;
+    let text = without_table_object(&String::from_utf8_lossy(&out.stdout));
+    let mut json: Value = serde_json::from_str(&text)?;
     strip_volatile(&mut json);
     Ok(Some(json))
+}
+
+/// The table's rules without what traffic changes: counters, and the elements of the timeout
+/// sets that record attempts and probes (runtime state, not rules; a re-apply starts them empty).
+pub fn ruleset(table: &str) -> Option<Value> {
+    fn zero(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                if let Some(c) = map.get_mut("counter") {
+                    *c = Value::Null;
+                }
+                let records = map
+                    .get("flags")
+                    .and_then(|f| f.as_array())
+                    .is_some_and(|f| f.iter().any(|x| x == "timeout"));
+                if records {
+                    map.remove("elem");
+                }
+                map.values_mut().for_each(zero);
+            }
+            Value::Array(items) => items.iter_mut().for_each(zero),
+            _ => {}
+        }
+    }
+    let mut json = table_snapshot(table).unwrap()?;
+    zero(&mut json);
+    Some(json)
 }
 
 /// Removes `handle` keys and the `metainfo` object, recursively.

@@ -15,8 +15,7 @@ use std::time::Duration;
 
 use alca_e2e::docker::{docker, docker_available, nc_script, Probe};
 use alca_e2e::netd::{
-    alca, alca_tables, built_binary, daemon_pid, env_refs, table_snapshot, text, up_env,
-    INSTALLED_DAEMON,
+    alca, alca_tables, built_binary, daemon_pid, env_refs, ruleset, text, up_env, INSTALLED_DAEMON,
 };
 use alca_e2e::netns::{
     assert_route_local, assert_route_via, run, run_ok, Listener, HOST_LAN4, LAN4, LANHOST_NS,
@@ -125,33 +124,6 @@ fn raw_request(body: &str) -> (bool, String) {
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
     )
-}
-
-/// The table's rules without what traffic changes: counters, and the elements of the timeout
-/// sets that record attempts and probes (runtime state, not rules; a re-apply starts them empty).
-fn ruleset(table: &str) -> Option<serde_json::Value> {
-    fn zero(v: &mut serde_json::Value) {
-        match v {
-            serde_json::Value::Object(map) => {
-                if let Some(c) = map.get_mut("counter") {
-                    *c = serde_json::Value::Null;
-                }
-                let records = map
-                    .get("flags")
-                    .and_then(|f| f.as_array())
-                    .is_some_and(|f| f.iter().any(|x| x == "timeout"));
-                if records {
-                    map.remove("elem");
-                }
-                map.values_mut().for_each(zero);
-            }
-            serde_json::Value::Array(items) => items.iter_mut().for_each(zero),
-            _ => {}
-        }
-    }
-    let mut json = table_snapshot(table).unwrap()?;
-    zero(&mut json);
-    Some(json)
 }
 
 fn image_exists() -> bool {
@@ -396,8 +368,10 @@ fn helper_refuses_bad_requests(id: &str) {
 fn restart_reapplies(id: &str) {
     let table = format!("alca-{id}");
     let expected = ruleset(&table).expect("table");
+    // The helper's daemon owns the table; once it stopped, the table is an orphan that may go.
+    run_ok("docker", &["stop", CONTAINER_NAME]).unwrap();
     run_ok("nft", &["delete", "table", "inet", &table]).unwrap();
-    run_ok("docker", &["restart", CONTAINER_NAME]).unwrap();
+    run_ok("docker", &["start", CONTAINER_NAME]).unwrap();
     let mut back = None;
     for _ in 0..40 {
         back = ruleset(&table);

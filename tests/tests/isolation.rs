@@ -40,7 +40,11 @@ fn serial() -> Option<MutexGuard<'static, ()>> {
         docker_available(),
         "docker is not running: run `bash tests/env/setup.sh` first"
     );
-    Some(SERIAL.lock().unwrap_or_else(|e| e.into_inner()))
+    let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // These tests apply their rules with nft, not through the daemon: its guard must not
+    // drop their bridges.
+    alca_e2e::netd::without_daemon_guard().expect("removing the daemon's guard");
+    Some(serial)
 }
 
 /// Listener ports of one test: `base + i`.

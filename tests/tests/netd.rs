@@ -19,8 +19,9 @@ use std::time::Duration;
 use alca_e2e::docker::{docker_ok, nc_script, Probe};
 use alca_e2e::netd::{
     alca, alca_tables, apply_as, built_binary, call_as, container_exists, daemon_pid,
-    docker_project, env_refs, group_has, install_helper_for, project_id, remove_as, table_snapshot,
-    text, up_env, Reply, TempGroupMember, TempGroupRemoval, VethLink, Watch, INSTALLED_DAEMON,
+    docker_project, env_refs, group_has, install_helper_for, project_id, remove_as, ruleset,
+    table_snapshot, text, up_env, ForeignRuleset, Reply, TempGroupMember, TempGroupRemoval,
+    VethLink, Watch, INSTALLED_DAEMON,
 };
 use alca_e2e::netns::{
     assert_route_local, assert_route_via, run, run_ok, uplink_ipv4, Listener, HOST_LAN4, LAN4,
@@ -584,8 +585,26 @@ fn kill_during_applies_never_loses_the_table() {
     assert_eq!(table_snapshot(&table(PROJ_A)).unwrap().unwrap(), closed);
 }
 
+/// The running daemon owns its tables: nobody else may delete them, and `--reapply` leaves
+/// them to it. Once it is gone they are orphans: a delete goes through, and `--reapply`
+/// restores the table.
 fn reapply_restores_a_deleted_table() {
     let expected = table_snapshot(&table(PROJ_A)).unwrap().unwrap();
+    let err = run_ok("nft", &["delete", "table", "inet", &table(PROJ_A)]).unwrap_err();
+    assert!(err.to_string().contains("Operation not permitted"), "{err}");
+    let out = run_ok(INSTALLED_DAEMON, &["--reapply"]).unwrap();
+    assert!(out.contains("re-applied 0 project(s)"), "{out}");
+    assert!(!out.contains("left 0 table(s)"), "{out}");
+    assert_eq!(
+        table_snapshot(&table(PROJ_A)).unwrap(),
+        Some(expected.clone())
+    );
+    stop_daemon();
+    assert_eq!(
+        table_snapshot(&table(PROJ_A)).unwrap(),
+        Some(expected.clone()),
+        "the table went with the daemon"
+    );
     run_ok("nft", &["delete", "table", "inet", &table(PROJ_A)]).unwrap();
     assert!(table_snapshot(&table(PROJ_A)).unwrap().is_none());
     let out = run_ok(INSTALLED_DAEMON, &["--reapply"]).unwrap();
@@ -841,6 +860,8 @@ fn up_isolates_through_the_daemon(scratch: &Path) {
         project_status.contains("Rules applied: Yes"),
         "{project_status}"
     );
+    disruptions_keep_isolation(&dir, &id, &uplink);
+    check_isolation();
 
     let down = alca(Some(OWNER), &dir, &["down"], &env);
     assert!(down.status.success(), "alca down failed: {}", text(&down));
@@ -887,6 +908,66 @@ fn run_needs_the_rules_in_place(dir: &Path, env: &[(&str, &str)], id: &str) {
         alca_tables().unwrap().contains(&table(id)),
         "run went on without the rules"
     );
+}
+
+/// For each of `nft flush ruleset`, `nft delete table inet alca-<id>` and `kill -9` of the
+/// daemon, a probe from inside the container to the LAN host and to a host service is refused
+/// at every sample (one started every 200 ms over 5 s, each bounded to 1 s), and the rules are
+/// in place afterwards with no user action. What the flush took besides (docker's rules, the
+/// uplink guard) is put back before the next step.
+fn disruptions_keep_isolation(dir: &Path, id: &str, uplink: &str) {
+    let name = format!("alca-{}", &id[..12]);
+    let expected = ruleset(&table(id)).expect("table");
+    let sampler = format!(
+        "i=0; while [ $i -lt 25 ]; do \
+           (nc -w 1 {LAN4} {UP_CLOSED} </dev/null >/dev/null 2>&1 && echo OPEN-lan-$i) & \
+           (nc -w 1 {uplink} {UP_HOST_CLOSED} </dev/null >/dev/null 2>&1 && echo OPEN-host-$i) & \
+           sleep 0.2; i=$((i+1)); done; wait; echo sampled"
+    );
+    for disruption in ["flush ruleset", "delete table", "kill -9"] {
+        let foreign = ForeignRuleset::save().expect("saving the foreign ruleset");
+        let probe = {
+            let (name, sampler) = (name.clone(), sampler.clone());
+            std::thread::spawn(move || docker_ok(&["exec", &name, "sh", "-c", &sampler]))
+        };
+        std::thread::sleep(Duration::from_millis(1000));
+        match disruption {
+            "flush ruleset" => {
+                run_ok("nft", &["flush", "ruleset"]).unwrap();
+            }
+            "delete table" => {
+                let refused = run_ok("nft", &["delete", "table", "inet", &table(id)]);
+                assert!(
+                    refused.is_err_and(|e| e.to_string().contains("Operation not permitted")),
+                    "another process deleted the daemon's table"
+                );
+            }
+            _ => {
+                let pid = daemon_pid().expect("the daemon runs");
+                run_ok("kill", &["-9", &pid.to_string()]).unwrap();
+            }
+        }
+        let seen = probe.join().unwrap().expect("the sampler ran");
+        if disruption == "flush ruleset" {
+            foreign.restore().expect("putting back what the flush took");
+        }
+        assert!(seen.contains("sampled"), "{disruption}: {seen}");
+        assert!(
+            !seen.contains("OPEN"),
+            "{disruption}: a probe got through: {seen}"
+        );
+        assert_eq!(
+            ruleset(&table(id)),
+            Some(expected.clone()),
+            "{disruption}: the rules are not what they were"
+        );
+    }
+    // The daemon comes back on the next call and adopts its tables: they are owned again.
+    let status = text(&alca(Some(OWNER), dir, &["network-helper", "status"], &[]));
+    assert!(status.contains("Rules applied: Yes"), "{status}");
+    let status = text(&alca(Some(OWNER), dir, &["network-helper", "status"], &[]));
+    assert!(status.contains("Tables: owned by the daemon"), "{status}");
+    assert!(run_ok("nft", &["delete", "table", "inet", &table(id)]).is_err());
 }
 
 /// Without the group, `up` fails closed: no container runs without its rules.

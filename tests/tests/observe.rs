@@ -117,7 +117,7 @@ fn observe_end_to_end() {
     default_config_verifies(&main, plan);
     denied_attempts_are_logged(&main);
     flood_keeps_the_log_bounded(&main);
-    a_hole_is_found_and_named(&main);
+    a_hole_cannot_be_opened(&main);
     follow_prints_new_attempts(&main);
     allow_listed_entries_are_reached(&main);
     proxy_redirect_is_seen(&main);
@@ -368,52 +368,31 @@ fn deny_lan_v4_handles(table: &str) -> Vec<String> {
         .collect()
 }
 
-fn a_hole_is_found_and_named(main: &Path) {
-    // Forwarded traffic cannot leave through the uplink while the hole is open: only `lanhost`
-    // and local bridges are reachable.
-    assert!(
-        run("nft", &["list", "table", "inet", "testenv-uplink-guard"])
-            .unwrap()
-            .status
-            .success(),
-        "the uplink guard of tests/env/setup.sh must be loaded before opening a hole"
-    );
+/// A hole cannot be opened any more: the daemon owns the project's table, so deleting its
+/// deny rules is refused (`EPERM`) and verify keeps passing. (Before the tables were owned,
+/// this step deleted them and checked that verify named the hole; `check_live`'s naming of
+/// missing rules stays covered by the daemon's unit tests, and a table changed anyway is
+/// restored by the daemon: tests/tests/owned_tables.rs.)
+fn a_hole_cannot_be_opened(main: &Path) {
     let t = table(main);
     let handles = deny_lan_v4_handles(&t);
     assert_eq!(handles.len(), 2, "TCP and other-protocol rules");
     for h in &handles {
-        run_ok(
+        let refused = run_ok(
             "nft",
             &["delete", "rule", "inet", &t, "isolate", "handle", h],
         )
-        .unwrap();
+        .expect_err("another process deleted a rule of the daemon's table");
+        assert!(
+            refused.to_string().contains("Operation not permitted"),
+            "{refused}"
+        );
     }
-    let out = alca(main, &["network", "verify", "--local-only"]);
-    let report = text(&out);
-    eprintln!("{report}");
-    assert!(
-        !out.status.success(),
-        "verify must fail with a hole: {report}"
-    );
-    assert!(
-        report.contains("HOLE  chain isolate: 2 of 4 rule(s) \"deny lan\" missing"),
-        "{report}"
-    );
-    let failed: Vec<&str> = report.lines().filter(|l| l.starts_with("FAIL")).collect();
-    assert!(
-        failed
-            .iter()
-            .any(|l| l.contains("other project on") && l.contains("verify fence")),
-        "the probe to the sibling project got past the rules and must be named: {report}"
-    );
-    assert!(ok(main, &["status"]).contains("Network verify: FAILED"));
-
-    // `up` re-applies the rules; the quick check and a full verify pass again.
-    let started = Instant::now();
-    ok(main, &["up", "--trust"]);
-    assert!(deny_lan_v4_handles(&t).len() == 2 && started.elapsed() < Duration::from_secs(120));
+    assert_eq!(deny_lan_v4_handles(&t).len(), 2);
     let again = ok(main, &["network", "verify", "--local-only"]);
     assert!(again.contains("Network verify: passed"), "{again}");
+    // `up` re-applies the rules (which starts the denied log afresh, as the next step expects).
+    ok(main, &["up", "--trust"]);
 }
 
 /// `alca network log -f` prints an attempt made after it started, within a few polls.

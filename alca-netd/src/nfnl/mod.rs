@@ -6,8 +6,10 @@
 //! project rulesets ([`ruleset`]).
 
 use std::io;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, PoisonError};
 
+pub mod events;
 pub mod rule;
 pub mod ruleset;
 
@@ -23,10 +25,23 @@ pub const NEW_TABLE: u16 = NFTABLES;
 pub const GET_TABLE: u16 = NFTABLES + 1;
 pub const DEL_TABLE: u16 = NFTABLES + 2;
 pub const NEW_CHAIN: u16 = NFTABLES + 3;
+pub const DEL_CHAIN: u16 = NFTABLES + 5;
 pub const NEW_RULE: u16 = NFTABLES + 6;
+pub const GET_RULE: u16 = NFTABLES + 7;
+pub const DEL_RULE: u16 = NFTABLES + 8;
 pub const NEW_SET: u16 = NFTABLES + 9;
+pub const DEL_SET: u16 = NFTABLES + 11;
 pub const NEW_SET_ELEM: u16 = NFTABLES + 12;
 pub const DEL_SET_ELEM: u16 = NFTABLES + 14;
+/// `NFT_TABLE_F_OWNER`: only the netlink socket that created the table may change or delete it
+/// (`nft flush ruleset` by anyone else passes it by), and the table goes when that socket
+/// closes, unless it also has `NFT_TABLE_F_PERSIST` (kernel >= 6.9): then it stays, orphaned
+/// (owner flag cleared), until someone deletes it or a new owner re-creates it.
+pub const TABLE_F_OWNER: u32 = 2;
+pub const TABLE_F_PERSIST: u32 = 4;
+/// `NFTA_TABLE_NAME` and `NFTA_TABLE_FLAGS`.
+pub const TABLE_NAME: u16 = 1;
+pub const TABLE_FLAGS: u16 = 2;
 /// `NFNL_MSG_BATCH_BEGIN` / `_END`.
 const BATCH_BEGIN: u16 = 0x10;
 const BATCH_END: u16 = 0x11;
@@ -305,42 +320,53 @@ pub fn batch(messages: &[Vec<u8>]) -> Vec<u8> {
     out
 }
 
-/// A netlink socket to nf_tables kept open from one transaction to the next: closing a socket
-/// right after a commit makes the kernel first finish that commit's cleanup (an RCU grace
-/// period, ~10 ms here). Opened on first use, in the namespace of the thread using it then
-/// (the daemon's own: it enters its namespace before anything else runs); dropped after an
-/// error, to be opened afresh.
+/// A netlink socket to nf_tables kept open for the daemon's whole life: closing a socket right
+/// after a commit makes the kernel first finish that commit's cleanup (an RCU grace period,
+/// ~10 ms here), and the tables the daemon creates with [`TABLE_F_OWNER`] belong to this one
+/// socket (its port id), so it is never closed or replaced while the daemon runs, not even
+/// after a refused batch (whose answers are read to the end). Opened on first use, in the
+/// namespace of the thread using it then (the daemon's own: it enters its namespace before
+/// anything else runs).
 #[derive(Default)]
 pub struct Connection {
     socket: Mutex<Option<Socket>>,
+    /// The socket's netlink port id once open (0 before): events it caused carry it.
+    port: AtomicU32,
 }
 
 impl Connection {
     /// [`transact`] on this connection's socket.
     pub fn transact(&self, messages: &[Vec<u8>]) -> io::Result<()> {
         let mut slot = self.socket.lock().unwrap_or_else(PoisonError::into_inner);
-        let socket = match slot.take() {
-            Some(socket) => socket,
-            None => batch_socket()?,
-        };
-        let result = transact_on(&socket, messages);
-        if result.is_ok() {
+        if slot.is_none() {
+            let (socket, port) = batch_socket()?;
+            self.port.store(port, Ordering::Relaxed);
             *slot = Some(socket);
         }
-        result
+        let socket = slot.as_ref().ok_or_else(garbled)?;
+        transact_on(socket, messages)
+    }
+
+    /// The port id of the socket (0 until the first transaction opened it): the owner of the
+    /// tables this connection created, and the sender of the events they caused.
+    pub fn port(&self) -> u32 {
+        self.port.load(Ordering::Relaxed)
     }
 }
 
 /// Runs `messages` as one nf_tables transaction, all of them or none, on a socket of its own.
 pub fn transact(messages: &[Vec<u8>]) -> io::Result<()> {
-    transact_on(&batch_socket()?, messages)
+    transact_on(&batch_socket()?.0, messages)
 }
 
-/// A socket whose answers echo only the header of their message (`NETLINK_CAP_ACK`).
-fn batch_socket() -> io::Result<Socket> {
-    let socket = socket()?;
+/// A socket whose answers echo only the header of their message (`NETLINK_CAP_ACK`), and its
+/// port id.
+fn batch_socket() -> io::Result<(Socket, u32)> {
+    let mut socket = Socket::new(NETLINK_NETFILTER)?;
+    let port = socket.bind_auto()?.port_number();
+    socket.connect(&SocketAddr::new(0, 0))?;
     socket.set_cap_ack(true)?;
-    Ok(socket)
+    Ok((socket, port))
 }
 
 /// The kernel handles a batch inside the `send` itself, so by the time it returns every answer
@@ -351,7 +377,9 @@ fn transact_on(socket: &Socket, messages: &[Vec<u8>]) -> io::Result<()> {
     let batch = batch(messages);
     // The whole batch goes in one datagram, which must fit the send buffer.
     ensure_buffer(socket, batch.len())?;
-    pending_answers(socket)?; // none: every earlier batch was read to the end
+    // None are left: every earlier batch was read to the end. Should one be, it is not this
+    // batch's answer.
+    let _ = pending_answers(socket);
     socket.send(&batch, 0)?;
     let acked = pending_answers(socket)?;
     if acked != usize::from(!messages.is_empty()) {
@@ -363,14 +391,23 @@ fn transact_on(socket: &Socket, messages: &[Vec<u8>]) -> io::Result<()> {
     Ok(())
 }
 
-/// Reads every answer already queued on `socket`: the acknowledgements, or the first error.
+/// Reads every answer queued on `socket`, to the end (the socket outlives a refused batch): the
+/// acknowledgements, or the first error.
 fn pending_answers(socket: &Socket) -> io::Result<usize> {
     let mut acked = 0;
+    let mut first_error = None;
     for _ in 0..MAX_DATAGRAMS {
         let mut datagram = Vec::with_capacity(1 << 16);
         match socket.recv(&mut datagram, libc::MSG_DONTWAIT) {
-            Ok(_) => acked += count_acks(&datagram)?,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(acked),
+            Ok(_) => match count_acks(&datagram) {
+                Ok(n) => acked += n,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            },
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                return first_error.map_or(Ok(acked), Err)
+            }
             Err(e) => return Err(e),
         }
     }

@@ -145,7 +145,7 @@ pub fn expressions(stmts: &[Value], sets: &mut dyn SetIds) -> Result<Vec<Attr>, 
     Ok(rule.exprs)
 }
 
-fn expr(name: &str, attrs: Vec<Attr>) -> Attr {
+pub(crate) fn expr(name: &str, attrs: Vec<Attr>) -> Attr {
     Attr::Nest(
         LIST_ELEM,
         vec![Attr::string(EXPR_NAME, name), Attr::Nest(EXPR_DATA, attrs)],

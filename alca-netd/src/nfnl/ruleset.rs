@@ -15,6 +15,7 @@ use serde_json::Value;
 use super::rule::{self, single_entry, unsupported, AnonSet, SetIds, Unsupported};
 use super::{set_element, Attr, Message, DEL_TABLE, FAMILY_INET, NEW_CHAIN, NEW_RULE, NEW_SET};
 use super::{NEW_SET_ELEM, NEW_TABLE, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQUEST};
+use super::{TABLE_FLAGS, TABLE_NAME};
 
 /// `NFT_SET_*` flags.
 const SET_ANONYMOUS: u32 = 1;
@@ -27,8 +28,19 @@ const ELEM_INTERVAL_END: u32 = 1;
 /// nft's element user data marking an interval that runs to the end of the address space.
 const OPEN_INTERVAL: &[u8] = b"\x01\x04\x01\x00\x00\x00";
 
-/// The messages of `batch`, numbered from 1.
+/// The messages of `batch`, numbered from 1, creating tables without flags (as `nft -j -f`
+/// does: the tests compare the two).
 pub fn messages(batch: &Value) -> Result<Vec<Vec<u8>>, Unsupported> {
+    owned_messages(batch, 0)
+}
+
+/// The messages of `batch`, numbered from 1, with `table_flags` (the daemon's
+/// [`super::TABLE_F_OWNER`] and [`super::TABLE_F_PERSIST`]) on each table the batch
+/// (re-)creates: an `add table` after the batch's `delete table` of it. An `add table` before
+/// that only makes sure the table exists and carries no flags, so that it leaves an existing
+/// table's flags alone (the kernel refuses to change an owned table's flags, and lets only an
+/// orphan be adopted).
+pub fn owned_messages(batch: &Value, table_flags: u32) -> Result<Vec<Vec<u8>>, Unsupported> {
     let commands = batch["nftables"]
         .as_array()
         .ok_or_else(|| unsupported(batch))?;
@@ -38,6 +50,8 @@ pub fn messages(batch: &Value) -> Result<Vec<Vec<u8>>, Unsupported> {
         next_set_id: 1,
         updated: updated_sets(commands),
         table: String::new(),
+        table_flags,
+        deleted: BTreeSet::new(),
     };
     for command in commands {
         encoder.command(command)?;
@@ -66,6 +80,9 @@ struct Encoder {
     updated: BTreeSet<String>,
     /// The table of the current command.
     table: String,
+    /// The flags of a table the batch re-creates, and the tables it deleted so far.
+    table_flags: u32,
+    deleted: BTreeSet<String>,
 }
 
 impl Encoder {
@@ -95,12 +112,16 @@ impl Encoder {
             .to_string();
         match (verb, kind) {
             ("add", "table") => {
-                let attrs = [Attr::string(1, &self.table), Attr::u32_be(2, 0)];
+                let mut attrs = vec![Attr::string(TABLE_NAME, &self.table)];
+                if self.deleted.contains(&self.table) {
+                    attrs.push(Attr::u32_be(TABLE_FLAGS, self.table_flags));
+                }
                 self.message(NEW_TABLE, 0, &attrs);
                 Ok(())
             }
             ("delete", "table") => {
-                self.message(DEL_TABLE, 0, &[Attr::string(1, &self.table)]);
+                self.message(DEL_TABLE, 0, &[Attr::string(TABLE_NAME, &self.table)]);
+                self.deleted.insert(self.table.clone());
                 Ok(())
             }
             ("add", "set") => self.set(object),
@@ -518,6 +539,31 @@ mod tests {
             .map(|m| u32::from_ne_bytes(m[8..12].try_into().unwrap()))
             .collect();
         assert_eq!(seqs, (1..=9).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn only_a_re_created_table_carries_the_owner_flags() {
+        let t = "alca-x";
+        let batch = json!({"nftables": [
+            {"add": {"table": {"family": "inet", "name": t}}},
+            {"delete": {"table": {"family": "inet", "name": t}}},
+            {"add": {"table": {"family": "inet", "name": t}}},
+        ]});
+        let flags = crate::nfnl::TABLE_F_OWNER | crate::nfnl::TABLE_F_PERSIST;
+        let messages = owned_messages(&batch, flags).unwrap();
+        let table_flags = |m: &Vec<u8>| {
+            crate::nfnl::attributes(&m[crate::nfnl::HEADERS..])
+                .unwrap()
+                .into_iter()
+                .find(|(kind, _)| *kind == TABLE_FLAGS)
+                .map(|(_, v)| u32::from_be_bytes(v.try_into().unwrap()))
+        };
+        assert_eq!(
+            table_flags(&messages[0]),
+            None,
+            "the first add leaves flags alone"
+        );
+        assert_eq!(table_flags(&messages[2]), Some(flags));
     }
 
     #[test]

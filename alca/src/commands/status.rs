@@ -141,10 +141,8 @@ fn network_section(config: &Config, state: &State, root: &Path) {
         return;
     }
     println!("Network isolation: required");
-    let applied = connect_guard().is_applied(&state.id);
-    match applied {
-        Ok(true) => println!("Rules applied: Yes"),
-        Ok(false) => println!("Rules applied: No"),
+    match connect_guard().rules_line(&state.id) {
+        Ok(line) => println!("Rules applied: {line}"),
         Err(e) => println!("Rules applied: No ({e:#})"),
     }
     // Seeing isolation (SPEC §9): the last `alca network verify` or `up` quick check.

@@ -225,6 +225,8 @@ impl Up {
             .with_context(|| format!("cannot create network {}", self.name()))?;
         if let Some(guard) = guard {
             self.apply_rules(runtime, guard)?;
+        } else {
+            self.register_open_bridge(runtime);
         }
         self.progress
             .step(format!("Creating container {}", self.name()));
@@ -350,6 +352,19 @@ impl Up {
         Ok(())
     }
 
+    /// A project without isolation (`lan-access = ["*"]`) still gives the daemon its
+    /// allow-all rules where the daemon is reachable: the daemon's guard drops the traffic of
+    /// every project bridge without rules. Without a daemon there is no guard either.
+    fn register_open_bridge(&self, runtime: &dyn Runtime) {
+        let guard = connect_guard();
+        if let Err(e) = self.apply_rules(runtime, guard.as_ref()) {
+            self.progress.step(format!(
+                "Note: the network helper did not take this project's allow-all rules ({e:#}); \
+                 if its guard is installed, the container has no network until it does"
+            ));
+        }
+    }
+
     fn run_commands_up(&self, runtime: &dyn Runtime) -> anyhow::Result<()> {
         let Some(cmd) = &self.project.config.commands.up else {
             return Ok(());
@@ -403,6 +418,8 @@ impl Up {
                 }
                 return Err(e);
             }
+        } else {
+            self.register_open_bridge(runtime);
         }
         if info.state == ContainerState::Running && self.views.any_fresh() {
             // Its bind mount holds the previous (dead) view: a restart picks up the new one.

@@ -149,4 +149,8 @@ impl NetworkGuard for HelperGuard {
     fn is_applied(&self, project: &str) -> anyhow::Result<bool> {
         Ok(self.status(project).map_err(explain)?.applied)
     }
+
+    fn rules_line(&self, project: &str) -> anyhow::Result<String> {
+        Ok(super::applied_line(&self.status(project).map_err(explain)?))
+    }
 }

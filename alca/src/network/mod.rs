@@ -24,6 +24,32 @@ pub trait NetworkGuard {
     fn remove(&self, project: &str) -> anyhow::Result<()>;
     /// Whether rules for the project are currently applied.
     fn is_applied(&self, project: &str) -> anyhow::Result<bool>;
+    /// What `Rules applied:` says for the project: yes, or no and why.
+    fn rules_line(&self, project: &str) -> anyhow::Result<String> {
+        Ok(if self.is_applied(project)? {
+            "Yes"
+        } else {
+            "No"
+        }
+        .into())
+    }
+}
+
+/// `Rules applied:` for a project's status from the daemon: `Yes` only when its table is live
+/// and holds what its spec compiles to.
+pub fn applied_line(status: &alca_netd::engine::ProjectStatus) -> String {
+    if status.applied {
+        "Yes".into()
+    } else if !status.problems.is_empty() {
+        format!(
+            "No (the live rules differ from the project's: {}; `alca network verify` for more)",
+            status.problems.join("; ")
+        )
+    } else if status.saved {
+        "No (table missing: nothing isolates the project)".into()
+    } else {
+        "No".into()
+    }
 }
 
 /// The guard used when no network helper is reachable: every request fails closed.

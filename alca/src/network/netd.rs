@@ -94,6 +94,11 @@ impl NetworkGuard for NetdGuard {
     fn is_applied(&self, project: &str) -> anyhow::Result<bool> {
         Ok(self.client.status(project).map_err(explain)?.applied)
     }
+
+    fn rules_line(&self, project: &str) -> anyhow::Result<String> {
+        let status = self.client.status(project).map_err(explain)?;
+        Ok(super::applied_line(&status))
+    }
 }
 
 #[cfg(test)]

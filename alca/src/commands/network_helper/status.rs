@@ -28,7 +28,12 @@ fn daemon_line(client: Option<&Client>) -> String {
     };
     match client.daemon_pid() {
         Ok(Some(_)) => match client.launcher() {
-            Ok(launcher) => format!("running ({launcher})"),
+            Ok(launcher) => {
+                let protection = client
+                    .table_protection()
+                    .unwrap_or_else(|e| format!("unknown ({})", e.message()));
+                format!("running ({launcher})\nTables: {protection}")
+            }
             Err(e) => format!("running (not answering: {})", e.message()),
         },
         Ok(None) => "not running".into(),
@@ -48,8 +53,7 @@ fn rules_line(client: Option<&Client>, installed: bool) -> Option<String> {
     }
     let client = client?;
     Some(match client.status(&state.id) {
-        Ok(s) if s.applied => "Yes".into(),
-        Ok(_) => "No".into(),
+        Ok(s) => crate::network::applied_line(&s),
         Err(e) => format!("Unknown ({})", e.message()),
     })
 }
@@ -72,8 +76,7 @@ fn container_status(running: bool) {
         None => "No (the project has not been started with `alca up`)".to_string(),
         Some(_) if !running => "No".into(),
         Some(state) => match guard.status(&state.id) {
-            Ok(s) if s.applied => "Yes".into(),
-            Ok(_) => "No".into(),
+            Ok(s) => crate::network::applied_line(&s),
             Err(e) => format!("Unknown ({})", e.message()),
         },
     };
