@@ -83,6 +83,17 @@ pub async fn check_bridge(name: &str) -> Result<(), LinkError> {
 /// namespace: one of the bridge's ports is a veth whose other end lives in `netns` (the
 /// kernel's id of that namespace, asked by file descriptor, is the port's link namespace id).
 pub async fn netns_on_bridge(netns: &File, bridge: &str) -> Result<bool, LinkError> {
+    let fd = u32::try_from(netns.as_raw_fd()).map_err(|e| LinkError::Netlink(e.to_string()))?;
+    on_bridge(NsidAttribute::Fd(fd), bridge).await
+}
+
+/// Whether process `pid` lives in a network namespace plugged into `bridge`, asked of the
+/// kernel by pid (`RTM_GETNSID` with `NETNSA_PID`): nothing of the process is opened.
+pub async fn pid_on_bridge(pid: u32, bridge: &str) -> Result<bool, LinkError> {
+    on_bridge(NsidAttribute::Pid(pid), bridge).await
+}
+
+async fn on_bridge(which: NsidAttribute, bridge: &str) -> Result<bool, LinkError> {
     let netlink = Netlink::connect()?;
     let links: Vec<LinkMessage> = netlink
         .handle
@@ -96,7 +107,7 @@ pub async fn netns_on_bridge(netns: &File, bridge: &str) -> Result<bool, LinkErr
     if ports.is_empty() {
         return Ok(false);
     }
-    Ok(namespace_id(netlink.handle.clone(), netns)
+    Ok(namespace_id(netlink.handle.clone(), which)
         .await?
         .is_some_and(|id| ports.contains(&id)))
 }
@@ -127,11 +138,11 @@ fn bridge_port_namespaces(links: &[LinkMessage], bridge: &str) -> Vec<i32> {
         .collect()
 }
 
-/// The id this namespace knows `netns` by (`RTM_GETNSID` by file descriptor), if any.
-async fn namespace_id(mut handle: Handle, netns: &File) -> Result<Option<i32>, LinkError> {
+/// The id this namespace knows a namespace by (`RTM_GETNSID` by file descriptor or by pid),
+/// if any.
+async fn namespace_id(mut handle: Handle, which: NsidAttribute) -> Result<Option<i32>, LinkError> {
     let mut message = NsidMessage::default();
-    let fd = u32::try_from(netns.as_raw_fd()).map_err(|e| LinkError::Netlink(e.to_string()))?;
-    message.attributes.push(NsidAttribute::Fd(fd));
+    message.attributes.push(which);
     let mut request = NetlinkMessage::from(RouteNetlinkMessage::GetNsId(message));
     request.header.flags = NLM_F_REQUEST;
     let mut replies = handle.request(request).map_err(netlink_error)?;

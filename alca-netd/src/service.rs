@@ -12,8 +12,8 @@ use zbus::{interface, Connection};
 use crate::auth::{authorize, caller_uid, ACTION_APPLY, ACTION_REMOVE};
 use crate::engine::{Engine, ProjectStatus};
 use crate::errors::NetdError;
-use crate::links::{check_bridge, netns_on_bridge};
-use crate::netns_probe::{decode_targets, open_netns};
+use crate::links::check_bridge;
+use crate::netns_probe::{decode_targets, open_on_bridge, open_proc_netns};
 use crate::observe::decode_probes;
 use crate::request::{decode_project, decode_spec};
 
@@ -185,16 +185,9 @@ impl NetdService {
         let targets = decode_targets(&targets_json).map_err(invalid)?;
         let owned = project.clone();
         let bridge = self.run(move |e| e.project_bridge(&owned, uid)).await?;
-        let netns = open_netns(pid).map_err(|e| {
-            invalid(format!(
-                "pid: cannot open the network namespace of {pid}: {e}"
-            ))
-        })?;
-        if !netns_on_bridge(&netns, &bridge).await.map_err(invalid)? {
-            return Err(invalid(format!(
-                "pid: process {pid} is not in a container on bridge {bridge} of project {project}"
-            )));
-        }
+        let netns = open_on_bridge(pid, &bridge, open_proc_netns)
+            .await
+            .map_err(|e| invalid(format!("{e} of project {project}")))?;
         tracing::info!(uid, project = %project, pid, targets = targets.len(), "probe from");
         let (report, pending) = self
             .run(move |e| e.probe_from(&project, uid, &netns, &probes, &targets))
