@@ -2,6 +2,7 @@
 //! its parser and validator, and the pure compiler from spec to nftables JSON.
 
 pub mod auth;
+pub mod claims;
 pub mod client;
 pub mod compile;
 pub mod engine;
@@ -15,6 +16,7 @@ pub mod links;
 pub mod netns_probe;
 pub mod nfnl;
 pub mod observe;
+pub mod quota;
 pub mod request;
 pub mod service;
 pub mod set_elements;

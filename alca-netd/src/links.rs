@@ -68,10 +68,12 @@ pub async fn link_kind(name: &str) -> Result<LinkKind, LinkError> {
     Ok(LinkKind::Absent)
 }
 
-/// Accepts an absent interface or a bridge; refuses anything else.
-pub async fn check_bridge(name: &str) -> Result<(), LinkError> {
+/// Accepts an absent interface or a bridge (and says whether the bridge exists); refuses
+/// anything else.
+pub async fn check_bridge(name: &str) -> Result<bool, LinkError> {
     match link_kind(name).await? {
-        LinkKind::Absent | LinkKind::Bridge => Ok(()),
+        LinkKind::Absent => Ok(false),
+        LinkKind::Bridge => Ok(true),
         LinkKind::Other(kind) => Err(LinkError::NotABridge {
             name: name.to_string(),
             kind,
@@ -195,6 +197,6 @@ mod tests {
             Err(LinkError::NotABridge { .. })
         ));
         assert_eq!(link_kind("alca-zz-none").await.unwrap(), LinkKind::Absent);
-        assert!(check_bridge("alca-zz-none").await.is_ok());
+        assert!(!check_bridge("alca-zz-none").await.unwrap());
     }
 }

@@ -73,6 +73,7 @@ pub fn explain(err: NetdError) -> anyhow::Error {
         NetdError::ApplyFailed(m) => format!(
             "the network helper could not apply the rules; the previous rules stay in place: {m}"
         ),
+        NetdError::LimitReached(m) => format!("the network helper refused the request: {m}"),
         NetdError::Internal(m) => format!("the network helper failed: {m}"),
         NetdError::ZBus(_) => format!(
             "{}. Run `{INSTALL_HINT}` once to set it up",
