@@ -10,10 +10,11 @@ use std::collections::BTreeSet;
 use std::fs::File;
 use std::sync::{Arc, Mutex};
 
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::claims::{judge, Claim, Verdict};
-use crate::compile::{delete_batch, replace_batch_for, HostQuirks};
+use crate::compile::{delete_batch, replace_batch_on, HostQuirks};
 use crate::errors::NetdError;
 use crate::firewall::{Firewall, FirewallError, Nft};
 use crate::netns_probe::{self, ProbeReport};
@@ -80,6 +81,9 @@ pub struct Engine {
     quirks: HostQuirks,
     limits: Limits,
     probing: Arc<Mutex<BTreeSet<String>>>,
+    /// The host's on-link prefixes, denied like the private ranges (see [`crate::onlink`]).
+    /// `None` until first read: the first reading re-applies nothing (start-up re-applies all).
+    onlink: Mutex<Option<Vec<IpNet>>>,
 }
 
 impl From<StoreError> for NetdError {
@@ -111,6 +115,7 @@ impl Engine {
             quirks: HostQuirks::default(),
             limits: Limits::default(),
             probing: Arc::default(),
+            onlink: Mutex::default(),
         }
     }
 
@@ -134,6 +139,52 @@ impl Engine {
             tracing::error!("{problem}");
         }
         Engine::new(Box::new(Nft::default()), Store::system()).with_limits(limits)
+    }
+
+    /// The ruleset of a saved project on this host now.
+    fn batch(&self, spec: &NetSpec, owner_uid: u32) -> serde_json::Value {
+        let onlink = self.onlink.lock().unwrap_or_else(|e| e.into_inner());
+        replace_batch_on(spec, owner_uid, self.quirks, onlink.as_deref().unwrap_or_default())
+    }
+
+    /// Takes the host's on-link prefixes; when they changed since the last reading, re-applies
+    /// every applied project with deny sets (not `lan-access = ["*"]`). Returns what could not
+    /// be re-applied.
+    pub fn set_onlink(&self, nets: Vec<IpNet>) -> Vec<String> {
+        let _lock = match self.store.lock() {
+            Ok(l) => l,
+            Err(e) => return vec![format!("updating the on-link networks: {e}")],
+        };
+        {
+            let mut current = self.onlink.lock().unwrap_or_else(|e| e.into_inner());
+            let first = current.is_none();
+            if current.as_ref() == Some(&nets) {
+                return vec![];
+            }
+            tracing::info!(networks = ?nets, "the host's on-link networks");
+            *current = Some(nets);
+            if first {
+                return vec![];
+            }
+        }
+        let saved = match self.store.all() {
+            Ok((saved, _)) => saved,
+            Err(e) => return vec![format!("updating the on-link networks: {e}")],
+        };
+        saved
+            .iter()
+            .filter(|s| !s.spec.allow_all)
+            .filter_map(|s| {
+                let table = s.spec.table_name();
+                if !matches!(self.firewall.has_alca_table(&table), Ok(true)) {
+                    return None;
+                }
+                self.firewall
+                    .apply(&self.batch(&s.spec, s.owner_uid))
+                    .err()
+                    .map(|e| format!("re-applying {} for new on-link networks: {e}", s.spec.project))
+            })
+            .collect()
     }
 
     /// The limits users are held to.
@@ -161,7 +212,7 @@ impl Engine {
         };
         let saved = previous.is_some();
         self.claim_locked(&spec, owner_uid, caller, bridge_present, saved)?;
-        let batch = replace_batch_for(&spec, owner_uid, self.quirks);
+        let batch = self.batch(&spec, owner_uid);
         let saved = Saved { owner_uid, spec };
         self.store.save(&saved)?;
         if let Err(e) = self.firewall.apply(&batch) {
@@ -472,7 +523,7 @@ impl Engine {
                 armed: false,
             });
         };
-        let expected = replace_batch_for(&saved.spec, saved.owner_uid, self.quirks);
+        let expected = self.batch(&saved.spec, saved.owner_uid);
         let problems = observe::check_live(&live, &expected);
         let armed = observe::fence_ready(&live);
         if armed {
@@ -570,7 +621,7 @@ impl Engine {
             }
             match self
                 .firewall
-                .apply(&replace_batch_for(&s.spec, s.owner_uid, self.quirks))
+                .apply(&self.batch(&s.spec, s.owner_uid))
             {
                 Ok(()) => report.reapplied.push(s.spec.project.clone()),
                 Err(e) => report
@@ -641,6 +692,8 @@ mod tests {
     struct FakeNft {
         tables: Arc<Mutex<BTreeSet<String>>>,
         refuse: Arc<Mutex<bool>>,
+        /// Every batch applied, as text.
+        log: Arc<Mutex<Vec<String>>>,
     }
 
     impl Firewall for FakeNft {
@@ -649,6 +702,7 @@ mod tests {
             if std::mem::take(&mut *self.refuse.lock().unwrap()) {
                 return Err(FirewallError::Nft("refused".into()));
             }
+            self.log.lock().unwrap().push(batch.to_string());
             let mut tables = self.tables.lock().unwrap();
             for cmd in batch["nftables"].as_array().unwrap() {
                 let (verb, body) = cmd.as_object().unwrap().iter().next().unwrap();
@@ -867,5 +921,26 @@ mod tests {
         let claim = e.store.load_claim("alca-0123456789").unwrap().unwrap();
         assert_eq!((claim.project.as_str(), claim.owner_uid), ("0123456789aaaaaa", 1001));
         assert!(dir.path().join("claims/alca-0123456789.json").is_file());
+    }
+
+    #[test]
+    fn new_onlink_networks_reapply_the_projects_with_deny_sets() {
+        let (e, nft, _dir) = engine();
+        let net = |s: &str| -> IpNet { s.parse().unwrap() };
+        assert!(e.set_onlink(vec![net("192.88.99.128/25")]).is_empty());
+        e.apply(spec("aaaaaaaa"), 1001, false).unwrap();
+        let mut open = spec("bbbbbbbb");
+        open.allow_all = true;
+        e.apply(open, 1001, false).unwrap();
+        let log = |nft: &FakeNft| nft.log.lock().unwrap().clone();
+        assert!(log(&nft)[0].contains("192.88.99.128"), "{}", log(&nft)[0]);
+        let before = log(&nft).len();
+        assert!(e.set_onlink(vec![net("192.88.99.128/25")]).is_empty());
+        assert_eq!(log(&nft).len(), before, "no change, nothing re-applied");
+        assert!(e.set_onlink(vec![net("2001:db8:77::/64")]).is_empty());
+        let after = log(&nft);
+        assert_eq!(after.len(), before + 1, "only the project with deny sets");
+        assert!(after[before].contains("alca-aaaaaaaa") && after[before].contains("2001:db8:77::"));
+        assert!(!after[before].contains("192.88.99.128"));
     }
 }

@@ -16,6 +16,7 @@ pub mod links;
 pub mod netns_probe;
 pub mod nfnl;
 pub mod observe;
+pub mod onlink;
 pub mod quota;
 pub mod request;
 pub mod service;

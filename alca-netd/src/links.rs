@@ -32,13 +32,13 @@ pub enum LinkError {
 }
 
 /// An rtnetlink handle; its connection task ends when this is dropped, on every path.
-struct Netlink {
-    handle: Handle,
+pub(crate) struct Netlink {
+    pub(crate) handle: Handle,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Netlink {
-    fn connect() -> Result<Netlink, LinkError> {
+    pub(crate) fn connect() -> Result<Netlink, LinkError> {
         let (connection, handle, _) =
             rtnetlink::new_connection().map_err(|e| LinkError::Netlink(e.to_string()))?;
         let task = tokio::spawn(connection);
@@ -52,7 +52,7 @@ impl Drop for Netlink {
     }
 }
 
-fn netlink_error(e: rtnetlink::Error) -> LinkError {
+pub(crate) fn netlink_error(e: rtnetlink::Error) -> LinkError {
     LinkError::Netlink(e.to_string())
 }
 
@@ -163,14 +163,14 @@ async fn namespace_id(mut handle: Handle, which: NsidAttribute) -> Result<Option
     Ok(None)
 }
 
-fn link_name(link: &LinkMessage) -> Option<&str> {
+pub(crate) fn link_name(link: &LinkMessage) -> Option<&str> {
     link.attributes.iter().find_map(|a| match a {
         LinkAttribute::IfName(n) => Some(n.as_str()),
         _ => None,
     })
 }
 
-fn kind_of(link: &LinkMessage) -> LinkKind {
+pub(crate) fn kind_of(link: &LinkMessage) -> LinkKind {
     let kind = link.attributes.iter().find_map(|a| match a {
         LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
             LinkInfo::Kind(k) => Some(k.clone()),

@@ -84,6 +84,15 @@ pub fn explain(err: NetdError) -> anyhow::Error {
 }
 
 impl NetworkGuard for NetdGuard {
+    fn claim(&self, project: &str) -> anyhow::Result<bool> {
+        match self.client.claim(project) {
+            Ok(()) => Ok(true),
+            // Isolation, if the project needs it, fails at Apply with the same explanation.
+            Err(NetdError::NotAuthorized(_)) => Ok(false),
+            Err(e) => Err(explain(e)),
+        }
+    }
+
     fn apply(&self, spec: &NetSpec) -> anyhow::Result<()> {
         self.client.apply(spec).map_err(explain)
     }
