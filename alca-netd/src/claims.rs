@@ -114,7 +114,10 @@ mod tests {
 
     #[test]
     fn a_free_name_is_taken_and_an_own_claim_kept() {
-        assert_eq!(judge(None, P, 1001, 1001, false, false).unwrap(), Verdict::Take);
+        assert_eq!(
+            judge(None, P, 1001, 1001, false, false).unwrap(),
+            Verdict::Take
+        );
         let mine = claim(P, 1001, true);
         assert_eq!(
             judge(Some(&mine), P, 1001, 1001, true, false).unwrap(),
@@ -149,7 +152,9 @@ mod tests {
 
     #[test]
     fn an_existing_unclaimed_bridge_is_root_only() {
-        let err = judge(None, P, 1002, 1002, true, false).unwrap_err().message();
+        let err = judge(None, P, 1002, 1002, true, false)
+            .unwrap_err()
+            .message();
         assert!(err.contains("no project claimed it"), "{err}");
         assert_eq!(judge(None, P, 0, 0, true, false).unwrap(), Verdict::Take);
         assert_eq!(

@@ -144,7 +144,12 @@ impl Engine {
     /// The ruleset of a saved project on this host now.
     fn batch(&self, spec: &NetSpec, owner_uid: u32) -> serde_json::Value {
         let onlink = self.onlink.lock().unwrap_or_else(|e| e.into_inner());
-        replace_batch_on(spec, owner_uid, self.quirks, onlink.as_deref().unwrap_or_default())
+        replace_batch_on(
+            spec,
+            owner_uid,
+            self.quirks,
+            onlink.as_deref().unwrap_or_default(),
+        )
     }
 
     /// Takes the host's on-link prefixes; when they changed since the last reading, re-applies
@@ -182,7 +187,12 @@ impl Engine {
                 self.firewall
                     .apply(&self.batch(&s.spec, s.owner_uid))
                     .err()
-                    .map(|e| format!("re-applying {} for new on-link networks: {e}", s.spec.project))
+                    .map(|e| {
+                        format!(
+                            "re-applying {} for new on-link networks: {e}",
+                            s.spec.project
+                        )
+                    })
             })
             .collect()
     }
@@ -328,7 +338,12 @@ impl Engine {
     /// Removes a project's rules and saved spec. Absent projects are not an error; a table with
     /// no saved spec (owner unknown) may only be removed by root. The bridge's claim is dropped,
     /// or kept for its owner (released) while the bridge still exists (`bridge_present`).
-    pub fn remove(&self, project: &str, caller: u32, bridge_present: bool) -> Result<(), NetdError> {
+    pub fn remove(
+        &self,
+        project: &str,
+        caller: u32,
+        bridge_present: bool,
+    ) -> Result<(), NetdError> {
         let _lock = self.store.lock()?;
         match self.store.load(project)? {
             Some(saved) => check_owner(project, saved.owner_uid, caller)?,
@@ -616,13 +631,12 @@ impl Engine {
                     .store
                     .save_claim(&Claim::new(&s.spec.project, s.owner_uid))
                 {
-                    report.problems.push(format!("claiming {}: {e}", s.spec.bridge));
+                    report
+                        .problems
+                        .push(format!("claiming {}: {e}", s.spec.bridge));
                 }
             }
-            match self
-                .firewall
-                .apply(&self.batch(&s.spec, s.owner_uid))
-            {
+            match self.firewall.apply(&self.batch(&s.spec, s.owner_uid)) {
                 Ok(()) => report.reapplied.push(s.spec.project.clone()),
                 Err(e) => report
                     .problems
@@ -686,7 +700,7 @@ fn stray_projects<'a>(
 mod tests {
     use super::*;
     use serde_json::Value;
-    
+
     /// In-memory firewall: a set of table names; can be told to refuse the next batch.
     #[derive(Clone, Default)]
     struct FakeNft {
@@ -867,7 +881,10 @@ mod tests {
         squatter.proxy = Some("10.0.0.1:9".parse().unwrap());
         for present in [false, true] {
             let err = e.apply(squatter.clone(), 1002, present).unwrap_err();
-            assert!(matches!(&err, NetdError::NotOwner(m) if m.contains("claimed")), "{err:?}");
+            assert!(
+                matches!(&err, NetdError::NotOwner(m) if m.contains("claimed")),
+                "{err:?}"
+            );
             assert!(e.claim("0123456789bbbbbb", 1002, present).is_err());
         }
         // The same project id, known to another user, is not theirs either.
@@ -907,7 +924,10 @@ mod tests {
         assert!(matches!(&err, NetdError::LimitReached(m) if m.contains("projects = 3")));
         e.apply(spec("c1c1c1c1c1"), 0, false).unwrap();
         e.remove("a2a2a2a2a2", 1001, false).unwrap();
-        assert!(e.claim("a3a3a3a3a3", 1001, false).is_err(), "root's count for the host");
+        assert!(
+            e.claim("a3a3a3a3a3", 1001, false).is_err(),
+            "root's count for the host"
+        );
         e.remove("c1c1c1c1c1", 0, false).unwrap();
         e.claim("a3a3a3a3a3", 1001, false).unwrap();
     }
@@ -915,11 +935,19 @@ mod tests {
     #[test]
     fn restore_claims_the_bridges_of_projects_saved_before_claims() {
         let (e, _nft, dir) = engine();
-        e.store.save(&Saved { owner_uid: 1001, spec: spec("0123456789aaaaaa") }).unwrap();
+        e.store
+            .save(&Saved {
+                owner_uid: 1001,
+                spec: spec("0123456789aaaaaa"),
+            })
+            .unwrap();
         assert!(e.apply(spec("0123456789bbbbbb"), 1002, false).is_err());
         e.restore().unwrap();
         let claim = e.store.load_claim("alca-0123456789").unwrap().unwrap();
-        assert_eq!((claim.project.as_str(), claim.owner_uid), ("0123456789aaaaaa", 1001));
+        assert_eq!(
+            (claim.project.as_str(), claim.owner_uid),
+            ("0123456789aaaaaa", 1001)
+        );
         assert!(dir.path().join("claims/alca-0123456789.json").is_file());
     }
 

@@ -46,6 +46,19 @@ impl Netlink {
     }
 }
 
+impl Netlink {
+    /// Every interface, in one dump.
+    pub(crate) async fn links(&self) -> Result<Vec<LinkMessage>, LinkError> {
+        self.handle
+            .link()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(netlink_error)
+    }
+}
+
 impl Drop for Netlink {
     fn drop(&mut self) {
         self.task.abort();
@@ -97,14 +110,7 @@ pub async fn pid_on_bridge(pid: u32, bridge: &str) -> Result<bool, LinkError> {
 
 async fn on_bridge(which: NsidAttribute, bridge: &str) -> Result<bool, LinkError> {
     let netlink = Netlink::connect()?;
-    let links: Vec<LinkMessage> = netlink
-        .handle
-        .link()
-        .get()
-        .execute()
-        .try_collect()
-        .await
-        .map_err(netlink_error)?;
+    let links = netlink.links().await?;
     let ports = bridge_port_namespaces(&links, bridge);
     if ports.is_empty() {
         return Ok(false);

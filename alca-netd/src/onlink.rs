@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 use ipnet::IpNet;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
-use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags};
 use rtnetlink::MulticastGroup;
 
 use crate::engine::Engine;
@@ -42,14 +42,7 @@ pub fn is_container_link(name: &str, kind: &LinkKind, loopback: bool, bridge_por
 /// The on-link prefixes of the host's non-container interfaces, sorted, without duplicates.
 pub async fn host_prefixes() -> Result<Vec<IpNet>, LinkError> {
     let netlink = Netlink::connect()?;
-    let links: Vec<LinkMessage> = netlink
-        .handle
-        .link()
-        .get()
-        .execute()
-        .try_collect()
-        .await
-        .map_err(netlink_error)?;
+    let links = netlink.links().await?;
     let addrs: Vec<AddressMessage> = netlink
         .handle
         .address()
@@ -123,7 +116,9 @@ pub async fn watch(engine: Arc<Engine>) {
     let (connection, _handle, mut events) = match rtnetlink::new_multicast_connection(&groups) {
         Ok(c) => c,
         Err(e) => {
-            tracing::error!("cannot follow address changes (on-link networks stay as read at start): {e}");
+            tracing::error!(
+                "cannot follow address changes (on-link networks stay as read at start): {e}"
+            );
             return;
         }
     };
@@ -159,8 +154,16 @@ mod tests {
             assert!(is_container_link(name, kind, false, false), "{name}");
         }
         assert!(is_container_link("lo", &eth, true, false));
-        assert!(is_container_link("eth1", &eth, false, true), "a bridge port");
-        for (name, kind) in [("eth0", &eth), ("br0", &bridge), ("wlan0", &eth), ("virbr0", &bridge)] {
+        assert!(
+            is_container_link("eth1", &eth, false, true),
+            "a bridge port"
+        );
+        for (name, kind) in [
+            ("eth0", &eth),
+            ("br0", &bridge),
+            ("wlan0", &eth),
+            ("virbr0", &bridge),
+        ] {
             assert!(!is_container_link(name, kind, false, false), "{name}");
         }
     }

@@ -97,7 +97,10 @@ impl Limits {
 }
 
 fn ignored(path: &Path, why: impl std::fmt::Display) -> (Limits, Option<String>) {
-    let reason = format!("{}: ignored ({why}); the default limits hold", path.display());
+    let reason = format!(
+        "{}: ignored ({why}); the default limits hold",
+        path.display()
+    );
     (Limits::default(), Some(reason))
 }
 
@@ -237,10 +240,19 @@ mod tests {
         let l = limits();
         assert!(l.check_new_project(1001, 1, 1).is_ok());
         let err = l.check_new_project(1001, 2, 2).unwrap_err().message();
-        assert!(err.contains("projects_per_user = 2") && err.contains("alca down"), "{err}");
+        assert!(
+            err.contains("projects_per_user = 2") && err.contains("alca down"),
+            "{err}"
+        );
         let err = l.check_new_project(1002, 0, 3).unwrap_err().message();
-        assert!(err.contains("projects = 3") && err.contains(LIMITS_FILE), "{err}");
-        assert!(l.check_new_project(0, 99, 99).is_ok(), "root is not limited");
+        assert!(
+            err.contains("projects = 3") && err.contains(LIMITS_FILE),
+            "{err}"
+        );
+        assert!(
+            l.check_new_project(0, 99, 99).is_ok(),
+            "root is not limited"
+        );
     }
 
     #[test]
@@ -254,7 +266,10 @@ mod tests {
         let held: Vec<_> = (0..3).map(|_| gate.admit_at(1001, t0).unwrap()).collect();
         let err = gate.admit_at(1001, t0).unwrap_err().message();
         assert!(err.contains("calls per second"), "{err}");
-        assert!(gate.admit_at(1002, t0).is_ok(), "another user has a bucket of its own");
+        assert!(
+            gate.admit_at(1002, t0).is_ok(),
+            "another user has a bucket of its own"
+        );
         assert!(gate.admit_at(1001, t0 + Duration::from_millis(150)).is_ok());
         drop(held);
         for _ in 0..50 {
@@ -277,7 +292,10 @@ mod tests {
         let err = gate.admit_at(1003, t).unwrap_err().message();
         assert!(err.contains("in_flight = 3"), "{err}");
         drop(a1);
-        assert!(gate.admit_at(1003, t).is_ok(), "a finished call frees its place");
+        assert!(
+            gate.admit_at(1003, t).is_ok(),
+            "a finished call frees its place"
+        );
     }
 
     #[test]

@@ -16,8 +16,8 @@ use crate::links::{check_bridge, link_kind, LinkKind};
 use crate::netns_probe::{decode_targets, open_on_bridge, open_proc_netns};
 use crate::observe::decode_probes;
 use crate::quota::{Gate, Permit};
-use crate::spec::bridge_name;
 use crate::request::{decode_project, decode_spec};
+use crate::spec::bridge_name;
 
 /// Well-known bus name the daemon owns on the system bus.
 pub const BUS_NAME: &str = "io.github.alcatraz.Netd1";

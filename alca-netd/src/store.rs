@@ -245,7 +245,10 @@ fn parse_claim(path: &Path, bytes: &[u8]) -> Result<Claim, StoreError> {
     claim.validate().map_err(corrupt)?;
     let expected = format!("{}.json", claim.bridge);
     if path.file_name().and_then(|n| n.to_str()) != Some(expected.as_str()) {
-        return Err(corrupt(format!("file name does not match bridge {}", claim.bridge)));
+        return Err(corrupt(format!(
+            "file name does not match bridge {}",
+            claim.bridge
+        )));
     }
     Ok(claim)
 }

@@ -20,9 +20,9 @@ use alca_e2e::netd::{
     text, up_env, Reply, TempGroupMember, TempGroupRemoval, VethLink, Watch, INSTALLED_DAEMON,
 };
 use alca_e2e::netns::{
-    assert_route_local, assert_route_via, run, run_ok, uplink_ipv4, Listener, OnlinkNet,
-    HOST_LAN4, LAN4, LANHOST_NS, LAN_VETH, ONLINK_BRIDGE, ONLINK_NET4, ONLINK_NET6, ONLINK_NS,
-    ONLINK_PEER4, ONLINK_PEER6, PUBLIC4,
+    assert_route_local, assert_route_via, run, run_ok, uplink_ipv4, Listener, OnlinkNet, HOST_LAN4,
+    LAN4, LANHOST_NS, LAN_VETH, ONLINK_BRIDGE, ONLINK_NET4, ONLINK_NET6, ONLINK_NS, ONLINK_PEER4,
+    ONLINK_PEER6, PUBLIC4,
 };
 use alca_netd::shipped::FILES;
 use alca_netd::spec::{bridge_name, resolvers_from_resolv_conf, MAX_REQUEST_BYTES};
@@ -244,7 +244,11 @@ fn outsider_is_denied() {
     assert!(!alca_tables().unwrap().contains(&table(PROJ_B)));
     // Reads are for members of the group too (polkit action netd.read), so no outsider can
     // flood them; a member sees only its own projects.
-    expect_error(call_as(OTHER, "List", &[]).unwrap(), "NotAuthorized", "read");
+    expect_error(
+        call_as(OTHER, "List", &[]).unwrap(),
+        "NotAuthorized",
+        "read",
+    );
     expect_error(
         call_as(OTHER, "Status", &[format!("string:{PROJ_A}")]).unwrap(),
         "NotAuthorized",
@@ -330,11 +334,19 @@ fn squats_are_refused() {
     // (1) OWNER's lan-access = ["*"] project claims its bridge before the network exists.
     assert!(claim_as(OWNER, PROJ_B).is_ok());
     let (squatter, body) = squat_body(PROJ_B);
-    expect_error(apply_as(OTHER, &body).unwrap(), "NotOwner", "claimed by project");
+    expect_error(
+        apply_as(OTHER, &body).unwrap(),
+        "NotOwner",
+        "claimed by project",
+    );
     expect_error(claim_as(OTHER, &squatter), "NotOwner", "claimed by project");
     {
         let _net = TempBridge::add(&bridge_name(PROJ_B));
-        expect_error(apply_as(OTHER, &body).unwrap(), "NotOwner", "claimed by project");
+        expect_error(
+            apply_as(OTHER, &body).unwrap(),
+            "NotOwner",
+            "claimed by project",
+        );
         // Knowing the owner's full id does not help either.
         expect_error(
             apply_as(OTHER, &spec(PROJ_B, false)).unwrap(),
@@ -343,7 +355,11 @@ fn squats_are_refused() {
         );
         // (3) Removed while its network exists: the name stays the owner's.
         assert!(remove_as(OWNER, PROJ_B).unwrap().is_ok());
-        expect_error(apply_as(OTHER, &body).unwrap(), "NotOwner", "network still exists");
+        expect_error(
+            apply_as(OTHER, &body).unwrap(),
+            "NotOwner",
+            "network still exists",
+        );
         assert!(claim_as(OWNER, PROJ_B).is_ok(), "the owner takes it back");
         assert!(remove_as(OWNER, PROJ_B).unwrap().is_ok());
     }
@@ -351,7 +367,11 @@ fn squats_are_refused() {
     {
         let _net = TempBridge::add(&bridge_name(PROJ_C));
         let (_, body) = squat_body(PROJ_C);
-        expect_error(apply_as(OTHER, &body).unwrap(), "NotOwner", "no project claimed it");
+        expect_error(
+            apply_as(OTHER, &body).unwrap(),
+            "NotOwner",
+            "no project claimed it",
+        );
         expect_error(
             apply_as(OWNER, &spec(PROJ_C, false)).unwrap(),
             "NotOwner",
@@ -361,7 +381,11 @@ fn squats_are_refused() {
     for p in [squatter, squat_body(PROJ_C).0] {
         assert!(!alca_tables().unwrap().contains(&table(&p)), "{p}");
     }
-    assert!(!Path::new(&format!("/var/lib/alcatraz/claims/{}.json", bridge_name(PROJ_C))).exists());
+    assert!(!Path::new(&format!(
+        "/var/lib/alcatraz/claims/{}.json",
+        bridge_name(PROJ_C)
+    ))
+    .exists());
 }
 
 /// The limits file for the daemon's next start; removed (and the daemon stopped, so the next

@@ -146,7 +146,8 @@ mod tests {
 
     #[test]
     fn onlink_prefixes_join_the_fixed_list_without_overlaps() {
-        let nets = |list: &[&str]| -> Vec<IpNet> { list.iter().map(|s| s.parse().unwrap()).collect() };
+        let nets =
+            |list: &[&str]| -> Vec<IpNet> { list.iter().map(|s| s.parse().unwrap()).collect() };
         assert_eq!(deny_nets_with(false, &[]), deny_nets(false));
         let onlink = nets(&[
             "192.88.99.129/25",
@@ -166,6 +167,8 @@ mod tests {
                 assert!(!a.contains(b) && !b.contains(a), "{a} overlaps {b}");
             }
         }
-        assert!(v4.iter().any(|n| n.contains(&"11.1.1.1".parse::<std::net::IpAddr>().unwrap())));
+        assert!(v4
+            .iter()
+            .any(|n| n.contains(&"11.1.1.1".parse::<std::net::IpAddr>().unwrap())));
     }
 }
