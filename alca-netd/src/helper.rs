@@ -41,6 +41,8 @@ pub fn image_ref() -> String {
 pub enum HelperRequest {
     /// Install or replace a project's rules; `spec` is the JSON of a `NetSpec`.
     Apply { uid: u32, spec: String },
+    /// Claim a project's bridge name before its network is created.
+    Claim { uid: u32, project: String },
     /// Remove a project's rules and saved spec.
     Remove { uid: u32, project: String },
     /// One project's state.
@@ -147,6 +149,14 @@ fn dispatch(
             let present = check_bridge(&spec.bridge).map_err(NetdError::InvalidRequest)?;
             tracing::info!(uid, project = %spec.project, "apply");
             engine.apply(spec, uid, present)?;
+            HelperReply::Done
+        }
+        HelperRequest::Claim { uid, project } => {
+            decode_project(&project).map_err(invalid)?;
+            let present =
+                check_bridge(&bridge_name(&project)).map_err(NetdError::InvalidRequest)?;
+            tracing::info!(uid, project = %project, "claim");
+            engine.claim(&project, uid, present)?;
             HelperReply::Done
         }
         HelperRequest::Remove { uid, project } => {
