@@ -38,10 +38,10 @@ fig_scale() {
   uid=$(id -u "$BENCH_USER")
   for ((i = 1; i <= SCALE_MAX; i++)); do scale_id "$i"; done > "$SCALE_IDS"
   # Real bridges, as each project's runtime network would have: Apply checks the name over
-  # rtnetlink, and a host with N projects has N more links to scan.
-  awk '{ print "link add alca-" substr($1, 1, 10) " type bridge" }' "$SCALE_IDS" > "$WORK/bridges.add"
+  # rtnetlink, and a host with N projects has N more links to scan. Each step's bridges are made
+  # after its first Apply, as `alca up` does (claim, then network, then rules): the daemon
+  # refuses rules on an existing bridge nobody claimed.
   SCALE_BRIDGES=1
-  ip -batch "$WORK/bridges.add"
   one=$(scale_id 1)
   default_spec "$one" > "$WORK/one.spec"
   "$NB" compile "$uid" < "$WORK/one.spec" > "$WORK/one.batch"
@@ -54,6 +54,8 @@ fig_scale() {
     t0=$EPOCHREALTIME
     as_user "$NB" scale < "$WORK/step.ids" > "$WORK/scale-new-$n"
     SCALE_WALL[$n]=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
+    awk '{ print "link add alca-" substr($1, 1, 10) " type bridge" }' "$WORK/step.ids" > "$WORK/bridges.add"
+    ip -batch "$WORK/bridges.add"
     tail -n 10 "$WORK/scale-new-$n" > "$WORK/scale-last10-$n"
     as_user "$NB" apply 20 < "$WORK/one.spec" > "$WORK/scale-change-$n"
     "$NB" nft 20 < "$WORK/one.batch" > "$WORK/scale-nft-$n"

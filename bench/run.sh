@@ -63,14 +63,20 @@ cleanup() {
   nft -j list tables 2> /dev/null | jq -r '.nftables[].table.name? // empty' | grep '^alca-be' |
     while read -r t; do nft delete table inet "$t"; done
   remove_scale_bridges
+  rm -f "$LIMITS_FILE"; rmdir /etc/alcatraz 2> /dev/null
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- Set-up: the helper with the release daemon, a project owned by the bench user --------
+# The daemon's per-user limits (64 projects, 20 calls/s) would stop the scale run of one user:
+# raised for the bench, read by the daemon at its start, removed at clean-up.
+LIMITS_FILE=/etc/alcatraz/netd-limits.json
 install_helper() {
   "$ALCA" network-helper uninstall -y > /dev/null 2>&1 || true
+  mkdir -p /etc/alcatraz
+  printf '{"projects_per_user":100000,"projects":100000,"calls_per_second":100000,"burst":100000,"in_flight_per_user":64,"in_flight":64}\n' > "$LIMITS_FILE"
   SUDO_USER=$BENCH_USER ALCA_NETD_BIN=$NETD "$ALCA" network-helper install -y > "$WORK/install.log" 2>&1 ||
     { cat "$WORK/install.log" >&2; exit 1; }
 }

@@ -55,7 +55,7 @@ uninstall() {
   if [ -f "$DEMO_USER_CREATED" ]; then userdel -r "$(cat "$DEMO_USER_CREATED")" 2>/dev/null || true; fi
   if [ -f "$LANHOST_MARK" ]; then
     ip netns del lanhost 2>/dev/null || true; ip link del alca-lan0 2>/dev/null || true
-    ip route del 198.51.100.2/32 2>/dev/null || true
+    ip route del 192.88.99.2/32 2>/dev/null || true
   fi
   rm -rf "$WORK" "$LOG"
   echo "demo: uninstalled alca (packages and Docker are left in place)"

@@ -14,6 +14,9 @@ use crate::errors::NetdError;
 pub const ACTION_APPLY: &str = "io.github.alcatraz.netd.apply";
 /// polkit action for removing a project's rules.
 pub const ACTION_REMOVE: &str = "io.github.alcatraz.netd.remove";
+/// polkit action for reading state and verifying (Status, List, probes, the denied log): asked
+/// without interaction, so only members of `alcatraz` (and root) may use the daemon at all.
+pub const ACTION_READ: &str = "io.github.alcatraz.netd.read";
 
 fn internal(what: &str) -> impl FnOnce(zbus::Error) -> NetdError + '_ {
     move |e| NetdError::Internal(format!("{what}: {e}"))
@@ -47,14 +50,14 @@ pub async fn authorize(
     let authority = AuthorityProxy::new(conn)
         .await
         .map_err(internal("cannot reach polkit"))?;
+    // Reads never ask for a password: a flood of them must not pop up dialogs.
+    let flags = if action == ACTION_READ {
+        CheckAuthorizationFlags::empty()
+    } else {
+        CheckAuthorizationFlags::ALLOW_USER_INTERACTION
+    };
     let result = authority
-        .check_authorization(
-            &subject,
-            action,
-            &HashMap::new(),
-            CheckAuthorizationFlags::ALLOW_USER_INTERACTION,
-            "",
-        )
+        .check_authorization(&subject, action, &HashMap::new(), flags, "")
         .await
         .map_err(internal("polkit check failed"))?;
     if result.is_authorized {

@@ -19,6 +19,7 @@ use crate::spec::NetSpec;
 )]
 pub trait Netd1 {
     fn apply(&self, spec_json: &str) -> Result<(), NetdError>;
+    fn claim(&self, project: &str) -> Result<(), NetdError>;
     fn remove(&self, project: &str) -> Result<(), NetdError>;
     fn status(&self, project: &str) -> Result<ProjectStatus, NetdError>;
     fn list(&self) -> Result<Vec<ProjectStatus>, NetdError>;
@@ -77,6 +78,11 @@ impl Client {
     /// Sends a raw request body (tests and tools; the CLI uses [`Client::apply`]).
     pub fn apply_json(&self, json: &str) -> Result<(), NetdError> {
         self.runtime.block_on(self.proxy.apply(json))
+    }
+
+    /// Claims the project's bridge name before its network is created.
+    pub fn claim(&self, project: &str) -> Result<(), NetdError> {
+        self.runtime.block_on(self.proxy.claim(project))
     }
 
     pub fn remove(&self, project: &str) -> Result<(), NetdError> {

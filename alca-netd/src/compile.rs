@@ -29,13 +29,14 @@ mod proxy;
 
 use std::borrow::Cow;
 
+use ipnet::IpNet;
 use nftables::schema::{Chain, NfCmd, NfListObject, Table};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 use serde_json::{json, Value};
 
 use crate::spec::{table_name, NetSpec};
 
-pub use deny::deny_nets;
+pub use deny::{deny_nets, deny_nets_with};
 pub use observe::*;
 pub use owner::{owner_uid, OWNER_SET};
 
@@ -75,6 +76,17 @@ pub fn replace_batch(spec: &NetSpec, owner_uid: u32) -> Value {
 
 /// [`replace_batch`] for a host with `quirks`.
 pub fn replace_batch_for(spec: &NetSpec, owner_uid: u32, quirks: HostQuirks) -> Value {
+    replace_batch_on(spec, owner_uid, quirks, &[])
+}
+
+/// [`replace_batch_for`] on a host directly connected to `onlink` (the prefixes of its own
+/// interfaces), which join the deny sets.
+pub fn replace_batch_on(
+    spec: &NetSpec,
+    owner_uid: u32,
+    quirks: HostQuirks,
+    onlink: &[IpNet],
+) -> Value {
     let guard_flowtable = quirks.flowtable_offload;
     let name = spec.table_name();
     let mut cmds = reset_table(&name);
@@ -83,7 +95,7 @@ pub fn replace_batch_for(spec: &NetSpec, owner_uid: u32, quirks: HostQuirks) -> 
     let filter = filter::isolate_rules(spec);
     if !filter.is_empty() {
         if !spec.allow_all {
-            cmds.extend(deny::deny_sets(&name).into_iter().map(add));
+            cmds.extend(deny::deny_sets(&name, onlink).into_iter().map(add));
         }
         cmds.extend(observe::observe_sets(&name));
         cmds.push(add(base_chain(

@@ -8,15 +8,19 @@
 
 use std::collections::BTreeSet;
 use std::fs::File;
+use std::sync::{Arc, Mutex};
 
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::compile::{delete_batch, replace_batch_for, HostQuirks};
+use crate::claims::{judge, Claim, Verdict};
+use crate::compile::{delete_batch, replace_batch_on, HostQuirks};
 use crate::errors::NetdError;
 use crate::firewall::{Firewall, FirewallError, Nft};
 use crate::guard::GUARD_TABLE;
 use crate::netns_probe::{self, ProbeReport};
 use crate::observe::{self, Key, LiveCheck, Outcome, Probe};
+use crate::quota::{Limits, LIMITS_FILE};
 use crate::set_elements::ElementBatch;
 use crate::spec::{bridge_name, table_name, validate_project_id, NetSpec, NAME_PREFIX};
 use crate::store::{Saved, StateLock, Store, StoreError};
@@ -30,10 +34,26 @@ struct Disarm {
     forget: Option<ElementBatch>,
 }
 
-/// A disarm still to run, holding the state lock until it has (see [`Engine::finish`]).
+/// A disarm still to run, holding the state lock and the project's probe slot until it has
+/// (see [`Engine::finish`]).
 pub struct PendingDisarm {
     _lock: StateLock,
+    _probing: Probing,
     disarm: Disarm,
+}
+
+/// The one `ProbeFrom` of a project that may run at a time (its connects run without the state
+/// lock, so other projects' calls go on meanwhile); the slot is freed on drop.
+pub struct Probing {
+    busy: Arc<Mutex<BTreeSet<String>>>,
+    project: String,
+}
+
+impl Drop for Probing {
+    fn drop(&mut self) {
+        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        busy.remove(&self.project);
+    }
 }
 
 /// One project as `Status` and `List` report it.
@@ -79,6 +99,11 @@ pub struct Engine {
     firewall: Box<dyn Firewall>,
     store: Store,
     quirks: HostQuirks,
+    limits: Limits,
+    probing: Arc<Mutex<BTreeSet<String>>>,
+    /// The host's on-link prefixes, denied like the private ranges (see [`crate::onlink`]).
+    /// `None` until first read: the first reading re-applies nothing (start-up re-applies all).
+    onlink: Mutex<Option<Vec<IpNet>>>,
 }
 
 impl From<StoreError> for NetdError {
@@ -108,7 +133,16 @@ impl Engine {
             firewall,
             store,
             quirks: HostQuirks::default(),
+            limits: Limits::default(),
+            probing: Arc::default(),
+            onlink: Mutex::default(),
         }
+    }
+
+    /// The same engine holding users to `limits` (see [`crate::quota`]).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// The same engine compiling for a host with `quirks` (found by the helper container).
@@ -117,13 +151,80 @@ impl Engine {
         self
     }
 
-    /// The production engine: real `nft`, state in `/var/lib/alcatraz`.
+    /// The production engine: real `nft`, state in `/var/lib/alcatraz`, the limits of
+    /// [`LIMITS_FILE`] (or the defaults).
     pub fn system() -> Self {
-        Engine::new(Box::new(Nft::default()), Store::system())
+        let (limits, problem) = Limits::load(std::path::Path::new(LIMITS_FILE));
+        if let Some(problem) = problem {
+            tracing::error!("{problem}");
+        }
+        Engine::new(Box::new(Nft::default()), Store::system()).with_limits(limits)
     }
 
-    /// Installs or replaces a validated spec on behalf of `caller`.
-    pub fn apply(&self, spec: NetSpec, caller: u32) -> Result<(), NetdError> {
+    /// The ruleset of a saved project on this host now.
+    fn batch(&self, spec: &NetSpec, owner_uid: u32) -> serde_json::Value {
+        let onlink = self.onlink.lock().unwrap_or_else(|e| e.into_inner());
+        replace_batch_on(
+            spec,
+            owner_uid,
+            self.quirks,
+            onlink.as_deref().unwrap_or_default(),
+        )
+    }
+
+    /// Takes the host's on-link prefixes; when they changed since the last reading, re-applies
+    /// every applied project with deny sets (not `lan-access = ["*"]`). Returns what could not
+    /// be re-applied.
+    pub fn set_onlink(&self, nets: Vec<IpNet>) -> Vec<String> {
+        let _lock = match self.store.lock() {
+            Ok(l) => l,
+            Err(e) => return vec![format!("updating the on-link networks: {e}")],
+        };
+        {
+            let mut current = self.onlink.lock().unwrap_or_else(|e| e.into_inner());
+            let first = current.is_none();
+            if current.as_ref() == Some(&nets) {
+                return vec![];
+            }
+            tracing::info!(networks = ?nets, "the host's on-link networks");
+            *current = Some(nets);
+            if first {
+                return vec![];
+            }
+        }
+        let saved = match self.store.all() {
+            Ok((saved, _)) => saved,
+            Err(e) => return vec![format!("updating the on-link networks: {e}")],
+        };
+        saved
+            .iter()
+            .filter(|s| !s.spec.allow_all)
+            .filter_map(|s| {
+                let table = s.spec.table_name();
+                if !matches!(self.firewall.has_alca_table(&table), Ok(true)) {
+                    return None;
+                }
+                self.firewall
+                    .apply_project(&self.batch(&s.spec, s.owner_uid), &s.spec.bridge, true)
+                    .err()
+                    .map(|e| {
+                        format!(
+                            "re-applying {} for new on-link networks: {e}",
+                            s.spec.project
+                        )
+                    })
+            })
+            .collect()
+    }
+
+    /// The limits users are held to.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Installs or replaces a validated spec on behalf of `caller`, claiming its bridge (see
+    /// [`crate::claims`]); `bridge_present` says whether the bridge interface exists now.
+    pub fn apply(&self, spec: NetSpec, caller: u32, bridge_present: bool) -> Result<(), NetdError> {
         let _lock = self.store.lock()?;
         let previous = self.store.load(&spec.project)?;
         let owner_uid = match &previous {
@@ -139,8 +240,9 @@ impl Engine {
             }
             None => caller,
         };
-        self.check_bridge_is_free(&spec)?;
-        let batch = replace_batch_for(&spec, owner_uid, self.quirks);
+        let saved = previous.is_some();
+        self.claim_locked(&spec, owner_uid, caller, bridge_present, saved)?;
+        let batch = self.batch(&spec, owner_uid);
         let saved = Saved { owner_uid, spec };
         self.store.save(&saved)?;
         if let Err(e) = self
@@ -156,6 +258,81 @@ impl Engine {
                 .cut_connections(&saved.spec.bridge, Some(&saved.spec), proxy_changed);
         }
         Ok(())
+    }
+
+    /// Claims the bridge of `project` for `caller` before its network exists (every project,
+    /// also those without rules). Claiming one's own claim again is not an error.
+    pub fn claim(&self, project: &str, caller: u32, bridge_present: bool) -> Result<(), NetdError> {
+        let _lock = self.store.lock()?;
+        let previous = self.store.load(project)?;
+        let saved = previous.is_some();
+        let owner_uid = match &previous {
+            Some(p) => {
+                check_owner(project, p.owner_uid, caller)?;
+                p.owner_uid
+            }
+            None => caller,
+        };
+        let spec = previous.map(|p| p.spec).unwrap_or_else(|| NetSpec {
+            project: project.to_string(),
+            bridge: bridge_name(project),
+            allow_all: true,
+            allow: vec![],
+            proxy: None,
+            dns: vec![],
+        });
+        self.claim_locked(&spec, owner_uid, caller, bridge_present, saved)
+    }
+
+    /// The claim step of [`Engine::apply`] and [`Engine::claim`], under the state lock: refuses
+    /// a name held by another project or user, or an existing bridge nobody claimed; a new
+    /// claim counts against the quotas.
+    fn claim_locked(
+        &self,
+        spec: &NetSpec,
+        owner_uid: u32,
+        caller: u32,
+        bridge_present: bool,
+        saved: bool,
+    ) -> Result<(), NetdError> {
+        let existing = self.store.load_claim(&spec.bridge)?;
+        match judge(
+            existing.as_ref(),
+            &spec.project,
+            owner_uid,
+            caller,
+            bridge_present,
+            saved,
+        )? {
+            Verdict::Keep => match existing {
+                Some(c) if c.released => Ok(self.store.save_claim(&Claim {
+                    released: false,
+                    ..c
+                })?),
+                _ => Ok(()),
+            },
+            Verdict::Take => {
+                self.check_bridge_is_free(spec)?;
+                if !saved {
+                    self.check_quota(caller)?;
+                }
+                Ok(self
+                    .store
+                    .save_claim(&Claim::new(&spec.project, owner_uid))?)
+            }
+        }
+    }
+
+    /// One more project for `caller` must stay within [`Limits`]: held claims are counted
+    /// (every project has one), read only when there could be enough to matter.
+    fn check_quota(&self, caller: u32) -> Result<(), NetdError> {
+        if caller == 0 {
+            return Ok(());
+        }
+        let (claims, _) = self.store.all_claims()?;
+        let held: Vec<&Claim> = claims.iter().filter(|c| !c.released).collect();
+        let owned = held.iter().filter(|c| c.owner_uid == caller).count();
+        self.limits.check_new_project(caller, owned, held.len())
     }
 
     /// A bridge belongs to one project: the ids of two projects may share the ten digits that
@@ -187,8 +364,14 @@ impl Engine {
     }
 
     /// Removes a project's rules and saved spec. Absent projects are not an error; a table with
-    /// no saved spec (owner unknown) may only be removed by root.
-    pub fn remove(&self, project: &str, caller: u32) -> Result<(), NetdError> {
+    /// no saved spec (owner unknown) may only be removed by root. The bridge's claim is dropped,
+    /// or kept for its owner (released) while the bridge still exists (`bridge_present`).
+    pub fn remove(
+        &self,
+        project: &str,
+        caller: u32,
+        bridge_present: bool,
+    ) -> Result<(), NetdError> {
         let _lock = self.store.lock()?;
         match self.store.load(project)? {
             Some(saved) => check_owner(project, saved.owner_uid, caller)?,
@@ -199,11 +382,24 @@ impl Engine {
             }
             None => {}
         }
+        let bridge = bridge_name(project);
+        let claim = self.store.load_claim(&bridge)?;
+        let ours = claim.filter(|c| c.project == project);
+        if let Some(c) = &ours {
+            check_owner(project, c.owner_uid, caller)?;
+        }
         self.firewall
-            .apply_project(&delete_batch(project), &bridge_name(project), false)?;
-        self.firewall
-            .cut_connections(&bridge_name(project), None, true);
+            .apply_project(&delete_batch(project), &bridge, false)?;
+        self.firewall.cut_connections(&bridge, None, true);
         self.store.delete(project)?;
+        match ours {
+            Some(c) if bridge_present => self.store.save_claim(&Claim {
+                released: true,
+                ..c
+            })?,
+            Some(_) => self.store.delete_claim(&bridge)?,
+            None => {}
+        }
         Ok(())
     }
 
@@ -221,7 +417,7 @@ impl Engine {
                 let live = self.firewall.list_table(&table)?;
                 let problems = match &live {
                     Some(live) => {
-                        let expected = replace_batch_for(&saved.spec, saved.owner_uid, self.quirks);
+                        let expected = self.batch(&saved.spec, saved.owner_uid);
                         observe::check_live(live, &expected)
                     }
                     None => Vec::new(),
@@ -278,7 +474,7 @@ impl Engine {
         for s in &saved {
             let table = s.spec.table_name();
             if all || touched.contains(&table) {
-                let batch = replace_batch_for(&s.spec, s.owner_uid, self.quirks);
+                let batch = self.batch(&s.spec, s.owner_uid);
                 self.firewall.apply_project(&batch, &s.spec.bridge, true)?;
                 healed.push(table);
             }
@@ -377,13 +573,22 @@ impl Engine {
         probes: &[Probe],
         targets: &[Key],
     ) -> Result<(ProbeReport, PendingDisarm), NetdError> {
+        let probing = self.begin_probing(project)?;
+        let check = {
+            let _lock = self.store.lock()?;
+            let saved = self.owned(project, caller)?;
+            self.check_and_arm(&saved, probes)?
+        };
+        // The connects (up to a second each, in parallel) run without the state lock: other
+        // projects' calls go on; this project's other probes wait for `probing`.
+        let seen = if check.armed {
+            netns_probe::connect_all(netns, targets)
+        } else {
+            Vec::new()
+        };
         let lock = self.store.lock()?;
-        let saved = self.owned(project, caller)?;
-        let check = self.check_and_arm(&saved, probes)?;
-        let (seen, outcome, disarm) = if check.armed {
-            let seen = netns_probe::connect_all(netns, targets);
-            let (outcome, disarm) = self.read_outcome(&table_name(project))?;
-            (seen, outcome, disarm)
+        let (outcome, disarm) = if check.armed {
+            self.read_outcome(&table_name(project))?
         } else {
             Default::default()
         };
@@ -396,9 +601,24 @@ impl Engine {
             report,
             PendingDisarm {
                 _lock: lock,
+                _probing: probing,
                 disarm,
             },
         ))
+    }
+
+    /// Takes the project's probe slot, or refuses while another probe of it runs.
+    fn begin_probing(&self, project: &str) -> Result<Probing, NetdError> {
+        let mut busy = self.probing.lock().unwrap_or_else(|e| e.into_inner());
+        if !busy.insert(project.to_string()) {
+            return Err(NetdError::LimitReached(format!(
+                "a verification of project {project} is already running; wait for it to finish"
+            )));
+        }
+        Ok(Probing {
+            busy: Arc::clone(&self.probing),
+            project: project.to_string(),
+        })
     }
 
     fn check_and_arm(&self, saved: &Saved, probes: &[Probe]) -> Result<LiveCheck, NetdError> {
@@ -412,7 +632,7 @@ impl Engine {
                 armed: false,
             });
         };
-        let expected = replace_batch_for(&saved.spec, saved.owner_uid, self.quirks);
+        let expected = self.batch(&saved.spec, saved.owner_uid);
         let problems = observe::check_live(&live, &expected);
         let armed = observe::fence_ready(&live);
         if armed {
@@ -504,7 +724,18 @@ impl Engine {
             other => other?,
         }
         for s in &saved {
-            let batch = replace_batch_for(&s.spec, s.owner_uid, self.quirks);
+            // Projects saved before claims existed: their bridge is theirs.
+            if matches!(self.store.load_claim(&s.spec.bridge), Ok(None)) {
+                if let Err(e) = self
+                    .store
+                    .save_claim(&Claim::new(&s.spec.project, s.owner_uid))
+                {
+                    report
+                        .problems
+                        .push(format!("claiming {}: {e}", s.spec.bridge));
+                }
+            }
+            let batch = self.batch(&s.spec, s.owner_uid);
             match self.firewall.apply_project(&batch, &s.spec.bridge, true) {
                 Ok(()) => report.reapplied.push(s.spec.project.clone()),
                 Err(e) if owned_elsewhere(&e) => report.owned_elsewhere.push(s.spec.table_name()),
@@ -549,6 +780,10 @@ impl Engine {
         for s in saved {
             self.store.delete(&s.spec.project)?;
         }
+        let (claims, _) = self.store.all_claims()?;
+        for c in claims {
+            self.store.delete_claim(&c.bridge)?;
+        }
         Ok(removed)
     }
 }
@@ -570,13 +805,14 @@ fn stray_projects<'a>(
 mod tests {
     use super::*;
     use serde_json::Value;
-    use std::sync::{Arc, Mutex};
 
     /// In-memory firewall: a set of table names; can be told to refuse the next batch.
     #[derive(Clone, Default)]
     struct FakeNft {
         tables: Arc<Mutex<BTreeSet<String>>>,
         refuse: Arc<Mutex<bool>>,
+        /// Every batch applied, as text.
+        log: Arc<Mutex<Vec<String>>>,
     }
 
     impl Firewall for FakeNft {
@@ -585,6 +821,7 @@ mod tests {
             if std::mem::take(&mut *self.refuse.lock().unwrap()) {
                 return Err(FirewallError::Nft("refused".into()));
             }
+            self.log.lock().unwrap().push(batch.to_string());
             let mut tables = self.tables.lock().unwrap();
             for cmd in batch["nftables"].as_array().unwrap() {
                 let (verb, body) = cmd.as_object().unwrap().iter().next().unwrap();
@@ -629,14 +866,14 @@ mod tests {
     #[test]
     fn owner_may_replace_and_remove_others_may_not() {
         let (e, nft, _dir) = engine();
-        e.apply(spec("aaaaaaaa"), 1001).unwrap();
+        e.apply(spec("aaaaaaaa"), 1001, false).unwrap();
         assert!(nft.tables.lock().unwrap().contains("alca-aaaaaaaa"));
         assert!(matches!(
-            e.apply(spec("aaaaaaaa"), 1002),
+            e.apply(spec("aaaaaaaa"), 1002, false),
             Err(NetdError::NotOwner(_))
         ));
         assert!(matches!(
-            e.remove("aaaaaaaa", 1002),
+            e.remove("aaaaaaaa", 1002, false),
             Err(NetdError::NotOwner(_))
         ));
         assert!(matches!(
@@ -645,9 +882,9 @@ mod tests {
         ));
         assert!(e.list(1002).unwrap().is_empty());
         assert_eq!(e.list(1001).unwrap().len(), 1);
-        e.apply(spec("aaaaaaaa"), 0).unwrap();
+        e.apply(spec("aaaaaaaa"), 0, false).unwrap();
         assert_eq!(e.status("aaaaaaaa", 1001).unwrap().owner_uid, 1001);
-        e.remove("aaaaaaaa", 1001).unwrap();
+        e.remove("aaaaaaaa", 1001, false).unwrap();
         assert!(nft.tables.lock().unwrap().is_empty());
         assert!(!e.status("aaaaaaaa", 1001).unwrap().saved);
     }
@@ -655,20 +892,20 @@ mod tests {
     #[test]
     fn a_bridge_belongs_to_one_project() {
         let (e, nft, _dir) = engine();
-        e.apply(spec("0123456789aaaaaa"), 1001).unwrap();
+        e.apply(spec("0123456789aaaaaa"), 1001, false).unwrap();
         let mut squatter = spec("0123456789bbbbbb");
         assert_eq!(squatter.bridge, "alca-0123456789");
         squatter.proxy = Some("127.0.0.1:9".parse().unwrap());
         for caller in [1002, 1001, 0] {
-            let err = e.apply(squatter.clone(), caller).unwrap_err();
+            let err = e.apply(squatter.clone(), caller, false).unwrap_err();
             assert!(
                 matches!(&err, NetdError::NotOwner(m) if m.contains("alca-0123456789")),
                 "{err:?}"
             );
         }
         assert!(!nft.tables.lock().unwrap().contains("alca-0123456789bbbbbb"));
-        e.remove("0123456789aaaaaa", 1001).unwrap();
-        e.apply(squatter, 1002).unwrap();
+        e.remove("0123456789aaaaaa", 1001, false).unwrap();
+        e.apply(squatter, 1002, false).unwrap();
     }
 
     #[test]
@@ -676,35 +913,35 @@ mod tests {
         let (e, nft, _dir) = engine();
         nft.tables.lock().unwrap().insert("alca-cccccccc".into());
         assert!(matches!(
-            e.apply(spec("cccccccc"), 1001),
+            e.apply(spec("cccccccc"), 1001, false),
             Err(NetdError::NotOwner(_))
         ));
         assert_eq!(e.store.load("cccccccc").unwrap(), None);
-        e.apply(spec("cccccccc"), 0).unwrap();
+        e.apply(spec("cccccccc"), 0, false).unwrap();
     }
 
     #[test]
     fn refused_transaction_keeps_the_previous_state() {
         let (e, nft, _dir) = engine();
-        e.apply(spec("aaaaaaaa"), 1001).unwrap();
+        e.apply(spec("aaaaaaaa"), 1001, false).unwrap();
         *nft.refuse.lock().unwrap() = true;
         let mut wider = spec("aaaaaaaa");
         wider.allow_all = true;
         assert!(matches!(
-            e.apply(wider, 1001),
+            e.apply(wider, 1001, false),
             Err(NetdError::ApplyFailed(_))
         ));
         let (saved, _) = e.store.all().unwrap();
         assert!(!saved[0].spec.allow_all, "rolled back to the old spec");
         *nft.refuse.lock().unwrap() = true;
-        assert!(e.apply(spec("bbbbbbbb"), 1001).is_err());
+        assert!(e.apply(spec("bbbbbbbb"), 1001, false).is_err());
         assert_eq!(e.store.load("bbbbbbbb").unwrap(), None);
     }
 
     #[test]
     fn restore_reapplies_saved_and_sweeps_strays() {
         let (e, nft, _dir) = engine();
-        e.apply(spec("aaaaaaaa"), 1001).unwrap();
+        e.apply(spec("aaaaaaaa"), 1001, false).unwrap();
         {
             let mut t = nft.tables.lock().unwrap();
             t.clear();
@@ -728,14 +965,115 @@ mod tests {
         let (e, nft, _dir) = engine();
         nft.tables.lock().unwrap().insert("alca-cccccccc".into());
         assert!(matches!(
-            e.remove("cccccccc", 1001),
+            e.remove("cccccccc", 1001, false),
             Err(NetdError::NotOwner(_))
         ));
-        e.apply(spec("aaaaaaaa"), 1001).unwrap();
+        e.apply(spec("aaaaaaaa"), 1001, false).unwrap();
         assert_eq!(e.list(0).unwrap().len(), 2);
         let removed = e.purge().unwrap();
         assert_eq!(removed.len(), 2);
         assert!(nft.tables.lock().unwrap().is_empty());
         assert!(e.list(0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn squats_on_a_claimed_or_unclaimed_bridge_are_refused() {
+        let (e, nft, _dir) = engine();
+        // A lan-access = ["*"] project: claimed before its network exists, no rules.
+        e.claim("0123456789aaaaaa", 1001, false).unwrap();
+        e.claim("0123456789aaaaaa", 1001, true).unwrap();
+        let mut squatter = spec("0123456789bbbbbb");
+        squatter.proxy = Some("10.0.0.1:9".parse().unwrap());
+        for present in [false, true] {
+            let err = e.apply(squatter.clone(), 1002, present).unwrap_err();
+            assert!(
+                matches!(&err, NetdError::NotOwner(m) if m.contains("claimed")),
+                "{err:?}"
+            );
+            assert!(e.claim("0123456789bbbbbb", 1002, present).is_err());
+        }
+        // The same project id, known to another user, is not theirs either.
+        assert!(e.apply(spec("0123456789aaaaaa"), 1002, true).is_err());
+        // Removed while its network still exists: reserved for the owner.
+        e.remove("0123456789aaaaaa", 1001, true).unwrap();
+        assert!(e.apply(squatter.clone(), 1002, true).is_err());
+        e.apply(spec("0123456789aaaaaa"), 1001, true).unwrap();
+        e.remove("0123456789aaaaaa", 1001, false).unwrap();
+        // An existing bridge nobody claimed (another user's network, or the create→Apply race).
+        let err = e.apply(spec("ddddddddddaaaaaa"), 1002, true).unwrap_err();
+        assert!(matches!(&err, NetdError::NotOwner(m) if m.contains("no project claimed")));
+        assert!(!nft.tables.lock().unwrap().contains("alca-0123456789bbbbbb"));
+        assert!(!nft.tables.lock().unwrap().contains("alca-ddddddddddaaaaaa"));
+        // Once the name is free, anyone may take it.
+        e.apply(squatter, 1002, false).unwrap();
+    }
+
+    #[test]
+    fn the_project_quota_holds_per_user_and_for_the_host() {
+        let (e, _nft, _dir) = engine();
+        let e = e.with_limits(Limits {
+            projects_per_user: 2,
+            projects: 3,
+            ..Limits::default()
+        });
+        e.apply(spec("a1a1a1a1a1"), 1001, false).unwrap();
+        e.claim("a2a2a2a2a2", 1001, false).unwrap();
+        let err = e.apply(spec("a3a3a3a3a3"), 1001, false).unwrap_err();
+        assert!(
+            matches!(&err, NetdError::LimitReached(m) if m.contains("projects_per_user = 2")),
+            "{err:?}"
+        );
+        e.apply(spec("a1a1a1a1a1"), 1001, false).unwrap();
+        e.claim("b1b1b1b1b1", 1002, false).unwrap();
+        let err = e.claim("b2b2b2b2b2", 1002, false).unwrap_err();
+        assert!(matches!(&err, NetdError::LimitReached(m) if m.contains("projects = 3")));
+        e.apply(spec("c1c1c1c1c1"), 0, false).unwrap();
+        e.remove("a2a2a2a2a2", 1001, false).unwrap();
+        assert!(
+            e.claim("a3a3a3a3a3", 1001, false).is_err(),
+            "root's count for the host"
+        );
+        e.remove("c1c1c1c1c1", 0, false).unwrap();
+        e.claim("a3a3a3a3a3", 1001, false).unwrap();
+    }
+
+    #[test]
+    fn restore_claims_the_bridges_of_projects_saved_before_claims() {
+        let (e, _nft, dir) = engine();
+        e.store
+            .save(&Saved {
+                owner_uid: 1001,
+                spec: spec("0123456789aaaaaa"),
+            })
+            .unwrap();
+        assert!(e.apply(spec("0123456789bbbbbb"), 1002, false).is_err());
+        e.restore().unwrap();
+        let claim = e.store.load_claim("alca-0123456789").unwrap().unwrap();
+        assert_eq!(
+            (claim.project.as_str(), claim.owner_uid),
+            ("0123456789aaaaaa", 1001)
+        );
+        assert!(dir.path().join("claims/alca-0123456789.json").is_file());
+    }
+
+    #[test]
+    fn new_onlink_networks_reapply_the_projects_with_deny_sets() {
+        let (e, nft, _dir) = engine();
+        let net = |s: &str| -> IpNet { s.parse().unwrap() };
+        assert!(e.set_onlink(vec![net("192.88.99.128/25")]).is_empty());
+        e.apply(spec("aaaaaaaa"), 1001, false).unwrap();
+        let mut open = spec("bbbbbbbb");
+        open.allow_all = true;
+        e.apply(open, 1001, false).unwrap();
+        let log = |nft: &FakeNft| nft.log.lock().unwrap().clone();
+        assert!(log(&nft)[0].contains("192.88.99.128"), "{}", log(&nft)[0]);
+        let before = log(&nft).len();
+        assert!(e.set_onlink(vec![net("192.88.99.128/25")]).is_empty());
+        assert_eq!(log(&nft).len(), before, "no change, nothing re-applied");
+        assert!(e.set_onlink(vec![net("2001:db8:77::/64")]).is_empty());
+        let after = log(&nft);
+        assert_eq!(after.len(), before + 1, "only the project with deny sets");
+        assert!(after[before].contains("alca-aaaaaaaa") && after[before].contains("2001:db8:77::"));
+        assert!(!after[before].contains("192.88.99.128"));
     }
 }

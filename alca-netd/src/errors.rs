@@ -23,6 +23,8 @@ pub enum NetdError {
     NotOwner(String),
     /// nftables refused the transaction; the previous rules are still in place.
     ApplyFailed(String),
+    /// A quota or rate limit of the caller (or of the host) was reached; nothing was changed.
+    LimitReached(String),
     /// The daemon could not read or write its own state.
     Internal(String),
 }
@@ -36,6 +38,7 @@ impl NetdError {
             | NetdError::InvalidRequest(m)
             | NetdError::NotOwner(m)
             | NetdError::ApplyFailed(m)
+            | NetdError::LimitReached(m)
             | NetdError::Internal(m) => m.clone(),
         }
     }

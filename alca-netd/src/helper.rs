@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::{Engine, ProjectStatus};
 use crate::errors::NetdError;
 use crate::request::{decode_project, decode_spec, RequestError};
-use crate::spec::MAX_REQUEST_BYTES;
+use crate::spec::{bridge_name, MAX_REQUEST_BYTES};
 
 /// Name of the helper container.
 pub const CONTAINER_NAME: &str = "alcatraz-network-helper";
@@ -41,6 +41,8 @@ pub fn image_ref() -> String {
 pub enum HelperRequest {
     /// Install or replace a project's rules; `spec` is the JSON of a `NetSpec`.
     Apply { uid: u32, spec: String },
+    /// Claim a project's bridge name before its network is created.
+    Claim { uid: u32, project: String },
     /// Remove a project's rules and saved spec.
     Remove { uid: u32, project: String },
     /// One project's state.
@@ -60,6 +62,7 @@ pub enum ErrorKind {
     InvalidRequest,
     NotOwner,
     ApplyFailed,
+    LimitReached,
     Internal,
 }
 
@@ -82,6 +85,7 @@ impl From<NetdError> for HelperReply {
             NetdError::InvalidRequest(_) => ErrorKind::InvalidRequest,
             NetdError::NotOwner(_) => ErrorKind::NotOwner,
             NetdError::ApplyFailed(_) => ErrorKind::ApplyFailed,
+            NetdError::LimitReached(_) => ErrorKind::LimitReached,
             NetdError::ZBus(_) | NetdError::Internal(_) => ErrorKind::Internal,
         };
         HelperReply::Error {
@@ -102,6 +106,7 @@ impl HelperReply {
             ErrorKind::InvalidRequest => NetdError::InvalidRequest(message),
             ErrorKind::NotOwner => NetdError::NotOwner(message),
             ErrorKind::ApplyFailed => NetdError::ApplyFailed(message),
+            ErrorKind::LimitReached => NetdError::LimitReached(message),
             ErrorKind::Internal => NetdError::Internal(message),
         })
     }
@@ -121,11 +126,11 @@ pub fn decode_request(bytes: &[u8]) -> Result<HelperRequest, NetdError> {
 }
 
 /// Runs one request on `engine`. `check_bridge` refuses a bridge name held by an interface
-/// that is not a bridge (rtnetlink in production).
+/// that is not a bridge, and says whether the bridge exists (rtnetlink in production).
 pub fn handle(
     engine: &Engine,
     bytes: &[u8],
-    check_bridge: &dyn Fn(&str) -> Result<(), String>,
+    check_bridge: &dyn Fn(&str) -> Result<bool, String>,
 ) -> HelperReply {
     match dispatch(engine, bytes, check_bridge) {
         Ok(reply) => reply,
@@ -136,20 +141,30 @@ pub fn handle(
 fn dispatch(
     engine: &Engine,
     bytes: &[u8],
-    check_bridge: &dyn Fn(&str) -> Result<(), String>,
+    check_bridge: &dyn Fn(&str) -> Result<bool, String>,
 ) -> Result<HelperReply, NetdError> {
     Ok(match decode_request(bytes)? {
         HelperRequest::Apply { uid, spec } => {
             let spec = decode_spec(&spec).map_err(invalid)?;
-            check_bridge(&spec.bridge).map_err(NetdError::InvalidRequest)?;
+            let present = check_bridge(&spec.bridge).map_err(NetdError::InvalidRequest)?;
             tracing::info!(uid, project = %spec.project, "apply");
-            engine.apply(spec, uid)?;
+            engine.apply(spec, uid, present)?;
+            HelperReply::Done
+        }
+        HelperRequest::Claim { uid, project } => {
+            decode_project(&project).map_err(invalid)?;
+            let present =
+                check_bridge(&bridge_name(&project)).map_err(NetdError::InvalidRequest)?;
+            tracing::info!(uid, project = %project, "claim");
+            engine.claim(&project, uid, present)?;
             HelperReply::Done
         }
         HelperRequest::Remove { uid, project } => {
             decode_project(&project).map_err(invalid)?;
             tracing::info!(uid, project = %project, "remove");
-            engine.remove(&project, uid)?;
+            // A name held by some other kind of interface is no bridge of ours: not present.
+            let present = check_bridge(&bridge_name(&project)).unwrap_or(false);
+            engine.remove(&project, uid, present)?;
             HelperReply::Done
         }
         HelperRequest::Status { uid, project } => {
@@ -166,7 +181,6 @@ fn dispatch(
 mod tests {
     use super::*;
     use crate::firewall::{Firewall, FirewallError};
-    use crate::spec::bridge_name;
     use crate::store::Store;
     use serde_json::Value;
     use std::sync::{Arc, Mutex};
@@ -209,8 +223,8 @@ mod tests {
         .unwrap()
     }
 
-    fn ok_bridge(_: &str) -> Result<(), String> {
-        Ok(())
+    fn ok_bridge(_: &str) -> Result<bool, String> {
+        Ok(false)
     }
 
     fn spec_json() -> String {

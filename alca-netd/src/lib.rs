@@ -2,6 +2,7 @@
 //! its parser and validator, and the pure compiler from spec to nftables JSON.
 
 pub mod auth;
+pub mod claims;
 pub mod client;
 pub mod compile;
 pub mod conntrack;
@@ -18,6 +19,8 @@ pub mod links;
 pub mod netns_probe;
 pub mod nfnl;
 pub mod observe;
+pub mod onlink;
+pub mod quota;
 pub mod request;
 pub mod service;
 pub mod set_elements;

@@ -32,17 +32,30 @@ pub enum LinkError {
 }
 
 /// An rtnetlink handle; its connection task ends when this is dropped, on every path.
-struct Netlink {
-    handle: Handle,
+pub(crate) struct Netlink {
+    pub(crate) handle: Handle,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Netlink {
-    fn connect() -> Result<Netlink, LinkError> {
+    pub(crate) fn connect() -> Result<Netlink, LinkError> {
         let (connection, handle, _) =
             rtnetlink::new_connection().map_err(|e| LinkError::Netlink(e.to_string()))?;
         let task = tokio::spawn(connection);
         Ok(Netlink { handle, task })
+    }
+}
+
+impl Netlink {
+    /// Every interface, in one dump.
+    pub(crate) async fn links(&self) -> Result<Vec<LinkMessage>, LinkError> {
+        self.handle
+            .link()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(netlink_error)
     }
 }
 
@@ -52,7 +65,7 @@ impl Drop for Netlink {
     }
 }
 
-fn netlink_error(e: rtnetlink::Error) -> LinkError {
+pub(crate) fn netlink_error(e: rtnetlink::Error) -> LinkError {
     LinkError::Netlink(e.to_string())
 }
 
@@ -68,10 +81,12 @@ pub async fn link_kind(name: &str) -> Result<LinkKind, LinkError> {
     Ok(LinkKind::Absent)
 }
 
-/// Accepts an absent interface or a bridge; refuses anything else.
-pub async fn check_bridge(name: &str) -> Result<(), LinkError> {
+/// Accepts an absent interface or a bridge (and says whether the bridge exists); refuses
+/// anything else.
+pub async fn check_bridge(name: &str) -> Result<bool, LinkError> {
     match link_kind(name).await? {
-        LinkKind::Absent | LinkKind::Bridge => Ok(()),
+        LinkKind::Absent => Ok(false),
+        LinkKind::Bridge => Ok(true),
         LinkKind::Other(kind) => Err(LinkError::NotABridge {
             name: name.to_string(),
             kind,
@@ -83,20 +98,24 @@ pub async fn check_bridge(name: &str) -> Result<(), LinkError> {
 /// namespace: one of the bridge's ports is a veth whose other end lives in `netns` (the
 /// kernel's id of that namespace, asked by file descriptor, is the port's link namespace id).
 pub async fn netns_on_bridge(netns: &File, bridge: &str) -> Result<bool, LinkError> {
+    let fd = u32::try_from(netns.as_raw_fd()).map_err(|e| LinkError::Netlink(e.to_string()))?;
+    on_bridge(NsidAttribute::Fd(fd), bridge).await
+}
+
+/// Whether process `pid` lives in a network namespace plugged into `bridge`, asked of the
+/// kernel by pid (`RTM_GETNSID` with `NETNSA_PID`): nothing of the process is opened.
+pub async fn pid_on_bridge(pid: u32, bridge: &str) -> Result<bool, LinkError> {
+    on_bridge(NsidAttribute::Pid(pid), bridge).await
+}
+
+async fn on_bridge(which: NsidAttribute, bridge: &str) -> Result<bool, LinkError> {
     let netlink = Netlink::connect()?;
-    let links: Vec<LinkMessage> = netlink
-        .handle
-        .link()
-        .get()
-        .execute()
-        .try_collect()
-        .await
-        .map_err(netlink_error)?;
+    let links = netlink.links().await?;
     let ports = bridge_port_namespaces(&links, bridge);
     if ports.is_empty() {
         return Ok(false);
     }
-    Ok(namespace_id(netlink.handle.clone(), netns)
+    Ok(namespace_id(netlink.handle.clone(), which)
         .await?
         .is_some_and(|id| ports.contains(&id)))
 }
@@ -127,11 +146,11 @@ fn bridge_port_namespaces(links: &[LinkMessage], bridge: &str) -> Vec<i32> {
         .collect()
 }
 
-/// The id this namespace knows `netns` by (`RTM_GETNSID` by file descriptor), if any.
-async fn namespace_id(mut handle: Handle, netns: &File) -> Result<Option<i32>, LinkError> {
+/// The id this namespace knows a namespace by (`RTM_GETNSID` by file descriptor or by pid),
+/// if any.
+async fn namespace_id(mut handle: Handle, which: NsidAttribute) -> Result<Option<i32>, LinkError> {
     let mut message = NsidMessage::default();
-    let fd = u32::try_from(netns.as_raw_fd()).map_err(|e| LinkError::Netlink(e.to_string()))?;
-    message.attributes.push(NsidAttribute::Fd(fd));
+    message.attributes.push(which);
     let mut request = NetlinkMessage::from(RouteNetlinkMessage::GetNsId(message));
     request.header.flags = NLM_F_REQUEST;
     let mut replies = handle.request(request).map_err(netlink_error)?;
@@ -150,14 +169,14 @@ async fn namespace_id(mut handle: Handle, netns: &File) -> Result<Option<i32>, L
     Ok(None)
 }
 
-fn link_name(link: &LinkMessage) -> Option<&str> {
+pub(crate) fn link_name(link: &LinkMessage) -> Option<&str> {
     link.attributes.iter().find_map(|a| match a {
         LinkAttribute::IfName(n) => Some(n.as_str()),
         _ => None,
     })
 }
 
-fn kind_of(link: &LinkMessage) -> LinkKind {
+pub(crate) fn kind_of(link: &LinkMessage) -> LinkKind {
     let kind = link.attributes.iter().find_map(|a| match a {
         LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
             LinkInfo::Kind(k) => Some(k.clone()),
@@ -184,6 +203,6 @@ mod tests {
             Err(LinkError::NotABridge { .. })
         ));
         assert_eq!(link_kind("alca-zz-none").await.unwrap(), LinkKind::Absent);
-        assert!(check_bridge("alca-zz-none").await.is_ok());
+        assert!(!check_bridge("alca-zz-none").await.unwrap());
     }
 }

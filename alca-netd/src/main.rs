@@ -79,6 +79,10 @@ fn log_report(report: &RestoreReport) {
 }
 
 async fn restore(engine: &Arc<Engine>) -> anyhow::Result<RestoreReport> {
+    // The host's on-link networks join the deny sets of every table re-applied below.
+    if let Err(e) = alca_netd::onlink::refresh(engine).await {
+        tracing::error!("cannot read the host's on-link networks: {e}");
+    }
     let engine = Arc::clone(engine);
     let report = tokio::task::spawn_blocking(move || engine.restore()).await??;
     log_report(&report);
@@ -101,6 +105,7 @@ async fn serve(engine: Arc<Engine>) -> anyhow::Result<()> {
     if !engine.owned_tables() {
         tracing::warn!("{}", alca_netd::engine::UNPROTECTED);
     }
+    tokio::spawn(alca_netd::onlink::watch(Arc::clone(&engine)));
     let service = NetdService::new(Arc::clone(&engine), launcher());
     let _conn = zbus::connection::Builder::system()
         .name(BUS_NAME)
@@ -163,8 +168,11 @@ fn run_request() -> anyhow::Result<bool> {
     let limit = alca_netd::helper::MAX_ENVELOPE_BYTES as u64 + 1;
     let mut input = Vec::new();
     std::io::stdin().take(limit).read_to_end(&mut input)?;
-    let engine = helper_engine(&hostns::platform());
+    let engine = Arc::new(helper_engine(&hostns::platform()));
     let runtime = current_thread_runtime()?;
+    if let Err(e) = runtime.block_on(alca_netd::onlink::refresh(&engine)) {
+        tracing::error!("cannot read the host's on-link networks: {e}");
+    }
     let check_bridge = |name: &str| {
         runtime
             .block_on(alca_netd::links::check_bridge(name))

@@ -1,6 +1,7 @@
 //! `alca up`'s quick verify without an exec into the container: the daemon connects to each
 //! TCP target from threads that entered the network namespace of the project's container, once
-//! [`crate::links::netns_on_bridge`] showed that namespace is plugged into the project's bridge.
+//! [`open_on_bridge`] showed (by pid, before opening anything) that the namespace is plugged
+//! into the project's bridge.
 //!
 //! The packets leave by the container's own interface and routes and cross the host's rules
 //! exactly as the container's would, so the caller learns nothing its container could not find
@@ -10,7 +11,7 @@
 use std::fs::File;
 use std::io;
 use std::net::{IpAddr, SocketAddr, SocketAddrV6, TcpStream};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
 use nix::sched::{setns, CloneFlags};
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::compile::PROBE_SIZE;
 use crate::lan::Proto;
+use crate::links::{netns_on_bridge, pid_on_bridge, LinkError};
 use crate::observe::{Key, LiveCheck, Outcome};
 
 /// How long one connect may take; a target the rules (or the fence) drop costs this much.
@@ -73,9 +75,81 @@ pub fn decode_targets(json: &str) -> Result<Vec<Key>, TargetError> {
     Ok(targets)
 }
 
-/// The network namespace of process `pid`, held open so it cannot change under the checks.
-pub fn open_netns(pid: u32) -> io::Result<File> {
+/// Why the namespace of a process was not opened (or not kept).
+#[derive(Debug, thiserror::Error)]
+pub enum NetnsRefusal {
+    #[error("pid: no process {0} ({1})")]
+    NoProcess(u32, io::Error),
+    #[error("pid: process {pid} is not in a container on bridge {bridge}")]
+    NotOnBridge { pid: u32, bridge: String },
+    #[error("pid: cannot open the network namespace of {0}: {1}")]
+    Open(u32, io::Error),
+    #[error("pid: {0}")]
+    Links(#[from] LinkError),
+}
+
+/// The network namespace of process `pid`, opened (by `open`) only after the kernel said, by
+/// pid, that the process hangs off `bridge`: a caller naming any other process (another
+/// user's, the host's) is refused before anything of it is opened. A pidfd taken first pins
+/// the process: if it is still alive after the open, the pid was not reused in between. The
+/// open namespace is then checked again by file descriptor (the one the probe will enter).
+pub async fn open_on_bridge(
+    pid: u32,
+    bridge: &str,
+    open: impl FnOnce(u32) -> io::Result<File>,
+) -> Result<File, NetnsRefusal> {
+    let not_on_bridge = || NetnsRefusal::NotOnBridge {
+        pid,
+        bridge: bridge.to_string(),
+    };
+    let pidfd = pidfd_open(pid).map_err(|e| NetnsRefusal::NoProcess(pid, e))?;
+    if !pid_on_bridge(pid, bridge).await? {
+        return Err(not_on_bridge());
+    }
+    let netns = open(pid).map_err(|e| NetnsRefusal::Open(pid, e))?;
+    if let Err(e) = pidfd_signal0(&pidfd) {
+        return Err(NetnsRefusal::NoProcess(pid, e));
+    }
+    if !netns_on_bridge(&netns, bridge).await? {
+        return Err(not_on_bridge());
+    }
+    Ok(netns)
+}
+
+/// `/proc/<pid>/ns/net`, the production opener of [`open_on_bridge`].
+pub fn open_proc_netns(pid: u32) -> io::Result<File> {
     File::open(format!("/proc/{pid}/ns/net"))
+}
+
+/// `pidfd_open(2)` (nix has no wrapper for it): a handle on the process itself, not its pid.
+fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1; no memory is passed.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = i32::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: the kernel just returned this fd to us and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Signal 0 through the pidfd: fails once the process has exited.
+fn pidfd_signal0(pidfd: &OwnedFd) -> io::Result<()> {
+    // SAFETY: a valid pidfd, signal 0, no siginfo, no flags.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            0,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Connects to every target from inside `netns`, all at once; one result per target, in order.
@@ -136,7 +210,6 @@ mod tests {
     use super::*;
     use crate::observe::tests::key;
     use std::net::TcpListener;
-    use std::os::fd::AsRawFd;
 
     #[test]
     fn only_bounded_tcp_targets_with_ports_are_accepted() {
@@ -202,5 +275,28 @@ mod tests {
         assert!(matches!(classify(Err(unreachable)), Seen::Unreachable(_)));
         let slow = io::Error::from(io::ErrorKind::TimedOut);
         assert_eq!(classify(Err(slow)), Seen::TimedOut);
+    }
+
+    /// A process that is not on the bridge is refused before its namespace is opened: the
+    /// opener is never called (for a live process of ours, and for a pid that does not exist).
+    #[tokio::test]
+    async fn a_foreign_pid_is_refused_before_its_namespace_is_opened() {
+        let opened = std::cell::Cell::new(0);
+        let open = |_| {
+            opened.set(opened.get() + 1);
+            Err(io::Error::other("must not be called"))
+        };
+        let err = open_on_bridge(std::process::id(), "alca-zz-none", open)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, NetnsRefusal::NotOnBridge { .. }), "{err}");
+        let err = open_on_bridge(u32::MAX - 1, "alca-zz-none", |_| {
+            opened.set(opened.get() + 1);
+            Err(io::Error::other("must not be called"))
+        })
+        .await
+        .unwrap_err();
+        assert!(matches!(err, NetnsRefusal::NoProcess(..)), "{err}");
+        assert_eq!(opened.get(), 0);
     }
 }

@@ -9,13 +9,15 @@ use std::sync::Arc;
 use zbus::message::Header;
 use zbus::{interface, Connection};
 
-use crate::auth::{authorize, caller_uid, ACTION_APPLY, ACTION_REMOVE};
+use crate::auth::{authorize, caller_uid, ACTION_APPLY, ACTION_READ, ACTION_REMOVE};
 use crate::engine::{Engine, ProjectStatus};
 use crate::errors::NetdError;
-use crate::links::{check_bridge, netns_on_bridge};
-use crate::netns_probe::{decode_targets, open_netns};
+use crate::links::{check_bridge, link_kind, LinkKind};
+use crate::netns_probe::{decode_targets, open_on_bridge, open_proc_netns};
 use crate::observe::decode_probes;
+use crate::quota::{Gate, Permit};
 use crate::request::{decode_project, decode_spec};
+use crate::spec::bridge_name;
 
 /// Well-known bus name the daemon owns on the system bus.
 pub const BUS_NAME: &str = "io.github.alcatraz.Netd1";
@@ -27,15 +29,32 @@ pub const INTERFACE: &str = "io.github.alcatraz.Netd1";
 /// The exported object.
 pub struct NetdService {
     engine: Arc<Engine>,
+    gate: Arc<Gate>,
     launcher: String,
 }
 
 impl NetdService {
     pub fn new(engine: Arc<Engine>, launcher: impl Into<String>) -> Self {
+        let gate = Gate::new(engine.limits());
         NetdService {
             engine,
+            gate,
             launcher: launcher.into(),
         }
+    }
+
+    /// Who is calling, admitted by the rate and concurrency limits, and allowed `action` by
+    /// polkit. The permit is held until the call is answered.
+    async fn admit(
+        &self,
+        conn: &Connection,
+        header: &Header<'_>,
+        action: &str,
+    ) -> Result<(u32, Permit), NetdError> {
+        let uid = caller_uid(conn, header).await?;
+        let permit = self.gate.admit(uid)?;
+        authorize(conn, header, uid, action).await?;
+        Ok((uid, permit))
     }
 
     /// Runs a blocking engine call (file lock, `nft`) on the blocking pool.
@@ -63,7 +82,7 @@ impl NetdService {
         T: serde::Serialize + Send + 'static,
         F: FnOnce(&Engine, &str, u32) -> Result<T, NetdError> + Send + 'static,
     {
-        let uid = caller_uid(conn, header).await?;
+        let (uid, _permit) = self.admit(conn, header, ACTION_READ).await?;
         decode_project(&project).map_err(invalid)?;
         let reply = self.run(move |e| f(e, &project, uid)).await?;
         Ok(to_json(&reply))
@@ -88,12 +107,28 @@ impl NetdService {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(), NetdError> {
-        let uid = caller_uid(conn, &header).await?;
-        authorize(conn, &header, uid, ACTION_APPLY).await?;
+        let (uid, _permit) = self.admit(conn, &header, ACTION_APPLY).await?;
         let spec = decode_spec(&spec_json).map_err(invalid)?;
-        check_bridge(&spec.bridge).await.map_err(invalid)?;
+        let present = check_bridge(&spec.bridge).await.map_err(invalid)?;
         tracing::info!(uid, project = %spec.project, "apply");
-        self.run(move |e| e.apply(spec, uid)).await
+        self.run(move |e| e.apply(spec, uid, present)).await
+    }
+
+    /// Claims the bridge of `project` for the caller before its network is created (every
+    /// project, also those that apply no rules), so no other user can put rules on it.
+    async fn claim(
+        &self,
+        project: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), NetdError> {
+        let (uid, _permit) = self.admit(conn, &header, ACTION_APPLY).await?;
+        decode_project(&project).map_err(invalid)?;
+        let present = check_bridge(&bridge_name(&project))
+            .await
+            .map_err(invalid)?;
+        tracing::info!(uid, project = %project, "claim");
+        self.run(move |e| e.claim(&project, uid, present)).await
     }
 
     /// Removes the project's rules and saved spec; absent projects are not an error.
@@ -103,11 +138,11 @@ impl NetdService {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(), NetdError> {
-        let uid = caller_uid(conn, &header).await?;
-        authorize(conn, &header, uid, ACTION_REMOVE).await?;
+        let (uid, _permit) = self.admit(conn, &header, ACTION_REMOVE).await?;
         decode_project(&project).map_err(invalid)?;
+        let present = link_kind(&bridge_name(&project)).await.map_err(invalid)? == LinkKind::Bridge;
         tracing::info!(uid, project = %project, "remove");
-        self.run(move |e| e.remove(&project, uid)).await
+        self.run(move |e| e.remove(&project, uid, present)).await
     }
 
     /// The state of one of the caller's projects (any project for root):
@@ -119,7 +154,7 @@ impl NetdService {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<ProjectStatus, NetdError> {
-        let uid = caller_uid(conn, &header).await?;
+        let (uid, _permit) = self.admit(conn, &header, ACTION_READ).await?;
         decode_project(&project).map_err(invalid)?;
         self.run(move |e| e.status(&project, uid)).await
     }
@@ -131,7 +166,7 @@ impl NetdService {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<Vec<ProjectStatus>, NetdError> {
-        let uid = caller_uid(conn, &header).await?;
+        let (uid, _permit) = self.admit(conn, &header, ACTION_READ).await?;
         self.run(move |e| e.list(uid)).await
     }
 
@@ -179,29 +214,25 @@ impl NetdService {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, NetdError> {
-        let uid = caller_uid(conn, &header).await?;
+        let (uid, permit) = self.admit(conn, &header, ACTION_READ).await?;
         decode_project(&project).map_err(invalid)?;
         let probes = decode_probes(&probes_json).map_err(invalid)?;
         let targets = decode_targets(&targets_json).map_err(invalid)?;
         let owned = project.clone();
         let bridge = self.run(move |e| e.project_bridge(&owned, uid)).await?;
-        let netns = open_netns(pid).map_err(|e| {
-            invalid(format!(
-                "pid: cannot open the network namespace of {pid}: {e}"
-            ))
-        })?;
-        if !netns_on_bridge(&netns, &bridge).await.map_err(invalid)? {
-            return Err(invalid(format!(
-                "pid: process {pid} is not in a container on bridge {bridge} of project {project}"
-            )));
-        }
+        let netns = open_on_bridge(pid, &bridge, open_proc_netns)
+            .await
+            .map_err(|e| invalid(format!("{e} of project {project}")))?;
         tracing::info!(uid, project = %project, pid, targets = targets.len(), "probe from");
         let (report, pending) = self
             .run(move |e| e.probe_from(&project, uid, &netns, &probes, &targets))
             .await?;
         // The disarm runs after the reply is on its way; it holds the lock until done.
         let engine = Arc::clone(&self.engine);
-        tokio::task::spawn_blocking(move || engine.finish(pending));
+        tokio::task::spawn_blocking(move || {
+            engine.finish(pending);
+            drop(permit);
+        });
         Ok(to_json(&report))
     }
 

@@ -11,9 +11,9 @@ pub const INTROSPECTION: &str = include_str!("../../dbus/io.github.alcatraz.Netd
 pub const SYSTEMD_SERVICE: &str = include_str!("../../systemd/alca-netd.service");
 /// systemd unit re-applying rules after nftables.service (re)loads.
 pub const SYSTEMD_REAPPLY: &str = include_str!("../../systemd/alca-netd-reapply.service");
-/// polkit actions `io.github.alcatraz.netd.apply` / `.remove`.
+/// polkit actions `io.github.alcatraz.netd.apply` / `.remove` / `.read`.
 pub const POLKIT_ACTIONS: &str = include_str!("../../polkit/io.github.alcatraz.netd.policy");
-/// polkit rule granting group `alcatraz` both actions without a password.
+/// polkit rule granting group `alcatraz` the three actions without a password.
 pub const POLKIT_RULE: &str = include_str!("../../polkit/50-alcatraz.rules");
 
 /// Where the daemon binary is installed (root-owned).

@@ -1,5 +1,5 @@
 //! Saved specs under `/var/lib/alcatraz/projects/<id>.json`, each with its owner uid, so rules
-//! survive daemon restarts and nftables reloads. Writes are atomic (temp + fsync + rename) and
+//! survive daemon restarts and nftables reloads, and bridge claims under `claims/<bridge>.json`. Writes are atomic (temp + fsync + rename) and
 //! every change runs under one exclusive file lock shared by the daemon and `--reapply`.
 
 use std::fs::{self, File, OpenOptions};
@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
+use crate::claims::Claim;
 use crate::spec::{validate_project_id, NetSpec};
 
 /// Root of the daemon's saved state.
@@ -73,12 +74,14 @@ impl Store {
     }
 
     fn ensure_dirs(&self) -> Result<(), StoreError> {
-        let dir = self.projects();
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(io(&dir))
+        for dir in [self.projects(), self.claims()] {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(io(&dir))?;
+        }
+        Ok(())
     }
 
     /// Takes the exclusive state lock (blocks until the other holder is done).
@@ -112,12 +115,15 @@ impl Store {
 
     /// Atomically replaces the project's saved spec: a reader sees the old file or the new one.
     pub fn save(&self, saved: &Saved) -> Result<(), StoreError> {
+        self.write_json(&self.projects(), &saved.spec.project, saved)
+    }
+
+    /// Writes `<dir>/<name>.json` atomically (temp + fsync + rename + fsync of the directory).
+    fn write_json(&self, dir: &Path, name: &str, value: &impl Serialize) -> Result<(), StoreError> {
         self.ensure_dirs()?;
-        let path = self.file(&saved.spec.project);
-        let tmp = self
-            .projects()
-            .join(format!(".{}.json.tmp", saved.spec.project));
-        let bytes = serde_json::to_vec_pretty(saved).map_err(|e| StoreError::Corrupt {
+        let path = dir.join(format!("{name}.json"));
+        let tmp = dir.join(format!(".{name}.json.tmp"));
+        let bytes = serde_json::to_vec_pretty(value).map_err(|e| StoreError::Corrupt {
             path: path.clone(),
             reason: e.to_string(),
         })?;
@@ -131,17 +137,49 @@ impl Store {
         file.write_all(&bytes).map_err(io(&tmp))?;
         file.sync_all().map_err(io(&tmp))?;
         fs::rename(&tmp, &path).map_err(io(&path))?;
-        self.sync_dir()
+        sync_dir(dir)
     }
 
     /// Forgets a project; forgetting an unknown project is not an error.
     pub fn delete(&self, project: &str) -> Result<(), StoreError> {
-        let path = self.file(project);
-        match fs::remove_file(&path) {
-            Ok(()) => self.sync_dir(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        remove_json(&self.projects(), project)
+    }
+
+    fn claims(&self) -> PathBuf {
+        self.root.join("claims")
+    }
+
+    /// The claim on a bridge name, if any (see [`crate::claims`]).
+    pub fn load_claim(&self, bridge: &str) -> Result<Option<Claim>, StoreError> {
+        let path = self.claims().join(format!("{bridge}.json"));
+        match fs::read(&path) {
+            Ok(bytes) => parse_claim(&path, &bytes).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io(&path)(e)),
         }
+    }
+
+    /// Atomically records a claim.
+    pub fn save_claim(&self, claim: &Claim) -> Result<(), StoreError> {
+        self.write_json(&self.claims(), &claim.bridge, claim)
+    }
+
+    /// Drops the claim on a bridge name; an absent claim is not an error.
+    pub fn delete_claim(&self, bridge: &str) -> Result<(), StoreError> {
+        remove_json(&self.claims(), bridge)
+    }
+
+    /// Every readable claim, plus the files that could not be read.
+    pub fn all_claims(&self) -> Result<(Vec<Claim>, Vec<StoreError>), StoreError> {
+        let (mut claims, mut problems) = (vec![], vec![]);
+        for bridge in json_names(&self.claims())? {
+            match self.load_claim(&bridge) {
+                Ok(Some(c)) => claims.push(c),
+                Ok(None) => {}
+                Err(e) => problems.push(e),
+            }
+        }
+        Ok((claims, problems))
     }
 
     /// Every saved spec, plus the files that could not be read (reported, never fatal).
@@ -160,29 +198,59 @@ impl Store {
 
     /// The ids of the saved projects, from the file names alone (nothing is read).
     pub fn project_ids(&self) -> Result<Vec<String>, StoreError> {
-        let dir = self.projects();
-        let entries = match fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
-            Err(e) => return Err(io(&dir)(e)),
-        };
-        Ok(entries
-            .flatten()
-            .filter_map(|entry| {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let project = name.strip_suffix(".json")?;
-                validate_project_id(project).ok()?;
-                Some(project.to_string())
-            })
+        Ok(json_names(&self.projects())?
+            .into_iter()
+            .filter(|p| validate_project_id(p).is_ok())
             .collect())
     }
+}
 
-    fn sync_dir(&self) -> Result<(), StoreError> {
-        let dir = self.projects();
-        File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io(&dir))
+/// The names of the `*.json` files of `dir` without the suffix (none when `dir` is absent).
+fn json_names(dir: &Path) -> Result<Vec<String>, StoreError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) => return Err(io(dir)(e)),
+    };
+    Ok(entries
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            Some(name.strip_suffix(".json")?.to_string())
+        })
+        .filter(|name| !name.starts_with('.'))
+        .collect())
+}
+
+fn remove_json(dir: &Path, name: &str) -> Result<(), StoreError> {
+    let path = dir.join(format!("{name}.json"));
+    match fs::remove_file(&path) {
+        Ok(()) => sync_dir(dir),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io(&path)(e)),
     }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+/// A claim file is checked like a saved spec: valid names, and its file name is its bridge.
+fn parse_claim(path: &Path, bytes: &[u8]) -> Result<Claim, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let claim: Claim = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
+    claim.validate().map_err(corrupt)?;
+    let expected = format!("{}.json", claim.bridge);
+    if path.file_name().and_then(|n| n.to_str()) != Some(expected.as_str()) {
+        return Err(corrupt(format!(
+            "file name does not match bridge {}",
+            claim.bridge
+        )));
+    }
+    Ok(claim)
 }
 
 /// A saved file is trusted only as far as the request it came from: decode and re-validate it,

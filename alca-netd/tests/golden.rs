@@ -9,7 +9,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use alca_netd::compile::{delete_batch, owner_uid, replace_batch, replace_batch_for, HostQuirks};
+use alca_netd::compile::{
+    delete_batch, owner_uid, replace_batch, replace_batch_for, replace_batch_on, HostQuirks,
+};
 use alca_netd::{AllowRule, NetSpec, Proto};
 use serde_json::Value;
 
@@ -72,6 +74,21 @@ fn cases() -> Vec<(&'static str, Value)> {
         ("proxy_v6", replace_batch(&proxy6, OWNER)),
         ("dns", replace_batch(&dns, OWNER)),
         ("delete", delete_batch(PROJECT)),
+        (
+            // A host on a public campus LAN and an IPv6 GUA home LAN, plus a connected network
+            // wider than a fixed range (10.0.0.0/7 covers 10/8: the union is merged).
+            "onlink",
+            replace_batch_on(
+                &default,
+                OWNER,
+                HostQuirks::default(),
+                &[
+                    "192.88.99.128/25".parse().expect("net"),
+                    "2001:db8:77::/64".parse().expect("net"),
+                    "10.0.0.0/7".parse().expect("net"),
+                ],
+            ),
+        ),
         (
             "flowtable_guard",
             replace_batch_for(

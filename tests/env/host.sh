@@ -71,20 +71,22 @@ host_busybox_image_docker() {
       "$(host_busybox_rootfs)" alca-test/busybox:latest >/dev/null
 }
 
-# The `lanhost` netns: a private-range "LAN host" 10.99.0.2 (+ 198.51.100.2 as a non-LAN host)
-# behind the veth alca-lan0 (10.99.0.1). Sets LANHOST_CREATED=1 when it created the netns.
+# The `lanhost` netns: a private-range "LAN host" 10.99.0.2 (+ 192.88.99.2 as a non-LAN host:
+# public space in no deny list; the TEST-NETs such as 198.51.100.0/24 are denied as special
+# ranges) behind the veth alca-lan0 (10.99.0.1). Sets LANHOST_CREATED=1 when it created the netns.
 host_lanhost_up() {
   LANHOST_CREATED=0
   if ! ip netns list | grep -qw lanhost; then
     ip netns add lanhost
     ip link add alca-lan0 type veth peer name lan1 netns lanhost
     ip addr add 10.99.0.1/24 dev alca-lan0; ip link set alca-lan0 up
-    ip -n lanhost addr add 10.99.0.2/24 dev lan1; ip -n lanhost addr add 198.51.100.2/32 dev lan1
+    ip -n lanhost addr add 10.99.0.2/24 dev lan1
     ip -n lanhost link set lan1 up; ip -n lanhost link set lo up
     ip -n lanhost route add default via 10.99.0.1
     LANHOST_CREATED=1
   fi
-  ip route replace 198.51.100.2/32 via 10.99.0.2 dev alca-lan0
+  ip -n lanhost addr replace 192.88.99.2/32 dev lan1
+  ip route replace 192.88.99.2/32 via 10.99.0.2 dev alca-lan0
 }
 
 # Loads a kernel module whose device node is missing (udev-less VMs and CI containers).

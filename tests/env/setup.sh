@@ -90,7 +90,7 @@ if [ "${ALCA_TESTENV_DEBIAN:-0}" = 1 ] && ! /usr/bin/docker image inspect alca-t
   rm -rf "$D"
 fi
 
-# --- 9. lanhost netns: a private-range "LAN host" 10.99.0.2 (+ 198.51.100.2 as a non-LAN host) --
+# --- 9. lanhost netns: a private-range "LAN host" 10.99.0.2 (+ 192.88.99.2 as a non-LAN host) ---
 host_lanhost_up
 
 # --- 10. guard: forwarded traffic (containers/netns) never leaves through the uplink -----------

@@ -7,14 +7,17 @@ use std::process::{Child, Command, Output, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-/// The test-env netns playing a LAN host (10.99.0.2, 198.51.100.2).
+/// The test-env netns playing a LAN host (10.99.0.2, 192.88.99.2).
 pub const LANHOST_NS: &str = "lanhost";
 /// Host side of the veth to `lanhost`.
 pub const LAN_VETH: &str = "alca-lan0";
 /// The test LAN host inside `lanhost` (a private address: refused unless allowed).
 pub const LAN4: &str = "10.99.0.2";
-/// A non-LAN ("internet") test host inside `lanhost`: reachable by default.
-pub const PUBLIC4: &str = "198.51.100.2";
+/// A non-LAN ("internet") test host inside `lanhost`: reachable by default. It sits in
+/// 192.88.99.0/24 (the 6to4 relay anycast prefix, deprecated by RFC 7526 and not handed out
+/// again): public space that is in no deny list (the TEST-NETs are denied as special ranges),
+/// routed to `lanhost` by a /32 route on the test veth, so its traffic never leaves the host.
+pub const PUBLIC4: &str = "192.88.99.2";
 /// The host's own address on the test veth (a host service address: refused).
 pub const HOST_LAN4: &str = "10.99.0.1";
 /// The ULA address this module adds inside `lanhost`.
@@ -529,5 +532,95 @@ impl ScratchNs {
 impl Drop for ScratchNs {
     fn drop(&mut self) {
         let _ = run("ip", &["netns", "delete", &self.name]);
+    }
+}
+
+/// A directly connected network in public space, as a campus or enterprise LAN looks to the
+/// host: the test bridge [`ONLINK_BRIDGE`] (not a container bridge) holds
+/// [`ONLINK_HOST4`]/25 and [`ONLINK_HOST6`]/64, and its veth port leads into the netns
+/// [`ONLINK_NS`] where [`ONLINK_PEER4`] and [`ONLINK_PEER6`] live. The prefixes are not in any
+/// fixed deny list (192.88.99.128/25 is in the deprecated 6to4 relay prefix, 2001:db8:77::/64
+/// is documentation space), so only the daemon's on-link detection denies them. Traffic to
+/// them is routed to the test bridge (checked with [`assert_route_via`]); removed on drop.
+pub struct OnlinkNet;
+
+/// The netns of the on-link test network.
+pub const ONLINK_NS: &str = "alca-e2e-onlink";
+/// The host's bridge to it.
+pub const ONLINK_BRIDGE: &str = "tonl0";
+/// The host's addresses on it, and its prefixes.
+pub const ONLINK_HOST4: &str = "192.88.99.129";
+pub const ONLINK_NET4: &str = "192.88.99.128/25";
+pub const ONLINK_HOST6: &str = "2001:db8:77::1";
+pub const ONLINK_NET6: &str = "2001:db8:77::/64";
+/// The test host inside [`ONLINK_NS`].
+pub const ONLINK_PEER4: &str = "192.88.99.130";
+pub const ONLINK_PEER6: &str = "2001:db8:77::2";
+
+impl OnlinkNet {
+    pub fn up() -> Result<Self> {
+        let _ = run("ip", &["netns", "del", ONLINK_NS]);
+        let _ = run("ip", &["link", "del", ONLINK_BRIDGE]);
+        let net = OnlinkNet;
+        let steps: [&[&str]; 12] = [
+            &["netns", "add", ONLINK_NS],
+            &["link", "add", ONLINK_BRIDGE, "type", "bridge"],
+            &[
+                "link", "add", "tonl1", "type", "veth", "peer", "name", "onl1",
+            ],
+            &["link", "set", "tonl1", "master", ONLINK_BRIDGE],
+            &["link", "set", "onl1", "netns", ONLINK_NS],
+            &[
+                "addr",
+                "add",
+                &format!("{ONLINK_HOST4}/25"),
+                "dev",
+                ONLINK_BRIDGE,
+            ],
+            &[
+                "-6",
+                "addr",
+                "add",
+                &format!("{ONLINK_HOST6}/64"),
+                "dev",
+                ONLINK_BRIDGE,
+                "nodad",
+            ],
+            &["link", "set", "tonl1", "up"],
+            &["link", "set", ONLINK_BRIDGE, "up"],
+            &[
+                "-n",
+                ONLINK_NS,
+                "addr",
+                "add",
+                &format!("{ONLINK_PEER4}/25"),
+                "dev",
+                "onl1",
+            ],
+            &[
+                "-n",
+                ONLINK_NS,
+                "-6",
+                "addr",
+                "add",
+                &format!("{ONLINK_PEER6}/64"),
+                "dev",
+                "onl1",
+                "nodad",
+            ],
+            &["-n", ONLINK_NS, "link", "set", "onl1", "up"],
+        ];
+        for args in steps {
+            run_ok("ip", args)?;
+        }
+        run_ok("ip", &["-n", ONLINK_NS, "link", "set", "lo", "up"])?;
+        Ok(net)
+    }
+}
+
+impl Drop for OnlinkNet {
+    fn drop(&mut self) {
+        let _ = run("ip", &["netns", "del", ONLINK_NS]);
+        let _ = run("ip", &["link", "del", ONLINK_BRIDGE]);
     }
 }

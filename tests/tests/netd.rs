@@ -24,8 +24,9 @@ use alca_e2e::netd::{
     VethLink, Watch, INSTALLED_DAEMON,
 };
 use alca_e2e::netns::{
-    assert_route_local, assert_route_via, run, run_ok, uplink_ipv4, Listener, HOST_LAN4, LAN4,
-    LANHOST_NS, LAN_VETH, PUBLIC4,
+    assert_route_local, assert_route_via, run, run_ok, uplink_ipv4, Listener, OnlinkNet, HOST_LAN4,
+    LAN4, LANHOST_NS, LAN_VETH, ONLINK_BRIDGE, ONLINK_NET4, ONLINK_NET6, ONLINK_NS, ONLINK_PEER4,
+    ONLINK_PEER6, PUBLIC4,
 };
 use alca_netd::shipped::FILES;
 use alca_netd::spec::{bridge_name, resolvers_from_resolv_conf, MAX_REQUEST_BYTES};
@@ -135,6 +136,7 @@ fn netd_end_to_end() {
     owner_applies(&project_dir);
     outsider_is_denied();
     authorised_outsider_is_not_owner();
+    quota_holds();
     bad_requests_change_nothing();
     live_interface_matches_shipped_xml();
     kill_during_applies_never_loses_the_table();
@@ -390,7 +392,19 @@ fn outsider_is_denied() {
     expect_error(remove_as(OTHER, PROJ_A).unwrap(), "NotAuthorized", "remove");
     assert_eq!(table_snapshot(&table(PROJ_A)).unwrap(), before);
     assert!(!alca_tables().unwrap().contains(&table(PROJ_B)));
-    // Status and List need no polkit but show only the caller's own projects.
+    // Reads are for members of the group too (polkit action netd.read), so no outsider can
+    // flood them; a member sees only its own projects.
+    expect_error(
+        call_as(OTHER, "List", &[]).unwrap(),
+        "NotAuthorized",
+        "read",
+    );
+    expect_error(
+        call_as(OTHER, "Status", &[format!("string:{PROJ_A}")]).unwrap(),
+        "NotAuthorized",
+        "read",
+    );
+    let _member = TempGroupMember::add(OTHER, "alcatraz").unwrap();
     let list = call_as(OTHER, "List", &[]).unwrap();
     assert!(
         matches!(&list, Reply::Ok(s) if !s.contains(PROJ_A)),
@@ -426,6 +440,149 @@ fn authorised_outsider_is_not_owner() {
     expect_error(apply_as(OTHER, &body).unwrap(), "NotOwner", "bridge");
     assert!(!alca_tables().unwrap().contains(&table(&squatter)));
     assert_eq!(table_snapshot(&table(PROJ_A)).unwrap(), before);
+    squats_are_refused();
+}
+
+/// `Claim(project)` as `user`.
+fn claim_as(user: &str, project: &str) -> Reply {
+    call_as(user, "Claim", &[format!("string:{project}")]).unwrap()
+}
+
+/// A squatter's spec: another project id on the victim's bridge, with a proxy DNAT that would
+/// capture the victim's traffic.
+fn squat_body(victim: &str) -> (String, String) {
+    let squatter = format!("{}ffffffff", &victim[..10]);
+    let body = format!(
+        r#"{{"project":"{squatter}","bridge":"{}","allow_all":true,"proxy":"10.99.0.1:9"}}"#,
+        bridge_name(victim)
+    );
+    (squatter, body)
+}
+
+/// A real bridge interface standing in for a project's network (docker creates the same).
+struct TempBridge(String);
+
+impl TempBridge {
+    fn add(name: &str) -> Self {
+        run_ok("ip", &["link", "add", "name", name, "type", "bridge"]).unwrap();
+        TempBridge(name.into())
+    }
+}
+
+impl Drop for TempBridge {
+    fn drop(&mut self) {
+        let _ = run("ip", &["link", "del", &self.0]);
+    }
+}
+
+/// Issue 22 item 8, as the attack: a member of `alcatraz` (OTHER, added by the caller) puts
+/// rules on another user's bridge. Refused for a `lan-access = ["*"]` project (claimed, no
+/// rules) before and after its network exists, for an existing bridge nobody claimed (the
+/// create→Apply race, or a network made without a claim), and for a removed project whose
+/// network still exists. No squatter table ever appears.
+fn squats_are_refused() {
+    // (1) OWNER's lan-access = ["*"] project claims its bridge before the network exists.
+    assert!(claim_as(OWNER, PROJ_B).is_ok());
+    let (squatter, body) = squat_body(PROJ_B);
+    expect_error(
+        apply_as(OTHER, &body).unwrap(),
+        "NotOwner",
+        "claimed by project",
+    );
+    expect_error(claim_as(OTHER, &squatter), "NotOwner", "claimed by project");
+    {
+        let _net = TempBridge::add(&bridge_name(PROJ_B));
+        expect_error(
+            apply_as(OTHER, &body).unwrap(),
+            "NotOwner",
+            "claimed by project",
+        );
+        // Knowing the owner's full id does not help either.
+        expect_error(
+            apply_as(OTHER, &spec(PROJ_B, false)).unwrap(),
+            "NotOwner",
+            "claimed by project",
+        );
+        // (3) Removed while its network exists: the name stays the owner's.
+        assert!(remove_as(OWNER, PROJ_B).unwrap().is_ok());
+        expect_error(
+            apply_as(OTHER, &body).unwrap(),
+            "NotOwner",
+            "network still exists",
+        );
+        assert!(claim_as(OWNER, PROJ_B).is_ok(), "the owner takes it back");
+        assert!(remove_as(OWNER, PROJ_B).unwrap().is_ok());
+    }
+    // (2) A bridge that exists but was never claimed (another user's network).
+    {
+        let _net = TempBridge::add(&bridge_name(PROJ_C));
+        let (_, body) = squat_body(PROJ_C);
+        expect_error(
+            apply_as(OTHER, &body).unwrap(),
+            "NotOwner",
+            "no project claimed it",
+        );
+        expect_error(
+            apply_as(OWNER, &spec(PROJ_C, false)).unwrap(),
+            "NotOwner",
+            "no project claimed it",
+        );
+    }
+    for p in [squatter, squat_body(PROJ_C).0] {
+        assert!(!alca_tables().unwrap().contains(&table(&p)), "{p}");
+    }
+    assert!(!Path::new(&format!(
+        "/var/lib/alcatraz/claims/{}.json",
+        bridge_name(PROJ_C)
+    ))
+    .exists());
+}
+
+/// The limits file for the daemon's next start; removed (and the daemon stopped, so the next
+/// one starts with the defaults) on drop.
+struct TempLimits;
+
+const LIMITS_FILE: &str = "/etc/alcatraz/netd-limits.json";
+
+impl TempLimits {
+    fn set(json: &str) -> Self {
+        std::fs::create_dir_all("/etc/alcatraz").unwrap();
+        std::fs::write(LIMITS_FILE, json).unwrap();
+        stop_daemon();
+        TempLimits
+    }
+}
+
+impl Drop for TempLimits {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(LIMITS_FILE);
+        let _ = std::fs::remove_dir("/etc/alcatraz");
+        stop_daemon();
+    }
+}
+
+/// Issue 22 item 9, as the attack: one member takes project after project. With a quota of 3
+/// per user (set by root in the limits file), the fourth is refused with an error naming the
+/// limit and the fix, and nothing of it is left; removing one makes room again.
+fn quota_holds() {
+    let _limits = TempLimits::set(r#"{"projects_per_user": 3}"#);
+    // Distinct first ten digits: distinct bridges.
+    let ids: Vec<String> = (1..=4).map(|i| format!("0e2ef{i}0000000000")).collect();
+    // OWNER holds PROJ_A (and its claim) already.
+    assert!(apply_as(OWNER, &spec(&ids[0], false)).unwrap().is_ok());
+    let claimed = claim_as(OWNER, &ids[1]);
+    assert!(claimed.is_ok(), "{claimed:?}");
+    let reply = apply_as(OWNER, &spec(&ids[2], false)).unwrap();
+    expect_error(reply.clone(), "LimitReached", "projects_per_user = 3");
+    expect_error(reply, "LimitReached", "alca down");
+    expect_error(claim_as(OWNER, &ids[3]), "LimitReached", LIMITS_FILE);
+    assert!(!alca_tables().unwrap().contains(&table(&ids[2])));
+    assert!(!Path::new(&format!("/var/lib/alcatraz/projects/{}.json", ids[2])).exists());
+    assert!(remove_as(OWNER, &ids[1]).unwrap().is_ok());
+    assert!(apply_as(OWNER, &spec(&ids[2], false)).unwrap().is_ok());
+    for id in [&ids[0], &ids[2]] {
+        assert!(remove_as(OWNER, id).unwrap().is_ok());
+    }
 }
 
 fn bad_requests_change_nothing() {
@@ -725,6 +882,7 @@ const UP_OPEN: u16 = 21801;
 const UP_CLOSED: u16 = 21802;
 const UP_HOST_OPEN: u16 = 21803;
 const UP_HOST_CLOSED: u16 = 21804;
+const UP_ONLINK: u16 = 21805;
 
 /// The `.alca.toml` of the isolated project: one LAN IP:port, the host's IP on one port, and a
 /// `commands.up` that records the container's first connection attempt, made straight after
@@ -863,6 +1021,8 @@ fn up_isolates_through_the_daemon(scratch: &Path) {
     disruptions_keep_isolation(&dir, &id, &uplink);
     check_isolation();
 
+    onlink_public_network_is_refused(&dir, &env, &id);
+
     let down = alca(Some(OWNER), &dir, &["down"], &env);
     assert!(down.status.success(), "alca down failed: {}", text(&down));
     assert!(!alca_tables().unwrap().contains(&table(&id)));
@@ -968,6 +1128,36 @@ fn disruptions_keep_isolation(dir: &Path, id: &str, uplink: &str) {
     let status = text(&alca(Some(OWNER), dir, &["network-helper", "status"], &[]));
     assert!(status.contains("Tables: owned by the daemon"), "{status}");
     assert!(run_ok("nft", &["delete", "table", "inet", &table(id)]).is_err());
+}
+
+/// Issue 22 item 11, as the attack: the host is directly connected to a network in public
+/// space (a campus LAN; here a test bridge to a netns), and the agent connects to a host on it.
+/// The running daemon sees the new addresses, adds both prefixes to the project's deny sets,
+/// and the connection is refused although a listener waits there; when the network goes, so
+/// do the prefixes.
+fn onlink_public_network_is_refused(dir: &Path, env: &[(&str, &str)], id: &str) {
+    let deny = |set: &str| run_ok("nft", &["list", "set", "inet", &table(id), set]).unwrap();
+    let listed = || deny("deny4").contains(ONLINK_NET4) && deny("deny6").contains(ONLINK_NET6);
+    let settled = |want: bool| {
+        (0..100).any(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            listed() == want
+        })
+    };
+    assert!(!listed(), "not on-link yet: {}", deny("deny4"));
+    let net = OnlinkNet::up().unwrap();
+    assert_route_via(ONLINK_PEER4, ONLINK_BRIDGE);
+    assert_route_via(ONLINK_PEER6, ONLINK_BRIDGE);
+    let _listener = Listener::start(Some(ONLINK_NS), "onlink", "::", UP_ONLINK, 120).unwrap();
+    assert!(
+        settled(true),
+        "the on-link prefixes never reached the deny sets: {} {}",
+        deny("deny4"),
+        deny("deny6")
+    );
+    expect_probe(dir, env, ONLINK_PEER4, UP_ONLINK, "refused");
+    drop(net);
+    assert!(settled(false), "the prefixes stayed after the network went");
 }
 
 /// Without the group, `up` fails closed: no container runs without its rules.

@@ -218,8 +218,9 @@ fn probe_from_is_bound_to_the_projects_bridge(main: &Path, sibling: &Path) {
             "{reply:?}"
         );
     }
+    // Not a member of `alcatraz`: refused before anything is looked at.
     let reply = ask("alcaother", &pid_of(main));
-    assert_eq!(reply.error_kind(), Some("NotOwner"), "{reply:?}");
+    assert_eq!(reply.error_kind(), Some("NotAuthorized"), "{reply:?}");
 }
 
 /// The local-only matrix, each destination checked to stay on this machine or in `lanhost`.

@@ -38,6 +38,8 @@ struct Up {
     isolation: bool,
     /// Set once this run's rules are in place, so a failure removes only what it made.
     rules_applied: Cell<bool>,
+    /// The bridge name was claimed: a failed `up` gives it back.
+    claimed: Cell<bool>,
     /// Filtered views bind-mounted instead of sources with exclude patterns.
     views: ProjectViews,
 }
@@ -83,6 +85,7 @@ pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
         state,
         isolation,
         rules_applied: Cell::new(false),
+        claimed: Cell::new(false),
         views,
     };
     let runtime = selection.runtime;
@@ -204,8 +207,9 @@ impl Up {
     fn create(&mut self, runtime: &dyn Runtime) -> anyhow::Result<()> {
         self.record_runtime(runtime.kind())?;
         self.ensure_image(runtime)?;
-        let guard = self.isolation.then(connect_guard);
-        let guard = guard.as_deref();
+        // Every project claims its bridge name, so the guard is asked even without isolation.
+        let guard = connect_guard();
+        let guard = guard.as_ref();
         let result = self.build(runtime, guard);
         if let Err(e) = result {
             self.undo(runtime, guard);
@@ -217,13 +221,20 @@ impl Up {
         Ok(())
     }
 
-    fn build(&self, runtime: &dyn Runtime, guard: Option<&dyn NetworkGuard>) -> anyhow::Result<()> {
+    fn build(&self, runtime: &dyn Runtime, guard: &dyn NetworkGuard) -> anyhow::Result<()> {
+        let claimed = guard.claim(&self.id()).with_context(|| {
+            format!(
+                "cannot claim bridge {} for this project, so no network was created",
+                alca_netd::spec::bridge_name(&self.state.id)
+            )
+        })?;
+        self.claimed.set(claimed);
         self.progress
             .step(format!("Creating network {}", self.name()));
         runtime
             .create_network(&self.network_spec())
             .with_context(|| format!("cannot create network {}", self.name()))?;
-        if let Some(guard) = guard {
+        if self.isolation {
             self.apply_rules(runtime, guard)?;
         } else {
             self.register_open_bridge(runtime);
@@ -240,8 +251,8 @@ impl Up {
         self.run_commands_up(runtime)
     }
 
-    fn undo(&self, runtime: &dyn Runtime, guard: Option<&dyn NetworkGuard>) {
-        let guard = guard.filter(|_| self.rules_applied.get());
+    fn undo(&self, runtime: &dyn Runtime, guard: &dyn NetworkGuard) {
+        let guard = Some(guard).filter(|_| self.rules_applied.get() || self.claimed.get());
         match teardown(runtime, &self.name(), &self.id(), guard) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => warn(format!("could not remove the network rules: {e:#}")),

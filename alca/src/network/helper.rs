@@ -130,6 +130,15 @@ fn unexpected(reply: &HelperReply) -> NetdError {
 }
 
 impl NetworkGuard for HelperGuard {
+    fn claim(&self, project: &str) -> anyhow::Result<bool> {
+        self.done(HelperRequest::Claim {
+            uid: self.uid,
+            project: project.into(),
+        })
+        .map_err(explain)?;
+        Ok(true)
+    }
+
     fn apply(&self, spec: &NetSpec) -> anyhow::Result<()> {
         self.done(HelperRequest::Apply {
             uid: self.uid,

@@ -28,9 +28,11 @@ use serde::{Deserialize, Serialize};
 
 /// Port probed on blocked-expected destinations (discard: nothing is expected to answer).
 pub const BLOCKED_PORT: u16 = 9;
-/// Address whose redirection to the proxy is checked (TEST-NET-3, not routed on the internet).
+/// Address whose redirection to the proxy is checked: it must be "internet" (the deny sets
+/// refuse the TEST-NETs before the proxy's DNAT), so it is in 192.88.99.0/24, the 6to4 relay
+/// anycast prefix RFC 7526 deprecated (nothing answers there; the probe is fenced anyway).
 pub const PROXY_CHECK: SocketTarget = SocketTarget {
-    addr: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 1)),
+    addr: IpAddr::V4(Ipv4Addr::new(192, 88, 99, 1)),
     port: 80,
 };
 /// Most targets of one verification.
@@ -445,7 +447,7 @@ mod tests {
             &[
                 ("10.99.0.2", Tcp, 18080, false, Blocked),
                 ("203.0.113.9", Tcp, 9, true, Blocked),
-                ("198.51.100.2", Tcp, 80, false, Allowed),
+                ("192.88.99.2", Tcp, 80, false, Allowed),
             ],
         );
         s.allow = vec![AllowRule {
@@ -466,7 +468,7 @@ mod tests {
         check(
             &s,
             &[
-                ("192.0.2.1", Tcp, 80, false, Redirected),
+                ("192.88.99.1", Tcp, 80, false, Redirected),
                 ("10.99.0.1", Tcp, 3128, true, Allowed),
                 ("10.99.0.2", Tcp, 18080, false, Redirected),
                 ("2001:db8::1", Tcp, 80, false, Blocked),

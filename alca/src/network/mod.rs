@@ -17,6 +17,13 @@ use alca_netd::NetSpec;
 
 /// Applies and removes one project's network rules.
 pub trait NetworkGuard {
+    /// Claims the project's bridge name before its network is created, so that no other user
+    /// can put rules on it (every project, also `lan-access = ["*"]`). `Ok(false)`: nothing
+    /// to claim with (no daemon, or the user may not use it); the daemon then refuses rules on
+    /// the bridge once it exists unclaimed, to everyone but root.
+    fn claim(&self, _project: &str) -> anyhow::Result<bool> {
+        Ok(false)
+    }
     /// Atomically installs (or replaces) the project's rules. Must succeed before the
     /// container is started when isolation is required.
     fn apply(&self, spec: &NetSpec) -> anyhow::Result<()>;

@@ -73,6 +73,7 @@ pub fn explain(err: NetdError) -> anyhow::Error {
         NetdError::ApplyFailed(m) => format!(
             "the network helper could not apply the rules; the previous rules stay in place: {m}"
         ),
+        NetdError::LimitReached(m) => format!("the network helper refused the request: {m}"),
         NetdError::Internal(m) => format!("the network helper failed: {m}"),
         NetdError::ZBus(_) => format!(
             "{}. Run `{INSTALL_HINT}` once to set it up",
@@ -83,6 +84,15 @@ pub fn explain(err: NetdError) -> anyhow::Error {
 }
 
 impl NetworkGuard for NetdGuard {
+    fn claim(&self, project: &str) -> anyhow::Result<bool> {
+        match self.client.claim(project) {
+            Ok(()) => Ok(true),
+            // Isolation, if the project needs it, fails at Apply with the same explanation.
+            Err(NetdError::NotAuthorized(_)) => Ok(false),
+            Err(e) => Err(explain(e)),
+        }
+    }
+
     fn apply(&self, spec: &NetSpec) -> anyhow::Result<()> {
         self.client.apply(spec).map_err(explain)
     }
