@@ -182,7 +182,7 @@ fn the_guard_drops_a_bridge_without_rules_and_passes_one_with_rules() {
         "the guard let a bridge without rules through"
     );
     let e = Arc::clone(&engine);
-    ns.enter(move || e.apply(spec(project, true), 0))
+    ns.enter(move || e.apply(spec(project, true), 0, false))
         .unwrap()
         .unwrap();
     assert!(
@@ -190,7 +190,7 @@ fn the_guard_drops_a_bridge_without_rules_and_passes_one_with_rules() {
         "the guard dropped a bridge with rules"
     );
     let e = Arc::clone(&engine);
-    ns.enter(move || e.remove(project, 0)).unwrap().unwrap();
+    ns.enter(move || e.remove(project, 0, false)).unwrap().unwrap();
     assert!(
         !connects(&peer, addr),
         "the guard let a bridge through after its rules were removed"
@@ -228,7 +228,7 @@ fn unowned_tables_deleted_or_flushed_by_others_are_restored_by_the_daemon() {
             let engine = Arc::new(Engine::new(Box::new(nft), Store::new(root)));
             engine.restore()?;
             alca_netd::heal::spawn(Arc::clone(&engine)).expect("events");
-            engine.apply(spec(project, false), 0).map(|_| engine)
+            engine.apply(spec(project, false), 0, false).map(|_| engine)
         })
         .unwrap()
         .expect("applies");
@@ -290,7 +290,7 @@ fn narrowing_and_remove_end_open_connections_the_new_rules_refuse() {
         .enter(move || {
             let engine = Arc::new(Engine::new(Box::new(Nft::default()), Store::new(root)));
             engine.restore()?;
-            engine.apply(open, 0).map(|_| engine)
+            engine.apply(open, 0, false).map(|_| engine)
         })
         .unwrap()
         .expect("applies");
@@ -311,9 +311,9 @@ fn narrowing_and_remove_end_open_connections_the_new_rules_refuse() {
         let e = Arc::clone(&engine);
         if narrow_by_remove {
             // A Remove with its containers still there (no guard rule for them yet either).
-            ns.enter(move || e.remove(project, 0)).unwrap().unwrap();
+            ns.enter(move || e.remove(project, 0, false)).unwrap().unwrap();
         } else {
-            ns.enter(move || e.apply(spec(project, false), 0))
+            ns.enter(move || e.apply(spec(project, false), 0, false))
                 .unwrap()
                 .unwrap();
         }
@@ -348,7 +348,7 @@ fn narrowing_and_remove_end_open_connections_the_new_rules_refuse() {
                 port: None,
             }];
             let e = Arc::clone(&engine);
-            ns.enter(move || e.apply(open, 0)).unwrap().unwrap();
+            ns.enter(move || e.apply(open, 0, false)).unwrap().unwrap();
         }
     }
     drop(engine);
