@@ -289,7 +289,7 @@ mod tests {
         assert!(refused(&spec, &tuple("192.0.2.7", IPPROTO_TCP, 80), &local));
         assert!(!refused(
             &spec,
-            &tuple("198.51.100.2", IPPROTO_TCP, 80),
+            &tuple("192.88.99.2", IPPROTO_TCP, 80),
             &local
         ));
         spec.allow_all = true;
