@@ -87,6 +87,8 @@ pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
         Plan::Create => up.create(selected)?,
         Plan::Rebuild(other) => {
             up.remove_for_rebuild(other.as_deref().unwrap_or(selected))?;
+            // A name kept from the Go original's state is not reused for the new container.
+            up.state.container_name = None;
             up.create(selected)?;
         }
         Plan::Reuse(other, info) => up.reuse(other.as_deref().unwrap_or(selected), &info)?,
@@ -125,6 +127,15 @@ impl Up {
                 return Ok(Plan::Rebuild(holder));
             }
             bail!(msg);
+        }
+        if info.project_id() != Some(self.state.id.as_str()) {
+            // The Go original made it (its label is the project's UUID): it has none of our
+            // isolation, so it is never reused.
+            self.progress.step(format!(
+                "Container {} was made by the Go original: recreating it",
+                info.name
+            ));
+            return Ok(Plan::Rebuild(holder));
         }
         let changes = self.drift(runtime.kind());
         if changes.is_empty() {

@@ -91,8 +91,15 @@ pub fn from_raw(raw: &RawConfig, file: &Path, env: &dyn EnvSource) -> Result<Lay
             .mounts
             .push((mounts::mount(m, &origin, dir, env)?, origin));
     }
-    for (i, p) in raw.ports.iter().enumerate() {
-        let origin = at(&format!("ports[{i}]"));
+    let top = raw
+        .ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (format!("ports[{i}]"), p));
+    let net =
+        (raw.network.ports.iter().enumerate()).map(|(i, p)| (format!("network.ports[{i}]"), p));
+    for (field, p) in top.chain(net) {
+        let origin = at(&field);
         layer.ports.push((ports::port(p, &origin)?, origin));
     }
     if let Some(m) = &raw.resources.memory {
