@@ -66,10 +66,12 @@ pub fn from_raw(raw: &RawConfig, file: &Path, env: &dyn EnvSource) -> Result<Lay
         enter: command(raw.commands.enter.as_ref(), &at("commands.enter"))?,
         envs: envs::envs(&raw.envs, file, env)?,
         lan_access: network::lan_access(&raw.network.lan_access, file)?,
+        // `proxy = ""` is unset, as in the Go original (`if cfg.Network.Proxy != ""`).
         proxy: raw
             .network
             .proxy
             .as_deref()
+            .filter(|p| !p.is_empty())
             .map(|p| network::proxy(p, file))
             .transpose()?,
         post_up: non_empty(
@@ -138,10 +140,15 @@ fn command(
         Some(StrOrTable::Str(s)) => (s.clone(), false, origin.clone()),
         Some(StrOrTable::Table(t)) => (t.command.clone(), t.append, origin.child("command")),
     };
+    // An empty command is unset, as in the Go original (an empty string never overrides in
+    // its merge), so an overlay's `up = ""` keeps the inherited command.
+    if command.is_empty() {
+        return Ok(None);
+    }
     if command.trim().is_empty() {
         return Err(origin.err(
-            "the command is empty",
-            "remove the key or give a shell command",
+            "the command is only whitespace",
+            "remove the key, leave it empty, or give a shell command",
         ));
     }
     Ok(Some(CommandLayer { command, append }))

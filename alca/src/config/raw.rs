@@ -122,7 +122,8 @@ pub struct RawResources {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
 #[schemars(rename = "EnvValue")]
 pub struct RawEnv {
-    /// Static value or a `${HOST_VAR}` reference.
+    /// Static value or a `${HOST_VAR}` reference (absent: empty, as in the Go original).
+    #[serde(default)]
     pub value: String,
     /// Re-read from the host and re-sent on every `alca run`.
     #[serde(default)]
