@@ -33,6 +33,8 @@ pub const KEEP_ALIVE: [&str; 2] = ["sleep", "infinity"];
 struct Up {
     progress: Progress,
     force: bool,
+    /// Recreate the existing container whatever the drift (`experimental reload`).
+    recreate: bool,
     project: Project,
     state: State,
     isolation: bool,
@@ -75,6 +77,7 @@ pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
     let mut up = Up {
         progress,
         force: args.force,
+        recreate: args.recreate,
         project,
         state,
         isolation,
@@ -127,6 +130,11 @@ impl Up {
                 return Ok(Plan::Rebuild(holder));
             }
             bail!(msg);
+        }
+        if self.recreate {
+            self.progress
+                .step(format!("Recreating container {} (reload)", info.name));
+            return Ok(Plan::Rebuild(holder));
         }
         if info.project_id() != Some(self.state.id.as_str()) {
             // The Go original made it (its label is the project's UUID): it has none of our
