@@ -367,7 +367,7 @@ fn hooks() {
     let h = p.ok().config.hooks;
     assert_eq!(h.post_up.as_deref(), Some("docker run -d sidecar"));
     assert_eq!(h.pre_down.as_deref(), Some("docker rm -f sidecar"));
-    let p = Project::with("image = \"a\"\n[hooks]\npre_down = \"\"\n");
+    let p = Project::with("image = \"a\"\n[hooks]\npre_down = \"  \"\n");
     assert_eq!(
         p.err_rel(),
         "<root>/.alca.toml: hooks.pre_down: the value is empty; remove the key or give a host command"

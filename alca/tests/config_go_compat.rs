@@ -91,6 +91,10 @@ fn lan_access_port_wildcard_and_tcp_default() {
 /// command keeps "base-cmd".
 #[test]
 fn empty_strings_are_unset() {
+    // Go TestLoadConfig_HooksEmpty: no hooks → empty; an empty string is the same.
+    let p = Project::with("image = \"a\"\n[hooks]\npost_up = \"\"\npre_down = \"\"\n");
+    let h = p.ok().config.hooks;
+    assert_eq!((h.post_up, h.pre_down), (None, None));
     let p = Project::with("image = \"a\"\n[network]\nproxy = \"\"\n");
     let c = p.ok().config;
     assert_eq!(c.network.proxy, None);

@@ -75,12 +75,12 @@ pub fn from_raw(raw: &RawConfig, file: &Path, env: &dyn EnvSource) -> Result<Lay
             .map(|p| network::proxy(p, file))
             .transpose()?,
         post_up: non_empty(
-            raw.hooks.post_up.as_deref(),
+            raw.hooks.post_up.as_deref().filter(|h| !h.is_empty()),
             &at("hooks.post_up"),
             "remove the key or give a host command",
         )?,
         pre_down: non_empty(
-            raw.hooks.pre_down.as_deref(),
+            raw.hooks.pre_down.as_deref().filter(|h| !h.is_empty()),
             &at("hooks.pre_down"),
             "remove the key or give a host command",
         )?,
