@@ -152,12 +152,24 @@ fn network_section(config: &Config, state: &State, root: &Path) {
         Some(report) => println!("Network verify: {}", report.summary()),
         None => println!("Network verify: never run (`alca network verify`)"),
     }
-    proxy_section(config);
+    proxy_section(config, state);
 }
 
 /// Whether a proxy listens on the configured address of this host, where container TCP is sent.
-fn proxy_section(config: &Config) {
-    let proxy = match spec::proxy_address(config, &alca_netd::host::host_ip) {
+fn proxy_section(config: &Config, state: &State) {
+    let host_ip = || {
+        let gateways = match find_container(state) {
+            Ok(Some((runtime, _))) => runtime
+                .network(&state.container_name())
+                .ok()
+                .flatten()
+                .map(|n| n.gateways)
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        spec::gateway_host_ip(&gateways)
+    };
+    let proxy = match spec::proxy_address(config, &host_ip) {
         Ok(Some(addr)) => addr,
         Ok(None) => return,
         Err(e) => {

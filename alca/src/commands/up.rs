@@ -71,6 +71,7 @@ pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
         progress.step(line);
     }
     let isolation = spec::isolation_required(&project.config);
+    crate::commands::helper_offer::offer_if_missing(isolation);
     let state = State::load_or_create(&project.root)?;
     let selection = select(project.config.runtime, isolation)?;
     progress.step(format!("Runtime: {}", selection.reason));
@@ -341,17 +342,18 @@ impl Up {
     /// Applies the project's rules; the container must not start without them.
     fn apply_rules(&self, runtime: &dyn Runtime, guard: &dyn NetworkGuard) -> anyhow::Result<()> {
         self.progress.step("Applying network rules");
+        let gateways = runtime
+            .network(&self.name())?
+            .map(|n| n.gateways)
+            .unwrap_or_default();
         let dns = match runtime.kind() {
             // aardvark-dns answers on the network gateway.
-            RuntimeKind::Podman => runtime
-                .network(&self.name())?
-                .map(|n| n.gateways)
-                .unwrap_or_default(),
+            RuntimeKind::Podman => gateways.clone(),
             // The embedded DNS forwards to the host's resolvers across the project bridge.
             RuntimeKind::Docker => crate::network::resolvers::docker_upstream_resolvers(),
         };
         let spec = spec::build(&self.project.config, &self.state.id, dns, &|| {
-            alca_netd::host::host_ip()
+            spec::gateway_host_ip(&gateways)
         })?;
         guard.apply(&spec).context(
             "network isolation is required (network.lan-access is not [\"*\"]) and could not \

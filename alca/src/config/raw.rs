@@ -179,7 +179,8 @@ impl Expecting for RawPort {
 #[schemars(rename = "Network")]
 pub struct RawNetwork {
     /// Allowed LAN / host destinations: "*", IP, CIDR, IP:port, proto://IP:port, [v6]:port;
-    /// `${alca:HOST_IP}` stands for the host.
+    /// `${alca:HOST_IP}` stands for the host: the gateway of the project's network. `IP:port`
+    /// allows TCP only; `IP:*` every port and protocol.
     #[serde(rename = "lan-access")]
     pub lan_access: Vec<String>,
     /// Published ports, as in the Go original (same forms as the top-level `ports`).
