@@ -16,13 +16,8 @@ pub const QUESTION: &str = "Network helper required for network isolation (alca-
 /// runs the install through sudo on yes. Never installs without a yes; its outcome is left to
 /// the rules step that follows (which fails closed while the helper is still missing).
 pub fn offer_if_missing(isolation: bool) {
-    if !isolation || !stdin_is_tty() || cfg!(target_os = "macos") {
-        return;
-    }
-    if NetdGuard::connect().is_ok() || helper_running() {
-        return;
-    }
-    if !confirm(QUESTION) {
+    let reachable = || NetdGuard::connect().is_ok() || helper_running();
+    if !should_offer(isolation, stdin_is_tty(), reachable) || !confirm(QUESTION) {
         return;
     }
     let Ok(me) = std::env::current_exe() else {
@@ -40,6 +35,12 @@ pub fn offer_if_missing(isolation: bool) {
     }
 }
 
+/// Asked only when isolation is required, on a terminal, on Linux, and the helper does not
+/// answer (checked last: it costs a D-Bus round trip).
+fn should_offer(isolation: bool, terminal: bool, reachable: impl FnOnce() -> bool) -> bool {
+    isolation && terminal && !cfg!(target_os = "macos") && !reachable()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,5 +53,20 @@ mod tests {
         assert!(QUESTION.starts_with("Network helper required"));
         assert!(QUESTION.contains("Install now"));
         assert!(QUESTION.contains("sudo alca network-helper install"));
+    }
+
+    /// Without a terminal nothing is asked (the Go original prompts only interactively; here
+    /// `up` then fails closed); with a reachable helper or no isolation nothing is asked either.
+    #[test]
+    fn asked_only_on_a_terminal_when_the_helper_is_missing() {
+        assert!(should_offer(true, true, || false));
+        assert!(!should_offer(true, false, || false));
+        assert!(!should_offer(true, true, || true));
+        assert!(!should_offer(false, true, || panic!(
+            "not asked without isolation"
+        )));
+        assert!(!should_offer(true, false, || panic!(
+            "not asked without a terminal"
+        )));
     }
 }

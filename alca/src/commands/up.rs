@@ -65,13 +65,14 @@ pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
         Consent::AskOnTerminal
     };
     trust::gate(&project, consent, "up")?;
+    // Before anything is started: a missing helper is offered for install on a terminal.
+    crate::commands::helper_offer::offer_if_missing(spec::isolation_required(&project.config));
     // Views first: no container is created or started while they are missing (fail closed).
     let views = ProjectViews::start(&project.root, &project.config)?;
     if let Some(line) = views.summary() {
         progress.step(line);
     }
     let isolation = spec::isolation_required(&project.config);
-    crate::commands::helper_offer::offer_if_missing(isolation);
     let state = State::load_or_create(&project.root)?;
     let selection = select(project.config.runtime, isolation)?;
     progress.step(format!("Runtime: {}", selection.reason));
