@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the alca packages into target/packages/: a .deb (cargo-deb) and an .rpm
 # (cargo-generate-rpm), each holding /usr/bin/alca, /usr/libexec/alca-netd, the systemd units,
-# the D-Bus policy, activation file and interface XML, and the polkit action and rule, plus
+# the D-Bus policy, activation file and interface XML, the polkit action and rule, the man page
+# alca(1), plus
 # maintainer scripts that create group alcatraz and reload the bus (packaging/common.sh).
 # Needs cargo-deb and cargo-generate-rpm (`cargo install cargo-deb cargo-generate-rpm`).
 set -euo pipefail
@@ -51,6 +52,9 @@ for s in post_install pre_uninstall post_uninstall; do
 done
 
 cargo build --release -q -p alca -p alca-netd
+# The man page, generated from the command line's own definition (clap_mangen).
+target/release/alca __man-page > "$STAGE/files/alca.1"
+test -s "$STAGE/files/alca.1"
 cargo deb -p alca --no-build -o "$OUT/"
 cargo generate-rpm -p alca -o "$OUT/"
 # The helper-container image for macOS (`alca network-helper install --image-archive FILE`),

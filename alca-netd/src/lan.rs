@@ -95,7 +95,9 @@ pub enum LanError {
 
 /// Parses one `lan-access` entry: `*`, `IP`, `CIDR`, `IP:port`, `[v6]:port`, `proto://IP:port`
 /// (proto `tcp`, `udp` or `*` for any), `proto://CIDR`, and the same with `${alca:HOST_IP}` in
-/// place of the IP.
+/// place of the IP. A port of `*` means every port. As in the Go original
+/// (internal/network/shared/rule.go, AGD-028), an entry with a port and no protocol allows TCP
+/// only; without a port (or with `:*`) and without a protocol it allows every protocol.
 pub fn parse_lan_entry(raw: &str) -> Result<LanEntry, LanError> {
     let s = raw.trim();
     if s.is_empty() {
@@ -108,11 +110,16 @@ pub fn parse_lan_entry(raw: &str) -> Result<LanEntry, LanError> {
     if rest == "*" {
         return Err(LanError::WildcardWithExtras);
     }
-    let (host, port) = split_host_port(rest)?;
+    let (host, port) = split_host_port(rest, lan_port)?;
     let target = parse_target(host)?;
-    if proto.is_some() && port.is_none() && matches!(target, Target::HostIp) {
+    if proto.is_some() && port.is_none() && matches!(target, Target::HostIp) && !all_ports(rest) {
         return Err(LanError::ProtocolWithoutPort(raw.to_string()));
     }
+    let proto = match proto {
+        Scheme::None if port.is_some() => Some(Proto::Tcp),
+        Scheme::None | Scheme::Any => None,
+        Scheme::Only(p) => Some(p),
+    };
     Ok(LanEntry::Allow {
         target,
         proto,
@@ -124,7 +131,7 @@ pub fn parse_lan_entry(raw: &str) -> Result<LanEntry, LanError> {
 pub fn parse_proxy(raw: &str) -> Result<ProxyEntry, LanError> {
     let s = raw.trim();
     let bad = || LanError::Proxy(raw.to_string());
-    let (host, port) = split_host_port(s).map_err(|_| bad())?;
+    let (host, port) = split_host_port(s, |p| parse_port(p).map(Some)).map_err(|_| bad())?;
     let port = port.ok_or_else(bad)?;
     let host = match parse_target(host).map_err(|e| match e {
         LanError::Token(_) => e,
@@ -137,28 +144,52 @@ pub fn parse_proxy(raw: &str) -> Result<ProxyEntry, LanError> {
     Ok(ProxyEntry { host, port })
 }
 
-fn split_protocol(s: &str) -> Result<(Option<Proto>, &str), LanError> {
-    let Some((scheme, rest)) = s.split_once("://") else {
-        return Ok((None, s));
-    };
-    let proto = match scheme.to_ascii_lowercase().as_str() {
-        // Upstream's `*://IP:port`: any protocol, the same as no scheme.
-        "*" => return Ok((None, rest)),
-        "tcp" => Proto::Tcp,
-        "udp" => Proto::Udp,
-        _ => return Err(LanError::Protocol(scheme.to_string())),
-    };
-    Ok((Some(proto), rest))
+/// The `proto://` prefix of a `lan-access` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    /// No prefix: TCP when a port is given, else any protocol.
+    None,
+    /// `*://`: any protocol.
+    Any,
+    Only(Proto),
 }
 
-/// Splits `host[:port]`, where an IPv6 host with a port is bracketed: `[::1]:80`.
-fn split_host_port(s: &str) -> Result<(&str, Option<u16>), LanError> {
+impl Scheme {
+    fn is_some(self) -> bool {
+        self != Scheme::None
+    }
+}
+
+fn split_protocol(s: &str) -> Result<(Scheme, &str), LanError> {
+    let Some((scheme, rest)) = s.split_once("://") else {
+        return Ok((Scheme::None, s));
+    };
+    let scheme = match scheme.to_ascii_lowercase().as_str() {
+        "*" => Scheme::Any,
+        "tcp" => Scheme::Only(Proto::Tcp),
+        "udp" => Scheme::Only(Proto::Udp),
+        _ => return Err(LanError::Protocol(scheme.to_string())),
+    };
+    Ok((scheme, rest))
+}
+
+/// Whether an entry's address part ends in the all-ports wildcard `:*`.
+fn all_ports(host_port: &str) -> bool {
+    host_port.ends_with(":*")
+}
+
+/// Splits `host[:port]`, where an IPv6 host with a port is bracketed: `[::1]:80`; `parse_port`
+/// reads the port (`None`: every port).
+fn split_host_port(
+    s: &str,
+    parse_port: fn(&str) -> Result<Option<u16>, LanError>,
+) -> Result<(&str, Option<u16>), LanError> {
     // A `${alca:…}` token contains a colon of its own.
     if s.starts_with("${") {
         let end = s.find('}').ok_or_else(|| LanError::Token(s.to_string()))? + 1;
         let (host, after) = s.split_at(end);
         return match after.strip_prefix(':') {
-            Some(port) => Ok((host, Some(parse_port(port)?))),
+            Some(port) => Ok((host, parse_port(port)?)),
             None if after.is_empty() => Ok((host, None)),
             None => Err(LanError::Address(s.to_string())),
         };
@@ -168,7 +199,7 @@ fn split_host_port(s: &str) -> Result<(&str, Option<u16>), LanError> {
             .split_once(']')
             .ok_or_else(|| LanError::Address(s.to_string()))?;
         return match after.strip_prefix(':') {
-            Some(port) => Ok((host, Some(parse_port(port)?))),
+            Some(port) => Ok((host, parse_port(port)?)),
             None if after.is_empty() => Ok((host, None)),
             None => Err(LanError::Address(s.to_string())),
         };
@@ -178,7 +209,7 @@ fn split_host_port(s: &str) -> Result<(&str, Option<u16>), LanError> {
         return Ok((s, None));
     }
     match s.rsplit_once(':') {
-        Some((host, port)) => Ok((host, Some(parse_port(port)?))),
+        Some((host, port)) => Ok((host, parse_port(port)?)),
         None => Ok((s, None)),
     }
 }
@@ -188,6 +219,14 @@ fn parse_port(p: &str) -> Result<u16, LanError> {
         Ok(port) if port > 0 => Ok(port),
         _ => Err(LanError::Port(p.to_string())),
     }
+}
+
+/// A `lan-access` port: a number, or `*` for every port (`None`).
+fn lan_port(p: &str) -> Result<Option<u16>, LanError> {
+    if p == "*" {
+        return Ok(None);
+    }
+    parse_port(p).map(Some)
 }
 
 fn parse_target(host: &str) -> Result<Target, LanError> {
@@ -289,7 +328,7 @@ mod tests {
         );
         assert_eq!(
             parse_lan_entry("10.99.0.2:18080").unwrap(),
-            allow("10.99.0.2/32", None, Some(18080))
+            allow("10.99.0.2/32", Some(Proto::Tcp), Some(18080))
         );
         assert_eq!(
             parse_lan_entry("udp://10.99.0.2:53").unwrap(),
@@ -321,13 +360,13 @@ mod tests {
         );
         assert_eq!(
             parse_lan_entry("[fd00::1]:443").unwrap(),
-            allow("fd00::1/128", None, Some(443))
+            allow("fd00::1/128", Some(Proto::Tcp), Some(443))
         );
         assert_eq!(
             parse_lan_entry("${alca:HOST_IP}:8080").unwrap(),
             LanEntry::Allow {
                 target: Target::HostIp,
-                proto: None,
+                proto: Some(Proto::Tcp),
                 port: Some(8080)
             }
         );
@@ -339,6 +378,50 @@ mod tests {
                 port: Some(22)
             }
         );
+    }
+
+    /// The Go original's ParseLANAccessRule doc and internal/network/shared/rule_test.go:
+    /// "192.168.1.100:8080" → port 8080, TCP default; "192.168.1.100:*" → all ports, all
+    /// protocols; "[2001:db8::/32]:*" → IPv6 CIDR, all ports; a protocol prefix is kept.
+    #[test]
+    fn port_wildcard_and_tcp_default_as_upstream() {
+        let any = |net: &str| allow(net, None, None);
+        assert_eq!(
+            parse_lan_entry("192.168.1.100:*").unwrap(),
+            any("192.168.1.100/32")
+        );
+        assert_eq!(parse_lan_entry("10.99.0.3:*").unwrap(), any("10.99.0.3/32"));
+        assert_eq!(
+            parse_lan_entry("tcp://192.168.1.100:*").unwrap(),
+            allow("192.168.1.100/32", Some(Proto::Tcp), None)
+        );
+        assert_eq!(
+            parse_lan_entry("tcp://10.0.0.0/8:*").unwrap(),
+            allow("10.0.0.0/8", Some(Proto::Tcp), None)
+        );
+        assert_eq!(parse_lan_entry("[fe80::1]:*").unwrap(), any("fe80::1/128"));
+        assert_eq!(
+            parse_lan_entry("[2001:db8::/32]:*").unwrap(),
+            any("2001:db8::/32")
+        );
+        assert_eq!(
+            parse_lan_entry("192.168.1.0/24:8080").unwrap(),
+            allow("192.168.1.0/24", Some(Proto::Tcp), Some(8080))
+        );
+        assert_eq!(
+            parse_lan_entry("*://192.168.1.100:443").unwrap(),
+            allow("192.168.1.100/32", None, Some(443))
+        );
+        assert_eq!(
+            parse_lan_entry("tcp://${alca:HOST_IP}:*").unwrap(),
+            LanEntry::Allow {
+                target: Target::HostIp,
+                proto: Some(Proto::Tcp),
+                port: None
+            }
+        );
+        // A proxy still needs a real port.
+        assert!(parse_proxy("127.0.0.1:*").is_err());
     }
 
     #[test]

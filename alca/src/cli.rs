@@ -11,11 +11,15 @@ use crate::commands;
     name = "alca",
     version,
     about = "Run AI code agents with full permissions inside a container they cannot escape",
-    propagate_version = true
+    disable_version_flag = true
 )]
 pub struct Cli {
+    /// Print version (`-v` as in the Go original; `-V` also works)
+    #[arg(short = 'v', short_alias = 'V', long, action = clap::ArgAction::Version)]
+    pub version: Option<bool>,
+    /// Without a command: print this help and succeed, as the Go original does
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -45,6 +49,14 @@ pub enum Command {
     /// Experimental commands
     #[command(subcommand)]
     Experimental(ExperimentalCommand),
+    /// Print a shell completion script (e.g. `alca completion bash > /etc/bash_completion.d/alca`)
+    Completion {
+        /// The shell to complete for
+        shell: clap_complete::Shell,
+    },
+    /// Internal: print the alca(1) man page in roff (used by the packages)
+    #[command(name = "__man-page", hide = true)]
+    ManPage,
     /// Internal: serve a filtered view of a directory (started by `alca up`)
     #[command(name = "__serve-view", hide = true)]
     ServeView {
@@ -76,6 +88,9 @@ pub struct UpArgs {
     /// Approve the current configuration without asking (for scripts); it is still shown
     #[arg(long, visible_alias = "yes", short = 'y')]
     pub trust: bool,
+    /// Recreate the container even without drift (`alca experimental reload`)
+    #[arg(skip)]
+    pub recreate: bool,
 }
 
 #[derive(Debug, Args)]
@@ -175,6 +190,9 @@ pub enum NetworkCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ExperimentalCommand {
+    /// Re-apply the configuration: recreate the container with the current settings
+    /// (processes running in it are ended)
+    Reload,
     /// File sync engine commands
     #[command(subcommand)]
     Sync(SyncCommand),
@@ -182,8 +200,13 @@ pub enum ExperimentalCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum SyncCommand {
-    /// Report sync conflicts
-    Check,
+    /// Report sync conflicts (exit 0: none, 1: some)
+    Check {
+        /// Output template, as in the Go original: `{{ json . }}`, `{{ .Count }}`,
+        /// `{{ range .Conflicts }}{{ .Path }}{{ "\n" }}{{ end }}`
+        #[arg(long)]
+        template: Option<String>,
+    },
     /// Resolve sync conflicts
     Resolve,
 }
@@ -194,7 +217,11 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(err) => return usage_outcome(&err),
     };
-    match commands::dispatch(cli.command) {
+    let Some(command) = cli.command else {
+        let _ = <Cli as clap::CommandFactory>::command().print_help();
+        return ExitCode::SUCCESS;
+    };
+    match commands::dispatch(command) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("alca: error: {err:#}");

@@ -6,6 +6,7 @@ pub mod commands;
 pub mod config;
 pub mod drift;
 pub mod exclude;
+pub mod go_state;
 pub mod hooks;
 pub mod network;
 pub mod project;

@@ -16,6 +16,8 @@ use crate::config::CONFIG_FILE;
 pub const STATE_DIR: &str = ".alca";
 /// File name of the state file inside [`STATE_DIR`].
 pub const STATE_FILE: &str = "state.json";
+/// The Go original's state file, kept beside ours after the migration.
+pub const GO_STATE_BACKUP: &str = "state.go.json";
 /// Number of hex characters in a project id.
 pub const ID_LEN: usize = 32;
 /// Number of id characters used in the container name.
@@ -117,9 +119,14 @@ impl State {
         })
     }
 
-    /// The container name for this project.
+    /// The container name for this project: the recorded one when it is a name of this
+    /// project (a state migrated from the Go original keeps its `alca-<UUID prefix>` name),
+    /// else `alca-<first 12 id chars>`.
     pub fn container_name(&self) -> String {
-        container_name(&self.id)
+        match &self.container_name {
+            Some(name) if crate::go_state::names_project(name, &self.id) => name.clone(),
+            _ => container_name(&self.id),
+        }
     }
 
     /// Reads `<root>/.alca/state.json`; `Ok(None)` when it does not exist.
@@ -130,15 +137,39 @@ impl State {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_err(&path)(e)),
         };
-        let state: State = serde_json::from_str(&text).map_err(|e| ProjectError::Corrupt {
+        let corrupt = |reason: String| ProjectError::Corrupt {
             path: path.clone(),
-            reason: e.to_string(),
-        })?;
+            reason,
+        };
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
+        if crate::go_state::is_go_state(&value) {
+            let state = crate::go_state::from_go(value).map_err(corrupt)?;
+            state.migrate_from_go(root, &text)?;
+            return Ok(Some(state));
+        }
+        let state: State = serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?;
         alca_netd::spec::validate_project_id(&state.id).map_err(|e| ProjectError::Corrupt {
             path: path.clone(),
             reason: e.to_string(),
         })?;
         Ok(Some(state))
+    }
+
+    /// Replaces the Go original's state file by this one (atomically), keeping the Go file's
+    /// bytes beside it as [`GO_STATE_BACKUP`] for a user who goes back.
+    fn migrate_from_go(&self, root: &Path, go_text: &str) -> Result<(), ProjectError> {
+        let dir = root.join(STATE_DIR);
+        let backup = dir.join(GO_STATE_BACKUP);
+        atomic_write(&dir, &backup, go_text.as_bytes())?;
+        self.save(root)?;
+        eprintln!(
+            "alca: migrated {} from the Go original's format (project id kept; its old file \
+             is {})",
+            state_path(root).display(),
+            backup.display()
+        );
+        Ok(())
     }
 
     /// Loads the state, creating and saving a new one when none exists.
@@ -270,6 +301,34 @@ mod tests {
             .collect();
         names.sort();
         assert_eq!(names, ["old-link", "state.json"]);
+    }
+
+    /// The Go original's state (internal/state/state.go: `project_id`, `container_name`
+    /// "alca-" + projectID[:12], RFC 3339 `created_at`, runtime "Docker") is read, keeps the
+    /// project's identity and is migrated in place; the next load reads our format.
+    #[test]
+    fn go_state_is_migrated_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join(STATE_DIR)).unwrap();
+        let go = r#"{
+  "project_id": "3f2b8c1a-9d4e-4f6a-8b7c-1d2e3f4a5b6c",
+  "container_name": "alca-3f2b8c1a-9d4",
+  "created_at": "2024-01-15T10:30:00Z",
+  "runtime": "Docker"
+}"#;
+        fs::write(state_path(dir.path()), go).unwrap();
+        let s = State::load(dir.path()).unwrap().unwrap();
+        assert_eq!(s.id, "3f2b8c1a9d4e4f6a8b7c1d2e3f4a5b6c");
+        assert_eq!(s.container_name(), "alca-3f2b8c1a-9d4");
+        let backup = dir.path().join(STATE_DIR).join(GO_STATE_BACKUP);
+        assert_eq!(fs::read_to_string(backup).unwrap(), go);
+        let text = fs::read_to_string(state_path(dir.path())).unwrap();
+        assert!(
+            text.contains("\"id\": \"3f2b8c1a9d4e4f6a8b7c1d2e3f4a5b6c\""),
+            "{text}"
+        );
+        assert_eq!(State::load(dir.path()).unwrap().unwrap(), s);
+        assert_eq!(State::load_or_create(dir.path()).unwrap().id, s.id);
     }
 
     #[test]

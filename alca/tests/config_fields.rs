@@ -87,7 +87,7 @@ fn workdir_exclude_patterns() {
 #[test]
 fn mounts_string_form_expands_and_resolves() {
     let p = Project::with(
-        "image = \"a\"\nmounts = [\"~/.gitconfig:/root/.gitconfig:ro\", \"$DATA/x:/x\", \"${DATA}:/data\", \"cache:/cache\", \"../up:/up:rw\"]\n",
+        "image = \"a\"\nmounts = [\"~/.gitconfig:/root/.gitconfig:ro\", \"$DATA/x:/x\", \"${DATA}:/data\", \"cache:/cache\", \"../up:/up\"]\n",
     );
     let m = p.ok().config.mounts;
     assert_eq!(m[0].source, PathBuf::from("/home/tester/.gitconfig"));
@@ -152,10 +152,10 @@ fn commands_string_and_table() {
     let c = p.ok().config.commands;
     assert_eq!(c.up.as_deref(), Some("apk add git"));
     assert_eq!(c.enter.as_deref(), Some("mise exec --"));
-    let p = Project::with("image = \"a\"\n[commands]\nup = \"\"\n");
+    let p = Project::with("image = \"a\"\n[commands]\nup = \"  \"\n");
     assert_eq!(
         p.err_rel(),
-        "<root>/.alca.toml: commands.up: the command is empty; remove the key or give a shell command"
+        "<root>/.alca.toml: commands.up: the command is only whitespace; remove the key, leave it empty, or give a shell command"
     );
     let p = Project::with("image = \"a\"\n[commands.enter]\nappend = true\n");
     assert_has(
@@ -367,7 +367,7 @@ fn hooks() {
     let h = p.ok().config.hooks;
     assert_eq!(h.post_up.as_deref(), Some("docker run -d sidecar"));
     assert_eq!(h.pre_down.as_deref(), Some("docker rm -f sidecar"));
-    let p = Project::with("image = \"a\"\n[hooks]\npre_down = \"\"\n");
+    let p = Project::with("image = \"a\"\n[hooks]\npre_down = \"  \"\n");
     assert_eq!(
         p.err_rel(),
         "<root>/.alca.toml: hooks.pre_down: the value is empty; remove the key or give a host command"

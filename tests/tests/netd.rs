@@ -1003,7 +1003,13 @@ fn up_isolates_through_the_daemon(scratch: &Path) {
         expect_probe(&dir, &env, LAN4, UP_OPEN, "lanhost");
         expect_probe(&dir, &env, LAN4, UP_CLOSED, "refused");
         expect_probe(&dir, &env, PUBLIC4, UP_CLOSED, "lanhost");
-        expect_probe(&dir, &env, &uplink, UP_HOST_OPEN, "host");
+        // `${alca:HOST_IP}:PORT` is the project network's gateway (the Go original's "bridge
+        // network gateway"): it reaches the host service listening on all addresses there, and
+        // the same port on the host's other addresses stays refused.
+        expect_probe(&dir, &env, &gateway, UP_HOST_OPEN, "host");
+        for local in [HOST_LAN4, uplink.as_str()] {
+            expect_probe(&dir, &env, local, UP_HOST_OPEN, "refused");
+        }
         for local in [gateway.as_str(), HOST_LAN4, &uplink] {
             expect_probe(&dir, &env, local, UP_HOST_CLOSED, "refused");
         }

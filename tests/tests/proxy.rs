@@ -13,14 +13,14 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use alca_e2e::docker::{docker_available, probe_from, Probe};
+use alca_e2e::docker::{docker_available, docker_ok, probe_from, Probe};
 use alca_e2e::netd::{
     alca, container_name, docker_project, env_refs, install_helper_for, project_id, text, up_env,
     write_config,
 };
 use alca_e2e::netns::{
-    assert_route_local, assert_route_via, run_ok, uplink_ipv4, HostAddress, Listener, NsCounter,
-    LAN4, LANHOST_NS, LAN_VETH, PUBLIC4,
+    assert_route_local, assert_route_via, run_ok, HostAddress, Listener, NsCounter, LAN4,
+    LANHOST_NS, LAN_VETH, PUBLIC4,
 };
 use alca_e2e::proxy::SingBox;
 
@@ -125,8 +125,6 @@ fn a_real_redirect_proxy_carries_the_container_tcp_and_lan_stays_blocked() {
         docker_available(),
         "docker is not running: run `bash tests/env/setup.sh` first"
     );
-    let host_ip = uplink_ipv4().expect("host address");
-    assert_route_local(&host_ip);
     assert_route_via(PUBLIC4, LAN_VETH);
     assert_route_via(LAN4, LAN_VETH);
 
@@ -152,6 +150,16 @@ fn a_real_redirect_proxy_carries_the_container_tcp_and_lan_stays_blocked() {
     up(&project, &["up", "--trust"]);
     let id = project_id(&project);
     let container = container_name(&id);
+    // `${alca:HOST_IP}` is the gateway of the project's own network: the proxy listens there.
+    let host_ip = docker_ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{(index .IPAM.Config 0).Gateway}}",
+        &container,
+    ])
+    .expect("project network gateway");
+    assert_route_local(&host_ip);
     assert!(
         chains(&id).contains(&"proxy".to_string()),
         "{:?}",

@@ -66,7 +66,8 @@ pub(super) fn isolate_rules(spec: &NetSpec) -> Vec<CommentedRule> {
 }
 
 /// One `lan-access` entry: `ip daddr NET [meta l4proto P] [tcp|udp|th dport N] accept`.
-/// `IP:port` without a protocol allows TCP and UDP, like upstream's `*://IP:port`.
+/// A port without a protocol (upstream's `*://IP:port`) allows TCP and UDP; the parser turns
+/// a plain `IP:port` into TCP only, as upstream does.
 fn allow_rule(rule: &AllowRule) -> CommentedRule {
     let mut stmts = vec![daddr_is(rule.net)];
     match (rule.proto, rule.port) {

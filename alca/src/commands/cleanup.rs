@@ -162,11 +162,16 @@ pub fn orphan_reason(id: Option<&str>, path: Option<&Path>) -> Option<String> {
         Ok(_) => {}
     }
     match State::load(path) {
-        Ok(Some(state)) if Some(state.id.as_str()) != id => Some(format!(
-            "project id mismatch ({} belongs to project {})",
-            state_file.display(),
-            state.id
-        )),
+        Ok(Some(state))
+            if id.and_then(crate::go_state::project_id_of).as_deref()
+                != Some(state.id.as_str()) =>
+        {
+            Some(format!(
+                "project id mismatch ({} belongs to project {})",
+                state_file.display(),
+                state.id
+            ))
+        }
         _ => None,
     }
 }
@@ -210,6 +215,27 @@ mod tests {
         let state = State::load_or_create(root).unwrap();
         assert_eq!(orphan_reason(Some(&state.id), Some(root)), None);
         assert!(orphan_reason(Some("0000000000000000"), Some(root))
+            .unwrap()
+            .contains("mismatch"));
+    }
+
+    /// A container the Go original made carries `alca.project.id` = the project's UUID
+    /// (internal/state/state.go LabelProjectID): after the state's migration it is still the
+    /// live project's, not an orphan.
+    #[test]
+    fn a_go_container_of_a_migrated_project_is_not_an_orphan() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join(".alca")).unwrap();
+        std::fs::write(
+            crate::project::state_path(root),
+            r#"{"project_id":"3f2b8c1a-9d4e-4f6a-8b7c-1d2e3f4a5b6c","container_name":"alca-3f2b8c1a-9d4","created_at":"2024-01-15T10:30:00Z","runtime":"Docker"}"#,
+        )
+        .unwrap();
+        let uuid = "3f2b8c1a-9d4e-4f6a-8b7c-1d2e3f4a5b6c";
+        assert_eq!(orphan_reason(Some(uuid), Some(root)), None);
+        let other = "3f2b8c1a-9d4e-4f6a-8b7c-000000000000";
+        assert!(orphan_reason(Some(other), Some(root))
             .unwrap()
             .contains("mismatch"));
     }

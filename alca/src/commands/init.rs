@@ -145,6 +145,13 @@ fn init_template(dir: &Path, name: &str) -> Result<(), InitError> {
     if !added.is_empty() {
         println!("Added {} to .gitignore", added.join(", "));
     }
+    // The user just created it: approved, so a non-interactive `alca up` follows.
+    match crate::commands::trust::approve_initial(dir) {
+        Ok(()) => println!("Approved it on this machine (edits later are reviewed by `alca up`)"),
+        Err(e) => {
+            eprintln!("alca: warning: the new config is not approved yet ({e:#}); run `alca trust`")
+        }
+    }
     Ok(())
 }
 
@@ -166,6 +173,40 @@ mod tests {
             assert!(loaded.warnings.is_empty(), "{name}: {:?}", loaded.warnings);
             assert!(!loaded.config.image.is_empty());
         }
+    }
+
+    /// Go internal/config/generator.go GetTemplateConfig: every template sets
+    /// `IS_SANDBOX = "1"` and hides `.env` (WorkdirExclude); alpine runs
+    /// `apk add --no-cache mise` … `mise trust -a` / `mise install` with the mise, extra-bin and
+    /// extra-scripts mounts, and its enter sources ~/.profile.
+    #[test]
+    fn templates_hide_secrets_and_mark_the_sandbox() {
+        for (name, _) in TEMPLATES {
+            let dir = tempfile::tempdir().unwrap();
+            write_config(dir.path(), name).unwrap();
+            let c = crate::config::load(dir.path()).unwrap().config;
+            assert_eq!(c.envs["IS_SANDBOX"].value, "1", "{name}");
+            for pattern in ["**/.env", "**/.env.*"] {
+                assert!(
+                    c.workdir_exclude.iter().any(|p| p == pattern),
+                    "{name} hides {pattern}"
+                );
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        write_config(dir.path(), "alpine").unwrap();
+        let c = crate::config::load(dir.path()).unwrap().config;
+        let up = c.commands.up.unwrap();
+        for step in ["apk add --no-cache mise", "mise trust -a", "mise install"] {
+            assert!(up.contains(step), "{step}");
+        }
+        let targets: Vec<&str> = c.mounts.iter().map(|m| m.target.as_str()).collect();
+        assert_eq!(
+            targets,
+            ["/root/.local/share/mise", "/extra-bin", "/extra-scripts"]
+        );
+        // The enter text ends in a newline so `alca run CMD` runs CMD after the profile.
+        assert!(c.commands.enter.unwrap().ends_with(". ~/.profile\n"));
     }
 
     #[test]

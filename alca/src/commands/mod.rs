@@ -6,14 +6,17 @@ use crate::cli::Command;
 
 pub mod cleanup;
 pub mod down;
+pub mod helper_offer;
 pub mod init;
 pub mod lifecycle;
 pub mod list;
 pub mod network;
 pub mod network_helper;
+pub mod reload;
 pub mod run;
 pub mod status;
 pub mod sync;
+pub mod sync_template;
 pub mod trust;
 pub mod up;
 
@@ -31,6 +34,29 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::NetworkHelper(cmd) => network_helper::run(cmd),
         Command::Network(cmd) => network::run(cmd),
         Command::Experimental(crate::cli::ExperimentalCommand::Sync(cmd)) => sync::run(&cmd),
+        Command::Experimental(crate::cli::ExperimentalCommand::Reload) => reload::run(),
+        Command::Completion { shell } => {
+            let mut cmd = <crate::cli::Cli as clap::CommandFactory>::command();
+            // Into memory first: clap_complete panics on a failed write (a closed pipe).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "alca", &mut script);
+            print_bytes(&script)
+        }
+        Command::ManPage => {
+            let cmd = <crate::cli::Cli as clap::CommandFactory>::command();
+            let mut page = Vec::new();
+            clap_mangen::Man::new(cmd).render(&mut page)?;
+            print_bytes(&page)
+        }
         Command::ServeView { state_dir } => crate::exclude::serve_command(&state_dir),
     }
+}
+
+/// Writes generated text to stdout.
+fn print_bytes(bytes: &[u8]) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
 }

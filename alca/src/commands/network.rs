@@ -77,7 +77,7 @@ fn open_running(project: &Project) -> anyhow::Result<Option<Running>> {
         RuntimeKind::Docker => Vec::new(),
     };
     let spec = spec::build(&project.config, &state.id, dns, &|| {
-        alca_netd::host::host_ip()
+        spec::gateway_host_ip(&gateways)
     })?;
     Ok(Some(Running {
         root: project.root.clone(),

@@ -1,5 +1,5 @@
-//! `alca run CMD…`: run a command in the project's running container through
-//! `sh -c "<enter prefix> 'arg' …"`, passing its exit code through.
+//! `alca run CMD…`: run a command in the project's running container (directly, or through
+//! the `commands.enter` wrapper), passing its exit code through.
 
 use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
@@ -15,7 +15,7 @@ use crate::config::error::Origin;
 use crate::config::fields::envs::expand;
 use crate::config::{Config, DEFAULT_ENTER_ENVS};
 use crate::project::State;
-use crate::runtime::quote::run_script;
+use crate::runtime::quote::run_argv;
 use crate::runtime::{ContainerState, ExecSpec};
 
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
@@ -65,11 +65,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             .collect(),
         interactive: true,
         tty: stdin_is_tty(),
-        argv: vec![
-            "sh".into(),
-            "-c".into(),
-            run_script(project.config.commands.enter.as_deref(), &args.command),
-        ],
+        argv: run_argv(project.config.commands.enter.as_deref(), &args.command),
     };
     // Replace this process: the runtime's exit code, signals and TTY become the command's.
     let err = runtime.exec_command(&spec).exec();

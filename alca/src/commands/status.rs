@@ -1,5 +1,7 @@
 //! `alca status`: container state, config drift per field, network rules and file exclusion
-//! of the project around the current directory. Always exits 0; problems are shown, not raised.
+//! of the project around the current directory. Exits 0 (problems are shown) except when the
+//! config fails to load: then the error goes to stderr and it exits 1, as the Go original's
+//! `status` ("failed to load config: …").
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -29,12 +31,10 @@ pub fn run() -> anyhow::Result<ExitCode> {
     println!("Status: Initialized");
     println!("Config: {}", root.join(CONFIG_FILE).display());
     let config = match load_config(&root) {
-        Ok(c) => Some(c),
-        Err(e) => {
-            println!("Config error: {e:#}");
-            None
-        }
+        Ok(c) => c,
+        Err(e) => return Err(e.context("failed to load config")),
     };
+    let config = Some(config);
     let state = match State::load(&root) {
         Ok(s) => s,
         Err(e) => {
@@ -150,12 +150,24 @@ fn network_section(config: &Config, state: &State, root: &Path) {
         Some(report) => println!("Network verify: {}", report.summary()),
         None => println!("Network verify: never run (`alca network verify`)"),
     }
-    proxy_section(config);
+    proxy_section(config, state);
 }
 
 /// Whether a proxy listens on the configured address of this host, where container TCP is sent.
-fn proxy_section(config: &Config) {
-    let proxy = match spec::proxy_address(config, &alca_netd::host::host_ip) {
+fn proxy_section(config: &Config, state: &State) {
+    let host_ip = || {
+        let gateways = match find_container(state) {
+            Ok(Some((runtime, _))) => runtime
+                .network(&state.container_name())
+                .ok()
+                .flatten()
+                .map(|n| n.gateways)
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        spec::gateway_host_ip(&gateways)
+    };
+    let proxy = match spec::proxy_address(config, &host_ip) {
         Ok(Some(addr)) => addr,
         Ok(None) => return,
         Err(e) => {

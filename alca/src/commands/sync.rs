@@ -16,7 +16,11 @@ pub fn run(command: &SyncCommand) -> anyhow::Result<ExitCode> {
     let engine = exclude::engine_for_platform()?;
     let conflicts = all_conflicts(engine.as_ref(), &root)?;
     match command {
-        SyncCommand::Check => print_check(engine.as_ref(), &conflicts),
+        SyncCommand::Check { template: Some(t) } => {
+            print!("{}", super::sync_template::render(t, &conflicts)?);
+            Ok(exit_for(&conflicts))
+        }
+        SyncCommand::Check { template: None } => print_check(engine.as_ref(), &conflicts),
         SyncCommand::Resolve => print_resolve(&conflicts),
     }
 }
@@ -38,7 +42,16 @@ fn print_check(engine: &dyn Engine, conflicts: &[Conflict]) -> anyhow::Result<Ex
         println!("conflict: {}: {}", c.path.display(), c.detail);
     }
     println!("run `alca experimental sync resolve` to resolve them");
-    Ok(ExitCode::FAILURE)
+    Ok(exit_for(conflicts))
+}
+
+/// 0 without conflicts, 1 with (the Go original's `sync check` exit codes).
+fn exit_for(conflicts: &[Conflict]) -> ExitCode {
+    if conflicts.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn print_resolve(conflicts: &[Conflict]) -> anyhow::Result<ExitCode> {

@@ -103,6 +103,18 @@ fn records_dir() -> anyhow::Result<std::path::PathBuf> {
     )
 }
 
+/// Approves the config `alca init` just wrote from a built-in template at `root`: the user
+/// created it with that command, so `alca init && alca up` works without a terminal. An edit
+/// afterwards (by anyone, from inside the container too) is still gated. Presets fetched from
+/// a URL are not approved here: their content is someone else's.
+pub fn approve_initial(root: &std::path::Path) -> anyhow::Result<()> {
+    let config = crate::commands::lifecycle::load_config(root)?;
+    record(&Project {
+        root: root.to_path_buf(),
+        config,
+    })
+}
+
 fn record(project: &Project) -> anyhow::Result<()> {
     let dir = records_dir()?;
     approve(&dir, &project.root, &project.config)

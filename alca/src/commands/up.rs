@@ -33,6 +33,8 @@ pub const KEEP_ALIVE: [&str; 2] = ["sleep", "infinity"];
 struct Up {
     progress: Progress,
     force: bool,
+    /// Recreate the existing container whatever the drift (`experimental reload`).
+    recreate: bool,
     project: Project,
     state: State,
     isolation: bool,
@@ -65,6 +67,8 @@ pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
         Consent::AskOnTerminal
     };
     trust::gate(&project, consent, "up")?;
+    // Before anything is started: a missing helper is offered for install on a terminal.
+    crate::commands::helper_offer::offer_if_missing(spec::isolation_required(&project.config));
     // Views first: no container is created or started while they are missing (fail closed).
     let views = ProjectViews::start(&project.root, &project.config)?;
     if let Some(line) = views.summary() {
@@ -81,6 +85,7 @@ pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
     let mut up = Up {
         progress,
         force: args.force,
+        recreate: args.recreate,
         project,
         state,
         isolation,
@@ -94,6 +99,8 @@ pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
         Plan::Create => up.create(selected)?,
         Plan::Rebuild(other) => {
             up.remove_for_rebuild(other.as_deref().unwrap_or(selected))?;
+            // A name kept from the Go original's state is not reused for the new container.
+            up.state.container_name = None;
             up.create(selected)?;
         }
         Plan::Reuse(other, info) => up.reuse(other.as_deref().unwrap_or(selected), &info)?,
@@ -132,6 +139,20 @@ impl Up {
                 return Ok(Plan::Rebuild(holder));
             }
             bail!(msg);
+        }
+        if self.recreate {
+            self.progress
+                .step(format!("Recreating container {} (reload)", info.name));
+            return Ok(Plan::Rebuild(holder));
+        }
+        if info.project_id() != Some(self.state.id.as_str()) {
+            // The Go original made it (its label is the project's UUID): it has none of our
+            // isolation, so it is never reused.
+            self.progress.step(format!(
+                "Container {} was made by the Go original: recreating it",
+                info.name
+            ));
+            return Ok(Plan::Rebuild(holder));
         }
         let changes = self.drift(runtime.kind());
         if changes.is_empty() {

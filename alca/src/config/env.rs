@@ -47,9 +47,20 @@ impl std::fmt::Display for ExpandError {
 
 /// True for names usable as environment variables: `[A-Za-z_][A-Za-z0-9_]*`.
 pub fn is_var_name(name: &str) -> bool {
+    name_with(name, |_| false)
+}
+
+/// True for names allowed inside `${…}`: `[A-Za-z_][A-Za-z0-9_-]*`, the Go original's
+/// `envVarPattern` (internal/config/config.go), so `${MY-VAR}` reads the variable `MY-VAR`.
+pub fn is_ref_name(name: &str) -> bool {
+    name_with(name, |c| c == '-')
+}
+
+/// `[A-Za-z_]` then `[A-Za-z0-9_]` or `also`.
+fn name_with(name: &str, also: fn(char) -> bool) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || also(c))
 }
 
 /// Expands `$VAR` and `${VAR}` anywhere in `s`; `$$` is a literal `$`. Undefined → error.
@@ -78,7 +89,7 @@ fn var_reference(after: &str) -> Result<(Option<&str>, usize), ExpandError> {
             .find('}')
             .ok_or_else(|| ExpandError::Malformed(format!("${{{body}")))?;
         let name = &body[..end];
-        if !is_var_name(name) {
+        if !is_ref_name(name) {
             return Err(ExpandError::Malformed(format!("${{{name}}}")));
         }
         return Ok((Some(name), end + 2));
@@ -142,9 +153,24 @@ mod tests {
             Err(ExpandError::Malformed(_))
         ));
         assert!(matches!(
-            expand_vars("${a-b}", &e),
+            expand_vars("${a b}", &e),
             Err(ExpandError::Malformed(_))
         ));
+    }
+
+    /// Go internal/config/config.go `envVarPattern` (`^\$\{([a-zA-Z_][a-zA-Z0-9_-]*)\}$`) and
+    /// os.Expand in StrictExpandEnv: `${MY-VAR}` names the variable `MY-VAR`.
+    #[test]
+    fn braced_names_may_contain_hyphens() {
+        let mut e = env();
+        e.insert("MY-VAR".into(), "v".into());
+        assert_eq!(expand_vars("/a/${MY-VAR}/b", &e).unwrap(), "/a/v/b");
+        assert_eq!(
+            expand_vars("${a-b}", &env()),
+            Err(ExpandError::Undefined("a-b".into()))
+        );
+        // Unbraced `$A-b` stops at the hyphen, as a shell does.
+        assert_eq!(expand_vars("$A-b", &e).unwrap(), "x-b");
     }
 
     #[test]

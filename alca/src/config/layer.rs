@@ -66,19 +66,21 @@ pub fn from_raw(raw: &RawConfig, file: &Path, env: &dyn EnvSource) -> Result<Lay
         enter: command(raw.commands.enter.as_ref(), &at("commands.enter"))?,
         envs: envs::envs(&raw.envs, file, env)?,
         lan_access: network::lan_access(&raw.network.lan_access, file)?,
+        // `proxy = ""` is unset, as in the Go original (`if cfg.Network.Proxy != ""`).
         proxy: raw
             .network
             .proxy
             .as_deref()
+            .filter(|p| !p.is_empty())
             .map(|p| network::proxy(p, file))
             .transpose()?,
         post_up: non_empty(
-            raw.hooks.post_up.as_deref(),
+            raw.hooks.post_up.as_deref().filter(|h| !h.is_empty()),
             &at("hooks.post_up"),
             "remove the key or give a host command",
         )?,
         pre_down: non_empty(
-            raw.hooks.pre_down.as_deref(),
+            raw.hooks.pre_down.as_deref().filter(|h| !h.is_empty()),
             &at("hooks.pre_down"),
             "remove the key or give a host command",
         )?,
@@ -91,8 +93,15 @@ pub fn from_raw(raw: &RawConfig, file: &Path, env: &dyn EnvSource) -> Result<Lay
             .mounts
             .push((mounts::mount(m, &origin, dir, env)?, origin));
     }
-    for (i, p) in raw.ports.iter().enumerate() {
-        let origin = at(&format!("ports[{i}]"));
+    let top = raw
+        .ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (format!("ports[{i}]"), p));
+    let net =
+        (raw.network.ports.iter().enumerate()).map(|(i, p)| (format!("network.ports[{i}]"), p));
+    for (field, p) in top.chain(net) {
+        let origin = at(&field);
         layer.ports.push((ports::port(p, &origin)?, origin));
     }
     if let Some(m) = &raw.resources.memory {
@@ -131,10 +140,15 @@ fn command(
         Some(StrOrTable::Str(s)) => (s.clone(), false, origin.clone()),
         Some(StrOrTable::Table(t)) => (t.command.clone(), t.append, origin.child("command")),
     };
+    // An empty command is unset, as in the Go original (an empty string never overrides in
+    // its merge), so an overlay's `up = ""` keeps the inherited command.
+    if command.is_empty() {
+        return Ok(None);
+    }
     if command.trim().is_empty() {
         return Err(origin.err(
-            "the command is empty",
-            "remove the key or give a shell command",
+            "the command is only whitespace",
+            "remove the key, leave it empty, or give a shell command",
         ));
     }
     Ok(Some(CommandLayer { command, append }))

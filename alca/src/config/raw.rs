@@ -40,7 +40,8 @@ pub struct RawConfig {
     /// Capabilities: an array adds to the defaults; a table {drop, add} is used verbatim.
     pub caps: Option<ListOrTable<RawCaps>>,
     /// Published ports: "8080", "8080:80", "127.0.0.1:8080:80", "53:53/udp" or
-    /// {port, hostPort, hostIp, protocol}.
+    /// {port, hostPort, hostIp, protocol}. `[network] ports` (the Go original's place) is read
+    /// too; both lists are published, and a host port given twice is an error.
     pub ports: Vec<StrOrTable<RawPort>>,
     /// Network isolation settings.
     pub network: RawNetwork,
@@ -121,7 +122,8 @@ pub struct RawResources {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, JsonSchema)]
 #[schemars(rename = "EnvValue")]
 pub struct RawEnv {
-    /// Static value or a `${HOST_VAR}` reference.
+    /// Static value or a `${HOST_VAR}` reference (absent: empty, as in the Go original).
+    #[serde(default)]
     pub value: String,
     /// Re-read from the host and re-sent on every `alca run`.
     #[serde(default)]
@@ -177,9 +179,12 @@ impl Expecting for RawPort {
 #[schemars(rename = "Network")]
 pub struct RawNetwork {
     /// Allowed LAN / host destinations: "*", IP, CIDR, IP:port, proto://IP:port, [v6]:port;
-    /// `${alca:HOST_IP}` stands for the host.
+    /// `${alca:HOST_IP}` stands for the host: the gateway of the project's network. `IP:port`
+    /// allows TCP only; `IP:*` every port and protocol.
     #[serde(rename = "lan-access")]
     pub lan_access: Vec<String>,
+    /// Published ports, as in the Go original (same forms as the top-level `ports`).
+    pub ports: Vec<StrOrTable<RawPort>>,
     /// Redirect-mode proxy on the host all container TCP is sent to: "IP:port", "[IPv6]:port" or
     /// "${alca:HOST_IP}:port" (an IP address, not a hostname). UDP is not proxied.
     pub proxy: Option<String>,

@@ -17,16 +17,17 @@ pub fn apply(
     runtime: &dyn Runtime,
     guard: &dyn NetworkGuard,
 ) -> anyhow::Result<()> {
+    let gateways = runtime
+        .network(network)?
+        .map(|n| n.gateways)
+        .unwrap_or_default();
     let dns = match runtime.kind() {
         // aardvark-dns answers on the network gateway.
-        RuntimeKind::Podman => runtime
-            .network(network)?
-            .map(|n| n.gateways)
-            .unwrap_or_default(),
+        RuntimeKind::Podman => gateways.clone(),
         // The embedded DNS forwards to the host's resolvers across the project bridge.
         RuntimeKind::Docker => super::resolvers::docker_upstream_resolvers(),
     };
-    let spec = spec::build(config, id, dns, &|| alca_netd::host::host_ip())?;
+    let spec = spec::build(config, id, dns, &|| spec::gateway_host_ip(&gateways))?;
     guard.apply(&spec)
 }
 

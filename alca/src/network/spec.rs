@@ -1,6 +1,8 @@
 //! Building the [`NetSpec`] sent to `alca-netd` from a project's effective config.
 //!
-//! `${alca:HOST_IP}` is resolved here, at `up` time, and only when an entry uses it.
+//! `${alca:HOST_IP}` is resolved here, at `up` time, and only when an entry uses it: it is the
+//! gateway of the project's own network (the host's address on the project bridge), as the Go
+//! original documents it ("the bridge network gateway"), so it exists on an offline machine too.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -18,6 +20,21 @@ pub enum BuildError {
     HostIp(#[from] HostIpError),
     #[error("network spec: {0}")]
     Invalid(#[from] SpecError),
+}
+
+/// `${alca:HOST_IP}` for a project network with these gateways: its IPv4 gateway (else its
+/// first gateway).
+pub fn gateway_host_ip(gateways: &[IpAddr]) -> Result<IpAddr, HostIpError> {
+    gateways
+        .iter()
+        .find(|g| g.is_ipv4())
+        .or(gateways.first())
+        .copied()
+        .ok_or_else(|| {
+            HostIpError(
+                "the project's network reports no gateway; recreate it with `alca up -f`".into(),
+            )
+        })
 }
 
 /// Whether the project needs the network helper: anything but `lan-access = ["*"]` without a
@@ -110,6 +127,20 @@ mod tests {
     fn wildcard_needs_no_isolation_unless_proxied() {
         assert!(!isolation_required(&config(&["*"], None)));
         assert!(isolation_required(&config(&["*"], Some("10.99.0.2:3128"))));
+    }
+
+    /// Go internal/runtime/host_ip.go GetHostIP: "the gateway IP reachable from inside
+    /// containers" (`(index .IPAM.Config 0).Gateway`); here of the project's own network.
+    #[test]
+    fn host_ip_is_the_project_network_gateway() {
+        let v4: IpAddr = "172.20.0.1".parse().unwrap();
+        let v6: IpAddr = "fd00::1".parse().unwrap();
+        assert_eq!(gateway_host_ip(&[v6, v4]).unwrap(), v4);
+        assert_eq!(gateway_host_ip(&[v6]).unwrap(), v6);
+        assert!(gateway_host_ip(&[])
+            .unwrap_err()
+            .to_string()
+            .contains("no gateway"));
     }
 
     #[test]

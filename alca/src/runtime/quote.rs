@@ -1,5 +1,6 @@
-//! POSIX shell quoting for `alca run`: the user's arguments reach the program unchanged,
-//! whatever they contain, after passing through `sh -c "<enter prefix> 'arg' …"`.
+//! The argv `alca run` executes in the container: the user's arguments directly, or, with a
+//! `commands.enter` wrapper, `sh -c "<enter text> 'arg' …"` with POSIX shell quoting so the
+//! arguments reach the program unchanged whatever they contain.
 
 /// Wraps `s` in single quotes; an embedded `'` becomes `'\''`.
 pub fn sh_quote(s: &str) -> String {
@@ -16,16 +17,22 @@ pub fn sh_quote(s: &str) -> String {
     out
 }
 
-/// The `sh -c` script for `alca run`: the `commands.enter` prefix (when set) followed by the
-/// quoted arguments; without a prefix the command replaces the shell (`exec`), so signals and
-/// the exit code reach it directly.
-pub fn run_script(enter: Option<&str>, args: &[String]) -> String {
-    let quoted: Vec<String> = args.iter().map(|a| sh_quote(a)).collect();
-    let prefix = match enter.map(str::trim) {
-        Some(p) if !p.is_empty() => p,
-        _ => "exec",
-    };
-    format!("{prefix} {}", quoted.join(" "))
+/// The argv for `alca run`, as the Go original builds it (internal/cli/run.go): without an
+/// enter command the arguments run directly; with one, `sh -c` runs the enter text byte for
+/// byte (a trailing newline ends a statement, so `enter = "\n. ~/.bashrc\n"` runs the
+/// command after sourcing), a space, then the quoted arguments.
+pub fn run_argv(enter: Option<&str>, args: &[String]) -> Vec<String> {
+    match enter {
+        Some(enter) if !enter.is_empty() => {
+            let quoted: Vec<String> = args.iter().map(|a| sh_quote(a)).collect();
+            vec![
+                "sh".into(),
+                "-c".into(),
+                format!("{enter} {}", quoted.join(" ")),
+            ]
+        }
+        _ => args.to_vec(),
+    }
 }
 
 #[cfg(test)]
@@ -36,32 +43,67 @@ mod tests {
 
     use super::*;
 
+    /// Expected values from the Go original's internal/cli/run_test.go (TestShellQuote).
     #[test]
     fn quotes_awkward_strings() {
+        assert_eq!(sh_quote("hello"), "'hello'");
         assert_eq!(sh_quote("a b"), "'a b'");
         assert_eq!(sh_quote("it's"), "'it'\\''s'");
+        assert_eq!(sh_quote("it's a 'test'"), "'it'\\''s a '\\''test'\\'''");
         assert_eq!(sh_quote("$HOME"), "'$HOME'");
         assert_eq!(sh_quote(""), "''");
+        assert_eq!(sh_quote(r#"say "hello""#), r#"'say "hello"'"#);
     }
 
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Go internal/cli/run.go: `execCmd = args` without enter, else
+    /// `sh -c (enter + " " + quoted args)` with the enter text unchanged.
     #[test]
-    fn script_with_and_without_prefix() {
-        let args = vec!["echo".to_string(), "a b".to_string()];
-        assert_eq!(run_script(None, &args), "exec 'echo' 'a b'");
+    fn argv_with_and_without_enter() {
+        let args = strings(&["echo", "a b"]);
+        assert_eq!(run_argv(None, &args), args);
+        assert_eq!(run_argv(Some(""), &args), args);
         assert_eq!(
-            run_script(Some("mise exec --"), &args),
-            "mise exec -- 'echo' 'a b'"
+            run_argv(Some("mise exec --"), &args),
+            strings(&["sh", "-c", "mise exec -- 'echo' 'a b'"])
         );
-        assert_eq!(run_script(Some("  "), &args), "exec 'echo' 'a b'");
+        // docs/config/fields.md's `enter = """\n. ~/.bashrc\n"""`: the newline is kept.
+        assert_eq!(
+            run_argv(Some("\n. ~/.bashrc\n"), &args),
+            strings(&["sh", "-c", "\n. ~/.bashrc\n 'echo' 'a b'"])
+        );
+    }
+
+    /// Go test_integration/test_enter.sh (test_run_enter_command): a newline-terminated enter
+    /// runs before the command, and the command's output appears (here through a real `sh`).
+    #[test]
+    fn newline_terminated_enter_runs_the_command() {
+        let args = strings(&["sh", "-c", "echo $ALCA_TEST"]);
+        let argv = run_argv(Some("\nexport ALCA_TEST=integration\n"), &args);
+        let out = Command::new(&argv[0])
+            .args(&argv[1..])
+            .output()
+            .expect("sh runs");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "integration\n");
+        // Go integration configs use `enter = "\ntrue\n"`.
+        let argv = run_argv(Some("\ntrue\n"), &strings(&["echo", "hello"]));
+        let out = Command::new(&argv[0])
+            .args(&argv[1..])
+            .output()
+            .expect("sh runs");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
     }
 
     /// Round trip through a real POSIX shell: `printf '%s\0'` prints each argument as received.
     fn round_trip(args: &[String]) -> Vec<String> {
-        let mut all = vec!["printf".to_string(), "%s\\0".to_string()];
+        let mut all = strings(&["printf", "%s\\0"]);
         all.extend(args.iter().cloned());
-        let out = Command::new("sh")
-            .arg("-c")
-            .arg(run_script(None, &all))
+        let argv = run_argv(Some(":;"), &all);
+        let out = Command::new(&argv[0])
+            .args(&argv[1..])
             .output()
             .expect("sh runs");
         let text = String::from_utf8(out.stdout).expect("utf8");
@@ -72,10 +114,7 @@ mod tests {
 
     #[test]
     fn shell_receives_arguments_verbatim() {
-        let args: Vec<String> = ["a b", "'", "$HOME", "`id`", "\\n", "*", "x\ny"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let args = strings(&["a b", "'", "$HOME", "`id`", "\\n", "*", "x\ny"]);
         assert_eq!(round_trip(&args), args);
     }
 

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use alca_netd::lan::parse_lan_entry;
 
 use super::Widening;
-use crate::config::fields::caps::LINUX_CAPS;
+use crate::config::fields::caps::{LINUX_CAPS, RUNTIME_DEFAULT_CAPS};
 use crate::config::fields::resources::memory_bytes;
 use crate::config::{Caps, Config};
 
@@ -144,7 +144,8 @@ fn resource_widenings(old: &Config, new: &Config, push: &mut impl FnMut(&'static
     }
 }
 
-/// The capabilities a container ends up with for a `{drop, add}` pair.
+/// The capabilities a container ends up with for a `{drop, add}` pair: the runtime's default
+/// set less `drop` (nothing when `drop` names ALL), plus `add`.
 /// Names are already normalised by the loader (`config::fields::caps::normalise`).
 pub fn effective_caps(caps: &Caps) -> BTreeSet<String> {
     let drop: BTreeSet<&str> = caps.drop.iter().map(String::as_str).collect();
@@ -152,7 +153,7 @@ pub fn effective_caps(caps: &Caps) -> BTreeSet<String> {
     let base: BTreeSet<String> = if drop.contains("ALL") {
         BTreeSet::new()
     } else {
-        LINUX_CAPS
+        RUNTIME_DEFAULT_CAPS
             .iter()
             .filter(|c| !drop.contains(*c))
             .map(|c| c.to_string())
@@ -345,8 +346,19 @@ pub(crate) mod tests {
         };
         assert!(
             fields(&base(), &verbatim).contains(&"caps"),
-            "dropping nothing keeps all caps"
+            "dropping nothing keeps the runtime's default set"
         );
+        // What is shown is the set the container gets: the runtime's defaults less the drop,
+        // never every capability Linux has.
+        let kept: Vec<String> = effective_caps(&Caps {
+            drop: vec!["NET_RAW".into()],
+            add: vec![],
+        })
+        .into_iter()
+        .collect();
+        assert_eq!(kept.len(), 13);
+        assert!(!kept.contains(&"NET_RAW".to_string()));
+        assert!(!kept.contains(&"SYS_ADMIN".to_string()));
     }
 
     #[test]

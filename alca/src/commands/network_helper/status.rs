@@ -41,9 +41,19 @@ fn daemon_line(client: Option<&Client>) -> String {
     }
 }
 
-/// `Some(line)` when the current directory is inside a project that has been up before.
+/// The `Rules applied` value: for the project around the current directory, or outside a
+/// project for every project of the caller, with their count (the Go original prints
+/// "Rules applied: Yes (N rule files)" wherever it runs). `None` when it cannot be known.
 fn rules_line(client: Option<&Client>, installed: bool) -> Option<String> {
-    let root = find_root_from_cwd().ok()?;
+    let Ok(root) = find_root_from_cwd() else {
+        if !installed {
+            return Some("No".into());
+        }
+        return Some(match client?.list() {
+            Ok(projects) => applied_summary(projects.iter().filter(|p| p.applied).count()),
+            Err(e) => format!("Unknown ({})", e.message()),
+        });
+    };
     let state = State::load(&root).ok().flatten();
     let Some(state) = state else {
         return Some("No (the project has not been started with `alca up`)".into());
@@ -56,6 +66,15 @@ fn rules_line(client: Option<&Client>, installed: bool) -> Option<String> {
         Ok(s) => crate::network::applied_line(&s),
         Err(e) => format!("Unknown ({})", e.message()),
     })
+}
+
+/// `Yes (N projects)` or `No`.
+fn applied_summary(count: usize) -> String {
+    match count {
+        0 => "No".into(),
+        1 => "Yes (1 project)".into(),
+        n => format!("Yes ({n} projects)"),
+    }
 }
 
 /// The helper container's report, when it exists.
@@ -110,4 +129,18 @@ pub fn run() -> anyhow::Result<()> {
         println!("Run `sudo alca network-helper install` to install the network helper.");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Go internal/cli/network_helper.go: "Rules applied: Yes (%d rule files)" / "Rules
+    /// applied: No", printed outside a project too; here counted in projects.
+    #[test]
+    fn the_summary_counts_applied_projects() {
+        assert_eq!(applied_summary(0), "No");
+        assert_eq!(applied_summary(1), "Yes (1 project)");
+        assert_eq!(applied_summary(3), "Yes (3 projects)");
+    }
 }

@@ -1,6 +1,8 @@
 //! `caps`: an array adds to the secure defaults (drop ALL + a small set), a table `{drop, add}`
-//! is used verbatim. Names are checked against the Linux capability list; a `CAP_` prefix and
-//! lower case are accepted and normalised (`cap_net_raw` → `NET_RAW`).
+//! is used verbatim, and a table with both lists empty means the secure defaults (as in the Go
+//! original: an empty resolved `Caps` gets `DefaultCapsDrop()` + `DefaultCaps`). Names are
+//! checked against the Linux capability list; a `CAP_` prefix and lower case are accepted and
+//! normalised (`cap_net_raw` → `NET_RAW`).
 
 use crate::config::either::ListOrTable;
 use crate::config::error::Origin;
@@ -51,6 +53,26 @@ pub const LINUX_CAPS: [&str; 41] = [
     "PERFMON",
     "BPF",
     "CHECKPOINT_RESTORE",
+];
+
+/// The set a container starts with when `drop` does not name ALL: Docker's default set
+/// (moby's `oci/caps` defaults). Podman's default (containers.conf `default_capabilities`) is
+/// a subset of it, so what a config keeps of this set is the most its container gets.
+pub const RUNTIME_DEFAULT_CAPS: [&str; 14] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FSETID",
+    "FOWNER",
+    "MKNOD",
+    "NET_RAW",
+    "SETGID",
+    "SETUID",
+    "SETFCAP",
+    "SETPCAP",
+    "NET_BIND_SERVICE",
+    "SYS_CHROOT",
+    "KILL",
+    "AUDIT_WRITE",
 ];
 
 /// `caps` of one file, names already normalised.
@@ -114,10 +136,12 @@ pub fn merge(base: Option<CapsLayer>, overlay: Option<CapsLayer>) -> Option<Caps
     }
 }
 
-/// The effective drop/add lists (duplicates removed, order kept).
+/// The effective drop/add lists (duplicates removed, order kept). Nothing to drop and nothing
+/// to add (`[caps]` alone, `caps = {}`) is the secure default, never the runtime's own set.
 pub fn effective(layer: Option<CapsLayer>) -> Caps {
     match layer {
         None => Caps::default(),
+        Some(CapsLayer::Full { drop, add }) if drop.is_empty() && add.is_empty() => Caps::default(),
         Some(CapsLayer::Add(extra)) => {
             let base = DEFAULT_CAPS_ADD.iter().map(|s| s.to_string());
             Caps {
@@ -170,6 +194,31 @@ mod tests {
         let c = effective(Some(caps(&ListOrTable::Table(t), &o()).unwrap()));
         assert_eq!(c.drop, ["NET_RAW"]);
         assert!(c.add.is_empty());
+    }
+
+    /// Go internal/config/config.go (rawToConfig, AGD-026): "Empty Caps means no caps field
+    /// was in config - apply secure defaults": Drop = ["ALL"], Add = DefaultCaps
+    /// (CHOWN, DAC_OVERRIDE, FOWNER, KILL, SETUID, SETGID).
+    #[test]
+    fn empty_table_is_the_secure_default() {
+        let empty = RawCaps {
+            drop: vec![],
+            add: vec![],
+        };
+        let c = effective(Some(caps(&ListOrTable::Table(empty), &o()).unwrap()));
+        assert_eq!(c.drop, ["ALL"]);
+        assert_eq!(
+            c.add,
+            [
+                "CHOWN",
+                "DAC_OVERRIDE",
+                "FOWNER",
+                "KILL",
+                "SETUID",
+                "SETGID"
+            ]
+        );
+        assert_eq!(c, Caps::default());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::either::StrOrTable;
-use crate::config::env::{is_var_name, EnvSource};
+use crate::config::env::{is_ref_name, is_var_name, EnvSource};
 use crate::config::error::Origin;
 use crate::config::model::EnvVar;
 use crate::config::raw::RawEnv;
@@ -95,7 +95,7 @@ fn reference(s: &str) -> Reference<'_> {
         return Reference::Static;
     }
     match s.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
-        Some(name) if is_var_name(name) => Reference::Var(name),
+        Some(name) if is_ref_name(name) => Reference::Var(name),
         _ => Reference::Invalid,
     }
 }
@@ -130,6 +130,27 @@ mod tests {
         assert_eq!(reexpand("${EDITOR}", &env), "nano");
         assert_eq!(reexpand("${UNSET_Y}", &env), "");
         assert_eq!(reexpand("static", &env), "static");
+    }
+
+    /// Go internal/config/config.go: `envVarPattern` accepts `${MY-VAR}`; an `[envs.X]` table
+    /// without `value` decodes to `EnvValue{Value: ""}`, an empty static value.
+    #[test]
+    fn hyphenated_references_and_tables_without_value() {
+        let env: HashMap<String, String> = [("MY-VAR".to_string(), "v".to_string())].into();
+        let raw = BTreeMap::from([
+            ("A".to_string(), StrOrTable::Str("${MY-VAR}".to_string())),
+            (
+                "B".to_string(),
+                StrOrTable::Table(RawEnv {
+                    value: String::new(),
+                    override_on_enter: true,
+                }),
+            ),
+        ]);
+        let got = envs(&raw, Path::new("/p/.alca.toml"), &env).unwrap();
+        assert_eq!(got["A"].value, "v");
+        assert_eq!(got["B"].value, "");
+        assert!(got["B"].override_on_enter);
     }
 
     #[test]

@@ -33,22 +33,30 @@ pub fn mount(
     })
 }
 
-/// Parses `"source:target"`, `"source:target:ro"` or `"source:target:rw"`.
+/// Parses `"source:target"` or `"source:target:ro"`. As in the Go original (ParseMount,
+/// internal/config/mount.go) a path cannot hold a `:`, so more parts are refused, and `ro` is
+/// the only option (a mount is read-write without it).
 fn parse_short(s: &str, origin: &Origin) -> Result<RawMount, ConfigError> {
-    let (rest, readonly) = match s.rsplit_once(':') {
-        Some((rest, "ro")) => (rest, true),
-        Some((rest, "rw")) => (rest, false),
-        _ => (s, false),
+    let parts: Vec<&str> = s.split(':').collect();
+    let (source, target, readonly) = match parts.as_slice() {
+        [source, target] => (*source, *target, false),
+        [source, target, "ro"] => (*source, *target, true),
+        [_, _, option] => {
+            return Err(origin.err(
+                format!("{option:?} in {s:?} is not a mount option"),
+                "use \"source:target:ro\" for a read-only mount, or \"source:target\" (read-write)",
+            ))
+        }
+        [_, _, _, ..] => {
+            return Err(origin.err(
+                format!("{s:?} is not a mount: it has more than three \":\"-separated parts"),
+                "write it as \"source:target\" or \"source:target:ro\"; for a path that holds \":\" use the table form {source, target}",
+            ))
+        }
+        _ => return Err(not_a_mount(s, origin)),
     };
-    let bad = || {
-        origin.err(
-            format!("{s:?} is not a mount"),
-            "write it as \"source:target\" or \"source:target:ro\" (e.g. \"~/.gitconfig:/root/.gitconfig:ro\")",
-        )
-    };
-    let (source, target) = rest.rsplit_once(':').ok_or_else(bad)?;
     if source.is_empty() || target.is_empty() {
-        return Err(bad());
+        return Err(not_a_mount(s, origin));
     }
     Ok(RawMount {
         source: source.to_string(),
@@ -56,6 +64,13 @@ fn parse_short(s: &str, origin: &Origin) -> Result<RawMount, ConfigError> {
         readonly,
         exclude: Vec::new(),
     })
+}
+
+fn not_a_mount(s: &str, origin: &Origin) -> ConfigError {
+    origin.err(
+        format!("{s:?} is not a mount"),
+        "write it as \"source:target\" or \"source:target:ro\" (e.g. \"~/.gitconfig:/root/.gitconfig:ro\")",
+    )
 }
 
 /// Expands `~` and `$VAR` in a host path, resolves it against `dir` and, when it exists,
