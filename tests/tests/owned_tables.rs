@@ -190,7 +190,9 @@ fn the_guard_drops_a_bridge_without_rules_and_passes_one_with_rules() {
         "the guard dropped a bridge with rules"
     );
     let e = Arc::clone(&engine);
-    ns.enter(move || e.remove(project, 0, false)).unwrap().unwrap();
+    ns.enter(move || e.remove(project, 0, false))
+        .unwrap()
+        .unwrap();
     assert!(
         !connects(&peer, addr),
         "the guard let a bridge through after its rules were removed"
@@ -311,7 +313,9 @@ fn narrowing_and_remove_end_open_connections_the_new_rules_refuse() {
         let e = Arc::clone(&engine);
         if narrow_by_remove {
             // A Remove with its containers still there (no guard rule for them yet either).
-            ns.enter(move || e.remove(project, 0, false)).unwrap().unwrap();
+            ns.enter(move || e.remove(project, 0, false))
+                .unwrap()
+                .unwrap();
         } else {
             ns.enter(move || e.apply(spec(project, false), 0, false))
                 .unwrap()
