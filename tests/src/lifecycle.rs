@@ -168,6 +168,11 @@ impl Project {
             .expect("tempdir")
             .keep();
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod project");
+        // Every workspace goes through a filtered view on Linux: the owner needs FUSE, which
+        // only the product's install provides.
+        if let Some(user) = owner {
+            crate::netd::fuse_ready_for(user);
+        }
         let p = Project {
             root: dir,
             rt,

@@ -1102,8 +1102,7 @@ fn parallel_writers_and_readers_on_both_sides_lose_nothing_and_see_nothing_hidde
         );
     }
     assert_eq!(seen.len(), expected.len(), "the container sees other files");
-    assert!(
-        started.elapsed() < Duration::from_secs(120),
-        "the stress test is bounded to 2 minutes"
-    );
+    // Bounded by LOAD and each loop's own count, not asserted on the clock: how long the
+    // checks take on a loaded machine is a benchmark's business (bench/exclude.sh).
+    eprintln!("stress test took {:?}", started.elapsed());
 }

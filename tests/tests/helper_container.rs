@@ -266,6 +266,10 @@ fn install(scratch: &Path) {
     assert!(!both.status.success());
     assert!(text(&both).contains("uninstall"), "{}", text(&both));
     assert_eq!(daemon_pid(), None, "no daemon may serve the system bus");
+    // The user's filtered views need FUSE: the packages' post-install step, as root, since
+    // this flavour installs no group and no daemon on the host.
+    let fuse = alca(None, Path::new("/"), &["network-helper", "fuse-setup"], &[]);
+    assert!(fuse.status.success(), "fuse-setup failed: {}", text(&fuse));
 }
 
 /// `alca up` as the unprivileged user, no sudo: rules arrive through the helper before the

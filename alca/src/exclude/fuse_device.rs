@@ -36,6 +36,11 @@ impl Access {
     }
 }
 
+/// Whether every user may already read and write `device` (then no group is needed).
+pub fn open_to_all(device: &Path) -> bool {
+    Access::of(device).is_ok_and(|a| a.mode & 0o006 == 0o006)
+}
+
 /// Opens `device` to group `gid` unless its members can already read and write it. Returns
 /// the access before and after when it changed something; the first original is kept in
 /// `record` (a second install does not overwrite it).

@@ -76,7 +76,7 @@ impl Engine for FuseEngine {
         }
         Err(ExcludeError::HostNotReady(format!(
             "file exclusion (workdir_exclude) needs FUSE, but {}: run `sudo alca network-helper install` \
-             (then log in again if it added you to group alcatraz)",
+             (then log in again, or run `newgrp alcatraz`, if it added you to group alcatraz)",
             missing.join(" and ")
         )))
     }

@@ -27,7 +27,8 @@ pub fn revert_plan() -> Vec<String> {
     )]
 }
 
-/// Enables `user_allow_other` and opens the device to the group (which must exist); prints
+/// Enables `user_allow_other` and opens the device to the group (which must exist unless the
+/// device is already open to every user); prints
 /// each change.
 pub fn apply() -> anyhow::Result<()> {
     let conf = Path::new(FUSE_CONF);
@@ -42,6 +43,10 @@ pub fn apply() -> anyhow::Result<()> {
             "{FUSE_DEVICE} does not exist (fuse module not loaded): workdir_exclude needs \
              `modprobe fuse`, then this install again"
         );
+        return Ok(());
+    }
+    if fuse_device::open_to_all(device) {
+        println!("{FUSE_DEVICE} is already open to every user");
         return Ok(());
     }
     let gid = Group::from_name(GROUP)

@@ -138,12 +138,29 @@ pub fn stop_unmanaged_daemon(client: &Client) -> anyhow::Result<Option<u32>> {
     };
     let target = Pid::from_raw(i32::try_from(pid).context("daemon PID out of range")?);
     let _ = kill(target, Signal::SIGTERM);
-    for _ in 0..50 {
-        if client.daemon_pid().ok().flatten() != Some(pid) {
-            return Ok(Some(pid));
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    if !exited(pid) {
+        let _ = kill(target, Signal::SIGKILL);
+        exited(pid);
     }
-    let _ = kill(target, Signal::SIGKILL);
     Ok(Some(pid))
+}
+
+/// Waits (5 s at most) until `pid` has exited: gone, or a zombie not yet reaped by whoever
+/// started it. Releasing the bus name is not enough: the daemon's tables are owned by its
+/// nf_tables socket until the process is gone, and only then may anyone else delete them.
+fn exited(pid: u32) -> bool {
+    let stat = format!("/proc/{pid}/stat");
+    (0..50).any(|_| {
+        let gone = match std::fs::read_to_string(&stat) {
+            // The state follows the parenthesised command name.
+            Ok(s) => s
+                .rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z')),
+            Err(_) => true,
+        };
+        if !gone {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        gone
+    })
 }
