@@ -35,6 +35,9 @@ cleanup() {
             /usr/bin/alca down --force >/dev/null 2>&1) || true
     fi
     dpkg -s alca >/dev/null 2>&1 && apt-get purge -y -q alca >/dev/null 2>&1 || true
+    # The project's filtered view (every workspace has one) outlives the purged binary: unmount
+    # it, deepest first, so its server exits and the directory can go.
+    findmnt -rn -o TARGET | grep "^$WORK/" | sort -r | while read -r m; do umount -l "$m" || true; done || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
