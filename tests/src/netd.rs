@@ -411,6 +411,9 @@ pub fn install_helper_for(user: &str, dir: &Path) -> Output {
 /// environment, or after a suite uninstalled the helper), runs `alca network-helper install`
 /// for them. The test environment itself never makes either change.
 pub fn fuse_ready_for(user: &str) {
+    // Tests of one binary run in parallel; two installs at once would race on the same files.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let device_open = Command::new("runuser")
         .args([
             "-u",
