@@ -383,6 +383,20 @@ pub fn alca(user: Option<&str>, dir: &Path, args: &[&str], env: &[(&str, &str)])
     cmd.output().expect("running alca")
 }
 
+/// `alca` as `user` in the project `dir`, its trust records inside it ([`up_env`]).
+pub fn alca_in(user: &str, dir: &Path, args: &[&str]) -> Output {
+    let env = up_env(dir);
+    alca(Some(user), dir, args, &env_refs(&env))
+}
+
+/// [`alca_in`] that must succeed: what it printed.
+pub fn alca_in_ok(user: &str, dir: &Path, args: &[&str]) -> String {
+    let out = alca_in(user, dir, args);
+    let said = text(&out);
+    assert!(out.status.success(), "alca {args:?} failed: {said}");
+    said
+}
+
 /// stdout and stderr of a run, together.
 pub fn text(out: &Output) -> String {
     format!(

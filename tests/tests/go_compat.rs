@@ -14,7 +14,9 @@ use std::process::{Command, Output};
 
 use alca_e2e::docker::{docker, docker_ok, nc_script, Probe, TEST_IMAGE};
 use alca_e2e::lifecycle::free_port;
-use alca_e2e::netd::{alca as alca_as, alca_tables, built_binary, docker_project, text};
+use alca_e2e::netd::{
+    alca as alca_as, alca_in, alca_in_ok, alca_tables, built_binary, docker_project, text,
+};
 use alca_e2e::netns::{assert_route_via, run_ok, Listener, LAN4, LANHOST_NS, LAN_VETH};
 
 const USER: &str = "alcatest";
@@ -29,20 +31,11 @@ const GO_CONTAINER: &str = "alca-0e2e90c0-7a1";
 const OUR_ID: &str = "0e2e90c07a114c0b9d5e5a17c0de0001";
 
 fn alca(dir: &Path, args: &[&str]) -> Output {
-    let state = dir.join(".state");
-    alca_as(
-        Some(USER),
-        dir,
-        args,
-        &[("XDG_STATE_HOME", state.to_str().unwrap())],
-    )
+    alca_in(USER, dir, args)
 }
 
 fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = alca(dir, args);
-    let said = text(&out);
-    assert!(out.status.success(), "alca {args:?} failed: {said}");
-    said
+    alca_in_ok(USER, dir, args)
 }
 
 fn exists(container: &str) -> bool {

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use alca_e2e::docker::{docker, Probe};
 use alca_e2e::netd::{
-    alca as alca_as, built_binary, call_as, docker_project, project_id, text, Reply,
+    alca as alca_as, alca_in, alca_in_ok, built_binary, call_as, docker_project, project_id, text,
+    Reply,
 };
 use alca_e2e::netns::{assert_route_via, run, run_ok, Listener, LAN4, LANHOST_NS, LAN_VETH};
 use alca_netd::compile::DENIED_SIZE;
@@ -23,22 +24,12 @@ const USER: &str = "alcatest";
 const LAN_PORT: u16 = 18080;
 const FLOOD: u32 = 10_000;
 
-/// `alca` as the test user in `dir`, trust records inside the scratch directory.
 fn alca(dir: &Path, args: &[&str]) -> Output {
-    let state = dir.join(".state");
-    alca_as(
-        Some(USER),
-        dir,
-        args,
-        &[("XDG_STATE_HOME", state.to_str().unwrap())],
-    )
+    alca_in(USER, dir, args)
 }
 
 fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = alca(dir, args);
-    let text = text(&out);
-    assert!(out.status.success(), "alca {args:?} failed: {text}");
-    text
+    alca_in_ok(USER, dir, args)
 }
 
 /// Downs the projects and uninstalls the helper when the test ends, pass or fail.
