@@ -12,7 +12,6 @@ pub mod firewall;
 pub mod guard;
 pub mod heal;
 pub mod helper;
-pub mod host;
 pub mod hostns;
 pub mod lan;
 pub mod links;

@@ -6,12 +6,16 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use alca_netd::host::HostIpError;
 use alca_netd::lan::ProxyHost;
 use alca_netd::spec::bridge_name;
 use alca_netd::{NetSpec, SpecError};
 
 use crate::config::Config;
+
+/// Why `${alca:HOST_IP}` could not be resolved.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot determine the host IP for ${{alca:HOST_IP}}: {0}")]
+pub struct HostIpError(pub String);
 
 /// Why a spec could not be built.
 #[derive(Debug, thiserror::Error)]
