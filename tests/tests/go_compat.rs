@@ -15,7 +15,7 @@ use std::process::{Command, Output};
 use alca_e2e::docker::{docker, docker_ok, nc_script, Probe, TEST_IMAGE};
 use alca_e2e::lifecycle::free_port;
 use alca_e2e::netd::{
-    alca as alca_as, alca_in, alca_in_ok, alca_tables, built_binary, docker_project, text,
+    alca_in, alca_in_ok, alca_tables, built_binary, docker_project, install_helper_for, text,
 };
 use alca_e2e::netns::{assert_route_via, run_ok, Listener, LAN4, LANHOST_NS, LAN_VETH};
 
@@ -129,16 +129,7 @@ fn a_go_original_project_keeps_working() {
     let _ = Command::new(built_binary("alca"))
         .args(["network-helper", "uninstall", "-y"])
         .output();
-    let netd = built_binary("alca-netd");
-    let install = alca_as(
-        None,
-        &scratch,
-        &["network-helper", "install", "-y"],
-        &[
-            ("SUDO_USER", USER),
-            ("ALCA_NETD_BIN", netd.to_str().unwrap()),
-        ],
-    );
+    let install = install_helper_for(USER, &scratch);
     assert!(install.status.success(), "{}", text(&install));
 
     // What the Go original leaves: its state file and its container (labels of

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use alca_e2e::docker::{docker, Probe};
 use alca_e2e::netd::{
-    alca as alca_as, alca_in, alca_in_ok, built_binary, call_as, docker_project, project_id, text,
-    Reply,
+    alca as alca_as, alca_in, alca_in_ok, built_binary, call_as, docker_project,
+    install_helper_for, project_id, text, Reply,
 };
 use alca_e2e::netns::{assert_route_via, run, run_ok, Listener, LAN4, LANHOST_NS, LAN_VETH};
 use alca_netd::compile::DENIED_SIZE;
@@ -84,16 +84,7 @@ fn observe_end_to_end() {
     let _ = Command::new(built_binary("alca"))
         .args(["network-helper", "uninstall", "-y"])
         .output();
-    let netd = built_binary("alca-netd");
-    let install = alca_as(
-        None,
-        &scratch,
-        &["network-helper", "install", "-y"],
-        &[
-            ("SUDO_USER", USER),
-            ("ALCA_NETD_BIN", netd.to_str().unwrap()),
-        ],
-    );
+    let install = install_helper_for(USER, &scratch);
     assert!(install.status.success(), "{}", text(&install));
 
     let up = ok(&sibling, &["up", "--trust"]);
