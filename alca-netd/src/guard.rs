@@ -10,7 +10,7 @@
 //! container's packets to the host, and through it); it is owned and persistent like the
 //! project tables, written as nf_tables messages over the daemon's socket.
 
-use crate::nfnl::rule::expr;
+use crate::nfnl::rule::{bitwise, cmp, expr, meta};
 use crate::nfnl::{self, Attr, Message, NLM_F_CREATE, NLM_F_REQUEST};
 use crate::spec::{BRIDGE_ID_LEN, NAME_PREFIX};
 
@@ -133,34 +133,7 @@ pub fn install(table_flags: u32, ruled: &[String]) -> Vec<Vec<u8>> {
 
 /// `iifname` is `alca-` plus exactly ten characters and not in `@ruled`: counter, drop.
 fn drop_unruled_bridges() -> Vec<Attr> {
-    let load = |reg| {
-        expr(
-            "meta",
-            vec![Attr::u32_be(2, META_IIFNAME), Attr::u32_be(1, reg)],
-        )
-    };
-    let masked = |reg, mask: Vec<u8>| {
-        expr(
-            "bitwise",
-            vec![
-                Attr::u32_be(1, reg),
-                Attr::u32_be(2, reg),
-                Attr::u32_be(3, IFNAMSIZ as u32),
-                Attr::data(4, mask),
-                Attr::data(5, vec![0; IFNAMSIZ]),
-            ],
-        )
-    };
-    let cmp = |reg, op, value: Vec<u8>| {
-        expr(
-            "cmp",
-            vec![
-                Attr::u32_be(1, reg),
-                Attr::u32_be(2, op),
-                Attr::data(3, value),
-            ],
-        )
-    };
+    let load = |reg| meta(META_IIFNAME, reg);
     let name_len = NAME_PREFIX.len() + BRIDGE_ID_LEN;
     // The prefix and the NUL after the 15th character…
     let mut prefix_mask = vec![0u8; IFNAMSIZ];
@@ -173,10 +146,10 @@ fn drop_unruled_bridges() -> Vec<Attr> {
     last_mask[name_len - 1] = 0xff;
     vec![
         load(REG_1),
-        masked(REG_1, prefix_mask),
+        bitwise(REG_1, prefix_mask),
         cmp(REG_1, CMP_EQ, prefix),
         load(REG_2),
-        masked(REG_2, last_mask),
+        bitwise(REG_2, last_mask),
         cmp(REG_2, CMP_NEQ, vec![0; IFNAMSIZ]),
         load(REG_1),
         expr(

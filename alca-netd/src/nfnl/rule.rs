@@ -152,6 +152,38 @@ pub(crate) fn expr(name: &str, attrs: Vec<Attr>) -> Attr {
     )
 }
 
+/// `meta KEY` into register `reg`.
+pub(crate) fn meta(key: u32, reg: u32) -> Attr {
+    expr("meta", vec![Attr::u32_be(2, key), Attr::u32_be(1, reg)])
+}
+
+/// Register `reg` AND `mask` (XOR zero), in place.
+pub(crate) fn bitwise(reg: u32, mask: Vec<u8>) -> Attr {
+    let len = mask.len() as u32;
+    expr(
+        "bitwise",
+        vec![
+            Attr::u32_be(1, reg),
+            Attr::u32_be(2, reg),
+            Attr::u32_be(3, len),
+            Attr::data(4, mask),
+            Attr::data(5, vec![0; len as usize]),
+        ],
+    )
+}
+
+/// Register `reg` compared (`op`) with `value`.
+pub(crate) fn cmp(reg: u32, op: u32, value: Vec<u8>) -> Attr {
+    expr(
+        "cmp",
+        vec![
+            Attr::u32_be(1, reg),
+            Attr::u32_be(2, op),
+            Attr::data(3, value),
+        ],
+    )
+}
+
 /// `reg` as nft numbers it: a whole 128-bit register where one starts, else a 32-bit one.
 fn register(reg32: u32) -> u32 {
     if reg32.is_multiple_of(4) {
@@ -217,9 +249,7 @@ impl Rule<'_> {
 
     fn load_only(&mut self, field: Field, reg: u32) {
         match field {
-            Field::Meta { key, .. } => {
-                self.push("meta", vec![Attr::u32_be(2, key), Attr::u32_be(1, reg)]);
-            }
+            Field::Meta { key, .. } => self.exprs.push(meta(key, reg)),
             Field::Payload(p) => {
                 self.push(
                     "payload",
@@ -256,14 +286,7 @@ impl Rule<'_> {
     }
 
     fn cmp(&mut self, op: u32, value: Vec<u8>) {
-        self.push(
-            "cmp",
-            vec![
-                Attr::u32_be(1, REG_1),
-                Attr::u32_be(2, op),
-                Attr::data(3, value),
-            ],
-        );
+        self.exprs.push(cmp(REG_1, op, value));
     }
 
     fn lookup(&mut self, set: &str, id: u32) {
@@ -389,17 +412,7 @@ impl Rule<'_> {
     }
 
     fn bitwise(&mut self, mask: Vec<u8>) {
-        let len = mask.len() as u32;
-        self.push(
-            "bitwise",
-            vec![
-                Attr::u32_be(1, REG_1),
-                Attr::u32_be(2, REG_1),
-                Attr::u32_be(3, len),
-                Attr::data(4, mask),
-                Attr::data(5, vec![0; len as usize]),
-            ],
-        );
+        self.exprs.push(bitwise(REG_1, mask));
     }
 
     /// `ct state { established, related }`: a mask of the state bits, then `!= 0`.
