@@ -11,19 +11,21 @@ use std::fs::File;
 use std::sync::{Arc, Mutex};
 
 use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
 
 use crate::claims::{judge, Claim, Verdict};
-use crate::compile::{delete_batch, replace_batch_on, HostQuirks};
-use crate::errors::NetdError;
 use crate::firewall::{Firewall, FirewallError, Nft};
 use crate::guard::GUARD_TABLE;
-use crate::netns_probe::{self, ProbeReport};
-use crate::observe::{self, Key, LiveCheck, Outcome, Probe};
+use alca_contract::errors::NetdError;
+use alca_contract::probe::{Denied, Key, LiveCheck, Outcome, Probe, ProbeReport};
+use alca_contract::status::ProjectStatus;
+use alca_ruleset::{delete_batch, replace_batch_on, HostQuirks};
+
+use crate::netns_probe;
+use crate::observe;
 use crate::quota::{Limits, LIMITS_FILE};
 use crate::set_elements::ElementBatch;
-use crate::spec::{bridge_name, table_name, validate_project_id, NetSpec, NAME_PREFIX};
 use crate::store::{Saved, StateLock, Store, StoreError};
+use alca_contract::spec::{bridge_name, table_name, validate_project_id, NetSpec, NAME_PREFIX};
 
 /// The element batches that end one verification: the fence's removal and the forgetting of the
 /// probes' own denied-log entries.
@@ -54,20 +56,6 @@ impl Drop for Probing {
         let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
         busy.remove(&self.project);
     }
-}
-
-/// One project as `Status` and `List` report it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, zbus::zvariant::Type)]
-pub struct ProjectStatus {
-    pub project: String,
-    pub owner_uid: u32,
-    /// A spec is saved and will be re-applied at start.
-    pub saved: bool,
-    /// The project's `inet alca-<id>` table exists right now and, for a saved project, holds
-    /// what its spec compiles to.
-    pub applied: bool,
-    /// How the live table differs from the saved spec (empty when it matches or is missing).
-    pub problems: Vec<String>,
 }
 
 /// Outcome of re-applying saved specs and sweeping stale tables.
@@ -704,7 +692,7 @@ impl Engine {
     }
 
     /// The project's log of denied attempts, most recent first.
-    pub fn denied(&self, project: &str, caller: u32) -> Result<Vec<observe::Denied>, NetdError> {
+    pub fn denied(&self, project: &str, caller: u32) -> Result<Vec<Denied>, NetdError> {
         self.owned(project, caller)?;
         let live = self.firewall.list_table(&table_name(project))?;
         Ok(live.map(|l| observe::read_denied(&l)).unwrap_or_default())
@@ -848,7 +836,7 @@ mod tests {
     fn spec(project: &str) -> NetSpec {
         NetSpec {
             project: project.into(),
-            bridge: crate::spec::bridge_name(project),
+            bridge: alca_contract::spec::bridge_name(project),
             allow_all: false,
             allow: vec![],
             proxy: None,

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::engine::Engine;
-use crate::nfnl::events::Events;
-use crate::spec::NAME_PREFIX;
+use alca_contract::spec::NAME_PREFIX;
+use alca_kernel::events::Events;
 
 /// How long changes are gathered after the first one before restoring: a flush or a
 /// transaction comes as a burst of events, which one restore answers.
@@ -75,7 +75,7 @@ fn next_foreign(engine: &Engine, events: &Events) -> Option<BTreeSet<String>> {
     }
 }
 
-fn foreign(engine: &Engine, changes: Vec<crate::nfnl::events::Change>) -> BTreeSet<String> {
+fn foreign(engine: &Engine, changes: Vec<alca_kernel::events::Change>) -> BTreeSet<String> {
     let own = engine.own_port();
     changes
         .into_iter()

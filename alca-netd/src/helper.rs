@@ -1,6 +1,6 @@
-//! The helper-container protocol (macOS, or Linux by choice): `alca` runs
-//! `docker exec -i alcatraz-network-helper alca-netd request`, writes one JSON [`HelperRequest`]
-//! on stdin and reads one JSON [`HelperReply`] from stdout.
+//! The daemon's side of the helper-container protocol ([`alca_contract::helper_protocol`]):
+//! `alca-netd request` inside the helper container decodes one [`HelperRequest`] and answers
+//! one [`HelperReply`].
 //!
 //! The spec inside an `apply` travels as the same JSON string the D-Bus `Apply` method takes
 //! and goes through the same [`decode_spec`] gate, bridge check and [`Engine`]; callers never
@@ -9,121 +9,12 @@
 //! `uid` a request carries is the caller's own uid, recorded as the owner so that users do not
 //! change each other's projects by mistake, not a security boundary.
 
-use serde::{Deserialize, Serialize};
+use alca_contract::errors::NetdError;
+use alca_contract::helper_protocol::{decode_request, HelperReply, HelperRequest};
+use alca_contract::request::{decode_project, decode_spec};
+use alca_contract::spec::bridge_name;
 
-use crate::engine::{Engine, ProjectStatus};
-use crate::errors::NetdError;
-use crate::request::{decode_project, decode_spec, RequestError};
-use crate::spec::{bridge_name, MAX_REQUEST_BYTES};
-
-/// Name of the helper container.
-pub const CONTAINER_NAME: &str = "alcatraz-network-helper";
-/// Repository of the helper image; the tag is the version of `alca-netd` inside.
-pub const IMAGE_REPO: &str = "alcatraz-network-helper";
-/// Named volume holding the helper's saved specs (mounted at `/var/lib/alcatraz`).
-pub const STATE_VOLUME: &str = "alcatraz-network-helper-state";
-/// Label on the container, image and volume, so uninstall finds exactly what install made.
-pub const LABEL: &str = "io.github.alcatraz.network-helper=1";
-/// Environment variable telling the helper which VM it runs in (`orbstack`, `docker-desktop`,
-/// `linux`), set by `alca network-helper install`.
-pub const PLATFORM_ENV: &str = "ALCA_HELPER_PLATFORM";
-/// Room for the envelope around a spec of [`MAX_REQUEST_BYTES`] (the spec is JSON-escaped).
-pub const MAX_ENVELOPE_BYTES: usize = 2 * MAX_REQUEST_BYTES + 1024;
-
-/// The image tag this build of `alca`/`alca-netd` uses.
-pub fn image_ref() -> String {
-    format!("{IMAGE_REPO}:{}", env!("CARGO_PKG_VERSION"))
-}
-
-/// One call, as `alca` sends it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
-pub enum HelperRequest {
-    /// Install or replace a project's rules; `spec` is the JSON of a `NetSpec`.
-    Apply { uid: u32, spec: String },
-    /// Claim a project's bridge name before its network is created.
-    Claim { uid: u32, project: String },
-    /// Remove a project's rules and saved spec.
-    Remove { uid: u32, project: String },
-    /// One project's state.
-    Status { uid: u32, project: String },
-    /// The caller's projects.
-    List { uid: u32 },
-    /// Uninstall: delete every `alca-` table and saved spec.
-    Purge,
-    /// The version of the `alca-netd` inside the helper.
-    Version,
-}
-
-/// The kinds of failure, named as the D-Bus errors are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ErrorKind {
-    NotAuthorized,
-    InvalidRequest,
-    NotOwner,
-    ApplyFailed,
-    LimitReached,
-    Internal,
-}
-
-/// The answer to one call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum HelperReply {
-    Done,
-    Status(ProjectStatus),
-    List(Vec<ProjectStatus>),
-    Purged(Vec<String>),
-    Version(String),
-    Error { kind: ErrorKind, message: String },
-}
-
-impl From<NetdError> for HelperReply {
-    fn from(e: NetdError) -> Self {
-        let kind = match &e {
-            NetdError::NotAuthorized(_) => ErrorKind::NotAuthorized,
-            NetdError::InvalidRequest(_) => ErrorKind::InvalidRequest,
-            NetdError::NotOwner(_) => ErrorKind::NotOwner,
-            NetdError::ApplyFailed(_) => ErrorKind::ApplyFailed,
-            NetdError::LimitReached(_) => ErrorKind::LimitReached,
-            NetdError::ZBus(_) | NetdError::Internal(_) => ErrorKind::Internal,
-        };
-        HelperReply::Error {
-            kind,
-            message: e.message(),
-        }
-    }
-}
-
-impl HelperReply {
-    /// The error this reply carries, as the D-Bus client would have returned it.
-    pub fn into_result(self) -> Result<HelperReply, NetdError> {
-        let HelperReply::Error { kind, message } = self else {
-            return Ok(self);
-        };
-        Err(match kind {
-            ErrorKind::NotAuthorized => NetdError::NotAuthorized(message),
-            ErrorKind::InvalidRequest => NetdError::InvalidRequest(message),
-            ErrorKind::NotOwner => NetdError::NotOwner(message),
-            ErrorKind::ApplyFailed => NetdError::ApplyFailed(message),
-            ErrorKind::LimitReached => NetdError::LimitReached(message),
-            ErrorKind::Internal => NetdError::Internal(message),
-        })
-    }
-}
-
-fn invalid(e: impl std::fmt::Display) -> NetdError {
-    NetdError::InvalidRequest(e.to_string())
-}
-
-/// Decodes the envelope; its size is bounded before parsing.
-pub fn decode_request(bytes: &[u8]) -> Result<HelperRequest, NetdError> {
-    if bytes.len() > MAX_ENVELOPE_BYTES {
-        return Err(invalid(RequestError::TooLarge(bytes.len())));
-    }
-    serde_json::from_slice(bytes)
-        .map_err(|e| invalid(format!("request is not a valid helper request: {e}")))
-}
+use crate::engine::Engine;
 
 /// Runs one request on `engine`. `check_bridge` refuses a bridge name held by an interface
 /// that is not a bridge, and says whether the bridge exists (rtnetlink in production).
@@ -145,14 +36,14 @@ fn dispatch(
 ) -> Result<HelperReply, NetdError> {
     Ok(match decode_request(bytes)? {
         HelperRequest::Apply { uid, spec } => {
-            let spec = decode_spec(&spec).map_err(invalid)?;
+            let spec = decode_spec(&spec).map_err(NetdError::invalid)?;
             let present = check_bridge(&spec.bridge).map_err(NetdError::InvalidRequest)?;
             tracing::info!(uid, project = %spec.project, "apply");
             engine.apply(spec, uid, present)?;
             HelperReply::Done
         }
         HelperRequest::Claim { uid, project } => {
-            decode_project(&project).map_err(invalid)?;
+            decode_project(&project).map_err(NetdError::invalid)?;
             let present =
                 check_bridge(&bridge_name(&project)).map_err(NetdError::InvalidRequest)?;
             tracing::info!(uid, project = %project, "claim");
@@ -160,7 +51,7 @@ fn dispatch(
             HelperReply::Done
         }
         HelperRequest::Remove { uid, project } => {
-            decode_project(&project).map_err(invalid)?;
+            decode_project(&project).map_err(NetdError::invalid)?;
             tracing::info!(uid, project = %project, "remove");
             // A name held by some other kind of interface is no bridge of ours: not present.
             let present = check_bridge(&bridge_name(&project)).unwrap_or(false);
@@ -168,7 +59,7 @@ fn dispatch(
             HelperReply::Done
         }
         HelperRequest::Status { uid, project } => {
-            decode_project(&project).map_err(invalid)?;
+            decode_project(&project).map_err(NetdError::invalid)?;
             HelperReply::Status(engine.status(&project, uid)?)
         }
         HelperRequest::List { uid } => HelperReply::List(engine.list(uid)?),
@@ -182,6 +73,7 @@ mod tests {
     use super::*;
     use crate::firewall::{Firewall, FirewallError};
     use crate::store::Store;
+    use alca_contract::helper_protocol::{ErrorKind, MAX_ENVELOPE_BYTES};
     use serde_json::Value;
     use std::sync::{Arc, Mutex};
 
@@ -298,14 +190,5 @@ mod tests {
             matches!(reply, HelperReply::Error { kind: ErrorKind::InvalidRequest, ref message } if message.contains("veth"))
         );
         assert!(fw.0.lock().unwrap().is_empty());
-    }
-
-    #[test]
-    fn replies_round_trip_into_the_same_errors() {
-        let reply: HelperReply = NetdError::ApplyFailed("nft: no".into()).into();
-        let text = serde_json::to_string(&reply).unwrap();
-        let back: HelperReply = serde_json::from_str(&text).unwrap();
-        assert!(matches!(back.into_result(), Err(NetdError::ApplyFailed(m)) if m == "nft: no"));
-        assert_eq!(HelperReply::Done.into_result().unwrap(), HelperReply::Done);
     }
 }

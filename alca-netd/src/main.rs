@@ -6,17 +6,20 @@
 //! In the helper container (macOS, or Linux by choice): `--container` is the container's main
 //! process (enters PID 1's network namespace, re-applies saved specs, then waits), and
 //! `request` answers one JSON request on stdin (`docker exec -i … alca-netd request`).
+//! `--purge` (run by `alca network-helper uninstall`) deletes every `alca-` table and forgets
+//! every saved spec and claim, printing each deleted table, then exits.
 //! The daemon does not exit when idle: `alca network-helper status` reports it truthfully.
 //! `--foreground` (or bus activation) and `--reapply` keep only their systemd unit's
 //! capabilities, whatever started them ([`alca_netd::unit_limits`]).
 
 use std::sync::Arc;
 
+use alca_contract::bus::{BUS_NAME, OBJECT_PATH};
+use alca_contract::helper_protocol::HelperReply;
 use alca_netd::engine::{Engine, RestoreReport};
 use alca_netd::firewall::{Nft, TableFlags};
-use alca_netd::helper::HelperReply;
 use alca_netd::hostns;
-use alca_netd::service::{NetdService, BUS_NAME, OBJECT_PATH};
+use alca_netd::service::NetdService;
 use alca_netd::store::Store;
 use anyhow::{bail, Context};
 
@@ -26,9 +29,10 @@ enum Mode {
     Reapply,
     Container,
     Request,
+    Purge,
 }
 
-const USAGE: &str = "usage: alca-netd [--foreground | --reapply | --container | request]";
+const USAGE: &str = "usage: alca-netd [--foreground | --reapply | --container | --purge | request]";
 
 fn parse_args(args: impl Iterator<Item = String>) -> anyhow::Result<Mode> {
     let mut mode = Mode::Serve;
@@ -37,6 +41,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> anyhow::Result<Mode> {
             "--foreground" => {}
             "--reapply" => mode = Mode::Reapply,
             "--container" => mode = Mode::Container,
+            "--purge" => mode = Mode::Purge,
             "request" => mode = Mode::Request,
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -165,7 +170,7 @@ fn run_container() -> anyhow::Result<()> {
 /// `request`: one JSON request on stdin, one JSON reply on stdout; exit 1 on an error reply.
 fn run_request() -> anyhow::Result<bool> {
     use std::io::Read;
-    let limit = alca_netd::helper::MAX_ENVELOPE_BYTES as u64 + 1;
+    let limit = alca_contract::helper_protocol::MAX_ENVELOPE_BYTES as u64 + 1;
     let mut input = Vec::new();
     std::io::stdin().take(limit).read_to_end(&mut input)?;
     let engine = Arc::new(helper_engine(&hostns::platform()));
@@ -181,6 +186,17 @@ fn run_request() -> anyhow::Result<bool> {
     let reply = alca_netd::helper::handle(&engine, &input, &check_bridge);
     println!("{}", serde_json::to_string(&reply)?);
     Ok(!matches!(reply, HelperReply::Error { .. }))
+}
+
+/// Uninstall: every `alca-` table and all saved state go; one line per deleted table.
+fn purge() -> anyhow::Result<()> {
+    let removed = Engine::system()
+        .purge()
+        .map_err(|e| anyhow::anyhow!("cannot remove the alca- tables: {}", e.message()))?;
+    for table in removed {
+        println!("{table}");
+    }
+    Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -201,6 +217,7 @@ fn main() -> anyhow::Result<()> {
         bail!("alca-netd must run as root (it is started by D-Bus activation or systemd)");
     }
     match mode {
+        Mode::Purge => return purge(),
         Mode::Container | Mode::Request => {
             // Before any thread exists: setns only moves the calling thread.
             match hostns::enter_host_net().context("entering PID 1's network namespace")? {
@@ -224,9 +241,9 @@ fn main() -> anyhow::Result<()> {
         Mode::Serve | Mode::Reapply => {
             // Before any thread exists: capabilities are per thread.
             let unit = if mode == Mode::Serve {
-                alca_netd::shipped::SYSTEMD_SERVICE
+                alca_contract::shipped::SYSTEMD_SERVICE
             } else {
-                alca_netd::shipped::SYSTEMD_REAPPLY
+                alca_contract::shipped::SYSTEMD_REAPPLY
             };
             let kept = alca_netd::unit_limits::restrict_to_unit(unit)
                 .context("cannot limit the daemon to its unit's capabilities")?;
@@ -240,7 +257,6 @@ fn main() -> anyhow::Result<()> {
     let engine = Arc::new(Engine::system());
     runtime.block_on(async {
         match mode {
-            Mode::Serve | Mode::Container | Mode::Request => serve(engine).await,
             Mode::Reapply => {
                 let report = restore(&engine).await?;
                 println!(
@@ -259,6 +275,7 @@ fn main() -> anyhow::Result<()> {
                 }
                 Ok(())
             }
+            Mode::Serve | Mode::Container | Mode::Request | Mode::Purge => serve(engine).await,
         }
     })
 }
@@ -281,6 +298,7 @@ mod tests {
         assert_eq!(parse_args(args(&["--reapply"])).unwrap(), Mode::Reapply);
         assert_eq!(parse_args(args(&["--container"])).unwrap(), Mode::Container);
         assert_eq!(parse_args(args(&["request"])).unwrap(), Mode::Request);
+        assert_eq!(parse_args(args(&["--purge"])).unwrap(), Mode::Purge);
         assert!(parse_args(args(&["--nope"])).is_err());
     }
 }

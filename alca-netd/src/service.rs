@@ -9,22 +9,18 @@ use std::sync::Arc;
 use zbus::message::Header;
 use zbus::{interface, Connection};
 
-use crate::auth::{authorize, caller_uid, ACTION_APPLY, ACTION_READ, ACTION_REMOVE};
-use crate::engine::{Engine, ProjectStatus};
-use crate::errors::NetdError;
-use crate::links::{check_bridge, link_kind, LinkKind};
-use crate::netns_probe::{decode_targets, open_on_bridge, open_proc_netns};
-use crate::observe::decode_probes;
-use crate::quota::{Gate, Permit};
-use crate::request::{decode_project, decode_spec};
-use crate::spec::bridge_name;
+use alca_contract::bus::{ACTION_APPLY, ACTION_READ, ACTION_REMOVE, OBJECT_PATH};
+use alca_contract::probe::{decode_probes, decode_targets};
+use alca_contract::status::ProjectStatus;
 
-/// Well-known bus name the daemon owns on the system bus.
-pub const BUS_NAME: &str = "io.github.alcatraz.Netd1";
-/// Object path of the one exported object.
-pub const OBJECT_PATH: &str = "/io/github/alcatraz/Netd1";
-/// Interface name (same as the bus name).
-pub const INTERFACE: &str = "io.github.alcatraz.Netd1";
+use crate::auth::{authorize, caller_uid};
+use crate::engine::Engine;
+use crate::links::{check_bridge, link_kind, LinkKind};
+use crate::netns_probe::{open_on_bridge, open_proc_netns};
+use crate::quota::{Gate, Permit};
+use alca_contract::errors::NetdError;
+use alca_contract::request::{decode_project, decode_spec};
+use alca_contract::spec::bridge_name;
 
 /// The exported object.
 pub struct NetdService {

@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 
 use ipnet::IpNet;
 
-use crate::lan::{AllowRule, Proto};
-use crate::spec::NetSpec;
+use alca_contract::lan::{AllowRule, Proto};
+use alca_contract::spec::NetSpec;
 
 use super::deny::{DENY4_SET, DENY6_SET};
 use super::expr::*;

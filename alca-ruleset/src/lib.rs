@@ -34,9 +34,8 @@ use nftables::schema::{Chain, NfCmd, NfListObject, Table};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 use serde_json::{json, Value};
 
-use crate::spec::{table_name, NetSpec};
+use alca_contract::spec::{table_name, NetSpec};
 
-pub use deny::{deny_nets, deny_nets_with};
 pub use observe::*;
 pub use owner::{owner_uid, OWNER_SET};
 
@@ -232,10 +231,10 @@ fn to_json(cmd: &NfCmd<'_>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lan::{AllowRule, Proto};
+    use alca_contract::lan::{AllowRule, Proto};
 
     fn spec() -> NetSpec {
-        crate::spec::sample_spec()
+        alca_contract::spec::sample_spec()
     }
 
     fn cmds(batch: &Value) -> &Vec<Value> {
