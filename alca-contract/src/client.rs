@@ -6,9 +6,9 @@ use std::time::Duration;
 use zbus::proxy;
 
 use crate::errors::NetdError;
+use crate::net_spec::NetSpec;
 use crate::probe::{Denied, Key, LiveCheck, Outcome, Probe, ProbeReport};
 use crate::request::encode_spec;
-use crate::spec::NetSpec;
 use crate::status::ProjectStatus;
 
 #[proxy(

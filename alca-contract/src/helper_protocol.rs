@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "dbus")]
 use crate::errors::NetdError;
+use crate::net_spec::MAX_REQUEST_BYTES;
 #[cfg(feature = "dbus")]
 use crate::request::RequestError;
-use crate::spec::MAX_REQUEST_BYTES;
 use crate::status::ProjectStatus;
 
 /// Name of the helper container.

@@ -12,11 +12,11 @@ pub mod deny_list;
 pub mod errors;
 pub mod helper_protocol;
 pub mod lan;
+pub mod net_spec;
 pub mod probe;
 pub mod request;
 pub mod shipped;
-pub mod spec;
 pub mod status;
 
 pub use lan::{AllowRule, LanEntry, LanError, Proto, ProxyEntry};
-pub use spec::{NetSpec, SpecError};
+pub use net_spec::{NetSpec, SpecError};

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::lan::Proto;
-use crate::spec::MAX_REQUEST_BYTES;
+use crate::net_spec::MAX_REQUEST_BYTES;
 
 /// Most probes (and passed probes) per family in one verification.
 pub const PROBE_SIZE: u32 = 64;

@@ -16,8 +16,8 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use alca_contract::client::Client;
+use alca_contract::net_spec::{bridge_name, NetSpec};
 use alca_contract::request::decode_spec;
-use alca_contract::spec::{bridge_name, NetSpec};
 use alca_ruleset::replace_batch;
 use anyhow::{bail, Context};
 

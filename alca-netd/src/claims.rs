@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use alca_contract::errors::NetdError;
-use alca_contract::spec::{bridge_name, validate_project_id};
+use alca_contract::net_spec::{bridge_name, validate_project_id};
 
 /// One claim: `claims/<bridge>.json` in the daemon's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -19,7 +19,7 @@ use ipnet::IpNet;
 
 use alca_contract::deny_list::deny_nets;
 use alca_contract::lan::Proto;
-use alca_contract::spec::NetSpec;
+use alca_contract::net_spec::NetSpec;
 use alca_kernel::{self, attributes, messages, Attr, Message, HEADERS, NLM_F_ACK, NLM_F_DUMP};
 use alca_kernel::{NLMSG_DONE, NLMSG_ERROR, NLM_F_REQUEST};
 
@@ -262,7 +262,7 @@ mod tests {
 
     #[test]
     fn refusal_follows_allow_dns_deny_and_host() {
-        let mut spec = alca_contract::spec::sample_spec();
+        let mut spec = alca_contract::net_spec::sample_spec();
         spec.allow = vec![AllowRule {
             net: "10.99.0.0/24".parse().unwrap(),
             proto: Some(Proto::Tcp),

@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::conntrack;
 use crate::guard;
 use crate::set_elements::ElementBatch;
-use alca_contract::spec::{validate_project_id, NetSpec, NAME_PREFIX};
+use alca_contract::net_spec::{validate_project_id, NetSpec, NAME_PREFIX};
 use alca_kernel::rule::single_entry;
 use alca_kernel::table_names;
 use alca_kernel::{self, ruleset};

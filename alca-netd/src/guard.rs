@@ -3,14 +3,14 @@
 //! its Apply, a table lost while the daemon was down) means "no traffic", never "open".
 //!
 //! A project bridge is an interface named `alca-` plus ten more characters (15 in all:
-//! [`alca_contract::spec::bridge_name`]); other `alca-` interfaces (shorter names) are left alone.
+//! [`alca_contract::net_spec::bridge_name`]); other `alca-` interfaces (shorter names) are left alone.
 //! Bridges with rules are the elements of the guard's set `ruled`, which each project batch
 //! updates in the same transaction as its table ([`mark`]), so a bridge is never ruled
 //! without its table nor guarded with it. The guard has input and forward chains (the
 //! container's packets to the host, and through it); it is owned and persistent like the
 //! project tables, written as nf_tables messages over the daemon's socket.
 
-use alca_contract::spec::{BRIDGE_ID_LEN, NAME_PREFIX};
+use alca_contract::net_spec::{BRIDGE_ID_LEN, NAME_PREFIX};
 use alca_kernel::rule::{bitwise, cmp, expr, meta};
 use alca_kernel::{self, Attr, Message, NLM_F_CREATE, NLM_F_REQUEST};
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use nix::sched::{setns, CloneFlags};
 
-use crate::links::{netns_on_bridge, pid_on_bridge, LinkError};
+use crate::bridge_links::{netns_on_bridge, pid_on_bridge, LinkError};
 use alca_contract::probe::{Key, Seen};
 
 /// How long one connect may take; a target the rules (or the fence) drop costs this much.
@@ -157,7 +157,7 @@ fn classify(result: io::Result<TcpStream>) -> Seen {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observe::tests::key;
+    use crate::test_support::key;
     use std::net::TcpListener;
 
     #[test]

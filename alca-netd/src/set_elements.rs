@@ -1,4 +1,4 @@
-//! The element batches of a verification (arm, disarm, forget: see [`crate::observe`]) as
+//! The element batches of a verification (arm, disarm, forget: built by `probe_sets`) as
 //! typed values, sent to nf_tables over netlink. Through `nft` 1.0.6 even the flush of one
 //! set costs a read of every project's table; here it is one small transaction whatever the
 //! number of projects. Nothing in a batch is text to interpret: one `alca-` table, sets by
@@ -142,7 +142,7 @@ fn key_bytes(key: &Key) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observe::tests::key;
+    use crate::test_support::key;
     use alca_kernel::{self, ELEM_TIMEOUT};
 
     fn on_table_x(ops: Vec<ElementOp>) -> ElementBatch {

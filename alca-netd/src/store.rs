@@ -11,7 +11,7 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use crate::claims::Claim;
-use alca_contract::spec::{validate_project_id, NetSpec};
+use alca_contract::net_spec::{validate_project_id, NetSpec};
 
 pub use alca_contract::shipped::STATE_DIR;
 
@@ -280,7 +280,7 @@ mod tests {
             owner_uid,
             spec: NetSpec {
                 project: project.into(),
-                bridge: alca_contract::spec::bridge_name(project),
+                bridge: alca_contract::net_spec::bridge_name(project),
                 allow_all: false,
                 allow: vec![],
                 proxy: None,

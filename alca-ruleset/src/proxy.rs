@@ -15,7 +15,7 @@
 use std::net::SocketAddr;
 
 use alca_contract::lan::Proto;
-use alca_contract::spec::NetSpec;
+use alca_contract::net_spec::NetSpec;
 
 use super::expr::*;
 

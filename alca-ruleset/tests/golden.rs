@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 
 use alca_contract::{AllowRule, NetSpec, Proto};
 use alca_ruleset::{
-    delete_batch, owner_uid, replace_batch, replace_batch_for, replace_batch_on, HostQuirks,
+    delete_batch, owner_uid, replace_batch, replace_batch_on, replace_batch_with_quirks, HostQuirks,
 };
 use serde_json::Value;
 
@@ -91,7 +91,7 @@ fn cases() -> Vec<(&'static str, Value)> {
         ),
         (
             "flowtable_guard",
-            replace_batch_for(
+            replace_batch_with_quirks(
                 &default,
                 OWNER,
                 HostQuirks {
@@ -221,7 +221,7 @@ fn owner_uid_reads_back_from_the_kernel_and_delete_removes_the_table() {
     let project = format!("{:08x}0e0e0e0e", std::process::id());
     let mut s = spec();
     s.project = project.clone();
-    s.bridge = alca_contract::spec::bridge_name(&project);
+    s.bridge = alca_contract::net_spec::bridge_name(&project);
     let table = s.table_name();
     nft_stdin(&["-j", "-f", "-"], &replace_batch(&s, 4242)).expect("apply");
     // Applying twice is fine: the batch replaces the table whether or not it exists.

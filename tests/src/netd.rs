@@ -143,7 +143,7 @@ pub fn alca_tables() -> Result<Vec<String>> {
         .into_iter()
         .filter(|t| {
             t.strip_prefix("alca-")
-                .is_some_and(|id| alca_contract::spec::validate_project_id(id).is_ok())
+                .is_some_and(|id| alca_contract::net_spec::validate_project_id(id).is_ok())
         })
         .collect())
 }

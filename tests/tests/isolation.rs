@@ -12,7 +12,7 @@
 
 use std::sync::{Mutex, MutexGuard};
 
-use alca_contract::spec::bridge_name;
+use alca_contract::net_spec::bridge_name;
 use alca_contract::{AllowRule, NetSpec, Proto};
 use alca_e2e::docker::{
     docker, docker_available, Container, Network, Probe, TEST_IMAGE, TEST_LABEL,

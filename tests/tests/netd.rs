@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use alca_contract::net_spec::{bridge_name, resolvers_from_resolv_conf, MAX_REQUEST_BYTES};
 use alca_contract::shipped::FILES;
-use alca_contract::spec::{bridge_name, resolvers_from_resolv_conf, MAX_REQUEST_BYTES};
 use alca_e2e::docker::{docker_ok, nc_script, Probe};
 use alca_e2e::netd::{
     alca, alca_tables, apply_as, built_binary, call_as, container_exists, daemon_pid,

@@ -82,7 +82,7 @@ fn more_batches() -> Vec<String> {
         ],
     };
     let mut most = base.clone();
-    most.allow = (0..alca_contract::spec::MAX_ALLOW_RULES)
+    most.allow = (0..alca_contract::net_spec::MAX_ALLOW_RULES)
         .map(|i| allow(&format!("10.{}.{}.0/24", i / 256, i % 256), None, Some(443)))
         .collect();
     let mut proxied = base.clone();

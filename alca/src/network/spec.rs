@@ -7,7 +7,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use alca_contract::lan::ProxyHost;
-use alca_contract::spec::bridge_name;
+use alca_contract::net_spec::bridge_name;
 use alca_contract::{NetSpec, SpecError};
 
 use crate::config::Config;

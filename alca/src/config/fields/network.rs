@@ -2,7 +2,7 @@
 //! `alca-netd`, so syntax errors surface before `up`.
 
 use alca_contract::lan::{parse_lan_entry, parse_proxy, ProxyHost};
-use alca_contract::spec::proxy_address_problem;
+use alca_contract::net_spec::proxy_address_problem;
 use alca_contract::{LanEntry, ProxyEntry};
 
 use crate::config::error::Origin;

@@ -255,19 +255,11 @@ pub fn read_denied(live: &Value) -> Vec<Denied> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
+    use crate::test_support::key;
     use alca_contract::lan::Proto;
     use alca_ruleset::replace_batch;
-
-    /// A TCP key, for tests here and in [`crate::netns_probe`].
-    pub(crate) fn key(addr: &str, port: u16) -> Key {
-        Key {
-            addr: addr.parse().unwrap(),
-            proto: Proto::Tcp,
-            port,
-        }
-    }
 
     /// What `nft -j list table` shows for a batch: the objects without the `add` wrapper.
     fn listed(batch: &Value) -> Value {
@@ -277,14 +269,14 @@ pub(crate) mod tests {
 
     #[test]
     fn an_intact_table_has_no_problems_and_a_ready_fence() {
-        let batch = replace_batch(&alca_contract::spec::sample_spec(), 1000);
+        let batch = replace_batch(&alca_contract::net_spec::sample_spec(), 1000);
         assert_eq!(check_live(&listed(&batch), &batch), Vec::<String>::new());
         assert!(fence_ready(&listed(&batch)));
     }
 
     #[test]
     fn a_removed_rule_or_element_is_named() {
-        let batch = replace_batch(&alca_contract::spec::sample_spec(), 1000);
+        let batch = replace_batch(&alca_contract::net_spec::sample_spec(), 1000);
         let mut live = listed(&batch);
         let items = live["nftables"].as_array_mut().unwrap();
         let deny = items

@@ -3,7 +3,7 @@
 //! one [`HelperReply`].
 //!
 //! The spec inside an `apply` travels as the same JSON string the D-Bus `Apply` method takes
-//! and goes through the same [`decode_spec`] gate, bridge check and [`Engine`]; callers never
+//! and goes through the same [`decode_spec`] gate, bridge check and [`Daemon`]; callers never
 //! send nft text. Who may call: whoever may `docker exec` into the privileged helper — the
 //! container runtime's socket is the authority here (it already grants root in the VM), so the
 //! `uid` a request carries is the caller's own uid, recorded as the owner so that users do not
@@ -11,26 +11,26 @@
 
 use alca_contract::errors::NetdError;
 use alca_contract::helper_protocol::{decode_request, HelperReply, HelperRequest};
+use alca_contract::net_spec::bridge_name;
 use alca_contract::request::{decode_project, decode_spec};
-use alca_contract::spec::bridge_name;
 
-use crate::engine::Engine;
+use crate::daemon::Daemon;
 
-/// Runs one request on `engine`. `check_bridge` refuses a bridge name held by an interface
+/// Runs one request on `daemon`. `check_bridge` refuses a bridge name held by an interface
 /// that is not a bridge, and says whether the bridge exists (rtnetlink in production).
 pub fn handle(
-    engine: &Engine,
+    daemon: &Daemon,
     bytes: &[u8],
     check_bridge: &dyn Fn(&str) -> Result<bool, String>,
 ) -> HelperReply {
-    match dispatch(engine, bytes, check_bridge) {
+    match dispatch(daemon, bytes, check_bridge) {
         Ok(reply) => reply,
         Err(e) => e.into(),
     }
 }
 
 fn dispatch(
-    engine: &Engine,
+    daemon: &Daemon,
     bytes: &[u8],
     check_bridge: &dyn Fn(&str) -> Result<bool, String>,
 ) -> Result<HelperReply, NetdError> {
@@ -39,7 +39,7 @@ fn dispatch(
             let spec = decode_spec(&spec).map_err(NetdError::invalid)?;
             let present = check_bridge(&spec.bridge).map_err(NetdError::InvalidRequest)?;
             tracing::info!(uid, project = %spec.project, "apply");
-            engine.apply(spec, uid, present)?;
+            daemon.apply(spec, uid, present)?;
             HelperReply::Done
         }
         HelperRequest::Claim { uid, project } => {
@@ -47,7 +47,7 @@ fn dispatch(
             let present =
                 check_bridge(&bridge_name(&project)).map_err(NetdError::InvalidRequest)?;
             tracing::info!(uid, project = %project, "claim");
-            engine.claim(&project, uid, present)?;
+            daemon.claim(&project, uid, present)?;
             HelperReply::Done
         }
         HelperRequest::Remove { uid, project } => {
@@ -55,15 +55,15 @@ fn dispatch(
             tracing::info!(uid, project = %project, "remove");
             // A name held by some other kind of interface is no bridge of ours: not present.
             let present = check_bridge(&bridge_name(&project)).unwrap_or(false);
-            engine.remove(&project, uid, present)?;
+            daemon.remove(&project, uid, present)?;
             HelperReply::Done
         }
         HelperRequest::Status { uid, project } => {
             decode_project(&project).map_err(NetdError::invalid)?;
-            HelperReply::Status(engine.status(&project, uid)?)
+            HelperReply::Status(daemon.status(&project, uid)?)
         }
-        HelperRequest::List { uid } => HelperReply::List(engine.list(uid)?),
-        HelperRequest::Purge => HelperReply::Purged(engine.purge()?),
+        HelperRequest::List { uid } => HelperReply::List(daemon.list(uid)?),
+        HelperRequest::Purge => HelperReply::Purged(daemon.purge()?),
         HelperRequest::Version => HelperReply::Version(env!("CARGO_PKG_VERSION").into()),
     })
 }
@@ -77,7 +77,7 @@ mod tests {
     use serde_json::Value;
     use std::sync::{Arc, Mutex};
 
-    /// Records every batch; tables are not tracked (the engine's own tests do that).
+    /// Records every batch; tables are not tracked (the daemon's own tests do that).
     #[derive(Clone, Default)]
     struct Recorder(Arc<Mutex<Vec<Value>>>);
 
@@ -97,11 +97,11 @@ mod tests {
 
     const PROJECT: &str = "0123456789abcdef";
 
-    fn engine() -> (Engine, Recorder, tempfile::TempDir) {
+    fn daemon() -> (Daemon, Recorder, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let fw = Recorder::default();
         (
-            Engine::new(Box::new(fw.clone()), Store::new(dir.path())),
+            Daemon::new(Box::new(fw.clone()), Store::new(dir.path())),
             fw,
             dir,
         )
@@ -128,7 +128,7 @@ mod tests {
 
     #[test]
     fn apply_goes_through_validation_and_the_engine() {
-        let (e, fw, _dir) = engine();
+        let (e, fw, _dir) = daemon();
         assert_eq!(
             handle(&e, &apply(1000, &spec_json()), &ok_bridge),
             HelperReply::Done
@@ -157,7 +157,7 @@ mod tests {
 
     #[test]
     fn bad_requests_change_nothing_and_say_why() {
-        let (e, fw, _dir) = engine();
+        let (e, fw, _dir) = daemon();
         let nft_text = format!(
             r#"{{"project":"{PROJECT}","bridge":"{}","nft":"flush ruleset"}}"#,
             bridge_name(PROJECT)
