@@ -2,7 +2,7 @@
 //! answers and the one-transaction batch. `nft` 1.0.6 reads every table into its cache before
 //! it runs anything (O(all projects) per run), so the calls that must not grow with the
 //! number of projects talk to the kernel here instead: the table-name dump
-//! ([`crate::table_names`]), the set-element batches (the daemon's `set_elements`) and the
+//! ([`crate::table_names`]), the set-element batches ([`set_elements`]) and the
 //! project rulesets ([`ruleset`]).
 
 use std::io;
@@ -10,9 +10,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 pub mod events;
-pub mod rule;
+pub mod iface_guard;
+mod rule;
 pub mod ruleset;
+pub mod set_elements;
 pub mod table_names;
+pub mod tables;
+
+pub use rule::{single_entry, Unsupported};
 
 use nix::sys::socket::{setsockopt, sockopt};
 use rtnetlink::sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
@@ -22,27 +27,26 @@ use rtnetlink::sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};
 const SUBSYS_NFTABLES: u16 = 10;
 const NFTABLES: u16 = SUBSYS_NFTABLES << 8;
 /// nf_tables message types (`NFT_MSG_*`).
-pub const NEW_TABLE: u16 = NFTABLES;
-pub const GET_TABLE: u16 = NFTABLES + 1;
-pub const DEL_TABLE: u16 = NFTABLES + 2;
-pub const NEW_CHAIN: u16 = NFTABLES + 3;
-pub const DEL_CHAIN: u16 = NFTABLES + 5;
-pub const NEW_RULE: u16 = NFTABLES + 6;
-pub const GET_RULE: u16 = NFTABLES + 7;
-pub const DEL_RULE: u16 = NFTABLES + 8;
-pub const NEW_SET: u16 = NFTABLES + 9;
-pub const DEL_SET: u16 = NFTABLES + 11;
-pub const NEW_SET_ELEM: u16 = NFTABLES + 12;
-pub const DEL_SET_ELEM: u16 = NFTABLES + 14;
+pub(crate) const NEW_TABLE: u16 = NFTABLES;
+pub(crate) const GET_TABLE: u16 = NFTABLES + 1;
+pub(crate) const DEL_TABLE: u16 = NFTABLES + 2;
+pub(crate) const NEW_CHAIN: u16 = NFTABLES + 3;
+pub(crate) const DEL_CHAIN: u16 = NFTABLES + 5;
+pub(crate) const NEW_RULE: u16 = NFTABLES + 6;
+pub(crate) const DEL_RULE: u16 = NFTABLES + 8;
+pub(crate) const NEW_SET: u16 = NFTABLES + 9;
+pub(crate) const DEL_SET: u16 = NFTABLES + 11;
+pub(crate) const NEW_SET_ELEM: u16 = NFTABLES + 12;
+pub(crate) const DEL_SET_ELEM: u16 = NFTABLES + 14;
 /// `NFT_TABLE_F_OWNER`: only the netlink socket that created the table may change or delete it
 /// (`nft flush ruleset` by anyone else passes it by), and the table goes when that socket
 /// closes, unless it also has `NFT_TABLE_F_PERSIST` (kernel >= 6.9): then it stays, orphaned
 /// (owner flag cleared), until someone deletes it or a new owner re-creates it.
-pub const TABLE_F_OWNER: u32 = 2;
-pub const TABLE_F_PERSIST: u32 = 4;
+pub(crate) const TABLE_F_OWNER: u32 = 2;
+pub(crate) const TABLE_F_PERSIST: u32 = 4;
 /// `NFTA_TABLE_NAME` and `NFTA_TABLE_FLAGS`.
-pub const TABLE_NAME: u16 = 1;
-pub const TABLE_FLAGS: u16 = 2;
+pub(crate) const TABLE_NAME: u16 = 1;
+pub(crate) const TABLE_FLAGS: u16 = 2;
 /// `NFNL_MSG_BATCH_BEGIN` / `_END`.
 const BATCH_BEGIN: u16 = 0x10;
 const BATCH_END: u16 = 0x11;
@@ -51,24 +55,24 @@ pub const NLMSG_DONE: u16 = 3;
 pub const NLM_F_REQUEST: u16 = 1;
 pub const NLM_F_ACK: u16 = 4;
 pub const NLM_F_DUMP: u16 = 0x300;
-pub const NLM_F_CREATE: u16 = 0x400;
-pub const NLM_F_APPEND: u16 = 0x800;
+pub(crate) const NLM_F_CREATE: u16 = 0x400;
+pub(crate) const NLM_F_APPEND: u16 = 0x800;
 /// `NLA_F_NESTED`, and the mask of an attribute's type.
 const NLA_F_NESTED: u16 = 0x8000;
 const NLA_TYPE_MASK: u16 = 0x3fff;
 /// `NFPROTO_INET` and `AF_UNSPEC`.
-pub const FAMILY_INET: u8 = 1;
+pub(crate) const FAMILY_INET: u8 = 1;
 const FAMILY_UNSPEC: u8 = 0;
 /// `struct nlmsghdr` + `struct nfgenmsg`.
 pub const HEADERS: usize = 16 + 4;
 /// `NFTA_LIST_ELEM` (an item of a nested list: rule expressions, set elements) and
 /// `NFTA_DATA_VALUE`.
-pub const LIST_ELEM: u16 = 1;
+pub(crate) const LIST_ELEM: u16 = 1;
 const DATA_VALUE: u16 = 1;
 /// `NFTA_SET_ELEM_KEY`, `_FLAGS`, `_TIMEOUT` and `_USERDATA`.
 const ELEM_KEY: u16 = 1;
 const ELEM_FLAGS: u16 = 3;
-pub const ELEM_TIMEOUT: u16 = 4;
+pub(crate) const ELEM_TIMEOUT: u16 = 4;
 const ELEM_USERDATA: u16 = 6;
 /// Bounds the datagrams one answer may take, against a misbehaving kernel.
 const MAX_DATAGRAMS: usize = 100_000;
@@ -102,7 +106,7 @@ impl Attr {
 }
 
 /// One element of a set's element list: its flags, timeout and user data when given, and key.
-pub fn set_element(
+pub(crate) fn set_element(
     key: Vec<u8>,
     flags: u32,
     timeout_ms: Option<u64>,

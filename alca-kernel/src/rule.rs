@@ -15,7 +15,7 @@ use super::{Attr, LIST_ELEM};
 #[error("no netlink encoding for {0}")]
 pub struct Unsupported(pub String);
 
-pub fn unsupported(what: &Value) -> Unsupported {
+pub(crate) fn unsupported(what: &Value) -> Unsupported {
     Unsupported(what.to_string().chars().take(160).collect())
 }
 
@@ -132,7 +132,10 @@ struct Rule<'a> {
 }
 
 /// The expressions of a rule whose statements are `stmts` (JSON, as the compiler wrote them).
-pub fn expressions(stmts: &[Value], sets: &mut dyn SetIds) -> Result<Vec<Attr>, Unsupported> {
+pub(crate) fn expressions(
+    stmts: &[Value],
+    sets: &mut dyn SetIds,
+) -> Result<Vec<Attr>, Unsupported> {
     let mut rule = Rule {
         exprs: Vec::new(),
         nfproto: None,
@@ -145,7 +148,7 @@ pub fn expressions(stmts: &[Value], sets: &mut dyn SetIds) -> Result<Vec<Attr>, 
     Ok(rule.exprs)
 }
 
-pub fn expr(name: &str, attrs: Vec<Attr>) -> Attr {
+pub(crate) fn expr(name: &str, attrs: Vec<Attr>) -> Attr {
     Attr::Nest(
         LIST_ELEM,
         vec![Attr::string(EXPR_NAME, name), Attr::Nest(EXPR_DATA, attrs)],
@@ -153,12 +156,12 @@ pub fn expr(name: &str, attrs: Vec<Attr>) -> Attr {
 }
 
 /// `meta KEY` into register `reg`.
-pub fn meta(key: u32, reg: u32) -> Attr {
+pub(crate) fn meta(key: u32, reg: u32) -> Attr {
     expr("meta", vec![Attr::u32_be(2, key), Attr::u32_be(1, reg)])
 }
 
 /// Register `reg` AND `mask` (XOR zero), in place.
-pub fn bitwise(reg: u32, mask: Vec<u8>) -> Attr {
+pub(crate) fn bitwise(reg: u32, mask: Vec<u8>) -> Attr {
     let len = mask.len() as u32;
     expr(
         "bitwise",
@@ -173,7 +176,7 @@ pub fn bitwise(reg: u32, mask: Vec<u8>) -> Attr {
 }
 
 /// Register `reg` compared (`op`) with `value`.
-pub fn cmp(reg: u32, op: u32, value: Vec<u8>) -> Attr {
+pub(crate) fn cmp(reg: u32, op: u32, value: Vec<u8>) -> Attr {
     expr(
         "cmp",
         vec![

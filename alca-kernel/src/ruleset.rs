@@ -16,6 +16,7 @@ use super::rule::{self, single_entry, unsupported, AnonSet, SetIds, Unsupported}
 use super::{set_element, Attr, Message, DEL_TABLE, FAMILY_INET, NEW_CHAIN, NEW_RULE, NEW_SET};
 use super::{NEW_SET_ELEM, NEW_TABLE, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQUEST};
 use super::{TABLE_FLAGS, TABLE_NAME};
+use crate::tables::TableOwner;
 
 /// `NFT_SET_*` flags.
 const SET_ANONYMOUS: u32 = 1;
@@ -31,16 +32,15 @@ const OPEN_INTERVAL: &[u8] = b"\x01\x04\x01\x00\x00\x00";
 /// The messages of `batch`, numbered from 1, creating tables without flags (as `nft -j -f`
 /// does: the tests compare the two).
 pub fn messages(batch: &Value) -> Result<Vec<Vec<u8>>, Unsupported> {
-    owned_messages(batch, 0)
+    owned_messages(batch, TableOwner::Unowned)
 }
 
-/// The messages of `batch`, numbered from 1, with `table_flags` (the daemon's
-/// [`super::TABLE_F_OWNER`] and [`super::TABLE_F_PERSIST`]) on each table the batch
+/// The messages of `batch`, numbered from 1, with `owner`'s flags on each table the batch
 /// (re-)creates: an `add table` after the batch's `delete table` of it. An `add table` before
 /// that only makes sure the table exists and carries no flags, so that it leaves an existing
 /// table's flags alone (the kernel refuses to change an owned table's flags, and lets only an
 /// orphan be adopted).
-pub fn owned_messages(batch: &Value, table_flags: u32) -> Result<Vec<Vec<u8>>, Unsupported> {
+pub fn owned_messages(batch: &Value, owner: TableOwner) -> Result<Vec<Vec<u8>>, Unsupported> {
     let commands = batch["nftables"]
         .as_array()
         .ok_or_else(|| unsupported(batch))?;
@@ -50,7 +50,7 @@ pub fn owned_messages(batch: &Value, table_flags: u32) -> Result<Vec<Vec<u8>>, U
         next_set_id: 1,
         updated: updated_sets(commands),
         table: String::new(),
-        table_flags,
+        table_flags: owner.bits(),
         deleted: BTreeSet::new(),
     };
     for command in commands {
@@ -549,8 +549,8 @@ mod tests {
             {"delete": {"table": {"family": "inet", "name": t}}},
             {"add": {"table": {"family": "inet", "name": t}}},
         ]});
-        let flags = crate::TABLE_F_OWNER | crate::TABLE_F_PERSIST;
-        let messages = owned_messages(&batch, flags).unwrap();
+        let owner = TableOwner::SocketPersistent;
+        let messages = owned_messages(&batch, owner).unwrap();
         let table_flags = |m: &Vec<u8>| {
             crate::attributes(&m[crate::HEADERS..])
                 .unwrap()
@@ -563,7 +563,7 @@ mod tests {
             None,
             "the first add leaves flags alone"
         );
-        assert_eq!(table_flags(&messages[2]), Some(flags));
+        assert_eq!(table_flags(&messages[2]), Some(owner.bits()));
     }
 
     #[test]

@@ -23,9 +23,9 @@ use alca_ruleset::{delete_batch, replace_batch_on, HostQuirks};
 use crate::netns_probe;
 use crate::probe_sets;
 use crate::quota::{Limits, LIMITS_FILE};
-use crate::set_elements::ElementBatch;
 use crate::store::{Saved, StateLock, Store, StoreError};
 use alca_contract::net_spec::{bridge_name, table_name, validate_project_id, NetSpec, NAME_PREFIX};
+use alca_kernel::set_elements::ElementBatch;
 
 /// The element batches that end one verification: the fence's removal and the forgetting of the
 /// probes' own denied-log entries.

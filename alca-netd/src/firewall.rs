@@ -14,10 +14,11 @@ use serde_json::Value;
 
 use crate::conntrack;
 use crate::guard;
-use crate::set_elements::ElementBatch;
 use alca_contract::net_spec::{validate_project_id, NetSpec, NAME_PREFIX};
-use alca_kernel::rule::single_entry;
+use alca_kernel::set_elements::ElementBatch;
+use alca_kernel::single_entry;
 use alca_kernel::table_names;
+use alca_kernel::tables::{persist_probe, TableOwner};
 use alca_kernel::{self, ruleset};
 
 /// Why nftables could not be read or changed.
@@ -124,12 +125,12 @@ pub struct TableFlags {
 }
 
 impl TableFlags {
-    /// The `NFTA_TABLE_FLAGS` value.
-    pub fn bits(self) -> u32 {
+    /// How the daemon's tables are owned with these flags.
+    pub fn owner(self) -> TableOwner {
         if self.persist {
-            alca_kernel::TABLE_F_OWNER | alca_kernel::TABLE_F_PERSIST
+            TableOwner::SocketPersistent
         } else {
-            0
+            TableOwner::Unowned
         }
     }
 }
@@ -195,29 +196,7 @@ impl Nft {
     /// refuses unknown table flags with `EOPNOTSUPP`; either way no table is left).
     pub fn table_flags(&self) -> TableFlags {
         *self.flags.get_or_init(|| {
-            let flags = alca_kernel::TABLE_F_OWNER | alca_kernel::TABLE_F_PERSIST;
-            let probe = |kind, attrs: &[alca_kernel::Attr]| {
-                let mut m = alca_kernel::Message::new(
-                    kind,
-                    alca_kernel::NLM_F_REQUEST,
-                    1,
-                    alca_kernel::FAMILY_INET,
-                );
-                for a in attrs {
-                    m.attr(a);
-                }
-                m.finish()
-            };
-            let name = alca_kernel::Attr::string(alca_kernel::TABLE_NAME, PROBE_TABLE);
-            let create = probe(
-                alca_kernel::NEW_TABLE,
-                &[
-                    name.clone(),
-                    alca_kernel::Attr::u32_be(alca_kernel::TABLE_FLAGS, flags),
-                ],
-            );
-            let delete = probe(alca_kernel::DEL_TABLE, &[name]);
-            let persist = match self.netlink.transact(&[create, delete]) {
+            let persist = match self.netlink.transact(&persist_probe(PROBE_TABLE)) {
                 Ok(()) => true,
                 Err(e) => {
                     tracing::warn!(
@@ -239,8 +218,8 @@ impl Nft {
     /// [`ruleset::owned_messages`] of `batch`, then `extra`, as one transaction.
     fn apply_with(&self, batch: &Value, extra: Vec<Vec<u8>>) -> Result<(), FirewallError> {
         ensure_only_alca(batch)?;
-        let flags = self.table_flags().bits();
-        let mut messages = ruleset::owned_messages(batch, flags)
+        let owner = self.table_flags().owner();
+        let mut messages = ruleset::owned_messages(batch, owner)
             .map_err(|e| FirewallError::Unencodable(e.to_string()))?;
         messages.extend(extra);
         self.transact(&messages)
@@ -289,8 +268,8 @@ impl Firewall for Nft {
     }
 
     fn install_guard(&self, ruled: &[String]) -> Result<(), FirewallError> {
-        let flags = self.table_flags().bits();
-        self.transact(&guard::install(flags, ruled))
+        let owner = self.table_flags().owner();
+        self.transact(&guard::install(owner, ruled))
     }
 
     fn own_port(&self) -> u32 {

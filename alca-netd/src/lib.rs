@@ -18,7 +18,6 @@ pub mod onlink;
 pub mod probe_sets;
 pub mod quota;
 pub mod service;
-pub mod set_elements;
 pub mod store;
 #[cfg(test)]
 mod test_support;

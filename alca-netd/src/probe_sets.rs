@@ -13,8 +13,9 @@ use std::net::IpAddr;
 
 use serde_json::{json, Value};
 
-use crate::set_elements::{ElementBatch, ElementOp};
+use alca_contract::lan::Proto;
 use alca_contract::probe::{Denied, Key, Probe};
+use alca_kernel::set_elements::{ConcatKey, ElementBatch, ElementOp, L4Proto};
 use alca_ruleset::{
     DENIED4_SET, DENIED6_SET, DENIED_TIMEOUT, FENCE4_SET, FENCE6_SET, PASSED4_SET, PASSED6_SET,
     PROBE4_SET, PROBE6_SET, PROBE_TIMEOUT, VERIFY_CHAIN,
@@ -28,6 +29,18 @@ const ARMED_SETS: [&str; 6] = [
     PASSED4_SET,
     PASSED6_SET,
 ];
+
+/// A destination as an element of the observation sets.
+pub fn element_key(key: &Key) -> ConcatKey {
+    ConcatKey {
+        addr: key.addr,
+        proto: match key.proto {
+            Proto::Tcp => L4Proto::Tcp,
+            Proto::Udp => L4Proto::Udp,
+        },
+        port: key.port,
+    }
+}
 
 /// Empties the probe, fence and passed sets of `table`.
 pub fn disarm_batch(table: &str) -> ElementBatch {
@@ -50,8 +63,11 @@ pub fn arm_batch(table: &str, probes: &[Probe]) -> ElementBatch {
         } else {
             (PROBE4_SET, FENCE4_SET)
         };
-        let all: Vec<Key> = family(v6).map(|p| p.key).collect();
-        let fenced: Vec<Key> = family(v6).filter(|p| p.fence).map(|p| p.key).collect();
+        let all: Vec<ConcatKey> = family(v6).map(|p| element_key(&p.key)).collect();
+        let fenced: Vec<ConcatKey> = family(v6)
+            .filter(|p| p.fence)
+            .map(|p| element_key(&p.key))
+            .collect();
         for (set, keys) in [(probe_set, all), (fence_set, fenced)] {
             if !keys.is_empty() {
                 batch.ops.push(ElementOp::Add {
@@ -219,7 +235,7 @@ pub fn forget_batch(table: &str, logged: &[Key]) -> ElementBatch {
             } else {
                 DENIED4_SET
             },
-            keys: vec![*k],
+            keys: vec![element_key(k)],
         })
         .collect();
     batch

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use alca_contract::NetSpec;
 use alca_e2e::netns::{for_table, golden, run_ok, ScratchNs};
-use alca_kernel::{Attr, Message};
+use alca_kernel::tables::{delete_table, new_table, TableOwner};
 use alca_netd::daemon::Daemon;
 use alca_netd::firewall::{Firewall, Nft, TableFlags};
 use alca_netd::store::Store;
@@ -27,21 +27,6 @@ fn require_root() {
 
 fn exists(ns: &ScratchNs, table: &str) -> bool {
     ns.nft(&["list", "table", "inet", table]).is_ok()
-}
-
-/// One `NFT_MSG_*` message about `table`.
-fn table_message(kind: u16, table: &str, flags: Option<u32>) -> Vec<u8> {
-    let mut m = Message::new(
-        kind,
-        alca_kernel::NLM_F_REQUEST,
-        1,
-        alca_kernel::FAMILY_INET,
-    );
-    m.attr(&Attr::string(alca_kernel::TABLE_NAME, table));
-    if let Some(flags) = flags {
-        m.attr(&Attr::u32_be(alca_kernel::TABLE_FLAGS, flags));
-    }
-    m.finish()
 }
 
 #[test]
@@ -73,7 +58,7 @@ fn owned_persistent_tables_resist_others_outlive_the_daemon_and_are_adopted() {
         .expect_err("another process added a rule to an owned table");
     // A raw netlink delete on a socket of its own: the same EPERM.
     let raw = ns
-        .enter(|| alca_kernel::transact(&[table_message(alca_kernel::DEL_TABLE, TABLE, None)]))
+        .enter(|| alca_kernel::transact(&[delete_table(TABLE, 1)]))
         .unwrap()
         .expect_err("a raw netlink delete of an owned table went through");
     assert_eq!(
@@ -110,11 +95,7 @@ fn owned_persistent_tables_resist_others_outlive_the_daemon_and_are_adopted() {
 fn an_owned_table_without_persist_goes_with_its_socket() {
     require_root();
     let ns = ScratchNs::create("alca-e2e-ownedonly").unwrap();
-    let create = table_message(
-        alca_kernel::NEW_TABLE,
-        TABLE,
-        Some(alca_kernel::TABLE_F_OWNER),
-    );
+    let create = new_table(TABLE, TableOwner::Socket, 1);
     // `transact` opens and closes a socket of its own.
     ns.enter(move || alca_kernel::transact(&[create]))
         .unwrap()

@@ -1,4 +1,4 @@
-//! The daemon's element batches over netlink (`alca_netd::set_elements`) leave a table exactly
+//! The daemon's element batches over netlink (`alca_kernel::set_elements`) leave a table exactly
 //! as `nft -j -f` of the same batch does, and a refused one changes nothing: in a scratch
 //! network namespace, two copies of a project's table, one driven each way. Needs root
 //! (tests/run.sh).
@@ -6,9 +6,9 @@
 use alca_contract::lan::Proto;
 use alca_contract::probe::{Key, Probe};
 use alca_e2e::netns::{for_table, golden, run_ok, ScratchNs};
+use alca_kernel::set_elements::{ElementBatch, ElementOp};
 use alca_netd::firewall::{Firewall, FirewallError, Nft};
-use alca_netd::probe_sets::{arm_batch, disarm_batch, forget_batch};
-use alca_netd::set_elements::{ElementBatch, ElementOp};
+use alca_netd::probe_sets::{arm_batch, disarm_batch, element_key, forget_batch};
 use serde_json::Value;
 
 const BY_NETLINK: &str = "alca-00000000000000000000000000000001";
@@ -143,12 +143,12 @@ fn element_batches_over_netlink_do_what_nft_does() {
         ops: vec![
             ElementOp::Add {
                 set: "probe4",
-                keys: vec![probes()[1].key],
+                keys: vec![element_key(&probes()[1].key)],
                 timeout_secs: Some(120),
             },
             ElementOp::Delete {
                 set: "denied4",
-                keys: vec![key("10.1.2.3", Proto::Tcp, 1)],
+                keys: vec![element_key(&key("10.1.2.3", Proto::Tcp, 1))],
             },
         ],
     };

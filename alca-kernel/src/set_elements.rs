@@ -1,21 +1,56 @@
-//! The element batches of a verification (arm, disarm, forget: built by `probe_sets`) as
-//! typed values, sent to nf_tables over netlink. Through `nft` 1.0.6 even the flush of one
+//! Element batches on the `daddr . l4proto . dport` sets of one table (the daemon's verification
+//! arms, disarms and forgets with them) as typed values, sent to nf_tables over netlink. Through `nft` 1.0.6 even the flush of one
 //! set costs a read of every project's table; here it is one small transaction whatever the
 //! number of projects. Nothing in a batch is text to interpret: one `alca-` table, sets by
-//! their constant names, keys built from [`Key`]s. [`ElementBatch::to_json`] is the same
+//! their constant names, keys built from [`ConcatKey`]s. [`ElementBatch::to_json`] is the same
 //! batch for `nft -j -f`, which the tests hold the netlink path to.
+
+use std::fmt;
+use std::net::IpAddr;
 
 use serde_json::{json, Value};
 
-use alca_contract::lan::Proto;
-use alca_contract::probe::Key;
-use alca_kernel::{set_element, Attr, Message, DEL_SET_ELEM, FAMILY_INET, NEW_SET_ELEM};
-use alca_kernel::{NLM_F_CREATE, NLM_F_REQUEST};
+use crate::{set_element, Attr, Message, DEL_SET_ELEM, FAMILY_INET, NEW_SET_ELEM};
+use crate::{NLM_F_CREATE, NLM_F_REQUEST};
 
 /// `NFTA_SET_ELEM_LIST_*`.
 const LIST_TABLE: u16 = 1;
 const LIST_SET: u16 = 2;
 const LIST_ELEMENTS: u16 = 3;
+
+/// The transport protocol of a [`ConcatKey`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum L4Proto {
+    Tcp,
+    Udp,
+}
+
+impl L4Proto {
+    /// The IP protocol number, as `meta l4proto` loads it.
+    fn number(self) -> u8 {
+        match self {
+            L4Proto::Tcp => libc::IPPROTO_TCP as u8,
+            L4Proto::Udp => libc::IPPROTO_UDP as u8,
+        }
+    }
+}
+
+impl fmt::Display for L4Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            L4Proto::Tcp => "tcp",
+            L4Proto::Udp => "udp",
+        })
+    }
+}
+
+/// One element of a `daddr . l4proto . dport` set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConcatKey {
+    pub addr: IpAddr,
+    pub proto: L4Proto,
+    pub port: u16,
+}
 
 /// One command on one set of the batch's table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,11 +60,14 @@ pub enum ElementOp {
     /// Adds `keys`, each expiring after `timeout_secs` when given.
     Add {
         set: &'static str,
-        keys: Vec<Key>,
+        keys: Vec<ConcatKey>,
         timeout_secs: Option<u32>,
     },
     /// Removes `keys` (the kernel refuses the batch if one is missing).
-    Delete { set: &'static str, keys: Vec<Key> },
+    Delete {
+        set: &'static str,
+        keys: Vec<ConcatKey>,
+    },
 }
 
 /// Element commands on the sets of one table, run as one transaction.
@@ -114,7 +152,7 @@ impl ElementBatch {
     }
 }
 
-fn json_elem(key: &Key, timeout_secs: Option<u32>) -> Value {
+fn json_elem(key: &ConcatKey, timeout_secs: Option<u32>) -> Value {
     let val = json!({ "concat": [key.addr.to_string(), key.proto.to_string(), key.port] });
     match timeout_secs {
         Some(t) => json!({ "elem": { "val": val, "timeout": t } }),
@@ -124,16 +162,12 @@ fn json_elem(key: &Key, timeout_secs: Option<u32>) -> Value {
 
 /// `daddr . l4proto . dport` as the kernel stores it: each field in network byte order,
 /// padded to 32-bit registers.
-fn key_bytes(key: &Key) -> Vec<u8> {
+fn key_bytes(key: &ConcatKey) -> Vec<u8> {
     let mut bytes = match key.addr {
-        std::net::IpAddr::V4(a) => a.octets().to_vec(),
-        std::net::IpAddr::V6(a) => a.octets().to_vec(),
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
     };
-    let proto: u8 = match key.proto {
-        Proto::Tcp => libc::IPPROTO_TCP as u8,
-        Proto::Udp => libc::IPPROTO_UDP as u8,
-    };
-    bytes.extend_from_slice(&[proto, 0, 0, 0]);
+    bytes.extend_from_slice(&[key.proto.number(), 0, 0, 0]);
     bytes.extend_from_slice(&key.port.to_be_bytes());
     bytes.extend_from_slice(&[0, 0]);
     bytes
@@ -142,8 +176,15 @@ fn key_bytes(key: &Key) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::key;
-    use alca_kernel::{self, ELEM_TIMEOUT};
+    use crate::ELEM_TIMEOUT;
+
+    fn key(addr: &str, port: u16) -> ConcatKey {
+        ConcatKey {
+            addr: addr.parse().unwrap(),
+            proto: L4Proto::Tcp,
+            port,
+        }
+    }
 
     fn on_table_x(ops: Vec<ElementOp>) -> ElementBatch {
         ElementBatch {
@@ -183,20 +224,20 @@ mod tests {
         {
             assert_eq!(u16::from_ne_bytes([m[4], m[5]]), kind);
             assert_eq!(u32::from_ne_bytes(m[8..12].try_into().unwrap()), seq);
-            let attrs = alca_kernel::attributes(&m[alca_kernel::HEADERS..]).unwrap();
+            let attrs = crate::attributes(&m[crate::HEADERS..]).unwrap();
             assert_eq!(attrs[0], (LIST_TABLE, &b"alca-x\0"[..]));
             assert_eq!(attrs[1], (LIST_SET, &b"probe4\0"[..]));
         }
         // A flush names no element; the add carries the timeout in milliseconds.
         assert_eq!(
-            alca_kernel::attributes(&messages[0][alca_kernel::HEADERS..])
+            crate::attributes(&messages[0][crate::HEADERS..])
                 .unwrap()
                 .len(),
             2
         );
-        let add = alca_kernel::attributes(&messages[1][alca_kernel::HEADERS..]).unwrap();
-        let elems = alca_kernel::attributes(add[2].1).unwrap();
-        let elem = alca_kernel::attributes(elems[0].1).unwrap();
+        let add = crate::attributes(&messages[1][crate::HEADERS..]).unwrap();
+        let elems = crate::attributes(add[2].1).unwrap();
+        let elem = crate::attributes(elems[0].1).unwrap();
         assert_eq!(elem[0], (ELEM_TIMEOUT, &120_000u64.to_be_bytes()[..]));
     }
 
