@@ -79,7 +79,7 @@ impl NetdService {
         F: FnOnce(&Daemon, &str, u32) -> Result<T, NetdError> + Send + 'static,
     {
         let (uid, _permit) = self.admit(conn, header, ACTION_READ).await?;
-        decode_project(&project).map_err(invalid)?;
+        decode_project(&project).map_err(NetdError::invalid)?;
         let reply = self.run(move |e| f(e, &project, uid)).await?;
         Ok(to_json(&reply))
     }
@@ -88,10 +88,6 @@ impl NetdService {
 /// Replies are plain data (addresses, numbers, strings): serialising cannot fail.
 fn to_json(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).unwrap_or_default()
-}
-
-fn invalid(e: impl std::fmt::Display) -> NetdError {
-    NetdError::InvalidRequest(e.to_string())
 }
 
 #[interface(name = "io.github.alcatraz.Netd1")]
@@ -104,8 +100,10 @@ impl NetdService {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(), NetdError> {
         let (uid, _permit) = self.admit(conn, &header, ACTION_APPLY).await?;
-        let spec = decode_spec(&spec_json).map_err(invalid)?;
-        let present = check_bridge(&spec.bridge).await.map_err(invalid)?;
+        let spec = decode_spec(&spec_json).map_err(NetdError::invalid)?;
+        let present = check_bridge(&spec.bridge)
+            .await
+            .map_err(NetdError::invalid)?;
         tracing::info!(uid, project = %spec.project, "apply");
         self.run(move |e| e.apply(spec, uid, present)).await
     }
@@ -119,10 +117,10 @@ impl NetdService {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(), NetdError> {
         let (uid, _permit) = self.admit(conn, &header, ACTION_APPLY).await?;
-        decode_project(&project).map_err(invalid)?;
+        decode_project(&project).map_err(NetdError::invalid)?;
         let present = check_bridge(&bridge_name(&project))
             .await
-            .map_err(invalid)?;
+            .map_err(NetdError::invalid)?;
         tracing::info!(uid, project = %project, "claim");
         self.run(move |e| e.claim(&project, uid, present)).await
     }
@@ -135,8 +133,11 @@ impl NetdService {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(), NetdError> {
         let (uid, _permit) = self.admit(conn, &header, ACTION_REMOVE).await?;
-        decode_project(&project).map_err(invalid)?;
-        let present = link_kind(&bridge_name(&project)).await.map_err(invalid)? == LinkKind::Bridge;
+        decode_project(&project).map_err(NetdError::invalid)?;
+        let present = link_kind(&bridge_name(&project))
+            .await
+            .map_err(NetdError::invalid)?
+            == LinkKind::Bridge;
         tracing::info!(uid, project = %project, "remove");
         self.run(move |e| e.remove(&project, uid, present)).await
     }
@@ -151,7 +152,7 @@ impl NetdService {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<ProjectStatus, NetdError> {
         let (uid, _permit) = self.admit(conn, &header, ACTION_READ).await?;
-        decode_project(&project).map_err(invalid)?;
+        decode_project(&project).map_err(NetdError::invalid)?;
         self.run(move |e| e.status(&project, uid)).await
     }
 
@@ -177,7 +178,7 @@ impl NetdService {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, NetdError> {
-        let probes = decode_probes(&probes_json).map_err(invalid)?;
+        let probes = decode_probes(&probes_json).map_err(NetdError::invalid)?;
         self.query(conn, &header, project, move |e, p, uid| {
             e.arm_probes(p, uid, &probes)
         })
@@ -211,14 +212,14 @@ impl NetdService {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, NetdError> {
         let (uid, permit) = self.admit(conn, &header, ACTION_READ).await?;
-        decode_project(&project).map_err(invalid)?;
-        let probes = decode_probes(&probes_json).map_err(invalid)?;
-        let targets = decode_targets(&targets_json).map_err(invalid)?;
+        decode_project(&project).map_err(NetdError::invalid)?;
+        let probes = decode_probes(&probes_json).map_err(NetdError::invalid)?;
+        let targets = decode_targets(&targets_json).map_err(NetdError::invalid)?;
         let owned = project.clone();
         let bridge = self.run(move |e| e.project_bridge(&owned, uid)).await?;
         let netns = open_on_bridge(pid, &bridge, open_proc_netns)
             .await
-            .map_err(|e| invalid(format!("{e} of project {project}")))?;
+            .map_err(|e| NetdError::invalid(format!("{e} of project {project}")))?;
         tracing::info!(uid, project = %project, pid, targets = targets.len(), "probe from");
         let (report, pending) = self
             .run(move |e| e.probe_from(&project, uid, &netns, &probes, &targets))
