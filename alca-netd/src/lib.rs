@@ -13,6 +13,7 @@ pub mod guard;
 pub mod heal;
 pub mod helper;
 pub mod hostns;
+pub mod internet;
 pub mod lan;
 pub mod links;
 pub mod netns_probe;
