@@ -11,6 +11,7 @@ pub mod deny_list;
 #[cfg(feature = "dbus")]
 pub mod errors;
 pub mod helper_protocol;
+pub mod internet;
 pub mod lan;
 pub mod net_spec;
 pub mod probe;
