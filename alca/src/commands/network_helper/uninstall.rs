@@ -131,17 +131,10 @@ fn disable_units() {
     );
 }
 
-/// Every `alca-` table and the saved specs: the daemon binary `daemon` does it (`--purge`,
-/// it owns the tables and the store), then the state directory goes.
+/// Every `alca-` table and the saved specs (through the daemon binary `daemon`), then the
+/// state directory.
 fn purge_rules_and_state(daemon: &str) -> anyhow::Result<()> {
-    if !Path::new(daemon).is_file() {
-        bail!(
-            "cannot remove the alca- tables: the daemon {daemon} is missing. Reinstall it \
-             (`sudo alca network-helper install`), then run uninstall again."
-        );
-    }
-    let removed = tool_output(daemon, ["--purge"]).context("cannot remove the alca- tables")?;
-    for table in removed.lines() {
+    for table in purge_tables(daemon)? {
         println!("Deleted nftables table inet {table}");
     }
     if Path::new(STATE_DIR).exists() {
@@ -149,6 +142,19 @@ fn purge_rules_and_state(daemon: &str) -> anyhow::Result<()> {
         println!("Removed {STATE_DIR}");
     }
     Ok(())
+}
+
+/// Runs `daemon --purge`: the daemon owns the tables and the store, so it deletes them (the
+/// CLI never writes to nf_tables itself); the tables it deleted, one per line.
+fn purge_tables(daemon: &str) -> anyhow::Result<Vec<String>> {
+    if !Path::new(daemon).is_file() {
+        bail!(
+            "cannot remove the alca- tables: the daemon {daemon} is missing. Reinstall it \
+             (`sudo alca network-helper install`), then run uninstall again."
+        );
+    }
+    let removed = tool_output(daemon, ["--purge"]).context("cannot remove the alca- tables")?;
+    Ok(removed.lines().map(str::to_string).collect())
 }
 
 fn remove_binary() -> anyhow::Result<()> {
@@ -160,4 +166,49 @@ fn remove_binary() -> anyhow::Result<()> {
         let _ = fs::remove_dir(dir);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A stand-in for the daemon binary: a script answering `--purge` with `body`.
+    fn fake_daemon(dir: &Path, body: &str) -> String {
+        let path = dir.join("alca-netd");
+        fs::write(
+            &path,
+            format!("#!/bin/sh\n[ \"$1\" = --purge ] || exit 9\n{body}\n"),
+        )
+        .unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        path.to_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn the_daemon_binary_does_the_purge_and_names_the_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let daemon = fake_daemon(dir.path(), "echo alca-0123456789abcdef; echo alca-guard");
+        assert_eq!(
+            purge_tables(&daemon).unwrap(),
+            ["alca-0123456789abcdef", "alca-guard"]
+        );
+    }
+
+    #[test]
+    fn a_missing_or_failing_daemon_is_an_error_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("none").to_str().unwrap().to_string();
+        let err = purge_tables(&missing).unwrap_err().to_string();
+        assert!(
+            err.contains(&missing) && err.contains("network-helper install"),
+            "{err}"
+        );
+        let failing = fake_daemon(dir.path(), "echo 'nf_tables: no' >&2; exit 1");
+        let err = format!("{:#}", purge_tables(&failing).unwrap_err());
+        assert!(
+            err.contains("cannot remove the alca- tables") && err.contains("nf_tables: no"),
+            "{err}"
+        );
+    }
 }
