@@ -9,6 +9,7 @@ use std::io;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, PoisonError};
 
+pub mod conntrack;
 pub mod events;
 pub mod iface_guard;
 mod rule;
@@ -50,11 +51,11 @@ pub(crate) const TABLE_FLAGS: u16 = 2;
 /// `NFNL_MSG_BATCH_BEGIN` / `_END`.
 const BATCH_BEGIN: u16 = 0x10;
 const BATCH_END: u16 = 0x11;
-pub const NLMSG_ERROR: u16 = 2;
-pub const NLMSG_DONE: u16 = 3;
-pub const NLM_F_REQUEST: u16 = 1;
-pub const NLM_F_ACK: u16 = 4;
-pub const NLM_F_DUMP: u16 = 0x300;
+pub(crate) const NLMSG_ERROR: u16 = 2;
+pub(crate) const NLMSG_DONE: u16 = 3;
+pub(crate) const NLM_F_REQUEST: u16 = 1;
+pub(crate) const NLM_F_ACK: u16 = 4;
+pub(crate) const NLM_F_DUMP: u16 = 0x300;
 pub(crate) const NLM_F_CREATE: u16 = 0x400;
 pub(crate) const NLM_F_APPEND: u16 = 0x800;
 /// `NLA_F_NESTED`, and the mask of an attribute's type.
@@ -64,7 +65,7 @@ const NLA_TYPE_MASK: u16 = 0x3fff;
 pub(crate) const FAMILY_INET: u8 = 1;
 const FAMILY_UNSPEC: u8 = 0;
 /// `struct nlmsghdr` + `struct nfgenmsg`.
-pub const HEADERS: usize = 16 + 4;
+pub(crate) const HEADERS: usize = 16 + 4;
 /// `NFTA_LIST_ELEM` (an item of a nested list: rule expressions, set elements) and
 /// `NFTA_DATA_VALUE`.
 pub(crate) const LIST_ELEM: u16 = 1;
@@ -79,7 +80,7 @@ const MAX_DATAGRAMS: usize = 100_000;
 
 /// An attribute to be written: a value, or a nest of attributes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Attr {
+pub(crate) enum Attr {
     Bytes(u16, Vec<u8>),
     Nest(u16, Vec<Attr>),
 }
@@ -127,7 +128,7 @@ pub(crate) fn set_element(
 }
 
 /// One netlink message being written: header, `nfgenmsg`, then attributes.
-pub struct Message {
+pub(crate) struct Message {
     buf: Vec<u8>,
     nests: Vec<usize>,
 }
@@ -215,7 +216,7 @@ impl Message {
 }
 
 /// The messages of one datagram as (type, whole message); an error if one is cut short.
-pub fn messages(mut data: &[u8]) -> io::Result<Vec<(u16, &[u8])>> {
+pub(crate) fn messages(mut data: &[u8]) -> io::Result<Vec<(u16, &[u8])>> {
     let mut out = Vec::new();
     while data.len() >= 16 {
         let len = u32::from_ne_bytes([data[0], data[1], data[2], data[3]]) as usize;
@@ -229,13 +230,13 @@ pub fn messages(mut data: &[u8]) -> io::Result<Vec<(u16, &[u8])>> {
 }
 
 /// The (negated) errno of an `NLMSG_ERROR` message: 0 for an acknowledgement.
-pub fn error_code(message: &[u8]) -> io::Result<i32> {
+pub(crate) fn error_code(message: &[u8]) -> io::Result<i32> {
     let b = message.get(16..20).ok_or_else(garbled)?;
     Ok(i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 /// The attributes of a message body as (type without flags, value).
-pub fn attributes(mut data: &[u8]) -> Option<Vec<(u16, &[u8])>> {
+pub(crate) fn attributes(mut data: &[u8]) -> Option<Vec<(u16, &[u8])>> {
     let mut out = Vec::new();
     while data.len() >= 4 {
         let len = u16::from_ne_bytes([data[0], data[1]]) as usize;
@@ -246,7 +247,7 @@ pub fn attributes(mut data: &[u8]) -> Option<Vec<(u16, &[u8])>> {
     Some(out)
 }
 
-pub fn garbled() -> io::Error {
+pub(crate) fn garbled() -> io::Error {
     io::Error::other("garbled nf_tables netlink answer")
 }
 
@@ -255,7 +256,7 @@ fn align(len: usize) -> usize {
 }
 
 /// A netlink socket to nf_tables in the calling thread's network namespace.
-pub fn socket() -> io::Result<Socket> {
+pub(crate) fn socket() -> io::Result<Socket> {
     let mut socket = Socket::new(NETLINK_NETFILTER)?;
     socket.bind_auto()?;
     socket.connect(&SocketAddr::new(0, 0))?;
@@ -263,12 +264,12 @@ pub fn socket() -> io::Result<Socket> {
 }
 
 /// Sends a dump request and hands each answer message to `each` until the dump is done.
-pub fn dump(request: &[u8], each: impl FnMut(u16, &[u8])) -> io::Result<()> {
+pub(crate) fn dump(request: &[u8], each: impl FnMut(u16, &[u8])) -> io::Result<()> {
     answers(request, true, each)
 }
 
 /// Sends a request for one object and hands its answer to `each` (an error as an error).
-pub fn request(request: &[u8], each: impl FnMut(u16, &[u8])) -> io::Result<()> {
+pub(crate) fn request(request: &[u8], each: impl FnMut(u16, &[u8])) -> io::Result<()> {
     answers(request, false, each)
 }
 
@@ -296,7 +297,7 @@ fn answers(request: &[u8], dump: bool, mut each: impl FnMut(u16, &[u8])) -> io::
 }
 
 /// Wraps `messages` (numbered 1..=n) in one batch; the last one asks for an acknowledgement.
-pub fn batch(messages: &[Vec<u8>]) -> Vec<u8> {
+pub(crate) fn batch(messages: &[Vec<u8>]) -> Vec<u8> {
     let end_seq = messages.len() as u32 + 1;
     let begin = Message::with_resource(
         BATCH_BEGIN,
@@ -327,7 +328,7 @@ pub fn batch(messages: &[Vec<u8>]) -> Vec<u8> {
 
 /// A netlink socket to nf_tables kept open for the daemon's whole life: closing a socket right
 /// after a commit makes the kernel first finish that commit's cleanup (an RCU grace period,
-/// ~10 ms here), and the tables the daemon creates with [`TABLE_F_OWNER`] belong to this one
+/// ~10 ms here), and the tables the daemon creates owned ([`tables::TableOwner`]) belong to this one
 /// socket (its port id), so it is never closed or replaced while the daemon runs, not even
 /// after a refused batch (whose answers are read to the end). Opened on first use, in the
 /// namespace of the thread using it then (the daemon's own: it enters its namespace before

@@ -37,7 +37,7 @@ struct Disarm {
 }
 
 /// A disarm still to run, holding the state lock and the project's probe slot until it has
-/// (see [`Daemon::finish`]).
+/// (see [`Daemon::disarm_after_probe`]).
 pub struct PendingDisarm {
     _lock: StateLock,
     _probing: Probing,
@@ -552,7 +552,7 @@ impl Daemon {
     /// [`Daemon::arm_probes`], then a connect to each of `targets` from inside `netns` (which
     /// the caller showed is on the project's bridge), then [`Daemon::probe_outcome`], under
     /// one lock. Nothing is probed when the fence is not in place. The disarm is left to
-    /// [`Daemon::finish`], with the lock, so the reply need not wait for it.
+    /// [`Daemon::disarm_after_probe`], with the lock, so the reply need not wait for it.
     pub fn probe_from(
         &self,
         project: &str,
