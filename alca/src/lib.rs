@@ -9,6 +9,8 @@ pub mod exclude;
 pub mod go_state;
 pub mod hooks;
 pub mod network;
+pub mod privilege;
 pub mod project;
+pub mod prompt;
 pub mod runtime;
 pub mod trust;

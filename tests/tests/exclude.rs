@@ -29,11 +29,7 @@ fn patterns() -> Vec<String> {
 }
 
 fn ready() -> bool {
-    let root = run("id", &["-u"]).map(|u| u.trim() == "0").unwrap_or(false);
-    if !root {
-        eprintln!("skipped: the exclude suite needs root (docker, FUSE allow_other)");
-        return false;
-    }
+    alca_e2e::privilege::require_root("the exclude suite (docker, FUSE allow_other)");
     assert!(
         docker_available(),
         "docker is not running: run `bash tests/env/setup.sh` first"

@@ -3,7 +3,7 @@
 //! network namespace, two copies of a project's table, one driven each way. Needs root
 //! (tests/run.sh).
 
-use alca_e2e::netns::{for_table, golden, run_ok, ScratchNs};
+use alca_e2e::netns::{for_table, golden, ScratchNs};
 use alca_netd::firewall::{Firewall, FirewallError, Nft};
 use alca_netd::lan::Proto;
 use alca_netd::observe::{arm_batch, disarm_batch, forget_batch, Key, Probe};
@@ -81,9 +81,7 @@ fn both_ways(ns: &ScratchNs, batch: ElementBatch) {
 
 #[test]
 fn element_batches_over_netlink_do_what_nft_does() {
-    if run_ok("id", &["-u"]).map(|u| u != "0").unwrap_or(true) {
-        panic!("the set element test must run as root (tests/run.sh)");
-    }
+    alca_e2e::privilege::require_root("the set element test");
     let ns = ScratchNs::create("alca-e2e-elements").unwrap();
     load_table(&ns, BY_NETLINK);
     load_table(&ns, BY_NFT);

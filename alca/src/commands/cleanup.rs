@@ -8,10 +8,11 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::cli::CleanupArgs;
-use crate::commands::lifecycle::{confirm, stdin_is_tty, warn};
+use crate::commands::lifecycle::warn;
 use crate::network::netd::connect_guard;
 use crate::network::NetworkGuard;
 use crate::project::State;
+use crate::prompt::{confirm, stdin_is_tty};
 use crate::runtime::select::available;
 use crate::runtime::{ContainerState, Runtime, LABEL_PROJECT_ID, LABEL_PROJECT_PATH};
 

@@ -3,7 +3,6 @@
 //! container, network and rules down.
 
 use std::fmt::Display;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -61,23 +60,6 @@ pub fn load_config(root: &Path) -> anyhow::Result<Config> {
         warn(w);
     }
     Ok(loaded.config)
-}
-
-/// Whether stdin is a terminal (prompts and `-t` only then).
-pub fn stdin_is_tty() -> bool {
-    std::io::stdin().is_terminal()
-}
-
-/// Asks a yes/no question on the terminal; anything but `y`/`yes` is no.
-pub fn confirm(question: &str) -> bool {
-    use std::io::Write;
-    print!("{question} [y/N] ");
-    let _ = std::io::stdout().flush();
-    let mut answer = String::new();
-    if std::io::stdin().read_line(&mut answer).is_err() {
-        return false;
-    }
-    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
 
 /// The runtime kind recorded in state at the last `up`, if any.

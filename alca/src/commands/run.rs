@@ -9,12 +9,13 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 
 use crate::cli::RunArgs;
-use crate::commands::lifecycle::{find_container, moved_message, stdin_is_tty, Project};
+use crate::commands::lifecycle::{find_container, moved_message, Project};
 use crate::commands::trust::{self, Consent};
 use crate::config::error::Origin;
 use crate::config::fields::envs::expand;
 use crate::config::{Config, DEFAULT_ENTER_ENVS};
 use crate::project::State;
+use crate::prompt::stdin_is_tty;
 use crate::runtime::quote::run_argv;
 use crate::runtime::{ContainerState, ExecSpec};
 

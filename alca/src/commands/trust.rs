@@ -6,8 +6,9 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 
 use crate::cli::TrustArgs;
-use crate::commands::lifecycle::{confirm, stdin_is_tty, Project};
+use crate::commands::lifecycle::Project;
 use crate::config::Config;
+use crate::prompt::{confirm, stdin_is_tty};
 use crate::trust::store::{approve, load_approved, load_record, store_dir};
 use crate::trust::{assess, hook_files, summary, Verdict};
 

@@ -9,8 +9,7 @@ use anyhow::{bail, Context};
 
 use crate::cli::UpArgs;
 use crate::commands::lifecycle::{
-    confirm, find_container, moved_message, recorded_kind, stdin_is_tty, teardown, warn, Progress,
-    Project,
+    find_container, moved_message, recorded_kind, teardown, warn, Progress, Project,
 };
 use crate::commands::trust::{self, Consent};
 use crate::drift::{self, Change, Snapshot};
@@ -19,6 +18,7 @@ use crate::hooks::{self, Hook, HookContext};
 use crate::network::netd::connect_guard;
 use crate::network::{spec, NetworkGuard};
 use crate::project::State;
+use crate::prompt::{confirm, stdin_is_tty};
 use crate::runtime::select::select;
 use crate::runtime::{
     BindMount, ContainerInfo, ContainerSpec, ContainerState, ExecSpec, NetworkSpec, Runtime,

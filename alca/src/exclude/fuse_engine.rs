@@ -53,7 +53,7 @@ impl Engine for FuseEngine {
     /// An ordinary user needs `/dev/fuse` open to them and `user_allow_other` (the view is
     /// mounted `allow_other`); both are `alca network-helper install`'s job. Root needs neither.
     fn preflight(&self) -> Result<(), ExcludeError> {
-        if nix::unistd::geteuid().is_root() {
+        if crate::privilege::running_as_root() {
             return Ok(());
         }
         let device = Path::new(FUSE_DEVICE);
