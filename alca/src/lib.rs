@@ -8,6 +8,7 @@ pub mod drift;
 pub mod exclude;
 pub mod go_state;
 pub mod hooks;
+pub mod lifecycle;
 pub mod network;
 pub mod privilege;
 pub mod project;

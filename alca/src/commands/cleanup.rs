@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::cli::CleanupArgs;
-use crate::commands::lifecycle::warn;
+use crate::lifecycle::warn;
 use crate::network::netd::connect_guard;
 use crate::network::NetworkGuard;
 use crate::project::State;

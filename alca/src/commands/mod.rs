@@ -6,9 +6,7 @@ use crate::cli::Command;
 
 pub mod cleanup;
 pub mod down;
-pub mod helper_offer;
 pub mod init;
-pub mod lifecycle;
 pub mod list;
 pub mod network;
 pub mod network_helper;

@@ -6,12 +6,10 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::commands::lifecycle::{
-    find_container, load_config, moved_message, recorded_kind, Project,
-};
-use crate::commands::trust;
 use crate::config::{Config, CONFIG_FILE};
 use crate::drift::{self, Snapshot};
+use crate::lifecycle::trust_gate;
+use crate::lifecycle::{find_container, load_config, moved_message, recorded_kind, Project};
 use crate::network::netd::connect_guard;
 use crate::network::proxy_check;
 use crate::network::spec::{self, isolation_required};
@@ -118,7 +116,7 @@ fn trust_section(root: &Path, config: &Config) {
         root: root.to_path_buf(),
         config: config.clone(),
     };
-    match trust::verdict(&project) {
+    match trust_gate::verdict(&project) {
         Ok(Verdict::Trusted) => println!("Config trust: Trusted"),
         Ok(Verdict::Narrowed) => println!("Config trust: Trusted (narrowed since approval)"),
         Ok(Verdict::New) => {
@@ -146,7 +144,7 @@ fn network_section(config: &Config, state: &State, root: &Path) {
         Err(e) => println!("Rules applied: No ({e:#})"),
     }
     // Seeing isolation (SPEC §9): the last `alca network verify` or `up` quick check.
-    match crate::commands::network::last_result(root) {
+    match crate::lifecycle::isolation_check::last_result(root) {
         Some(report) => println!("Network verify: {}", report.summary()),
         None => println!("Network verify: never run (`alca network verify`)"),
     }

@@ -1,6 +1,17 @@
-//! What `up`, `down`, `run` and `status` share: finding the project and its config and state,
-//! reaching the runtime that holds its container, progress lines, and tearing a project's
-//! container, network and rules down.
+//! The steps commands share, so that no command calls another: finding the project and its
+//! config and state, reaching the runtime that holds its container, progress lines, tearing a
+//! project's container, network and rules down, and (in the submodules) bringing it up, the
+//! trust gate, the helper offer and the isolation check.
+
+pub mod bring_up;
+pub mod helper_offer;
+pub mod isolation_check;
+#[cfg(test)]
+mod test_fakes;
+pub mod trust_gate;
+pub mod up_decision;
+pub mod up_executor;
+pub mod up_steps;
 
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
