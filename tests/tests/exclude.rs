@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use alca::exclude::fuse_engine::FuseEngine;
-use alca::exclude::spec::ViewSpec;
+use alca::exclude::view_spec::ViewSpec;
 use alca::exclude::{Engine, ViewHandle, ViewStatus};
 use alca_e2e::docker::{docker_available, docker_ok, Container, GIT_IMAGE, TEST_IMAGE};
 use alca_e2e::view::{

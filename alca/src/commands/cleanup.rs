@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use crate::cli::CleanupArgs;
 use crate::lifecycle::warn;
-use crate::network::netd::connect_guard;
+use crate::network::guard_select::connect_guard;
 use crate::network::NetworkGuard;
 use crate::project::State;
 use crate::prompt::{confirm, stdin_is_tty};

@@ -10,8 +10,8 @@ use crate::config::Config;
 use crate::hooks::{self, Hook, HookContext};
 use crate::lifecycle::trust_gate::approved_config;
 use crate::lifecycle::{find_container, load_config, moved_message, teardown, warn, Progress};
-use crate::network::netd::connect_guard;
-use crate::network::spec::isolation_required;
+use crate::network::guard_select::connect_guard;
+use crate::network::netspec_build::isolation_required;
 use crate::project::{self, State};
 
 pub fn run(args: &DownArgs) -> anyhow::Result<ExitCode> {

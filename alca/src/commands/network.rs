@@ -18,8 +18,8 @@ use crate::lifecycle::isolation_check::{
 };
 use crate::lifecycle::Project;
 use crate::network::matrix::Target;
-use crate::network::netd::explain;
-use crate::network::{denied_log, spec};
+use crate::network::netd_guard::explain;
+use crate::network::{denied_log, netspec_build};
 use crate::project::State;
 
 /// `-f` polls this often.
@@ -99,7 +99,7 @@ fn log_command(follow: bool) -> anyhow::Result<ExitCode> {
     let Some(state) = State::load(&project.root)? else {
         bail!("the project has no container yet: run `alca up` first");
     };
-    if !spec::isolation_required(&project.config) {
+    if !netspec_build::isolation_required(&project.config) {
         println!("Network isolation is off (network.lan-access = [\"*\"]): nothing is denied");
         return Ok(ExitCode::SUCCESS);
     }

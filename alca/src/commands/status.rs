@@ -10,9 +10,9 @@ use crate::config::{Config, CONFIG_FILE};
 use crate::drift::{self, Snapshot};
 use crate::lifecycle::trust_gate;
 use crate::lifecycle::{find_container, load_config, moved_message, recorded_kind, Project};
-use crate::network::netd::connect_guard;
+use crate::network::guard_select::connect_guard;
+use crate::network::netspec_build::{self, isolation_required};
 use crate::network::proxy_check;
-use crate::network::spec::{self, isolation_required};
 use crate::project::{self, State};
 use crate::runtime::ContainerInfo;
 use crate::trust::Verdict;
@@ -163,9 +163,9 @@ fn proxy_section(config: &Config, state: &State) {
                 .unwrap_or_default(),
             _ => Vec::new(),
         };
-        spec::gateway_host_ip(&gateways)
+        netspec_build::gateway_host_ip(&gateways)
     };
-    let proxy = match spec::proxy_address(config, &host_ip) {
+    let proxy = match netspec_build::proxy_address(config, &host_ip) {
         Ok(Some(addr)) => addr,
         Ok(None) => return,
         Err(e) => {

@@ -13,8 +13,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use super::fuse_device::{self, FUSE_DEVICE};
-use super::server::{FS_NAME, READY_LINE};
-use super::spec::{ViewSpec, SPEC_FILE};
+use super::view_spec::{ViewSpec, FS_NAME, READY_LINE, SPEC_FILE};
 use super::{fuse_conf, Conflict, Engine, ExcludeError, ExcludeMatcher, ViewHandle, ViewStatus};
 
 /// Hidden subcommand that runs [`super::server::serve`].

@@ -33,8 +33,8 @@
 
 pub mod patterns;
 pub mod project_views;
-pub mod spec;
 pub mod tracked;
+pub mod view_spec;
 
 #[cfg(target_os = "linux")]
 pub mod fs;

@@ -9,8 +9,8 @@ use crate::cli::UpArgs;
 use crate::drift::{self, Change, Snapshot};
 use crate::exclude::project_views::ProjectViews;
 use crate::hooks::{self, Hook, HookContext};
-use crate::network::netd::connect_guard;
-use crate::network::{spec, NetworkGuard};
+use crate::network::guard_select::connect_guard;
+use crate::network::{netspec_build, NetworkGuard};
 use crate::project::State;
 use crate::prompt::{confirm, stdin_is_tty};
 use crate::runtime::select::select;
@@ -38,7 +38,7 @@ pub fn bring_up(args: &UpArgs) -> anyhow::Result<()> {
     };
     trust_gate::gate(&project, consent, "up")?;
     // Before anything is started: a missing helper is offered for install on a terminal.
-    super::helper_offer::offer_if_missing(spec::isolation_required(&project.config));
+    super::helper_offer::offer_if_missing(netspec_build::isolation_required(&project.config));
     // Views first: no container is created or started while they are missing (fail closed).
     let views = ProjectViews::start(&project.root, &project.config)?;
     if let Some(line) = views.summary() {
@@ -48,7 +48,7 @@ pub fn bring_up(args: &UpArgs) -> anyhow::Result<()> {
     {
         warn(warning);
     }
-    let isolation = spec::isolation_required(&project.config);
+    let isolation = netspec_build::isolation_required(&project.config);
     let state = State::load_or_create(&project.root)?;
     let selection = select(project.config.runtime, isolation)?;
     progress.step(format!("Runtime: {}", selection.reason));
@@ -269,19 +269,39 @@ impl UpRun {
 
 #[cfg(test)]
 mod tests {
+    use std::net::IpAddr;
+
     use alca_netd::lan::parse_lan_entry;
 
-    use crate::lifecycle::test_fakes::{up_run, FakeRuntime, Log, RecordingGuard};
+    use crate::config::Config;
+    use crate::lifecycle::isolation_check::running;
+    use crate::lifecycle::test_fakes::{FakeRuntime, Log, RecordingGuard, GATEWAY};
     use crate::network::Unavailable;
     use crate::runtime::ContainerState;
 
     use super::*;
 
+    /// An `up` of a project in a scratch directory (its state is written there) with `config`,
+    /// quiet, without flags or views.
+    fn up_run(dir: &tempfile::TempDir, config: Config) -> UpRun {
+        let root = dir.path().to_path_buf();
+        let state = State::load_or_create(&root).expect("scratch state");
+        UpRun {
+            progress: Progress { quiet: true },
+            force: false,
+            recreate: false,
+            isolation: netspec_build::isolation_required(&config),
+            project: Project { root, config },
+            state,
+            views: ProjectViews::default(),
+        }
+    }
+
     fn never(_: &[Change]) -> bool {
         panic!("nothing to ask")
     }
 
-    fn open_config() -> crate::config::Config {
+    fn open_config() -> Config {
         let mut c = crate::drift::sample_config();
         c.network.lan_access_raw = vec!["*".into()];
         c.network.lan_access = vec![parse_lan_entry("*").unwrap()];
@@ -485,5 +505,54 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("rootless Podman"), "{err}");
         assert_eq!(log.entries().len(), before, "nothing was called");
+    }
+
+    /// `alca network verify` judges the spec `up` applied, DNS allowance included: for Docker
+    /// the host's resolvers (which its embedded DNS forwards to), for Podman the gateway.
+    #[test]
+    fn verify_judges_the_spec_up_applied() {
+        for kind in RuntimeKind::ALL {
+            let dir = tempfile::tempdir().unwrap();
+            let log = Log::default();
+            let rt = FakeRuntime::new(kind, &log);
+            let guard = RecordingGuard::new(&log);
+            let g = guard.clone();
+            let mut up = up_run(&dir, crate::drift::sample_config());
+            up.converge(
+                &rt,
+                &move || -> Box<dyn NetworkGuard> { Box::new(g.clone()) },
+                &mut |_| false,
+            )
+            .unwrap();
+            let applied = guard.applied.borrow().last().cloned().expect("up applied");
+            let info = rt.container(&up.state.container_name()).unwrap().unwrap();
+            let judged = running(&up.project, &up.state, Box::new(rt), info).unwrap();
+            assert_eq!(judged.spec, applied, "{kind}");
+            assert_eq!(judged.gateways, vec![IpAddr::from(GATEWAY)]);
+            if kind == RuntimeKind::Podman {
+                assert_eq!(applied.dns, vec![IpAddr::from(GATEWAY)]);
+            }
+        }
+    }
+
+    #[test]
+    fn only_a_running_container_is_verified() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::default();
+        let rt = FakeRuntime::new(RuntimeKind::Docker, &log);
+        let guard = RecordingGuard::new(&log);
+        let mut up = up_run(&dir, crate::drift::sample_config());
+        up.converge(&rt, &move || Box::new(guard.clone()), &mut |_| false)
+            .unwrap();
+        let name = up.state.container_name();
+        rt.stop(&name).unwrap();
+        let info = rt.container(&name).unwrap().unwrap();
+        let err = running(&up.project, &up.state, Box::new(rt), info)
+            .err()
+            .expect("a stopped container is not verified");
+        assert!(
+            err.to_string().contains("is stopped: run `alca up`"),
+            "{err}"
+        );
     }
 }

@@ -17,9 +17,9 @@ use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
 use crate::network::matrix::{self, Reach, Scope, Target};
-use crate::network::netd::explain;
-use crate::network::verify::{self, Row};
-use crate::network::{denied_log, host_view, project_rules, spec};
+use crate::network::netd_guard::explain;
+use crate::network::verify_probes::{self, Row};
+use crate::network::{denied_log, host_addresses, netspec_build, project_rules};
 use crate::project::{State, STATE_DIR};
 use crate::runtime::{ContainerInfo, ContainerState, ExecSpec, Runtime};
 
@@ -45,7 +45,7 @@ pub fn open_running(project: &Project) -> anyhow::Result<Option<Running>> {
     let Some(state) = State::load(&project.root)? else {
         bail!(not_up);
     };
-    if !spec::isolation_required(&project.config) {
+    if !netspec_build::isolation_required(&project.config) {
         return Ok(None);
     }
     let Some((runtime, Some(info))) = find_container(&state)? else {
@@ -87,7 +87,7 @@ pub fn running(
 
 /// The destinations to probe for `r` (`local_only`: only those that stay on this machine).
 pub fn matrix_of(r: &Running, local_only: bool) -> Vec<Target> {
-    let host = host_view::read();
+    let host = host_addresses::read();
     matrix::build(&Scope {
         spec: &r.spec,
         gateways: &r.gateways,
@@ -192,7 +192,11 @@ pub fn verify_running(r: &Running, targets: &[Target], from: ProbeFrom) -> anyho
     // Nothing is probed (no `seen`) unless the check says the fence is armed.
     let (check, seen, outcome) = match from_netns {
         Some(report) => {
-            let seen = report.seen.into_iter().map(verify::Seen::from).collect();
+            let seen = report
+                .seen
+                .into_iter()
+                .map(verify_probes::Seen::from)
+                .collect();
             (report.check, seen, report.outcome)
         }
         None => {
@@ -200,10 +204,13 @@ pub fn verify_running(r: &Running, targets: &[Target], from: ProbeFrom) -> anyho
             if !check.armed {
                 (check, Vec::new(), Default::default())
             } else {
-                let output =
-                    exec_script(r.runtime.as_ref(), &r.container, &verify::script(targets));
+                let output = exec_script(
+                    r.runtime.as_ref(),
+                    &r.container,
+                    &verify_probes::script(targets),
+                );
                 let outcome = client.probe_outcome(project).map_err(explain)?;
-                (check, verify::parse(&output?, targets), outcome)
+                (check, verify_probes::parse(&output?, targets), outcome)
             }
         }
     };
@@ -222,11 +229,11 @@ pub fn verify_running(r: &Running, targets: &[Target], from: ProbeFrom) -> anyho
         );
         return Ok(report);
     }
-    report.missing_tool = verify::tool_missing(&seen);
+    report.missing_tool = verify_probes::tool_missing(&seen);
     report.rows = targets
         .iter()
         .zip(&seen)
-        .map(|(t, s)| verify::verdict(t, s, &outcome, proxy))
+        .map(|(t, s)| verify_probes::verdict(t, s, &outcome, proxy))
         .collect();
     Ok(report)
 }
@@ -335,61 +342,10 @@ pub fn after_up(project: &Project, progress: &Progress) -> anyhow::Result<()> {
 mod tests {
     use std::net::IpAddr;
 
-    use crate::lifecycle::test_fakes::{up_run, FakeRuntime, Log, RecordingGuard, GATEWAY};
+    use crate::lifecycle::test_fakes::GATEWAY;
     use crate::network::matrix::Method;
-    use crate::network::NetworkGuard;
-    use crate::runtime::RuntimeKind;
 
     use super::*;
-
-    /// `alca network verify` judges the spec `up` applied, DNS allowance included: for Docker
-    /// the host's resolvers (which its embedded DNS forwards to), for Podman the gateway.
-    #[test]
-    fn verify_judges_the_spec_up_applied() {
-        for kind in RuntimeKind::ALL {
-            let dir = tempfile::tempdir().unwrap();
-            let log = Log::default();
-            let rt = FakeRuntime::new(kind, &log);
-            let guard = RecordingGuard::new(&log);
-            let g = guard.clone();
-            let mut up = up_run(&dir, crate::drift::sample_config());
-            up.converge(
-                &rt,
-                &move || -> Box<dyn NetworkGuard> { Box::new(g.clone()) },
-                &mut |_| false,
-            )
-            .unwrap();
-            let applied = guard.applied.borrow().last().cloned().expect("up applied");
-            let info = rt.container(&up.state.container_name()).unwrap().unwrap();
-            let judged = running(&up.project, &up.state, Box::new(rt), info).unwrap();
-            assert_eq!(judged.spec, applied, "{kind}");
-            assert_eq!(judged.gateways, vec![IpAddr::from(GATEWAY)]);
-            if kind == RuntimeKind::Podman {
-                assert_eq!(applied.dns, vec![IpAddr::from(GATEWAY)]);
-            }
-        }
-    }
-
-    #[test]
-    fn only_a_running_container_is_verified() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = Log::default();
-        let rt = FakeRuntime::new(RuntimeKind::Docker, &log);
-        let guard = RecordingGuard::new(&log);
-        let mut up = up_run(&dir, crate::drift::sample_config());
-        up.converge(&rt, &move || Box::new(guard.clone()), &mut |_| false)
-            .unwrap();
-        let name = up.state.container_name();
-        rt.stop(&name).unwrap();
-        let info = rt.container(&name).unwrap().unwrap();
-        let err = running(&up.project, &up.state, Box::new(rt), info)
-            .err()
-            .expect("a stopped container is not verified");
-        assert!(
-            err.to_string().contains("is stopped: run `alca up`"),
-            "{err}"
-        );
-    }
 
     fn row(expected: Reach, observed: Reach) -> Row {
         Row {

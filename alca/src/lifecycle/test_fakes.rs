@@ -11,32 +11,11 @@ use std::rc::Rc;
 
 use alca_netd::NetSpec;
 
-use super::bring_up::UpRun;
-use super::{Progress, Project};
-use crate::config::Config;
-use crate::exclude::project_views::ProjectViews;
-use crate::network::{spec, NetworkGuard};
-use crate::project::State;
+use crate::network::NetworkGuard;
 use crate::runtime::{
     ContainerInfo, ContainerSpec, ContainerState, ExecSpec, NetworkInfo, NetworkSpec, Runtime,
     RuntimeError, RuntimeKind,
 };
-
-/// An `up` of a project in a scratch directory (its state is written there) with `config`,
-/// quiet, without flags or views.
-pub fn up_run(dir: &tempfile::TempDir, config: Config) -> UpRun {
-    let root = dir.path().to_path_buf();
-    let state = State::load_or_create(&root).expect("scratch state");
-    UpRun {
-        progress: Progress { quiet: true },
-        force: false,
-        recreate: false,
-        isolation: spec::isolation_required(&config),
-        project: Project { root, config },
-        state,
-        views: ProjectViews::default(),
-    }
-}
 
 /// Every call, in order, as `runtime.<op> <arg>` or `guard.<op> <arg>`.
 #[derive(Clone, Default)]

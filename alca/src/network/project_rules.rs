@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use alca_netd::NetSpec;
 use anyhow::{bail, Context};
 
-use super::{netd::connect_guard, spec, NetworkGuard};
+use super::{guard_select::connect_guard, netspec_build, NetworkGuard};
 use crate::config::Config;
 use crate::runtime::{Runtime, RuntimeKind};
 
@@ -30,7 +30,9 @@ pub fn project_spec(
         &gateways,
         super::resolvers::docker_upstream_resolvers,
     );
-    let spec = spec::build(config, id, dns, &|| spec::gateway_host_ip(&gateways))?;
+    let spec = netspec_build::build(config, id, dns, &|| {
+        netspec_build::gateway_host_ip(&gateways)
+    })?;
     Ok((spec, gateways))
 }
 
@@ -69,7 +71,7 @@ pub fn ensure_before_exec(
     container: &str,
     runtime: &dyn Runtime,
 ) -> anyhow::Result<()> {
-    if !spec::isolation_required(config) {
+    if !netspec_build::isolation_required(config) {
         return Ok(());
     }
     let guard = connect_guard();

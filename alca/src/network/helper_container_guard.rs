@@ -11,7 +11,7 @@ use alca_netd::helper::{HelperReply, HelperRequest, CONTAINER_NAME};
 use alca_netd::request::encode_spec;
 use alca_netd::NetSpec;
 
-use super::netd::explain;
+use super::netd_guard::explain;
 use super::NetworkGuard;
 
 /// The container runtime CLI the helper runs under.
