@@ -281,19 +281,61 @@ mod tests {
 
     use super::*;
 
-    /// An `up` of a project in a scratch directory (its state is written there) with `config`,
-    /// quiet, without flags or views.
-    fn up_run(dir: &tempfile::TempDir, config: Config) -> UpRun {
-        let root = dir.path().to_path_buf();
-        let state = State::load_or_create(&root).expect("scratch state");
-        UpRun {
-            progress: Progress { quiet: true },
-            force: false,
-            recreate: false,
-            isolation: netspec_build::isolation_required(&config),
-            project: Project { root, config },
-            state,
-            views: ProjectViews::default(),
+    /// A scratch project directory (its state is written there), a fake runtime and a
+    /// recording guard, the last two writing one log.
+    struct Scene {
+        dir: tempfile::TempDir,
+        log: Log,
+        rt: FakeRuntime,
+        guard: RecordingGuard,
+    }
+
+    impl Scene {
+        fn new(kind: RuntimeKind) -> Scene {
+            let log = Log::default();
+            Scene {
+                dir: tempfile::tempdir().unwrap(),
+                rt: FakeRuntime::new(kind, &log),
+                guard: RecordingGuard::new(&log),
+                log,
+            }
+        }
+
+        /// A quiet `up` of `config` without flags or views.
+        fn up_run(&self, config: Config) -> UpRun {
+            let root = self.dir.path().to_path_buf();
+            UpRun {
+                progress: Progress { quiet: true },
+                force: false,
+                recreate: false,
+                isolation: netspec_build::isolation_required(&config),
+                state: State::load_or_create(&root).unwrap(),
+                project: Project { root, config },
+                views: ProjectViews::default(),
+            }
+        }
+
+        /// Runs `up` of `config` through `guard`, answering a drift question with `ask`.
+        fn up_with(
+            &self,
+            config: Config,
+            guard: &RecordingGuard,
+            ask: &mut dyn FnMut(&[Change]) -> bool,
+        ) -> (UpRun, anyhow::Result<()>) {
+            let mut up = self.up_run(config);
+            let guard = guard.clone();
+            let result = up.converge(&self.rt, &move || Box::new(guard.clone()), ask);
+            (up, result)
+        }
+
+        /// Runs `up` of the default (isolated) config through the scene's guard.
+        fn up(&self) -> (UpRun, anyhow::Result<()>) {
+            self.up_with(crate::drift::sample_config(), &self.guard, &mut never)
+        }
+
+        /// The log entries from `from` on.
+        fn since(&self, from: usize) -> Vec<String> {
+            self.log.entries()[from..].to_vec()
         }
     }
 
@@ -308,88 +350,75 @@ mod tests {
         c
     }
 
+    fn refusing(guard: &RecordingGuard, why: &str) -> RecordingGuard {
+        let mut g = guard.clone();
+        g.refuse = Some(why.into());
+        g
+    }
+
     #[test]
     fn a_fresh_project_gets_network_rules_container_in_that_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut up = up_run(&dir, crate::drift::sample_config());
+        let scene = Scene::new(RuntimeKind::Docker);
+        let (up, result) = scene.up();
+        result.unwrap();
         assert!(up.isolation, "the default config isolates");
-        let log = Log::default();
-        let rt = FakeRuntime::new(RuntimeKind::Docker, &log);
-        let guard = RecordingGuard::new(&log);
-        let g = guard.clone();
-        up.converge(&rt, &move || Box::new(g.clone()), &mut never)
-            .unwrap();
-        let name = up.state.container_name();
         let at = |p: &str| {
-            log.find(p)
-                .unwrap_or_else(|| panic!("{p}: {:?}", log.entries()))
+            scene
+                .log
+                .find(p)
+                .unwrap_or_else(|| panic!("{p}: {:?}", scene.log.entries()))
         };
         assert!(at("guard.claim") < at("runtime.create_network"));
         assert!(at("runtime.create_network") < at("guard.apply"));
         assert!(at("guard.apply") < at("runtime.create "));
         assert!(at("runtime.create ") < at("runtime.start"));
-        assert_eq!(rt.state_of(&name), Some(ContainerState::Running));
-        assert_eq!(guard.applied.borrow().len(), 1);
-        assert_eq!(guard.applied.borrow()[0].project, up.state.id);
+        let name = up.state.container_name();
+        assert_eq!(scene.rt.state_of(&name), Some(ContainerState::Running));
+        assert_eq!(scene.guard.applied.borrow().len(), 1);
+        assert_eq!(scene.guard.applied.borrow()[0].project, up.state.id);
         // The state records what the container was made from (the next `up` compares).
-        let saved = State::load(dir.path()).unwrap().unwrap();
+        let saved = State::load(scene.dir.path()).unwrap().unwrap();
         assert_eq!(saved.runtime.as_deref(), Some("docker"));
         assert!(saved.config.is_some());
     }
 
     #[test]
     fn an_unchanged_container_is_reused_with_its_rules_reapplied() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = Log::default();
-        let rt = FakeRuntime::new(RuntimeKind::Docker, &log);
-        let guard = RecordingGuard::new(&log);
-        let g = guard.clone();
-        let connect = move || -> Box<dyn NetworkGuard> { Box::new(g.clone()) };
-        up_run(&dir, crate::drift::sample_config())
-            .converge(&rt, &connect, &mut never)
-            .unwrap();
-        let first = log.entries().len();
-        let mut again = up_run(&dir, crate::drift::sample_config());
-        again.converge(&rt, &connect, &mut never).unwrap();
-        let second = &log.entries()[first..];
-        assert_eq!(second, ["guard.apply ".to_string() + &again.state.id]);
-        assert_eq!(rt.created.borrow().len(), 1);
+        let scene = Scene::new(RuntimeKind::Docker);
+        scene.up().1.unwrap();
+        let first = scene.log.entries().len();
+        let (again, result) = scene.up();
+        result.unwrap();
+        assert_eq!(
+            scene.since(first),
+            ["guard.apply ".to_string() + &again.state.id]
+        );
+        assert_eq!(scene.rt.created.borrow().len(), 1);
         // Stopped (a reboot): rules first, then it starts again.
-        rt.stop(&again.state.container_name()).unwrap();
-        let third = log.entries().len();
-        up_run(&dir, crate::drift::sample_config())
-            .converge(&rt, &connect, &mut never)
-            .unwrap();
-        let after = &log.entries()[third..];
+        scene.rt.stop(&again.state.container_name()).unwrap();
+        let third = scene.log.entries().len();
+        scene.up().1.unwrap();
+        let after = scene.since(third);
         assert!(after[0].starts_with("guard.apply") && after[1].starts_with("runtime.start"));
     }
 
     #[test]
     fn drift_rebuilds_the_container_after_removing_the_old_one_and_its_rules() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = Log::default();
-        let rt = FakeRuntime::new(RuntimeKind::Docker, &log);
-        let guard = RecordingGuard::new(&log);
-        let g = guard.clone();
-        let connect = move || -> Box<dyn NetworkGuard> { Box::new(g.clone()) };
-        up_run(&dir, crate::drift::sample_config())
-            .converge(&rt, &connect, &mut never)
-            .unwrap();
-        let first = log.entries().len();
+        let scene = Scene::new(RuntimeKind::Docker);
+        scene.up().1.unwrap();
+        let first = scene.log.entries().len();
         let mut changed = crate::drift::sample_config();
         changed.image = "debian".into();
-        let mut up = up_run(&dir, changed);
         let mut asked = 0;
-        up.converge(&rt, &connect, &mut |d: &[Change]| {
+        let (up, result) = scene.up_with(changed, &scene.guard, &mut |d: &[Change]| {
             asked += 1;
             assert_eq!(d[0].field, "Image");
             true
-        })
-        .unwrap();
+        });
+        result.unwrap();
         assert_eq!(asked, 1);
         let id = up.state.id.clone();
         let name = up.state.container_name();
-        let rebuild: Vec<String> = log.entries()[first..].to_vec();
         let expected = [
             format!("runtime.stop {name}"),
             format!("runtime.remove {name}"),
@@ -402,31 +431,26 @@ mod tests {
             format!("runtime.create {name}"),
             format!("runtime.start {name}"),
         ];
-        assert_eq!(rebuild, expected);
-        assert_eq!(rt.created.borrow()[1].image, "debian");
+        assert_eq!(scene.since(first), expected);
+        assert_eq!(scene.rt.created.borrow()[1].image, "debian");
     }
 
     #[test]
     fn refused_rules_leave_no_container_and_remove_what_was_made() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = Log::default();
-        let rt = FakeRuntime::new(RuntimeKind::Docker, &log);
-        let mut guard = RecordingGuard::new(&log);
-        guard.refuse = Some("the daemon said no".into());
-        let mut up = up_run(&dir, crate::drift::sample_config());
-        let err = up
-            .converge(&rt, &move || Box::new(guard.clone()), &mut never)
-            .unwrap_err();
-        let msg = format!("{err:#}");
+        let scene = Scene::new(RuntimeKind::Docker);
+        let no = refusing(&scene.guard, "the daemon said no");
+        let (_, result) = scene.up_with(crate::drift::sample_config(), &no, &mut never);
+        let msg = format!("{:#}", result.unwrap_err());
         assert!(msg.contains("no container was started"), "{msg}");
         assert!(msg.contains("the daemon said no"), "{msg}");
+        let log = &scene.log;
         assert!(!log.has("runtime.create "), "{:?}", log.entries());
         assert!(!log.has("runtime.start"), "{:?}", log.entries());
         // Undone: the network it made and the claim go again.
         assert!(log.find("guard.apply") < log.find("runtime.remove_network"));
         assert!(log.has("guard.remove"));
-        assert!(rt.networks.borrow().is_empty());
-        let saved = State::load(dir.path()).unwrap().unwrap();
+        assert!(scene.rt.networks.borrow().is_empty());
+        let saved = State::load(scene.dir.path()).unwrap().unwrap();
         assert!(
             saved.config.is_none(),
             "no snapshot of a container never made"
@@ -435,26 +459,14 @@ mod tests {
 
     #[test]
     fn a_running_container_whose_rules_are_refused_is_stopped() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = Log::default();
-        let rt = FakeRuntime::new(RuntimeKind::Docker, &log);
-        let guard = RecordingGuard::new(&log);
-        let g = guard.clone();
-        up_run(&dir, crate::drift::sample_config())
-            .converge(&rt, &move || Box::new(g.clone()), &mut never)
-            .unwrap();
-        let mut refusing = guard.clone();
-        refusing.refuse = Some("table gone".into());
-        let mut up = up_run(&dir, crate::drift::sample_config());
-        let err = up
-            .converge(&rt, &move || Box::new(refusing.clone()), &mut never)
-            .unwrap_err();
-        assert!(
-            format!("{err:#}").contains("does not run unprotected"),
-            "{err:#}"
-        );
+        let scene = Scene::new(RuntimeKind::Docker);
+        scene.up().1.unwrap();
+        let gone = refusing(&scene.guard, "table gone");
+        let (up, result) = scene.up_with(crate::drift::sample_config(), &gone, &mut never);
+        let msg = format!("{:#}", result.unwrap_err());
+        assert!(msg.contains("does not run unprotected"), "{msg}");
         let name = up.state.container_name();
-        assert_eq!(rt.state_of(&name), Some(ContainerState::Stopped));
+        assert_eq!(scene.rt.state_of(&name), Some(ContainerState::Stopped));
     }
 
     /// No helper installed: an isolated project gets no container (fail closed), the message
@@ -466,45 +478,40 @@ mod tests {
                 reason: "alca-netd is not installed".into(),
             })
         };
-        let dir = tempfile::tempdir().unwrap();
-        let log = Log::default();
-        let rt = FakeRuntime::new(RuntimeKind::Docker, &log);
-        let err = up_run(&dir, crate::drift::sample_config())
-            .converge(&rt, &unavailable, &mut never)
+        let scene = Scene::new(RuntimeKind::Docker);
+        let err = scene
+            .up_run(crate::drift::sample_config())
+            .converge(&scene.rt, &unavailable, &mut never)
             .unwrap_err();
         let msg = format!("{err:#}");
         assert!(msg.contains("sudo alca network-helper install"), "{msg}");
+        let log = &scene.log;
         assert!(!log.has("runtime.create "), "{:?}", log.entries());
         assert!(!log.has("runtime.start"), "{:?}", log.entries());
-        assert!(rt.containers.borrow().is_empty());
+        assert!(scene.rt.containers.borrow().is_empty());
 
-        let open_dir = tempfile::tempdir().unwrap();
-        let open_rt = FakeRuntime::new(RuntimeKind::Docker, &log);
-        let mut open = up_run(&open_dir, open_config());
+        let open_scene = Scene::new(RuntimeKind::Docker);
+        let mut open = open_scene.up_run(open_config());
         assert!(!open.isolation);
-        open.converge(&open_rt, &unavailable, &mut never).unwrap();
+        open.converge(&open_scene.rt, &unavailable, &mut never)
+            .unwrap();
         let name = open.state.container_name();
-        assert_eq!(open_rt.state_of(&name), Some(ContainerState::Running));
+        assert_eq!(open_scene.rt.state_of(&name), Some(ContainerState::Running));
     }
 
     #[test]
     fn an_isolated_container_on_a_rootless_runtime_is_refused_before_any_rule() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = Log::default();
-        let mut rt = FakeRuntime::new(RuntimeKind::Podman, &log);
-        let guard = RecordingGuard::new(&log);
-        let g = guard.clone();
-        let connect = move || -> Box<dyn NetworkGuard> { Box::new(g.clone()) };
-        up_run(&dir, crate::drift::sample_config())
-            .converge(&rt, &connect, &mut never)
-            .unwrap();
-        rt.rootless = true;
-        let before = log.entries().len();
-        let err = up_run(&dir, crate::drift::sample_config())
-            .converge(&rt, &connect, &mut never)
-            .unwrap_err();
+        let mut scene = Scene::new(RuntimeKind::Podman);
+        scene.up().1.unwrap();
+        scene.rt.rootless = true;
+        let before = scene.log.entries().len();
+        let err = scene.up().1.unwrap_err();
         assert!(err.to_string().contains("rootless Podman"), "{err}");
-        assert_eq!(log.entries().len(), before, "nothing was called");
+        assert_eq!(
+            scene.since(before),
+            Vec::<String>::new(),
+            "nothing was called"
+        );
     }
 
     /// `alca network verify` judges the spec `up` applied, DNS allowance included: for Docker
@@ -512,21 +519,14 @@ mod tests {
     #[test]
     fn verify_judges_the_spec_up_applied() {
         for kind in RuntimeKind::ALL {
-            let dir = tempfile::tempdir().unwrap();
-            let log = Log::default();
-            let rt = FakeRuntime::new(kind, &log);
-            let guard = RecordingGuard::new(&log);
-            let g = guard.clone();
-            let mut up = up_run(&dir, crate::drift::sample_config());
-            up.converge(
-                &rt,
-                &move || -> Box<dyn NetworkGuard> { Box::new(g.clone()) },
-                &mut |_| false,
-            )
-            .unwrap();
-            let applied = guard.applied.borrow().last().cloned().expect("up applied");
-            let info = rt.container(&up.state.container_name()).unwrap().unwrap();
-            let judged = running(&up.project, &up.state, Box::new(rt), info).unwrap();
+            let scene = Scene::new(kind);
+            let (up, result) = scene.up();
+            result.unwrap();
+            let applied = scene.guard.applied.borrow().last().cloned();
+            let applied = applied.expect("up applied");
+            let name = up.state.container_name();
+            let info = scene.rt.container(&name).unwrap().unwrap();
+            let judged = running(&up.project, &up.state, Box::new(scene.rt), info).unwrap();
             assert_eq!(judged.spec, applied, "{kind}");
             assert_eq!(judged.gateways, vec![IpAddr::from(GATEWAY)]);
             if kind == RuntimeKind::Podman {
@@ -537,17 +537,13 @@ mod tests {
 
     #[test]
     fn only_a_running_container_is_verified() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = Log::default();
-        let rt = FakeRuntime::new(RuntimeKind::Docker, &log);
-        let guard = RecordingGuard::new(&log);
-        let mut up = up_run(&dir, crate::drift::sample_config());
-        up.converge(&rt, &move || Box::new(guard.clone()), &mut |_| false)
-            .unwrap();
+        let scene = Scene::new(RuntimeKind::Docker);
+        let (up, result) = scene.up();
+        result.unwrap();
         let name = up.state.container_name();
-        rt.stop(&name).unwrap();
-        let info = rt.container(&name).unwrap().unwrap();
-        let err = running(&up.project, &up.state, Box::new(rt), info)
+        scene.rt.stop(&name).unwrap();
+        let info = scene.rt.container(&name).unwrap().unwrap();
+        let err = running(&up.project, &up.state, Box::new(scene.rt), info)
             .err()
             .expect("a stopped container is not verified");
         assert!(

@@ -240,6 +240,17 @@ mod tests {
         }
     }
 
+    /// [`reuse`] of the project's container in `state`.
+    fn reuse_of(
+        state: ContainerState,
+        isolation: bool,
+        rootless: bool,
+        kind: RuntimeKind,
+        views_fresh: bool,
+    ) -> Result<Plan, String> {
+        reuse(&info(state), isolation, rootless, kind, views_fresh)
+    }
+
     fn position(plan: &Plan, pred: impl Fn(&Step) -> bool) -> usize {
         plan.steps.iter().position(pred).expect("step in plan")
     }
@@ -343,8 +354,8 @@ mod tests {
 
     #[test]
     fn reuse_applies_rules_first_and_starts_only_what_is_not_running() {
-        let stopped = reuse(
-            &info(ContainerState::Stopped),
+        let stopped = reuse_of(
+            ContainerState::Stopped,
             true,
             false,
             RuntimeKind::Docker,
@@ -359,8 +370,8 @@ mod tests {
         );
         assert!(matches!(stopped.steps[1], Step::Start { .. }));
         assert!(!stopped.undo_on_failure);
-        let running = reuse(
-            &info(ContainerState::Running),
+        let running = reuse_of(
+            ContainerState::Running,
             true,
             false,
             RuntimeKind::Docker,
@@ -377,8 +388,8 @@ mod tests {
             .steps
             .iter()
             .any(|s| matches!(s, Step::Start { .. })));
-        let remounted = reuse(
-            &info(ContainerState::Running),
+        let remounted = reuse_of(
+            ContainerState::Running,
             false,
             true,
             RuntimeKind::Podman,
@@ -392,8 +403,8 @@ mod tests {
 
     #[test]
     fn an_isolated_project_is_not_reused_on_a_rootless_runtime() {
-        let err = reuse(
-            &info(ContainerState::Stopped),
+        let err = reuse_of(
+            ContainerState::Stopped,
             true,
             true,
             RuntimeKind::Podman,
