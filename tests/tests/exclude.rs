@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use alca::exclude::fuse_engine::FuseEngine;
 use alca::exclude::view_spec::ViewSpec;
-use alca::exclude::{Engine, ViewHandle, ViewStatus};
+use alca::exclude::{ViewEngine, ViewHandle, ViewStatus};
 use alca_e2e::docker::{docker_available, docker_ok, Container, GIT_IMAGE, TEST_IMAGE};
 use alca_e2e::view::{
     alca_bin, eventually, process_alive, run, sha256, view_mounted, write, ProjectTree,

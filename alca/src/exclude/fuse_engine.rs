@@ -14,7 +14,7 @@ use nix::unistd::Pid;
 
 use super::fuse_device::{self, FUSE_DEVICE};
 use super::view_spec::{ViewSpec, FS_NAME, READY_LINE, SPEC_FILE};
-use super::{fuse_conf, Conflict, Engine, ExcludeError, ExcludeMatcher, ViewHandle, ViewStatus};
+use super::{fuse_conf, Conflict, ViewEngine, ExcludeError, ExcludeMatcher, ViewHandle, ViewStatus};
 
 /// Hidden subcommand that runs [`super::server::serve`].
 pub const SERVE_SUBCOMMAND: &str = "__serve-view";
@@ -44,7 +44,7 @@ impl FuseEngine {
     }
 }
 
-impl Engine for FuseEngine {
+impl ViewEngine for FuseEngine {
     fn name(&self) -> &'static str {
         "fuse-view"
     }
