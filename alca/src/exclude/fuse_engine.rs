@@ -14,7 +14,9 @@ use nix::unistd::Pid;
 
 use super::fuse_device::{self, FUSE_DEVICE};
 use super::view_spec::{ViewSpec, FS_NAME, READY_LINE, SPEC_FILE};
-use super::{fuse_conf, Conflict, ViewEngine, ExcludeError, ExcludeMatcher, ViewHandle, ViewStatus};
+use super::{
+    fuse_conf, Conflict, ExcludeError, ExcludeMatcher, ViewEngine, ViewHandle, ViewStatus,
+};
 
 /// Hidden subcommand that runs [`super::server::serve`].
 pub const SERVE_SUBCOMMAND: &str = "__serve-view";

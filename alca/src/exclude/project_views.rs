@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{engine_for_platform, state_dir_for, ViewEngine, ExcludeError, ViewHandle, ViewStatus};
+use super::{engine_for_platform, state_dir_for, ExcludeError, ViewEngine, ViewHandle, ViewStatus};
 use crate::config::Config;
 use crate::project::STATE_DIR;
 use crate::runtime::BindMount;
