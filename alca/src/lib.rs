@@ -14,7 +14,6 @@ pub mod commands;
 pub mod config;
 pub mod drift;
 pub mod exclude;
-pub mod go_state;
 pub mod hooks;
 pub mod lifecycle;
 pub mod network;

@@ -164,7 +164,9 @@ pub fn orphan_reason(id: Option<&str>, path: Option<&Path>) -> Option<String> {
     }
     match State::load(path) {
         Ok(Some(state))
-            if id.and_then(crate::go_state::project_id_of).as_deref()
+            if id
+                .and_then(crate::project::go_state::project_id_of)
+                .as_deref()
                 != Some(state.id.as_str()) =>
         {
             Some(format!(
