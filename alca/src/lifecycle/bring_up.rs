@@ -469,6 +469,24 @@ mod tests {
         assert_eq!(scene.rt.state_of(&name), Some(ContainerState::Stopped));
     }
 
+    /// `commands.up` runs once in the started container; when it fails, the container, its
+    /// network and its rules are removed (no half-made environment).
+    #[test]
+    fn a_failed_commands_up_removes_the_container_again() {
+        let mut config = crate::drift::sample_config();
+        config.commands.up = Some("make setup".into());
+        let mut scene = Scene::new(RuntimeKind::Docker);
+        scene.rt.exec_fails = true;
+        let (up, result) = scene.up_with(config, &scene.guard, &mut never);
+        let msg = format!("{:#}", result.unwrap_err());
+        assert!(msg.contains("commands.up (\"make setup\") failed"), "{msg}");
+        let log = &scene.log;
+        assert!(log.find("runtime.start") < log.find("runtime.exec sh -c make setup"));
+        assert!(log.find("runtime.exec") < log.find("runtime.remove "));
+        assert!(log.find("runtime.remove ") < log.find("guard.remove"));
+        assert_eq!(scene.rt.state_of(&up.state.container_name()), None);
+    }
+
     /// No helper installed: an isolated project gets no container (fail closed), the message
     /// names the install step; an open project (`lan-access = ["*"]`) still comes up.
     #[test]

@@ -52,6 +52,8 @@ pub struct FakeRuntime {
     pub networks: RefCell<BTreeMap<String, NetworkInfo>>,
     /// The container specs created, in order.
     pub created: RefCell<Vec<ContainerSpec>>,
+    /// Commands run in a container exit non-zero.
+    pub exec_fails: bool,
 }
 
 impl FakeRuntime {
@@ -63,6 +65,7 @@ impl FakeRuntime {
             containers: RefCell::default(),
             networks: RefCell::default(),
             created: RefCell::default(),
+            exec_fails: false,
         }
     }
 
@@ -181,7 +184,7 @@ impl Runtime for FakeRuntime {
 
     fn exec_command(&self, spec: &ExecSpec) -> Command {
         self.record("exec", &spec.argv.join(" "));
-        Command::new("true")
+        Command::new(if self.exec_fails { "false" } else { "true" })
     }
 }
 
