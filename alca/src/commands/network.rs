@@ -8,8 +8,8 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use alca_netd::client::Client;
-use alca_netd::observe::Key;
+use alca_contract::client::Client;
+use alca_contract::probe::Key;
 use anyhow::bail;
 
 use crate::cli::NetworkCommand;
@@ -122,7 +122,7 @@ fn log_command(follow: bool) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn print_changed(shown: &mut HashMap<Key, u64>, entries: &[alca_netd::observe::Denied]) {
+fn print_changed(shown: &mut HashMap<Key, u64>, entries: &[alca_contract::probe::Denied]) {
     let now = now_secs();
     let mut out = std::io::stdout().lock();
     for d in denied_log::changed(shown, entries) {
@@ -137,7 +137,7 @@ fn print_changed(shown: &mut HashMap<Key, u64>, entries: &[alca_netd::observe::D
 mod tests {
     use std::net::IpAddr;
 
-    use alca_netd::Proto;
+    use alca_contract::Proto;
 
     use crate::network::matrix::{Method, Reach};
 

@@ -271,7 +271,7 @@ impl UpRun {
 mod tests {
     use std::net::IpAddr;
 
-    use alca_netd::lan::parse_lan_entry;
+    use alca_contract::lan::parse_lan_entry;
 
     use crate::config::Config;
     use crate::lifecycle::isolation_check::running;

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use alca_netd::client::Client;
-use alca_netd::observe::Key;
-use alca_netd::{NetSpec, Proto};
+use alca_contract::client::Client;
+use alca_contract::probe::Key;
+use alca_contract::{NetSpec, Proto};
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
@@ -180,7 +180,7 @@ pub fn verify_running(r: &Running, targets: &[Target], from: ProbeFrom) -> anyho
     });
     let mut probes: Vec<_> = targets.iter().filter_map(Target::probe).collect();
     if let Some(key) = proxy {
-        probes.push(alca_netd::observe::Probe { key, fence: false });
+        probes.push(alca_contract::probe::Probe { key, fence: false });
     }
     let netns_targets = (from == ProbeFrom::Netns)
         .then(|| tcp_keys(targets))
@@ -191,14 +191,7 @@ pub fn verify_running(r: &Running, targets: &[Target], from: ProbeFrom) -> anyho
     });
     // Nothing is probed (no `seen`) unless the check says the fence is armed.
     let (check, seen, outcome) = match from_netns {
-        Some(report) => {
-            let seen = report
-                .seen
-                .into_iter()
-                .map(verify_probes::Seen::from)
-                .collect();
-            (report.check, seen, report.outcome)
-        }
+        Some(report) => (report.check, report.seen, report.outcome),
         None => {
             let check = client.arm_probes(project, &probes).map_err(explain)?;
             if !check.armed {

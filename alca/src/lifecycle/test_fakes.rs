@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::process::Command;
 use std::rc::Rc;
 
-use alca_netd::NetSpec;
+use alca_contract::NetSpec;
 
 use crate::network::NetworkGuard;
 use crate::runtime::{

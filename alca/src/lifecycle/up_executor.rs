@@ -61,7 +61,7 @@ impl Executor<'_> {
                 let claimed = self.guard.claim(self.project_id).with_context(|| {
                     format!(
                         "cannot claim bridge {} for this project, so no network was created",
-                        alca_netd::spec::bridge_name(self.project_id)
+                        alca_contract::net_spec::bridge_name(self.project_id)
                     )
                 })?;
                 made.claimed.set(claimed);

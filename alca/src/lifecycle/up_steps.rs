@@ -80,7 +80,7 @@ pub fn labels(target: &Target<'_>, with_version: bool) -> Vec<(String, String)> 
 pub fn network_spec(target: &Target<'_>) -> NetworkSpec {
     NetworkSpec {
         name: target.name.clone(),
-        bridge: alca_netd::spec::bridge_name(target.project_id),
+        bridge: alca_contract::net_spec::bridge_name(target.project_id),
         labels: labels(target, false),
     }
 }

@@ -2,7 +2,7 @@
 //! the helper container, else [`Unavailable`] (which fails closed). Kept apart from both
 //! guards so neither depends on the other.
 
-use alca_netd::helper::CONTAINER_NAME;
+use alca_contract::helper_protocol::CONTAINER_NAME;
 
 use super::helper_container_guard::{helper_running, HelperGuard};
 use super::netd_guard::NetdGuard;

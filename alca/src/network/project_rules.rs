@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 
-use alca_netd::NetSpec;
+use alca_contract::NetSpec;
 use anyhow::{bail, Context};
 
 use super::{guard_select::connect_guard, netspec_build, NetworkGuard};

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use alca_netd::shipped::{DAEMON_PATH, FILES};
+use alca_contract::shipped::{DAEMON_PATH, FILES};
 use anyhow::{bail, Context};
 
 use super::package::PACKAGED_DAEMON;
