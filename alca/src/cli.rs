@@ -1,10 +1,7 @@
-//! Command-line surface of `alca` (kept compatible with the Go original) and its dispatch.
-
-use std::process::ExitCode;
+//! Command-line surface of `alca` (kept compatible with the Go original): the parsed
+//! arguments of every command; [`crate::commands`] runs them.
 
 use clap::{Args, Parser, Subcommand};
-
-use crate::commands;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -209,34 +206,4 @@ pub enum SyncCommand {
     },
     /// Resolve sync conflicts
     Resolve,
-}
-
-/// Parses the command line, runs the command and turns its outcome into an exit code.
-pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(err) => return usage_outcome(&err),
-    };
-    let Some(command) = cli.command else {
-        let _ = <Cli as clap::CommandFactory>::command().print_help();
-        return ExitCode::SUCCESS;
-    };
-    match commands::dispatch(command) {
-        Ok(code) => code,
-        Err(err) => {
-            eprintln!("alca: error: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// `--help`/`--version` print to stdout and succeed; a usage error prints to stderr and exits 1
-/// (clap's own default is 2; SPEC §1 and the Go original use 1 for every error).
-fn usage_outcome(err: &clap::Error) -> ExitCode {
-    let _ = err.print();
-    if err.use_stderr() {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
 }

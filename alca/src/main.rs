@@ -3,5 +3,5 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    alca::cli::main()
+    alca::commands::main()
 }

@@ -4,5 +4,6 @@ pub mod docker;
 pub mod lifecycle;
 pub mod netd;
 pub mod netns;
+pub mod privilege;
 pub mod proxy;
 pub mod view;

@@ -14,8 +14,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use alca::exclude::fuse_engine::FuseEngine;
-use alca::exclude::spec::ViewSpec;
-use alca::exclude::{Engine, ViewHandle, ViewStatus};
+use alca::exclude::view_spec::ViewSpec;
+use alca::exclude::{ViewEngine, ViewHandle, ViewStatus};
 use alca_e2e::docker::{docker_available, docker_ok, Container, GIT_IMAGE, TEST_IMAGE};
 use alca_e2e::view::{
     alca_bin, eventually, process_alive, run, sha256, view_mounted, write, ProjectTree,
@@ -29,11 +29,7 @@ fn patterns() -> Vec<String> {
 }
 
 fn ready() -> bool {
-    let root = run("id", &["-u"]).map(|u| u.trim() == "0").unwrap_or(false);
-    if !root {
-        eprintln!("skipped: the exclude suite needs root (docker, FUSE allow_other)");
-        return false;
-    }
+    alca_e2e::privilege::require_root("the exclude suite (docker, FUSE allow_other)");
     assert!(
         docker_available(),
         "docker is not running: run `bash tests/env/setup.sh` first"

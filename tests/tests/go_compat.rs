@@ -92,9 +92,7 @@ fn probe(dir: &Path, addr: &str, port: u16) -> Probe {
 
 #[test]
 fn a_go_original_project_keeps_working() {
-    if run_ok("id", &["-u"]).map(|u| u != "0").unwrap_or(true) {
-        panic!("the go_compat suite must run as root (tests/run.sh)");
-    }
+    alca_e2e::privilege::require_root("the go_compat suite");
     let scratch = std::env::temp_dir().join(format!("alca-e2e-gocompat-{}", std::process::id()));
     let host_port = free_port();
     // docs/config/fields.md: `enter` as a multi-line string; test_integration/test_enter.sh:

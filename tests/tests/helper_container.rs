@@ -135,11 +135,7 @@ fn image_exists() -> bool {
 
 #[test]
 fn helper_container_end_to_end() {
-    assert_eq!(
-        run_ok("id", &["-u"]).unwrap(),
-        "0",
-        "the helper-container suite must run as root (tests/run.sh)"
-    );
+    alca_e2e::privilege::require_root("the helper-container suite");
     assert!(
         docker_available(),
         "docker is not running: run tests/env/setup.sh"

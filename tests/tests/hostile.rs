@@ -13,7 +13,7 @@ use std::process::Command;
 
 use alca::exclude::fuse_engine::FuseEngine;
 use alca::exclude::project_views::view_dirs;
-use alca::exclude::Engine;
+use alca::exclude::ViewEngine;
 use alca_e2e::lifecycle::{Project, Rt, OPEN, TEST_USER};
 
 /// `sh -c SCRIPT` in the project's container, straight through the runtime (as the agent);

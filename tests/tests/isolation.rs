@@ -31,11 +31,7 @@ const LISTENER_LIFE: u32 = 120;
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> Option<MutexGuard<'static, ()>> {
-    let is_root = run_ok("id", &["-u"]).map(|u| u == "0").unwrap_or(false);
-    if !is_root {
-        eprintln!("skipped: the isolation suite needs root (nft, netns, docker)");
-        return None;
-    }
+    alca_e2e::privilege::require_root("the isolation suite (nft, netns, docker)");
     assert!(
         docker_available(),
         "docker is not running: run `bash tests/env/setup.sh` first"

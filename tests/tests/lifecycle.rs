@@ -520,7 +520,7 @@ fn cleanup_removes_orphans_and_never_live_projects() {
     // The workspace is served through a FUSE view mounted below `.alca/views/`; a deleted
     // project (or a reboot) has none left.
     for dir in alca::exclude::project_views::view_dirs(&deleted.root) {
-        alca::exclude::Engine::stop(&alca::exclude::fuse_engine::FuseEngine::new(), &dir)
+        alca::exclude::ViewEngine::stop(&alca::exclude::fuse_engine::FuseEngine::new(), &dir)
             .expect("stop the deleted project's view");
     }
     fs::remove_dir_all(&deleted.root).unwrap();

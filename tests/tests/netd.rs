@@ -110,10 +110,7 @@ fn scratch_project() -> PathBuf {
 
 #[test]
 fn netd_end_to_end() {
-    assert!(
-        nix_is_root(),
-        "the alca-netd suite must run as root (tests/run.sh)"
-    );
+    alca_e2e::privilege::require_root("the alca-netd suite");
     let project_dir = scratch_project();
     let _cleanup = Cleanup {
         project_dir: project_dir.clone(),
@@ -312,10 +309,6 @@ fn excluded_up_works_after_install(scratch: &Path) {
     assert!(down.status.success(), "down: {}", text(&down));
     assert!(ls.lines().any(|l| l == "visible.txt"), "{ls}");
     assert!(!ls.lines().any(|l| l == ".env"), ".env visible: {ls}");
-}
-
-fn nix_is_root() -> bool {
-    run_ok("id", &["-u"]).map(|u| u == "0").unwrap_or(false)
 }
 
 fn install(dir: &Path) {

@@ -7,7 +7,7 @@
 //! Needs root (tests/run.sh).
 
 use alca_contract::{AllowRule, NetSpec, Proto};
-use alca_e2e::netns::{for_table, golden, run_ok, ScratchNs, GOLDEN_TABLE};
+use alca_e2e::netns::{for_table, golden, ScratchNs, GOLDEN_TABLE};
 use alca_kernel::ruleset;
 use alca_netd::firewall::{Firewall, Nft, TableFlags};
 use alca_ruleset::replace_batch;
@@ -97,9 +97,7 @@ fn more_batches() -> Vec<String> {
 
 #[test]
 fn every_golden_batch_loads_the_same_table_over_netlink_as_through_nft() {
-    if run_ok("id", &["-u"]).map(|u| u != "0").unwrap_or(true) {
-        panic!("the netlink ruleset test must run as root (tests/run.sh)");
-    }
+    alca_e2e::privilege::require_root("the netlink ruleset test");
     let ns = ScratchNs::create("alca-e2e-nlruleset").unwrap();
     let cases = [
         "default",
@@ -134,9 +132,7 @@ fn every_golden_batch_loads_the_same_table_over_netlink_as_through_nft() {
 
 #[test]
 fn a_refused_netlink_batch_changes_nothing() {
-    if run_ok("id", &["-u"]).map(|u| u != "0").unwrap_or(true) {
-        panic!("the netlink ruleset test must run as root (tests/run.sh)");
-    }
+    alca_e2e::privilege::require_root("the netlink ruleset test");
     let ns = ScratchNs::create("alca-e2e-nlrefused").unwrap();
     let text = golden("default");
     send(&ns, for_table(&text, BY_NETLINK));
@@ -178,9 +174,7 @@ fn a_refused_netlink_batch_changes_nothing() {
 
 #[test]
 fn a_batch_without_a_netlink_encoding_is_refused_and_changes_nothing() {
-    if run_ok("id", &["-u"]).map(|u| u != "0").unwrap_or(true) {
-        panic!("the netlink ruleset test must run as root (tests/run.sh)");
-    }
+    alca_e2e::privilege::require_root("the netlink ruleset test");
     let ns = ScratchNs::create("alca-e2e-nlfallback").unwrap();
     // The default table plus a rule the encoder does not know (a `log` statement).
     let mut batch = for_table(&golden("default"), BY_NETLINK);

@@ -70,9 +70,7 @@ fn exec(name: &str, script: &str) -> String {
 
 #[test]
 fn observe_end_to_end() {
-    if run_ok("id", &["-u"]).map(|u| u != "0").unwrap_or(true) {
-        panic!("the observe suite must run as root (tests/run.sh)");
-    }
+    alca_e2e::privilege::require_root("the observe suite");
     let scratch = std::env::temp_dir().join(format!("alca-e2e-observe-{}", std::process::id()));
     let main = docker_project(&scratch, "main", USER, "");
     let sibling = docker_project(&scratch, "sibling", USER, "");

@@ -20,9 +20,7 @@ use alca_netd::store::Store;
 const TABLE: &str = "alca-00000000000000000000000000000003";
 
 fn require_root() {
-    if run_ok("id", &["-u"]).map(|u| u != "0").unwrap_or(true) {
-        panic!("the owned-table tests must run as root (tests/run.sh)");
-    }
+    alca_e2e::privilege::require_root("the owned-table tests");
 }
 
 fn exists(ns: &ScratchNs, table: &str) -> bool {

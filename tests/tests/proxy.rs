@@ -63,10 +63,6 @@ impl Drop for Cleanup {
     }
 }
 
-fn is_root() -> bool {
-    run_ok("id", &["-u"]).map(|u| u == "0").unwrap_or(false)
-}
-
 /// A world-readable scratch directory (the proxy's files and the project live there).
 fn scratch_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("alca-e2e-proxy-{}", std::process::id()));
@@ -120,7 +116,7 @@ fn proxied_to(proxy: &SingBox, dest: &str) -> usize {
 
 #[test]
 fn a_real_redirect_proxy_carries_the_container_tcp_and_lan_stays_blocked() {
-    assert!(is_root(), "the proxy suite must run as root (tests/run.sh)");
+    alca_e2e::privilege::require_root("the proxy suite");
     assert!(
         docker_available(),
         "docker is not running: run `bash tests/env/setup.sh` first"

@@ -5,7 +5,7 @@
 
 use alca_contract::lan::Proto;
 use alca_contract::probe::{Key, Probe};
-use alca_e2e::netns::{for_table, golden, run_ok, ScratchNs};
+use alca_e2e::netns::{for_table, golden, ScratchNs};
 use alca_kernel::set_elements::{ElementBatch, ElementOp};
 use alca_netd::firewall::{Firewall, FirewallError, Nft};
 use alca_netd::probe_sets::{arm_batch, disarm_batch, element_key, forget_batch};
@@ -82,9 +82,7 @@ fn both_ways(ns: &ScratchNs, batch: ElementBatch) {
 
 #[test]
 fn element_batches_over_netlink_do_what_nft_does() {
-    if run_ok("id", &["-u"]).map(|u| u != "0").unwrap_or(true) {
-        panic!("the set element test must run as root (tests/run.sh)");
-    }
+    alca_e2e::privilege::require_root("the set element test");
     let ns = ScratchNs::create("alca-e2e-elements").unwrap();
     load_table(&ns, BY_NETLINK);
     load_table(&ns, BY_NFT);

@@ -2,13 +2,11 @@
 //! tables `nft` lists, and its one-table request finds exactly those, in a scratch network
 //! namespace of its own (nothing else adds tables there). Needs root (tests/run.sh).
 
-use alca_e2e::netns::{run_ok, ScratchNs};
+use alca_e2e::netns::ScratchNs;
 
 #[test]
 fn the_table_dump_names_what_nft_lists() {
-    if run_ok("id", &["-u"]).map(|u| u != "0").unwrap_or(true) {
-        panic!("the table dump test must run as root (tests/run.sh)");
-    }
+    alca_e2e::privilege::require_root("the table dump test");
     let ns = ScratchNs::create("alca-e2e-tabledump").unwrap();
     let project = "alca-0123456789abcdef0123456789abcdef";
     for table in [project, "filter", "alca-x"] {

@@ -8,10 +8,11 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::cli::CleanupArgs;
-use crate::commands::lifecycle::{confirm, stdin_is_tty, warn};
-use crate::network::netd::connect_guard;
+use crate::lifecycle::warn;
+use crate::network::guard_select::connect_guard;
 use crate::network::NetworkGuard;
 use crate::project::State;
+use crate::prompt::{confirm, stdin_is_tty};
 use crate::runtime::select::available;
 use crate::runtime::{ContainerState, Runtime, LABEL_PROJECT_ID, LABEL_PROJECT_PATH};
 
@@ -163,7 +164,9 @@ pub fn orphan_reason(id: Option<&str>, path: Option<&Path>) -> Option<String> {
     }
     match State::load(path) {
         Ok(Some(state))
-            if id.and_then(crate::go_state::project_id_of).as_deref()
+            if id
+                .and_then(crate::project::go_state::project_id_of)
+                .as_deref()
                 != Some(state.id.as_str()) =>
         {
             Some(format!(

@@ -6,14 +6,12 @@ use std::process::ExitCode;
 use anyhow::bail;
 
 use crate::cli::DownArgs;
-use crate::commands::lifecycle::{
-    find_container, load_config, moved_message, teardown, warn, Progress,
-};
-use crate::commands::trust::approved_config;
 use crate::config::Config;
 use crate::hooks::{self, Hook, HookContext};
-use crate::network::netd::connect_guard;
-use crate::network::spec::isolation_required;
+use crate::lifecycle::trust_gate::approved_config;
+use crate::lifecycle::{find_container, load_config, moved_message, teardown, warn, Progress};
+use crate::network::guard_select::connect_guard;
+use crate::network::netspec_build::isolation_required;
 use crate::project::{self, State};
 
 pub fn run(args: &DownArgs) -> anyhow::Result<ExitCode> {

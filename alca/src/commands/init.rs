@@ -146,7 +146,7 @@ fn init_template(dir: &Path, name: &str) -> Result<(), InitError> {
         println!("Added {} to .gitignore", added.join(", "));
     }
     // The user just created it: approved, so a non-interactive `alca up` follows.
-    match crate::commands::trust::approve_initial(dir) {
+    match crate::lifecycle::trust_gate::approve_initial(dir) {
         Ok(()) => println!("Approved it on this machine (edits later are reviewed by `alca up`)"),
         Err(e) => {
             eprintln!("alca: warning: the new config is not approved yet ({e:#}); run `alca trust`")

@@ -1,14 +1,15 @@
-//! One module per `alca` command; `dispatch` routes a parsed command line to it.
+//! One module per `alca` command; [`main`] parses the command line and [`dispatch`] routes it
+//! to its module.
 
 use std::process::ExitCode;
 
-use crate::cli::Command;
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
 
 pub mod cleanup;
 pub mod down;
-pub mod helper_offer;
 pub mod init;
-pub mod lifecycle;
 pub mod list;
 pub mod network;
 pub mod network_helper;
@@ -59,4 +60,34 @@ fn print_bytes(bytes: &[u8]) -> anyhow::Result<ExitCode> {
     out.write_all(bytes)?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Parses the command line, runs the command and turns its outcome into an exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_outcome(&err),
+    };
+    let Some(command) = cli.command else {
+        let _ = <Cli as clap::CommandFactory>::command().print_help();
+        return ExitCode::SUCCESS;
+    };
+    match dispatch(command) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("alca: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--help`/`--version` print to stdout and succeed; a usage error prints to stderr and exits 1
+/// (clap's own default is 2; SPEC §1 and the Go original use 1 for every error).
+fn usage_outcome(err: &clap::Error) -> ExitCode {
+    let _ = err.print();
+    if err.use_stderr() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }

@@ -3,6 +3,7 @@
 //! steps file isolation needs.
 
 mod container;
+mod daemon_binary;
 mod fuse_setup;
 mod install;
 mod package;

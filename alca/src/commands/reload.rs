@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::bail;
 
 use crate::cli::UpArgs;
-use crate::commands::lifecycle::find_container;
+use crate::lifecycle::find_container;
 use crate::project::{self, State};
 
 /// The Go original's warning before an experimental command (internal/cli/experimental.go).
@@ -26,10 +26,11 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Some((_, Some(_))) => {}
         _ => bail!(not_up),
     }
-    crate::commands::up::run(&UpArgs {
+    crate::lifecycle::bring_up::bring_up(&UpArgs {
         force: false,
         quiet: false,
         trust: false,
         recreate: true,
-    })
+    })?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -9,12 +9,13 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 
 use crate::cli::RunArgs;
-use crate::commands::lifecycle::{find_container, moved_message, stdin_is_tty, Project};
-use crate::commands::trust::{self, Consent};
 use crate::config::error::Origin;
 use crate::config::fields::envs::expand;
 use crate::config::{Config, DEFAULT_ENTER_ENVS};
+use crate::lifecycle::trust_gate::{self, Consent};
+use crate::lifecycle::{find_container, moved_message, Project};
 use crate::project::State;
+use crate::prompt::stdin_is_tty;
 use crate::runtime::quote::run_argv;
 use crate::runtime::{ContainerState, ExecSpec};
 
@@ -43,7 +44,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             info.state
         );
     }
-    trust::gate(&project, Consent::AskOnTerminal, "run")?;
+    trust_gate::gate(&project, Consent::AskOnTerminal, "run")?;
     // A crashed or rebooted-away view is restarted, and the container with it (fail closed).
     let views = crate::exclude::project_views::ProjectViews::start(&project.root, &project.config)?;
     if views.any_fresh() {

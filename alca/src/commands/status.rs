@@ -6,15 +6,13 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::commands::lifecycle::{
-    find_container, load_config, moved_message, recorded_kind, Project,
-};
-use crate::commands::trust;
 use crate::config::{Config, CONFIG_FILE};
 use crate::drift::{self, Snapshot};
-use crate::network::netd::connect_guard;
+use crate::lifecycle::trust_gate;
+use crate::lifecycle::{find_container, load_config, moved_message, recorded_kind, Project};
+use crate::network::guard_select::connect_guard;
+use crate::network::netspec_build::{self, isolation_required};
 use crate::network::proxy_check;
-use crate::network::spec::{self, isolation_required};
 use crate::project::{self, State};
 use crate::runtime::ContainerInfo;
 use crate::trust::Verdict;
@@ -118,7 +116,7 @@ fn trust_section(root: &Path, config: &Config) {
         root: root.to_path_buf(),
         config: config.clone(),
     };
-    match trust::verdict(&project) {
+    match trust_gate::verdict(&project) {
         Ok(Verdict::Trusted) => println!("Config trust: Trusted"),
         Ok(Verdict::Narrowed) => println!("Config trust: Trusted (narrowed since approval)"),
         Ok(Verdict::New) => {
@@ -146,7 +144,7 @@ fn network_section(config: &Config, state: &State, root: &Path) {
         Err(e) => println!("Rules applied: No ({e:#})"),
     }
     // Seeing isolation (SPEC §9): the last `alca network verify` or `up` quick check.
-    match crate::commands::network::last_result(root) {
+    match crate::lifecycle::isolation_check::last_result(root) {
         Some(report) => println!("Network verify: {}", report.summary()),
         None => println!("Network verify: never run (`alca network verify`)"),
     }
@@ -165,9 +163,9 @@ fn proxy_section(config: &Config, state: &State) {
                 .unwrap_or_default(),
             _ => Vec::new(),
         };
-        spec::gateway_host_ip(&gateways)
+        netspec_build::gateway_host_ip(&gateways)
     };
-    let proxy = match spec::proxy_address(config, &host_ip) {
+    let proxy = match netspec_build::proxy_address(config, &host_ip) {
         Ok(Some(addr)) => addr,
         Ok(None) => return,
         Err(e) => {

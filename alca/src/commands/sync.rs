@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::cli::SyncCommand;
-use crate::exclude::{self, project_views, Conflict, Engine};
+use crate::exclude::{self, project_views, Conflict, ViewEngine};
 use crate::project;
 
 /// Runs `sync check` or `sync resolve` for the project around the current directory.
@@ -25,7 +25,7 @@ pub fn run(command: &SyncCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn all_conflicts(engine: &dyn Engine, root: &Path) -> anyhow::Result<Vec<Conflict>> {
+fn all_conflicts(engine: &dyn ViewEngine, root: &Path) -> anyhow::Result<Vec<Conflict>> {
     let mut found = Vec::new();
     for state_dir in project_views::view_dirs(root) {
         found.extend(engine.conflicts(&state_dir)?);
@@ -33,7 +33,7 @@ fn all_conflicts(engine: &dyn Engine, root: &Path) -> anyhow::Result<Vec<Conflic
     Ok(found)
 }
 
-fn print_check(engine: &dyn Engine, conflicts: &[Conflict]) -> anyhow::Result<ExitCode> {
+fn print_check(engine: &dyn ViewEngine, conflicts: &[Conflict]) -> anyhow::Result<ExitCode> {
     if conflicts.is_empty() {
         println!("{}", engine.no_conflicts_message());
         return Ok(ExitCode::SUCCESS);

@@ -13,9 +13,10 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use super::fuse_device::{self, FUSE_DEVICE};
-use super::server::{FS_NAME, READY_LINE};
-use super::spec::{ViewSpec, SPEC_FILE};
-use super::{fuse_conf, Conflict, Engine, ExcludeError, ExcludeMatcher, ViewHandle, ViewStatus};
+use super::view_spec::{ViewSpec, FS_NAME, READY_LINE, SPEC_FILE};
+use super::{
+    fuse_conf, Conflict, ExcludeError, ExcludeMatcher, ViewEngine, ViewHandle, ViewStatus,
+};
 
 /// Hidden subcommand that runs [`super::server::serve`].
 pub const SERVE_SUBCOMMAND: &str = "__serve-view";
@@ -45,7 +46,7 @@ impl FuseEngine {
     }
 }
 
-impl Engine for FuseEngine {
+impl ViewEngine for FuseEngine {
     fn name(&self) -> &'static str {
         "fuse-view"
     }
@@ -53,7 +54,7 @@ impl Engine for FuseEngine {
     /// An ordinary user needs `/dev/fuse` open to them and `user_allow_other` (the view is
     /// mounted `allow_other`); both are `alca network-helper install`'s job. Root needs neither.
     fn preflight(&self) -> Result<(), ExcludeError> {
-        if nix::unistd::geteuid().is_root() {
+        if crate::privilege::running_as_root() {
             return Ok(());
         }
         let device = Path::new(FUSE_DEVICE);

@@ -1,9 +1,9 @@
 //! File isolation (SPEC §4): hide `workdir_exclude` / mount `exclude` paths from the container
 //! while every other file stays live both ways.
 //!
-//! Commands talk to [`Engine`] only. On Linux the engine is a FUSE filtered view of the source
-//! ([`fuse_engine::FuseEngine`]): one source of truth, nothing to sync, nothing to conflict.
-//! The container bind-mounts the view's mountpoint instead of the source, so if the view
+//! Commands talk to [`ViewEngine`] only. On Linux the engine is a FUSE filtered view of the
+//! source ([`fuse_engine::FuseEngine`]): one source of truth, nothing to sync, nothing to
+//! conflict. The container bind-mounts the view's mountpoint instead of the source, so if the view
 //! server dies the container sees `ENOTCONN`, never the unfiltered files. Another engine (for
 //! example Mutagen on macOS) implements the same trait.
 //!
@@ -33,8 +33,8 @@
 
 pub mod patterns;
 pub mod project_views;
-pub mod spec;
 pub mod tracked;
+pub mod view_spec;
 
 #[cfg(target_os = "linux")]
 pub mod fs;
@@ -148,7 +148,7 @@ pub struct Conflict {
 }
 
 /// How excluded paths are kept away from the container.
-pub trait Engine {
+pub trait ViewEngine {
     /// Short name shown by `status` and `sync check`.
     fn name(&self) -> &'static str;
 
@@ -171,7 +171,7 @@ pub trait Engine {
         self.start_pinned(source, patterns, &[], state_dir)
     }
 
-    /// [`Engine::start`], with paths (relative to `source`) that neither the container nor
+    /// [`ViewEngine::start`], with paths (relative to `source`) that neither the container nor
     /// a rename of a directory above them may move (they are bind-mounted over the view).
     fn start_pinned(
         &self,
@@ -195,7 +195,7 @@ pub trait Engine {
 }
 
 /// The engine for this platform.
-pub fn engine_for_platform() -> Result<Box<dyn Engine>, ExcludeError> {
+pub fn engine_for_platform() -> Result<Box<dyn ViewEngine>, ExcludeError> {
     #[cfg(target_os = "linux")]
     {
         Ok(Box::new(fuse_engine::FuseEngine::new()))

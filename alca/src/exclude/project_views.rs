@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{engine_for_platform, state_dir_for, Engine, ExcludeError, ViewHandle, ViewStatus};
+use super::{engine_for_platform, state_dir_for, ExcludeError, ViewEngine, ViewHandle, ViewStatus};
 use crate::config::Config;
 use crate::project::STATE_DIR;
 use crate::runtime::BindMount;
@@ -182,7 +182,7 @@ pub fn status_lines(root: &Path, config: &Config) -> Vec<String> {
         .collect()
 }
 
-fn describe(engine: &dyn Engine, n: &Needed) -> String {
+fn describe(engine: &dyn ViewEngine, n: &Needed) -> String {
     match engine.status(&n.state_dir) {
         ViewStatus::Stopped => {
             "not running (the container cannot see these files; run `alca up`)".into()

@@ -11,14 +11,9 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::stat::{umask, Mode};
 
 use super::fs::FilterFs;
-use super::spec::{ViewSpec, SPEC_FILE};
+use super::view_spec::{ViewSpec, FS_NAME, READY_LINE, SPEC_FILE};
 use super::ExcludeError;
 
-/// Name the view is mounted under (`fuse.alca-view` in mountinfo). Deliberately not the
-/// source path: the container can read its mountinfo.
-pub const FS_NAME: &str = "alca-view";
-/// Line the server prints on stdout once the view is mounted.
-pub const READY_LINE: &str = "ready";
 /// Kernel request threads.
 const THREADS: usize = 4;
 

@@ -1,7 +1,7 @@
 //! The destinations `alca network verify` probes and what the config says each must give.
 //! Pure: built from the project's [`NetSpec`] and a snapshot of the host's addresses and routes.
 //!
-//! Choice of targets (safety first; see also `alca_netd::observe`): a "blocked" verdict must
+//! Choice of targets (safety first; see also `alca_contract::probe`): a "blocked" verdict must
 //! never need a packet to leave the machine. Three things make sure of it:
 //! 1. the daemon first compares the live table with its saved spec and only arms the probes
 //!    when the probe fence (the `verify` chain) is intact;

@@ -3,15 +3,16 @@
 //! `up` talks to a [`NetworkGuard`]; when none is reachable it must fail closed.
 
 pub mod denied_log;
-pub mod helper;
-pub mod host_view;
+pub mod guard_select;
+pub mod helper_container_guard;
+pub mod host_addresses;
 pub mod matrix;
-pub mod netd;
+pub mod netd_guard;
+pub mod netspec_build;
 pub mod project_rules;
 pub mod proxy_check;
 pub mod resolvers;
-pub mod spec;
-pub mod verify;
+pub mod verify_probes;
 
 use alca_contract::NetSpec;
 

@@ -1,13 +1,55 @@
 //! One project's rules as `up` applies them, and the check `run` makes before it execs into a
 //! container: a container the runtime brought back (boot, `docker restart`, a daemon that never
 //! restored) may be running without its rules, so `run` re-applies them when the daemon can and
-//! otherwise refuses with the fix. One place builds the spec (DNS per runtime) for both.
+//! otherwise refuses with the fix. One place builds the spec (DNS per runtime) for both, and
+//! for `network verify`.
 
+use std::net::IpAddr;
+
+use alca_contract::NetSpec;
 use anyhow::{bail, Context};
 
-use super::{netd::connect_guard, spec, NetworkGuard};
+use super::{guard_select::connect_guard, netspec_build, NetworkGuard};
 use crate::config::Config;
 use crate::runtime::{Runtime, RuntimeKind};
+
+/// The project's spec as `runtime` runs its network `network`, and that network's gateways.
+/// The one place the spec is built: `up` and `run` apply it, `network verify` judges it.
+pub fn project_spec(
+    config: &Config,
+    id: &str,
+    network: &str,
+    runtime: &dyn Runtime,
+) -> anyhow::Result<(NetSpec, Vec<IpAddr>)> {
+    let gateways = runtime
+        .network(network)?
+        .map(|n| n.gateways)
+        .unwrap_or_default();
+    let dns = dns_allowance(
+        runtime.kind(),
+        &gateways,
+        super::resolvers::docker_upstream_resolvers,
+    );
+    let spec = netspec_build::build(config, id, dns, &|| {
+        netspec_build::gateway_host_ip(&gateways)
+    })?;
+    Ok((spec, gateways))
+}
+
+/// The DNS servers a project may reach on port 53 although the deny set covers them: where
+/// the runtime's own resolver answers or forwards. `host_resolvers` is read only for Docker.
+pub fn dns_allowance(
+    kind: RuntimeKind,
+    gateways: &[IpAddr],
+    host_resolvers: impl FnOnce() -> Vec<IpAddr>,
+) -> Vec<IpAddr> {
+    match kind {
+        // aardvark-dns answers on the network gateway.
+        RuntimeKind::Podman => gateways.to_vec(),
+        // The embedded DNS forwards to the host's resolvers across the project bridge.
+        RuntimeKind::Docker => host_resolvers(),
+    }
+}
 
 /// Builds the project's spec for `runtime` (its network is `network`) and applies it.
 pub fn apply(
@@ -17,17 +59,7 @@ pub fn apply(
     runtime: &dyn Runtime,
     guard: &dyn NetworkGuard,
 ) -> anyhow::Result<()> {
-    let gateways = runtime
-        .network(network)?
-        .map(|n| n.gateways)
-        .unwrap_or_default();
-    let dns = match runtime.kind() {
-        // aardvark-dns answers on the network gateway.
-        RuntimeKind::Podman => gateways.clone(),
-        // The embedded DNS forwards to the host's resolvers across the project bridge.
-        RuntimeKind::Docker => super::resolvers::docker_upstream_resolvers(),
-    };
-    let spec = spec::build(config, id, dns, &|| spec::gateway_host_ip(&gateways))?;
+    let (spec, _) = project_spec(config, id, network, runtime)?;
     guard.apply(&spec)
 }
 
@@ -39,7 +71,7 @@ pub fn ensure_before_exec(
     container: &str,
     runtime: &dyn Runtime,
 ) -> anyhow::Result<()> {
-    if !spec::isolation_required(config) {
+    if !netspec_build::isolation_required(config) {
         return Ok(());
     }
     let guard = connect_guard();
@@ -64,4 +96,23 @@ pub fn ensure_before_exec(
     }
     eprintln!("alca: the network rules of {container} were missing and were applied again");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_allowance_is_the_gateway_for_podman_and_the_host_resolvers_for_docker() {
+        let gw: IpAddr = "10.89.0.1".parse().unwrap();
+        let host: IpAddr = "192.168.1.1".parse().unwrap();
+        assert_eq!(
+            dns_allowance(RuntimeKind::Podman, &[gw], || panic!("not read for Podman")),
+            vec![gw]
+        );
+        assert_eq!(
+            dns_allowance(RuntimeKind::Docker, &[gw], || vec![host]),
+            vec![host]
+        );
+    }
 }

@@ -16,7 +16,7 @@ use anyhow::{bail, Context};
 
 use super::system::confirm;
 use crate::cli::HelperArgs;
-use crate::network::helper::{container_state, HelperGuard, HELPER_RUNTIME};
+use crate::network::helper_container_guard::{container_state, HelperGuard, HELPER_RUNTIME};
 
 /// LaunchAgent that starts the helper again whenever the runtime's VM comes back (macOS).
 const LAUNCH_AGENT: &str =
@@ -87,7 +87,7 @@ fn plan(platform: &str, archive: Option<&Path>) -> Vec<String> {
 
 /// `network-helper install` in container mode.
 pub fn install(args: &HelperArgs, netd: Option<PathBuf>) -> anyhow::Result<()> {
-    if super::install::native_installed() {
+    if super::daemon_binary::native_installed() {
         bail!(
             "the native network helper (alca-netd on the system bus) is installed; both would \
              manage the same alca- tables. Run `sudo alca network-helper uninstall` first"
@@ -119,7 +119,7 @@ pub fn install(args: &HelperArgs, netd: Option<PathBuf>) -> anyhow::Result<()> {
 /// `network-helper image --output PATH`: builds the image here and saves it for another machine
 /// (a Mac of the same CPU architecture, whose runtime VM runs it).
 pub fn save_image(output: &Path) -> anyhow::Result<()> {
-    let netd = std::env::var_os(super::install::NETD_BIN_ENV).map(PathBuf::from);
+    let netd = std::env::var_os(super::daemon_binary::NETD_BIN_ENV).map(PathBuf::from);
     build_image(netd.as_deref())?;
     let path = output.to_string_lossy();
     runtime(&["save", "-o", &path, &image_ref()])?;
@@ -151,7 +151,7 @@ fn build_image(netd: Option<&Path>) -> anyhow::Result<()> {
     }
     let netd = match netd {
         Some(p) => p.to_path_buf(),
-        None => super::install::source_binary()?,
+        None => super::daemon_binary::source_binary()?,
     };
     let nft = ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"]
         .into_iter()

@@ -13,6 +13,7 @@ use alca_contract::client::Client;
 use alca_contract::shipped::{DAEMON_PATH, FILES, GROUP};
 use anyhow::{bail, Context};
 
+use super::daemon_binary::{source_binary, NETD_BIN_ENV};
 use super::package::{packaged, PACKAGED_DAEMON};
 use super::system::{
     confirm, group_exists, require_root, require_user, run_tool, stop_unmanaged_daemon,
@@ -20,35 +21,6 @@ use super::system::{
 };
 use crate::cli::HelperArgs;
 
-/// Environment variable naming the `alca-netd` binary to install.
-pub const NETD_BIN_ENV: &str = "ALCA_NETD_BIN";
-
-/// The daemon binary to install: `$ALCA_NETD_BIN`, else `alca-netd` next to this executable,
-/// else the packaged one (`../libexec/alca-netd`).
-pub(super) fn source_binary() -> anyhow::Result<PathBuf> {
-    if let Some(path) = std::env::var_os(NETD_BIN_ENV) {
-        let path = PathBuf::from(path);
-        if !path.is_file() {
-            bail!("{NETD_BIN_ENV}={}: no such file", path.display());
-        }
-        return Ok(path);
-    }
-    let exe = std::env::current_exe().context("cannot find the running alca executable")?;
-    let mut candidate = exe.with_file_name("alca-netd");
-    if !candidate.is_file() && Path::new(PACKAGED_DAEMON).is_file() {
-        candidate = PathBuf::from(PACKAGED_DAEMON);
-    }
-    if !candidate.is_file() {
-        bail!(
-            "alca-netd was not found next to {} ; install it alongside alca \
-             (`cargo install --path alca-netd`) or set {NETD_BIN_ENV}=/path/to/alca-netd",
-            exe.display()
-        );
-    }
-    Ok(candidate)
-}
-
-/// The user to add to the group: `--user`, else the one who ran sudo.
 fn invoking_user(args: &HelperArgs) -> anyhow::Result<Option<String>> {
     let user = args
         .user
@@ -97,13 +69,6 @@ fn setup_plan(user: Option<&str>, systemd: bool) -> Vec<String> {
         plan.push("Enable and start alca-netd.service and alca-netd-reapply.service".into());
     }
     plan
-}
-
-/// Whether the daemon is installed on the system bus (by `install` or by a package).
-pub fn native_installed() -> bool {
-    [DAEMON_PATH, PACKAGED_DAEMON, FILES[1].path]
-        .iter()
-        .any(|p| Path::new(p).exists())
 }
 
 pub fn run(args: &HelperArgs) -> anyhow::Result<()> {

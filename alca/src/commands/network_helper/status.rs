@@ -7,7 +7,7 @@ use alca_contract::client::Client;
 use alca_contract::shipped::{DAEMON_PATH, FILES};
 
 use super::package::{core_files, packaged};
-use crate::network::helper::{container_state, HelperGuard};
+use crate::network::helper_container_guard::{container_state, HelperGuard};
 use crate::project::{find_root_from_cwd, State};
 
 /// Files without which the daemon cannot be reached (the package's, when it installed them).

@@ -3,7 +3,7 @@
 
 use std::ffi::OsStr;
 use std::fs;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
@@ -16,7 +16,7 @@ use nix::unistd::{Group, Pid, User};
 
 /// Refuses to go on unless running as root.
 pub fn require_root(action: &str) -> anyhow::Result<()> {
-    if !nix::unistd::geteuid().is_root() {
+    if !crate::privilege::running_as_root() {
         bail!(
             "`alca network-helper {action}` changes system files and must run as root: \
              run `sudo alca network-helper {action}`"
@@ -33,14 +33,10 @@ pub fn confirm(yes: bool, plan: &[String]) -> anyhow::Result<bool> {
     if yes {
         return Ok(true);
     }
-    if !std::io::stdin().is_terminal() {
+    if !crate::prompt::stdin_is_tty() {
         bail!("no terminal to confirm on: pass -y to proceed without a prompt");
     }
-    print!("Continue? [y/N] ");
-    std::io::stdout().flush()?;
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
+    Ok(crate::prompt::confirm("Continue?"))
 }
 
 /// Whether systemd manages this machine (it is PID 1).

@@ -36,7 +36,7 @@ pub fn run(args: &HelperArgs) -> anyhow::Result<()> {
         if !super::container::uninstall(args)? {
             return Ok(());
         }
-        if !super::install::native_installed() {
+        if !super::daemon_binary::native_installed() {
             println!();
             println!("Network helper uninstalled successfully.");
             return Ok(());

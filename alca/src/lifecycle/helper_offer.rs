@@ -4,9 +4,9 @@
 
 use std::process::Command;
 
-use crate::commands::lifecycle::{confirm, stdin_is_tty};
-use crate::network::helper::helper_running;
-use crate::network::netd::NetdGuard;
+use crate::network::helper_container_guard::helper_running;
+use crate::network::netd_guard::NetdGuard;
+use crate::prompt::{confirm, stdin_is_tty};
 
 /// The question asked on a terminal.
 pub const QUESTION: &str = "Network helper required for network isolation (alca-netd is not \

@@ -3,6 +3,8 @@
 //! The state file gives a project its stable identity (a random id that names the container,
 //! its network and its rules) and remembers what the last `up` applied, for drift detection.
 
+pub mod go_state;
+
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -124,7 +126,7 @@ impl State {
     /// else `alca-<first 12 id chars>`.
     pub fn container_name(&self) -> String {
         match &self.container_name {
-            Some(name) if crate::go_state::names_project(name, &self.id) => name.clone(),
+            Some(name) if go_state::names_project(name, &self.id) => name.clone(),
             _ => container_name(&self.id),
         }
     }
@@ -143,8 +145,8 @@ impl State {
         };
         let value: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
-        if crate::go_state::is_go_state(&value) {
-            let state = crate::go_state::from_go(value).map_err(corrupt)?;
+        if go_state::is_go_state(&value) {
+            let state = go_state::from_go(value).map_err(corrupt)?;
             state.migrate_from_go(root, &text)?;
             return Ok(Some(state));
         }

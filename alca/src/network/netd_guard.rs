@@ -5,10 +5,7 @@ use alca_contract::client::{is_service_missing, Client};
 use alca_contract::errors::NetdError;
 use alca_contract::NetSpec;
 
-use alca_contract::helper_protocol::CONTAINER_NAME;
-
-use super::helper::{helper_running, HelperGuard};
-use super::{NetworkGuard, Unavailable};
+use super::NetworkGuard;
 
 /// The command that sets the helper up.
 const INSTALL_HINT: &str = "sudo alca network-helper install";
@@ -24,26 +21,6 @@ impl NetdGuard {
         let client = Client::connect().map_err(|e| unreachable_reason(&e))?;
         client.launcher().map_err(|e| unreachable_reason(&e))?;
         Ok(NetdGuard { client })
-    }
-}
-
-/// The guard `up` uses: on Linux the daemon on the system bus (a local D-Bus round trip), else
-/// the helper container when it runs (always the helper on macOS; install refuses to set up
-/// both), else [`Unavailable`] (which fails closed) with the reason. The helper is asked only
-/// when needed: asking costs a runtime CLI call on every `up`, `down` and `status`.
-pub fn connect_guard() -> Box<dyn NetworkGuard> {
-    let daemon = if cfg!(target_os = "macos") {
-        Err(format!(
-            "the helper container {CONTAINER_NAME} is not running (run `alca network-helper \
-             install`, no sudo needed)"
-        ))
-    } else {
-        NetdGuard::connect()
-    };
-    match daemon {
-        Ok(guard) => Box::new(guard),
-        Err(_) if helper_running() => Box::new(HelperGuard::new()),
-        Err(reason) => Box::new(Unavailable { reason }),
     }
 }
 

@@ -1,11 +1,19 @@
-//! The description of one view (`<state_dir>/view.json`), written by the CLI and read by the
-//! view server, so the server's command line carries no paths or patterns.
+//! What the CLI's view engine and the view server process agree on: the description of one
+//! view (`<state_dir>/view.json`, written by the CLI and read by the server, so the server's
+//! command line carries no paths or patterns), the name the view is mounted under and the line
+//! the server prints once it is mounted.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::{ExcludeError, ExcludeMatcher};
+
+/// Name the view is mounted under (`fuse.alca-view` in mountinfo). Deliberately not the
+/// source path: the container can read its mountinfo.
+pub const FS_NAME: &str = "alca-view";
+/// Line the server prints on stdout once the view is mounted.
+pub const READY_LINE: &str = "ready";
 
 /// File name of the spec inside a view's state directory.
 pub const SPEC_FILE: &str = "view.json";

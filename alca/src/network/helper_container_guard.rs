@@ -11,7 +11,7 @@ use alca_contract::request::encode_spec;
 use alca_contract::status::ProjectStatus;
 use alca_contract::NetSpec;
 
-use super::netd::explain;
+use super::netd_guard::explain;
 use super::NetworkGuard;
 
 /// The container runtime CLI the helper runs under.

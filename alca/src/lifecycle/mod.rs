@@ -1,9 +1,19 @@
-//! What `up`, `down`, `run` and `status` share: finding the project and its config and state,
-//! reaching the runtime that holds its container, progress lines, and tearing a project's
-//! container, network and rules down.
+//! The steps commands share, so that no command calls another: finding the project and its
+//! config and state, reaching the runtime that holds its container, progress lines, tearing a
+//! project's container, network and rules down, and (in the submodules) bringing it up, the
+//! trust gate, the helper offer and the isolation check.
+
+pub mod bring_up;
+pub mod helper_offer;
+pub mod isolation_check;
+#[cfg(test)]
+mod test_fakes;
+pub mod trust_gate;
+pub mod up_decision;
+pub mod up_executor;
+pub mod up_steps;
 
 use std::fmt::Display;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -61,23 +71,6 @@ pub fn load_config(root: &Path) -> anyhow::Result<Config> {
         warn(w);
     }
     Ok(loaded.config)
-}
-
-/// Whether stdin is a terminal (prompts and `-t` only then).
-pub fn stdin_is_tty() -> bool {
-    std::io::stdin().is_terminal()
-}
-
-/// Asks a yes/no question on the terminal; anything but `y`/`yes` is no.
-pub fn confirm(question: &str) -> bool {
-    use std::io::Write;
-    print!("{question} [y/N] ");
-    let _ = std::io::stdout().flush();
-    let mut answer = String::new();
-    if std::io::stdin().read_line(&mut answer).is_err() {
-        return false;
-    }
-    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
 
 /// The runtime kind recorded in state at the last `up`, if any.

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::project::{State, CONTAINER_ID_CHARS};
+use super::{State, CONTAINER_ID_CHARS};
 use crate::runtime::RuntimeKind;
 
 /// The fields of the Go original's `State` (internal/state/state.go) that carry over. Its

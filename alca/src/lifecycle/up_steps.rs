@@ -1,0 +1,419 @@
+//! `up`'s steps as pure data: the Config → NetworkSpec/ContainerSpec mapping and the ordered
+//! steps that create or reuse a container, with the network rules always before the container
+//! can start. [`super::up_executor`] runs them; the order is unit tested here.
+
+use std::path::Path;
+
+use crate::config::Config;
+use crate::exclude::project_views::ProjectViews;
+use crate::runtime::{
+    BindMount, ContainerInfo, ContainerSpec, ContainerState, NetworkSpec, RuntimeKind,
+    LABEL_PROJECT_ID, LABEL_PROJECT_PATH, LABEL_VERSION,
+};
+
+/// The keep-alive main process, as in the Go original (`commands.up` runs once via exec).
+pub const KEEP_ALIVE: [&str; 2] = ["sleep", "infinity"];
+
+/// The project one `up` works on, as the specs need it.
+pub struct Target<'a> {
+    pub config: &'a Config,
+    pub root: &'a Path,
+    pub project_id: &'a str,
+    /// Container and network name.
+    pub name: String,
+}
+
+/// One step of `up`, in the order it runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// Pull the image unless it is present.
+    EnsureImage(String),
+    /// Claim the project's bridge name with the network guard (every project).
+    ClaimBridge,
+    CreateNetwork(NetworkSpec),
+    /// Apply the project's isolation rules; a failure fails `up`. When the container is
+    /// already running, a failure stops it (it must not run unprotected).
+    ApplyRules {
+        stop_on_failure: Option<String>,
+    },
+    /// Give the guard a project's allow-all rules (`lan-access = ["*"]`); a failure is a note.
+    RegisterOpenBridge,
+    CreateContainer(Box<ContainerSpec>),
+    Stop {
+        container: String,
+        progress: String,
+    },
+    Start {
+        container: String,
+        progress: String,
+    },
+    /// A progress line only.
+    Note(String),
+    /// Run `commands.up` in the container once.
+    CommandsUp(String),
+}
+
+/// The steps and what a failure undoes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    /// A failure after the image step removes what this run made (container, network, rules).
+    pub undo_on_failure: bool,
+}
+
+/// The labels on the project's network (and, with the version, its container).
+pub fn labels(target: &Target<'_>, with_version: bool) -> Vec<(String, String)> {
+    let mut labels = vec![
+        (LABEL_PROJECT_ID.to_string(), target.project_id.to_string()),
+        (
+            LABEL_PROJECT_PATH.to_string(),
+            target.root.display().to_string(),
+        ),
+    ];
+    if with_version {
+        labels.push((LABEL_VERSION.into(), env!("CARGO_PKG_VERSION").into()));
+    }
+    labels
+}
+
+/// The project's runtime network, on its own named bridge.
+pub fn network_spec(target: &Target<'_>) -> NetworkSpec {
+    NetworkSpec {
+        name: target.name.clone(),
+        bridge: alca_contract::net_spec::bridge_name(target.project_id),
+        labels: labels(target, false),
+    }
+}
+
+/// The project's container: workspace and configured mounts (sources with a filtered view
+/// bound to the view), then `read_only` (the protected config and git files), resources,
+/// envs, capabilities, ports and the keep-alive command.
+pub fn container_spec(
+    target: &Target<'_>,
+    views: &ProjectViews,
+    read_only: Vec<BindMount>,
+) -> ContainerSpec {
+    let c = target.config;
+    let mut mounts = vec![BindMount {
+        source: target.root.to_path_buf(),
+        target: c.workdir.clone(),
+        readonly: false,
+        recursive: true,
+    }];
+    mounts.extend(c.mounts.iter().map(|m| BindMount {
+        source: m.source.clone(),
+        target: m.target.clone(),
+        readonly: m.readonly,
+        recursive: true,
+    }));
+    views.rebind(&mut mounts);
+    mounts.extend(read_only);
+    ContainerSpec {
+        name: target.name.clone(),
+        image: c.image.clone(),
+        network: target.name.clone(),
+        labels: labels(target, true),
+        workdir: c.workdir.clone(),
+        mounts,
+        memory: c.resources.memory.clone(),
+        cpus: c.resources.cpus,
+        envs: c
+            .envs
+            .iter()
+            .filter(|(_, v)| !v.value.is_empty())
+            .map(|(k, v)| (k.clone(), v.value.clone()))
+            .collect(),
+        cap_drop: c.caps.drop.clone(),
+        cap_add: c.caps.add.clone(),
+        ports: c.ports.clone(),
+        command: KEEP_ALIVE.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// The rules step for a project: isolation rules, or the open project's allow-all ones.
+fn rules_step(isolation: bool, stop_on_failure: Option<String>) -> Step {
+    if isolation {
+        Step::ApplyRules { stop_on_failure }
+    } else {
+        Step::RegisterOpenBridge
+    }
+}
+
+/// Image → claim → network → rules → container → start → `commands.up`.
+pub fn create(target: &Target<'_>, isolation: bool, container: ContainerSpec) -> Plan {
+    let mut steps = vec![
+        Step::EnsureImage(target.config.image.clone()),
+        Step::ClaimBridge,
+        Step::CreateNetwork(network_spec(target)),
+        rules_step(isolation, None),
+        Step::CreateContainer(Box::new(container)),
+        Step::Start {
+            container: target.name.clone(),
+            progress: "Starting container".into(),
+        },
+    ];
+    if let Some(cmd) = &target.config.commands.up {
+        steps.push(Step::CommandsUp(cmd.clone()));
+    }
+    Plan {
+        steps,
+        undo_on_failure: true,
+    }
+}
+
+/// Keeps the existing container: rules first (fail closed), then start it if needed; a
+/// running container on a view remounted by this `up` is restarted to see it. Refused (with
+/// the message) for an isolated project on a rootless runtime, which cannot enforce it.
+pub fn reuse(
+    info: &ContainerInfo,
+    isolation: bool,
+    rootless: bool,
+    kind: RuntimeKind,
+    views_fresh: bool,
+) -> Result<Plan, String> {
+    if isolation && rootless {
+        return Err(format!(
+            "container {} runs on rootless {kind}, which cannot enforce network isolation; \
+             run `alca up -f` with a rootful runtime",
+            info.name
+        ));
+    }
+    let running = info.state == ContainerState::Running;
+    let mut steps = vec![rules_step(isolation, running.then(|| info.name.clone()))];
+    let start = Step::Start {
+        container: info.name.clone(),
+        progress: format!("Starting container {}", info.name),
+    };
+    match (running, views_fresh) {
+        (true, true) => {
+            // Its bind mount holds the previous (dead) view: a restart picks up the new one.
+            steps.push(Step::Stop {
+                container: info.name.clone(),
+                progress: format!(
+                    "Restarting container {} on its new filtered view",
+                    info.name
+                ),
+            });
+            steps.push(start);
+        }
+        (true, false) => steps.push(Step::Note(format!(
+            "Container {} already running",
+            info.name
+        ))),
+        (false, _) => steps.push(start),
+    }
+    Ok(Plan {
+        steps,
+        undo_on_failure: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use crate::config::{EnvVar, Mount};
+
+    use super::*;
+
+    const ID: &str = "0123456789abcdef0123456789abcdef";
+
+    fn target(config: &Config) -> Target<'_> {
+        Target {
+            config,
+            root: Path::new("/home/u/p"),
+            project_id: ID,
+            name: "alca-0123456789ab".into(),
+        }
+    }
+
+    fn info(state: ContainerState) -> ContainerInfo {
+        ContainerInfo {
+            runtime: RuntimeKind::Docker,
+            name: "alca-0123456789ab".into(),
+            id: "c1".into(),
+            state,
+            image: "alpine".into(),
+            created: String::new(),
+            labels: BTreeMap::new(),
+            pid: None,
+        }
+    }
+
+    /// [`reuse`] of the project's container in `state`.
+    fn reuse_of(
+        state: ContainerState,
+        isolation: bool,
+        rootless: bool,
+        kind: RuntimeKind,
+        views_fresh: bool,
+    ) -> Result<Plan, String> {
+        reuse(&info(state), isolation, rootless, kind, views_fresh)
+    }
+
+    fn position(plan: &Plan, pred: impl Fn(&Step) -> bool) -> usize {
+        plan.steps.iter().position(pred).expect("step in plan")
+    }
+
+    #[test]
+    fn create_applies_rules_after_the_network_and_before_the_container_exists() {
+        let mut c = crate::drift::sample_config();
+        c.commands.up = Some("make setup".into());
+        let t = target(&c);
+        let plan = create(
+            &t,
+            true,
+            container_spec(&t, &ProjectViews::default(), vec![]),
+        );
+        let network = position(&plan, |s| matches!(s, Step::CreateNetwork(_)));
+        let rules = position(&plan, |s| matches!(s, Step::ApplyRules { .. }));
+        let made = position(&plan, |s| matches!(s, Step::CreateContainer(_)));
+        let start = position(&plan, |s| matches!(s, Step::Start { .. }));
+        assert!(plan.steps[0] == Step::EnsureImage(c.image.clone()));
+        assert!(plan.steps[1] == Step::ClaimBridge);
+        assert!(network < rules && rules < made && made < start, "{plan:?}");
+        assert_eq!(
+            plan.steps.last(),
+            Some(&Step::CommandsUp("make setup".into()))
+        );
+        assert!(plan.undo_on_failure);
+        let open = create(
+            &t,
+            false,
+            container_spec(&t, &ProjectViews::default(), vec![]),
+        );
+        assert!(open.steps.contains(&Step::RegisterOpenBridge));
+        assert!(!open
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::ApplyRules { .. })));
+    }
+
+    #[test]
+    fn the_container_spec_maps_the_config() {
+        let mut c = crate::drift::sample_config();
+        c.workdir = "/workspace".into();
+        c.mounts = vec![Mount {
+            source: "/data".into(),
+            target: "/data".into(),
+            readonly: true,
+            exclude: vec![],
+        }];
+        c.envs = BTreeMap::from([
+            (
+                "SET".to_string(),
+                EnvVar {
+                    value: "1".into(),
+                    override_on_enter: false,
+                    template: "1".into(),
+                },
+            ),
+            (
+                "EMPTY".to_string(),
+                EnvVar {
+                    value: String::new(),
+                    override_on_enter: false,
+                    template: "${NOPE}".into(),
+                },
+            ),
+        ]);
+        c.caps.drop = vec!["ALL".into()];
+        c.caps.add = vec!["CHOWN".into()];
+        let t = target(&c);
+        let protected = BindMount {
+            source: "/home/u/p/.alca.toml".into(),
+            target: "/workspace/.alca.toml".into(),
+            readonly: true,
+            recursive: true,
+        };
+        let spec = container_spec(&t, &ProjectViews::default(), vec![protected.clone()]);
+        assert_eq!(spec.name, "alca-0123456789ab");
+        assert_eq!(spec.network, spec.name);
+        assert_eq!(spec.image, c.image);
+        assert_eq!(spec.workdir, "/workspace");
+        assert_eq!(spec.mounts[0].source, Path::new("/home/u/p"));
+        assert_eq!(spec.mounts[0].target, "/workspace");
+        assert!(!spec.mounts[0].readonly);
+        assert!(spec.mounts[1].readonly && spec.mounts[1].target == "/data");
+        assert_eq!(spec.mounts.last(), Some(&protected));
+        assert_eq!(spec.envs, vec![("SET".to_string(), "1".to_string())]);
+        assert_eq!(spec.cap_drop, vec!["ALL".to_string()]);
+        assert_eq!(spec.cap_add, vec!["CHOWN".to_string()]);
+        assert_eq!(spec.command, vec!["sleep", "infinity"]);
+        assert!(spec
+            .labels
+            .contains(&(LABEL_PROJECT_ID.to_string(), ID.to_string())));
+        assert!(spec
+            .labels
+            .contains(&(LABEL_PROJECT_PATH.to_string(), "/home/u/p".to_string())));
+        assert!(spec.labels.iter().any(|(k, _)| k == LABEL_VERSION));
+        let net = network_spec(&t);
+        assert_eq!(net.bridge, "alca-0123456789");
+        assert!(!net.labels.iter().any(|(k, _)| k == LABEL_VERSION));
+    }
+
+    #[test]
+    fn reuse_applies_rules_first_and_starts_only_what_is_not_running() {
+        let stopped = reuse_of(
+            ContainerState::Stopped,
+            true,
+            false,
+            RuntimeKind::Docker,
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            stopped.steps[0],
+            Step::ApplyRules {
+                stop_on_failure: None
+            }
+        );
+        assert!(matches!(stopped.steps[1], Step::Start { .. }));
+        assert!(!stopped.undo_on_failure);
+        let running = reuse_of(
+            ContainerState::Running,
+            true,
+            false,
+            RuntimeKind::Docker,
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            running.steps[0],
+            Step::ApplyRules {
+                stop_on_failure: Some("alca-0123456789ab".into())
+            }
+        );
+        assert!(!running
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::Start { .. })));
+        let remounted = reuse_of(
+            ContainerState::Running,
+            false,
+            true,
+            RuntimeKind::Podman,
+            true,
+        )
+        .unwrap();
+        assert_eq!(remounted.steps[0], Step::RegisterOpenBridge);
+        assert!(matches!(remounted.steps[1], Step::Stop { .. }));
+        assert!(matches!(remounted.steps[2], Step::Start { .. }));
+    }
+
+    #[test]
+    fn an_isolated_project_is_not_reused_on_a_rootless_runtime() {
+        let err = reuse_of(
+            ContainerState::Stopped,
+            true,
+            true,
+            RuntimeKind::Podman,
+            false,
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("rootless Podman") && err.contains("alca up -f"),
+            "{err}"
+        );
+    }
+}
