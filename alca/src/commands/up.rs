@@ -19,15 +19,13 @@ use crate::hooks::{self, Hook, HookContext};
 use crate::network::netd::connect_guard;
 use crate::network::{spec, NetworkGuard};
 use crate::project::State;
+use crate::runtime::keep_alive::KeepAlive;
 use crate::runtime::select::select;
 use crate::runtime::{
     BindMount, ContainerInfo, ContainerSpec, ContainerState, ExecSpec, NetworkSpec, Runtime,
     RuntimeKind, LABEL_PROJECT_ID, LABEL_PROJECT_PATH, LABEL_VERSION,
 };
 use crate::trust::protect::read_only_mounts;
-
-/// The keep-alive main process, as in the Go original (`commands.up` runs once via exec).
-pub const KEEP_ALIVE: [&str; 2] = ["sleep", "infinity"];
 
 /// Everything one `up` works with.
 struct Up {
@@ -44,6 +42,8 @@ struct Up {
     claimed: Cell<bool>,
     /// Filtered views bind-mounted instead of sources with exclude patterns.
     views: ProjectViews,
+    /// The container's main process, from the host ([`KeepAlive`]).
+    keep_alive: KeepAlive,
 }
 
 /// The runtime holding an existing container when it is not the selected one.
@@ -69,6 +69,11 @@ pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
     trust::gate(&project, consent, "up")?;
     // Before anything is started: a missing helper is offered for install on a terminal.
     crate::commands::helper_offer::offer_if_missing(spec::isolation_required(&project.config));
+    // No container without a keep-alive the agent cannot replace (issue #21).
+    let keep_alive = KeepAlive::find()?;
+    if let Some(line) = keep_alive.warning() {
+        warn(line);
+    }
     // Views first: no container is created or started while they are missing (fail closed).
     let views = ProjectViews::start(&project.root, &project.config)?;
     if let Some(line) = views.summary() {
@@ -92,6 +97,7 @@ pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
         rules_applied: Cell::new(false),
         claimed: Cell::new(false),
         views,
+        keep_alive,
     };
     let runtime = selection.runtime;
     let selected = runtime.as_ref();
@@ -338,12 +344,14 @@ impl Up {
             recursive: true,
         }));
         self.views.rebind(&mut mounts);
+        mounts.extend(self.keep_alive.mount());
         mounts.extend(read_only_mounts(
             self.root(),
             &c.workdir,
             &c.sources,
             &c.workdir_exclude,
         ));
+        let (entrypoint, command) = self.keep_alive.entrypoint_and_command();
         ContainerSpec {
             name: self.name(),
             image: c.image.clone(),
@@ -362,7 +370,8 @@ impl Up {
             cap_drop: c.caps.drop.clone(),
             cap_add: c.caps.add.clone(),
             ports: c.ports.clone(),
-            command: KEEP_ALIVE.iter().map(|s| s.to_string()).collect(),
+            entrypoint,
+            command,
         }
     }
 
