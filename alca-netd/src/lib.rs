@@ -27,6 +27,7 @@ pub mod shipped;
 pub mod spec;
 pub mod store;
 pub mod table_names;
+pub mod table_shape;
 pub mod unit_limits;
 
 pub use lan::{AllowRule, LanEntry, LanError, Proto, ProxyEntry};
