@@ -11,10 +11,8 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use alca::exclude::fuse_engine::FuseEngine;
-use alca::exclude::project_views::view_dirs;
-use alca::exclude::Engine;
 use alca_e2e::lifecycle::{Project, Rt, OPEN, TEST_USER};
+use alca_e2e::view::stop_views;
 
 /// `sh -c SCRIPT` in the project's container, straight through the runtime (as the agent);
 /// stdout and stderr together.
@@ -160,14 +158,6 @@ fn no_set_uid_root_file_reaches_the_host() {
     // The ordinary bits still pass: the copy is executable.
     let mode = fs::metadata(p.path("rootsh")).unwrap().mode();
     assert_eq!(mode & 0o777, 0o755, "chmod keeps rwx bits: {mode:o}");
-}
-
-/// The project's view state directories, for the reboot simulation.
-fn stop_views(root: &Path) {
-    let engine = FuseEngine::new();
-    for dir in view_dirs(root) {
-        engine.stop(&dir).expect("stop a view");
-    }
 }
 
 /// Item 2: the documented `.alca.mounts/data:/data` source swapped for a symlink to `/` from
