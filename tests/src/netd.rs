@@ -412,6 +412,16 @@ pub fn alca_in_ok(user: &str, dir: &Path, args: &[&str]) -> String {
     said
 }
 
+/// `env` plus a system bus address that leads nowhere: `alca` as if no daemon could be asked.
+pub fn without_bus<'a>(env: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut hidden = env.to_vec();
+    hidden.push((
+        "DBUS_SYSTEM_BUS_ADDRESS",
+        "unix:path=/nonexistent/alca-e2e-no-bus",
+    ));
+    hidden
+}
+
 /// stdout and stderr of a run, together.
 pub fn text(out: &Output) -> String {
     format!(

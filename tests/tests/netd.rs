@@ -20,7 +20,7 @@ use alca_e2e::docker::{docker_ok, nc_script, refusal_sampler, Probe};
 use alca_e2e::netd::{
     alca, alca_tables, apply_as, built_binary, call_as, container_exists, daemon_pid,
     docker_project, env_refs, group_has, install_helper_for, project_id, remove_as, ruleset,
-    stop_daemon, table_snapshot, text, up_env, ForeignRuleset, Reply, TempGroupMember,
+    stop_daemon, table_snapshot, text, up_env, without_bus, ForeignRuleset, Reply, TempGroupMember,
     TempGroupRemoval, VethLink, Watch, INSTALLED_DAEMON,
 };
 use alca_e2e::netns::{
@@ -1035,11 +1035,7 @@ fn run_needs_the_rules_in_place(dir: &Path, env: &[(&str, &str)], id: &str) {
         !alca_tables().unwrap().contains(&table(id)),
         "table still there"
     );
-    let mut hidden = env.to_vec();
-    hidden.push((
-        "DBUS_SYSTEM_BUS_ADDRESS",
-        "unix:path=/nonexistent/alca-e2e-no-bus",
-    ));
+    let hidden = without_bus(env);
     let refused = alca(
         Some(OWNER),
         dir,

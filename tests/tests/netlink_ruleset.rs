@@ -6,7 +6,7 @@
 //! `nft`, which would create a table the daemon does not own).
 //! Needs root (tests/run.sh).
 
-use alca_e2e::netns::{for_table, golden, run_ok, ScratchNs, GOLDEN_TABLE};
+use alca_e2e::netns::{for_table, golden, run_ok, ScratchNs, GOLDEN_CASES, GOLDEN_TABLE};
 use alca_netd::compile::replace_batch;
 use alca_netd::firewall::{Firewall, Nft, TableFlags};
 use alca_netd::nfnl::{self, ruleset};
@@ -101,17 +101,7 @@ fn every_golden_batch_loads_the_same_table_over_netlink_as_through_nft() {
         panic!("the netlink ruleset test must run as root (tests/run.sh)");
     }
     let ns = ScratchNs::create("alca-e2e-nlruleset").unwrap();
-    let cases = [
-        "default",
-        "allow_all",
-        "allow_all_proxy",
-        "allow_rules",
-        "dns",
-        "flowtable_guard",
-        "proxy_v4",
-        "proxy_v6",
-    ];
-    let texts = cases.iter().map(|c| (c.to_string(), golden(c)));
+    let texts = GOLDEN_CASES.iter().map(|c| (c.to_string(), golden(c)));
     let more = more_batches().into_iter().enumerate();
     for (case, text) in texts.chain(more.map(|(i, t)| (format!("more #{i}"), t))) {
         ns.nft_batch(&for_table(&text, BY_NFT)).unwrap();

@@ -27,7 +27,7 @@ use alca_e2e::docker::{docker_ok, exec_sh, refusal_sampler};
 use alca_e2e::dockerd::{self, RunningAfter};
 use alca_e2e::netd::{
     alca, alca_tables, built_binary, docker_project, env_refs, install_helper_for, project_id,
-    ruleset, stop_daemon, text, up_env, INSTALLED_DAEMON,
+    ruleset, stop_daemon, text, up_env, without_bus, INSTALLED_DAEMON,
 };
 use alca_e2e::netns::{
     assert_route_local, assert_route_via, run_ok, uplink_ipv4, Listener, LAN4, LANHOST_NS, LAN_VETH,
@@ -243,11 +243,7 @@ fn reboots_with_and_without_the_boot_order_keep_isolation() {
         !alca_tables().unwrap().contains(&table(&iso_id)),
         "(b): nothing restored the rules yet"
     );
-    let mut no_bus = iso_env.clone();
-    no_bus.push((
-        "DBUS_SYSTEM_BUS_ADDRESS",
-        "unix:path=/nonexistent/alca-e2e-no-bus",
-    ));
+    let no_bus = without_bus(&iso_env);
     let refused = alca(
         Some(OWNER),
         &isolated,

@@ -3,11 +3,17 @@
 //! `nft -j list table` are judged alike by `check_live` (no problem), and so they are after
 //! each way someone else can tamper with the table (an inserted accept rule, a removed deny
 //! element, a flushed chain, a flushed table): the same problems, never none. A deleted table
-//! reads as absent. Needs root (tests/run.sh).
+//! reads as absent. Through the daemon's own `Engine::status` (an engine in the namespace,
+//! on a kernel without persist so that others can change its table, and no healer running):
+//! `applied` is true for the intact table and false, naming the difference, for an inserted
+//! accept rule and an emptied table. Needs root (tests/run.sh).
 
-use alca_e2e::netns::{for_table, golden, run_ok, ScratchNs};
+use alca_e2e::netns::{for_table, golden, run_ok, ScratchNs, GOLDEN_CASES};
+use alca_netd::engine::Engine;
+use alca_netd::firewall::{Nft, TableFlags};
 use alca_netd::observe::check_live;
-use alca_netd::table_shape;
+use alca_netd::store::Store;
+use alca_netd::{table_shape, NetSpec};
 use serde_json::Value;
 
 const TABLE: &str = "alca-0000000000000000000000000000005a";
@@ -30,17 +36,7 @@ fn the_netlink_read_finds_what_the_listing_finds() {
         panic!("the table shape test must run as root (tests/run.sh)");
     }
     let ns = ScratchNs::create("alca-e2e-tableshape").unwrap();
-    for case in [
-        "default",
-        "allow_all",
-        "allow_all_proxy",
-        "allow_rules",
-        "dns",
-        "flowtable_guard",
-        "proxy_v4",
-        "proxy_v6",
-        "onlink",
-    ] {
+    for case in GOLDEN_CASES {
         let batch = for_table(&golden(case), TABLE);
         ns.nft_batch(&batch).unwrap();
         let (read, listed) = judged(&ns, &batch);
@@ -81,4 +77,56 @@ fn the_netlink_read_finds_what_the_listing_finds() {
         .unwrap()
         .expect("the netlink read");
     assert!(gone.is_none());
+}
+
+#[test]
+fn status_sees_an_inserted_accept_rule_and_an_emptied_table() {
+    if run_ok("id", &["-u"]).map(|u| u != "0").unwrap_or(true) {
+        panic!("the table shape test must run as root (tests/run.sh)");
+    }
+    let ns = ScratchNs::create("alca-e2e-tablestatus").unwrap();
+    let project = TABLE.trim_start_matches("alca-").to_string();
+    let store = tempfile::tempdir().unwrap();
+    let root = store.path().to_path_buf();
+    let spec = NetSpec {
+        project: project.clone(),
+        bridge: alca_netd::spec::bridge_name(&project),
+        allow_all: false,
+        allow: vec![],
+        proxy: None,
+        dns: vec![],
+    };
+    let status = |ns: &ScratchNs, engine: &std::sync::Arc<Engine>| {
+        let (engine, project) = (engine.clone(), project.clone());
+        ns.enter(move || engine.status(&project, 0))
+            .unwrap()
+            .expect("status")
+    };
+    let engine = ns
+        .enter(move || {
+            let nft = Nft::with_table_flags(TableFlags { persist: false });
+            let engine = std::sync::Arc::new(Engine::new(Box::new(nft), Store::new(root)));
+            engine.apply(spec, 0, false).map(|_| engine)
+        })
+        .unwrap()
+        .expect("applies");
+    let intact = status(&ns, &engine);
+    assert!(intact.applied && intact.problems.is_empty(), "{intact:?}");
+
+    ns.nft(&["insert", "rule", "inet", TABLE, "isolate", "accept"])
+        .unwrap();
+    let opened = status(&ns, &engine);
+    assert!(!opened.applied, "an inserted accept rule: {opened:?}");
+    assert!(
+        opened.problems.iter().any(|p| p.contains("unexpected")),
+        "{opened:?}"
+    );
+
+    ns.nft(&["flush", "table", "inet", TABLE]).unwrap();
+    let emptied = status(&ns, &engine);
+    assert!(!emptied.applied, "an emptied table: {emptied:?}");
+    assert!(
+        emptied.problems.iter().any(|p| p.contains("missing")),
+        "{emptied:?}"
+    );
 }
