@@ -59,6 +59,12 @@ impl Drop for Cleanup {
         for dir in &self.projects {
             let owned = up_env(dir);
             let _ = alca(Some(OWNER), dir, &["down", "--force"], &env_refs(&owned));
+            // What `down` may have refused to remove (a config that waits for approval).
+            if dir.join(".alca/state.json").exists() {
+                let name = container(&project_id(dir));
+                let _ = docker_ok(&["rm", "-f", &name]);
+                let _ = docker_ok(&["network", "rm", &name]);
+            }
         }
         let _ = std::process::Command::new(built_binary("alca"))
             .args(["network-helper", "uninstall", "-y"])
