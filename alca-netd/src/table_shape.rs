@@ -3,16 +3,16 @@
 //! a few requests and dumps of that one table, where `nft -j list table` is a process start
 //! that reads the table with every set and counter (issue #21: "status reports the truth at
 //! every moment, cheaply"). Read-only; the answer has the shape of `nft -j list table` output
-//! for just those parts, so [`crate::observe::check_live`] judges it as it judges a listing.
+//! for just those parts, so [`crate::probe_sets::check_live`] judges it as it judges a listing.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde_json::{json, Value};
 
-use crate::nfnl::{self, Message, FAMILY_INET, HEADERS, LIST_ELEM, NLM_F_DUMP, NLM_F_REQUEST};
-use crate::nfnl::{NEW_CHAIN, NEW_RULE, NEW_SET_ELEM};
-use crate::table_names::inet_table_exists;
+use alca_kernel::table_names::inet_table_exists;
+use alca_kernel::{self as nfnl, Message, FAMILY_INET, HEADERS, LIST_ELEM, NLM_F_DUMP};
+use alca_kernel::{NEW_CHAIN, NEW_RULE, NEW_SET_ELEM, NLM_F_REQUEST};
 
 /// `NFT_MSG_GETCHAIN`, `NFT_MSG_GETRULE` and `NFT_MSG_GETSETELEM`.
 const GET_CHAIN: u16 = nfnl::NEW_TABLE + 4;
@@ -66,7 +66,7 @@ pub fn read(table: &str, expected: &Value) -> io::Result<Option<Value>> {
 /// The chain names and the `deny*` set names `expected` creates.
 fn wanted(expected: &Value) -> (Vec<String>, Vec<String>) {
     let (mut chains, mut sets) = (Vec::new(), Vec::new());
-    for obj in crate::observe::objects(expected) {
+    for obj in crate::probe_sets::objects(expected) {
         if let Some(name) = obj["chain"]["name"].as_str() {
             chains.push(name.to_string());
         }

@@ -33,8 +33,8 @@ use alca_e2e::netns::{
     assert_route_local, assert_route_via, run_ok, uplink_ipv4, Listener, LAN4, LANHOST_NS, LAN_VETH,
 };
 use alca_e2e::view::stop_views;
+use alca_kernel::table_names::inet_table_exists;
 use alca_netd::guard::GUARD_TABLE;
-use alca_netd::table_names::inet_table_exists;
 
 const OWNER: &str = "alcatest";
 const LAN_PORT: u16 = 21871;

@@ -3,17 +3,18 @@
 //! `nft -j list table` are judged alike by `check_live` (no problem), and so they are after
 //! each way someone else can tamper with the table (an inserted accept rule, a removed deny
 //! element, a flushed chain, a flushed table): the same problems, never none. A deleted table
-//! reads as absent. Through the daemon's own `Engine::status` (an engine in the namespace,
+//! reads as absent. Through the daemon's own `Daemon::status` (an daemon in the namespace,
 //! on a kernel without persist so that others can change its table, and no healer running):
 //! `applied` is true for the intact table and false, naming the difference, for an inserted
 //! accept rule and an emptied table. Needs root (tests/run.sh).
 
+use alca_contract::NetSpec;
 use alca_e2e::netns::{for_table, golden, run_ok, ScratchNs, GOLDEN_CASES};
-use alca_netd::engine::Engine;
+use alca_netd::daemon::Daemon;
 use alca_netd::firewall::{Nft, TableFlags};
-use alca_netd::observe::check_live;
+use alca_netd::probe_sets::check_live;
 use alca_netd::store::Store;
-use alca_netd::{table_shape, NetSpec};
+use alca_netd::table_shape;
 use serde_json::Value;
 
 const TABLE: &str = "alca-0000000000000000000000000000005a";
@@ -90,32 +91,32 @@ fn status_sees_an_inserted_accept_rule_and_an_emptied_table() {
     let root = store.path().to_path_buf();
     let spec = NetSpec {
         project: project.clone(),
-        bridge: alca_netd::spec::bridge_name(&project),
+        bridge: alca_contract::net_spec::bridge_name(&project),
         allow_all: false,
         allow: vec![],
         proxy: None,
         dns: vec![],
     };
-    let status = |ns: &ScratchNs, engine: &std::sync::Arc<Engine>| {
-        let (engine, project) = (engine.clone(), project.clone());
-        ns.enter(move || engine.status(&project, 0))
+    let status = |ns: &ScratchNs, daemon: &std::sync::Arc<Daemon>| {
+        let (daemon, project) = (daemon.clone(), project.clone());
+        ns.enter(move || daemon.status(&project, 0))
             .unwrap()
             .expect("status")
     };
-    let engine = ns
+    let daemon = ns
         .enter(move || {
             let nft = Nft::with_table_flags(TableFlags { persist: false });
-            let engine = std::sync::Arc::new(Engine::new(Box::new(nft), Store::new(root)));
-            engine.apply(spec, 0, false).map(|_| engine)
+            let daemon = std::sync::Arc::new(Daemon::new(Box::new(nft), Store::new(root)));
+            daemon.apply(spec, 0, false).map(|_| daemon)
         })
         .unwrap()
         .expect("applies");
-    let intact = status(&ns, &engine);
+    let intact = status(&ns, &daemon);
     assert!(intact.applied && intact.problems.is_empty(), "{intact:?}");
 
     ns.nft(&["insert", "rule", "inet", TABLE, "isolate", "accept"])
         .unwrap();
-    let opened = status(&ns, &engine);
+    let opened = status(&ns, &daemon);
     assert!(!opened.applied, "an inserted accept rule: {opened:?}");
     assert!(
         opened.problems.iter().any(|p| p.contains("unexpected")),
@@ -123,7 +124,7 @@ fn status_sees_an_inserted_accept_rule_and_an_emptied_table() {
     );
 
     ns.nft(&["flush", "table", "inet", TABLE]).unwrap();
-    let emptied = status(&ns, &engine);
+    let emptied = status(&ns, &daemon);
     assert!(!emptied.applied, "an emptied table: {emptied:?}");
     assert!(
         emptied.problems.iter().any(|p| p.contains("missing")),

@@ -11,90 +11,14 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::compile::{
-    DENIED4_SET, DENIED6_SET, DENIED_TIMEOUT, FENCE4_SET, FENCE6_SET, PASSED4_SET, PASSED6_SET,
-    PROBE4_SET, PROBE6_SET, PROBE_SIZE, PROBE_TIMEOUT, VERIFY_CHAIN,
-};
-use crate::lan::Proto;
 use crate::set_elements::{ElementBatch, ElementOp};
-
-/// One destination as the observation sets key it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Key {
-    pub addr: IpAddr,
-    pub proto: Proto,
-    pub port: u16,
-}
-
-/// A destination to watch during one verification; `fence` ones are dropped once past the
-/// isolation chain (the config says they are blocked).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Probe {
-    pub key: Key,
-    pub fence: bool,
-}
-
-/// What the daemon found before arming the probes.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LiveCheck {
-    /// The project's table exists.
-    pub applied: bool,
-    /// Differences between the live table and the ruleset of the saved spec (holes).
-    pub problems: Vec<String>,
-    /// The probe fence is in place: probing cannot send a blocked destination off the machine.
-    pub armed: bool,
-}
-
-/// One denied destination of the log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Denied {
-    pub key: Key,
-    /// Packets refused (all attempts since it was first recorded).
-    pub packets: u64,
-    /// Seconds since the last attempt.
-    pub last_seen_secs: u64,
-}
-
-/// The outcome of the probes: which got past isolation, and the denied log right after.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Outcome {
-    pub passed: Vec<Key>,
-    pub denied: Vec<Denied>,
-}
-
-/// Why a probe list was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProbeError {
-    #[error("probes: not a valid probe list: {0}")]
-    Json(String),
-    #[error("probes: {0} for one family is more than the limit of {PROBE_SIZE}")]
-    TooMany(usize),
-    #[error("probes: {0:?} has port 0")]
-    Port(Key),
-}
-
-/// Decodes and bounds a probe list sent by a client.
-pub fn decode_probes(json: &str) -> Result<Vec<Probe>, ProbeError> {
-    if json.len() > crate::spec::MAX_REQUEST_BYTES {
-        return Err(ProbeError::Json("request too large".into()));
-    }
-    let probes: Vec<Probe> =
-        serde_json::from_str(json).map_err(|e| ProbeError::Json(e.to_string()))?;
-    for v6 in [false, true] {
-        let n = probes.iter().filter(|p| p.key.addr.is_ipv6() == v6).count();
-        if n > PROBE_SIZE as usize {
-            return Err(ProbeError::TooMany(n));
-        }
-    }
-    if let Some(p) = probes.iter().find(|p| p.key.port == 0) {
-        return Err(ProbeError::Port(p.key));
-    }
-    Ok(probes)
-}
+use alca_contract::probe::{Denied, Key, Probe};
+use alca_ruleset::{
+    DENIED4_SET, DENIED6_SET, DENIED_TIMEOUT, FENCE4_SET, FENCE6_SET, PASSED4_SET, PASSED6_SET,
+    PROBE4_SET, PROBE6_SET, PROBE_TIMEOUT, VERIFY_CHAIN,
+};
 
 const ARMED_SETS: [&str; 6] = [
     PROBE4_SET,
@@ -340,18 +264,11 @@ pub fn read_denied(live: &Value) -> Vec<Denied> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use crate::compile::replace_batch;
-
-    /// A TCP key, for tests here and in [`crate::netns_probe`].
-    pub(crate) fn key(addr: &str, port: u16) -> Key {
-        Key {
-            addr: addr.parse().unwrap(),
-            proto: Proto::Tcp,
-            port,
-        }
-    }
+    use crate::test_support::key;
+    use alca_contract::lan::Proto;
+    use alca_ruleset::replace_batch;
 
     /// What `nft -j list table` shows for a batch: the objects without the `add` wrapper.
     fn listed(batch: &Value) -> Value {
@@ -361,14 +278,14 @@ pub(crate) mod tests {
 
     #[test]
     fn an_intact_table_has_no_problems_and_a_ready_fence() {
-        let batch = replace_batch(&crate::spec::sample_spec(), 1000);
+        let batch = replace_batch(&alca_contract::net_spec::sample_spec(), 1000);
         assert_eq!(check_live(&listed(&batch), &batch), Vec::<String>::new());
         assert!(fence_ready(&listed(&batch)));
     }
 
     #[test]
     fn a_removed_rule_or_element_is_named() {
-        let batch = replace_batch(&crate::spec::sample_spec(), 1000);
+        let batch = replace_batch(&alca_contract::net_spec::sample_spec(), 1000);
         let mut live = listed(&batch);
         let items = live["nftables"].as_array_mut().unwrap();
         let deny = items
@@ -443,20 +360,6 @@ pub(crate) mod tests {
             cmds[6]["add"]["element"]["elem"][0]["elem"]["timeout"],
             PROBE_TIMEOUT
         );
-    }
-
-    #[test]
-    fn probe_lists_are_bounded() {
-        let one = r#"{"key":{"addr":"10.0.0.1","proto":"tcp","port":9},"fence":true}"#;
-        let many = format!("[{}]", vec![one; PROBE_SIZE as usize + 1].join(","));
-        assert_eq!(
-            decode_probes(&many),
-            Err(ProbeError::TooMany(PROBE_SIZE as usize + 1))
-        );
-        assert!(decode_probes(&format!("[{one}]")).is_ok());
-        let port0 = format!("[{}]", one.replace("\"port\":9", "\"port\":0"));
-        assert!(matches!(decode_probes(&port0), Err(ProbeError::Port(_))));
-        assert!(decode_probes("[{\"nft\": 1}]").is_err());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! the loads, compares and lookups of each match (with the protocol dependencies `nft` adds
 //! in the `inet` family: `meta nfproto` before an `ip`/`ip6` field, `meta l4proto` before a
 //! `tcp`/`udp`/`icmpv6` one), then the statements. It knows exactly the grammar
-//! [`crate::compile`] emits; anything else is [`Unsupported`], never a guess.
+//! `alca_ruleset` emits; anything else is [`Unsupported`], never a guess.
 
 use std::net::IpAddr;
 
@@ -15,12 +15,12 @@ use super::{Attr, LIST_ELEM};
 #[error("no netlink encoding for {0}")]
 pub struct Unsupported(pub String);
 
-pub(super) fn unsupported(what: &Value) -> Unsupported {
+pub fn unsupported(what: &Value) -> Unsupported {
     Unsupported(what.to_string().chars().take(160).collect())
 }
 
 /// The single `{key: value}` entry of a batch object (`{verb: {kind: object}}`, a statement).
-pub(crate) fn single_entry(v: &Value) -> Option<(&str, &Value)> {
+pub fn single_entry(v: &Value) -> Option<(&str, &Value)> {
     let map = v.as_object()?;
     (map.len() == 1)
         .then(|| map.iter().next())
@@ -145,7 +145,7 @@ pub fn expressions(stmts: &[Value], sets: &mut dyn SetIds) -> Result<Vec<Attr>, 
     Ok(rule.exprs)
 }
 
-pub(crate) fn expr(name: &str, attrs: Vec<Attr>) -> Attr {
+pub fn expr(name: &str, attrs: Vec<Attr>) -> Attr {
     Attr::Nest(
         LIST_ELEM,
         vec![Attr::string(EXPR_NAME, name), Attr::Nest(EXPR_DATA, attrs)],
@@ -153,12 +153,12 @@ pub(crate) fn expr(name: &str, attrs: Vec<Attr>) -> Attr {
 }
 
 /// `meta KEY` into register `reg`.
-pub(crate) fn meta(key: u32, reg: u32) -> Attr {
+pub fn meta(key: u32, reg: u32) -> Attr {
     expr("meta", vec![Attr::u32_be(2, key), Attr::u32_be(1, reg)])
 }
 
 /// Register `reg` AND `mask` (XOR zero), in place.
-pub(crate) fn bitwise(reg: u32, mask: Vec<u8>) -> Attr {
+pub fn bitwise(reg: u32, mask: Vec<u8>) -> Attr {
     let len = mask.len() as u32;
     expr(
         "bitwise",
@@ -173,7 +173,7 @@ pub(crate) fn bitwise(reg: u32, mask: Vec<u8>) -> Attr {
 }
 
 /// Register `reg` compared (`op`) with `value`.
-pub(crate) fn cmp(reg: u32, op: u32, value: Vec<u8>) -> Attr {
+pub fn cmp(reg: u32, op: u32, value: Vec<u8>) -> Attr {
     expr(
         "cmp",
         vec![

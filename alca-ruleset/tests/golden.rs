@@ -9,10 +9,10 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use alca_netd::compile::{
-    delete_batch, owner_uid, replace_batch, replace_batch_for, replace_batch_on, HostQuirks,
+use alca_contract::{AllowRule, NetSpec, Proto};
+use alca_ruleset::{
+    delete_batch, owner_uid, replace_batch, replace_batch_on, replace_batch_with_quirks, HostQuirks,
 };
-use alca_netd::{AllowRule, NetSpec, Proto};
 use serde_json::Value;
 
 const PROJECT: &str = "0123456789abcdef0123456789abcdef";
@@ -91,7 +91,7 @@ fn cases() -> Vec<(&'static str, Value)> {
         ),
         (
             "flowtable_guard",
-            replace_batch_for(
+            replace_batch_with_quirks(
                 &default,
                 OWNER,
                 HostQuirks {
@@ -140,7 +140,7 @@ fn batches_match_their_golden_files() {
 fn every_golden_batch_has_a_netlink_encoding() {
     for (name, batch) in cases() {
         let messages =
-            alca_netd::nfnl::ruleset::messages(&batch).unwrap_or_else(|e| panic!("{name}: {e}"));
+            alca_kernel::ruleset::messages(&batch).unwrap_or_else(|e| panic!("{name}: {e}"));
         let commands = batch["nftables"].as_array().expect("commands").len();
         assert!(
             messages.len() >= commands,
@@ -221,7 +221,7 @@ fn owner_uid_reads_back_from_the_kernel_and_delete_removes_the_table() {
     let project = format!("{:08x}0e0e0e0e", std::process::id());
     let mut s = spec();
     s.project = project.clone();
-    s.bridge = alca_netd::spec::bridge_name(&project);
+    s.bridge = alca_contract::net_spec::bridge_name(&project);
     let table = s.table_name();
     nft_stdin(&["-j", "-f", "-"], &replace_batch(&s, 4242)).expect("apply");
     // Applying twice is fine: the batch replaces the table whether or not it exists.

@@ -2,7 +2,7 @@
 //! answers and the one-transaction batch. `nft` 1.0.6 reads every table into its cache before
 //! it runs anything (O(all projects) per run), so the calls that must not grow with the
 //! number of projects talk to the kernel here instead: the table-name dump
-//! ([`crate::table_names`]), the set-element batches ([`crate::set_elements`]) and the
+//! ([`crate::table_names`]), the set-element batches (the daemon's `set_elements`) and the
 //! project rulesets ([`ruleset`]).
 
 use std::io;
@@ -12,6 +12,7 @@ use std::sync::{Mutex, PoisonError};
 pub mod events;
 pub mod rule;
 pub mod ruleset;
+pub mod table_names;
 
 use nix::sys::socket::{setsockopt, sockopt};
 use rtnetlink::sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};

@@ -3,7 +3,7 @@
 //! Untrusted bytes from any local user pass through here first, so it bounds the size,
 //! refuses unknown fields (the spec derives `deny_unknown_fields`) and runs `validate()`.
 
-use crate::spec::{validate_project_id, NetSpec, SpecError, MAX_REQUEST_BYTES};
+use crate::net_spec::{validate_project_id, NetSpec, SpecError, MAX_REQUEST_BYTES};
 
 /// Why a request was refused; every message says which part is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

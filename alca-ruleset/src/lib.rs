@@ -23,9 +23,9 @@
 mod deny;
 mod expr;
 mod filter;
-mod observe;
 mod owner;
 mod proxy;
+mod verify_rules;
 
 use std::borrow::Cow;
 
@@ -34,11 +34,10 @@ use nftables::schema::{Chain, NfCmd, NfListObject, Table};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 use serde_json::{json, Value};
 
-use crate::spec::{table_name, NetSpec};
+use alca_contract::net_spec::{table_name, NetSpec};
 
-pub use deny::{deny_nets, deny_nets_with};
-pub use observe::*;
 pub use owner::{owner_uid, OWNER_SET};
+pub use verify_rules::*;
 
 /// Name of the filter base chain at prerouting.
 pub const FILTER_BASE_CHAIN: &str = "prerouting";
@@ -71,15 +70,15 @@ pub struct HostQuirks {
 /// whether or not the table exists. `owner_uid` is recorded in the table's `owner` set so
 /// ownership survives daemon restarts. The spec must have passed [`NetSpec::validate`].
 pub fn replace_batch(spec: &NetSpec, owner_uid: u32) -> Value {
-    replace_batch_for(spec, owner_uid, HostQuirks::default())
+    replace_batch_with_quirks(spec, owner_uid, HostQuirks::default())
 }
 
 /// [`replace_batch`] for a host with `quirks`.
-pub fn replace_batch_for(spec: &NetSpec, owner_uid: u32, quirks: HostQuirks) -> Value {
+pub fn replace_batch_with_quirks(spec: &NetSpec, owner_uid: u32, quirks: HostQuirks) -> Value {
     replace_batch_on(spec, owner_uid, quirks, &[])
 }
 
-/// [`replace_batch_for`] on a host directly connected to `onlink` (the prefixes of its own
+/// [`replace_batch_with_quirks`] on a host directly connected to `onlink` (the prefixes of its own
 /// interfaces), which join the deny sets.
 pub fn replace_batch_on(
     spec: &NetSpec,
@@ -97,7 +96,7 @@ pub fn replace_batch_on(
         if !spec.allow_all {
             cmds.extend(deny::deny_sets(&name, onlink).into_iter().map(add));
         }
-        cmds.extend(observe::observe_sets(&name));
+        cmds.extend(verify_rules::observe_sets(&name));
         cmds.push(add(base_chain(
             &name,
             FILTER_BASE_CHAIN,
@@ -158,7 +157,7 @@ pub fn replace_batch_on(
             cmds.push(add(expr::rule(&name, chain, jump)));
         }
         cmds.extend(
-            observe::verify_rules()
+            verify_rules::verify_rules()
                 .into_iter()
                 .map(|r| add(expr::rule(&name, VERIFY_CHAIN, r))),
         );
@@ -232,10 +231,10 @@ fn to_json(cmd: &NfCmd<'_>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lan::{AllowRule, Proto};
+    use alca_contract::lan::{AllowRule, Proto};
 
     fn spec() -> NetSpec {
-        crate::spec::sample_spec()
+        alca_contract::net_spec::sample_spec()
     }
 
     fn cmds(batch: &Value) -> &Vec<Value> {
@@ -340,7 +339,7 @@ mod tests {
         let quirks = HostQuirks {
             flowtable_offload: true,
         };
-        let orb = replace_batch_for(&spec(), 0, quirks);
+        let orb = replace_batch_with_quirks(&spec(), 0, quirks);
         assert_eq!(
             base_chains(&orb),
             [
@@ -361,7 +360,7 @@ mod tests {
         // Without filtering (allow_all, no proxy) there is nothing to guard.
         let mut open = spec();
         open.allow_all = true;
-        assert!(base_chains(&replace_batch_for(&open, 0, quirks)).is_empty());
+        assert!(base_chains(&replace_batch_with_quirks(&open, 0, quirks)).is_empty());
     }
 
     #[test]

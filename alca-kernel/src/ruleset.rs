@@ -1,4 +1,4 @@
-//! A compiled project batch (the JSON [`crate::compile`] writes for `nft -j -f`) as nf_tables
+//! A compiled project batch (the JSON `alca_ruleset` writes for `nft -j -f`) as nf_tables
 //! netlink messages, to run as one transaction: tables, sets with their elements, chains and
 //! rules, in the batch's order. `nft` 1.0.6 first reads every table of the host into its
 //! cache (O(number of projects) per Apply); the kernel needs only these messages.
@@ -549,10 +549,10 @@ mod tests {
             {"delete": {"table": {"family": "inet", "name": t}}},
             {"add": {"table": {"family": "inet", "name": t}}},
         ]});
-        let flags = crate::nfnl::TABLE_F_OWNER | crate::nfnl::TABLE_F_PERSIST;
+        let flags = crate::TABLE_F_OWNER | crate::TABLE_F_PERSIST;
         let messages = owned_messages(&batch, flags).unwrap();
         let table_flags = |m: &Vec<u8>| {
-            crate::nfnl::attributes(&m[crate::nfnl::HEADERS..])
+            crate::attributes(&m[crate::HEADERS..])
                 .unwrap()
                 .into_iter()
                 .find(|(kind, _)| *kind == TABLE_FLAGS)

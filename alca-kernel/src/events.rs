@@ -1,5 +1,5 @@
 //! nf_tables change events (the `NFNLGRP_NFTABLES` multicast group): which table each change
-//! of the ruleset touched, and which netlink socket made it. [`crate::heal`] reads them to see
+//! of the ruleset touched, and which netlink socket made it. the daemon's `heal` reads them to see
 //! its tables change under it.
 
 use std::io;
@@ -102,7 +102,7 @@ pub fn changes(datagram: &[u8]) -> io::Result<Vec<Change>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nfnl::{Message, FAMILY_INET};
+    use crate::{Message, FAMILY_INET};
 
     #[test]
     fn a_change_names_its_table_and_sender() {
@@ -110,7 +110,7 @@ mod tests {
         m.string(1, "alca-0123456789").string(2, "isolate");
         let mut bytes = m.finish();
         bytes[12..16].copy_from_slice(&77u32.to_ne_bytes());
-        let other = Message::new(super::super::GET_TABLE, 0, 1, FAMILY_INET).finish();
+        let other = Message::new(crate::GET_TABLE, 0, 1, FAMILY_INET).finish();
         let got = changes(&[bytes, other].concat()).unwrap();
         assert_eq!(
             got,

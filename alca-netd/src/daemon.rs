@@ -11,19 +11,21 @@ use std::fs::File;
 use std::sync::{Arc, Mutex};
 
 use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
 
 use crate::claims::{judge, Claim, Verdict};
-use crate::compile::{delete_batch, replace_batch_on, HostQuirks};
-use crate::errors::NetdError;
 use crate::firewall::{Firewall, FirewallError, Nft};
 use crate::guard::GUARD_TABLE;
-use crate::netns_probe::{self, ProbeReport};
-use crate::observe::{self, Key, LiveCheck, Outcome, Probe};
+use alca_contract::errors::NetdError;
+use alca_contract::probe::{Denied, Key, LiveCheck, Outcome, Probe, ProbeReport};
+use alca_contract::status::ProjectStatus;
+use alca_ruleset::{delete_batch, replace_batch_on, HostQuirks};
+
+use crate::netns_probe;
+use crate::probe_sets;
 use crate::quota::{Limits, LIMITS_FILE};
 use crate::set_elements::ElementBatch;
-use crate::spec::{bridge_name, table_name, validate_project_id, NetSpec, NAME_PREFIX};
 use crate::store::{Saved, StateLock, Store, StoreError};
+use alca_contract::net_spec::{bridge_name, table_name, validate_project_id, NetSpec, NAME_PREFIX};
 
 /// The element batches that end one verification: the fence's removal and the forgetting of the
 /// probes' own denied-log entries.
@@ -35,7 +37,7 @@ struct Disarm {
 }
 
 /// A disarm still to run, holding the state lock and the project's probe slot until it has
-/// (see [`Engine::finish`]).
+/// (see [`Daemon::finish`]).
 pub struct PendingDisarm {
     _lock: StateLock,
     _probing: Probing,
@@ -54,20 +56,6 @@ impl Drop for Probing {
         let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
         busy.remove(&self.project);
     }
-}
-
-/// One project as `Status` and `List` report it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, zbus::zvariant::Type)]
-pub struct ProjectStatus {
-    pub project: String,
-    pub owner_uid: u32,
-    /// A spec is saved and will be re-applied at start.
-    pub saved: bool,
-    /// The project's `inet alca-<id>` table exists right now and, for a saved project, holds
-    /// what its spec compiles to.
-    pub applied: bool,
-    /// How the live table differs from the saved spec (empty when it matches or is missing).
-    pub problems: Vec<String>,
 }
 
 /// Outcome of re-applying saved specs and sweeping stale tables.
@@ -95,7 +83,7 @@ fn owned_elsewhere(e: &FirewallError) -> bool {
 }
 
 /// The daemon's state machine over a firewall and a store.
-pub struct Engine {
+pub struct Daemon {
     firewall: Box<dyn Firewall>,
     store: Store,
     quirks: HostQuirks,
@@ -127,9 +115,9 @@ fn check_owner(project: &str, owner: u32, caller: u32) -> Result<(), NetdError> 
     )))
 }
 
-impl Engine {
+impl Daemon {
     pub fn new(firewall: Box<dyn Firewall>, store: Store) -> Self {
-        Engine {
+        Daemon {
             firewall,
             store,
             quirks: HostQuirks::default(),
@@ -139,26 +127,26 @@ impl Engine {
         }
     }
 
-    /// The same engine holding users to `limits` (see [`crate::quota`]).
+    /// The same daemon holding users to `limits` (see [`crate::quota`]).
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
     }
 
-    /// The same engine compiling for a host with `quirks` (found by the helper container).
+    /// The same daemon compiling for a host with `quirks` (found by the helper container).
     pub fn with_quirks(mut self, quirks: HostQuirks) -> Self {
         self.quirks = quirks;
         self
     }
 
-    /// The production engine: real `nft`, state in `/var/lib/alcatraz`, the limits of
+    /// The production daemon: real `nft`, state in `/var/lib/alcatraz`, the limits of
     /// [`LIMITS_FILE`] (or the defaults).
     pub fn system() -> Self {
         let (limits, problem) = Limits::load(std::path::Path::new(LIMITS_FILE));
         if let Some(problem) = problem {
             tracing::error!("{problem}");
         }
-        Engine::new(Box::new(Nft::default()), Store::system()).with_limits(limits)
+        Daemon::new(Box::new(Nft::default()), Store::system()).with_limits(limits)
     }
 
     /// The ruleset of a saved project on this host now.
@@ -284,7 +272,7 @@ impl Engine {
         self.claim_locked(&spec, owner_uid, caller, bridge_present, saved)
     }
 
-    /// The claim step of [`Engine::apply`] and [`Engine::claim`], under the state lock: refuses
+    /// The claim step of [`Daemon::apply`] and [`Daemon::claim`], under the state lock: refuses
     /// a name held by another project or user, or an existing bridge nobody claimed; a new
     /// claim counts against the quotas.
     fn claim_locked(
@@ -408,8 +396,8 @@ impl Engine {
     }
 
     /// One project's state, for its owner or root: for a saved project, the live table
-    /// compared with what its spec compiles to ([`observe::check_live`], as verify does), read
-    /// over netlink ([`Firewall::live_shape`]).
+    /// compared with what its spec compiles to ([`probe_sets::check_live`], as verify does),
+    /// read over netlink ([`Firewall::live_shape`]).
     pub fn status(&self, project: &str, caller: u32) -> Result<ProjectStatus, NetdError> {
         match self.store.load(project)? {
             Some(saved) => {
@@ -418,7 +406,7 @@ impl Engine {
                 let expected = self.batch(&saved.spec, saved.owner_uid);
                 let live = self.firewall.live_shape(&table, &expected)?;
                 let problems = match &live {
-                    Some(live) => observe::check_live(live, &expected),
+                    Some(live) => probe_sets::check_live(live, &expected),
                     None => Vec::new(),
                 };
                 Ok(ProjectStatus {
@@ -534,7 +522,7 @@ impl Engine {
     }
 
     /// Checks the live table against its saved spec and, when the probe fence is intact,
-    /// arms `probes` (see [`observe`]). Only tightens: armed probes are recorded or dropped.
+    /// arms `probes` (see [`probe_sets`]). Only tightens: armed probes are recorded or dropped.
     pub fn arm_probes(
         &self,
         project: &str,
@@ -560,10 +548,10 @@ impl Engine {
         Ok(self.owned(project, caller)?.spec.bridge)
     }
 
-    /// [`Engine::arm_probes`], then a connect to each of `targets` from inside `netns` (which
-    /// the caller showed is on the project's bridge), then [`Engine::probe_outcome`], under
+    /// [`Daemon::arm_probes`], then a connect to each of `targets` from inside `netns` (which
+    /// the caller showed is on the project's bridge), then [`Daemon::probe_outcome`], under
     /// one lock. Nothing is probed when the fence is not in place. The disarm is left to
-    /// [`Engine::finish`], with the lock, so the reply need not wait for it.
+    /// [`Daemon::finish`], with the lock, so the reply need not wait for it.
     pub fn probe_from(
         &self,
         project: &str,
@@ -632,11 +620,11 @@ impl Engine {
             });
         };
         let expected = self.batch(&saved.spec, saved.owner_uid);
-        let problems = observe::check_live(&live, &expected);
-        let armed = observe::fence_ready(&live);
+        let problems = probe_sets::check_live(&live, &expected);
+        let armed = probe_sets::fence_ready(&live);
         if armed {
             self.firewall
-                .apply_elements(&observe::arm_batch(&table, probes))?;
+                .apply_elements(&probe_sets::arm_batch(&table, probes))?;
         }
         Ok(LiveCheck {
             applied: true,
@@ -651,10 +639,10 @@ impl Engine {
             return Ok((Outcome::default(), Disarm::default()));
         };
         let outcome = Outcome {
-            passed: observe::read_passed(&live),
-            denied: observe::read_denied(&live),
+            passed: probe_sets::read_passed(&live),
+            denied: probe_sets::read_denied(&live),
         };
-        let armed = observe::read_armed(&live);
+        let armed = probe_sets::read_armed(&live);
         let logged: Vec<_> = outcome
             .denied
             .iter()
@@ -663,8 +651,8 @@ impl Engine {
             .collect();
         let disarm = Disarm {
             table: table.to_string(),
-            fence: observe::fence_ready(&live).then(|| observe::disarm_batch(table)),
-            forget: (!logged.is_empty()).then(|| observe::forget_batch(table, &logged)),
+            fence: probe_sets::fence_ready(&live).then(|| probe_sets::disarm_batch(table)),
+            forget: (!logged.is_empty()).then(|| probe_sets::forget_batch(table, &logged)),
         };
         Ok((outcome, disarm))
     }
@@ -691,8 +679,8 @@ impl Engine {
         Ok(())
     }
 
-    /// Runs the disarm a [`Engine::probe_from`] left, then lets the next call in.
-    pub fn finish(&self, pending: PendingDisarm) {
+    /// Runs the disarm a [`Daemon::probe_from`] left, then lets the next call in.
+    pub fn disarm_after_probe(&self, pending: PendingDisarm) {
         if let Err(e) = self.disarm(&pending.disarm) {
             let table = &pending.disarm.table;
             tracing::warn!(
@@ -703,10 +691,12 @@ impl Engine {
     }
 
     /// The project's log of denied attempts, most recent first.
-    pub fn denied(&self, project: &str, caller: u32) -> Result<Vec<observe::Denied>, NetdError> {
+    pub fn denied(&self, project: &str, caller: u32) -> Result<Vec<Denied>, NetdError> {
         self.owned(project, caller)?;
         let live = self.firewall.list_table(&table_name(project))?;
-        Ok(live.map(|l| observe::read_denied(&l)).unwrap_or_default())
+        Ok(live
+            .map(|l| probe_sets::read_denied(&l))
+            .unwrap_or_default())
     }
 
     /// Installs the guard first, then re-applies every saved spec (adopting the tables an
@@ -847,7 +837,7 @@ mod tests {
     fn spec(project: &str) -> NetSpec {
         NetSpec {
             project: project.into(),
-            bridge: crate::spec::bridge_name(project),
+            bridge: alca_contract::net_spec::bridge_name(project),
             allow_all: false,
             allow: vec![],
             proxy: None,
@@ -855,16 +845,16 @@ mod tests {
         }
     }
 
-    fn engine() -> (Engine, FakeNft, tempfile::TempDir) {
+    fn daemon() -> (Daemon, FakeNft, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let nft = FakeNft::default();
-        let engine = Engine::new(Box::new(nft.clone()), Store::new(dir.path()));
-        (engine, nft, dir)
+        let daemon = Daemon::new(Box::new(nft.clone()), Store::new(dir.path()));
+        (daemon, nft, dir)
     }
 
     #[test]
     fn owner_may_replace_and_remove_others_may_not() {
-        let (e, nft, _dir) = engine();
+        let (e, nft, _dir) = daemon();
         e.apply(spec("aaaaaaaa"), 1001, false).unwrap();
         assert!(nft.tables.lock().unwrap().contains("alca-aaaaaaaa"));
         assert!(matches!(
@@ -890,7 +880,7 @@ mod tests {
 
     #[test]
     fn a_bridge_belongs_to_one_project() {
-        let (e, nft, _dir) = engine();
+        let (e, nft, _dir) = daemon();
         e.apply(spec("0123456789aaaaaa"), 1001, false).unwrap();
         let mut squatter = spec("0123456789bbbbbb");
         assert_eq!(squatter.bridge, "alca-0123456789");
@@ -909,7 +899,7 @@ mod tests {
 
     #[test]
     fn tables_without_a_saved_owner_are_replaced_by_root_only() {
-        let (e, nft, _dir) = engine();
+        let (e, nft, _dir) = daemon();
         nft.tables.lock().unwrap().insert("alca-cccccccc".into());
         assert!(matches!(
             e.apply(spec("cccccccc"), 1001, false),
@@ -921,7 +911,7 @@ mod tests {
 
     #[test]
     fn refused_transaction_keeps_the_previous_state() {
-        let (e, nft, _dir) = engine();
+        let (e, nft, _dir) = daemon();
         e.apply(spec("aaaaaaaa"), 1001, false).unwrap();
         *nft.refuse.lock().unwrap() = true;
         let mut wider = spec("aaaaaaaa");
@@ -939,7 +929,7 @@ mod tests {
 
     #[test]
     fn restore_reapplies_saved_and_sweeps_strays() {
-        let (e, nft, _dir) = engine();
+        let (e, nft, _dir) = daemon();
         e.apply(spec("aaaaaaaa"), 1001, false).unwrap();
         {
             let mut t = nft.tables.lock().unwrap();
@@ -961,7 +951,7 @@ mod tests {
 
     #[test]
     fn unowned_tables_are_root_only_and_purge_clears_all() {
-        let (e, nft, _dir) = engine();
+        let (e, nft, _dir) = daemon();
         nft.tables.lock().unwrap().insert("alca-cccccccc".into());
         assert!(matches!(
             e.remove("cccccccc", 1001, false),
@@ -977,7 +967,7 @@ mod tests {
 
     #[test]
     fn squats_on_a_claimed_or_unclaimed_bridge_are_refused() {
-        let (e, nft, _dir) = engine();
+        let (e, nft, _dir) = daemon();
         // A lan-access = ["*"] project: claimed before its network exists, no rules.
         e.claim("0123456789aaaaaa", 1001, false).unwrap();
         e.claim("0123456789aaaaaa", 1001, true).unwrap();
@@ -1009,7 +999,7 @@ mod tests {
 
     #[test]
     fn the_project_quota_holds_per_user_and_for_the_host() {
-        let (e, _nft, _dir) = engine();
+        let (e, _nft, _dir) = daemon();
         let e = e.with_limits(Limits {
             projects_per_user: 2,
             projects: 3,
@@ -1038,7 +1028,7 @@ mod tests {
 
     #[test]
     fn restore_claims_the_bridges_of_projects_saved_before_claims() {
-        let (e, _nft, dir) = engine();
+        let (e, _nft, dir) = daemon();
         e.store
             .save(&Saved {
                 owner_uid: 1001,
@@ -1057,7 +1047,7 @@ mod tests {
 
     #[test]
     fn new_onlink_networks_reapply_the_projects_with_deny_sets() {
-        let (e, nft, _dir) = engine();
+        let (e, nft, _dir) = daemon();
         let net = |s: &str| -> IpNet { s.parse().unwrap() };
         assert!(e.set_onlink(vec![net("192.88.99.128/25")]).is_empty());
         e.apply(spec("aaaaaaaa"), 1001, false).unwrap();

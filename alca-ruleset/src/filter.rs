@@ -9,12 +9,12 @@ use std::net::SocketAddr;
 
 use ipnet::IpNet;
 
-use crate::lan::{AllowRule, Proto};
-use crate::spec::NetSpec;
+use alca_contract::lan::{AllowRule, Proto};
+use alca_contract::net_spec::NetSpec;
 
 use super::deny::{DENY4_SET, DENY6_SET};
 use super::expr::*;
-use super::observe::log_denied;
+use super::verify_rules::log_denied;
 use super::ISOLATE_CHAIN;
 
 /// The base chain's only rule: `iifname BRIDGE jump isolate`.

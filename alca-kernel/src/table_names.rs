@@ -3,16 +3,14 @@
 //! set with its elements first (43 s at 500 projects with nft 1.0.6); and whether one table
 //! exists (Status, a new project's Apply). Read-only: no batch is ever sent this way.
 
-use crate::nfnl::{
-    self, Message, FAMILY_INET, GET_TABLE, HEADERS, NEW_TABLE, NLM_F_DUMP, NLM_F_REQUEST,
-};
+use crate::{Message, FAMILY_INET, GET_TABLE, HEADERS, NEW_TABLE, NLM_F_DUMP, NLM_F_REQUEST};
 
 const NFTA_TABLE_NAME: u16 = 1;
 
 /// The names of all `inet` tables of this network namespace.
 pub fn inet_table_names() -> std::io::Result<Vec<String>> {
     let mut names = Vec::new();
-    nfnl::dump(&dump_request(), |kind, message| {
+    crate::dump(&dump_request(), |kind, message| {
         if let Some(name) = table_name(kind, message) {
             names.push(name);
         }
@@ -26,7 +24,7 @@ pub fn inet_table_exists(name: &str) -> std::io::Result<bool> {
     let mut request = Message::new(GET_TABLE, NLM_F_REQUEST, 1, FAMILY_INET);
     request.string(NFTA_TABLE_NAME, name);
     let mut found = false;
-    match nfnl::request(&request.finish(), |kind, message| {
+    match crate::request(&request.finish(), |kind, message| {
         found |= table_name(kind, message).as_deref() == Some(name);
     }) {
         Ok(()) => Ok(found),
@@ -44,7 +42,7 @@ fn table_name(kind: u16, message: &[u8]) -> Option<String> {
     if kind != NEW_TABLE {
         return None;
     }
-    let attributes = nfnl::attributes(message.get(HEADERS..)?)?;
+    let attributes = crate::attributes(message.get(HEADERS..)?)?;
     let (_, value) = attributes
         .into_iter()
         .find(|(k, _)| *k == NFTA_TABLE_NAME)?;
@@ -65,7 +63,7 @@ mod tests {
     #[test]
     fn the_name_comes_from_each_table_message() {
         let dump = [table("alca-0123"), table("filter")].concat();
-        let names: Vec<_> = nfnl::messages(&dump)
+        let names: Vec<_> = crate::messages(&dump)
             .unwrap()
             .into_iter()
             .filter_map(|(kind, m)| table_name(kind, m))
@@ -75,7 +73,7 @@ mod tests {
 
     #[test]
     fn other_messages_and_garbage_are_not_names() {
-        assert_eq!(table_name(nfnl::NLMSG_DONE, &table("x")), None);
+        assert_eq!(table_name(crate::NLMSG_DONE, &table("x")), None);
         let mut cut = table("alca-0123");
         cut.truncate(HEADERS + 6);
         assert_eq!(table_name(NEW_TABLE, &cut), None);

@@ -14,8 +14,8 @@
 
 use std::net::SocketAddr;
 
-use crate::lan::Proto;
-use crate::spec::NetSpec;
+use alca_contract::lan::Proto;
+use alca_contract::net_spec::NetSpec;
 
 use super::expr::*;
 

@@ -20,6 +20,8 @@ pub const POLKIT_RULE: &str = include_str!("../../polkit/50-alcatraz.rules");
 pub const DAEMON_PATH: &str = "/usr/local/libexec/alcatraz/alca-netd";
 /// Group whose members may apply rules without a password.
 pub const GROUP: &str = "alcatraz";
+/// Root of the daemon's saved state (install creates it, uninstall removes it).
+pub const STATE_DIR: &str = "/var/lib/alcatraz";
 
 /// One shipped file and where it goes.
 #[derive(Debug, Clone, Copy)]
@@ -72,8 +74,7 @@ pub const FILES: &[ShippedFile] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::{ACTION_APPLY, ACTION_REMOVE};
-    use crate::service::BUS_NAME;
+    use crate::bus::{ACTION_APPLY, ACTION_REMOVE, BUS_NAME};
 
     /// The files name the same bus name, binary, actions and group as the code.
     #[test]

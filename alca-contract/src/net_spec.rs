@@ -157,9 +157,9 @@ pub fn resolvers_from_resolv_conf(text: &str) -> Vec<IpAddr> {
         .collect()
 }
 
-/// A valid spec with nothing allowed, for unit tests in this crate.
-#[cfg(test)]
-pub(crate) fn sample_spec() -> NetSpec {
+/// A valid spec with nothing allowed, for the unit tests of the crates that use the contract.
+#[doc(hidden)]
+pub fn sample_spec() -> NetSpec {
     NetSpec {
         project: "0123456789abcdef".into(),
         bridge: "alca-0123456789".into(),

@@ -5,12 +5,11 @@ use std::time::Duration;
 
 use zbus::proxy;
 
-use crate::engine::ProjectStatus;
 use crate::errors::NetdError;
-use crate::netns_probe::ProbeReport;
-use crate::observe::{Denied, Key, LiveCheck, Outcome, Probe};
+use crate::net_spec::NetSpec;
+use crate::probe::{Denied, Key, LiveCheck, Outcome, Probe, ProbeReport};
 use crate::request::encode_spec;
-use crate::spec::NetSpec;
+use crate::status::ProjectStatus;
 
 #[proxy(
     interface = "io.github.alcatraz.Netd1",
@@ -151,7 +150,7 @@ impl Client {
     pub fn daemon_pid(&self) -> Result<Option<u32>, NetdError> {
         self.runtime.block_on(async {
             let dbus = zbus::fdo::DBusProxy::new(self.proxy.inner().connection()).await?;
-            let name = zbus::names::BusName::try_from(crate::service::BUS_NAME)?;
+            let name = zbus::names::BusName::try_from(crate::bus::BUS_NAME)?;
             if !dbus
                 .name_has_owner(name.clone())
                 .await

@@ -17,7 +17,7 @@ use nftables::stmt::{
 };
 use nftables::types::{NfFamily, RejectCode};
 
-use crate::lan::Proto;
+use alca_contract::lan::Proto;
 
 /// The statements of one rule.
 pub(super) type Stmts = Vec<Statement<'static>>;

@@ -30,6 +30,11 @@ pub enum NetdError {
 }
 
 impl NetdError {
+    /// A refused request, with the reason as its message.
+    pub fn invalid(reason: impl std::fmt::Display) -> Self {
+        NetdError::InvalidRequest(reason.to_string())
+    }
+
     /// The message without the error name, for user-facing output.
     pub fn message(&self) -> String {
         match self {

@@ -16,6 +16,7 @@
 
 use std::borrow::Cow;
 
+use alca_contract::probe::PROBE_SIZE;
 use nftables::expr::{Expression, NamedExpression};
 use nftables::stmt::{Operator, Set as SetStatement, SetOp, Statement};
 use serde::Serialize;
@@ -39,8 +40,6 @@ pub const PASSED6_SET: &str = "passed6";
 pub const DENIED_SIZE: u32 = 1024;
 /// Seconds a denied destination is remembered after its last attempt.
 pub const DENIED_TIMEOUT: u32 = 3600;
-/// Most probes (and passed probes) per family in one verification.
-pub const PROBE_SIZE: u32 = 64;
 /// Seconds armed probe elements live: a verification that dies leaves nothing behind.
 pub const PROBE_TIMEOUT: u32 = 120;
 /// Regular chain holding the record and fence rules.

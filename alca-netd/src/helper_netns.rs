@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use nix::sched::{setns, CloneFlags};
 
-use crate::compile::HostQuirks;
 use crate::firewall::Nft;
+use alca_ruleset::HostQuirks;
 
 /// The network namespace the helper applies rules in.
 pub const HOST_NET_NS: &str = "/proc/1/ns/net";
@@ -51,7 +51,7 @@ pub fn enter_host_net() -> std::io::Result<HostNet> {
 
 /// The platform the helper was installed for (`$ALCA_HELPER_PLATFORM`).
 pub fn platform() -> String {
-    std::env::var(crate::helper::PLATFORM_ENV).unwrap_or_default()
+    std::env::var(alca_contract::helper_protocol::PLATFORM_ENV).unwrap_or_default()
 }
 
 /// What the host needs, from the platform and from the tables that exist now.

@@ -146,7 +146,7 @@ pub fn parse_proxy(raw: &str) -> Result<ProxyEntry, LanError> {
 
 /// The `proto://` prefix of a `lan-access` entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Scheme {
+pub(crate) enum Scheme {
     /// No prefix: TCP when a port is given, else any protocol.
     None,
     /// `*://`: any protocol.
@@ -155,12 +155,12 @@ enum Scheme {
 }
 
 impl Scheme {
-    fn is_some(self) -> bool {
+    pub(crate) fn is_some(self) -> bool {
         self != Scheme::None
     }
 }
 
-fn split_protocol(s: &str) -> Result<(Scheme, &str), LanError> {
+pub(crate) fn split_protocol(s: &str) -> Result<(Scheme, &str), LanError> {
     let Some((scheme, rest)) = s.split_once("://") else {
         return Ok((Scheme::None, s));
     };
@@ -180,7 +180,7 @@ fn all_ports(host_port: &str) -> bool {
 
 /// Splits `host[:port]`, where an IPv6 host with a port is bracketed: `[::1]:80`; `parse_port`
 /// reads the port (`None`: every port).
-fn split_host_port(
+pub(crate) fn split_host_port(
     s: &str,
     parse_port: fn(&str) -> Result<Option<u16>, LanError>,
 ) -> Result<(&str, Option<u16>), LanError> {
@@ -222,7 +222,7 @@ fn parse_port(p: &str) -> Result<u16, LanError> {
 }
 
 /// A `lan-access` port: a number, or `*` for every port (`None`).
-fn lan_port(p: &str) -> Result<Option<u16>, LanError> {
+pub(crate) fn lan_port(p: &str) -> Result<Option<u16>, LanError> {
     if p == "*" {
         return Ok(None);
     }
