@@ -65,6 +65,8 @@ if [ "${1:-}" = --uninstall ]; then uninstall; exit 0; fi
 [ $# -eq 0 ] || die "usage: sudo bash examples/demo.sh [--uninstall]"
 
 say "1/4 Packages, Docker, D-Bus, polkit, the test image and the lanhost test netns"
+# busybox-static: the test image, and the containers' keep-alive (the package's dependency
+# `catatonit | busybox-static`; docs/boot.md).
 host_install_packages nftables iproute2 iptables docker.io containerd runc fuse3 busybox-static \
   dbus dbus-bin polkitd pkexec python3 util-linux gcc libc6-dev
 host_device /dev/fuse fuse

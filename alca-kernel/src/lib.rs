@@ -15,6 +15,7 @@ pub mod iface_guard;
 mod rule;
 pub mod ruleset;
 pub mod set_elements;
+pub mod table_dump;
 pub mod table_names;
 pub mod tables;
 

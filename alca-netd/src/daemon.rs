@@ -396,18 +396,17 @@ impl Daemon {
     }
 
     /// One project's state, for its owner or root: for a saved project, the live table
-    /// compared with what its spec compiles to ([`probe_sets::check_live`], as verify does).
+    /// compared with what its spec compiles to ([`probe_sets::check_live`], as verify does),
+    /// read over netlink ([`Firewall::live_shape`]).
     pub fn status(&self, project: &str, caller: u32) -> Result<ProjectStatus, NetdError> {
         match self.store.load(project)? {
             Some(saved) => {
                 check_owner(project, saved.owner_uid, caller)?;
                 let table = table_name(project);
-                let live = self.firewall.list_table(&table)?;
+                let expected = self.batch(&saved.spec, saved.owner_uid);
+                let live = self.firewall.live_shape(&table, &expected)?;
                 let problems = match &live {
-                    Some(live) => {
-                        let expected = self.batch(&saved.spec, saved.owner_uid);
-                        probe_sets::check_live(live, &expected)
-                    }
+                    Some(live) => probe_sets::check_live(live, &expected),
                     None => Vec::new(),
                 };
                 Ok(ProjectStatus {

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::conntrack;
 use crate::guard;
+use crate::table_shape;
 use alca_contract::net_spec::{validate_project_id, NetSpec, NAME_PREFIX};
 use alca_kernel::set_elements::ElementBatch;
 use alca_kernel::single_entry;
@@ -72,6 +73,13 @@ pub trait Firewall: Send + Sync {
     /// `nft -j list table inet NAME` (rules with counters, sets with elements); `None` when
     /// the table does not exist.
     fn list_table(&self, name: &str) -> Result<Option<Value>, FirewallError>;
+    /// What [`crate::probe_sets::check_live`] needs of the live table `name` to compare it with
+    /// `expected` (its compiled batch): a listing here, a netlink read of just those parts in
+    /// [`Nft`] ([`table_shape`]); `None` when the table does not exist.
+    fn live_shape(&self, name: &str, expected: &Value) -> Result<Option<Value>, FirewallError> {
+        let _ = expected;
+        self.list_table(name)
+    }
     /// Whether the `alca-` table `name` exists.
     fn has_alca_table(&self, name: &str) -> Result<bool, FirewallError> {
         Ok(self.alca_tables()?.iter().any(|t| t == name))
@@ -331,6 +339,20 @@ impl Firewall for Nft {
         let json =
             serde_json::from_slice(&out).map_err(|e| FirewallError::Output(e.to_string()))?;
         Ok(Some(json))
+    }
+
+    /// Over netlink ([`table_shape`]); a listing only if that cannot be had.
+    fn live_shape(&self, name: &str, expected: &Value) -> Result<Option<Value>, FirewallError> {
+        if !is_project_table(name) {
+            return Ok(None);
+        }
+        match table_shape::read(name, expected) {
+            Ok(shape) => Ok(shape),
+            Err(e) => {
+                tracing::warn!(table = name, "netlink read failed ({e}); listing with nft");
+                self.list_table(name)
+            }
+        }
     }
 
     /// One netlink request for the table; a listing only if that cannot be had.

@@ -19,6 +19,7 @@ pub mod probe_sets;
 pub mod quota;
 pub mod service;
 pub mod store;
+pub mod table_shape;
 #[cfg(test)]
 mod test_support;
 pub mod unit_limits;

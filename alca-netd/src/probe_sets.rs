@@ -82,7 +82,7 @@ pub fn arm_batch(table: &str, probes: &[Probe]) -> ElementBatch {
 }
 
 /// The objects of an `nft -j` listing or batch (`add` commands unwrapped).
-fn objects(doc: &Value) -> impl Iterator<Item = &Value> {
+pub(crate) fn objects(doc: &Value) -> impl Iterator<Item = &Value> {
     doc["nftables"]
         .as_array()
         .map(Vec::as_slice)
@@ -140,6 +140,15 @@ fn element_text(e: &Value) -> String {
         _ => v.to_string(),
     };
     match e.get("prefix") {
+        // nft lists a full-length prefix as the bare address.
+        Some(p)
+            if matches!(
+                (addr(&p["addr"]).contains(':'), p["len"].as_u64()),
+                (false, Some(32)) | (true, Some(128))
+            ) =>
+        {
+            addr(&p["addr"])
+        }
         Some(p) => format!("{}/{}", addr(&p["addr"]), p["len"]),
         None => addr(e),
     }

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 use crate::runtime::args::{format_cpus, port_arg};
+use crate::runtime::keep_alive;
 
 /// The parts of a config that shape the container, in comparable form.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -34,6 +35,9 @@ pub struct Snapshot {
     pub post_up: Option<String>,
     pub pre_down: Option<String>,
     pub network: Vec<String>,
+    /// Where the container's main process comes from ([`keep_alive::snapshot_text`]); empty
+    /// for containers made when it was the image's `sleep`, which a rebuild replaces.
+    pub keep_alive: String,
 }
 
 /// One drifted field: its display name and the old and new values.
@@ -77,6 +81,7 @@ impl Snapshot {
             post_up: config.hooks.post_up.clone(),
             pre_down: config.hooks.pre_down.clone(),
             network: network_text(config),
+            keep_alive: keep_alive::snapshot_text().into(),
         }
     }
 
@@ -126,6 +131,11 @@ pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<Change> {
     cmp("Hooks.post_up", opt(&old.post_up), opt(&new.post_up));
     cmp("Hooks.pre_down", opt(&old.pre_down), opt(&new.pre_down));
     cmp("Network", list(&old.network), list(&new.network));
+    let keep_alive = |s: &Snapshot| match s.keep_alive.as_str() {
+        "" => "image".to_string(),
+        k => k.to_string(),
+    };
+    cmp("Keep-alive", keep_alive(old), keep_alive(new));
     out
 }
 
@@ -265,6 +275,24 @@ mod tests {
         let changes = diff(&old, &Snapshot::of(&c, "docker"));
         assert_eq!(changes.len(), 1);
         assert_eq!(changes[0].to_string(), "Image: alpine → debian");
+    }
+
+    /// A container whose keep-alive was the image's `sleep` (made before issue #21) must be
+    /// rebuilt: the agent could have replaced that `sleep`.
+    #[test]
+    fn a_snapshot_with_the_image_keep_alive_drifts() {
+        let mut old = Snapshot::of(&config(), "docker");
+        old.keep_alive.clear();
+        let changes = diff(&old, &Snapshot::of(&config(), "docker"));
+        if cfg!(target_os = "linux") {
+            assert_eq!(changes.len(), 1);
+            assert_eq!(
+                changes[0].to_string(),
+                "Keep-alive: image → host, read-only"
+            );
+        } else {
+            assert!(changes.is_empty());
+        }
     }
 
     /// A container from before the workspace was always a view must be rebuilt.

@@ -154,6 +154,21 @@ pub fn nc_script(addr: &str, port: u16) -> String {
     format!("echo | nc -w 3 {addr} {port} 2>&1")
 }
 
+/// The shell loop that samples connections from inside a container to each `(tag, addr,
+/// port)`: one attempt per target started every 200 ms over 5 s, each bounded to 1 s; prints
+/// `OPEN-<tag>-<i>` for each that got through and `sampled` at the end.
+pub fn refusal_sampler(targets: &[(&str, &str, u16)]) -> String {
+    let attempts: String = targets
+        .iter()
+        .map(|(tag, addr, port)| {
+            format!("(nc -w 1 {addr} {port} </dev/null >/dev/null 2>&1 && echo OPEN-{tag}-$i) & ")
+        })
+        .collect();
+    format!(
+        "i=0; while [ $i -lt 25 ]; do {attempts}sleep 0.2; i=$((i+1)); done; wait; echo sampled"
+    )
+}
+
 /// What a TCP connection attempt from a container ended with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Probe {

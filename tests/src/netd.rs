@@ -134,6 +134,21 @@ pub fn daemon_pid() -> Option<u32> {
         .ok()
 }
 
+/// Stops the daemon (SIGTERM) and waits until it is gone; D-Bus activation starts it again on
+/// the next call.
+pub fn stop_daemon() {
+    if let Some(pid) = daemon_pid() {
+        crate::netns::run_ok("kill", &[&pid.to_string()]).unwrap();
+    }
+    for _ in 0..100 {
+        if daemon_pid().is_none() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("alca-netd did not stop on SIGTERM");
+}
+
 /// Names of all `inet alca-…` tables.
 pub fn alca_tables() -> Result<Vec<String>> {
     // A netlink dump, not `nft -j list tables`: nft 1.0.6 prints a table whose only flag is
@@ -395,6 +410,16 @@ pub fn alca_in_ok(user: &str, dir: &Path, args: &[&str]) -> String {
     let said = text(&out);
     assert!(out.status.success(), "alca {args:?} failed: {said}");
     said
+}
+
+/// `env` plus a system bus address that leads nowhere: `alca` as if no daemon could be asked.
+pub fn without_bus<'a>(env: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut hidden = env.to_vec();
+    hidden.push((
+        "DBUS_SYSTEM_BUS_ADDRESS",
+        "unix:path=/nonexistent/alca-e2e-no-bus",
+    ));
+    hidden
 }
 
 /// stdout and stderr of a run, together.

@@ -470,6 +470,19 @@ pub fn rule_counter(listing: &serde_json::Value, comment: &str) -> Option<u64> {
 pub const GOLDEN_TABLE: &str = "alca-0123456789abcdef0123456789abcdef";
 
 /// The text of the compiler's golden batch `name`.
+/// Every golden batch of the compiler (alca-netd/tests/golden), but `delete`.
+pub const GOLDEN_CASES: [&str; 9] = [
+    "default",
+    "allow_all",
+    "allow_all_proxy",
+    "allow_rules",
+    "dns",
+    "flowtable_guard",
+    "proxy_v4",
+    "proxy_v6",
+    "onlink",
+];
+
 pub fn golden(name: &str) -> String {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../alca-ruleset/tests/golden");
     std::fs::read_to_string(format!("{dir}/{name}.json")).expect("golden batch")

@@ -194,3 +194,13 @@ pub fn stress_content_ok(name: &str, text: &str) -> bool {
     let i = name.rsplit('.').next().and_then(|s| s.parse::<u64>().ok());
     i.is_some_and(|i| text == stress_content(name, i))
 }
+
+/// Stops every filtered view of the project at `root`, as a reboot does (their FUSE servers
+/// die, the mountpoints stay as empty directories).
+pub fn stop_views(root: &Path) {
+    use alca::exclude::ViewEngine;
+    let engine = alca::exclude::fuse_engine::FuseEngine::new();
+    for dir in alca::exclude::project_views::view_dirs(root) {
+        engine.stop(&dir).expect("stop a view");
+    }
+}

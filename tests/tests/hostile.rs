@@ -11,10 +11,8 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use alca::exclude::fuse_engine::FuseEngine;
-use alca::exclude::project_views::view_dirs;
-use alca::exclude::ViewEngine;
 use alca_e2e::lifecycle::{Project, Rt, OPEN, TEST_USER};
+use alca_e2e::view::stop_views;
 
 /// `sh -c SCRIPT` in the project's container, straight through the runtime (as the agent);
 /// stdout and stderr together.
@@ -160,14 +158,6 @@ fn no_set_uid_root_file_reaches_the_host() {
     // The ordinary bits still pass: the copy is executable.
     let mode = fs::metadata(p.path("rootsh")).unwrap().mode();
     assert_eq!(mode & 0o777, 0o755, "chmod keeps rwx bits: {mode:o}");
-}
-
-/// The project's view state directories, for the reboot simulation.
-fn stop_views(root: &Path) {
-    let engine = FuseEngine::new();
-    for dir in view_dirs(root) {
-        engine.stop(&dir).expect("stop a view");
-    }
 }
 
 /// Item 2: the documented `.alca.mounts/data:/data` source swapped for a symlink to `/` from
@@ -454,4 +444,75 @@ fn a_hook_script_changed_from_inside_is_asked_about() {
         .expect_code(0, "the agent rewrites the hook's script");
     expect_asked(&p, "dev.sh");
     assert!(!marker.exists(), "the changed script ran");
+}
+
+/// Issue #21, no agent code at restart: the agent replaces the image's `sleep` with its own
+/// program, tries to overwrite the mounted keep-alive and to move it aside for a copy of its
+/// own; the runtime restarts the container (`restart`, as its restart policy or a reboot would
+/// start it); PID 1 is still the host's read-only binary and nothing the agent wrote ran.
+#[test]
+fn a_keep_alive_replaced_from_inside_never_runs_at_restart() {
+    for (rt, owner) in [(Rt::Docker, Some(TEST_USER)), (Rt::Podman, None)] {
+        let p = Project::new(rt, owner, OPEN);
+        p.alca("", &["up", "-q"]).expect_code(0, "up");
+        let host_binary = || -> String {
+            let v = p.inspect().expect("container exists");
+            let mounts = v["Mounts"].as_array().cloned().unwrap_or_default();
+            let keep_alive = mounts
+                .iter()
+                .find(|m| {
+                    m["Destination"]
+                        .as_str()
+                        .unwrap_or("")
+                        .starts_with("/.alca/")
+                })
+                .unwrap_or_else(|| panic!("{rt:?}: no keep-alive mount: {mounts:?}"));
+            assert_eq!(keep_alive["RW"], false, "{rt:?}: {keep_alive}");
+            keep_alive["Source"].as_str().unwrap().to_string()
+        };
+        let source = host_binary();
+        let host_sum = Command::new("sha256sum").arg(&source).output().unwrap();
+        let host_sum = String::from_utf8_lossy(&host_sum.stdout)
+            .split(' ')
+            .next()
+            .unwrap()
+            .to_string();
+        let pid1 = || {
+            inside(
+                &p,
+                "tr '\\0' ' ' < /proc/1/cmdline; echo; sha256sum /proc/1/exe",
+            )
+        };
+        let before = pid1();
+        assert!(
+            before.starts_with("/.alca/") && before.contains(&host_sum),
+            "{rt:?}: PID 1 is not the host's keep-alive ({source}): {before}"
+        );
+        let attack = "printf '#!/bin/sh\\ntouch /workspace/agent-ran\\nexec /bin/busybox sleep 1000\\n' \
+                      > /tmp/evil && chmod 755 /tmp/evil && rm -f /bin/sleep && cp /tmp/evil /bin/sleep; \
+                      for f in /.alca/*; do cp /tmp/evil $f; done; \
+                      mv /.alca /.alca.old && mkdir /.alca && cp /tmp/evil /.alca/busybox && \
+                      cp /tmp/evil /.alca/catatonit; ls -la /.alca /bin/sleep; echo attacked";
+        let seen = inside(&p, attack);
+        assert!(seen.contains("attacked"), "{rt:?}: {seen}");
+        assert!(
+            inside(&p, "cat /bin/sleep").contains("agent-ran"),
+            "{rt:?}: the image's sleep was replaced"
+        );
+        let restarted = p.rt.cmd(&["restart", "-t", "1", &p.container()]);
+        assert!(restarted.status.success(), "{rt:?} restart");
+        let after = pid1();
+        assert!(
+            after.starts_with("/.alca/") && after.contains(&host_sum),
+            "{rt:?}: after the restart PID 1 is not the host's keep-alive: {after}"
+        );
+        assert_eq!(host_binary(), source);
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        assert!(
+            !p.path("agent-ran").exists(),
+            "{rt:?}: the agent's program ran at the restart"
+        );
+        let ps = inside(&p, "ps -o pid,args");
+        assert!(!ps.contains("sleep 1000"), "{rt:?}: {ps}");
+    }
 }

@@ -18,12 +18,12 @@ use std::time::Duration;
 
 use alca_contract::net_spec::{bridge_name, resolvers_from_resolv_conf, MAX_REQUEST_BYTES};
 use alca_contract::shipped::FILES;
-use alca_e2e::docker::{docker_ok, nc_script, Probe};
+use alca_e2e::docker::{docker_ok, nc_script, refusal_sampler, Probe};
 use alca_e2e::netd::{
     alca, alca_tables, apply_as, built_binary, call_as, container_exists, daemon_pid,
     docker_project, env_refs, group_has, install_helper_for, project_id, remove_as, ruleset,
-    table_snapshot, text, up_env, ForeignRuleset, Reply, TempGroupMember, TempGroupRemoval,
-    VethLink, Watch, INSTALLED_DAEMON,
+    stop_daemon, table_snapshot, text, up_env, without_bus, ForeignRuleset, Reply, TempGroupMember,
+    TempGroupRemoval, VethLink, Watch, INSTALLED_DAEMON,
 };
 use alca_e2e::netns::{
     assert_route_local, assert_route_via, run, run_ok, uplink_ipv4, Listener, OnlinkNet, HOST_LAN4,
@@ -762,19 +762,6 @@ fn reapply_restores_a_deleted_table() {
     assert_eq!(table_snapshot(&table(PROJ_A)).unwrap(), Some(expected));
 }
 
-fn stop_daemon() {
-    if let Some(pid) = daemon_pid() {
-        run_ok("kill", &[&pid.to_string()]).unwrap();
-    }
-    for _ in 0..100 {
-        if daemon_pid().is_none() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("alca-netd did not stop on SIGTERM");
-}
-
 /// A daemon started by hand re-applies saved specs and sweeps strays before it serves, and
 /// `status` says how it runs; so does one started again by D-Bus activation.
 fn stale_tables_are_swept_at_start() {
@@ -1041,11 +1028,7 @@ fn run_needs_the_rules_in_place(dir: &Path, env: &[(&str, &str)], id: &str) {
         !alca_tables().unwrap().contains(&table(id)),
         "table still there"
     );
-    let mut hidden = env.to_vec();
-    hidden.push((
-        "DBUS_SYSTEM_BUS_ADDRESS",
-        "unix:path=/nonexistent/alca-e2e-no-bus",
-    ));
+    let hidden = without_bus(env);
     let refused = alca(
         Some(OWNER),
         dir,
@@ -1077,12 +1060,7 @@ fn run_needs_the_rules_in_place(dir: &Path, env: &[(&str, &str)], id: &str) {
 fn disruptions_keep_isolation(dir: &Path, id: &str, uplink: &str) {
     let name = format!("alca-{}", &id[..12]);
     let expected = ruleset(&table(id)).expect("table");
-    let sampler = format!(
-        "i=0; while [ $i -lt 25 ]; do \
-           (nc -w 1 {LAN4} {UP_CLOSED} </dev/null >/dev/null 2>&1 && echo OPEN-lan-$i) & \
-           (nc -w 1 {uplink} {UP_HOST_CLOSED} </dev/null >/dev/null 2>&1 && echo OPEN-host-$i) & \
-           sleep 0.2; i=$((i+1)); done; wait; echo sampled"
-    );
+    let sampler = refusal_sampler(&[("lan", LAN4, UP_CLOSED), ("host", uplink, UP_HOST_CLOSED)]);
     for disruption in ["flush ruleset", "delete table", "kill -9"] {
         let foreign = ForeignRuleset::save().expect("saving the foreign ruleset");
         let probe = {

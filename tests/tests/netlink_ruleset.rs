@@ -7,7 +7,7 @@
 //! Needs root (tests/run.sh).
 
 use alca_contract::{AllowRule, NetSpec, Proto};
-use alca_e2e::netns::{for_table, golden, ScratchNs, GOLDEN_TABLE};
+use alca_e2e::netns::{for_table, golden, ScratchNs, GOLDEN_CASES, GOLDEN_TABLE};
 use alca_kernel::ruleset;
 use alca_netd::firewall::{Firewall, Nft, TableFlags};
 use alca_ruleset::replace_batch;
@@ -99,17 +99,7 @@ fn more_batches() -> Vec<String> {
 fn every_golden_batch_loads_the_same_table_over_netlink_as_through_nft() {
     alca_e2e::privilege::require_root("the netlink ruleset test");
     let ns = ScratchNs::create("alca-e2e-nlruleset").unwrap();
-    let cases = [
-        "default",
-        "allow_all",
-        "allow_all_proxy",
-        "allow_rules",
-        "dns",
-        "flowtable_guard",
-        "proxy_v4",
-        "proxy_v6",
-    ];
-    let texts = cases.iter().map(|c| (c.to_string(), golden(c)));
+    let texts = GOLDEN_CASES.iter().map(|c| (c.to_string(), golden(c)));
     let more = more_batches().into_iter().enumerate();
     for (case, text) in texts.chain(more.map(|(i, t)| (format!("more #{i}"), t))) {
         ns.nft_batch(&for_table(&text, BY_NFT)).unwrap();

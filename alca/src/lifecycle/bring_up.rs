@@ -13,6 +13,7 @@ use crate::network::guard_select::connect_guard;
 use crate::network::{netspec_build, NetworkGuard};
 use crate::project::State;
 use crate::prompt::{confirm, stdin_is_tty};
+use crate::runtime::keep_alive::KeepAlive;
 use crate::runtime::select::select;
 use crate::runtime::{ContainerInfo, Runtime, RuntimeKind};
 use crate::trust::protect::read_only_mounts;
@@ -39,6 +40,11 @@ pub fn bring_up(args: &UpArgs) -> anyhow::Result<()> {
     trust_gate::gate(&project, consent, "up")?;
     // Before anything is started: a missing helper is offered for install on a terminal.
     super::helper_offer::offer_if_missing(netspec_build::isolation_required(&project.config));
+    // No container without a keep-alive the agent cannot replace (issue #21).
+    let keep_alive = KeepAlive::find()?;
+    if let Some(line) = keep_alive.warning() {
+        warn(line);
+    }
     // Views first: no container is created or started while they are missing (fail closed).
     let views = ProjectViews::start(&project.root, &project.config)?;
     if let Some(line) = views.summary() {
@@ -60,6 +66,7 @@ pub fn bring_up(args: &UpArgs) -> anyhow::Result<()> {
         state,
         isolation,
         views,
+        keep_alive,
     };
     up.converge(selection.runtime.as_ref(), &connect_guard, &mut ask_rebuild)?;
     // Seeing isolation (SPEC §9): a quick `alca network verify`; a hole stops the container.
@@ -96,6 +103,8 @@ pub struct UpRun {
     pub isolation: bool,
     /// Filtered views bind-mounted instead of sources with exclude patterns.
     pub views: ProjectViews,
+    /// The container's main process, from the host ([`KeepAlive`]).
+    pub keep_alive: KeepAlive,
 }
 
 impl UpRun {
@@ -233,7 +242,7 @@ impl UpRun {
             &c.sources,
             &c.workdir_exclude,
         );
-        let container = up_steps::container_spec(&target, &self.views, read_only);
+        let container = up_steps::container_spec(&target, &self.views, read_only, &self.keep_alive);
         let plan = up_steps::create(&target, self.isolation, container);
         self.executor(runtime, guard).run(&plan)?;
         self.state.config =
@@ -312,6 +321,7 @@ mod tests {
                 state: State::load_or_create(&root).unwrap(),
                 project: Project { root, config },
                 views: ProjectViews::default(),
+                keep_alive: KeepAlive::Image,
             }
         }
 

@@ -6,13 +6,11 @@ use std::path::Path;
 
 use crate::config::Config;
 use crate::exclude::project_views::ProjectViews;
+use crate::runtime::keep_alive::KeepAlive;
 use crate::runtime::{
     BindMount, ContainerInfo, ContainerSpec, ContainerState, NetworkSpec, RuntimeKind,
     LABEL_PROJECT_ID, LABEL_PROJECT_PATH, LABEL_VERSION,
 };
-
-/// The keep-alive main process, as in the Go original (`commands.up` runs once via exec).
-pub const KEEP_ALIVE: [&str; 2] = ["sleep", "infinity"];
 
 /// The project one `up` works on, as the specs need it.
 pub struct Target<'a> {
@@ -87,11 +85,12 @@ pub fn network_spec(target: &Target<'_>) -> NetworkSpec {
 
 /// The project's container: workspace and configured mounts (sources with a filtered view
 /// bound to the view), then `read_only` (the protected config and git files), resources,
-/// envs, capabilities, ports and the keep-alive command.
+/// envs, capabilities, ports and the keep-alive (a read-only host binary, [`KeepAlive`]).
 pub fn container_spec(
     target: &Target<'_>,
     views: &ProjectViews,
     read_only: Vec<BindMount>,
+    keep_alive: &KeepAlive,
 ) -> ContainerSpec {
     let c = target.config;
     let mut mounts = vec![BindMount {
@@ -107,7 +106,9 @@ pub fn container_spec(
         recursive: true,
     }));
     views.rebind(&mut mounts);
+    mounts.extend(keep_alive.mount());
     mounts.extend(read_only);
+    let (entrypoint, command) = keep_alive.entrypoint_and_command();
     ContainerSpec {
         name: target.name.clone(),
         image: c.image.clone(),
@@ -126,7 +127,8 @@ pub fn container_spec(
         cap_drop: c.caps.drop.clone(),
         cap_add: c.caps.add.clone(),
         ports: c.ports.clone(),
-        command: KEEP_ALIVE.iter().map(|s| s.to_string()).collect(),
+        entrypoint,
+        command,
     }
 }
 
@@ -263,7 +265,7 @@ mod tests {
         let plan = create(
             &t,
             true,
-            container_spec(&t, &ProjectViews::default(), vec![]),
+            container_spec(&t, &ProjectViews::default(), vec![], &KeepAlive::Image),
         );
         let network = position(&plan, |s| matches!(s, Step::CreateNetwork(_)));
         let rules = position(&plan, |s| matches!(s, Step::ApplyRules { .. }));
@@ -280,7 +282,7 @@ mod tests {
         let open = create(
             &t,
             false,
-            container_spec(&t, &ProjectViews::default(), vec![]),
+            container_spec(&t, &ProjectViews::default(), vec![], &KeepAlive::Image),
         );
         assert!(open.steps.contains(&Step::RegisterOpenBridge));
         assert!(!open
@@ -326,7 +328,12 @@ mod tests {
             readonly: true,
             recursive: true,
         };
-        let spec = container_spec(&t, &ProjectViews::default(), vec![protected.clone()]);
+        let spec = container_spec(
+            &t,
+            &ProjectViews::default(),
+            vec![protected.clone()],
+            &KeepAlive::Image,
+        );
         assert_eq!(spec.name, "alca-0123456789ab");
         assert_eq!(spec.network, spec.name);
         assert_eq!(spec.image, c.image);

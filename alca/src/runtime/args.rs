@@ -65,6 +65,10 @@ pub fn create_args(spec: &ContainerSpec) -> Vec<String> {
         a.push("-p".into());
         a.push(port_arg(port));
     }
+    if let Some(entrypoint) = &spec.entrypoint {
+        a.push("--entrypoint".into());
+        a.push(entrypoint.clone());
+    }
     a.push(spec.image.clone());
     a.extend(spec.command.iter().cloned());
     a
@@ -221,6 +225,7 @@ mod tests {
                 container_port: 80,
                 proto: PortProto::Tcp,
             }],
+            entrypoint: Some("/.alca/busybox".into()),
             command: vec!["sleep".into(), "infinity".into()],
         }
     }
@@ -269,6 +274,7 @@ mod tests {
         assert!(has_pair(&a, "--cap-add", "CHOWN"));
         assert!(has_pair(&a, "-p", "127.0.0.1:8080:80/tcp"));
         assert_eq!(a[a.len() - 3..], ["alpine", "sleep", "infinity"]);
+        assert!(has_pair(&a, "--entrypoint", "/.alca/busybox"));
     }
 
     #[test]

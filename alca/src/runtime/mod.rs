@@ -12,6 +12,7 @@ pub mod cli;
 pub mod engine_api;
 pub mod flavor;
 pub mod inspect;
+pub mod keep_alive;
 pub mod quote;
 pub mod select;
 
@@ -187,7 +188,10 @@ pub struct ContainerSpec {
     pub cap_drop: Vec<String>,
     pub cap_add: Vec<String>,
     pub ports: Vec<Port>,
-    /// Main process that keeps the container alive.
+    /// `--entrypoint`: the host keep-alive's path inside ([`keep_alive`]), so nothing from
+    /// the image runs when the runtime starts the container by itself.
+    pub entrypoint: Option<String>,
+    /// Main process that keeps the container alive (its arguments with an entrypoint).
     pub command: Vec<String>,
 }
 
