@@ -23,6 +23,7 @@
 mod deny;
 mod expr;
 mod filter;
+mod netns_output;
 mod observe;
 mod owner;
 mod proxy;
@@ -37,6 +38,7 @@ use serde_json::{json, Value};
 use crate::spec::{table_name, NetSpec};
 
 pub use deny::{deny_nets, deny_nets_with};
+pub use netns_output::{replace_batch_in_netns, NETNS_OUTPUT_CHAIN, NETNS_OUTPUT_PRIORITY};
 pub use observe::*;
 pub use owner::{owner_uid, OWNER_SET};
 

@@ -1,0 +1,155 @@
+//! The output-hook variant of a project's table, for rules applied INSIDE a rootless
+//! container's own network namespace (see `crate::netns_rules`).
+//!
+//! A rootless container has no bridge on the host: its packets leave its namespace through
+//! slirp4netns' tap device and become the user's own sockets on the host, which no host rule
+//! can tell apart. Inside the namespace they are locally generated, so they cross the OUTPUT
+//! hook, not prerouting or forward. The table holds the same owner set, deny sets, denied log
+//! sets and `isolate` chain as the host variant (same [`filter::isolate_rules`]); only the base
+//! chain differs:
+//!
+//! * base chain `output` (filter, hook output, priority [`NETNS_OUTPUT_PRIORITY`], the largest
+//!   there is): it runs after every NAT output chain (-100) of the namespace, so it judges the
+//!   final destination, and a base chain the container adds later at the same priority is
+//!   inserted before it by the kernel (equal priorities go in front), so it stays last;
+//! * its rules: traffic to the namespace's own addresses (`fib daddr type local`: loopback and
+//!   the container's own addresses, which never leave the namespace) is accepted, everything
+//!   else jumps to `isolate`. The loopback test is by address type, not by interface name: a
+//!   container holding NET_ADMIN can rename its interfaces.
+//!
+//! No proxy chain: a transparent proxy reads the original destination from the host's
+//! conntrack, which slirp4netns' fresh host-side connections do not carry (the daemon refuses a
+//! proxy for such a project), and no verify chains (those match the host bridge).
+
+use serde_json::{json, Value};
+
+use ipnet::IpNet;
+use nftables::types::{NfChainType, NfHook};
+
+use crate::spec::NetSpec;
+
+use super::expr::{accept, daddr_is_local, jump, rule, CommentedRule};
+use super::{add, base_chain, deny, filter, observe, owner, regular_chain, reset_table, table};
+use super::ISOLATE_CHAIN;
+
+/// Name of the output base chain inside a container's namespace.
+pub const NETNS_OUTPUT_CHAIN: &str = "output";
+/// The largest hook priority: after every NAT chain, and last among equals (see module doc).
+pub const NETNS_OUTPUT_PRIORITY: i32 = i32::MAX;
+
+/// Batch that atomically replaces the project's table inside a container's namespace with its
+/// output-hook ruleset. `onlink` are the HOST's on-link prefixes: slirp4netns connects from the
+/// host, so they are as much the LAN from inside as from the bridge. Empty (no chains) for a
+/// spec that filters nothing (`allow_all` without a proxy).
+pub fn replace_batch_in_netns(spec: &NetSpec, owner_uid: u32, onlink: &[IpNet]) -> Value {
+    let name = spec.table_name();
+    let mut cmds = reset_table(&name);
+    cmds.push(add(nftables::schema::NfListObject::Table(table(&name))));
+    cmds.push(owner::owner_set(&name, owner_uid));
+    let isolate = filter::isolate_rules(spec);
+    if !isolate.is_empty() {
+        if !spec.allow_all {
+            cmds.extend(deny::deny_sets(&name, onlink).into_iter().map(add));
+        }
+        cmds.extend(observe::observe_sets(&name));
+        cmds.push(add(base_chain(
+            &name,
+            NETNS_OUTPUT_CHAIN,
+            (NfHook::Output, NfChainType::Filter, NETNS_OUTPUT_PRIORITY),
+        )));
+        cmds.push(add(regular_chain(&name, ISOLATE_CHAIN)));
+        let own = CommentedRule::commented(vec![daddr_is_local(), accept()], "own addresses");
+        let rest = CommentedRule::new(vec![jump(ISOLATE_CHAIN)]);
+        for r in [own, rest] {
+            cmds.push(add(rule(&name, NETNS_OUTPUT_CHAIN, r)));
+        }
+        cmds.extend(
+            isolate
+                .into_iter()
+                .map(|r| add(rule(&name, ISOLATE_CHAIN, r))),
+        );
+    }
+    json!({ "nftables": cmds })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compile::{replace_batch_on, HostQuirks};
+
+    fn cmds(batch: &Value) -> Vec<Value> {
+        batch["nftables"].as_array().cloned().unwrap_or_default()
+    }
+
+    fn rules_of(batch: &Value, chain: &str) -> Vec<Value> {
+        cmds(batch)
+            .iter()
+            .filter_map(|c| c["add"].get("rule"))
+            .filter(|r| r["chain"] == chain)
+            .map(|r| r["expr"].clone())
+            .collect()
+    }
+
+    #[test]
+    fn the_only_base_chain_is_output_at_the_largest_priority() {
+        let batch = replace_batch_in_netns(&crate::spec::sample_spec(), 1001, &[]);
+        let bases: Vec<(String, String, i64)> = cmds(&batch)
+            .iter()
+            .filter_map(|c| c["add"].get("chain"))
+            .filter(|c| c.get("hook").is_some())
+            .map(|c| {
+                (
+                    c["name"].as_str().unwrap().into(),
+                    c["hook"].as_str().unwrap().into(),
+                    c["prio"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            bases,
+            [("output".into(), "output".into(), i64::from(i32::MAX))]
+        );
+        // No rule names an interface: a renamed tap or loopback changes nothing.
+        assert!(!batch.to_string().contains("iifname"), "{batch}");
+        assert!(!batch.to_string().contains("oifname"), "{batch}");
+    }
+
+    #[test]
+    fn own_addresses_pass_then_everything_else_is_isolated_like_on_the_bridge() {
+        let spec = crate::spec::sample_spec();
+        let batch = replace_batch_in_netns(&spec, 1001, &[]);
+        let output = rules_of(&batch, NETNS_OUTPUT_CHAIN);
+        assert_eq!(output.len(), 2);
+        assert!(output[0].to_string().contains("\"fib\""), "{}", output[0]);
+        assert!(output[0].to_string().contains("\"accept\""));
+        assert_eq!(output[1], json!([{"jump": {"target": "isolate"}}]));
+        // The same isolate chain and deny sets as the host variant.
+        let host = replace_batch_on(&spec, 1001, HostQuirks::default(), &[]);
+        assert_eq!(
+            rules_of(&batch, ISOLATE_CHAIN),
+            rules_of(&host, ISOLATE_CHAIN)
+        );
+        let sets = |b: &Value| -> Vec<Value> {
+            cmds(b)
+                .iter()
+                .filter_map(|c| c["add"].get("set").cloned())
+                .collect()
+        };
+        assert_eq!(sets(&batch), sets(&host));
+    }
+
+    #[test]
+    fn allow_all_without_proxy_installs_no_chain() {
+        let mut spec = crate::spec::sample_spec();
+        spec.allow_all = true;
+        let batch = replace_batch_in_netns(&spec, 7, &[]);
+        assert!(!batch.to_string().contains("\"chain\""), "{batch}");
+    }
+
+    #[test]
+    fn the_batch_encodes_to_netlink_like_the_host_variant() {
+        let batch = replace_batch_in_netns(&crate::spec::sample_spec(), 1001, &[]);
+        crate::firewall::ensure_only_alca(&batch).unwrap();
+        crate::nfnl::ruleset::owned_messages(&batch, 0).unwrap();
+    }
+}
