@@ -556,6 +556,34 @@ impl Engine {
         Ok(outcome)
     }
 
+    /// The owner and output-hook batch of `spec` for a rootless container's namespace
+    /// ([`crate::netns_rules`]): a project saved on the host keeps its owner (only that user
+    /// or root may use its id), a new one is the caller's; with the table flags the daemon's
+    /// own tables get.
+    pub fn netns_batch(
+        &self,
+        spec: &NetSpec,
+        caller: u32,
+    ) -> Result<(u32, serde_json::Value, u32), NetdError> {
+        let owner_uid = match self.store.load(&spec.project)? {
+            Some(saved) => {
+                check_owner(&spec.project, saved.owner_uid, caller)?;
+                saved.owner_uid
+            }
+            None => caller,
+        };
+        let onlink = self.onlink.lock().unwrap_or_else(|e| e.into_inner());
+        let batch = crate::compile::replace_batch_in_netns(
+            spec,
+            owner_uid,
+            onlink.as_deref().unwrap_or_default(),
+        );
+        let flags = crate::firewall::TableFlags {
+            persist: self.firewall.owned_tables(),
+        };
+        Ok((owner_uid, batch, flags.bits()))
+    }
+
     /// The bridge of one of the caller's projects (the one `ProbeFrom`'s namespace must be on).
     pub fn project_bridge(&self, project: &str, caller: u32) -> Result<String, NetdError> {
         Ok(self.owned(project, caller)?.spec.bridge)

@@ -16,6 +16,7 @@ pub mod hostns;
 pub mod lan;
 pub mod links;
 pub mod netns_probe;
+pub mod netns_rules;
 pub mod nfnl;
 pub mod observe;
 pub mod onlink;

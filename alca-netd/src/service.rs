@@ -14,6 +14,7 @@ use crate::engine::{Engine, ProjectStatus};
 use crate::errors::NetdError;
 use crate::links::{check_bridge, link_kind, LinkKind};
 use crate::netns_probe::{decode_targets, open_on_bridge, open_proc_netns};
+use crate::netns_rules::{open_owned, spec_problem, NetnsRefusal, NetnsRules};
 use crate::observe::decode_probes;
 use crate::quota::{Gate, Permit};
 use crate::request::{decode_project, decode_spec};
@@ -31,6 +32,8 @@ pub struct NetdService {
     engine: Arc<Engine>,
     gate: Arc<Gate>,
     launcher: String,
+    /// Projects whose rules live in rootless containers' namespaces, with their sockets.
+    netns: Arc<NetnsRules>,
 }
 
 impl NetdService {
@@ -40,6 +43,7 @@ impl NetdService {
             engine,
             gate,
             launcher: launcher.into(),
+            netns: Arc::default(),
         }
     }
 
@@ -98,6 +102,15 @@ fn invalid(e: impl std::fmt::Display) -> NetdError {
     NetdError::InvalidRequest(e.to_string())
 }
 
+/// A namespace of another user is a `NotOwner`; any other refusal an `InvalidRequest`.
+fn refused(e: NetnsRefusal, project: &str) -> NetdError {
+    let msg = format!("{e} (project {project})");
+    match e {
+        NetnsRefusal::NotOwned { .. } => NetdError::NotOwner(msg),
+        _ => NetdError::InvalidRequest(msg),
+    }
+}
+
 #[interface(name = "io.github.alcatraz.Netd1")]
 impl NetdService {
     /// Installs or atomically replaces the rules of the project in `spec_json` (a NetSpec).
@@ -142,6 +155,7 @@ impl NetdService {
         decode_project(&project).map_err(invalid)?;
         let present = link_kind(&bridge_name(&project)).await.map_err(invalid)? == LinkKind::Bridge;
         tracing::info!(uid, project = %project, "remove");
+        self.netns.forget(&project, uid)?;
         self.run(move |e| e.remove(&project, uid, present)).await
     }
 
@@ -234,6 +248,48 @@ impl NetdService {
             drop(permit);
         });
         Ok(to_json(&report))
+    }
+
+    /// Installs or atomically replaces the rules of `spec_json` (a NetSpec) inside the network
+    /// namespace of process `pid`: a rootless container of the caller's, whose traffic never
+    /// crosses the host's rules ([`crate::netns_rules`]). The table is owned by the daemon.
+    async fn apply_in_netns(
+        &self,
+        spec_json: String,
+        pid: u32,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), NetdError> {
+        let (uid, _permit) = self.admit(conn, &header, ACTION_APPLY).await?;
+        let spec = decode_spec(&spec_json).map_err(invalid)?;
+        if let Some(problem) = spec_problem(&spec) {
+            return Err(invalid(problem));
+        }
+        let target = open_owned(pid, uid).map_err(|e| refused(e, &spec.project))?;
+        tracing::info!(uid, project = %spec.project, pid, "apply in netns");
+        let netns = Arc::clone(&self.netns);
+        self.run(move |e| {
+            let (owner, batch, flags) = e.netns_batch(&spec, uid)?;
+            netns.apply(&spec, owner, target, &batch, flags)
+        })
+        .await
+    }
+
+    /// Whether the rules of one of the caller's projects are in place inside the network
+    /// namespace of process `pid` (applied there by this daemon, which still owns them).
+    #[zbus(out_args("applied"))]
+    async fn netns_applied(
+        &self,
+        project: String,
+        pid: u32,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<bool, NetdError> {
+        let (uid, _permit) = self.admit(conn, &header, ACTION_READ).await?;
+        decode_project(&project).map_err(invalid)?;
+        let target = open_owned(pid, uid).map_err(|e| refused(e, &project))?;
+        let netns = Arc::clone(&self.netns);
+        self.run(move |_| netns.applied(&project, uid, target)).await
     }
 
     /// The bounded log of denied attempts of one of the caller's projects, as JSON.
