@@ -32,7 +32,7 @@ use nix::sched::{setns, CloneFlags};
 use serde_json::Value;
 
 use crate::errors::NetdError;
-use crate::netns_probe::{open_proc_netns, pidfd_open, pidfd_signal0};
+use crate::netns_probe::{open_proc_netns, pidfd_open};
 use crate::nfnl::{self, ruleset};
 use crate::spec::{table_name, NetSpec};
 
@@ -87,7 +87,9 @@ pub enum NetnsRefusal {
 pub fn open_owned(pid: u32, caller: u32) -> Result<(File, NsId, OwnedFd), NetnsRefusal> {
     let pidfd = pidfd_open(pid).map_err(|e| NetnsRefusal::NoProcess(pid, e))?;
     let netns = open_proc_netns(pid).map_err(|e| NetnsRefusal::Open(pid, e))?;
-    pidfd_signal0(&pidfd).map_err(|e| NetnsRefusal::NoProcess(pid, e))?;
+    if !alive(&pidfd) {
+        return Err(NetnsRefusal::NoProcess(pid, io::Error::from_raw_os_error(libc::ESRCH)));
+    }
     let id = NsId::of(&netns).map_err(|e| NetnsRefusal::Open(pid, e))?;
     let own = File::open("/proc/self/ns/net")
         .and_then(|f| NsId::of(&f))
@@ -100,6 +102,19 @@ pub fn open_owned(pid: u32, caller: u32) -> Result<(File, NsId, OwnedFd), NetnsR
         return Err(NetnsRefusal::NotOwned { pid, owner, caller });
     }
     Ok((netns, id, pidfd))
+}
+
+/// Whether the process of `pidfd` still runs: a pidfd turns readable when it exits. (Signal 0
+/// would need CAP_KILL, which the daemon's unit does not keep, for another user's process.)
+fn alive(pidfd: &OwnedFd) -> bool {
+    let mut fds = [libc::pollfd {
+        fd: pidfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    // SAFETY: one valid pollfd, zero timeout.
+    let rc = unsafe { libc::poll(fds.as_mut_ptr(), 1, 0) };
+    rc == 0
 }
 
 /// The uid that created the user namespace owning `netns`.
@@ -251,7 +266,7 @@ impl NetnsRules {
 
 /// Drops the entries whose container process is gone (their sockets pin dead namespaces).
 fn sweep(entries: &mut HashMap<String, Entry>) {
-    entries.retain(|_, e| pidfd_signal0(&e.pidfd).is_ok());
+    entries.retain(|_, e| alive(&e.pidfd));
 }
 
 fn not_owner(project: &str, owner: u32) -> NetdError {
