@@ -241,14 +241,16 @@ fn rootless_podman_container_is_isolated_inside_its_own_namespace() {
     // sibling container's service) and shows every path below exists.
     let sibling_port = free_port();
     let publish = format!("{sibling_port}:{port}");
-    let control = Container::init("alca-e2e-rl-control", &["-p", &publish]);
+    // Both allow slirp4netns' host-loopback alias (off by default): the widest path there is.
+    let slirp = "--network=slirp4netns:allow_host_loopback=true";
+    let control = Container::init("alca-e2e-rl-control", &[slirp, "-p", &publish]);
     control.start();
     control.sh(&format!(
         "(while true; do echo sibling | nc -l -p {port}; done) >/dev/null 2>&1 &"
     ));
 
     // The ruled container, with NET_ADMIN granted: rules go in before it runs anything.
-    let ruled = Container::init("alca-e2e-rl-ruled", &["--cap-add", "NET_ADMIN"]);
+    let ruled = Container::init("alca-e2e-rl-ruled", &[slirp, "--cap-add", "NET_ADMIN"]);
     let pid = ruled.pid();
     assert!(!netns_applied(pid), "no rules yet");
     // Another user (authorised by polkit) cannot apply into this user's namespace.
@@ -275,10 +277,11 @@ fn rootless_podman_container_is_isolated_inside_its_own_namespace() {
     assert_refused(&ruled, Some(&control), HOST_LAN4, port);
     assert_refused(&ruled, Some(&control), &uplink, port);
     assert_refused(&ruled, Some(&control), &uplink, sibling_port);
-    for alias in ["10.0.2.2", "10.0.2.3", "fd00::2", "fd00::3"] {
+    assert_refused(&ruled, Some(&control), "10.0.2.2", port); // the host's loopback
+    assert_refused(&ruled, Some(&control), "10.0.2.2", sibling_port);
+    for alias in ["10.0.2.3", "fd00::2", "fd00::3"] {
         assert_refused(&ruled, None, alias, port);
     }
-    assert_refused(&ruled, None, "10.0.2.2", sibling_port);
 
     // An allow-listed IP:port answers; another port of that IP is refused.
     let allow = format!(r#"{{"net":"{LAN4}/32","proto":"tcp","port":{port}}}"#);
