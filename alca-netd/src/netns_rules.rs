@@ -75,9 +75,7 @@ pub enum NetnsRefusal {
          (uid {caller}); only the user whose rootless container it is may put rules there"
     )]
     NotOwned { pid: u32, owner: u32, caller: u32 },
-    #[error(
-        "pid: process {0} is in the host's network namespace, not in a rootless container's"
-    )]
+    #[error("pid: process {0} is in the host's network namespace, not in a rootless container's")]
     HostNamespace(u32),
 }
 
@@ -88,7 +86,10 @@ pub fn open_owned(pid: u32, caller: u32) -> Result<(File, NsId, OwnedFd), NetnsR
     let pidfd = pidfd_open(pid).map_err(|e| NetnsRefusal::NoProcess(pid, e))?;
     let netns = open_proc_netns(pid).map_err(|e| NetnsRefusal::Open(pid, e))?;
     if !alive(&pidfd) {
-        return Err(NetnsRefusal::NoProcess(pid, io::Error::from_raw_os_error(libc::ESRCH)));
+        return Err(NetnsRefusal::NoProcess(
+            pid,
+            io::Error::from_raw_os_error(libc::ESRCH),
+        ));
     }
     let id = NsId::of(&netns).map_err(|e| NetnsRefusal::Open(pid, e))?;
     let own = File::open("/proc/self/ns/net")
@@ -193,7 +194,10 @@ impl NetnsRules {
                 return e.conn.transact(&messages).map_err(apply_failed);
             }
         }
-        let mine = entries.values().filter(|e| e.owner_uid == owner_uid).count();
+        let mine = entries
+            .values()
+            .filter(|e| e.owner_uid == owner_uid)
+            .count();
         let new = !entries.contains_key(&spec.project);
         if new && (entries.len() >= MAX_TOTAL || (owner_uid != 0 && mine >= MAX_PER_USER)) {
             return Err(NetdError::LimitReached(format!(
@@ -244,9 +248,7 @@ impl NetnsRules {
     pub fn forget(&self, project: &str, caller: u32) -> Result<(), NetdError> {
         let mut entries = self.lock();
         match entries.get(project) {
-            Some(e) if caller != 0 && e.owner_uid != caller => {
-                Err(not_owner(project, e.owner_uid))
-            }
+            Some(e) if caller != 0 && e.owner_uid != caller => Err(not_owner(project, e.owner_uid)),
             _ => {
                 entries.remove(project);
                 Ok(())

@@ -289,7 +289,8 @@ impl NetdService {
         decode_project(&project).map_err(invalid)?;
         let target = open_owned(pid, uid).map_err(|e| refused(e, &project))?;
         let netns = Arc::clone(&self.netns);
-        self.run(move |_| netns.applied(&project, uid, target)).await
+        self.run(move |_| netns.applied(&project, uid, target))
+            .await
     }
 
     /// The bounded log of denied attempts of one of the caller's projects, as JSON.

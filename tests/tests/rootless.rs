@@ -21,11 +21,13 @@
 use std::process::{Command, Output};
 
 use alca_e2e::docker::{nc_script, Probe};
-use alca_e2e::lifecycle::free_port;
-use alca_e2e::netd::{call_as, install_helper_for, text, Reply, TempGroupMember};
+use alca_e2e::lifecycle::{free_port, TempDir};
+use alca_e2e::netd::{
+    alca, call_as, container_name, install_helper_for, project_id, text, Reply, TempGroupMember,
+};
 use alca_e2e::netns::{
-    assert_route_local, assert_route_via, run, run_ok, uplink_ipv4, LanhostV6, Listener,
-    HOST_LAN4, LAN4, LANHOST_NS, LANHOST_V6, LAN_VETH, PUBLIC4,
+    assert_route_local, assert_route_via, run, run_ok, uplink_ipv4, LanhostV6, Listener, HOST_LAN4,
+    LAN4, LANHOST_NS, LANHOST_V6, LAN_VETH, PUBLIC4,
 };
 use alca_netd::spec::bridge_name;
 
@@ -164,7 +166,9 @@ fn as_owner_inside(pid: u32, script: &str) -> Output {
     let target = pid.to_string();
     podman_as(
         USER,
-        &["unshare", "nsenter", "-t", &target, "-n", "sh", "-c", script],
+        &[
+            "unshare", "nsenter", "-t", &target, "-n", "sh", "-c", script,
+        ],
     )
 }
 
@@ -213,12 +217,21 @@ fn podman_image_for(user: &str) {
     assert!(out.status.success(), "podman import: {}", text(&out));
 }
 
+/// Once per test binary (its tests run in parallel): the helper installed with the freshly
+/// built daemon for `USER`, and the test image in `USER`'s rootless store.
+fn setup() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        assert_eq!(run_ok("id", &["-u"]).unwrap(), "0", "needs root");
+        let install = install_helper_for(USER, &std::env::temp_dir());
+        assert!(install.status.success(), "{}", text(&install));
+        podman_image_for(USER);
+    });
+}
+
 #[test]
 fn rootless_podman_container_is_isolated_inside_its_own_namespace() {
-    assert_eq!(run_ok("id", &["-u"]).unwrap(), "0", "needs root");
-    let install = install_helper_for(USER, &std::env::temp_dir());
-    assert!(install.status.success(), "{}", text(&install));
-    podman_image_for(USER);
+    setup();
 
     let port = free_port();
     let other_port = free_port();
@@ -315,11 +328,98 @@ fn rootless_podman_container_is_isolated_inside_its_own_namespace() {
     assert!(netns_applied(pid));
     assert_refused(&ruled, None, LAN4, other_port);
     assert_refused(&ruled, None, PUBLIC4, port); // DNAT'd to the LAN: refused by its real target
-    assert!(ruled.probe(LAN4, port).answered_by("lan"), "the allowed port");
+    assert!(
+        ruled.probe(LAN4, port).answered_by("lan"),
+        "the allowed port"
+    );
 
     // After a restart the namespace is new: the daemon does not vouch for it.
     podman_ok(&["restart", "-t", "0", &ruled.name]);
     let new_pid = ruled.pid();
     assert_ne!(new_pid, pid);
     assert!(!netns_applied(new_pid), "a new namespace has no rules");
+}
+
+/// `alca ARGS` as `USER` in `dir`, with rootless Podman's environment and the project's own
+/// trust records.
+fn alca_rootless(dir: &std::path::Path, args: &[&str]) -> Output {
+    let uid = run_ok("id", &["-u", USER]).expect("id -u");
+    let home = format!("/home/{USER}");
+    let runtime_dir = format!("/run/user/{uid}");
+    let state = dir.join(".state").to_string_lossy().into_owned();
+    let env = [
+        ("HOME", home.as_str()),
+        ("XDG_RUNTIME_DIR", runtime_dir.as_str()),
+        ("XDG_STATE_HOME", state.as_str()),
+    ];
+    alca(Some(USER), dir, args, &env)
+}
+
+/// `alca up` on rootless Podman: the rules are in the container's namespace (owned by the
+/// daemon) once it runs; `alca run` sees the LAN refused and the internet test host answer;
+/// after `podman restart` (a new namespace without rules) `alca run` puts them back before it
+/// runs anything; `alca down` removes the container.
+#[test]
+fn alca_up_on_rootless_podman_isolates_before_the_container_runs() {
+    setup();
+    let port = free_port();
+    for addr in [LAN4, PUBLIC4] {
+        assert_route_via(addr, LAN_VETH);
+    }
+    let _lan = Listener::start(Some(LANHOST_NS), "lan", "0.0.0.0", port, LIFE).unwrap();
+    let scratch = TempDir::new("rootless-up");
+    let dir = scratch.0.join("proj");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join(".alca.toml"),
+        format!("image = \"{IMAGE}\"\nruntime = \"podman\"\n"),
+    )
+    .unwrap();
+    run_ok(
+        "chown",
+        &["-R", &format!("{USER}:{USER}"), scratch.0.to_str().unwrap()],
+    )
+    .unwrap();
+
+    let up = alca_rootless(&dir, &["up", "--trust"]);
+    let said = text(&up);
+    assert!(up.status.success(), "alca up: {said}");
+    assert!(said.contains("rootless Podman"), "{said}");
+    let name = container_name(&project_id(&dir));
+    let table = format!("alca-{}", project_id(&dir));
+    let pid = |n: &str| -> u32 {
+        podman_ok(&["inspect", "--format", "{{.State.Pid}}", n])
+            .parse()
+            .unwrap()
+    };
+    let listed = nft_in(pid(&name), &["list", "table", "inet", &table]).unwrap();
+    assert!(listed.contains("flags owner"), "{listed}");
+    let probe = |addr: &str| {
+        let script = nc_script(addr, port);
+        Probe::classify(&text(&alca_rootless(
+            &dir,
+            &["run", "--", "sh", "-c", &script],
+        )))
+    };
+    assert!(probe(PUBLIC4).answered_by("lan"), "internet test host");
+    assert_eq!(probe(LAN4), Probe::Refused, "LAN test host");
+
+    // A restart makes a new namespace without rules: `run` puts them back first.
+    podman_ok(&["restart", "-t", "0", &name]);
+    assert!(nft_in(pid(&name), &["list", "table", "inet", &table]).is_err());
+    let script = nc_script(LAN4, port);
+    let run = alca_rootless(&dir, &["run", "--", "sh", "-c", &script]);
+    let said = text(&run);
+    assert!(
+        said.contains("were missing and were applied again"),
+        "{said}"
+    );
+    assert_eq!(Probe::classify(&said), Probe::Refused, "{said}");
+    assert!(nft_in(pid(&name), &["list", "table", "inet", &table]).is_ok());
+
+    let down = alca_rootless(&dir, &["down", "--force"]);
+    assert!(down.status.success(), "alca down: {}", text(&down));
+    assert!(!podman_as(USER, &["container", "exists", &name])
+        .status
+        .success());
 }

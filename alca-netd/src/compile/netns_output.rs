@@ -29,8 +29,8 @@ use nftables::types::{NfChainType, NfHook};
 use crate::spec::NetSpec;
 
 use super::expr::{accept, daddr_is_local, jump, rule, CommentedRule};
-use super::{add, base_chain, deny, filter, observe, owner, regular_chain, reset_table, table};
 use super::ISOLATE_CHAIN;
+use super::{add, base_chain, deny, filter, observe, owner, regular_chain, reset_table, table};
 
 /// Name of the output base chain inside a container's namespace.
 pub const NETNS_OUTPUT_CHAIN: &str = "output";

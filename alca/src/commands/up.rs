@@ -106,7 +106,10 @@ pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
         Plan::Reuse(other, info) => up.reuse(other.as_deref().unwrap_or(selected), &info)?,
     }
     // Seeing isolation (SPEC §9): a quick `alca network verify`; a hole stops the container.
-    if up.isolation {
+    if up.isolation && selected.rootless() {
+        up.progress
+            .step("Network verify: not available for rootless containers yet (docs/rootless.md)");
+    } else if up.isolation {
         crate::commands::network::after_up(&up.project, &up.progress)?;
     }
     up.post_up_hook()?;
@@ -243,6 +246,9 @@ impl Up {
     }
 
     fn build(&self, runtime: &dyn Runtime, guard: &dyn NetworkGuard) -> anyhow::Result<()> {
+        if runtime.rootless() {
+            return self.build_rootless(runtime, guard);
+        }
         let claimed = guard.claim(&self.id()).with_context(|| {
             format!(
                 "cannot claim bridge {} for this project, so no network was created",
@@ -270,6 +276,49 @@ impl Up {
             .start(&self.name())
             .with_context(|| format!("cannot start container {}", self.name()))?;
         self.run_commands_up(runtime)
+    }
+
+    /// A rootless container has no project network or bridge on the host: it is on
+    /// slirp4netns, and its rules go into its own namespace after `init` made it and before
+    /// `start` runs anything (docs/rootless.md).
+    fn build_rootless(
+        &self,
+        runtime: &dyn Runtime,
+        guard: &dyn NetworkGuard,
+    ) -> anyhow::Result<()> {
+        self.progress
+            .step(format!("Creating container {}", self.name()));
+        let mut spec = self.container_spec();
+        spec.network = crate::network::rootless::network_mode(&self.project.config);
+        runtime
+            .create(&spec)
+            .with_context(|| format!("cannot create container {}", self.name()))?;
+        self.start_with_rules(runtime, guard, &self.name())?;
+        self.run_commands_up(runtime)
+    }
+
+    /// Starts a container; a rootless one with isolation gets its namespaces (`init`) and its
+    /// rules there first.
+    fn start_with_rules(
+        &self,
+        runtime: &dyn Runtime,
+        guard: &dyn NetworkGuard,
+        name: &str,
+    ) -> anyhow::Result<()> {
+        if self.isolation && runtime.rootless() {
+            if let Err(e) = runtime.init(name) {
+                // Already initialised (a failed `up` left it so): its process is there.
+                let pid = runtime.container(name).ok().flatten().and_then(|i| i.pid);
+                if pid.unwrap_or(0) == 0 {
+                    return Err(e).with_context(|| format!("cannot initialise container {name}"));
+                }
+            }
+            self.apply_rules(runtime, guard)?;
+        }
+        self.progress.step("Starting container");
+        runtime
+            .start(name)
+            .with_context(|| format!("cannot start container {name}"))
     }
 
     fn undo(&self, runtime: &dyn Runtime, guard: &dyn NetworkGuard) {
@@ -430,15 +479,9 @@ impl Up {
 
     /// Keeps the existing container: rules first (fail closed), then start it if needed.
     fn reuse(&self, runtime: &dyn Runtime, info: &ContainerInfo) -> anyhow::Result<()> {
-        if self.isolation {
-            if runtime.rootless() {
-                bail!(
-                    "container {} runs on rootless {}, which cannot enforce network isolation; \
-                     run `alca up -f` with a rootful runtime",
-                    info.name,
-                    runtime.kind()
-                );
-            }
+        let rootless = runtime.rootless();
+        if self.isolation && !(rootless && info.state != ContainerState::Running) {
+            // A stopped rootless container gets its rules when it starts (a new namespace).
             let guard = connect_guard();
             if let Err(e) = self.apply_rules(runtime, guard.as_ref()) {
                 if info.state == ContainerState::Running {
@@ -450,7 +493,7 @@ impl Up {
                 }
                 return Err(e);
             }
-        } else {
+        } else if !rootless {
             self.register_open_bridge(runtime);
         }
         if info.state == ContainerState::Running && self.views.any_fresh() {
@@ -467,11 +510,7 @@ impl Up {
                 .step(format!("Container {} already running", info.name));
             return Ok(());
         }
-        self.progress
-            .step(format!("Starting container {}", info.name));
-        runtime
-            .start(&info.name)
-            .with_context(|| format!("cannot start container {}", info.name))
+        self.start_with_rules(runtime, connect_guard().as_ref(), &info.name)
     }
 
     fn post_up_hook(&self) -> anyhow::Result<()> {

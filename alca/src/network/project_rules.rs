@@ -5,11 +5,12 @@
 
 use anyhow::{bail, Context};
 
-use super::{netd::connect_guard, spec, NetworkGuard};
+use super::{netd::connect_guard, rootless, spec, NetworkGuard};
 use crate::config::Config;
 use crate::runtime::{Runtime, RuntimeKind};
 
-/// Builds the project's spec for `runtime` (its network is `network`) and applies it.
+/// Builds the project's spec for `runtime` (its network is `network`, also the container's
+/// name) and applies it; for a rootless runtime inside the container's own namespace.
 pub fn apply(
     config: &Config,
     id: &str,
@@ -17,6 +18,9 @@ pub fn apply(
     runtime: &dyn Runtime,
     guard: &dyn NetworkGuard,
 ) -> anyhow::Result<()> {
+    if runtime.rootless() {
+        return rootless::apply(config, id, network, runtime, guard);
+    }
     let gateways = runtime
         .network(network)?
         .map(|n| n.gateways)
@@ -32,7 +36,8 @@ pub fn apply(
 }
 
 /// Before `run` execs into the project's container: its rules are in place, re-applied here if
-/// they are missing; an error (daemon unreachable, apply refused) means no exec.
+/// they are missing; an error (daemon unreachable, apply refused) means no exec. A rootless
+/// container's rules are checked in the namespace it has now (a restart makes a new one).
 pub fn ensure_before_exec(
     config: &Config,
     id: &str,
@@ -43,6 +48,7 @@ pub fn ensure_before_exec(
         return Ok(());
     }
     let guard = connect_guard();
+    let guard = guard.as_ref();
     let refuse = |why: String| {
         anyhow::anyhow!(
             "the network rules of container {container} are not in place ({why}), so nothing \
@@ -50,16 +56,20 @@ pub fn ensure_before_exec(
              run `alca up`"
         )
     };
-    match guard.is_applied(id) {
+    let is_applied: Box<dyn Fn() -> anyhow::Result<bool>> = if runtime.rootless() {
+        let pid =
+            rootless::container_pid(runtime, container).map_err(|e| refuse(format!("{e:#}")))?;
+        Box::new(move || guard.netns_applied(id, pid))
+    } else {
+        Box::new(|| guard.is_applied(id))
+    };
+    match is_applied() {
         Ok(true) => return Ok(()),
         Ok(false) => {}
         Err(e) => return Err(refuse(format!("{e:#}"))),
     }
-    apply(config, id, container, runtime, guard.as_ref()).map_err(|e| refuse(format!("{e:#}")))?;
-    if !guard
-        .is_applied(id)
-        .context("checking the re-applied rules")?
-    {
+    apply(config, id, container, runtime, guard).map_err(|e| refuse(format!("{e:#}")))?;
+    if !is_applied().context("checking the re-applied rules")? {
         bail!(refuse("the daemon did not apply them".into()));
     }
     eprintln!("alca: the network rules of {container} were missing and were applied again");
