@@ -91,15 +91,9 @@ pub fn replace_batch_on(
 ) -> Value {
     let guard_flowtable = quirks.flowtable_offload;
     let name = spec.table_name();
-    let mut cmds = reset_table(&name);
-    cmds.push(add(NfListObject::Table(table(&name))));
-    cmds.push(owner::owner_set(&name, owner_uid));
     let filter = filter::isolate_rules(spec);
+    let mut cmds = table_head(spec, owner_uid, onlink, !filter.is_empty());
     if !filter.is_empty() {
-        if !spec.allow_all {
-            cmds.extend(deny::deny_sets(&name, onlink).into_iter().map(add));
-        }
-        cmds.extend(observe::observe_sets(&name));
         cmds.push(add(base_chain(
             &name,
             FILTER_BASE_CHAIN,
@@ -170,6 +164,22 @@ pub fn replace_batch_on(
             .map(|r| add(expr::rule(&name, PROXY_CHAIN, r))),
     );
     json!({ "nftables": cmds })
+}
+
+/// The commands every project table starts with, on a bridge or in a container's namespace:
+/// replace the table, its owner set, and when it `filters` its deny and observation sets.
+fn table_head(spec: &NetSpec, owner_uid: u32, onlink: &[IpNet], filters: bool) -> Vec<Value> {
+    let name = spec.table_name();
+    let mut cmds = reset_table(&name);
+    cmds.push(add(NfListObject::Table(table(&name))));
+    cmds.push(owner::owner_set(&name, owner_uid));
+    if filters {
+        if !spec.allow_all {
+            cmds.extend(deny::deny_sets(&name, onlink).into_iter().map(add));
+        }
+        cmds.extend(observe::observe_sets(&name));
+    }
+    cmds
 }
 
 /// Batch that deletes the project's table; succeeds whether or not it exists.

@@ -30,7 +30,7 @@ use crate::spec::NetSpec;
 
 use super::expr::{accept, daddr_is_local, jump, rule, CommentedRule};
 use super::ISOLATE_CHAIN;
-use super::{add, base_chain, deny, filter, observe, owner, regular_chain, reset_table, table};
+use super::{add, base_chain, filter, regular_chain, table_head};
 
 /// Name of the output base chain inside a container's namespace.
 pub const NETNS_OUTPUT_CHAIN: &str = "output";
@@ -43,15 +43,9 @@ pub const NETNS_OUTPUT_PRIORITY: i32 = i32::MAX;
 /// spec that filters nothing (`allow_all` without a proxy).
 pub fn replace_batch_in_netns(spec: &NetSpec, owner_uid: u32, onlink: &[IpNet]) -> Value {
     let name = spec.table_name();
-    let mut cmds = reset_table(&name);
-    cmds.push(add(nftables::schema::NfListObject::Table(table(&name))));
-    cmds.push(owner::owner_set(&name, owner_uid));
     let isolate = filter::isolate_rules(spec);
+    let mut cmds = table_head(spec, owner_uid, onlink, !isolate.is_empty());
     if !isolate.is_empty() {
-        if !spec.allow_all {
-            cmds.extend(deny::deny_sets(&name, onlink).into_iter().map(add));
-        }
-        cmds.extend(observe::observe_sets(&name));
         cmds.push(add(base_chain(
             &name,
             NETNS_OUTPUT_CHAIN,
