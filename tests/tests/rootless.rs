@@ -26,8 +26,8 @@ use alca_e2e::netd::{
     alca, call_as, container_name, install_helper_for, project_id, text, Reply, TempGroupMember,
 };
 use alca_e2e::netns::{
-    assert_route_local, assert_route_via, run, run_ok, uplink_ipv4, LanhostV6, Listener, HOST_LAN4,
-    LAN4, LANHOST_NS, LANHOST_V6, LAN_VETH, PUBLIC4,
+    assert_route_local, assert_route_via, run, run_ok, uplink_ipv4, LanhostV6, Listener, NsCounter,
+    HOST_LAN4, LAN4, LANHOST_NS, LANHOST_V6, LAN_VETH, PUBLIC4,
 };
 use alca_netd::spec::bridge_name;
 
@@ -331,6 +331,42 @@ fn rootless_podman_container_is_isolated_inside_its_own_namespace() {
     assert!(
         ruled.probe(LAN4, port).answered_by("lan"),
         "the allowed port"
+    );
+
+    // A chain of the user's own at postrouting rewrites the destination after the output
+    // chain judged it (allowed internet host -> LAN host): the late check drops it before it
+    // leaves, so the LAN host never sees a packet of it (its own counter says so; the allowed
+    // port's packets are counted there to show the counter counts).
+    let mangle_port = free_port();
+    let seen = NsCounter::install(
+        LANHOST_NS,
+        "alca_e2e_rootless_count",
+        &[
+            (
+                "mangled",
+                &format!("ip daddr {LAN4} tcp dport {mangle_port}"),
+            ),
+            ("allowed", &format!("ip daddr {LAN4} tcp dport {port}")),
+        ],
+    )
+    .unwrap();
+    let evil = format!(
+        "nft 'add table ip evil; add chain ip evil post {{ type filter hook postrouting \
+         priority 2147483647; }}; add rule ip evil post ip daddr {PUBLIC4} tcp dport \
+         {mangle_port} ip daddr set {LAN4}'"
+    );
+    let added = as_owner_inside(pid, &evil);
+    assert!(added.status.success(), "{}", text(&added));
+    let _ = ruled.probe(PUBLIC4, mangle_port);
+    assert!(
+        ruled.probe(LAN4, port).answered_by("lan"),
+        "the allowed port"
+    );
+    assert!(seen.packets("allowed").unwrap() > 0, "the counter counts");
+    assert_eq!(
+        seen.packets("mangled").unwrap(),
+        0,
+        "a rewritten packet left"
     );
 
     // After a restart the namespace is new: the daemon does not vouch for it.

@@ -17,6 +17,15 @@
 //!   else jumps to `isolate`. The loopback test is by address type, not by interface name: a
 //!   container holding NET_ADMIN can rename its interfaces.
 //!
+//! * base chain `postrouting` (filter, hook postrouting, the same largest priority): the last
+//!   word on where a packet goes. A container holding NET_ADMIN can add a chain of its own that
+//!   rewrites a packet's destination (`ip daddr set …`) after the output chain judged it; at
+//!   postrouting, last of all, the deny sets are checked again on the final destination and
+//!   such a packet is dropped (`reject` is not allowed at postrouting). Its rules: packets that
+//!   leave by a loopback device (by device type, rename-proof) stay in the namespace, then
+//!   neighbour discovery, the user's allow rules and DNS as in `isolate`, then the deny sets.
+//!   It does not accept established connections: a rewritten packet of one would pass.
+//!
 //! No proxy chain: a transparent proxy reads the original destination from the host's
 //! conntrack, which slirp4netns' fresh host-side connections do not carry (the daemon refuses a
 //! proxy for such a project), and no verify chains (those match the host bridge).
@@ -28,12 +37,18 @@ use nftables::types::{NfChainType, NfHook};
 
 use crate::spec::NetSpec;
 
-use super::expr::{accept, daddr_is_local, jump, rule, CommentedRule};
+use super::deny::{DENY4_SET, DENY6_SET};
+use super::expr::{
+    accept, counter, daddr_in_set, daddr_is_local, drop, jump, neighbour_discovery,
+    oiftype_loopback, rule, CommentedRule,
+};
 use super::ISOLATE_CHAIN;
 use super::{add, base_chain, filter, regular_chain, table_head};
 
 /// Name of the output base chain inside a container's namespace.
 pub const NETNS_OUTPUT_CHAIN: &str = "output";
+/// Name of the postrouting base chain (the late check) inside a container's namespace.
+pub const NETNS_LATE_CHAIN: &str = "postrouting";
 /// The largest hook priority: after every NAT chain, and last among equals (see module doc).
 pub const NETNS_OUTPUT_PRIORITY: i32 = i32::MAX;
 
@@ -63,7 +78,42 @@ pub fn replace_batch_in_netns(spec: &NetSpec, owner_uid: u32, onlink: &[IpNet]) 
                 .map(|r| add(rule(&name, ISOLATE_CHAIN, r))),
         );
     }
+    if !spec.allow_all {
+        cmds.push(add(base_chain(
+            &name,
+            NETNS_LATE_CHAIN,
+            (
+                NfHook::Postrouting,
+                NfChainType::Filter,
+                NETNS_OUTPUT_PRIORITY,
+            ),
+        )));
+        cmds.extend(
+            late_rules(spec)
+                .into_iter()
+                .map(|r| add(rule(&name, NETNS_LATE_CHAIN, r))),
+        );
+    }
     json!({ "nftables": cmds })
+}
+
+/// The rules of the late check at postrouting (see the module doc).
+fn late_rules(spec: &NetSpec) -> Vec<CommentedRule> {
+    let mut nd = neighbour_discovery();
+    nd.push(accept());
+    let mut rules = vec![
+        CommentedRule::commented(vec![oiftype_loopback(), accept()], "stays inside"),
+        CommentedRule::new(nd),
+    ];
+    rules.extend(spec.allow.iter().map(filter::allow_rule));
+    rules.extend(spec.dns.iter().map(|ip| filter::dns_rule(*ip)));
+    for (v6, set) in [(false, DENY4_SET), (true, DENY6_SET)] {
+        rules.push(CommentedRule::commented(
+            vec![daddr_in_set(v6, set), counter(), drop()],
+            "deny lan (late)",
+        ));
+    }
+    rules
 }
 
 #[cfg(test)]
@@ -99,9 +149,13 @@ mod tests {
                 )
             })
             .collect();
+        let max = i64::from(i32::MAX);
         assert_eq!(
             bases,
-            [("output".into(), "output".into(), i64::from(i32::MAX))]
+            [
+                ("output".into(), "output".into(), max),
+                ("postrouting".into(), "postrouting".into(), max),
+            ]
         );
         // No rule names an interface: a renamed tap or loopback changes nothing.
         assert!(!batch.to_string().contains("iifname"), "{batch}");
@@ -130,6 +184,30 @@ mod tests {
                 .collect()
         };
         assert_eq!(sets(&batch), sets(&host));
+    }
+
+    #[test]
+    fn the_late_check_drops_denied_final_destinations_after_the_allowed_ones() {
+        let mut spec = crate::spec::sample_spec();
+        spec.allow = vec![crate::lan::AllowRule {
+            net: "10.99.0.2/32".parse().unwrap(),
+            proto: Some(crate::lan::Proto::Tcp),
+            port: Some(8080),
+        }];
+        spec.dns = vec!["10.0.2.3".parse().unwrap()];
+        let batch = replace_batch_in_netns(&spec, 1001, &[]);
+        let late = rules_of(&batch, NETNS_LATE_CHAIN);
+        let text: Vec<String> = late.iter().map(Value::to_string).collect();
+        assert_eq!(late.len(), 6, "{text:?}");
+        assert!(text[0].contains("oiftype") && text[0].contains("loopback"));
+        assert!(text[2].contains("10.99.0.2") && text[2].contains("8080"));
+        assert!(text[3].contains("10.0.2.3"));
+        for t in &text[4..] {
+            assert!(t.contains("@deny") && t.contains("\"drop\""), "{t}");
+        }
+        // Nothing accepts by connection state there: a rewritten packet of one would pass.
+        assert!(!text.iter().any(|t| t.contains("\"ct\"")), "{text:?}");
+        assert!(!text.iter().any(|t| t.contains("reject")), "{text:?}");
     }
 
     #[test]
