@@ -658,6 +658,21 @@ mod tests {
     }
 
     #[test]
+    fn the_loopback_device_type_is_a_two_byte_host_order_compare() {
+        let stmts = json!([
+            {"match": {"left": {"meta": {"key": "oiftype"}}, "op": "==", "right": "loopback"}},
+            {"accept": null}
+        ]);
+        assert_eq!(names(stmts.clone()), ["meta", "cmp", "immediate"]);
+        let exprs = expressions(stmts.as_array().unwrap(), &mut Ids::default()).unwrap();
+        let bytes = format!("{:?}", exprs[1]);
+        let want = format!("{:?}", 772u16.to_ne_bytes().to_vec());
+        assert!(bytes.contains(&want[1..want.len() - 1]), "{bytes}");
+        let other = json!([{"match": {"left": {"meta": {"key": "oiftype"}}, "op": "==", "right": "ether"}}]);
+        assert!(expressions(other.as_array().unwrap(), &mut Ids::default()).is_err());
+    }
+
+    #[test]
     fn protocol_fields_get_their_dependency_once() {
         let ip = json!({"payload": {"protocol": "ip", "field": "daddr"}});
         let tcp = json!({"payload": {"protocol": "tcp", "field": "dport"}});
