@@ -31,10 +31,10 @@ use std::sync::Mutex;
 use nix::sched::{setns, CloneFlags};
 use serde_json::Value;
 
-use crate::errors::NetdError;
 use crate::netns_probe::{open_proc_netns, pidfd_open};
-use crate::nfnl::{self, ruleset};
-use crate::spec::{table_name, NetSpec};
+use alca_contract::errors::NetdError;
+use alca_contract::net_spec::{table_name, NetSpec};
+use alca_kernel::{self as nfnl, ruleset};
 
 /// Most container namespaces one user may have rules in at a time.
 pub const MAX_PER_USER: usize = 64;
@@ -169,7 +169,7 @@ pub struct NetnsRules {
 }
 
 impl NetnsRules {
-    /// Applies `batch` (the [`crate::compile::replace_batch_in_netns`] of `spec`) inside
+    /// Applies `batch` (the [`alca_ruleset::replace_batch_in_netns`] of `spec`) inside
     /// `netns` for `owner_uid`, with `table_flags`. The same namespace reuses its socket; a new
     /// one (the container restarted) gets a new socket, and the old one is closed.
     #[allow(clippy::too_many_arguments)]
@@ -240,8 +240,10 @@ impl NetnsRules {
             return Ok(false);
         }
         let table = table_name(project);
-        inside(&netns, || crate::table_names::inet_table_exists(&table))
-            .map_err(|e| NetdError::Internal(format!("cannot read the container's tables: {e}")))
+        inside(&netns, || {
+            alca_kernel::table_names::inet_table_exists(&table)
+        })
+        .map_err(|e| NetdError::Internal(format!("cannot read the container's tables: {e}")))
     }
 
     /// Forgets the project (closing its socket: the container is going away).
@@ -317,7 +319,7 @@ mod tests {
 
     #[test]
     fn a_proxy_is_refused_with_the_field_named() {
-        let mut spec = crate::spec::sample_spec();
+        let mut spec = alca_contract::net_spec::sample_spec();
         assert_eq!(spec_problem(&spec), None);
         spec.proxy = Some("10.0.0.1:3128".parse().unwrap());
         assert!(spec_problem(&spec).unwrap().starts_with("proxy:"));

@@ -20,6 +20,7 @@
 
 use std::process::{Command, Output};
 
+use alca_contract::net_spec::bridge_name;
 use alca_e2e::docker::{nc_script, Probe};
 use alca_e2e::lifecycle::{free_port, TempDir};
 use alca_e2e::netd::{
@@ -29,7 +30,6 @@ use alca_e2e::netns::{
     assert_route_local, assert_route_via, run, run_ok, uplink_ipv4, LanhostV6, Listener, NsCounter,
     HOST_LAN4, LAN4, LANHOST_NS, LANHOST_V6, LAN_VETH, PUBLIC4,
 };
-use alca_netd::spec::bridge_name;
 
 const USER: &str = "alcatest";
 const OTHER: &str = "alcaother";

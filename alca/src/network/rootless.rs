@@ -52,7 +52,7 @@ pub fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alca_netd::lan::parse_lan_entry;
+    use alca_contract::lan::parse_lan_entry;
 
     #[test]
     fn the_host_loopback_alias_is_on_only_when_host_ip_is_used() {
