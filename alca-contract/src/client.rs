@@ -32,6 +32,8 @@ pub trait Netd1 {
         targets_json: &str,
     ) -> Result<String, NetdError>;
     fn denied(&self, project: &str) -> Result<String, NetdError>;
+    fn apply_in_netns(&self, spec_json: &str, pid: u32) -> Result<(), NetdError>;
+    fn netns_applied(&self, project: &str, pid: u32) -> Result<bool, NetdError>;
     #[zbus(property)]
     fn launcher(&self) -> zbus::Result<String>;
     #[zbus(property)]
@@ -77,6 +79,19 @@ impl Client {
     /// Sends a raw request body (tests and tools; the CLI uses [`Client::apply`]).
     pub fn apply_json(&self, json: &str) -> Result<(), NetdError> {
         self.runtime.block_on(self.proxy.apply(json))
+    }
+
+    /// Applies `spec` inside the network namespace of process `pid`, a rootless container of
+    /// the caller's (see [`crate::netns_rules`]).
+    pub fn apply_in_netns(&self, spec: &NetSpec, pid: u32) -> Result<(), NetdError> {
+        let json = encode_spec(spec);
+        self.runtime.block_on(self.proxy.apply_in_netns(&json, pid))
+    }
+
+    /// Whether the project's rules are in place inside the namespace of process `pid`.
+    pub fn netns_applied(&self, project: &str, pid: u32) -> Result<bool, NetdError> {
+        self.runtime
+            .block_on(self.proxy.netns_applied(project, pid))
     }
 
     /// Claims the project's bridge name before its network is created.

@@ -82,6 +82,9 @@ struct Payload {
 
 /// `NFT_META_*` keys and `NFT_PAYLOAD_*_HEADER` bases.
 const META_IIFNAME: u32 = 6;
+const META_OIFTYPE: u32 = 9;
+/// `ARPHRD_LOOPBACK`, the `iface_type` of a loopback device.
+const ARPHRD_LOOPBACK: u16 = 772;
 const META_NFPROTO: u32 = 15;
 const META_L4PROTO: u32 = 16;
 const NETWORK: u32 = 1;
@@ -91,6 +94,7 @@ fn field(expr: &Value) -> Result<Field, Unsupported> {
     if let Some(key) = expr["meta"]["key"].as_str() {
         let (key, len) = match key {
             "iifname" => (META_IIFNAME, 16),
+            "oiftype" => (META_OIFTYPE, 2),
             "nfproto" => (META_NFPROTO, 1),
             "l4proto" => (META_L4PROTO, 1),
             _ => return Err(unsupported(expr)),
@@ -565,6 +569,8 @@ fn value(field: Field, value: &Value) -> Option<Vec<u8>> {
                     _ => None,
                 },
                 META_L4PROTO => l4proto(text).map(|p| vec![p]),
+                // nft's `iface_type` is in host byte order.
+                META_OIFTYPE if text == "loopback" => Some(ARPHRD_LOOPBACK.to_ne_bytes().to_vec()),
                 _ => None,
             }
         }
@@ -652,6 +658,21 @@ mod tests {
                 other => panic!("{other:?}"),
             })
             .collect()
+    }
+
+    #[test]
+    fn the_loopback_device_type_is_a_two_byte_host_order_compare() {
+        let stmts = json!([
+            {"match": {"left": {"meta": {"key": "oiftype"}}, "op": "==", "right": "loopback"}},
+            {"accept": null}
+        ]);
+        assert_eq!(names(stmts.clone()), ["meta", "cmp", "immediate"]);
+        let exprs = expressions(stmts.as_array().unwrap(), &mut Ids::default()).unwrap();
+        let bytes = format!("{:?}", exprs[1]);
+        let want = format!("{:?}", 772u16.to_ne_bytes().to_vec());
+        assert!(bytes.contains(&want[1..want.len() - 1]), "{bytes}");
+        let other = json!([{"match": {"left": {"meta": {"key": "oiftype"}}, "op": "==", "right": "ether"}}]);
+        assert!(expressions(other.as_array().unwrap(), &mut Ids::default()).is_err());
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::guard::GUARD_TABLE;
 use alca_contract::errors::NetdError;
 use alca_contract::probe::{Denied, Key, LiveCheck, Outcome, Probe, ProbeReport};
 use alca_contract::status::ProjectStatus;
+use alca_kernel::tables::TableOwner;
 use alca_ruleset::{delete_batch, replace_batch_on, HostQuirks};
 
 use crate::netns_probe;
@@ -541,6 +542,38 @@ impl Daemon {
         let (outcome, disarm) = self.read_outcome(&table_name(project))?;
         self.disarm(&disarm)?;
         Ok(outcome)
+    }
+
+    /// The owner and output-hook batch of `spec` for a rootless container's namespace
+    /// ([`crate::netns_rules`]): a project saved on the host keeps its owner (only that user
+    /// or root may use its id), a new one is the caller's; with the table flags the daemon's
+    /// own tables get.
+    pub fn netns_batch(
+        &self,
+        spec: &NetSpec,
+        caller: u32,
+    ) -> Result<(u32, serde_json::Value, TableOwner), NetdError> {
+        let owner_uid = match self.store.load(&spec.project)? {
+            Some(saved) => {
+                check_owner(&spec.project, saved.owner_uid, caller)?;
+                saved.owner_uid
+            }
+            None => caller,
+        };
+        let onlink = self.onlink.lock().unwrap_or_else(|e| e.into_inner());
+        let batch = alca_ruleset::replace_batch_in_netns(
+            spec,
+            owner_uid,
+            onlink.as_deref().unwrap_or_default(),
+        );
+        // Always owned: the daemon keeps the writing socket open while the container lives;
+        // persistent too where the kernel has it.
+        let owner = if self.firewall.owned_tables() {
+            TableOwner::SocketPersistent
+        } else {
+            TableOwner::Socket
+        };
+        Ok((owner_uid, batch, owner))
     }
 
     /// The bridge of one of the caller's projects (the one `ProbeFrom`'s namespace must be on).

@@ -14,6 +14,7 @@ pub mod heal;
 pub mod helper_container;
 pub mod helper_netns;
 pub mod netns_probe;
+pub mod netns_rules;
 pub mod onlink;
 pub mod probe_sets;
 pub mod quota;

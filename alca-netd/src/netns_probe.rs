@@ -71,7 +71,7 @@ pub fn open_proc_netns(pid: u32) -> io::Result<File> {
 }
 
 /// `pidfd_open(2)` (nix has no wrapper for it): a handle on the process itself, not its pid.
-fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+pub(crate) fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
     // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1; no memory is passed.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
@@ -84,7 +84,7 @@ fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
 }
 
 /// Signal 0 through the pidfd: fails once the process has exited.
-fn pidfd_signal0(pidfd: &OwnedFd) -> io::Result<()> {
+pub(crate) fn pidfd_signal0(pidfd: &OwnedFd) -> io::Result<()> {
     // SAFETY: a valid pidfd, signal 0, no siginfo, no flags.
     let rc = unsafe {
         libc::syscall(

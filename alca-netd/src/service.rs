@@ -17,6 +17,7 @@ use crate::auth::{authorize, caller_uid};
 use crate::bridge_links::{check_bridge, link_kind, LinkKind};
 use crate::daemon::Daemon;
 use crate::netns_probe::{open_on_bridge, open_proc_netns};
+use crate::netns_rules::{open_owned, spec_problem, NetnsRefusal, NetnsRules};
 use crate::quota::{Gate, Permit};
 use alca_contract::errors::NetdError;
 use alca_contract::net_spec::bridge_name;
@@ -27,6 +28,8 @@ pub struct NetdService {
     daemon: Arc<Daemon>,
     gate: Arc<Gate>,
     launcher: String,
+    /// Projects whose rules live in rootless containers' namespaces, with their sockets.
+    netns: Arc<NetnsRules>,
 }
 
 impl NetdService {
@@ -36,6 +39,7 @@ impl NetdService {
             daemon,
             gate,
             launcher: launcher.into(),
+            netns: Arc::default(),
         }
     }
 
@@ -90,6 +94,15 @@ fn to_json(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
+/// A namespace of another user is a `NotOwner`; any other refusal an `InvalidRequest`.
+fn refused(e: NetnsRefusal, project: &str) -> NetdError {
+    let msg = format!("{e} (project {project})");
+    match e {
+        NetnsRefusal::NotOwned { .. } => NetdError::NotOwner(msg),
+        _ => NetdError::InvalidRequest(msg),
+    }
+}
+
 #[interface(name = "io.github.alcatraz.Netd1")]
 impl NetdService {
     /// Installs or atomically replaces the rules of the project in `spec_json` (a NetSpec).
@@ -139,6 +152,7 @@ impl NetdService {
             .map_err(NetdError::invalid)?
             == LinkKind::Bridge;
         tracing::info!(uid, project = %project, "remove");
+        self.netns.forget(&project, uid)?;
         self.run(move |e| e.remove(&project, uid, present)).await
     }
 
@@ -231,6 +245,49 @@ impl NetdService {
             drop(permit);
         });
         Ok(to_json(&report))
+    }
+
+    /// Installs or atomically replaces the rules of `spec_json` (a NetSpec) inside the network
+    /// namespace of process `pid`: a rootless container of the caller's, whose traffic never
+    /// crosses the host's rules ([`crate::netns_rules`]). The table is owned by the daemon.
+    async fn apply_in_netns(
+        &self,
+        spec_json: String,
+        pid: u32,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), NetdError> {
+        let (uid, _permit) = self.admit(conn, &header, ACTION_APPLY).await?;
+        let spec = decode_spec(&spec_json).map_err(NetdError::invalid)?;
+        if let Some(problem) = spec_problem(&spec) {
+            return Err(NetdError::invalid(problem));
+        }
+        let target = open_owned(pid, uid).map_err(|e| refused(e, &spec.project))?;
+        tracing::info!(uid, project = %spec.project, pid, "apply in netns");
+        let netns = Arc::clone(&self.netns);
+        self.run(move |e| {
+            let (owner, batch, flags) = e.netns_batch(&spec, uid)?;
+            netns.apply(&spec, owner, target, &batch, flags)
+        })
+        .await
+    }
+
+    /// Whether the rules of one of the caller's projects are in place inside the network
+    /// namespace of process `pid` (applied there by this daemon, which still owns them).
+    #[zbus(out_args("applied"))]
+    async fn netns_applied(
+        &self,
+        project: String,
+        pid: u32,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<bool, NetdError> {
+        let (uid, _permit) = self.admit(conn, &header, ACTION_READ).await?;
+        decode_project(&project).map_err(NetdError::invalid)?;
+        let target = open_owned(pid, uid).map_err(|e| refused(e, &project))?;
+        let netns = Arc::clone(&self.netns);
+        self.run(move |_| netns.applied(&project, uid, target))
+            .await
     }
 
     /// The bounded log of denied attempts of one of the caller's projects, as JSON.

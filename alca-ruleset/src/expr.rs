@@ -185,6 +185,12 @@ pub(super) fn iifname(name: &str) -> Statement<'static> {
     eq(meta(MetaKey::Iifname), str_expr(name))
 }
 
+/// `meta oiftype loopback`: the packet leaves by a loopback device (by type: a NET_ADMIN
+/// container can rename interfaces, not make another loopback).
+pub(super) fn oiftype_loopback() -> Statement<'static> {
+    eq(meta(MetaKey::Oiftype), str_expr("loopback"))
+}
+
 /// `ct state { established, related }`.
 pub(super) fn ct_established_or_related() -> Statement<'static> {
     let state = Expression::Named(NamedExpression::CT(CT {

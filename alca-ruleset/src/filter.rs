@@ -47,17 +47,7 @@ pub(super) fn isolate_rules(spec: &NetSpec) -> Vec<CommentedRule> {
     nd.push(accept());
     rules.push(CommentedRule::new(nd));
     rules.extend(spec.allow.iter().map(allow_rule));
-    rules.extend(spec.dns.iter().map(|ip| {
-        CommentedRule::commented(
-            vec![
-                daddr_ip(*ip),
-                l4proto_tcp_or_udp(),
-                dport(None, 53),
-                accept(),
-            ],
-            "dns",
-        )
-    }));
+    rules.extend(spec.dns.iter().map(|ip| dns_rule(*ip)));
     if let Some(proxy) = spec.proxy {
         rules.push(proxy_allow(proxy));
     }
@@ -65,10 +55,23 @@ pub(super) fn isolate_rules(spec: &NetSpec) -> Vec<CommentedRule> {
     rules
 }
 
+/// `ip daddr RESOLVER meta l4proto { tcp, udp } th dport 53 accept`.
+pub(super) fn dns_rule(ip: std::net::IpAddr) -> CommentedRule {
+    CommentedRule::commented(
+        vec![
+            daddr_ip(ip),
+            l4proto_tcp_or_udp(),
+            dport(None, 53),
+            accept(),
+        ],
+        "dns",
+    )
+}
+
 /// One `lan-access` entry: `ip daddr NET [meta l4proto P] [tcp|udp|th dport N] accept`.
 /// A port without a protocol (upstream's `*://IP:port`) allows TCP and UDP; the parser turns
 /// a plain `IP:port` into TCP only, as upstream does.
-fn allow_rule(rule: &AllowRule) -> CommentedRule {
+pub(super) fn allow_rule(rule: &AllowRule) -> CommentedRule {
     let mut stmts = vec![daddr_is(rule.net)];
     match (rule.proto, rule.port) {
         (Some(proto), Some(port)) => stmts.push(dport(Some(proto), port)),

@@ -23,6 +23,7 @@
 mod deny;
 mod expr;
 mod filter;
+mod netns_output;
 mod owner;
 mod proxy;
 mod verify_rules;
@@ -36,6 +37,9 @@ use serde_json::{json, Value};
 
 use alca_contract::net_spec::{table_name, NetSpec};
 
+pub use netns_output::{
+    replace_batch_in_netns, NETNS_LATE_CHAIN, NETNS_OUTPUT_CHAIN, NETNS_OUTPUT_PRIORITY,
+};
 pub use owner::{owner_uid, OWNER_SET};
 pub use verify_rules::*;
 
@@ -88,15 +92,9 @@ pub fn replace_batch_on(
 ) -> Value {
     let guard_flowtable = quirks.flowtable_offload;
     let name = spec.table_name();
-    let mut cmds = reset_table(&name);
-    cmds.push(add(NfListObject::Table(table(&name))));
-    cmds.push(owner::owner_set(&name, owner_uid));
     let filter = filter::isolate_rules(spec);
+    let mut cmds = table_head(spec, owner_uid, onlink, !filter.is_empty());
     if !filter.is_empty() {
-        if !spec.allow_all {
-            cmds.extend(deny::deny_sets(&name, onlink).into_iter().map(add));
-        }
-        cmds.extend(verify_rules::observe_sets(&name));
         cmds.push(add(base_chain(
             &name,
             FILTER_BASE_CHAIN,
@@ -167,6 +165,22 @@ pub fn replace_batch_on(
             .map(|r| add(expr::rule(&name, PROXY_CHAIN, r))),
     );
     json!({ "nftables": cmds })
+}
+
+/// The commands every project table starts with, on a bridge or in a container's namespace:
+/// replace the table, its owner set, and when it `filters` its deny and observation sets.
+fn table_head(spec: &NetSpec, owner_uid: u32, onlink: &[IpNet], filters: bool) -> Vec<Value> {
+    let name = spec.table_name();
+    let mut cmds = reset_table(&name);
+    cmds.push(add(NfListObject::Table(table(&name))));
+    cmds.push(owner::owner_set(&name, owner_uid));
+    if filters {
+        if !spec.allow_all {
+            cmds.extend(deny::deny_sets(&name, onlink).into_iter().map(add));
+        }
+        cmds.extend(verify_rules::observe_sets(&name));
+    }
+    cmds
 }
 
 /// Batch that deletes the project's table; succeeds whether or not it exists.

@@ -149,6 +149,17 @@ impl Runtime for FakeRuntime {
         Ok(())
     }
 
+    fn init(&self, name: &str) -> Result<(), RuntimeError> {
+        self.record("init", name);
+        match self.containers.borrow_mut().get_mut(name) {
+            Some(c) => {
+                c.pid = Some(4242);
+                Ok(())
+            }
+            None => Err(RuntimeError::Other(format!("no container {name}"))),
+        }
+    }
+
     fn start(&self, name: &str) -> Result<(), RuntimeError> {
         self.record("start", name);
         match self.containers.borrow_mut().get_mut(name) {
@@ -215,6 +226,16 @@ impl NetworkGuard for RecordingGuard {
 
     fn apply(&self, spec: &NetSpec) -> anyhow::Result<()> {
         self.log.push(format!("guard.apply {}", spec.project));
+        if let Some(why) = &self.refuse {
+            anyhow::bail!("{why}");
+        }
+        self.applied.borrow_mut().push(spec.clone());
+        Ok(())
+    }
+
+    fn apply_in_netns(&self, spec: &NetSpec, pid: u32) -> anyhow::Result<()> {
+        self.log
+            .push(format!("guard.apply_in_netns {} {pid}", spec.project));
         if let Some(why) = &self.refuse {
             anyhow::bail!("{why}");
         }

@@ -111,6 +111,7 @@ impl Executor<'_> {
                     .with_context(|| format!("cannot create container {name}"))?;
                 Ok(())
             }
+            Step::InitContainer(container) => self.init(container),
             Step::Stop {
                 container,
                 progress,
@@ -148,6 +149,23 @@ impl Executor<'_> {
         self.runtime
             .pull_image(image)
             .with_context(|| format!("cannot pull image {image:?} (the `image` in .alca.toml)"))
+    }
+
+    /// Makes the container's namespaces without running it. Already initialised (a failed `up`
+    /// left it so) is fine: its process, and so its namespace, is there.
+    fn init(&self, container: &str) -> anyhow::Result<()> {
+        if let Err(e) = self.runtime.init(container) {
+            let pid = self
+                .runtime
+                .container(container)
+                .ok()
+                .flatten()
+                .and_then(|i| i.pid);
+            if pid.unwrap_or(0) == 0 {
+                return Err(e).with_context(|| format!("cannot initialise container {container}"));
+            }
+        }
+        Ok(())
     }
 
     /// Applies the project's rules; the container must not start without them.

@@ -6,10 +6,11 @@ use std::path::Path;
 
 use crate::config::Config;
 use crate::exclude::project_views::ProjectViews;
+use crate::network::rootless;
 use crate::runtime::keep_alive::KeepAlive;
 use crate::runtime::{
-    BindMount, ContainerInfo, ContainerSpec, ContainerState, NetworkSpec, RuntimeKind,
-    LABEL_PROJECT_ID, LABEL_PROJECT_PATH, LABEL_VERSION,
+    BindMount, ContainerInfo, ContainerSpec, ContainerState, NetworkSpec, LABEL_PROJECT_ID,
+    LABEL_PROJECT_PATH, LABEL_VERSION,
 };
 
 /// The project one `up` works on, as the specs need it.
@@ -37,6 +38,9 @@ pub enum Step {
     /// Give the guard a project's allow-all rules (`lan-access = ["*"]`); a failure is a note.
     RegisterOpenBridge,
     CreateContainer(Box<ContainerSpec>),
+    /// `podman init`: a rootless container's namespaces exist and nothing of it runs, so its
+    /// rules can go into its own network namespace before `Start` (docs/rootless.md).
+    InitContainer(String),
     Stop {
         container: String,
         progress: String,
@@ -141,19 +145,32 @@ fn rules_step(isolation: bool, stop_on_failure: Option<String>) -> Step {
     }
 }
 
-/// Image → claim → network → rules → container → start → `commands.up`.
-pub fn create(target: &Target<'_>, isolation: bool, container: ContainerSpec) -> Plan {
-    let mut steps = vec![
-        Step::EnsureImage(target.config.image.clone()),
-        Step::ClaimBridge,
-        Step::CreateNetwork(network_spec(target)),
-        rules_step(isolation, None),
-        Step::CreateContainer(Box::new(container)),
-        Step::Start {
-            container: target.name.clone(),
-            progress: "Starting container".into(),
-        },
-    ];
+/// Image → claim → network → rules → container → start → `commands.up`. A rootless
+/// container has no project network or bridge on the host: image → container (on
+/// slirp4netns) → init → rules in its namespace → start → `commands.up`.
+pub fn create(
+    target: &Target<'_>,
+    isolation: bool,
+    mut container: ContainerSpec,
+    rootless: bool,
+) -> Plan {
+    let mut steps = vec![Step::EnsureImage(target.config.image.clone())];
+    if rootless {
+        container.network = rootless::network_mode(target.config);
+        steps.push(Step::CreateContainer(Box::new(container)));
+        steps.extend(rootless_rules(isolation, &target.name));
+    } else {
+        steps.extend([
+            Step::ClaimBridge,
+            Step::CreateNetwork(network_spec(target)),
+            rules_step(isolation, None),
+            Step::CreateContainer(Box::new(container)),
+        ]);
+    }
+    steps.push(Step::Start {
+        container: target.name.clone(),
+        progress: "Starting container".into(),
+    });
     if let Some(cmd) = &target.config.commands.up {
         steps.push(Step::CommandsUp(cmd.clone()));
     }
@@ -163,28 +180,43 @@ pub fn create(target: &Target<'_>, isolation: bool, container: ContainerSpec) ->
     }
 }
 
-/// Keeps the existing container: rules first (fail closed), then start it if needed; a
-/// running container on a view remounted by this `up` is restarted to see it. Refused (with
-/// the message) for an isolated project on a rootless runtime, which cannot enforce it.
-pub fn reuse(
-    info: &ContainerInfo,
-    isolation: bool,
-    rootless: bool,
-    kind: RuntimeKind,
-    views_fresh: bool,
-) -> Result<Plan, String> {
-    if isolation && rootless {
-        return Err(format!(
-            "container {} runs on rootless {kind}, which cannot enforce network isolation; \
-             run `alca up -f` with a rootful runtime",
-            info.name
-        ));
+/// The steps before a rootless container starts: a new namespace (`init`), then its rules.
+fn rootless_rules(isolation: bool, container: &str) -> Vec<Step> {
+    if isolation {
+        vec![
+            Step::InitContainer(container.to_string()),
+            Step::ApplyRules {
+                stop_on_failure: None,
+            },
+        ]
+    } else {
+        Vec::new()
     }
+}
+
+/// Keeps the existing container: rules first (fail closed), then start it if needed; a
+/// running container on a view remounted by this `up` is restarted to see it. A rootless
+/// container gets its rules in its own namespace: now when it runs, else after `init` made
+/// the namespace its start will use.
+pub fn reuse(info: &ContainerInfo, isolation: bool, rootless: bool, views_fresh: bool) -> Plan {
     let running = info.state == ContainerState::Running;
-    let mut steps = vec![rules_step(isolation, running.then(|| info.name.clone()))];
-    let start = Step::Start {
-        container: info.name.clone(),
-        progress: format!("Starting container {}", info.name),
+    let mut steps = if !rootless {
+        vec![rules_step(isolation, running.then(|| info.name.clone()))]
+    } else if isolation && running {
+        vec![Step::ApplyRules {
+            stop_on_failure: Some(info.name.clone()),
+        }]
+    } else {
+        Vec::new()
+    };
+    let start = |steps: &mut Vec<Step>| {
+        if rootless {
+            steps.extend(rootless_rules(isolation, &info.name));
+        }
+        steps.push(Step::Start {
+            container: info.name.clone(),
+            progress: format!("Starting container {}", info.name),
+        });
     };
     match (running, views_fresh) {
         (true, true) => {
@@ -196,18 +228,18 @@ pub fn reuse(
                     info.name
                 ),
             });
-            steps.push(start);
+            start(&mut steps);
         }
         (true, false) => steps.push(Step::Note(format!(
             "Container {} already running",
             info.name
         ))),
-        (false, _) => steps.push(start),
+        (false, _) => start(&mut steps),
     }
-    Ok(Plan {
+    Plan {
         steps,
         undo_on_failure: false,
-    })
+    }
 }
 
 #[cfg(test)]
@@ -231,7 +263,7 @@ mod tests {
 
     fn info(state: ContainerState) -> ContainerInfo {
         ContainerInfo {
-            runtime: RuntimeKind::Docker,
+            runtime: crate::runtime::RuntimeKind::Docker,
             name: "alca-0123456789ab".into(),
             id: "c1".into(),
             state,
@@ -243,14 +275,8 @@ mod tests {
     }
 
     /// [`reuse`] of the project's container in `state`.
-    fn reuse_of(
-        state: ContainerState,
-        isolation: bool,
-        rootless: bool,
-        kind: RuntimeKind,
-        views_fresh: bool,
-    ) -> Result<Plan, String> {
-        reuse(&info(state), isolation, rootless, kind, views_fresh)
+    fn reuse_of(state: ContainerState, isolation: bool, rootless: bool, views_fresh: bool) -> Plan {
+        reuse(&info(state), isolation, rootless, views_fresh)
     }
 
     fn position(plan: &Plan, pred: impl Fn(&Step) -> bool) -> usize {
@@ -266,6 +292,7 @@ mod tests {
             &t,
             true,
             container_spec(&t, &ProjectViews::default(), vec![], &KeepAlive::Image),
+            false,
         );
         let network = position(&plan, |s| matches!(s, Step::CreateNetwork(_)));
         let rules = position(&plan, |s| matches!(s, Step::ApplyRules { .. }));
@@ -283,6 +310,7 @@ mod tests {
             &t,
             false,
             container_spec(&t, &ProjectViews::default(), vec![], &KeepAlive::Image),
+            false,
         );
         assert!(open.steps.contains(&Step::RegisterOpenBridge));
         assert!(!open
@@ -361,14 +389,7 @@ mod tests {
 
     #[test]
     fn reuse_applies_rules_first_and_starts_only_what_is_not_running() {
-        let stopped = reuse_of(
-            ContainerState::Stopped,
-            true,
-            false,
-            RuntimeKind::Docker,
-            false,
-        )
-        .unwrap();
+        let stopped = reuse_of(ContainerState::Stopped, true, false, false);
         assert_eq!(
             stopped.steps[0],
             Step::ApplyRules {
@@ -377,14 +398,7 @@ mod tests {
         );
         assert!(matches!(stopped.steps[1], Step::Start { .. }));
         assert!(!stopped.undo_on_failure);
-        let running = reuse_of(
-            ContainerState::Running,
-            true,
-            false,
-            RuntimeKind::Docker,
-            false,
-        )
-        .unwrap();
+        let running = reuse_of(ContainerState::Running, true, false, false);
         assert_eq!(
             running.steps[0],
             Step::ApplyRules {
@@ -395,32 +409,59 @@ mod tests {
             .steps
             .iter()
             .any(|s| matches!(s, Step::Start { .. })));
-        let remounted = reuse_of(
-            ContainerState::Running,
-            false,
-            true,
-            RuntimeKind::Podman,
-            true,
-        )
-        .unwrap();
+        let remounted = reuse_of(ContainerState::Running, false, false, true);
         assert_eq!(remounted.steps[0], Step::RegisterOpenBridge);
         assert!(matches!(remounted.steps[1], Step::Stop { .. }));
         assert!(matches!(remounted.steps[2], Step::Start { .. }));
     }
 
     #[test]
-    fn an_isolated_project_is_not_reused_on_a_rootless_runtime() {
-        let err = reuse_of(
-            ContainerState::Stopped,
-            true,
-            true,
-            RuntimeKind::Podman,
-            false,
-        )
-        .unwrap_err();
-        assert!(
-            err.contains("rootless Podman") && err.contains("alca up -f"),
-            "{err}"
+    fn a_rootless_container_gets_its_rules_in_its_namespace_before_it_starts() {
+        let step_names = |plan: &Plan| -> Vec<&'static str> {
+            plan.steps
+                .iter()
+                .map(|s| match s {
+                    Step::InitContainer(_) => "init",
+                    Step::ApplyRules { .. } => "rules",
+                    Step::Start { .. } => "start",
+                    Step::Stop { .. } => "stop",
+                    Step::Note(_) => "note",
+                    _ => "other",
+                })
+                .collect()
+        };
+        assert_eq!(
+            step_names(&reuse_of(ContainerState::Stopped, true, true, false)),
+            ["init", "rules", "start"]
         );
+        assert_eq!(
+            step_names(&reuse_of(ContainerState::Running, true, true, false)),
+            ["rules", "note"]
+        );
+        assert_eq!(
+            step_names(&reuse_of(ContainerState::Running, true, true, true)),
+            ["rules", "stop", "init", "rules", "start"]
+        );
+        assert_eq!(
+            step_names(&reuse_of(ContainerState::Stopped, false, true, false)),
+            ["start"]
+        );
+        let config = crate::drift::sample_config();
+        let t = target(&config);
+        let spec = container_spec(&t, &ProjectViews::default(), vec![], &KeepAlive::Image);
+        let plan = create(&t, true, spec, true);
+        let created = plan.steps.iter().find_map(|s| match s {
+            Step::CreateContainer(c) => Some(c.network.clone()),
+            _ => None,
+        });
+        assert_eq!(created.as_deref(), Some("slirp4netns"));
+        assert!(!plan
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::ClaimBridge | Step::CreateNetwork(_))));
+        let init = position(&plan, |s| matches!(s, Step::InitContainer(_)));
+        let rules = position(&plan, |s| matches!(s, Step::ApplyRules { .. }));
+        let start = position(&plan, |s| matches!(s, Step::Start { .. }));
+        assert!(init < rules && rules < start);
     }
 }

@@ -12,6 +12,7 @@ pub mod netspec_build;
 pub mod project_rules;
 pub mod proxy_check;
 pub mod resolvers;
+pub mod rootless;
 pub mod verify_probes;
 
 use alca_contract::NetSpec;
@@ -32,6 +33,17 @@ pub trait NetworkGuard {
     fn remove(&self, project: &str) -> anyhow::Result<()>;
     /// Whether rules for the project are currently applied.
     fn is_applied(&self, project: &str) -> anyhow::Result<bool>;
+    /// Atomically installs (or replaces) the project's rules inside the network namespace of
+    /// process `pid`: a rootless container, whose traffic never crosses the host's rules.
+    fn apply_in_netns(&self, _spec: &NetSpec, _pid: u32) -> anyhow::Result<()> {
+        anyhow::bail!(
+            "this network helper cannot isolate rootless containers (it has no rules inside a              container's namespace); use a rootful runtime, or set network.lan-access = [\"*\"]"
+        )
+    }
+    /// Whether the project's rules are in place inside the namespace of process `pid`.
+    fn netns_applied(&self, _project: &str, _pid: u32) -> anyhow::Result<bool> {
+        Ok(false)
+    }
     /// What `Rules applied:` says for the project: yes, or no and why.
     fn rules_line(&self, project: &str) -> anyhow::Result<String> {
         Ok(if self.is_applied(project)? {

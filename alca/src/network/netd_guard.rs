@@ -82,6 +82,14 @@ impl NetworkGuard for NetdGuard {
         Ok(self.client.status(project).map_err(explain)?.applied)
     }
 
+    fn apply_in_netns(&self, spec: &NetSpec, pid: u32) -> anyhow::Result<()> {
+        self.client.apply_in_netns(spec, pid).map_err(explain)
+    }
+
+    fn netns_applied(&self, project: &str, pid: u32) -> anyhow::Result<bool> {
+        self.client.netns_applied(project, pid).map_err(explain)
+    }
+
     fn rules_line(&self, project: &str) -> anyhow::Result<String> {
         let status = self.client.status(project).map_err(explain)?;
         Ok(super::applied_line(&status))

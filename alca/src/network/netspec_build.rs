@@ -41,6 +41,13 @@ pub fn gateway_host_ip(gateways: &[IpAddr]) -> Result<IpAddr, HostIpError> {
         })
 }
 
+/// Whether a `lan-access` entry or the proxy names `${alca:HOST_IP}`.
+pub fn needs_host_ip(config: &Config) -> bool {
+    let net = &config.network;
+    net.lan_access.iter().any(|e| e.needs_host_ip())
+        || net.proxy.as_ref().is_some_and(|p| p.needs_host_ip())
+}
+
 /// Whether the project needs the network helper: anything but `lan-access = ["*"]` without a
 /// proxy needs host firewall rules.
 pub fn isolation_required(config: &Config) -> bool {
@@ -71,9 +78,11 @@ pub fn build(
     host_ip: &dyn Fn() -> Result<IpAddr, HostIpError>,
 ) -> Result<NetSpec, BuildError> {
     let net = &config.network;
-    let needs_host = net.lan_access.iter().any(|e| e.needs_host_ip())
-        || net.proxy.as_ref().is_some_and(|p| p.needs_host_ip());
-    let host = if needs_host { Some(host_ip()?) } else { None };
+    let host = if needs_host_ip(config) {
+        Some(host_ip()?)
+    } else {
+        None
+    };
     // Entries that do not need the host IP resolve without it; the placeholder is never used.
     let resolve_ip = host.unwrap_or(IpAddr::from([0, 0, 0, 0]));
     let spec = NetSpec {

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use alca_contract::NetSpec;
 use anyhow::{bail, Context};
 
-use super::{guard_select::connect_guard, netspec_build, NetworkGuard};
+use super::{guard_select::connect_guard, netspec_build, rootless, NetworkGuard};
 use crate::config::Config;
 use crate::runtime::{Runtime, RuntimeKind};
 
@@ -51,7 +51,8 @@ pub fn dns_allowance(
     }
 }
 
-/// Builds the project's spec for `runtime` (its network is `network`) and applies it.
+/// Builds the project's spec for `runtime` (its network is `network`, also the container's
+/// name) and applies it; for a rootless runtime inside the container's own namespace.
 pub fn apply(
     config: &Config,
     id: &str,
@@ -59,12 +60,16 @@ pub fn apply(
     runtime: &dyn Runtime,
     guard: &dyn NetworkGuard,
 ) -> anyhow::Result<()> {
+    if runtime.rootless() {
+        return rootless::apply(config, id, network, runtime, guard);
+    }
     let (spec, _) = project_spec(config, id, network, runtime)?;
     guard.apply(&spec)
 }
 
 /// Before `run` execs into the project's container: its rules are in place, re-applied here if
-/// they are missing; an error (daemon unreachable, apply refused) means no exec.
+/// they are missing; an error (daemon unreachable, apply refused) means no exec. A rootless
+/// container's rules are checked in the namespace it has now (a restart makes a new one).
 pub fn ensure_before_exec(
     config: &Config,
     id: &str,
@@ -75,6 +80,7 @@ pub fn ensure_before_exec(
         return Ok(());
     }
     let guard = connect_guard();
+    let guard = guard.as_ref();
     let refuse = |why: String| {
         anyhow::anyhow!(
             "the network rules of container {container} are not in place ({why}), so nothing \
@@ -82,16 +88,20 @@ pub fn ensure_before_exec(
              run `alca up`"
         )
     };
-    match guard.is_applied(id) {
+    let is_applied: Box<dyn Fn() -> anyhow::Result<bool>> = if runtime.rootless() {
+        let pid =
+            rootless::container_pid(runtime, container).map_err(|e| refuse(format!("{e:#}")))?;
+        Box::new(move || guard.netns_applied(id, pid))
+    } else {
+        Box::new(|| guard.is_applied(id))
+    };
+    match is_applied() {
         Ok(true) => return Ok(()),
         Ok(false) => {}
         Err(e) => return Err(refuse(format!("{e:#}"))),
     }
-    apply(config, id, container, runtime, guard.as_ref()).map_err(|e| refuse(format!("{e:#}")))?;
-    if !guard
-        .is_applied(id)
-        .context("checking the re-applied rules")?
-    {
+    apply(config, id, container, runtime, guard).map_err(|e| refuse(format!("{e:#}")))?;
+    if !is_applied().context("checking the re-applied rules")? {
         bail!(refuse("the daemon did not apply them".into()));
     }
     eprintln!("alca: the network rules of {container} were missing and were applied again");

@@ -303,6 +303,16 @@ impl Runtime for CliRuntime {
         self.run(&["start", name]).map(drop)
     }
 
+    fn init(&self, name: &str) -> Result<(), RuntimeError> {
+        if self.kind != RuntimeKind::Podman {
+            return Err(RuntimeError::Other(format!(
+                "{} has no `init`: container {name} cannot be prepared without starting it",
+                self.kind
+            )));
+        }
+        self.run(&["init", name]).map(drop)
+    }
+
     fn stop(&self, name: &str) -> Result<(), RuntimeError> {
         let timeout = args::STOP_TIMEOUT_SECS.to_string();
         self.run_optional(&["stop", "-t", &timeout, name]).map(drop)

@@ -250,6 +250,14 @@ pub trait Runtime {
     fn remove_network(&self, name: &str) -> Result<(), RuntimeError>;
 
     fn create(&self, spec: &ContainerSpec) -> Result<(), RuntimeError>;
+    /// Makes a created container's namespaces without running its command (`podman init`),
+    /// so rules can go into its network namespace first.
+    fn init(&self, name: &str) -> Result<(), RuntimeError> {
+        Err(RuntimeError::Other(format!(
+            "{} cannot initialise container {name} without starting it",
+            self.kind()
+        )))
+    }
     fn start(&self, name: &str) -> Result<(), RuntimeError>;
     fn stop(&self, name: &str) -> Result<(), RuntimeError>;
     /// Force-removes a container; removing an absent one is not an error.

@@ -1,8 +1,10 @@
 //! Choosing the runtime for `runtime = auto|docker|podman`.
 //!
-//! Like the Go original, `auto` prefers Podman on Linux, but only rootful Podman: rootless
+//! Like the Go original, `auto` prefers Podman on Linux, but rootful runtimes first: rootless
 //! runtimes route container traffic through user-space networking that never crosses host
-//! nftables, so they are used only when the project needs no network isolation.
+//! nftables. Rootless Podman is isolated by rules inside each container's own namespace
+//! (docs/rootless.md), so it is used when nothing rootful is there; rootless Docker is used
+//! only when the project needs no network isolation.
 
 use crate::config::RuntimeChoice;
 
@@ -77,7 +79,9 @@ fn explicit(
         Err(why) => Err(format!(
             "runtime = \"{name}\" in .alca.toml, but {kind} is unavailable: {why}"
         )),
-        Ok(true) if isolation_required => Err(rootless_refusal(kind)),
+        Ok(true) if isolation_required && kind == RuntimeKind::Docker => {
+            Err(rootless_refusal(kind))
+        }
         Ok(rootless) => Ok((
             kind,
             format!("{} (runtime = \"{name}\")", label(kind, rootless)),
@@ -99,6 +103,10 @@ fn auto(
     let docker = probe(RuntimeKind::Docker);
     if docker == Ok(false) {
         return Ok((RuntimeKind::Docker, "Docker (auto)".into()));
+    }
+    if podman == Ok(true) && isolation_required {
+        let why = "auto, no rootful runtime; rules inside the container's namespace";
+        return Ok((RuntimeKind::Podman, format!("rootless Podman ({why})")));
     }
     if !isolation_required {
         for (kind, result) in [
@@ -138,9 +146,9 @@ fn auto_failure(isolation_required: bool, podman: &ProbeResult, docker: &ProbeRe
     );
     if isolation_required && (*podman == Ok(true) || *docker == Ok(true)) {
         msg.push_str(
-            ". Rootless runtimes cannot enforce network isolation: their traffic never crosses \
-             the host firewall. Run rootful Podman or Docker, or set network.lan-access = [\"*\"] \
-             to run without isolation",
+            ". Rootless Docker cannot enforce network isolation: its traffic never crosses the \
+             host firewall. Run rootful Docker or Podman (rootful or rootless), or set \
+             network.lan-access = [\"*\"] to run without isolation",
         );
     } else {
         msg.push_str(". Install and start Docker or Podman");
@@ -151,10 +159,10 @@ fn auto_failure(isolation_required: bool, podman: &ProbeResult, docker: &ProbeRe
 fn rootless_refusal(kind: RuntimeKind) -> String {
     format!(
         "runtime = \"{}\" is rootless here, and rootless {kind} sends container traffic through \
-         user-space networking (slirp4netns/pasta/rootlesskit) that never crosses the host's \
-         nftables, so alca cannot enforce network isolation. Use a rootful runtime (rootful \
-         Podman as root, or Docker), or set network.lan-access = [\"*\"] in .alca.toml to run \
-         without isolation",
+         user-space networking (rootlesskit/slirp4netns) that never crosses the host's \
+         nftables, so alca cannot enforce network isolation (rootless Podman can: \
+         runtime = \"podman\"). Use a rootful runtime (Docker, or Podman), or set \
+         network.lan-access = [\"*\"] in .alca.toml to run without isolation",
         kind.binary()
     )
 }
@@ -202,12 +210,17 @@ mod tests {
     }
 
     #[test]
-    fn auto_uses_rootless_podman_only_without_isolation() {
+    fn auto_uses_rootless_podman_when_nothing_rootful_is_there() {
         assert_eq!(
             pick(RuntimeChoice::Auto, false, Ok(true), DOWN()),
             Ok(RuntimeKind::Podman)
         );
-        let err = pick(RuntimeChoice::Auto, true, Ok(true), DOWN()).unwrap_err();
+        assert_eq!(
+            pick(RuntimeChoice::Auto, true, Ok(true), DOWN()),
+            Ok(RuntimeKind::Podman)
+        );
+        // Rootless Docker alone cannot isolate.
+        let err = pick(RuntimeChoice::Auto, true, DOWN(), Ok(true)).unwrap_err();
         assert!(err.contains("never crosses"), "{err}");
     }
 
@@ -218,14 +231,16 @@ mod tests {
     }
 
     #[test]
-    fn explicit_rootless_podman_with_isolation_is_refused() {
-        let err = pick(RuntimeChoice::Podman, true, Ok(true), Ok(false)).unwrap_err();
+    fn explicit_rootless_docker_with_isolation_is_refused_rootless_podman_is_not() {
+        let err = pick(RuntimeChoice::Docker, true, Ok(false), Ok(true)).unwrap_err();
         assert!(err.contains("rootless"), "{err}");
         assert!(err.contains("lan-access"), "{err}");
-        assert_eq!(
-            pick(RuntimeChoice::Podman, false, Ok(true), Ok(false)),
-            Ok(RuntimeKind::Podman)
-        );
+        for iso in [true, false] {
+            assert_eq!(
+                pick(RuntimeChoice::Podman, iso, Ok(true), Ok(false)),
+                Ok(RuntimeKind::Podman)
+            );
+        }
     }
 
     #[test]

@@ -1,0 +1,468 @@
+//! End-to-end: network isolation of a ROOTLESS Podman container (issue #20). The user
+//! `alcatest` runs rootless Podman (slirp4netns); the installed daemon, authorised by polkit,
+//! applies the project's rules inside the container's own network namespace (`ApplyInNetns`)
+//! between `podman init` (namespace made, nothing of the container run yet) and `podman start`.
+//!
+//! Proven here, each against a control container of the same user without rules that does
+//! reach the same listener (so a refusal is the rules', not the path's), and by the packet
+//! counters of the table's deny rules: the LAN test host, the IPv6 ULA test host, the host's
+//! own addresses, slirp4netns' host aliases (10.0.2.2, 10.0.2.3) and a sibling container's
+//! published port are refused; the internet test host answers; an allow-listed IP:port answers
+//! and another port of that IP is refused; the user himself, with every capability in the
+//! container's namespace (`podman unshare nsenter`), cannot flush, delete or bypass the table
+//! (`nft flush ruleset`, `iptables -F`, an output DNAT, renaming interfaces); a second user
+//! cannot apply rules into the first user's namespace; after `podman restart` the daemon no
+//! longer vouches for the new namespace (`NetnsApplied` is false), so `alca run` would refuse.
+//!
+//! Network safety: every target is routed through the test veth or is local to this host
+//! (checked with `ip route get` before any connect); slirp4netns' DNS alias is probed on a port
+//! other than 53. Needs root, the test env, and the global lock (it installs the daemon).
+
+use std::process::{Command, Output};
+
+use alca_contract::net_spec::bridge_name;
+use alca_e2e::docker::{nc_script, Probe};
+use alca_e2e::lifecycle::{free_port, TempDir};
+use alca_e2e::netd::{
+    alca, call_as, container_name, install_helper_for, project_id, text, Reply, TempGroupMember,
+};
+use alca_e2e::netns::{
+    assert_route_local, assert_route_via, run, run_ok, uplink_ipv4, LanhostV6, Listener, NsCounter,
+    HOST_LAN4, LAN4, LANHOST_NS, LANHOST_V6, LAN_VETH, PUBLIC4,
+};
+
+const USER: &str = "alcatest";
+const OTHER: &str = "alcaother";
+const IMAGE: &str = "localhost/alca-test/busybox:latest";
+const ROOTFS: &str = "/var/lib/alca-testenv/busybox-rootfs.tar";
+const PROJECT: &str = "0e2e70000000000000000000000000e1";
+/// Listener lifetime: the whole test runs well within it.
+const LIFE: u32 = 240;
+
+/// `podman ARGS…` as `user`, rootless (its own home and runtime directory).
+fn podman_as(user: &str, args: &[&str]) -> Output {
+    let uid = run_ok("id", &["-u", user]).expect("id -u");
+    Command::new("runuser")
+        .args(["-u", user, "--", "env"])
+        .arg(format!("HOME=/home/{user}"))
+        .arg(format!("XDG_RUNTIME_DIR=/run/user/{uid}"))
+        .arg("podman")
+        .args(args)
+        .current_dir("/tmp")
+        .output()
+        .expect("running podman")
+}
+
+fn podman_ok(args: &[&str]) -> String {
+    let out = podman_as(USER, args);
+    assert!(out.status.success(), "podman {args:?}: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A rootless container of `USER`, removed on drop.
+struct Container {
+    name: String,
+}
+
+impl Container {
+    /// Created and initialised (`podman init`: its namespaces and slirp4netns exist, its
+    /// command has not run), not started.
+    fn init(name: &str, extra: &[&str]) -> Container {
+        let _ = podman_as(USER, &["rm", "-f", "-t", "0", name]);
+        let mut args = vec!["create", "--name", name];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[IMAGE, "sleep", "600"]);
+        podman_ok(&args);
+        podman_ok(&["init", name]);
+        Container { name: name.into() }
+    }
+
+    fn pid(&self) -> u32 {
+        podman_ok(&["inspect", "--format", "{{.State.Pid}}", &self.name])
+            .parse()
+            .expect("a pid")
+    }
+
+    fn start(&self) {
+        podman_ok(&["start", &self.name]);
+    }
+
+    fn sh(&self, script: &str) -> String {
+        let out = podman_as(USER, &["exec", &self.name, "sh", "-c", script]);
+        text(&out)
+    }
+
+    fn probe(&self, addr: &str, port: u16) -> Probe {
+        Probe::classify(&self.sh(&nc_script(addr, port)))
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = podman_as(USER, &["rm", "-f", "-t", "0", &self.name]);
+    }
+}
+
+fn spec(allow: &str) -> String {
+    format!(
+        r#"{{"project":"{PROJECT}","bridge":"{}","allow":[{allow}]}}"#,
+        bridge_name(PROJECT)
+    )
+}
+
+fn apply_in_netns(user: &str, spec_json: &str, pid: u32) -> Reply {
+    call_as(
+        user,
+        "ApplyInNetns",
+        &[format!("string:{spec_json}"), format!("uint32:{pid}")],
+    )
+    .expect("dbus-send")
+}
+
+fn netns_applied(pid: u32) -> bool {
+    let reply = call_as(
+        USER,
+        "NetnsApplied",
+        &[format!("string:{PROJECT}"), format!("uint32:{pid}")],
+    )
+    .expect("dbus-send");
+    match reply {
+        Reply::Ok(out) => out.contains("boolean true"),
+        Reply::Err { .. } => panic!("NetnsApplied failed: {reply:?}"),
+    }
+}
+
+/// `nft ARGS…` run by root inside the network namespace of `pid`.
+fn nft_in(pid: u32, args: &[&str]) -> Result<String, String> {
+    let ns = format!("--net=/proc/{pid}/ns/net");
+    let mut all = vec![ns.as_str(), "nft"];
+    all.extend_from_slice(args);
+    let out = run("nsenter", &all).expect("nsenter");
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// Packets the table's deny rules refused so far (the counters of its reject rules).
+fn refused_packets(pid: u32) -> u64 {
+    let table = format!("alca-{PROJECT}");
+    let listing = nft_in(pid, &["list", "chain", "inet", &table, "isolate"]).unwrap_or_default();
+    listing
+        .lines()
+        .filter(|l| l.contains("reject"))
+        .filter_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let at = words.iter().position(|w| *w == "packets")?;
+            words.get(at + 1)?.parse::<u64>().ok()
+        })
+        .sum()
+}
+
+/// `sh -c SCRIPT` as `USER` with every capability in the container's namespaces: the user
+/// namespace rootless Podman keeps (`podman unshare`), then the container's network namespace.
+fn as_owner_inside(pid: u32, script: &str) -> Output {
+    let target = pid.to_string();
+    podman_as(
+        USER,
+        &[
+            "unshare", "nsenter", "-t", &target, "-n", "sh", "-c", script,
+        ],
+    )
+}
+
+/// A target the ruled container must not reach: the control container (no rules) shows the
+/// path is there when it can, and the deny counters must grow either way.
+fn assert_refused(ruled: &Container, control: Option<&Container>, addr: &str, port: u16) {
+    if let Some(control) = control {
+        let seen = control.probe(addr, port);
+        assert!(
+            matches!(seen, Probe::Answered(_)),
+            "control container could not reach {addr}:{port}: {seen:?}"
+        );
+    }
+    let pid = ruled.pid();
+    let before = refused_packets(pid);
+    let seen = ruled.probe(addr, port);
+    assert!(
+        !matches!(seen, Probe::Answered(_)),
+        "the ruled container reached {addr}:{port}: {seen:?}"
+    );
+    let after = refused_packets(pid);
+    assert!(
+        after > before,
+        "{addr}:{port} was not refused by the table's rules ({before} -> {after}); {seen:?}"
+    );
+}
+
+fn podman_image_for(user: &str) {
+    let have = podman_as(user, &["image", "exists", IMAGE]);
+    if have.status.success() {
+        return;
+    }
+    let out = podman_as(
+        user,
+        &[
+            "import",
+            "-q",
+            "--change",
+            "CMD [\"/bin/sh\"]",
+            "--change",
+            "ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+            ROOTFS,
+            IMAGE,
+        ],
+    );
+    assert!(out.status.success(), "podman import: {}", text(&out));
+}
+
+/// Once per test binary (its tests run in parallel): the helper installed with the freshly
+/// built daemon for `USER`, and the test image in `USER`'s rootless store.
+fn setup() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        assert_eq!(run_ok("id", &["-u"]).unwrap(), "0", "needs root");
+        let install = install_helper_for(USER, &std::env::temp_dir());
+        assert!(install.status.success(), "{}", text(&install));
+        podman_image_for(USER);
+    });
+}
+
+#[test]
+fn rootless_podman_container_is_isolated_inside_its_own_namespace() {
+    setup();
+
+    let port = free_port();
+    let other_port = free_port();
+    let _v6 = LanhostV6::add().expect("lanhost IPv6");
+    for addr in [LAN4, PUBLIC4, LANHOST_V6] {
+        assert_route_via(addr, LAN_VETH);
+    }
+    let uplink = uplink_ipv4().expect("uplink address");
+    for addr in [HOST_LAN4, uplink.as_str(), "127.0.0.1"] {
+        assert_route_local(addr);
+    }
+    let _lan = Listener::start(Some(LANHOST_NS), "lan", "0.0.0.0", port, LIFE).unwrap();
+    let _lan2 = Listener::start(Some(LANHOST_NS), "lan2", "0.0.0.0", other_port, LIFE).unwrap();
+    let _lan6 = Listener::start(Some(LANHOST_NS), "lan6", LANHOST_V6, port, LIFE).unwrap();
+    let _host_lan = Listener::start(None, "hostlan", HOST_LAN4, port, LIFE).unwrap();
+    let _host_up = Listener::start(None, "hostup", &uplink, port, LIFE).unwrap();
+    let _host_lo = Listener::start(None, "hostlo", "127.0.0.1", port, LIFE).unwrap();
+
+    // The control container: the same user's, no rules; it publishes a port on the host (a
+    // sibling container's service) and shows every path below exists.
+    let sibling_port = free_port();
+    let publish = format!("{sibling_port}:{port}");
+    // Both allow slirp4netns' host-loopback alias (off by default): the widest path there is.
+    let slirp = "--network=slirp4netns:allow_host_loopback=true";
+    let control = Container::init("alca-e2e-rl-control", &[slirp, "-p", &publish]);
+    control.start();
+    control.sh(&format!(
+        "(while true; do echo sibling | nc -l -p {port}; done) >/dev/null 2>&1 &"
+    ));
+
+    // The ruled container, with NET_ADMIN granted: rules go in before it runs anything.
+    let ruled = Container::init("alca-e2e-rl-ruled", &[slirp, "--cap-add", "NET_ADMIN"]);
+    let pid = ruled.pid();
+    assert!(!netns_applied(pid), "no rules yet");
+    // Another user (authorised by polkit) cannot apply into this user's namespace.
+    {
+        let _member = TempGroupMember::add(OTHER, "alcatraz").unwrap();
+        let reply = apply_in_netns(OTHER, &spec(""), pid);
+        assert_eq!(reply.error_kind(), Some("NotOwner"), "{reply:?}");
+        assert!(nft_in(pid, &["list", "tables"]).unwrap().trim().is_empty());
+    }
+    // Nor into the host's namespace (a process of the host's).
+    let reply = apply_in_netns(USER, &spec(""), std::process::id());
+    assert!(!reply.is_ok(), "{reply:?}");
+    let applied = apply_in_netns(USER, &spec(""), pid);
+    assert!(applied.is_ok(), "{applied:?}");
+    assert!(netns_applied(pid));
+    let listed = nft_in(pid, &["list", "table", "inet", &format!("alca-{PROJECT}")]).unwrap();
+    assert!(listed.contains("flags owner"), "{listed}");
+    ruled.start();
+
+    // The default config.
+    assert!(ruled.probe(PUBLIC4, port).answered_by("lan"), "internet");
+    assert_refused(&ruled, Some(&control), LAN4, port);
+    assert_refused(&ruled, None, LANHOST_V6, port);
+    assert_refused(&ruled, Some(&control), HOST_LAN4, port);
+    assert_refused(&ruled, Some(&control), &uplink, port);
+    assert_refused(&ruled, Some(&control), &uplink, sibling_port);
+    assert_refused(&ruled, Some(&control), "10.0.2.2", port); // the host's loopback
+    assert_refused(&ruled, Some(&control), "10.0.2.2", sibling_port);
+    for alias in ["10.0.2.3", "fd00::2", "fd00::3"] {
+        assert_refused(&ruled, None, alias, port);
+    }
+
+    // An allow-listed IP:port answers; another port of that IP is refused.
+    let allow = format!(r#"{{"net":"{LAN4}/32","proto":"tcp","port":{port}}}"#);
+    let applied = apply_in_netns(USER, &spec(&allow), pid);
+    assert!(applied.is_ok(), "{applied:?}");
+    assert!(ruled.probe(LAN4, port).answered_by("lan"));
+    assert_refused(&ruled, Some(&control), LAN4, other_port);
+
+    // The container (NET_ADMIN) and the user himself (every capability in its namespaces)
+    // try to remove or get around the rules.
+    ruled.sh(
+        "ip link add dummy0 type dummy; ip link set dummy0 up; ip link set lo down; \
+         ip link set lo name lo9; ip link set lo9 up",
+    );
+    let attacks = "nft flush ruleset; nft delete table inet alca-".to_string()
+        + PROJECT
+        + "; iptables -F; iptables -t nat -F; \
+           iptables -t nat -A OUTPUT -p tcp -d "
+        + PUBLIC4
+        + " -j DNAT --to-destination "
+        + LAN4
+        + ":"
+        + &other_port.to_string();
+    let attacked = as_owner_inside(pid, &attacks);
+    assert!(
+        text(&attacked).contains("Operation not permitted"),
+        "the owned table's delete was not refused: {}",
+        text(&attacked)
+    );
+    assert!(nft_in(pid, &["list", "table", "inet", &format!("alca-{PROJECT}")]).is_ok());
+    assert!(netns_applied(pid));
+    assert_refused(&ruled, None, LAN4, other_port);
+    assert_refused(&ruled, None, PUBLIC4, port); // DNAT'd to the LAN: refused by its real target
+    assert!(
+        ruled.probe(LAN4, port).answered_by("lan"),
+        "the allowed port"
+    );
+
+    // A chain of the user's own at postrouting that rewrites the destination after the output
+    // chain judged it (allowed internet host -> LAN host). This kernel refuses payload rewrites
+    // from a rootless user namespace (EPERM); should it take one, the table's late check must
+    // drop the packet before it leaves: the LAN host's own counter stays at zero (it counts
+    // the allowed port's packets, so it does count).
+    let mangle_port = free_port();
+    let seen = NsCounter::install(
+        LANHOST_NS,
+        "alca_e2e_rootless_count",
+        &[
+            (
+                "mangled",
+                &format!("ip daddr {LAN4} tcp dport {mangle_port}"),
+            ),
+            ("allowed", &format!("ip daddr {LAN4} tcp dport {port}")),
+        ],
+    )
+    .unwrap();
+    let evil = format!(
+        "nft 'add table ip evil; add chain ip evil post {{ type filter hook postrouting \
+         priority 2147483647; }}; add rule ip evil post ip daddr {PUBLIC4} tcp dport \
+         {mangle_port} ip daddr set {LAN4}'"
+    );
+    let added = as_owner_inside(pid, &evil);
+    if !added.status.success() {
+        assert!(
+            text(&added).contains("Operation not permitted"),
+            "{}",
+            text(&added)
+        );
+    }
+    let _ = ruled.probe(PUBLIC4, mangle_port);
+    assert!(
+        ruled.probe(LAN4, port).answered_by("lan"),
+        "the allowed port"
+    );
+    assert!(seen.packets("allowed").unwrap() > 0, "the counter counts");
+    assert_eq!(
+        seen.packets("mangled").unwrap(),
+        0,
+        "a rewritten packet left"
+    );
+
+    // After a restart the namespace is new: the daemon does not vouch for it.
+    podman_ok(&["restart", "-t", "0", &ruled.name]);
+    let new_pid = ruled.pid();
+    assert_ne!(new_pid, pid);
+    assert!(!netns_applied(new_pid), "a new namespace has no rules");
+}
+
+/// `alca ARGS` as `USER` in `dir`, with rootless Podman's environment and the project's own
+/// trust records.
+fn alca_rootless(dir: &std::path::Path, args: &[&str]) -> Output {
+    let uid = run_ok("id", &["-u", USER]).expect("id -u");
+    let home = format!("/home/{USER}");
+    let runtime_dir = format!("/run/user/{uid}");
+    let state = dir.join(".state").to_string_lossy().into_owned();
+    let env = [
+        ("HOME", home.as_str()),
+        ("XDG_RUNTIME_DIR", runtime_dir.as_str()),
+        ("XDG_STATE_HOME", state.as_str()),
+    ];
+    alca(Some(USER), dir, args, &env)
+}
+
+/// `alca up` on rootless Podman: the rules are in the container's namespace (owned by the
+/// daemon) once it runs; `alca run` sees the LAN refused and the internet test host answer;
+/// after `podman restart` (a new namespace without rules) `alca run` puts them back before it
+/// runs anything; `alca down` removes the container.
+#[test]
+fn alca_up_on_rootless_podman_isolates_before_the_container_runs() {
+    setup();
+    let port = free_port();
+    for addr in [LAN4, PUBLIC4] {
+        assert_route_via(addr, LAN_VETH);
+    }
+    let _lan = Listener::start(Some(LANHOST_NS), "lan", "0.0.0.0", port, LIFE).unwrap();
+    let scratch = TempDir::new("rootless-up");
+    let dir = scratch.0.join("proj");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join(".alca.toml"),
+        format!("image = \"{IMAGE}\"\nruntime = \"podman\"\n"),
+    )
+    .unwrap();
+    run_ok(
+        "chown",
+        &["-R", &format!("{USER}:{USER}"), scratch.0.to_str().unwrap()],
+    )
+    .unwrap();
+
+    let up = alca_rootless(&dir, &["up", "--trust"]);
+    let said = text(&up);
+    assert!(up.status.success(), "alca up: {said}");
+    assert!(said.contains("rootless Podman"), "{said}");
+    let name = container_name(&project_id(&dir));
+    let table = format!("alca-{}", project_id(&dir));
+    let pid = |n: &str| -> u32 {
+        podman_ok(&["inspect", "--format", "{{.State.Pid}}", n])
+            .parse()
+            .unwrap()
+    };
+    let listed = nft_in(pid(&name), &["list", "table", "inet", &table]).unwrap();
+    assert!(listed.contains("flags owner"), "{listed}");
+    let probe = |addr: &str| {
+        let script = nc_script(addr, port);
+        Probe::classify(&text(&alca_rootless(
+            &dir,
+            &["run", "--", "sh", "-c", &script],
+        )))
+    };
+    assert!(probe(PUBLIC4).answered_by("lan"), "internet test host");
+    assert_eq!(probe(LAN4), Probe::Refused, "LAN test host");
+
+    // A restart makes a new namespace without rules: `run` puts them back first.
+    podman_ok(&["restart", "-t", "0", &name]);
+    assert!(nft_in(pid(&name), &["list", "table", "inet", &table]).is_err());
+    let script = nc_script(LAN4, port);
+    let run = alca_rootless(&dir, &["run", "--", "sh", "-c", &script]);
+    let said = text(&run);
+    assert!(
+        said.contains("were missing and were applied again"),
+        "{said}"
+    );
+    assert_eq!(Probe::classify(&said), Probe::Refused, "{said}");
+    assert!(nft_in(pid(&name), &["list", "table", "inet", &table]).is_ok());
+
+    let down = alca_rootless(&dir, &["down", "--force"]);
+    assert!(down.status.success(), "alca down: {}", text(&down));
+    assert!(!podman_as(USER, &["container", "exists", &name])
+        .status
+        .success());
+}
