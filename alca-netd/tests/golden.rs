@@ -26,6 +26,7 @@ fn spec() -> NetSpec {
         allow: vec![],
         proxy: None,
         dns: vec![],
+        internet: None,
     }
 }
 
