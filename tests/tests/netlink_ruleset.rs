@@ -111,6 +111,10 @@ fn every_golden_batch_loads_the_same_table_over_netlink_as_through_nft() {
         "flowtable_guard",
         "proxy_v4",
         "proxy_v6",
+        "internet",
+        "internet_none",
+        "internet_proxy",
+        "internet_lan_open",
     ];
     let texts = cases.iter().map(|c| (c.to_string(), golden(c)));
     let more = more_batches().into_iter().enumerate();
