@@ -175,7 +175,7 @@ $(prev=0; for n in "${SCALE_STEPS[@]}"; do
 - Goal "applying project N does not slow with N": $(verdict "$(stat_of "$WORK/scale-change-$SCALE_MAX" p50) <= 1.5 * $(stat_of "$WORK/scale-change-1" p50)")
   (taken as: change of project 1 at $SCALE_MAX projects within 1.5x of its cost at 1 project).
   How it holds: the daemon sends each batch to nf_tables over netlink itself
-  (\`alca-netd/src/nfnl\`: NEWTABLE/DELTABLE/NEWSET/NEWSETELEM/NEWCHAIN/NEWRULE messages in one
+  (\`alca-kernel/src\`: NEWTABLE/DELTABLE/NEWSET/NEWSETELEM/NEWCHAIN/NEWRULE messages in one
   transaction, which needs no cache), encoded the way nft 1.0.6 encodes the same JSON;
   \`tests/tests/netlink_ruleset.rs\` loads every golden batch both ways and compares nft's
   listings of the two tables, down to each kernel expression. The verification's element

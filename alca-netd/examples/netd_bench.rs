@@ -15,10 +15,10 @@ use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use alca_netd::client::Client;
-use alca_netd::compile::replace_batch;
-use alca_netd::request::decode_spec;
-use alca_netd::spec::{bridge_name, NetSpec};
+use alca_contract::client::Client;
+use alca_contract::net_spec::{bridge_name, NetSpec};
+use alca_contract::request::decode_spec;
+use alca_ruleset::replace_batch;
 use anyhow::{bail, Context};
 
 fn stdin_text() -> anyhow::Result<String> {

@@ -8,15 +8,8 @@ use zbus::names::BusName;
 use zbus::Connection;
 use zbus_polkit::policykit1::{AuthorityProxy, CheckAuthorizationFlags, Subject};
 
-use crate::errors::NetdError;
-
-/// polkit action for installing or replacing a project's rules.
-pub const ACTION_APPLY: &str = "io.github.alcatraz.netd.apply";
-/// polkit action for removing a project's rules.
-pub const ACTION_REMOVE: &str = "io.github.alcatraz.netd.remove";
-/// polkit action for reading state and verifying (Status, List, probes, the denied log): asked
-/// without interaction, so only members of `alcatraz` (and root) may use the daemon at all.
-pub const ACTION_READ: &str = "io.github.alcatraz.netd.read";
+use alca_contract::bus::ACTION_READ;
+use alca_contract::errors::NetdError;
 
 fn internal(what: &str) -> impl FnOnce(zbus::Error) -> NetdError + '_ {
     move |e| NetdError::Internal(format!("{what}: {e}"))

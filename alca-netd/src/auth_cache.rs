@@ -17,7 +17,7 @@ use zbus::message::Header;
 use zbus::Connection;
 
 use crate::auth::{authorize, caller_uid};
-use crate::errors::NetdError;
+use alca_contract::errors::NetdError;
 
 /// How long polkit's yes is trusted for one sender.
 pub const VERDICT_TTL: Duration = Duration::from_secs(10);

@@ -10,8 +10,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::errors::NetdError;
-use crate::spec::{bridge_name, validate_project_id};
+use alca_contract::errors::NetdError;
+use alca_contract::net_spec::{bridge_name, validate_project_id};
 
 /// One claim: `claims/<bridge>.json` in the daemon's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,7 +7,7 @@
 //!
 //! A project's connections are those whose original source is on its bridge's subnets (the
 //! bridge's own addresses, read with `getifaddrs`). What the new rules refuse follows the
-//! compiled ruleset's order ([`crate::compile`]): the allow rules, the resolvers on port 53,
+//! compiled ruleset's order ([`alca_ruleset`]): the allow rules, the resolvers on port 53,
 //! then the deny sets and the host's own addresses; the rest (the internet) stays allowed, or
 //! with `internet-access` only what an address entry allows (and every DNS connection, which
 //! must start again at the project's resolver). A
@@ -19,12 +19,12 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::compile::deny_nets;
-use crate::internet::{InternetSpec, InternetTarget};
-use crate::lan::Proto;
-use crate::nfnl::{self, attributes, messages, Attr, Message, HEADERS, NLM_F_ACK, NLM_F_DUMP};
-use crate::nfnl::{NLMSG_DONE, NLMSG_ERROR, NLM_F_REQUEST};
-use crate::spec::NetSpec;
+use alca_contract::deny_list::deny_nets;
+use alca_contract::internet::{InternetSpec, InternetTarget};
+use alca_contract::lan::Proto;
+use alca_contract::net_spec::NetSpec;
+use alca_kernel::{self, attributes, messages, Attr, Message, HEADERS, NLM_F_ACK, NLM_F_DUMP};
+use alca_kernel::{NLMSG_DONE, NLMSG_ERROR, NLM_F_REQUEST};
 
 /// `NFNL_SUBSYS_CTNETLINK` and its `IPCTNL_MSG_CT_GET` / `_DELETE`.
 const CT_GET: u16 = (1 << 8) | 1;
@@ -159,7 +159,7 @@ pub fn cut(bridge: &str, spec: Option<&NetSpec>, proxy_changed: bool) -> io::Res
             Some(spec) => refused(spec, t, &local),
         })
         .collect();
-    let socket = nfnl::socket()?;
+    let socket = alca_kernel::socket()?;
     let mut deleted = 0;
     for (family, t) in &doomed {
         socket.send(&delete_message(*family, t), 0)?;
@@ -167,7 +167,7 @@ pub fn cut(bridge: &str, spec: Option<&NetSpec>, proxy_changed: bool) -> io::Res
         socket.recv(&mut answer, 0)?;
         // ENOENT: it ended meanwhile.
         if let Some((NLMSG_ERROR, m)) = messages(&answer)?.first().copied() {
-            match nfnl::error_code(m)? {
+            match alca_kernel::error_code(m)? {
                 0 => deleted += 1,
                 code if -code == libc::ENOENT => {}
                 code => return Err(io::Error::from_raw_os_error(-code)),
@@ -178,7 +178,7 @@ pub fn cut(bridge: &str, spec: Option<&NetSpec>, proxy_changed: bool) -> io::Res
 }
 
 fn dump() -> io::Result<Vec<(u8, Tuple)>> {
-    let socket = nfnl::socket()?;
+    let socket = alca_kernel::socket()?;
     let request = Message::new(CT_GET, NLM_F_REQUEST | NLM_F_DUMP, 1, 0).finish();
     socket.send(&request, 0)?;
     let mut out = Vec::new();
@@ -188,7 +188,7 @@ fn dump() -> io::Result<Vec<(u8, Tuple)>> {
         for (kind, message) in messages(&datagram)? {
             match kind {
                 NLMSG_DONE => return Ok(out),
-                NLMSG_ERROR => match nfnl::error_code(message)? {
+                NLMSG_ERROR => match alca_kernel::error_code(message)? {
                     0 => return Ok(out),
                     code => return Err(io::Error::from_raw_os_error(-code)),
                 },
@@ -278,7 +278,7 @@ fn delete_message(family: u8, t: &Tuple) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lan::AllowRule;
+    use alca_contract::lan::AllowRule;
 
     fn tuple(dst: &str, proto: u8, dport: u16) -> Tuple {
         Tuple {
@@ -292,7 +292,7 @@ mod tests {
 
     #[test]
     fn refusal_follows_allow_dns_deny_and_host() {
-        let mut spec = crate::spec::sample_spec();
+        let mut spec = alca_contract::net_spec::sample_spec();
         spec.allow = vec![AllowRule {
             net: "10.99.0.0/24".parse().unwrap(),
             proto: Some(Proto::Tcp),
@@ -332,12 +332,12 @@ mod tests {
 
     #[test]
     fn with_internet_access_only_address_entries_keep_internet_connections() {
-        let mut spec = crate::spec::sample_spec();
+        let mut spec = alca_contract::net_spec::sample_spec();
         spec.allow_all = true;
         spec.internet = Some(InternetSpec {
             entries: ["allowed.test", "192.88.99.0/24:443"]
                 .iter()
-                .map(|e| crate::internet::parse_internet_entry(e).unwrap())
+                .map(|e| alca_contract::internet::parse_internet_entry(e).unwrap())
                 .collect(),
             resolver: "172.29.0.1:5353".parse().unwrap(),
             ttl_floor_secs: 30,

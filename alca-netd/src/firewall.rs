@@ -14,11 +14,11 @@ use serde_json::Value;
 
 use crate::conntrack;
 use crate::guard;
-use crate::nfnl::rule::single_entry;
-use crate::nfnl::{self, ruleset};
 use crate::set_elements::ElementBatch;
-use crate::spec::{validate_project_id, NetSpec, NAME_PREFIX};
-use crate::table_names;
+use alca_contract::net_spec::{validate_project_id, NetSpec, NAME_PREFIX};
+use alca_kernel::rule::single_entry;
+use alca_kernel::table_names;
+use alca_kernel::{self, ruleset};
 
 /// Why nftables could not be read or changed.
 #[derive(Debug, thiserror::Error)]
@@ -107,7 +107,7 @@ pub trait Firewall: Send + Sync {
 pub struct Nft {
     bin: String,
     /// Batches go to nf_tables over this one socket, which owns the tables they create.
-    netlink: nfnl::Connection,
+    netlink: alca_kernel::Connection,
     /// What the kernel lets the daemon's tables have, found on first use.
     flags: OnceLock<TableFlags>,
 }
@@ -127,7 +127,7 @@ impl TableFlags {
     /// The `NFTA_TABLE_FLAGS` value.
     pub fn bits(self) -> u32 {
         if self.persist {
-            nfnl::TABLE_F_OWNER | nfnl::TABLE_F_PERSIST
+            alca_kernel::TABLE_F_OWNER | alca_kernel::TABLE_F_PERSIST
         } else {
             0
         }
@@ -146,7 +146,7 @@ impl Default for Nft {
             .unwrap_or("nft");
         Nft {
             bin: bin.into(),
-            netlink: nfnl::Connection::default(),
+            netlink: alca_kernel::Connection::default(),
             flags: OnceLock::new(),
         }
     }
@@ -195,20 +195,28 @@ impl Nft {
     /// refuses unknown table flags with `EOPNOTSUPP`; either way no table is left).
     pub fn table_flags(&self) -> TableFlags {
         *self.flags.get_or_init(|| {
-            let flags = nfnl::TABLE_F_OWNER | nfnl::TABLE_F_PERSIST;
-            let probe = |kind, attrs: &[nfnl::Attr]| {
-                let mut m = nfnl::Message::new(kind, nfnl::NLM_F_REQUEST, 1, nfnl::FAMILY_INET);
+            let flags = alca_kernel::TABLE_F_OWNER | alca_kernel::TABLE_F_PERSIST;
+            let probe = |kind, attrs: &[alca_kernel::Attr]| {
+                let mut m = alca_kernel::Message::new(
+                    kind,
+                    alca_kernel::NLM_F_REQUEST,
+                    1,
+                    alca_kernel::FAMILY_INET,
+                );
                 for a in attrs {
                     m.attr(a);
                 }
                 m.finish()
             };
-            let name = nfnl::Attr::string(nfnl::TABLE_NAME, PROBE_TABLE);
+            let name = alca_kernel::Attr::string(alca_kernel::TABLE_NAME, PROBE_TABLE);
             let create = probe(
-                nfnl::NEW_TABLE,
-                &[name.clone(), nfnl::Attr::u32_be(nfnl::TABLE_FLAGS, flags)],
+                alca_kernel::NEW_TABLE,
+                &[
+                    name.clone(),
+                    alca_kernel::Attr::u32_be(alca_kernel::TABLE_FLAGS, flags),
+                ],
             );
-            let delete = probe(nfnl::DEL_TABLE, &[name]);
+            let delete = probe(alca_kernel::DEL_TABLE, &[name]);
             let persist = match self.netlink.transact(&[create, delete]) {
                 Ok(()) => true,
                 Err(e) => {

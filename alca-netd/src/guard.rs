@@ -3,16 +3,16 @@
 //! its Apply, a table lost while the daemon was down) means "no traffic", never "open".
 //!
 //! A project bridge is an interface named `alca-` plus ten more characters (15 in all:
-//! [`crate::spec::bridge_name`]); other `alca-` interfaces (shorter names) are left alone.
+//! [`alca_contract::net_spec::bridge_name`]); other `alca-` interfaces (shorter names) are left alone.
 //! Bridges with rules are the elements of the guard's set `ruled`, which each project batch
 //! updates in the same transaction as its table ([`mark`]), so a bridge is never ruled
 //! without its table nor guarded with it. The guard has input and forward chains (the
 //! container's packets to the host, and through it); it is owned and persistent like the
 //! project tables, written as nf_tables messages over the daemon's socket.
 
-use crate::nfnl::rule::{bitwise, cmp, expr, meta};
-use crate::nfnl::{self, Attr, Message, NLM_F_CREATE, NLM_F_REQUEST};
-use crate::spec::{BRIDGE_ID_LEN, NAME_PREFIX};
+use alca_contract::net_spec::{BRIDGE_ID_LEN, NAME_PREFIX};
+use alca_kernel::rule::{bitwise, cmp, expr, meta};
+use alca_kernel::{self, Attr, Message, NLM_F_CREATE, NLM_F_REQUEST};
 
 /// The guard's table (not a project id: never swept as stale).
 pub const GUARD_TABLE: &str = "alca-guard";
@@ -36,7 +36,7 @@ const LOOKUP_INV: u32 = 1;
 const RULED_ID: u32 = 1;
 
 fn message(kind: u16, flags: u16, attrs: Vec<Attr>) -> Vec<u8> {
-    let mut m = Message::new(kind, NLM_F_REQUEST | flags, 0, nfnl::FAMILY_INET);
+    let mut m = Message::new(kind, NLM_F_REQUEST | flags, 0, alca_kernel::FAMILY_INET);
     for a in &attrs {
         m.attr(a);
     }
@@ -58,7 +58,7 @@ fn ifname_key(name: &str) -> Vec<u8> {
 fn elements(bridges: &[String]) -> Attr {
     let list = bridges
         .iter()
-        .map(|b| nfnl::set_element(ifname_key(b), 0, None, None))
+        .map(|b| alca_kernel::set_element(ifname_key(b), 0, None, None))
         .collect();
     Attr::Nest(3, list)
 }
@@ -68,15 +68,18 @@ fn elements(bridges: &[String]) -> Attr {
 /// so it replaces whatever is there, adopting an orphaned guard.
 pub fn install(table_flags: u32, ruled: &[String]) -> Vec<Vec<u8>> {
     let mut out = vec![
-        message(nfnl::NEW_TABLE, 0, vec![table_attr()]),
-        message(nfnl::DEL_TABLE, 0, vec![table_attr()]),
+        message(alca_kernel::NEW_TABLE, 0, vec![table_attr()]),
+        message(alca_kernel::DEL_TABLE, 0, vec![table_attr()]),
         message(
-            nfnl::NEW_TABLE,
+            alca_kernel::NEW_TABLE,
             0,
-            vec![table_attr(), Attr::u32_be(nfnl::TABLE_FLAGS, table_flags)],
+            vec![
+                table_attr(),
+                Attr::u32_be(alca_kernel::TABLE_FLAGS, table_flags),
+            ],
         ),
         message(
-            nfnl::NEW_SET,
+            alca_kernel::NEW_SET,
             NLM_F_CREATE,
             vec![
                 table_attr(),
@@ -90,7 +93,7 @@ pub fn install(table_flags: u32, ruled: &[String]) -> Vec<Vec<u8>> {
     ];
     if !ruled.is_empty() {
         out.push(message(
-            nfnl::NEW_SET_ELEM,
+            alca_kernel::NEW_SET_ELEM,
             NLM_F_CREATE,
             vec![
                 table_attr(),
@@ -102,7 +105,7 @@ pub fn install(table_flags: u32, ruled: &[String]) -> Vec<Vec<u8>> {
     }
     for (chain, hook) in [("input", 1u32), ("forward", 2)] {
         out.push(message(
-            nfnl::NEW_CHAIN,
+            alca_kernel::NEW_CHAIN,
             NLM_F_CREATE,
             vec![
                 table_attr(),
@@ -119,8 +122,8 @@ pub fn install(table_flags: u32, ruled: &[String]) -> Vec<Vec<u8>> {
             ],
         ));
         out.push(message(
-            nfnl::NEW_RULE,
-            NLM_F_CREATE | nfnl::NLM_F_APPEND,
+            alca_kernel::NEW_RULE,
+            NLM_F_CREATE | alca_kernel::NLM_F_APPEND,
             vec![
                 table_attr(),
                 Attr::string(2, chain),
@@ -183,9 +186,9 @@ pub fn mark(bridge: &str, ruled: bool) -> Vec<Vec<u8>> {
             elements(&[bridge.to_string()]),
         ]
     };
-    let mut out = vec![message(nfnl::NEW_SET_ELEM, NLM_F_CREATE, attrs())];
+    let mut out = vec![message(alca_kernel::NEW_SET_ELEM, NLM_F_CREATE, attrs())];
     if !ruled {
-        out.push(message(nfnl::DEL_SET_ELEM, 0, attrs()));
+        out.push(message(alca_kernel::DEL_SET_ELEM, 0, attrs()));
     }
     out
 }
@@ -210,17 +213,20 @@ mod tests {
         assert_eq!(
             kinds(&install)[..5],
             [
-                nfnl::NEW_TABLE,
-                nfnl::DEL_TABLE,
-                nfnl::NEW_TABLE,
-                nfnl::NEW_SET,
-                nfnl::NEW_SET_ELEM
+                alca_kernel::NEW_TABLE,
+                alca_kernel::DEL_TABLE,
+                alca_kernel::NEW_TABLE,
+                alca_kernel::NEW_SET,
+                alca_kernel::NEW_SET_ELEM
             ]
         );
-        assert_eq!(kinds(&mark("alca-0123456789", true)), [nfnl::NEW_SET_ELEM]);
+        assert_eq!(
+            kinds(&mark("alca-0123456789", true)),
+            [alca_kernel::NEW_SET_ELEM]
+        );
         assert_eq!(
             kinds(&mark("alca-0123456789", false)),
-            [nfnl::NEW_SET_ELEM, nfnl::DEL_SET_ELEM]
+            [alca_kernel::NEW_SET_ELEM, alca_kernel::DEL_SET_ELEM]
         );
     }
 }

@@ -8,9 +8,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::engine::Engine;
-use crate::nfnl::events::Events;
-use crate::spec::NAME_PREFIX;
+use crate::daemon::Daemon;
+use alca_contract::net_spec::NAME_PREFIX;
+use alca_kernel::events::Events;
 
 /// How long changes are gathered after the first one before restoring: a flush or a
 /// transaction comes as a burst of events, which one restore answers.
@@ -18,23 +18,23 @@ const GATHER: Duration = Duration::from_millis(5);
 
 /// Subscribes (in the calling thread's network namespace, the daemon's) and starts the
 /// watching thread.
-pub fn spawn(engine: Arc<Engine>) -> std::io::Result<std::thread::JoinHandle<()>> {
+pub fn spawn(daemon: Arc<Daemon>) -> std::io::Result<std::thread::JoinHandle<()>> {
     let events = Events::subscribe()?;
     std::thread::Builder::new()
         .name("alca-netd-heal".into())
-        .spawn(move || watch(&engine, &events))
+        .spawn(move || watch(&daemon, &events))
 }
 
-fn watch(engine: &Engine, events: &Events) {
+fn watch(daemon: &Daemon, events: &Events) {
     loop {
-        let Some(mut touched) = next_foreign(engine, events) else {
+        let Some(mut touched) = next_foreign(daemon, events) else {
             return;
         };
         let until = Instant::now() + GATHER;
         while Instant::now() < until {
             // Events of the same burst are already queued: read what is there.
             match events.next_now() {
-                Ok(Some(Some(changes))) => touched.extend(foreign(engine, changes)),
+                Ok(Some(Some(changes))) => touched.extend(foreign(daemon, changes)),
                 Ok(Some(None)) => {
                     touched.insert(String::new());
                 }
@@ -43,7 +43,7 @@ fn watch(engine: &Engine, events: &Events) {
             };
         }
         let started = Instant::now();
-        match engine.heal(&touched) {
+        match daemon.heal(&touched) {
             Ok(healed) if !healed.is_empty() => tracing::warn!(
                 tables = ?healed,
                 micros = started.elapsed().as_micros() as u64,
@@ -57,11 +57,11 @@ fn watch(engine: &Engine, events: &Events) {
 
 /// Blocks until a datagram holds a change of an `alca-` table by someone else; `""` in the
 /// set stands for "events were lost".
-fn next_foreign(engine: &Engine, events: &Events) -> Option<BTreeSet<String>> {
+fn next_foreign(daemon: &Daemon, events: &Events) -> Option<BTreeSet<String>> {
     loop {
         match events.next() {
             Ok(Some(changes)) => {
-                let touched = foreign(engine, changes);
+                let touched = foreign(daemon, changes);
                 if !touched.is_empty() {
                     return Some(touched);
                 }
@@ -75,8 +75,8 @@ fn next_foreign(engine: &Engine, events: &Events) -> Option<BTreeSet<String>> {
     }
 }
 
-fn foreign(engine: &Engine, changes: Vec<crate::nfnl::events::Change>) -> BTreeSet<String> {
-    let own = engine.own_port();
+fn foreign(daemon: &Daemon, changes: Vec<alca_kernel::events::Change>) -> BTreeSet<String> {
+    let own = daemon.own_port();
     changes
         .into_iter()
         .filter(|c| c.port != own || own == 0)

@@ -1,35 +1,26 @@
-//! alca-netd's library: the typed network spec shared by the `alca` CLI and the root daemon,
-//! its parser and validator, and the pure compiler from spec to nftables JSON.
+//! alca-netd's library: the root daemon's parts (D-Bus service, authorization, quotas, the
+//! daemon ordering state and firewall changes, the store, the helper-container mode, probes,
+//! self-heal, the guard table, conntrack). The contract it shares with the CLI is
+//! `alca-contract`, the compiler `alca-ruleset`, the netlink writer `alca-kernel`.
 
 pub mod auth;
 pub mod auth_cache;
+pub mod bridge_links;
 pub mod claims;
-pub mod client;
-pub mod compile;
 pub mod conntrack;
-pub mod engine;
-pub mod errors;
+pub mod daemon;
 pub mod firewall;
 pub mod guard;
 pub mod heal;
-pub mod helper;
-pub mod hostns;
-pub mod internet;
-pub mod lan;
-pub mod links;
+pub mod helper_container;
+pub mod helper_netns;
 pub mod netns_probe;
-pub mod nfnl;
-pub mod observe;
 pub mod onlink;
+pub mod probe_sets;
 pub mod quota;
-pub mod request;
 pub mod service;
 pub mod set_elements;
-pub mod shipped;
-pub mod spec;
 pub mod store;
-pub mod table_names;
+#[cfg(test)]
+mod test_support;
 pub mod unit_limits;
-
-pub use lan::{AllowRule, LanEntry, LanError, Proto, ProxyEntry};
-pub use spec::{NetSpec, SpecError};

@@ -6,17 +6,20 @@
 //! In the helper container (macOS, or Linux by choice): `--container` is the container's main
 //! process (enters PID 1's network namespace, re-applies saved specs, then waits), and
 //! `request` answers one JSON request on stdin (`docker exec -i … alca-netd request`).
+//! `--purge` (run by `alca network-helper uninstall`) deletes every `alca-` table and forgets
+//! every saved spec and claim, printing each deleted table, then exits.
 //! The daemon does not exit when idle: `alca network-helper status` reports it truthfully.
 //! `--foreground` (or bus activation) and `--reapply` keep only their systemd unit's
 //! capabilities, whatever started them ([`alca_netd::unit_limits`]).
 
 use std::sync::Arc;
 
-use alca_netd::engine::{Engine, RestoreReport};
+use alca_contract::bus::{BUS_NAME, OBJECT_PATH};
+use alca_contract::helper_protocol::HelperReply;
+use alca_netd::daemon::{Daemon, RestoreReport};
 use alca_netd::firewall::{Nft, TableFlags};
-use alca_netd::helper::HelperReply;
-use alca_netd::hostns;
-use alca_netd::service::{NetdService, BUS_NAME, OBJECT_PATH};
+use alca_netd::helper_netns;
+use alca_netd::service::NetdService;
 use alca_netd::store::Store;
 use anyhow::{bail, Context};
 
@@ -26,9 +29,10 @@ enum Mode {
     Reapply,
     Container,
     Request,
+    Purge,
 }
 
-const USAGE: &str = "usage: alca-netd [--foreground | --reapply | --container | request]";
+const USAGE: &str = "usage: alca-netd [--foreground | --reapply | --container | --purge | request]";
 
 fn parse_args(args: impl Iterator<Item = String>) -> anyhow::Result<Mode> {
     let mut mode = Mode::Serve;
@@ -37,6 +41,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> anyhow::Result<Mode> {
             "--foreground" => {}
             "--reapply" => mode = Mode::Reapply,
             "--container" => mode = Mode::Container,
+            "--purge" => mode = Mode::Purge,
             "request" => mode = Mode::Request,
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -78,35 +83,35 @@ fn log_report(report: &RestoreReport) {
     }
 }
 
-async fn restore(engine: &Arc<Engine>) -> anyhow::Result<RestoreReport> {
+async fn restore(daemon: &Arc<Daemon>) -> anyhow::Result<RestoreReport> {
     // The host's on-link networks join the deny sets of every table re-applied below.
-    if let Err(e) = alca_netd::onlink::refresh(engine).await {
+    if let Err(e) = alca_netd::onlink::refresh(daemon).await {
         tracing::error!("cannot read the host's on-link networks: {e}");
     }
-    let engine = Arc::clone(engine);
-    let report = tokio::task::spawn_blocking(move || engine.restore()).await??;
+    let daemon = Arc::clone(daemon);
+    let report = tokio::task::spawn_blocking(move || daemon.restore()).await??;
     log_report(&report);
     Ok(report)
 }
 
 /// Starts [`alca_netd::heal`] (before the restore, so that no change is missed; the restore's
 /// own changes come from the daemon's port and are ignored).
-fn start_healing(engine: &Arc<Engine>) {
-    if let Err(e) = alca_netd::heal::spawn(Arc::clone(engine)) {
+fn start_healing(daemon: &Arc<Daemon>) {
+    if let Err(e) = alca_netd::heal::spawn(Arc::clone(daemon)) {
         tracing::error!(
             "cannot watch nf_tables events; tables changed by others are not restored: {e}"
         );
     }
 }
 
-async fn serve(engine: Arc<Engine>) -> anyhow::Result<()> {
-    start_healing(&engine);
-    restore(&engine).await.context("re-applying saved rules")?;
-    if !engine.owned_tables() {
-        tracing::warn!("{}", alca_netd::engine::UNPROTECTED);
+async fn serve(daemon: Arc<Daemon>) -> anyhow::Result<()> {
+    start_healing(&daemon);
+    restore(&daemon).await.context("re-applying saved rules")?;
+    if !daemon.owned_tables() {
+        tracing::warn!("{}", alca_netd::daemon::UNPROTECTED);
     }
-    tokio::spawn(alca_netd::onlink::watch(Arc::clone(&engine)));
-    let service = NetdService::new(Arc::clone(&engine), launcher());
+    tokio::spawn(alca_netd::onlink::watch(Arc::clone(&daemon)));
+    let service = NetdService::new(Arc::clone(&daemon), launcher());
     let _conn = zbus::connection::Builder::system()
         .name(BUS_NAME)
         .serve_at(OBJECT_PATH, service)
@@ -128,14 +133,14 @@ async fn until_stopped() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The helper's engine, compiling for the host it found. Its tables are not owned: each
+/// The helper's daemon, compiling for the host it found. Its tables are not owned: each
 /// request is a process of its own (`docker exec … request`), and a table owned by one
 /// process could not be changed by the next; nor does the container's main process watch the
 /// tables (the requests' own changes would look foreign to it).
-fn helper_engine(platform: &str) -> Engine {
-    let quirks = hostns::detect_quirks(&Nft::default(), platform);
+fn helper_daemon(platform: &str) -> Daemon {
+    let quirks = helper_netns::detect_quirks(&Nft::default(), platform);
     let unowned = Nft::with_table_flags(TableFlags { persist: false });
-    Engine::new(Box::new(unowned), Store::system()).with_quirks(quirks)
+    Daemon::new(Box::new(unowned), Store::system()).with_quirks(quirks)
 }
 
 fn current_thread_runtime() -> std::io::Result<tokio::runtime::Runtime> {
@@ -146,17 +151,17 @@ fn current_thread_runtime() -> std::io::Result<tokio::runtime::Runtime> {
 
 /// `--container`: the helper container's main process.
 fn run_container() -> anyhow::Result<()> {
-    let platform = hostns::platform();
-    if !hostns::wait_until_ready(&Nft::default(), &platform) {
+    let platform = helper_netns::platform();
+    if !helper_netns::wait_until_ready(&Nft::default(), &platform) {
         tracing::warn!(
             platform,
             "nftables (or the platform's own table) is not ready; going on"
         );
     }
-    let engine = Arc::new(helper_engine(&platform));
+    let daemon = Arc::new(helper_daemon(&platform));
     let runtime = current_thread_runtime()?;
     runtime.block_on(async {
-        restore(&engine).await.context("re-applying saved rules")?;
+        restore(&daemon).await.context("re-applying saved rules")?;
         tracing::info!(platform, "helper ready");
         until_stopped().await
     })
@@ -165,22 +170,33 @@ fn run_container() -> anyhow::Result<()> {
 /// `request`: one JSON request on stdin, one JSON reply on stdout; exit 1 on an error reply.
 fn run_request() -> anyhow::Result<bool> {
     use std::io::Read;
-    let limit = alca_netd::helper::MAX_ENVELOPE_BYTES as u64 + 1;
+    let limit = alca_contract::helper_protocol::MAX_ENVELOPE_BYTES as u64 + 1;
     let mut input = Vec::new();
     std::io::stdin().take(limit).read_to_end(&mut input)?;
-    let engine = Arc::new(helper_engine(&hostns::platform()));
+    let daemon = Arc::new(helper_daemon(&helper_netns::platform()));
     let runtime = current_thread_runtime()?;
-    if let Err(e) = runtime.block_on(alca_netd::onlink::refresh(&engine)) {
+    if let Err(e) = runtime.block_on(alca_netd::onlink::refresh(&daemon)) {
         tracing::error!("cannot read the host's on-link networks: {e}");
     }
     let check_bridge = |name: &str| {
         runtime
-            .block_on(alca_netd::links::check_bridge(name))
+            .block_on(alca_netd::bridge_links::check_bridge(name))
             .map_err(|e| e.to_string())
     };
-    let reply = alca_netd::helper::handle(&engine, &input, &check_bridge);
+    let reply = alca_netd::helper_container::handle(&daemon, &input, &check_bridge);
     println!("{}", serde_json::to_string(&reply)?);
     Ok(!matches!(reply, HelperReply::Error { .. }))
+}
+
+/// Uninstall: every `alca-` table and all saved state go; one line per deleted table.
+fn purge() -> anyhow::Result<()> {
+    let removed = Daemon::system()
+        .purge()
+        .map_err(|e| anyhow::anyhow!("cannot remove the alca- tables: {}", e.message()))?;
+    for table in removed {
+        println!("{table}");
+    }
+    Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -201,14 +217,15 @@ fn main() -> anyhow::Result<()> {
         bail!("alca-netd must run as root (it is started by D-Bus activation or systemd)");
     }
     match mode {
+        Mode::Purge => return purge(),
         Mode::Container | Mode::Request => {
             // Before any thread exists: setns only moves the calling thread.
-            match hostns::enter_host_net().context("entering PID 1's network namespace")? {
-                hostns::HostNet::Entered => {
+            match helper_netns::enter_host_net().context("entering PID 1's network namespace")? {
+                helper_netns::HostNet::Entered => {
                     tracing::info!("entered the network namespace of PID 1")
                 }
-                hostns::HostNet::AlreadyThere => {}
-                hostns::HostNet::Denied => tracing::warn!(
+                helper_netns::HostNet::AlreadyThere => {}
+                helper_netns::HostNet::Denied => tracing::warn!(
                     "PID 1's network namespace may not be opened here; staying in the \
                      runtime's own (--net=host)"
                 ),
@@ -224,9 +241,9 @@ fn main() -> anyhow::Result<()> {
         Mode::Serve | Mode::Reapply => {
             // Before any thread exists: capabilities are per thread.
             let unit = if mode == Mode::Serve {
-                alca_netd::shipped::SYSTEMD_SERVICE
+                alca_contract::shipped::SYSTEMD_SERVICE
             } else {
-                alca_netd::shipped::SYSTEMD_REAPPLY
+                alca_contract::shipped::SYSTEMD_REAPPLY
             };
             let kept = alca_netd::unit_limits::restrict_to_unit(unit)
                 .context("cannot limit the daemon to its unit's capabilities")?;
@@ -237,12 +254,11 @@ fn main() -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let engine = Arc::new(Engine::system());
+    let daemon = Arc::new(Daemon::system());
     runtime.block_on(async {
         match mode {
-            Mode::Serve | Mode::Container | Mode::Request => serve(engine).await,
             Mode::Reapply => {
-                let report = restore(&engine).await?;
+                let report = restore(&daemon).await?;
                 println!(
                     "re-applied {} project(s), swept {} stale table(s), left {} table(s) to \
                      the running daemon that owns them",
@@ -259,6 +275,7 @@ fn main() -> anyhow::Result<()> {
                 }
                 Ok(())
             }
+            Mode::Serve | Mode::Container | Mode::Request | Mode::Purge => serve(daemon).await,
         }
     })
 }
@@ -281,6 +298,7 @@ mod tests {
         assert_eq!(parse_args(args(&["--reapply"])).unwrap(), Mode::Reapply);
         assert_eq!(parse_args(args(&["--container"])).unwrap(), Mode::Container);
         assert_eq!(parse_args(args(&["request"])).unwrap(), Mode::Request);
+        assert_eq!(parse_args(args(&["--purge"])).unwrap(), Mode::Purge);
         assert!(parse_args(args(&["--nope"])).is_err());
     }
 }

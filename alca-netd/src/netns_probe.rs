@@ -15,65 +15,14 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
 use nix::sched::{setns, CloneFlags};
-use serde::{Deserialize, Serialize};
 
-use crate::compile::PROBE_SIZE;
-use crate::lan::Proto;
-use crate::links::{netns_on_bridge, pid_on_bridge, LinkError};
-use crate::observe::{Key, LiveCheck, Outcome};
+use crate::bridge_links::{netns_on_bridge, pid_on_bridge, LinkError};
+use alca_contract::probe::{Key, Seen};
 
 /// How long one connect may take; a target the rules (or the fence) drop costs this much.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// The interface link-local targets are reached through (the container's end of its veth).
 const CONTAINER_IF: &str = "eth0";
-
-/// What one connect saw.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Seen {
-    Connected,
-    /// TCP reset.
-    Refused,
-    /// Nothing came back in time.
-    TimedOut,
-    /// An ICMP error or no route; the system's message.
-    Unreachable(String),
-}
-
-/// The reply of `ProbeFrom`: the check of the live rules, what each target saw (in request
-/// order; empty when the fence was not in place, so nothing was probed) and the outcome.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProbeReport {
-    pub check: LiveCheck,
-    pub seen: Vec<Seen>,
-    pub outcome: Outcome,
-}
-
-/// Why a target list was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TargetError {
-    #[error("targets: not a valid target list: {0}")]
-    Json(String),
-    #[error("targets: {0} is more than the limit of {PROBE_SIZE}")]
-    TooMany(usize),
-    #[error("targets: {0:?} is not a TCP destination with a port")]
-    NotTcp(Key),
-}
-
-/// Decodes and bounds the targets a client asks the daemon to connect to.
-pub fn decode_targets(json: &str) -> Result<Vec<Key>, TargetError> {
-    let targets: Vec<Key> =
-        serde_json::from_str(json).map_err(|e| TargetError::Json(e.to_string()))?;
-    if targets.len() > PROBE_SIZE as usize {
-        return Err(TargetError::TooMany(targets.len()));
-    }
-    if let Some(bad) = targets
-        .iter()
-        .find(|k| k.proto != Proto::Tcp || k.port == 0)
-    {
-        return Err(TargetError::NotTcp(*bad));
-    }
-    Ok(targets)
-}
 
 /// Why the namespace of a process was not opened (or not kept).
 #[derive(Debug, thiserror::Error)]
@@ -208,29 +157,8 @@ fn classify(result: io::Result<TcpStream>) -> Seen {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observe::tests::key;
+    use crate::test_support::key;
     use std::net::TcpListener;
-
-    #[test]
-    fn only_bounded_tcp_targets_with_ports_are_accepted() {
-        let ok = serde_json::to_string(&[key("10.0.0.1", 22)]).unwrap();
-        assert_eq!(decode_targets(&ok).unwrap(), vec![key("10.0.0.1", 22)]);
-        let udp = Key {
-            proto: Proto::Udp,
-            ..key("10.0.0.1", 53)
-        };
-        let udp = serde_json::to_string(&[udp]).unwrap();
-        assert!(matches!(decode_targets(&udp), Err(TargetError::NotTcp(_))));
-        let zero = serde_json::to_string(&[key("10.0.0.1", 0)]).unwrap();
-        assert!(matches!(decode_targets(&zero), Err(TargetError::NotTcp(_))));
-        let many = vec![key("10.0.0.1", 22); PROBE_SIZE as usize + 1];
-        let many = serde_json::to_string(&many).unwrap();
-        assert!(matches!(
-            decode_targets(&many),
-            Err(TargetError::TooMany(_))
-        ));
-        assert!(matches!(decode_targets("{}"), Err(TargetError::Json(_))));
-    }
 
     #[test]
     fn link_local_targets_get_the_container_interface_scope() {

@@ -14,8 +14,8 @@ use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags};
 use rtnetlink::MulticastGroup;
 
-use crate::engine::Engine;
-use crate::links::{kind_of, link_name, netlink_error, LinkError, LinkKind, Netlink};
+use crate::bridge_links::{kind_of, link_name, netlink_error, LinkError, LinkKind, Netlink};
+use crate::daemon::Daemon;
 
 /// Narrowest prefix length taken for a connected network: an address with a shorter one (a /0
 /// or /1 of a misconfigured tunnel) would deny the whole internet, so it is skipped.
@@ -92,11 +92,11 @@ fn prefix_of(msg: &AddressMessage) -> Option<IpNet> {
     IpNet::new(addr, len).ok().map(|n| n.trunc())
 }
 
-/// Reads the host's prefixes into `engine` (re-applying the projects they change).
-pub async fn refresh(engine: &Arc<Engine>) -> Result<(), LinkError> {
+/// Reads the host's prefixes into `daemon` (re-applying the projects they change).
+pub async fn refresh(daemon: &Arc<Daemon>) -> Result<(), LinkError> {
     let nets = host_prefixes().await?;
-    let engine = Arc::clone(engine);
-    let report = tokio::task::spawn_blocking(move || engine.set_onlink(nets))
+    let daemon = Arc::clone(daemon);
+    let report = tokio::task::spawn_blocking(move || daemon.set_onlink(nets))
         .await
         .map_err(|e| LinkError::Netlink(format!("worker failed: {e}")))?;
     for problem in report {
@@ -107,7 +107,7 @@ pub async fn refresh(engine: &Arc<Engine>) -> Result<(), LinkError> {
 
 /// Follows address and link changes for as long as the daemon runs; each settled burst of
 /// changes is one [`refresh`]. A refresh that fails is logged and retried at the next change.
-pub async fn watch(engine: Arc<Engine>) {
+pub async fn watch(daemon: Arc<Daemon>) {
     let groups = [
         MulticastGroup::Link,
         MulticastGroup::Ipv4Ifaddr,
@@ -126,7 +126,7 @@ pub async fn watch(engine: Arc<Engine>) {
     while events.next().await.is_some() {
         tokio::time::sleep(SETTLE).await;
         while let Ok(Some(_)) = tokio::time::timeout(Duration::ZERO, events.next()).await {}
-        if let Err(e) = refresh(&engine).await {
+        if let Err(e) = refresh(&daemon).await {
             tracing::error!("cannot read the host's on-link networks: {e}");
         }
     }

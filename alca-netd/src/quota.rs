@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::errors::NetdError;
+use alca_contract::errors::NetdError;
 
 /// Where an admin overrides the defaults.
 pub const LIMITS_FILE: &str = "/etc/alcatraz/netd-limits.json";

@@ -1,7 +1,7 @@
 //! The D-Bus face of the daemon: `io.github.alcatraz.Netd1` at `/io/github/alcatraz/Netd1`.
 //!
 //! Each method authenticates (uid from the bus, polkit on the sender's bus name), decodes the
-//! typed request, checks the bridge with rtnetlink, then runs the [`Engine`] off the async
+//! typed request, checks the bridge with rtnetlink, then runs the [`Daemon`] off the async
 //! executor. Callers never send nft text.
 
 use std::sync::Arc;
@@ -9,27 +9,23 @@ use std::sync::Arc;
 use zbus::message::Header;
 use zbus::{interface, Connection};
 
-use crate::auth::{authorize, caller_uid, ACTION_APPLY, ACTION_READ, ACTION_REMOVE};
-use crate::auth_cache::SenderCache;
-use crate::engine::{Engine, ProjectStatus};
-use crate::errors::NetdError;
-use crate::links::{check_bridge, link_kind, LinkKind};
-use crate::netns_probe::{decode_targets, open_on_bridge, open_proc_netns};
-use crate::observe::decode_probes;
-use crate::quota::{Gate, Permit};
-use crate::request::{decode_project, decode_resolved, decode_spec};
-use crate::spec::bridge_name;
+use alca_contract::bus::{ACTION_APPLY, ACTION_READ, ACTION_REMOVE, OBJECT_PATH};
+use alca_contract::probe::{decode_probes, decode_targets};
+use alca_contract::status::ProjectStatus;
 
-/// Well-known bus name the daemon owns on the system bus.
-pub const BUS_NAME: &str = "io.github.alcatraz.Netd1";
-/// Object path of the one exported object.
-pub const OBJECT_PATH: &str = "/io/github/alcatraz/Netd1";
-/// Interface name (same as the bus name).
-pub const INTERFACE: &str = "io.github.alcatraz.Netd1";
+use crate::auth::{authorize, caller_uid};
+use crate::auth_cache::SenderCache;
+use crate::bridge_links::{check_bridge, link_kind, LinkKind};
+use crate::daemon::Daemon;
+use crate::netns_probe::{open_on_bridge, open_proc_netns};
+use crate::quota::{Gate, Permit};
+use alca_contract::errors::NetdError;
+use alca_contract::net_spec::bridge_name;
+use alca_contract::request::{decode_project, decode_resolved, decode_spec};
 
 /// The exported object.
 pub struct NetdService {
-    engine: Arc<Engine>,
+    daemon: Arc<Daemon>,
     gate: Arc<Gate>,
     /// `AllowResolved`'s own rate limits and cached authorization (see [`crate::auth_cache`]).
     resolved_gate: Arc<Gate>,
@@ -38,11 +34,11 @@ pub struct NetdService {
 }
 
 impl NetdService {
-    pub fn new(engine: Arc<Engine>, launcher: impl Into<String>) -> Self {
-        let gate = Gate::new(engine.limits());
-        let resolved_gate = Gate::new(engine.limits().for_resolved());
+    pub fn new(daemon: Arc<Daemon>, launcher: impl Into<String>) -> Self {
+        let gate = Gate::new(daemon.limits());
+        let resolved_gate = Gate::new(daemon.limits().for_resolved());
         NetdService {
-            engine,
+            daemon,
             gate,
             resolved_gate,
             // Filling in the addresses of names the owner's applied spec already allows
@@ -67,20 +63,20 @@ impl NetdService {
         Ok((uid, permit))
     }
 
-    /// Runs a blocking engine call (file lock, `nft`) on the blocking pool.
+    /// Runs a blocking daemon call (file lock, `nft`) on the blocking pool.
     async fn run<T, F>(&self, f: F) -> Result<T, NetdError>
     where
         T: Send + 'static,
-        F: FnOnce(&Engine) -> Result<T, NetdError> + Send + 'static,
+        F: FnOnce(&Daemon) -> Result<T, NetdError> + Send + 'static,
     {
-        let engine = Arc::clone(&self.engine);
-        tokio::task::spawn_blocking(move || f(&engine))
+        let daemon = Arc::clone(&self.daemon);
+        tokio::task::spawn_blocking(move || f(&daemon))
             .await
             .map_err(|e| NetdError::Internal(format!("worker failed: {e}")))?
     }
 
     /// An owner-checked call about one project whose reply is JSON: authenticates the caller,
-    /// checks the id, runs `f(engine, project, uid)` on the blocking pool.
+    /// checks the id, runs `f(daemon, project, uid)` on the blocking pool.
     async fn query<T, F>(
         &self,
         conn: &Connection,
@@ -90,7 +86,7 @@ impl NetdService {
     ) -> Result<String, NetdError>
     where
         T: serde::Serialize + Send + 'static,
-        F: FnOnce(&Engine, &str, u32) -> Result<T, NetdError> + Send + 'static,
+        F: FnOnce(&Daemon, &str, u32) -> Result<T, NetdError> + Send + 'static,
     {
         let (uid, _permit) = self.admit(conn, header, ACTION_READ).await?;
         decode_project(&project).map_err(invalid)?;
@@ -250,9 +246,9 @@ impl NetdService {
             .run(move |e| e.probe_from(&project, uid, &netns, &probes, &targets))
             .await?;
         // The disarm runs after the reply is on its way; it holds the lock until done.
-        let engine = Arc::clone(&self.engine);
+        let daemon = Arc::clone(&self.daemon);
         tokio::task::spawn_blocking(move || {
-            engine.finish(pending);
+            daemon.disarm_after_probe(pending);
             drop(permit);
         });
         Ok(to_json(&report))
@@ -384,10 +380,10 @@ impl NetdService {
     /// why not.
     #[zbus(property)]
     async fn table_protection(&self) -> String {
-        if self.engine.owned_tables() {
-            crate::engine::PROTECTED.to_string()
+        if self.daemon.owned_tables() {
+            crate::daemon::PROTECTED.to_string()
         } else {
-            crate::engine::UNPROTECTED.to_string()
+            crate::daemon::UNPROTECTED.to_string()
         }
     }
 }
@@ -396,7 +392,7 @@ impl NetdService {
 pub fn introspection_xml() -> String {
     use zbus::object_server::Interface;
     let service = NetdService::new(
-        Arc::new(Engine::new(
+        Arc::new(Daemon::new(
             Box::new(crate::firewall::Nft::default()),
             crate::store::Store::new("/nonexistent"),
         )),

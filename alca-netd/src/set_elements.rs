@@ -1,4 +1,4 @@
-//! The element batches of a verification (arm, disarm, forget: see [`crate::observe`]) as
+//! The element batches of a verification (arm, disarm, forget: built by `probe_sets`) as
 //! typed values, sent to nf_tables over netlink. Through `nft` 1.0.6 even the flush of one
 //! set costs a read of every project's table; here it is one small transaction whatever the
 //! number of projects. Nothing in a batch is text to interpret: one `alca-` table, sets by
@@ -9,10 +9,10 @@ use std::net::IpAddr;
 
 use serde_json::{json, Value};
 
-use crate::lan::Proto;
-use crate::nfnl::{set_element, Attr, Message, DEL_SET_ELEM, FAMILY_INET, NEW_SET_ELEM};
-use crate::nfnl::{NLM_F_CREATE, NLM_F_REQUEST};
-use crate::observe::Key;
+use alca_contract::lan::Proto;
+use alca_contract::probe::Key;
+use alca_kernel::{set_element, Attr, Message, DEL_SET_ELEM, FAMILY_INET, NEW_SET_ELEM};
+use alca_kernel::{NLM_F_CREATE, NLM_F_REQUEST};
 
 /// `NFTA_SET_ELEM_LIST_*`.
 const LIST_TABLE: u16 = 1;
@@ -175,8 +175,8 @@ fn key_bytes(key: &Key) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nfnl::{self, ELEM_TIMEOUT};
-    use crate::observe::tests::key;
+    use crate::test_support::key;
+    use alca_kernel::{self, ELEM_TIMEOUT};
 
     fn on_table_x(ops: Vec<ElementOp>) -> ElementBatch {
         ElementBatch {
@@ -216,20 +216,20 @@ mod tests {
         {
             assert_eq!(u16::from_ne_bytes([m[4], m[5]]), kind);
             assert_eq!(u32::from_ne_bytes(m[8..12].try_into().unwrap()), seq);
-            let attrs = nfnl::attributes(&m[nfnl::HEADERS..]).unwrap();
+            let attrs = alca_kernel::attributes(&m[alca_kernel::HEADERS..]).unwrap();
             assert_eq!(attrs[0], (LIST_TABLE, &b"alca-x\0"[..]));
             assert_eq!(attrs[1], (LIST_SET, &b"probe4\0"[..]));
         }
         // A flush names no element; the add carries the timeout in milliseconds.
         assert_eq!(
-            nfnl::attributes(&messages[0][nfnl::HEADERS..])
+            alca_kernel::attributes(&messages[0][alca_kernel::HEADERS..])
                 .unwrap()
                 .len(),
             2
         );
-        let add = nfnl::attributes(&messages[1][nfnl::HEADERS..]).unwrap();
-        let elems = nfnl::attributes(add[2].1).unwrap();
-        let elem = nfnl::attributes(elems[0].1).unwrap();
+        let add = alca_kernel::attributes(&messages[1][alca_kernel::HEADERS..]).unwrap();
+        let elems = alca_kernel::attributes(add[2].1).unwrap();
+        let elem = alca_kernel::attributes(elems[0].1).unwrap();
         assert_eq!(elem[0], (ELEM_TIMEOUT, &120_000u64.to_be_bytes()[..]));
     }
 

@@ -11,10 +11,9 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use crate::claims::Claim;
-use crate::spec::{validate_project_id, NetSpec};
+use alca_contract::net_spec::{validate_project_id, NetSpec};
 
-/// Root of the daemon's saved state.
-pub const STATE_DIR: &str = "/var/lib/alcatraz";
+pub use alca_contract::shipped::STATE_DIR;
 
 /// One project's saved request and who made it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -281,7 +280,7 @@ mod tests {
             owner_uid,
             spec: NetSpec {
                 project: project.into(),
-                bridge: crate::spec::bridge_name(project),
+                bridge: alca_contract::net_spec::bridge_name(project),
                 allow_all: false,
                 allow: vec![],
                 proxy: None,

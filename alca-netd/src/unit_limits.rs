@@ -156,7 +156,7 @@ fn capset(mask: u64) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shipped::{SYSTEMD_REAPPLY, SYSTEMD_SERVICE};
+    use alca_contract::shipped::{SYSTEMD_REAPPLY, SYSTEMD_SERVICE};
 
     #[test]
     fn the_shipped_units_name_known_capabilities() {

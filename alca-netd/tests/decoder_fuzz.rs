@@ -3,10 +3,12 @@
 //! decoder must return (never panic), and anything it accepts must be valid, round-trip, and
 //! compile to a batch that touches nothing but the project's own `alca-` table.
 
-use alca_netd::compile::replace_batch;
-use alca_netd::request::{decode_project, decode_spec, encode_spec, RequestError};
-use alca_netd::spec::{bridge_name, MAX_ALLOW_RULES, MAX_DNS, MAX_REQUEST_BYTES, NAME_PREFIX};
-use alca_netd::NetSpec;
+use alca_contract::net_spec::{
+    bridge_name, MAX_ALLOW_RULES, MAX_DNS, MAX_REQUEST_BYTES, NAME_PREFIX,
+};
+use alca_contract::request::{decode_project, decode_spec, encode_spec, RequestError};
+use alca_contract::NetSpec;
+use alca_ruleset::replace_batch;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
@@ -245,7 +247,7 @@ proptest! {
         let text = String::from_utf8_lossy(&bytes);
         check_outcome(decode_spec(&text))?;
         if let Ok(project) = decode_project(&text) {
-            prop_assert!(alca_netd::spec::validate_project_id(project).is_ok());
+            prop_assert!(alca_contract::net_spec::validate_project_id(project).is_ok());
         }
     }
 

@@ -64,7 +64,7 @@ pub fn from_go(value: serde_json::Value) -> Result<State, String> {
 /// Our project id for a container label or Go state id: our own 32-hex ids unchanged, a UUID
 /// (the Go original's `alca.project.id`) as its 32 lowercase hex digits.
 pub fn project_id_of(label: &str) -> Option<String> {
-    if alca_netd::spec::validate_project_id(label).is_ok() {
+    if alca_contract::net_spec::validate_project_id(label).is_ok() {
         return Some(label.to_string());
     }
     let uuid = uuid::Uuid::try_parse(label).ok()?;

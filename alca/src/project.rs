@@ -77,7 +77,7 @@ pub fn container_name(id: &str) -> String {
 
 /// The runtime network / bridge interface name of a project (shared with `alca-netd`).
 pub fn bridge_name(id: &str) -> String {
-    alca_netd::spec::bridge_name(id)
+    alca_contract::net_spec::bridge_name(id)
 }
 
 /// Path of the state file of the project at `root`.
@@ -149,9 +149,11 @@ impl State {
             return Ok(Some(state));
         }
         let state: State = serde_json::from_value(value).map_err(|e| corrupt(e.to_string()))?;
-        alca_netd::spec::validate_project_id(&state.id).map_err(|e| ProjectError::Corrupt {
-            path: path.clone(),
-            reason: e.to_string(),
+        alca_contract::net_spec::validate_project_id(&state.id).map_err(|e| {
+            ProjectError::Corrupt {
+                path: path.clone(),
+                reason: e.to_string(),
+            }
         })?;
         Ok(Some(state))
     }

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use alca::config::{Caps, PortProto, RuntimeChoice, DEFAULT_CAPS_ADD, DEFAULT_WORKDIR};
-use alca_netd::LanEntry;
+use alca_contract::LanEntry;
 use config_support::{assert_has, Project};
 
 #[test]

@@ -4,8 +4,8 @@
 mod config_support;
 
 use alca::config::{Caps, PortProto};
-use alca_netd::lan::{Proto, Target};
-use alca_netd::LanEntry;
+use alca_contract::lan::{Proto, Target};
+use alca_contract::LanEntry;
 use config_support::{assert_has, Project};
 
 /// Go internal/config/config.go: `Network.Ports` (`toml:"ports"` under `[network]`) and

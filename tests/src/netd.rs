@@ -139,11 +139,11 @@ pub fn alca_tables() -> Result<Vec<String>> {
     // A netlink dump, not `nft -j list tables`: nft 1.0.6 prints a table whose only flag is
     // persist (an orphan, its daemon gone) with a garbage `flags` value, which can break the
     // JSON (docs/daemon-tables.md). The guard (not a project id) is left out.
-    Ok(alca_netd::table_names::inet_table_names()?
+    Ok(alca_kernel::table_names::inet_table_names()?
         .into_iter()
         .filter(|t| {
             t.strip_prefix("alca-")
-                .is_some_and(|id| alca_netd::spec::validate_project_id(id).is_ok())
+                .is_some_and(|id| alca_contract::net_spec::validate_project_id(id).is_ok())
         })
         .collect())
 }
@@ -195,7 +195,7 @@ impl ForeignRuleset {
 /// daemon (SIGTERM; D-Bus activation starts it again when a later suite calls it) and deletes
 /// the guard it left, an orphan once the daemon is gone.
 pub fn without_daemon_guard() -> Result<()> {
-    if !alca_netd::table_names::inet_table_exists(alca_netd::guard::GUARD_TABLE)? {
+    if !alca_kernel::table_names::inet_table_exists(alca_netd::guard::GUARD_TABLE)? {
         return Ok(());
     }
     if let Some(pid) = daemon_pid() {

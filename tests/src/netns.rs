@@ -466,12 +466,12 @@ pub fn rule_counter(listing: &serde_json::Value, comment: &str) -> Option<u64> {
         .reduce(|a, b| a + b)
 }
 
-/// The table every golden batch of the compiler (`alca-netd/tests/golden`) names.
+/// The table every golden batch of the compiler (`alca-ruleset/tests/golden`) names.
 pub const GOLDEN_TABLE: &str = "alca-0123456789abcdef0123456789abcdef";
 
 /// The text of the compiler's golden batch `name`.
 pub fn golden(name: &str) -> String {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../alca-netd/tests/golden");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../alca-ruleset/tests/golden");
     std::fs::read_to_string(format!("{dir}/{name}.json")).expect("golden batch")
 }
 

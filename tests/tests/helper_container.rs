@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use alca_contract::helper_protocol::{CONTAINER_NAME, IMAGE_REPO, STATE_VOLUME};
 use alca_e2e::docker::{docker, docker_available, nc_script, Probe};
 use alca_e2e::netd::{
     alca, alca_tables, built_binary, daemon_pid, env_refs, ruleset, text, up_env, INSTALLED_DAEMON,
@@ -21,7 +22,6 @@ use alca_e2e::netns::{
     assert_route_local, assert_route_via, run, run_ok, Listener, HOST_LAN4, LAN4, LANHOST_NS,
     LAN_VETH, PUBLIC4,
 };
-use alca_netd::helper::{CONTAINER_NAME, IMAGE_REPO, STATE_VOLUME};
 
 const USER: &str = "alcatest";
 /// Listener ports: blocked LAN, allowed LAN, host service, proxy.
@@ -214,7 +214,11 @@ fn install(scratch: &Path) {
         &env_refs(&netd),
     );
     assert!(saved.status.success(), "image failed: {}", text(&saved));
-    run_ok("docker", &["image", "rm", &alca_netd::helper::image_ref()]).unwrap();
+    run_ok(
+        "docker",
+        &["image", "rm", &alca_contract::helper_protocol::image_ref()],
+    )
+    .unwrap();
     let out = alca(
         None,
         Path::new("/"),

@@ -13,14 +13,14 @@
 
 use std::time::{Duration, Instant};
 
+use alca_contract::internet::{parse_internet_entry, InternetSpec, ResolvedAddr, ResolvedAddrs};
+use alca_contract::net_spec::bridge_name;
+use alca_contract::NetSpec;
 use alca_e2e::docker::{docker_available, Container, Network, Probe};
 use alca_e2e::netd::{call_as, group_has, install_helper_for, text, Reply, TempGroupMember};
 use alca_e2e::netns::{
     assert_route_via, run_ok, Listener, DNS_ANSWER, LANHOST_NS, LAN_VETH, PUBLIC4,
 };
-use alca_netd::internet::{parse_internet_entry, InternetSpec, ResolvedAddr, ResolvedAddrs};
-use alca_netd::spec::bridge_name;
-use alca_netd::NetSpec;
 
 const OWNER: &str = "alcatest";
 const OTHER: &str = "alcaother";

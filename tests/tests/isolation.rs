@@ -1,7 +1,7 @@
 //! End-to-end proof that the compiled nftables rules isolate a container (SPEC §3).
 //!
 //! Each test creates a docker network on its own `alca-<10 hex>` bridge, applies the batch from
-//! `alca_netd::compile::replace_batch` directly with `nft -j -f -` BEFORE any container starts
+//! `alca_ruleset::replace_batch` directly with `nft -j -f -` BEFORE any container starts
 //! (the daemon is tested elsewhere; these tests prove the rules), then connects from inside a
 //! busybox container to listeners on the test LAN host (netns `lanhost`), on the host itself
 //! and in a sibling project. Every refusal is checked against a baseline that shows the same
@@ -12,6 +12,8 @@
 
 use std::sync::{Mutex, MutexGuard};
 
+use alca_contract::net_spec::bridge_name;
+use alca_contract::{AllowRule, NetSpec, Proto};
 use alca_e2e::docker::{
     docker, docker_available, Container, Network, Probe, TEST_IMAGE, TEST_LABEL,
 };
@@ -20,9 +22,7 @@ use alca_e2e::netns::{
     LanhostV6, Listener, NsCounter, DNS_ANSWER, HOST_LAN4, LAN4, LANHOST_NS, LANHOST_V6, LAN_VETH,
     PUBLIC4, PUBLIC_V6,
 };
-use alca_netd::compile::{delete_batch, replace_batch};
-use alca_netd::spec::bridge_name;
-use alca_netd::{AllowRule, NetSpec, Proto};
+use alca_ruleset::{delete_batch, replace_batch};
 
 /// Seconds the listeners live at most.
 const LISTENER_LIFE: u32 = 120;
@@ -286,7 +286,7 @@ fn default_rules_block_lan_and_host_but_not_the_internet() {
     // refused only by the host-local check. Some hosts' uplink sits in a special range the deny
     // sets hold (a VM on TEST-NET-1 192.0.2.0/24): the deny sets refuse it first.
     let uplink: std::net::IpAddr = d.uplink4.parse().expect("uplink address");
-    let uplink_special = alca_netd::compile::deny_nets(false)
+    let uplink_special = alca_contract::deny_list::deny_nets(false)
         .iter()
         .any(|n| n.contains(&uplink));
     let (by_deny_sets, by_host_check) = if uplink_special { (7, 0) } else { (6, 1) };

@@ -16,6 +16,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use alca_contract::net_spec::{bridge_name, resolvers_from_resolv_conf, MAX_REQUEST_BYTES};
+use alca_contract::shipped::FILES;
 use alca_e2e::docker::{docker_ok, nc_script, Probe};
 use alca_e2e::netd::{
     alca, alca_tables, apply_as, built_binary, call_as, container_exists, daemon_pid,
@@ -28,8 +30,6 @@ use alca_e2e::netns::{
     LAN4, LANHOST_NS, LAN_VETH, ONLINK_BRIDGE, ONLINK_NET4, ONLINK_NET6, ONLINK_NS, ONLINK_PEER4,
     ONLINK_PEER6, PUBLIC4,
 };
-use alca_netd::shipped::FILES;
-use alca_netd::spec::{bridge_name, resolvers_from_resolv_conf, MAX_REQUEST_BYTES};
 
 const OWNER: &str = "alcatest";
 const OTHER: &str = "alcaother";
@@ -247,7 +247,7 @@ impl Drop for RootOnlyFuse {
 /// The bus-activated daemon holds exactly the capabilities of alca-netd.service (bounding,
 /// permitted and effective sets): every later step proves that set sufficient.
 fn daemon_runs_with_its_units_capabilities() {
-    let unit = alca_netd::unit_limits::unit_capabilities(alca_netd::shipped::SYSTEMD_SERVICE)
+    let unit = alca_netd::unit_limits::unit_capabilities(alca_contract::shipped::SYSTEMD_SERVICE)
         .expect("unit capabilities");
     let pid = daemon_pid().expect("daemon running");
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");

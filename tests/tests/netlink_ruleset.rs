@@ -1,4 +1,4 @@
-//! The daemon's netlink encoding of a project batch (`alca_netd::nfnl::ruleset`) loads what
+//! The daemon's netlink encoding of a project batch (`alca_kernel::ruleset`) loads what
 //! `nft -j -f` of the same batch loads: for every golden batch of the compiler, one copy of
 //! the table goes in each way in a scratch network namespace, and nft's listings of the two
 //! (JSON, and `--debug=netlink`: every kernel expression and set element) must be the same.
@@ -6,11 +6,11 @@
 //! `nft`, which would create a table the daemon does not own).
 //! Needs root (tests/run.sh).
 
+use alca_contract::{AllowRule, NetSpec, Proto};
 use alca_e2e::netns::{for_table, golden, run_ok, ScratchNs, GOLDEN_TABLE};
-use alca_netd::compile::replace_batch;
+use alca_kernel::ruleset;
 use alca_netd::firewall::{Firewall, Nft, TableFlags};
-use alca_netd::nfnl::{self, ruleset};
-use alca_netd::{AllowRule, NetSpec, Proto};
+use alca_ruleset::replace_batch;
 use serde_json::Value;
 
 const BY_NFT: &str = "alca-00000000000000000000000000000001";
@@ -18,7 +18,7 @@ const BY_NETLINK: &str = "alca-00000000000000000000000000000002";
 
 fn send(ns: &ScratchNs, batch: Value) {
     let messages = ruleset::messages(&batch).expect("every golden batch has an encoding");
-    ns.enter(move || nfnl::transact(&messages))
+    ns.enter(move || alca_kernel::transact(&messages))
         .unwrap()
         .expect("the kernel takes the netlink batch");
 }
@@ -83,7 +83,7 @@ fn more_batches() -> Vec<String> {
         internet: None,
     };
     let mut most = base.clone();
-    most.allow = (0..alca_netd::spec::MAX_ALLOW_RULES)
+    most.allow = (0..alca_contract::net_spec::MAX_ALLOW_RULES)
         .map(|i| allow(&format!("10.{}.{}.0/24", i / 256, i % 256), None, Some(443)))
         .collect();
     let mut proxied = base.clone();

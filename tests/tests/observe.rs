@@ -18,7 +18,7 @@ use alca_e2e::netd::{
     install_helper_for, project_id, text, Reply,
 };
 use alca_e2e::netns::{assert_route_via, run, run_ok, Listener, LAN4, LANHOST_NS, LAN_VETH};
-use alca_netd::compile::DENIED_SIZE;
+use alca_ruleset::DENIED_SIZE;
 
 const USER: &str = "alcatest";
 const LAN_PORT: u16 = 18080;

@@ -10,12 +10,12 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use alca_contract::NetSpec;
 use alca_e2e::netns::{for_table, golden, run_ok, ScratchNs};
-use alca_netd::engine::Engine;
+use alca_kernel::{Attr, Message};
+use alca_netd::daemon::Daemon;
 use alca_netd::firewall::{Firewall, Nft, TableFlags};
-use alca_netd::nfnl::{self, Attr, Message};
 use alca_netd::store::Store;
-use alca_netd::NetSpec;
 
 const TABLE: &str = "alca-00000000000000000000000000000003";
 
@@ -31,10 +31,15 @@ fn exists(ns: &ScratchNs, table: &str) -> bool {
 
 /// One `NFT_MSG_*` message about `table`.
 fn table_message(kind: u16, table: &str, flags: Option<u32>) -> Vec<u8> {
-    let mut m = Message::new(kind, nfnl::NLM_F_REQUEST, 1, nfnl::FAMILY_INET);
-    m.attr(&Attr::string(nfnl::TABLE_NAME, table));
+    let mut m = Message::new(
+        kind,
+        alca_kernel::NLM_F_REQUEST,
+        1,
+        alca_kernel::FAMILY_INET,
+    );
+    m.attr(&Attr::string(alca_kernel::TABLE_NAME, table));
     if let Some(flags) = flags {
-        m.attr(&Attr::u32_be(nfnl::TABLE_FLAGS, flags));
+        m.attr(&Attr::u32_be(alca_kernel::TABLE_FLAGS, flags));
     }
     m.finish()
 }
@@ -68,7 +73,7 @@ fn owned_persistent_tables_resist_others_outlive_the_daemon_and_are_adopted() {
         .expect_err("another process added a rule to an owned table");
     // A raw netlink delete on a socket of its own: the same EPERM.
     let raw = ns
-        .enter(|| nfnl::transact(&[table_message(nfnl::DEL_TABLE, TABLE, None)]))
+        .enter(|| alca_kernel::transact(&[table_message(alca_kernel::DEL_TABLE, TABLE, None)]))
         .unwrap()
         .expect_err("a raw netlink delete of an owned table went through");
     assert_eq!(
@@ -105,9 +110,13 @@ fn owned_persistent_tables_resist_others_outlive_the_daemon_and_are_adopted() {
 fn an_owned_table_without_persist_goes_with_its_socket() {
     require_root();
     let ns = ScratchNs::create("alca-e2e-ownedonly").unwrap();
-    let create = table_message(nfnl::NEW_TABLE, TABLE, Some(nfnl::TABLE_F_OWNER));
+    let create = table_message(
+        alca_kernel::NEW_TABLE,
+        TABLE,
+        Some(alca_kernel::TABLE_F_OWNER),
+    );
     // `transact` opens and closes a socket of its own.
-    ns.enter(move || nfnl::transact(&[create]))
+    ns.enter(move || alca_kernel::transact(&[create]))
         .unwrap()
         .expect("an owned table");
     assert!(!exists(&ns, TABLE), "the owned table outlived its socket");
@@ -116,7 +125,7 @@ fn an_owned_table_without_persist_goes_with_its_socket() {
 fn spec(project: &str, allow_all: bool) -> NetSpec {
     NetSpec {
         project: project.into(),
-        bridge: alca_netd::spec::bridge_name(project),
+        bridge: alca_contract::net_spec::bridge_name(project),
         allow_all,
         allow: vec![],
         proxy: None,
@@ -161,7 +170,7 @@ fn the_guard_drops_a_bridge_without_rules_and_passes_one_with_rules() {
     let ns = ScratchNs::create("alca-e2e-guard").unwrap();
     let peer = ScratchNs::create("alca-e2e-guardpeer").unwrap();
     let project = "00000000000000000000000000000004";
-    let bridge = alca_netd::spec::bridge_name(project);
+    let bridge = alca_contract::net_spec::bridge_name(project);
     project_link(&bridge, "alca-e2e-guard", "alca-e2e-guardpeer");
     let listener = ns
         .enter(|| TcpListener::bind("192.0.2.1:0"))
@@ -171,10 +180,10 @@ fn the_guard_drops_a_bridge_without_rules_and_passes_one_with_rules() {
     assert!(connects(&peer, addr), "no guard yet: the test link works");
     let store = tempfile::tempdir().unwrap();
     let root = store.path().to_path_buf();
-    let engine = ns
+    let daemon = ns
         .enter(move || {
-            let engine = Arc::new(Engine::new(Box::new(Nft::default()), Store::new(root)));
-            engine.restore().map(|_| engine)
+            let daemon = Arc::new(Daemon::new(Box::new(Nft::default()), Store::new(root)));
+            daemon.restore().map(|_| daemon)
         })
         .unwrap()
         .expect("the guard installs");
@@ -182,7 +191,7 @@ fn the_guard_drops_a_bridge_without_rules_and_passes_one_with_rules() {
         !connects(&peer, addr),
         "the guard let a bridge without rules through"
     );
-    let e = Arc::clone(&engine);
+    let e = Arc::clone(&daemon);
     ns.enter(move || e.apply(spec(project, true), 0, false))
         .unwrap()
         .unwrap();
@@ -190,7 +199,7 @@ fn the_guard_drops_a_bridge_without_rules_and_passes_one_with_rules() {
         connects(&peer, addr),
         "the guard dropped a bridge with rules"
     );
-    let e = Arc::clone(&engine);
+    let e = Arc::clone(&daemon);
     ns.enter(move || e.remove(project, 0, false))
         .unwrap()
         .unwrap();
@@ -201,7 +210,7 @@ fn the_guard_drops_a_bridge_without_rules_and_passes_one_with_rules() {
     // Other `alca-` interfaces (shorter names, like the test LAN's veth) are not guarded.
     let listed = ns.nft(&["list", "table", "inet", "alca-guard"]).unwrap();
     assert!(listed.contains("flags owner"), "{listed}");
-    drop(engine);
+    drop(daemon);
 }
 
 /// Polls (bounded) until `table` exists in `ns`; how long it took.
@@ -225,13 +234,13 @@ fn unowned_tables_deleted_or_flushed_by_others_are_restored_by_the_daemon() {
     let store = tempfile::tempdir().unwrap();
     let root = store.path().to_path_buf();
     // A kernel without persist: the daemon's tables are unowned, others can delete them.
-    let engine = ns
+    let daemon = ns
         .enter(move || {
             let nft = Nft::with_table_flags(TableFlags { persist: false });
-            let engine = Arc::new(Engine::new(Box::new(nft), Store::new(root)));
-            engine.restore()?;
-            alca_netd::heal::spawn(Arc::clone(&engine)).expect("events");
-            engine.apply(spec(project, false), 0, false).map(|_| engine)
+            let daemon = Arc::new(Daemon::new(Box::new(nft), Store::new(root)));
+            daemon.restore()?;
+            alca_netd::heal::spawn(Arc::clone(&daemon)).expect("events");
+            daemon.apply(spec(project, false), 0, false).map(|_| daemon)
         })
         .unwrap()
         .expect("applies");
@@ -269,7 +278,7 @@ fn unowned_tables_deleted_or_flushed_by_others_are_restored_by_the_daemon() {
         ns.nft(&["list", "table", "inet", &table]).unwrap(),
         expected
     );
-    drop(engine);
+    drop(daemon);
 }
 
 #[test]
@@ -279,21 +288,21 @@ fn narrowing_and_remove_end_open_connections_the_new_rules_refuse() {
     let ns = ScratchNs::create("alca-e2e-ct").unwrap();
     let peer = ScratchNs::create("alca-e2e-ctpeer").unwrap();
     let project = "00000000000000000000000000000006";
-    let bridge = alca_netd::spec::bridge_name(project);
+    let bridge = alca_contract::net_spec::bridge_name(project);
     project_link(&bridge, "alca-e2e-ct", "alca-e2e-ctpeer");
     let store = tempfile::tempdir().unwrap();
     let root = store.path().to_path_buf();
     let mut open = spec(project, false);
-    open.allow = vec![alca_netd::AllowRule {
+    open.allow = vec![alca_contract::AllowRule {
         net: "10.99.7.0/24".parse().unwrap(),
         proto: None,
         port: None,
     }];
-    let engine = ns
+    let daemon = ns
         .enter(move || {
-            let engine = Arc::new(Engine::new(Box::new(Nft::default()), Store::new(root)));
-            engine.restore()?;
-            engine.apply(open, 0, false).map(|_| engine)
+            let daemon = Arc::new(Daemon::new(Box::new(Nft::default()), Store::new(root)));
+            daemon.restore()?;
+            daemon.apply(open, 0, false).map(|_| daemon)
         })
         .unwrap()
         .expect("applies");
@@ -311,7 +320,7 @@ fn narrowing_and_remove_end_open_connections_the_new_rules_refuse() {
         client.write_all(b"ping").unwrap();
         let mut buf = [0u8; 4];
         server.read_exact(&mut buf).unwrap();
-        let e = Arc::clone(&engine);
+        let e = Arc::clone(&daemon);
         if narrow_by_remove {
             // A Remove with its containers still there (no guard rule for them yet either).
             ns.enter(move || e.remove(project, 0, false))
@@ -347,14 +356,14 @@ fn narrowing_and_remove_end_open_connections_the_new_rules_refuse() {
         if !narrow_by_remove {
             // Put the allowance back for the Remove round.
             let mut open = spec(project, false);
-            open.allow = vec![alca_netd::AllowRule {
+            open.allow = vec![alca_contract::AllowRule {
                 net: "10.99.7.0/24".parse().unwrap(),
                 proto: None,
                 port: None,
             }];
-            let e = Arc::clone(&engine);
+            let e = Arc::clone(&daemon);
             ns.enter(move || e.apply(open, 0, false)).unwrap().unwrap();
         }
     }
-    drop(engine);
+    drop(daemon);
 }

@@ -3,10 +3,11 @@
 //! network namespace, two copies of a project's table, one driven each way. Needs root
 //! (tests/run.sh).
 
+use alca_contract::lan::Proto;
+use alca_contract::probe::{Key, Probe};
 use alca_e2e::netns::{for_table, golden, run_ok, ScratchNs};
 use alca_netd::firewall::{Firewall, FirewallError, Nft};
-use alca_netd::lan::Proto;
-use alca_netd::observe::{arm_batch, disarm_batch, forget_batch, Key, Probe};
+use alca_netd::probe_sets::{arm_batch, disarm_batch, forget_batch};
 use alca_netd::set_elements::{ElementBatch, ElementOp};
 use serde_json::Value;
 

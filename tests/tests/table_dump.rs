@@ -1,4 +1,4 @@
-//! The daemon's table-only netlink dump (`alca_netd::table_names`) names exactly the `inet`
+//! The daemon's table-only netlink dump (`alca_kernel::table_names`) names exactly the `inet`
 //! tables `nft` lists, and its one-table request finds exactly those, in a scratch network
 //! namespace of its own (nothing else adds tables there). Needs root (tests/run.sh).
 
@@ -21,7 +21,7 @@ fn the_table_dump_names_what_nft_lists() {
     }
 
     let mut dumped = ns
-        .enter(alca_netd::table_names::inet_table_names)
+        .enter(alca_kernel::table_names::inet_table_names)
         .unwrap()
         .expect("the netlink table dump");
 
@@ -47,7 +47,7 @@ fn the_table_dump_names_what_nft_lists() {
 
     // One table asked for by name: there, absent, or only in another family.
     let exists = |name: &'static str| {
-        ns.enter(move || alca_netd::table_names::inet_table_exists(name))
+        ns.enter(move || alca_kernel::table_names::inet_table_exists(name))
             .unwrap()
             .expect("the netlink table request")
     };

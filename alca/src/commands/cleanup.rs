@@ -128,7 +128,7 @@ fn remove(c: &Candidate, guard: &dyn NetworkGuard) -> bool {
         return false;
     }
     if let Some(id) = &c.project_id {
-        if alca_netd::spec::validate_project_id(id).is_ok() {
+        if alca_contract::net_spec::validate_project_id(id).is_ok() {
             // No rules or no helper: nothing to remove there.
             let _ = guard.remove(id);
         }

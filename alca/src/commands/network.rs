@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use alca_netd::client::Client;
-use alca_netd::observe::Key;
-use alca_netd::{NetSpec, Proto};
+use alca_contract::client::Client;
+use alca_contract::probe::Key;
+use alca_contract::{NetSpec, Proto};
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
@@ -214,7 +214,7 @@ fn verify_running(r: &Running, targets: &[Target], from: ProbeFrom) -> anyhow::R
     });
     let mut probes: Vec<_> = targets.iter().filter_map(Target::probe).collect();
     if let Some(key) = proxy {
-        probes.push(alca_netd::observe::Probe { key, fence: false });
+        probes.push(alca_contract::probe::Probe { key, fence: false });
     }
     let netns_targets = (from == ProbeFrom::Netns)
         .then(|| tcp_keys(targets))
@@ -225,10 +225,7 @@ fn verify_running(r: &Running, targets: &[Target], from: ProbeFrom) -> anyhow::R
     });
     // Nothing is probed (no `seen`) unless the check says the fence is armed.
     let (check, seen, outcome) = match from_netns {
-        Some(report) => {
-            let seen = report.seen.into_iter().map(verify::Seen::from).collect();
-            (report.check, seen, report.outcome)
-        }
+        Some(report) => (report.check, report.seen, report.outcome),
         None => {
             let check = client.arm_probes(project, &probes).map_err(explain)?;
             if !check.armed {
@@ -413,7 +410,7 @@ fn log_command(follow: bool) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn print_changed(shown: &mut HashMap<Key, u64>, entries: &[alca_netd::observe::Denied]) {
+fn print_changed(shown: &mut HashMap<Key, u64>, entries: &[alca_contract::probe::Denied]) {
     let now = now_secs();
     let mut out = std::io::stdout().lock();
     for d in denied_log::changed(shown, entries) {

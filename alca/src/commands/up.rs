@@ -246,7 +246,7 @@ impl Up {
         let claimed = guard.claim(&self.id()).with_context(|| {
             format!(
                 "cannot claim bridge {} for this project, so no network was created",
-                alca_netd::spec::bridge_name(&self.state.id)
+                alca_contract::net_spec::bridge_name(&self.state.id)
             )
         })?;
         self.claimed.set(claimed);
@@ -304,7 +304,7 @@ impl Up {
     fn network_spec(&self) -> NetworkSpec {
         NetworkSpec {
             name: self.name(),
-            bridge: alca_netd::spec::bridge_name(&self.state.id),
+            bridge: alca_contract::net_spec::bridge_name(&self.state.id),
             labels: self.labels(false),
         }
     }

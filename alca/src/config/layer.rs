@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use alca_netd::{LanEntry, ProxyEntry};
+use alca_contract::{LanEntry, ProxyEntry};
 
 use super::either::StrOrTable;
 use super::env::EnvSource;

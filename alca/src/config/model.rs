@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use alca_netd::{LanEntry, ProxyEntry};
+use alca_contract::{LanEntry, ProxyEntry};
 use serde::{Deserialize, Serialize};
 
 /// Default container working directory.

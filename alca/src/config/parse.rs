@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use alca_netd::lan::HOST_IP_TOKEN;
+use alca_contract::lan::HOST_IP_TOKEN;
 use serde::Deserialize;
 
 use super::raw::RawConfig;

@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
-use alca_netd::lan::suggest_lan_access;
-use alca_netd::observe::{Denied, Key};
+use alca_contract::lan::suggest_lan_access;
+use alca_contract::probe::{Denied, Key};
 
 /// The header line.
 pub const HEADER: &str =
@@ -61,7 +61,7 @@ pub fn utc(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alca_netd::Proto;
+    use alca_contract::Proto;
 
     fn denied(addr: &str, proto: Proto, port: u16, packets: u64, ago: u64) -> Denied {
         Denied {

@@ -5,11 +5,11 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use alca_netd::engine::ProjectStatus;
-use alca_netd::errors::NetdError;
-use alca_netd::helper::{HelperReply, HelperRequest, CONTAINER_NAME};
-use alca_netd::request::encode_spec;
-use alca_netd::NetSpec;
+use alca_contract::errors::NetdError;
+use alca_contract::helper_protocol::{HelperReply, HelperRequest, CONTAINER_NAME};
+use alca_contract::request::encode_spec;
+use alca_contract::status::ProjectStatus;
+use alca_contract::NetSpec;
 
 use super::netd::explain;
 use super::NetworkGuard;

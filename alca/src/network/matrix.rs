@@ -20,9 +20,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use alca_netd::compile::deny_nets;
-use alca_netd::observe::{Key, Probe};
-use alca_netd::{NetSpec, Proto};
+use alca_contract::deny_list::deny_nets;
+use alca_contract::probe::{Key, Probe};
+use alca_contract::{NetSpec, Proto};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
@@ -317,7 +317,7 @@ pub fn build(scope: &Scope<'_>) -> Vec<Target> {
                 };
                 let label = format!(
                     "lan-access {}",
-                    alca_netd::lan::suggest_lan_access(addr, Proto::Tcp, port)
+                    alca_contract::lan::suggest_lan_access(addr, Proto::Tcp, port)
                 );
                 Target::tcp(
                     label,
@@ -376,7 +376,7 @@ fn representative(net: &IpNet) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alca_netd::AllowRule;
+    use alca_contract::AllowRule;
 
     const ID: &str = "0123456789abcdef0123456789abcdef";
 

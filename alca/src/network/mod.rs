@@ -13,7 +13,7 @@ pub mod resolvers;
 pub mod spec;
 pub mod verify;
 
-use alca_netd::NetSpec;
+use alca_contract::NetSpec;
 
 /// Applies and removes one project's network rules.
 pub trait NetworkGuard {
@@ -44,7 +44,7 @@ pub trait NetworkGuard {
 
 /// `Rules applied:` for a project's status from the daemon: `Yes` only when its table is live
 /// and holds what its spec compiles to.
-pub fn applied_line(status: &alca_netd::engine::ProjectStatus) -> String {
+pub fn applied_line(status: &alca_contract::status::ProjectStatus) -> String {
     if status.applied {
         "Yes".into()
     } else if !status.problems.is_empty() {

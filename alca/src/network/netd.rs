@@ -1,11 +1,11 @@
 //! [`NetworkGuard`] over the `alca-netd` daemon on the system bus, with its errors turned into
 //! messages that tell the user what to do.
 
-use alca_netd::client::{is_service_missing, Client};
-use alca_netd::errors::NetdError;
-use alca_netd::NetSpec;
+use alca_contract::client::{is_service_missing, Client};
+use alca_contract::errors::NetdError;
+use alca_contract::NetSpec;
 
-use alca_netd::helper::CONTAINER_NAME;
+use alca_contract::helper_protocol::CONTAINER_NAME;
 
 use super::helper::{helper_running, HelperGuard};
 use super::{NetworkGuard, Unavailable};
@@ -133,9 +133,9 @@ mod tests {
         );
     }
 
-    fn zbus_missing() -> alca_netd::errors::TransportError {
-        alca_netd::errors::TransportError::InputOutput(std::sync::Arc::new(std::io::Error::from(
-            std::io::ErrorKind::NotFound,
-        )))
+    fn zbus_missing() -> alca_contract::errors::TransportError {
+        alca_contract::errors::TransportError::InputOutput(std::sync::Arc::new(
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        ))
     }
 }

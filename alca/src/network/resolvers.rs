@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use alca_netd::spec::resolvers_from_resolv_conf;
+use alca_contract::net_spec::resolvers_from_resolv_conf;
 
 /// The resolv.conf dockerd reads, and the one it falls back to behind systemd-resolved.
 const RESOLV_CONF: &str = "/etc/resolv.conf";

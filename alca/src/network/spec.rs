@@ -6,9 +6,9 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use alca_netd::lan::ProxyHost;
-use alca_netd::spec::bridge_name;
-use alca_netd::{NetSpec, SpecError};
+use alca_contract::lan::ProxyHost;
+use alca_contract::net_spec::bridge_name;
+use alca_contract::{NetSpec, SpecError};
 
 use crate::config::Config;
 
@@ -95,7 +95,7 @@ pub fn build(
 
 #[cfg(test)]
 mod tests {
-    use alca_netd::lan::{parse_lan_entry, parse_proxy};
+    use alca_contract::lan::{parse_lan_entry, parse_proxy};
 
     use crate::config::Network;
 

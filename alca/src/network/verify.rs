@@ -7,8 +7,9 @@
 
 use std::net::IpAddr;
 
-use alca_netd::observe::{Key, Outcome};
-use alca_netd::Proto;
+pub use alca_contract::probe::Seen;
+use alca_contract::probe::{Key, Outcome};
+use alca_contract::Proto;
 use serde::{Deserialize, Serialize};
 
 use super::matrix::{Method, Reach, Target};
@@ -18,33 +19,6 @@ use super::matrix::{Method, Reach, Target};
 pub const CONNECT_TIMEOUT: u32 = 1;
 /// Seconds after which a probe still running (an open connection) is killed.
 pub const KILL_AFTER: u32 = 3;
-
-/// What the container saw for one probe.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Seen {
-    /// TCP connected (or a DNS answer came back).
-    Connected,
-    /// TCP reset.
-    Refused,
-    /// Nothing came back in time.
-    TimedOut,
-    /// ICMP error or no route in the container; the message.
-    Unreachable(String),
-    /// The tool is missing in the image.
-    NoTool(String),
-}
-
-impl From<alca_netd::netns_probe::Seen> for Seen {
-    fn from(seen: alca_netd::netns_probe::Seen) -> Seen {
-        use alca_netd::netns_probe::Seen as Netns;
-        match seen {
-            Netns::Connected => Seen::Connected,
-            Netns::Refused => Seen::Refused,
-            Netns::TimedOut => Seen::TimedOut,
-            Netns::Unreachable(message) => Seen::Unreachable(message),
-        }
-    }
-}
 
 /// One row of the report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -227,7 +201,7 @@ pub fn tool_missing(seen: &[Seen]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alca_netd::observe::Denied;
+    use alca_contract::probe::Denied;
 
     fn tcp(label: &str, addr: &str, port: u16, expect: Reach) -> Target {
         Target {

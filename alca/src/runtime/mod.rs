@@ -145,7 +145,7 @@ impl ContainerInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkSpec {
     pub name: String,
-    /// Host bridge interface name (`alca_netd::spec::bridge_name`).
+    /// Host bridge interface name (`alca_contract::net_spec::bridge_name`).
     pub bridge: String,
     pub labels: Vec<(String, String)>,
 }

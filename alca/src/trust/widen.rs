@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use alca_netd::lan::parse_lan_entry;
+use alca_contract::lan::parse_lan_entry;
 
 use super::Widening;
 use crate::config::fields::caps::{LINUX_CAPS, RUNTIME_DEFAULT_CAPS};

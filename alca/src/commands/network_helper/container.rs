@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use alca_netd::helper::{image_ref, CONTAINER_NAME, IMAGE_REPO, LABEL, PLATFORM_ENV, STATE_VOLUME};
+use alca_contract::helper_protocol::{
+    image_ref, CONTAINER_NAME, IMAGE_REPO, LABEL, PLATFORM_ENV, STATE_VOLUME,
+};
 use anyhow::{bail, Context};
 
 use super::system::confirm;

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use alca_netd::shipped::GROUP;
+use alca_contract::shipped::GROUP;
 use anyhow::Context;
 use nix::unistd::Group;
 

@@ -9,8 +9,8 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use alca_netd::client::Client;
-use alca_netd::shipped::{DAEMON_PATH, FILES, GROUP};
+use alca_contract::client::Client;
+use alca_contract::shipped::{DAEMON_PATH, FILES, GROUP};
 use anyhow::{bail, Context};
 
 use super::package::{packaged, PACKAGED_DAEMON};
@@ -116,7 +116,7 @@ pub fn run(args: &HelperArgs) -> anyhow::Result<()> {
         bail!(
             "the network helper container {} is installed; both would manage the same alca- \
              tables. Run `alca network-helper uninstall` first",
-            alca_netd::helper::CONTAINER_NAME
+            alca_contract::helper_protocol::CONTAINER_NAME
         );
     }
     if packaged() {
@@ -154,9 +154,9 @@ pub fn run(args: &HelperArgs) -> anyhow::Result<()> {
 
 /// What both flavours end with: state directory, group, FUSE, bus reload, units, a live daemon.
 fn finish_setup(client: &Client, user: Option<&str>, systemd: bool) -> anyhow::Result<()> {
-    fs::create_dir_all(alca_netd::store::STATE_DIR)?;
+    fs::create_dir_all(alca_contract::shipped::STATE_DIR)?;
     fs::set_permissions(
-        alca_netd::store::STATE_DIR,
+        alca_contract::shipped::STATE_DIR,
         fs::Permissions::from_mode(0o700),
     )?;
     setup_group(user)?;

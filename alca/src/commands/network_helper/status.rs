@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use alca_netd::client::Client;
-use alca_netd::shipped::{DAEMON_PATH, FILES};
+use alca_contract::client::Client;
+use alca_contract::shipped::{DAEMON_PATH, FILES};
 
 use super::package::{core_files, packaged};
 use crate::network::helper::{container_state, HelperGuard};
@@ -79,7 +79,7 @@ fn applied_summary(count: usize) -> String {
 
 /// The helper container's report, when it exists.
 fn container_status(running: bool) {
-    let name = alca_netd::helper::CONTAINER_NAME;
+    let name = alca_contract::helper_protocol::CONTAINER_NAME;
     println!("Installed: Yes (helper container {name})");
     let guard = HelperGuard::new();
     let daemon = match (running, guard.version()) {

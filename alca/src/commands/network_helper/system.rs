@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use alca_netd::client::Client;
+use alca_contract::client::Client;
 use anyhow::{bail, Context};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::{Group, Pid, User};
@@ -54,6 +54,15 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
+    tool_output(program, args).map(drop)
+}
+
+/// Runs a system tool and returns its stdout; a failure carries its stderr.
+pub fn tool_output<I, S>(program: &str, args: I) -> anyhow::Result<String>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
     let out = Command::new(program)
         .args(args)
         .output()
@@ -64,7 +73,7 @@ where
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    Ok(())
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Creates a root-owned directory (and parents) with mode 0755.

@@ -7,16 +7,14 @@
 use std::fs;
 use std::path::Path;
 
-use alca_netd::client::Client;
-use alca_netd::engine::Engine;
-use alca_netd::shipped::{DAEMON_PATH, FILES, GROUP};
-use alca_netd::store::STATE_DIR;
-use anyhow::Context;
+use alca_contract::client::Client;
+use alca_contract::shipped::{DAEMON_PATH, FILES, GROUP, STATE_DIR};
+use anyhow::{bail, Context};
 
-use super::package::packaged;
+use super::package::{packaged, PACKAGED_DAEMON};
 use super::system::{
     confirm, group_exists, remove_file, require_root, run_tool, stop_unmanaged_daemon,
-    systemd_is_pid1,
+    systemd_is_pid1, tool_output,
 };
 use crate::cli::HelperArgs;
 
@@ -71,7 +69,7 @@ pub fn run(args: &HelperArgs) -> anyhow::Result<()> {
             println!("Stopped alca-netd (pid {pid})");
         }
     }
-    purge_rules_and_state()?;
+    purge_rules_and_state(DAEMON_PATH)?;
     remove_binary()?;
     super::fuse_setup::revert()?;
     if systemd {
@@ -110,7 +108,7 @@ fn run_packaged(args: &HelperArgs) -> anyhow::Result<()> {
             println!("Stopped alca-netd (pid {pid})");
         }
     }
-    purge_rules_and_state()?;
+    purge_rules_and_state(PACKAGED_DAEMON)?;
     super::fuse_setup::revert()?;
     println!();
     println!(
@@ -133,12 +131,17 @@ fn disable_units() {
     );
 }
 
-/// Every `alca-` table and the saved specs.
-fn purge_rules_and_state() -> anyhow::Result<()> {
-    for table in Engine::system()
-        .purge()
-        .map_err(|e| anyhow::anyhow!("cannot remove the alca- tables: {}", e.message()))?
-    {
+/// Every `alca-` table and the saved specs: the daemon binary `daemon` does it (`--purge`,
+/// it owns the tables and the store), then the state directory goes.
+fn purge_rules_and_state(daemon: &str) -> anyhow::Result<()> {
+    if !Path::new(daemon).is_file() {
+        bail!(
+            "cannot remove the alca- tables: the daemon {daemon} is missing. Reinstall it \
+             (`sudo alca network-helper install`), then run uninstall again."
+        );
+    }
+    let removed = tool_output(daemon, ["--purge"]).context("cannot remove the alca- tables")?;
+    for table in removed.lines() {
         println!("Deleted nftables table inet {table}");
     }
     if Path::new(STATE_DIR).exists() {

@@ -1,9 +1,9 @@
 //! `network.lan-access` and `network.proxy`, parsed at load with the grammar shared with
 //! `alca-netd`, so syntax errors surface before `up`.
 
-use alca_netd::lan::{parse_lan_entry, parse_proxy, ProxyHost};
-use alca_netd::spec::proxy_address_problem;
-use alca_netd::{LanEntry, ProxyEntry};
+use alca_contract::lan::{parse_lan_entry, parse_proxy, ProxyHost};
+use alca_contract::net_spec::proxy_address_problem;
+use alca_contract::{LanEntry, ProxyEntry};
 
 use crate::config::error::Origin;
 use crate::config::ConfigError;
