@@ -6,6 +6,8 @@ use std::time::Duration;
 use zbus::proxy;
 
 use crate::errors::NetdError;
+use crate::internet::ResolvedAddrs;
+use crate::internet_status::{GrantInfo, InternetEntries, InternetStatus};
 use crate::net_spec::NetSpec;
 use crate::probe::{Denied, Key, LiveCheck, Outcome, Probe, ProbeReport};
 use crate::request::encode_spec;
@@ -34,6 +36,14 @@ pub trait Netd1 {
     fn denied(&self, project: &str) -> Result<String, NetdError>;
     fn apply_in_netns(&self, spec_json: &str, pid: u32) -> Result<(), NetdError>;
     fn netns_applied(&self, project: &str, pid: u32) -> Result<bool, NetdError>;
+    /// The resolver's update (a [`ResolvedAddrs`] as JSON); async callers (the project's
+    /// resolver) use this proxy method directly, on one long-lived connection.
+    fn allow_resolved(&self, update: &str) -> Result<(), NetdError>;
+    fn internet_entries(&self, project: &str) -> Result<String, NetdError>;
+    fn internet_status(&self, project: &str) -> Result<String, NetdError>;
+    fn grant(&self, project: &str, entry: &str, secs: u32) -> Result<String, NetdError>;
+    fn revoke(&self, project: &str, entry: &str) -> Result<u32, NetdError>;
+    fn grants(&self, project: &str) -> Result<String, NetdError>;
     #[zbus(property)]
     fn launcher(&self) -> zbus::Result<String>;
     #[zbus(property)]
@@ -144,6 +154,45 @@ impl Client {
     /// The project's log of denied attempts, most recent first.
     pub fn denied(&self, project: &str) -> Result<Vec<Denied>, NetdError> {
         decode_reply(&self.runtime.block_on(self.proxy.denied(project))?)
+    }
+
+    /// Adds resolved addresses to the project's allow sets; returns once the kernel has them.
+    pub fn allow_resolved(&self, update: &ResolvedAddrs) -> Result<(), NetdError> {
+        let body = serde_json::to_string(update).unwrap_or_default();
+        self.runtime.block_on(self.proxy.allow_resolved(&body))
+    }
+
+    /// The project's applied `internet-access` (what its resolver must follow).
+    pub fn internet_entries(&self, project: &str) -> Result<InternetEntries, NetdError> {
+        decode_reply(
+            &self
+                .runtime
+                .block_on(self.proxy.internet_entries(project))?,
+        )
+    }
+
+    /// The project's `internet-access` mode and the size of its allow sets.
+    pub fn internet_status(&self, project: &str) -> Result<InternetStatus, NetdError> {
+        decode_reply(&self.runtime.block_on(self.proxy.internet_status(project))?)
+    }
+
+    /// Grants `entry` to the project for `secs` seconds (`alca network allow NAME --for`).
+    pub fn grant(&self, project: &str, entry: &str, secs: u32) -> Result<GrantInfo, NetdError> {
+        decode_reply(
+            &self
+                .runtime
+                .block_on(self.proxy.grant(project, entry, secs))?,
+        )
+    }
+
+    /// Ends the project's grants of `entry`; how many there were.
+    pub fn revoke(&self, project: &str, entry: &str) -> Result<u32, NetdError> {
+        self.runtime.block_on(self.proxy.revoke(project, entry))
+    }
+
+    /// The project's live grants.
+    pub fn grants(&self, project: &str) -> Result<Vec<GrantInfo>, NetdError> {
+        decode_reply(&self.runtime.block_on(self.proxy.grants(project))?)
     }
 
     /// How the daemon was started; starts it if it is activatable.

@@ -12,6 +12,7 @@ pub mod deny_list;
 pub mod errors;
 pub mod helper_protocol;
 pub mod internet;
+pub mod internet_status;
 pub mod lan;
 pub mod net_spec;
 pub mod probe;

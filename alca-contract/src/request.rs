@@ -3,6 +3,7 @@
 //! Untrusted bytes from any local user pass through here first, so it bounds the size,
 //! refuses unknown fields (the spec derives `deny_unknown_fields`) and runs `validate()`.
 
+use crate::internet::ResolvedAddrs;
 use crate::net_spec::{validate_project_id, NetSpec, SpecError, MAX_REQUEST_BYTES};
 
 /// Why a request was refused; every message says which part is wrong.
@@ -12,6 +13,8 @@ pub enum RequestError {
     TooLarge(usize),
     #[error("request is not a valid network spec: {0}")]
     Json(String),
+    #[error("request is not a valid resolver update (ResolvedAddrs): {0}")]
+    Update(String),
     #[error("invalid network spec: {0}")]
     Spec(#[from] SpecError),
 }
@@ -34,6 +37,17 @@ pub fn decode_project(project: &str) -> Result<&str, RequestError> {
     }
     validate_project_id(project)?;
     Ok(project)
+}
+
+/// Decodes a resolver's update (`AllowResolved`); the engine checks it against the applied spec.
+pub fn decode_resolved(json: &str) -> Result<ResolvedAddrs, RequestError> {
+    if json.len() > MAX_REQUEST_BYTES {
+        return Err(RequestError::TooLarge(json.len()));
+    }
+    let update: ResolvedAddrs =
+        serde_json::from_str(json).map_err(|e| RequestError::Update(truncate(&e.to_string())))?;
+    validate_project_id(&update.project)?;
+    Ok(update)
 }
 
 /// Encodes a spec the way [`decode_spec`] reads it.
@@ -61,6 +75,27 @@ mod tests {
     use proptest::prelude::*;
 
     const GOOD: &str = r#"{"project":"0123456789abcdef","bridge":"alca-0123456789"}"#;
+
+    #[test]
+    fn resolver_updates_are_bounded_and_strict() {
+        let good = r#"{"project":"0123456789abcdef","addrs":[{"entry":0,"addr":"192.88.99.2","ttl_secs":2}]}"#;
+        assert_eq!(decode_resolved(good).unwrap().addrs.len(), 1);
+        let unknown = good.replacen('{', r#"{"nft":"flush ruleset","#, 1);
+        assert!(matches!(
+            decode_resolved(&unknown),
+            Err(RequestError::Update(_))
+        ));
+        let foreign = good.replace("0123456789abcdef", "../../etc");
+        assert!(matches!(
+            decode_resolved(&foreign),
+            Err(RequestError::Spec(_))
+        ));
+        let big = " ".repeat(MAX_REQUEST_BYTES + 1);
+        assert!(matches!(
+            decode_resolved(&big),
+            Err(RequestError::TooLarge(_))
+        ));
+    }
 
     #[test]
     fn accepts_a_valid_spec_and_round_trips() {

@@ -6,6 +6,11 @@
 //! old table live; the next start re-applies the saved one. So the table is always the old or
 //! the new ruleset, and a table of a saved project is never swept as stale.
 
+mod grants;
+mod internet;
+
+pub use grants::{MAX_GRANTS, MAX_GRANT_SECS};
+
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::sync::{Arc, Mutex};
@@ -93,6 +98,8 @@ pub struct Daemon {
     /// The host's on-link prefixes, denied like the private ranges (see [`crate::onlink`]).
     /// `None` until first read: the first reading re-applies nothing (start-up re-applies all).
     onlink: Mutex<Option<Vec<IpNet>>>,
+    /// Time-boxed `internet-access` grants (see `grants`).
+    grants: Mutex<grants::GrantBook>,
 }
 
 impl From<StoreError> for NetdError {
@@ -125,6 +132,7 @@ impl Daemon {
             limits: Limits::default(),
             probing: Arc::default(),
             onlink: Mutex::default(),
+            grants: Mutex::default(),
         }
     }
 
@@ -246,6 +254,7 @@ impl Daemon {
             self.firewall
                 .cut_connections(&saved.spec.bridge, Some(&saved.spec), proxy_changed);
         }
+        self.reinstate_grants(&saved.spec);
         Ok(())
     }
 
@@ -269,6 +278,7 @@ impl Daemon {
             allow: vec![],
             proxy: None,
             dns: vec![],
+            internet: None,
         });
         self.claim_locked(&spec, owner_uid, caller, bridge_present, saved)
     }
@@ -380,6 +390,7 @@ impl Daemon {
         self.firewall
             .apply_project(&delete_batch(project), &bridge, false)?;
         self.firewall.cut_connections(&bridge, None, true);
+        self.forget_grants(project);
         self.store.delete(project)?;
         match ours {
             Some(c) if bridge_present => self.store.save_claim(&Claim {
@@ -875,6 +886,7 @@ mod tests {
             allow: vec![],
             proxy: None,
             dns: vec![],
+            internet: None,
         }
     }
 

@@ -4,6 +4,7 @@
 //! `alca-contract`, the compiler `alca-ruleset`, the netlink writer `alca-kernel`.
 
 pub mod auth;
+pub mod auth_cache;
 pub mod bridge_links;
 pub mod claims;
 pub mod conntrack;

@@ -14,6 +14,7 @@ use alca_contract::probe::{decode_probes, decode_targets};
 use alca_contract::status::ProjectStatus;
 
 use crate::auth::{authorize, caller_uid};
+use crate::auth_cache::SenderCache;
 use crate::bridge_links::{check_bridge, link_kind, LinkKind};
 use crate::daemon::Daemon;
 use crate::netns_probe::{open_on_bridge, open_proc_netns};
@@ -21,12 +22,15 @@ use crate::netns_rules::{open_owned, spec_problem, NetnsRefusal, NetnsRules};
 use crate::quota::{Gate, Permit};
 use alca_contract::errors::NetdError;
 use alca_contract::net_spec::bridge_name;
-use alca_contract::request::{decode_project, decode_spec};
+use alca_contract::request::{decode_project, decode_resolved, decode_spec};
 
 /// The exported object.
 pub struct NetdService {
     daemon: Arc<Daemon>,
     gate: Arc<Gate>,
+    /// `AllowResolved`'s own rate limits and cached authorization (see [`crate::auth_cache`]).
+    resolved_gate: Arc<Gate>,
+    resolver_auth: SenderCache,
     launcher: String,
     /// Projects whose rules live in rootless containers' namespaces, with their sockets.
     netns: Arc<NetnsRules>,
@@ -35,9 +39,15 @@ pub struct NetdService {
 impl NetdService {
     pub fn new(daemon: Arc<Daemon>, launcher: impl Into<String>) -> Self {
         let gate = Gate::new(daemon.limits());
+        let resolved_gate = Gate::new(daemon.limits().for_resolved());
         NetdService {
             daemon,
             gate,
+            resolved_gate,
+            // Filling in the addresses of names the owner's applied spec already allows
+            // widens nothing the owner did not approve (through `Apply`): the read action
+            // (members of `alcatraz`, never a password prompt) is enough.
+            resolver_auth: SenderCache::new(ACTION_READ),
             launcher: launcher.into(),
             netns: Arc::default(),
         }
@@ -101,6 +111,18 @@ fn refused(e: NetnsRefusal, project: &str) -> NetdError {
         NetnsRefusal::NotOwned { .. } => NetdError::NotOwner(msg),
         _ => NetdError::InvalidRequest(msg),
     }
+}
+
+/// A short string argument (a grant's entry): bounded before anything parses it.
+fn bounded_arg(arg: &str) -> Result<(), NetdError> {
+    const MAX_ARG: usize = 512;
+    if arg.len() > MAX_ARG {
+        return Err(NetdError::invalid(format!(
+            "argument is {} bytes, more than the limit of {MAX_ARG}",
+            arg.len()
+        )));
+    }
+    Ok(())
 }
 
 #[interface(name = "io.github.alcatraz.Netd1")]
@@ -262,6 +284,15 @@ impl NetdService {
         if let Some(problem) = spec_problem(&spec) {
             return Err(NetdError::invalid(problem));
         }
+        // The in-namespace ruleset has no resolver path or allow sets yet: refuse rather than
+        // leave the internet open that the project asked to limit.
+        if spec.internet.is_some() {
+            return Err(NetdError::invalid(format!(
+                "internet: network.internet-access is not supported for rootless containers \
+                 yet (project {}); use a rootful runtime or internet-access = [\"*\"]",
+                spec.project
+            )));
+        }
         let target = open_owned(pid, uid).map_err(|e| refused(e, &spec.project))?;
         tracing::info!(uid, project = %spec.project, pid, "apply in netns");
         let netns = Arc::clone(&self.netns);
@@ -300,6 +331,104 @@ impl NetdService {
     ) -> Result<String, NetdError> {
         self.query(conn, &header, project, |e, p, uid| e.denied(p, uid))
             .await
+    }
+
+    /// Adds the addresses the project's resolver found for names its `internet-access` list
+    /// allows (`update`: a ResolvedAddrs as JSON) to the project's allow sets, each expiring
+    /// after its bounded TTL. Replies once the kernel holds them, so the resolver may then
+    /// answer the container. Only the project's owner (or root) may.
+    async fn allow_resolved(
+        &self,
+        update: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), NetdError> {
+        let uid = self.resolver_auth.authorize(conn, &header).await?;
+        let _permit = self.resolved_gate.admit(uid)?;
+        let update = decode_resolved(&update).map_err(NetdError::invalid)?;
+        self.run(move |e| e.allow_resolved(&update, uid).map(drop))
+            .await
+    }
+
+    /// The applied `internet-access` of one of the caller's projects, as JSON
+    /// (`{"internet": InternetSpec or null}`): what the project's resolver must follow.
+    #[zbus(out_args("entries_json"))]
+    async fn internet_entries(
+        &self,
+        project: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, NetdError> {
+        self.query(conn, &header, project, |e, p, uid| {
+            e.internet_entries(p, uid)
+        })
+        .await
+    }
+
+    /// Grants `entry` (an `internet-access` entry: a name, `*.name` or one address, with an
+    /// optional port) to one of the caller's projects for `secs` seconds (at most a day); the
+    /// kernel ends it. Returns the grant as JSON (index, entry, remaining_secs).
+    #[zbus(out_args("grant_json"))]
+    async fn grant(
+        &self,
+        project: String,
+        entry: String,
+        secs: u32,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, NetdError> {
+        let (uid, _permit) = self.admit(conn, &header, ACTION_APPLY).await?;
+        decode_project(&project).map_err(NetdError::invalid)?;
+        bounded_arg(&entry)?;
+        tracing::info!(uid, project = %project, entry = %entry, secs, "grant");
+        let grant = self
+            .run(move |e| e.grant(&project, &entry, secs, uid))
+            .await?;
+        Ok(to_json(&grant))
+    }
+
+    /// Ends the grants of `entry` of one of the caller's projects now; how many there were.
+    #[zbus(out_args("revoked"))]
+    async fn revoke(
+        &self,
+        project: String,
+        entry: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<u32, NetdError> {
+        let (uid, _permit) = self.admit(conn, &header, ACTION_APPLY).await?;
+        decode_project(&project).map_err(NetdError::invalid)?;
+        bounded_arg(&entry)?;
+        tracing::info!(uid, project = %project, entry = %entry, "revoke");
+        let n = self.run(move |e| e.revoke(&project, &entry, uid)).await?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    /// The live grants of one of the caller's projects, as JSON.
+    #[zbus(out_args("grants_json"))]
+    async fn grants(
+        &self,
+        project: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, NetdError> {
+        self.query(conn, &header, project, |e, p, uid| e.grants(p, uid))
+            .await
+    }
+
+    /// The `internet-access` mode of one of the caller's projects, its entries and the number
+    /// of addresses in its allow sets, as JSON.
+    #[zbus(out_args("status_json"))]
+    async fn internet_status(
+        &self,
+        project: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, NetdError> {
+        self.query(conn, &header, project, |e, p, uid| {
+            e.internet_status(p, uid)
+        })
+        .await
     }
 
     /// How this daemon was started: `systemd`, `D-Bus activation` or `manual`.

@@ -285,6 +285,7 @@ mod tests {
                 allow: vec![],
                 proxy: None,
                 dns: vec![],
+                internet: None,
             },
         }
     }

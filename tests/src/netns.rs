@@ -471,7 +471,7 @@ pub const GOLDEN_TABLE: &str = "alca-0123456789abcdef0123456789abcdef";
 
 /// The text of the compiler's golden batch `name`.
 /// Every golden batch of the compiler (alca-netd/tests/golden), but `delete`.
-pub const GOLDEN_CASES: [&str; 9] = [
+pub const GOLDEN_CASES: [&str; 13] = [
     "default",
     "allow_all",
     "allow_all_proxy",
@@ -481,6 +481,10 @@ pub const GOLDEN_CASES: [&str; 9] = [
     "proxy_v4",
     "proxy_v6",
     "onlink",
+    "internet",
+    "internet_none",
+    "internet_proxy",
+    "internet_lan_open",
 ];
 
 pub fn golden(name: &str) -> String {

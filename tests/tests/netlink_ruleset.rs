@@ -80,6 +80,7 @@ fn more_batches() -> Vec<String> {
             "10.255.255.53".parse().unwrap(),
             "fd00::53".parse().unwrap(),
         ],
+        internet: None,
     };
     let mut most = base.clone();
     most.allow = (0..alca_contract::net_spec::MAX_ALLOW_RULES)

@@ -109,6 +109,7 @@ fn spec(project: &str, allow_all: bool) -> NetSpec {
         allow: vec![],
         proxy: None,
         dns: vec![],
+        internet: None,
     }
 }
 

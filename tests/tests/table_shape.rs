@@ -96,6 +96,7 @@ fn status_sees_an_inserted_accept_rule_and_an_emptied_table() {
         allow: vec![],
         proxy: None,
         dns: vec![],
+        internet: None,
     };
     let status = |ns: &ScratchNs, daemon: &std::sync::Arc<Daemon>| {
         let (daemon, project) = (daemon.clone(), project.clone());
