@@ -109,6 +109,7 @@ mod tests {
             lan_access: lan.iter().map(|s| parse_lan_entry(s).unwrap()).collect(),
             proxy_raw: proxy.map(String::from),
             proxy: proxy.map(|p| parse_proxy(p).unwrap()),
+            ..Network::default()
         };
         c
     }
