@@ -1,0 +1,23 @@
+//! Where the resolver sends the addresses of an allowed answer before it answers: the daemon
+//! (`AllowResolved` over D-Bus) in the product, a recorder in tests. The answer waits for the
+//! sink's success; any error turns it into SERVFAIL.
+
+use std::future::Future;
+
+use alca_netd::internet::ResolvedAddrs;
+
+/// Why the addresses could not be allowed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SinkError {
+    /// The daemon answered and said no (bad address, unknown project, not the owner, …).
+    #[error("the network daemon refused the addresses: {0}")]
+    Refused(String),
+    /// The daemon could not be asked (not running, bus gone, timeout).
+    #[error("the network daemon is unreachable: {0}")]
+    Unreachable(String),
+}
+
+/// Adds resolved addresses to the project's kernel allow sets; returns once they are there.
+pub trait AllowSink: Send + Sync + Unpin + 'static {
+    fn allow(&self, update: ResolvedAddrs) -> impl Future<Output = Result<(), SinkError>> + Send;
+}
