@@ -71,6 +71,7 @@ fn default_spec(project: &str) -> NetSpec {
         allow: vec![],
         proxy: None,
         dns: vec![],
+        internet: None,
     }
 }
 

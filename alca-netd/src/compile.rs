@@ -10,7 +10,10 @@
 //!   original destination. Its only rule jumps to `isolate` for packets arriving on the
 //!   project's bridge: a container cannot choose its ingress bridge, so spoofed source
 //!   addresses gain nothing and a new container IP after a restart changes nothing;
-//! * base chain `proxy` (nat, priority dstnat - 10): DNAT of the bridge's TCP to the proxy;
+//! * base chain `proxy` (nat, priority dstnat - 10): DNAT of the bridge's TCP to the proxy
+//!   (named `dns` when only `internet-access` needs it), after the DNAT of DNS to the
+//!   project's resolver;
+//! * with `internet-access`: the timed allow sets `inet4_N`/`inet6_N` (see `internet`);
 //! * sets `denied*`, `probe*`, `fence*`, `passed*` and base chains `verify_in`/`verify_fwd`
 //!   (input/forward, priority -200) jumping to `verify`: the bounded log of denied attempts and
 //!   the probe fence of `alca network verify` (see `observe`).
@@ -23,6 +26,7 @@
 mod deny;
 mod expr;
 mod filter;
+mod internet;
 mod observe;
 mod owner;
 mod proxy;
@@ -37,6 +41,9 @@ use serde_json::{json, Value};
 use crate::spec::{table_name, NetSpec};
 
 pub use deny::{deny_nets, deny_nets_with};
+pub use internet::{
+    allow_groups, allow_set_for, allow_set_name, AllowGroup, ALLOW_SET_SIZE, DNS_NAT_CHAIN,
+};
 pub use observe::*;
 pub use owner::{owner_uid, OWNER_SET};
 
@@ -94,8 +101,11 @@ pub fn replace_batch_on(
     cmds.push(owner::owner_set(&name, owner_uid));
     let filter = filter::isolate_rules(spec);
     if !filter.is_empty() {
-        if !spec.allow_all {
+        if !spec.allow_all || spec.internet.is_some() {
             cmds.extend(deny::deny_sets(&name, onlink).into_iter().map(add));
+        }
+        if let Some(net) = &spec.internet {
+            cmds.extend(internet::allow_sets(&name, net));
         }
         cmds.extend(observe::observe_sets(&name));
         cmds.push(add(base_chain(
@@ -124,14 +134,25 @@ pub fn replace_batch_on(
             cmds.push(add(base_chain(&name, chain, kind)));
         }
     }
-    let nat = spec
-        .proxy
-        .map(|proxy| proxy::proxy_rules(spec, proxy))
+    let mut nat = spec
+        .internet
+        .as_ref()
+        .map(|net| internet::dns_nat_rules(&spec.bridge, net.resolver))
         .unwrap_or_default();
+    nat.extend(
+        spec.proxy
+            .map(|proxy| proxy::proxy_rules(spec, proxy))
+            .unwrap_or_default(),
+    );
+    let nat_chain = if spec.proxy.is_some() {
+        PROXY_CHAIN
+    } else {
+        DNS_NAT_CHAIN
+    };
     if !nat.is_empty() {
         cmds.push(add(base_chain(
             &name,
-            PROXY_CHAIN,
+            nat_chain,
             (NfHook::Prerouting, NfChainType::NAT, PROXY_PRIORITY),
         )));
     }
@@ -165,7 +186,7 @@ pub fn replace_batch_on(
     }
     cmds.extend(
         nat.into_iter()
-            .map(|r| add(expr::rule(&name, PROXY_CHAIN, r))),
+            .map(|r| add(expr::rule(&name, nat_chain, r))),
     );
     json!({ "nftables": cmds })
 }

@@ -280,6 +280,7 @@ impl Engine {
             allow: vec![],
             proxy: None,
             dns: vec![],
+            internet: None,
         });
         self.claim_locked(&spec, owner_uid, caller, bridge_present, saved)
     }
@@ -853,6 +854,7 @@ mod tests {
             allow: vec![],
             proxy: None,
             dns: vec![],
+            internet: None,
         }
     }
 

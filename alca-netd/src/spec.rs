@@ -7,6 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
+use crate::internet::{InternetError, InternetSpec};
 use crate::lan::AllowRule;
 
 /// Largest encoded request the daemon reads.
@@ -40,6 +41,10 @@ pub struct NetSpec {
     /// Resolver addresses (on the host side of the bridge) that may be reached on port 53.
     #[serde(default)]
     pub dns: Vec<IpAddr>,
+    /// `network.internet-access` when it is not `["*"]`: DNS only to the project's resolver and
+    /// the internet only to the listed destinations. `None` (the default) leaves the internet open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internet: Option<InternetSpec>,
 }
 
 /// Why a request was refused; each message names the field.
@@ -59,6 +64,8 @@ pub enum SpecError {
     ProxyPort,
     #[error("proxy: {0} {1}")]
     ProxyAddress(IpAddr, &'static str),
+    #[error("{0}")]
+    Internet(#[from] InternetError),
 }
 
 impl NetSpec {
@@ -93,6 +100,9 @@ impl NetSpec {
             if let Some(problem) = proxy_address_problem(proxy.ip()) {
                 return Err(SpecError::ProxyAddress(proxy.ip(), problem));
             }
+        }
+        if let Some(internet) = &self.internet {
+            internet.validate()?;
         }
         Ok(())
     }
@@ -167,6 +177,7 @@ pub(crate) fn sample_spec() -> NetSpec {
         allow: vec![],
         proxy: None,
         dns: vec![],
+        internet: None,
     }
 }
 
@@ -246,6 +257,28 @@ mod tests {
         assert_eq!(resolvers_from_resolv_conf(text), want);
         let many = "nameserver 10.0.0.1\n".repeat(MAX_DNS + 3);
         assert_eq!(resolvers_from_resolv_conf(&many).len(), MAX_DNS);
+    }
+
+    #[test]
+    fn checks_the_internet_part_and_keeps_the_old_wire_form_without_it() {
+        let mut s = spec();
+        s.internet = Some(InternetSpec {
+            entries: vec![crate::internet::parse_internet_entry("allowed.test:8080").unwrap()],
+            resolver: "10.89.0.1:5353".parse().unwrap(),
+            ttl_floor_secs: 30,
+            ttl_max_secs: 3600,
+        });
+        assert_eq!(s.validate(), Ok(()));
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(serde_json::from_str::<NetSpec>(&json).unwrap(), s);
+        s.internet.as_mut().unwrap().resolver = "0.0.0.0:53".parse().unwrap();
+        let err = s.validate().unwrap_err();
+        assert!(matches!(
+            err,
+            SpecError::Internet(InternetError::Resolver(_))
+        ));
+        assert!(err.to_string().starts_with("internet.resolver:"), "{err}");
+        assert!(!serde_json::to_string(&spec()).unwrap().contains("internet"));
     }
 
     #[test]

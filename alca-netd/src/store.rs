@@ -286,6 +286,7 @@ mod tests {
                 allow: vec![],
                 proxy: None,
                 dns: vec![],
+                internet: None,
             },
         }
     }

@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 use alca_netd::compile::{
     delete_batch, owner_uid, replace_batch, replace_batch_for, replace_batch_on, HostQuirks,
 };
+use alca_netd::internet::{parse_internet_entry, InternetSpec};
 use alca_netd::{AllowRule, NetSpec, Proto};
 use serde_json::Value;
 
@@ -26,6 +27,7 @@ fn spec() -> NetSpec {
         allow: vec![],
         proxy: None,
         dns: vec![],
+        internet: None,
     }
 }
 
@@ -65,8 +67,43 @@ fn cases() -> Vec<(&'static str, Value)> {
         "10.255.255.53".parse().expect("addr"),
         "fd00::53".parse().expect("addr"),
     ];
+    let internet_spec = |entries: &[&str]| InternetSpec {
+        entries: entries
+            .iter()
+            .map(|e| parse_internet_entry(e).expect("test entry"))
+            .collect(),
+        resolver: "172.20.0.1:5353".parse().expect("addr"),
+        ttl_floor_secs: 30,
+        ttl_max_secs: 3600,
+    };
+    let mut internet = spec();
+    internet.allow = vec![allow("10.99.0.2/32", None, None)];
+    internet.dns = vec!["10.255.255.53".parse().expect("addr")];
+    internet.internet = Some(internet_spec(&[
+        "allowed.test:8080",
+        "*.wild.test",
+        "udp://quic.test:443",
+        "b.test:8080",
+        "192.88.99.0/24",
+        "tcp://[2001:db8::2]:22",
+        "udp://198.51.100.7:*",
+    ]));
+    let mut no_internet = spec();
+    no_internet.internet = Some(internet_spec(&[]));
+    let mut internet_proxy = internet.clone();
+    internet_proxy.proxy = Some("10.99.0.1:15001".parse().expect("addr"));
+    let mut internet_lan_open = spec();
+    internet_lan_open.allow_all = true;
+    internet_lan_open.internet = Some(internet_spec(&["allowed.test"]));
     vec![
         ("default", replace_batch(&default, OWNER)),
+        ("internet", replace_batch(&internet, OWNER)),
+        ("internet_none", replace_batch(&no_internet, OWNER)),
+        ("internet_proxy", replace_batch(&internet_proxy, OWNER)),
+        (
+            "internet_lan_open",
+            replace_batch(&internet_lan_open, OWNER),
+        ),
         ("allow_rules", replace_batch(&allows, OWNER)),
         ("allow_all", replace_batch(&all, OWNER)),
         ("allow_all_proxy", replace_batch(&all_proxy, OWNER)),

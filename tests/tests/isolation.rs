@@ -83,6 +83,7 @@ impl Project {
                 allow: vec![],
                 proxy: None,
                 dns: vec![],
+                internet: None,
             },
             network,
             gateway4: format!("172.29.{}.1", 200 + u16::from(k)),

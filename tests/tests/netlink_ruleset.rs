@@ -80,6 +80,7 @@ fn more_batches() -> Vec<String> {
             "10.255.255.53".parse().unwrap(),
             "fd00::53".parse().unwrap(),
         ],
+        internet: None,
     };
     let mut most = base.clone();
     most.allow = (0..alca_netd::spec::MAX_ALLOW_RULES)
@@ -110,6 +111,10 @@ fn every_golden_batch_loads_the_same_table_over_netlink_as_through_nft() {
         "flowtable_guard",
         "proxy_v4",
         "proxy_v6",
+        "internet",
+        "internet_none",
+        "internet_proxy",
+        "internet_lan_open",
     ];
     let texts = cases.iter().map(|c| (c.to_string(), golden(c)));
     let more = more_batches().into_iter().enumerate();

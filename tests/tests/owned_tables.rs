@@ -121,6 +121,7 @@ fn spec(project: &str, allow_all: bool) -> NetSpec {
         allow: vec![],
         proxy: None,
         dns: vec![],
+        internet: None,
     }
 }
 

@@ -180,6 +180,17 @@ pub(super) fn dport(proto: Option<Proto>, port: u16) -> Statement<'static> {
     )
 }
 
+/// The protocol and port matches of an allow entry: `tcp|udp dport N`, `meta l4proto P`, or
+/// `meta l4proto { tcp, udp } th dport N` for a port without a protocol; nothing for neither.
+pub(super) fn proto_port(proto: Option<Proto>, port: Option<u16>) -> Stmts {
+    match (proto, port) {
+        (Some(proto), Some(port)) => vec![dport(Some(proto), port)],
+        (Some(proto), None) => vec![l4proto(proto)],
+        (None, Some(port)) => vec![l4proto_tcp_or_udp(), dport(None, port)],
+        (None, None) => vec![],
+    }
+}
+
 /// `iifname NAME`.
 pub(super) fn iifname(name: &str) -> Statement<'static> {
     eq(meta(MetaKey::Iifname), str_expr(name))
@@ -194,6 +205,16 @@ pub(super) fn ct_established_or_related() -> Statement<'static> {
     }));
     let flags = Expression::List(vec![str_expr("established"), str_expr("related")]);
     matches(state, Operator::IN, flags)
+}
+
+/// `ct state { new }`: the first packet of a connection, the one the nat hook sees.
+pub(super) fn ct_new() -> Statement<'static> {
+    let state = Expression::Named(NamedExpression::CT(CT {
+        key: Cow::Borrowed("state"),
+        family: None,
+        dir: None,
+    }));
+    matches(state, Operator::IN, Expression::List(vec![str_expr("new")]))
 }
 
 /// `icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } ip6 hoplimit 255`: neighbour

@@ -3,7 +3,7 @@
 //! Order: replies of existing connections, neighbour discovery, the cross-family TCP refusal
 //! of a proxied project, the user's allow rules, DNS, the proxy itself, then the deny sets and
 //! the host's own addresses. Whatever is left (the internet) returns to the base chain, whose
-//! policy accepts it.
+//! policy accepts it, unless `internet-access` limits it (see `internet`).
 
 use std::net::SocketAddr;
 
@@ -14,6 +14,7 @@ use crate::spec::NetSpec;
 
 use super::deny::{DENY4_SET, DENY6_SET};
 use super::expr::*;
+use super::internet;
 use super::observe::log_denied;
 use super::ISOLATE_CHAIN;
 
@@ -30,7 +31,8 @@ pub(super) fn jump_from_bridge_to(bridge: &str, chain: &str) -> CommentedRule {
 /// All rules of the `isolate` chain; empty when the project needs no filtering at all
 /// (`allow_all` without a proxy).
 pub(super) fn isolate_rules(spec: &NetSpec) -> Vec<CommentedRule> {
-    if spec.allow_all && spec.proxy.is_none() {
+    let net = spec.internet.as_ref();
+    if spec.allow_all && spec.proxy.is_none() && net.is_none() {
         return Vec::new();
     }
     let mut rules = vec![CommentedRule::new(vec![
@@ -40,14 +42,26 @@ pub(super) fn isolate_rules(spec: &NetSpec) -> Vec<CommentedRule> {
     if let Some(proxy) = spec.proxy {
         rules.push(cross_family_tcp_refusal(proxy));
     }
+    rules.extend(net.map(internet::dns_to_resolver));
     if spec.allow_all {
+        if let Some(net) = net {
+            rules.extend(spec.proxy.map(proxy_allow));
+            rules.extend(internet::lan_open());
+            rules.extend(internet::internet_rules(net));
+        }
         return rules;
     }
     let mut nd = neighbour_discovery();
     nd.push(accept());
     rules.push(CommentedRule::new(nd));
     rules.extend(spec.allow.iter().map(allow_rule));
-    rules.extend(spec.dns.iter().map(|ip| {
+    // With `internet-access`, DNS goes only to the project's resolver (above).
+    let resolvers = if net.is_some() {
+        &[][..]
+    } else {
+        &spec.dns[..]
+    };
+    rules.extend(resolvers.iter().map(|ip| {
         CommentedRule::commented(
             vec![
                 daddr_ip(*ip),
@@ -62,6 +76,7 @@ pub(super) fn isolate_rules(spec: &NetSpec) -> Vec<CommentedRule> {
         rules.push(proxy_allow(proxy));
     }
     rules.extend(deny_rules());
+    rules.extend(net.map(internet::internet_rules).unwrap_or_default());
     rules
 }
 
@@ -70,15 +85,7 @@ pub(super) fn isolate_rules(spec: &NetSpec) -> Vec<CommentedRule> {
 /// a plain `IP:port` into TCP only, as upstream does.
 fn allow_rule(rule: &AllowRule) -> CommentedRule {
     let mut stmts = vec![daddr_is(rule.net)];
-    match (rule.proto, rule.port) {
-        (Some(proto), Some(port)) => stmts.push(dport(Some(proto), port)),
-        (Some(proto), None) => stmts.push(l4proto(proto)),
-        (None, Some(port)) => {
-            stmts.push(l4proto_tcp_or_udp());
-            stmts.push(dport(None, port));
-        }
-        (None, None) => {}
-    }
+    stmts.extend(proto_port(rule.proto, rule.port));
     stmts.push(accept());
     CommentedRule::commented(stmts, format!("lan-access {}", describe(rule)))
 }

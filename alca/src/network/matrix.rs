@@ -388,6 +388,7 @@ mod tests {
             allow: vec![],
             proxy: None,
             dns: vec![],
+            internet: None,
         }
     }
 

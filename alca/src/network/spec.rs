@@ -87,6 +87,7 @@ pub fn build(
             .collect(),
         proxy: net.proxy.as_ref().map(|p| p.resolve(resolve_ip)),
         dns,
+        internet: None,
     };
     spec.validate()?;
     Ok(spec)
