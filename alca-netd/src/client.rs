@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use zbus::proxy;
 
-use crate::engine::ProjectStatus;
+use crate::engine::{InternetEntries, InternetStatus, ProjectStatus};
 use crate::errors::NetdError;
+use crate::internet::ResolvedAddrs;
 use crate::netns_probe::ProbeReport;
 use crate::observe::{Denied, Key, LiveCheck, Outcome, Probe};
 use crate::request::encode_spec;
@@ -33,6 +34,11 @@ pub trait Netd1 {
         targets_json: &str,
     ) -> Result<String, NetdError>;
     fn denied(&self, project: &str) -> Result<String, NetdError>;
+    /// The resolver's update (a [`ResolvedAddrs`] as JSON); async callers (the project's
+    /// resolver) use this proxy method directly, on one long-lived connection.
+    fn allow_resolved(&self, update: &str) -> Result<(), NetdError>;
+    fn internet_entries(&self, project: &str) -> Result<String, NetdError>;
+    fn internet_status(&self, project: &str) -> Result<String, NetdError>;
     #[zbus(property)]
     fn launcher(&self) -> zbus::Result<String>;
     #[zbus(property)]
@@ -130,6 +136,26 @@ impl Client {
     /// The project's log of denied attempts, most recent first.
     pub fn denied(&self, project: &str) -> Result<Vec<Denied>, NetdError> {
         decode_reply(&self.runtime.block_on(self.proxy.denied(project))?)
+    }
+
+    /// Adds resolved addresses to the project's allow sets; returns once the kernel has them.
+    pub fn allow_resolved(&self, update: &ResolvedAddrs) -> Result<(), NetdError> {
+        let body = serde_json::to_string(update).unwrap_or_default();
+        self.runtime.block_on(self.proxy.allow_resolved(&body))
+    }
+
+    /// The project's applied `internet-access` (what its resolver must follow).
+    pub fn internet_entries(&self, project: &str) -> Result<InternetEntries, NetdError> {
+        decode_reply(
+            &self
+                .runtime
+                .block_on(self.proxy.internet_entries(project))?,
+        )
+    }
+
+    /// The project's `internet-access` mode and the size of its allow sets.
+    pub fn internet_status(&self, project: &str) -> Result<InternetStatus, NetdError> {
+        decode_reply(&self.runtime.block_on(self.proxy.internet_status(project))?)
     }
 
     /// How the daemon was started; starts it if it is activatable.

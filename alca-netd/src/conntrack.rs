@@ -8,7 +8,9 @@
 //! A project's connections are those whose original source is on its bridge's subnets (the
 //! bridge's own addresses, read with `getifaddrs`). What the new rules refuse follows the
 //! compiled ruleset's order ([`crate::compile`]): the allow rules, the resolvers on port 53,
-//! then the deny sets and the host's own addresses; the rest (the internet) stays allowed. A
+//! then the deny sets and the host's own addresses; the rest (the internet) stays allowed, or
+//! with `internet-access` only what an address entry allows (and every DNS connection, which
+//! must start again at the project's resolver). A
 //! proxied project's TCP is sent to the proxy, so when the proxy changes every TCP connection
 //! of the project is cut. After a Remove every connection of the bridge is cut.
 
@@ -18,6 +20,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use crate::compile::deny_nets;
+use crate::internet::{InternetSpec, InternetTarget};
 use crate::lan::Proto;
 use crate::nfnl::{self, attributes, messages, Attr, Message, HEADERS, NLM_F_ACK, NLM_F_DUMP};
 use crate::nfnl::{NLMSG_DONE, NLMSG_ERROR, NLM_F_REQUEST};
@@ -57,14 +60,31 @@ pub struct Tuple {
 /// Whether `spec`'s rules refuse a new connection to `t` (see the module's note); `local`:
 /// the host's own addresses.
 pub fn refused(spec: &NetSpec, t: &Tuple, local: &[IpAddr]) -> bool {
-    if spec.allow_all {
-        return false;
-    }
     let proto = match t.proto {
         IPPROTO_TCP => Some(Proto::Tcp),
         IPPROTO_UDP => Some(Proto::Udp),
         _ => None,
     };
+    let lan = || {
+        deny_nets(t.dst.is_ipv6())
+            .iter()
+            .any(|net: &IpNet| net.contains(&t.dst))
+            || local.contains(&t.dst)
+    };
+    if let Some(net) = &spec.internet {
+        // New DNS goes to the project's resolver: every DNS connection starts again there.
+        if proto.is_some() && t.dport == 53 {
+            return true;
+        }
+        // The internet is refused but for the address entries (the allow sets of the domain
+        // entries start empty with the new rules: their connections start again too).
+        if !lan() && !internet_address_allows(net, t, proto) {
+            return true;
+        }
+    }
+    if spec.allow_all {
+        return false;
+    }
     let allowed = spec.allow.iter().any(|rule| {
         rule.net.contains(&t.dst)
             && rule.proto.is_none_or(|p| Some(p) == proto)
@@ -76,10 +96,20 @@ pub fn refused(spec: &NetSpec, t: &Tuple, local: &[IpAddr]) -> bool {
     if allowed || dns {
         return false;
     }
-    deny_nets(t.dst.is_ipv6())
-        .iter()
-        .any(|net: &IpNet| net.contains(&t.dst))
-        || local.contains(&t.dst)
+    lan()
+}
+
+/// Whether an address entry of `internet-access` lets a TCP or UDP connection to `t` through.
+fn internet_address_allows(net: &InternetSpec, t: &Tuple, proto: Option<Proto>) -> bool {
+    proto.is_some()
+        && net.entries.iter().any(|e| match e.target {
+            InternetTarget::Net(n) => {
+                n.contains(&t.dst)
+                    && e.proto.is_none_or(|p| Some(p) == proto)
+                    && e.port.is_none_or(|port| port == t.dport)
+            }
+            InternetTarget::Domain { .. } => false,
+        })
 }
 
 /// The subnets of `bridge` (empty when it does not exist) and every local address.
@@ -298,6 +328,38 @@ mod tests {
             &tuple("10.99.0.2", IPPROTO_TCP, 22),
             &local
         ));
+    }
+
+    #[test]
+    fn with_internet_access_only_address_entries_keep_internet_connections() {
+        let mut spec = crate::spec::sample_spec();
+        spec.allow_all = true;
+        spec.internet = Some(InternetSpec {
+            entries: ["allowed.test", "192.88.99.0/24:443"]
+                .iter()
+                .map(|e| crate::internet::parse_internet_entry(e).unwrap())
+                .collect(),
+            resolver: "172.29.0.1:5353".parse().unwrap(),
+            ttl_floor_secs: 30,
+            ttl_max_secs: 3600,
+        });
+        let local: Vec<IpAddr> = vec!["192.0.2.7".parse().unwrap()];
+        let cut = |dst, proto, port| refused(&spec, &tuple(dst, proto, port), &local);
+        assert!(!cut("192.88.99.2", IPPROTO_TCP, 443));
+        assert!(
+            cut("192.88.99.2", IPPROTO_UDP, 443),
+            "the entry is TCP only"
+        );
+        assert!(cut("192.88.99.2", IPPROTO_TCP, 80));
+        assert!(cut("93.184.216.34", IPPROTO_TCP, 443), "a name's address");
+        assert!(
+            cut("10.99.0.2", IPPROTO_UDP, 53),
+            "DNS starts again at the resolver"
+        );
+        assert!(
+            !cut("10.99.0.2", IPPROTO_TCP, 22),
+            "the LAN is open with allow_all"
+        );
     }
 
     #[test]

@@ -6,6 +6,10 @@
 //! old table live; the next start re-applies the saved one. So the table is always the old or
 //! the new ruleset, and a table of a saved project is never swept as stale.
 
+mod internet;
+
+pub use internet::{InternetEntries, InternetStatus};
+
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::sync::{Arc, Mutex};

@@ -2,6 +2,7 @@
 //! its parser and validator, and the pure compiler from spec to nftables JSON.
 
 pub mod auth;
+pub mod auth_cache;
 pub mod claims;
 pub mod client;
 pub mod compile;

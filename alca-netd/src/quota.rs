@@ -37,6 +37,11 @@ pub struct Limits {
     pub in_flight_per_user: usize,
     /// Calls being served at the same time, all users together.
     pub in_flight: usize,
+    /// `AllowResolved` calls (one per DNS answer of a project's resolver) a user may make per
+    /// second on average, and at once after a quiet time: a bucket of their own, so that
+    /// browsing-like bursts of lookups neither starve nor are starved by the other calls.
+    pub resolved_per_second: u32,
+    pub resolved_burst: u32,
 }
 
 impl Default for Limits {
@@ -48,6 +53,21 @@ impl Default for Limits {
             burst: 40,
             in_flight_per_user: 4,
             in_flight: 32,
+            resolved_per_second: 500,
+            resolved_burst: 1000,
+        }
+    }
+}
+
+impl Limits {
+    /// The limits of the `AllowResolved` gate: its own rate and bucket, and room for one
+    /// update in flight per CPU-bound worker of a few resolvers.
+    pub fn for_resolved(&self) -> Limits {
+        Limits {
+            calls_per_second: self.resolved_per_second,
+            burst: self.resolved_burst,
+            in_flight_per_user: self.in_flight_per_user * 4,
+            ..*self
         }
     }
 }
@@ -232,6 +252,8 @@ mod tests {
             burst: 3,
             in_flight_per_user: 2,
             in_flight: 3,
+            resolved_per_second: 100,
+            resolved_burst: 50,
         }
     }
 

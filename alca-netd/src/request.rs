@@ -3,6 +3,7 @@
 //! Untrusted bytes from any local user pass through here first, so it bounds the size,
 //! refuses unknown fields (the spec derives `deny_unknown_fields`) and runs `validate()`.
 
+use crate::internet::ResolvedAddrs;
 use crate::spec::{validate_project_id, NetSpec, SpecError, MAX_REQUEST_BYTES};
 
 /// Why a request was refused; every message says which part is wrong.
@@ -34,6 +35,17 @@ pub fn decode_project(project: &str) -> Result<&str, RequestError> {
     }
     validate_project_id(project)?;
     Ok(project)
+}
+
+/// Decodes a resolver's update (`AllowResolved`); the engine checks it against the applied spec.
+pub fn decode_resolved(json: &str) -> Result<ResolvedAddrs, RequestError> {
+    if json.len() > MAX_REQUEST_BYTES {
+        return Err(RequestError::TooLarge(json.len()));
+    }
+    let update: ResolvedAddrs =
+        serde_json::from_str(json).map_err(|e| RequestError::Json(truncate(&e.to_string())))?;
+    validate_project_id(&update.project)?;
+    Ok(update)
 }
 
 /// Encodes a spec the way [`decode_spec`] reads it.

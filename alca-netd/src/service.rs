@@ -10,13 +10,14 @@ use zbus::message::Header;
 use zbus::{interface, Connection};
 
 use crate::auth::{authorize, caller_uid, ACTION_APPLY, ACTION_READ, ACTION_REMOVE};
+use crate::auth_cache::SenderCache;
 use crate::engine::{Engine, ProjectStatus};
 use crate::errors::NetdError;
 use crate::links::{check_bridge, link_kind, LinkKind};
 use crate::netns_probe::{decode_targets, open_on_bridge, open_proc_netns};
 use crate::observe::decode_probes;
 use crate::quota::{Gate, Permit};
-use crate::request::{decode_project, decode_spec};
+use crate::request::{decode_project, decode_resolved, decode_spec};
 use crate::spec::bridge_name;
 
 /// Well-known bus name the daemon owns on the system bus.
@@ -30,15 +31,24 @@ pub const INTERFACE: &str = "io.github.alcatraz.Netd1";
 pub struct NetdService {
     engine: Arc<Engine>,
     gate: Arc<Gate>,
+    /// `AllowResolved`'s own rate limits and cached authorization (see [`crate::auth_cache`]).
+    resolved_gate: Arc<Gate>,
+    resolver_auth: SenderCache,
     launcher: String,
 }
 
 impl NetdService {
     pub fn new(engine: Arc<Engine>, launcher: impl Into<String>) -> Self {
         let gate = Gate::new(engine.limits());
+        let resolved_gate = Gate::new(engine.limits().for_resolved());
         NetdService {
             engine,
             gate,
+            resolved_gate,
+            // Filling in the addresses of names the owner's applied spec already allows
+            // widens nothing the owner did not approve (through `Apply`): the read action
+            // (members of `alcatraz`, never a password prompt) is enough.
+            resolver_auth: SenderCache::new(ACTION_READ),
             launcher: launcher.into(),
         }
     }
@@ -246,6 +256,53 @@ impl NetdService {
     ) -> Result<String, NetdError> {
         self.query(conn, &header, project, |e, p, uid| e.denied(p, uid))
             .await
+    }
+
+    /// Adds the addresses the project's resolver found for names its `internet-access` list
+    /// allows (`update`: a ResolvedAddrs as JSON) to the project's allow sets, each expiring
+    /// after its bounded TTL. Replies once the kernel holds them, so the resolver may then
+    /// answer the container. Only the project's owner (or root) may.
+    async fn allow_resolved(
+        &self,
+        update: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), NetdError> {
+        let uid = self.resolver_auth.authorize(conn, &header).await?;
+        let _permit = self.resolved_gate.admit(uid)?;
+        let update = decode_resolved(&update).map_err(invalid)?;
+        self.run(move |e| e.allow_resolved(&update, uid).map(drop))
+            .await
+    }
+
+    /// The applied `internet-access` of one of the caller's projects, as JSON
+    /// (`{"internet": InternetSpec or null}`): what the project's resolver must follow.
+    #[zbus(out_args("entries_json"))]
+    async fn internet_entries(
+        &self,
+        project: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, NetdError> {
+        self.query(conn, &header, project, |e, p, uid| {
+            e.internet_entries(p, uid)
+        })
+        .await
+    }
+
+    /// The `internet-access` mode of one of the caller's projects, its entries and the number
+    /// of addresses in its allow sets, as JSON.
+    #[zbus(out_args("status_json"))]
+    async fn internet_status(
+        &self,
+        project: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, NetdError> {
+        self.query(conn, &header, project, |e, p, uid| {
+            e.internet_status(p, uid)
+        })
+        .await
     }
 
     /// How this daemon was started: `systemd`, `D-Bus activation` or `manual`.

@@ -5,6 +5,8 @@
 //! their constant names, keys built from [`Key`]s. [`ElementBatch::to_json`] is the same
 //! batch for `nft -j -f`, which the tests hold the netlink path to.
 
+use std::net::IpAddr;
+
 use serde_json::{json, Value};
 
 use crate::lan::Proto;
@@ -30,6 +32,13 @@ pub enum ElementOp {
     },
     /// Removes `keys` (the kernel refuses the batch if one is missing).
     Delete { set: &'static str, keys: Vec<Key> },
+    /// Adds addresses to an address set (an `internet-access` allow set), each expiring after
+    /// its own timeout in seconds (never 0: an element without timeout would never expire).
+    /// An address already there gets the new timeout.
+    AddAddrs {
+        set: String,
+        addrs: Vec<(IpAddr, u32)>,
+    },
 }
 
 /// Element commands on the sets of one table, run as one transaction.
@@ -76,6 +85,14 @@ impl ElementBatch {
                     t["elem"] = keys.iter().map(|k| json_elem(k, None)).collect();
                     json!({ "delete": { "element": t } })
                 }
+                ElementOp::AddAddrs { set, addrs } => {
+                    let mut t = target(set);
+                    t["elem"] = addrs
+                        .iter()
+                        .map(|(a, secs)| json!({ "elem": { "val": a.to_string(), "timeout": secs } }))
+                        .collect();
+                    json!({ "add": { "element": t } })
+                }
             })
             .collect();
         json!({ "nftables": commands })
@@ -91,23 +108,34 @@ impl ElementBatch {
     }
 
     fn message(&self, op: &ElementOp, seq: u32) -> Vec<u8> {
-        let (kind, flags, set, keys, timeout) = match op {
-            ElementOp::Flush { set } => (DEL_SET_ELEM, 0, set, &[][..], None),
+        let keyed = |keys: &[Key], timeout: Option<u32>| -> Vec<Attr> {
+            let timeout_ms = timeout.map(|secs| u64::from(secs) * 1000);
+            keys.iter()
+                .map(|key| set_element(key_bytes(key), 0, timeout_ms, None))
+                .collect()
+        };
+        let (kind, flags, set, elements) = match op {
+            ElementOp::Flush { set } => (DEL_SET_ELEM, 0, *set, vec![]),
             ElementOp::Add {
                 set,
                 keys,
                 timeout_secs,
-            } => (NEW_SET_ELEM, NLM_F_CREATE, set, &keys[..], *timeout_secs),
-            ElementOp::Delete { set, keys } => (DEL_SET_ELEM, 0, set, &keys[..], None),
+            } => (NEW_SET_ELEM, NLM_F_CREATE, *set, keyed(keys, *timeout_secs)),
+            ElementOp::Delete { set, keys } => (DEL_SET_ELEM, 0, *set, keyed(keys, None)),
+            ElementOp::AddAddrs { set, addrs } => {
+                let elements = addrs
+                    .iter()
+                    .map(|(addr, secs)| {
+                        let timeout_ms = u64::from((*secs).max(1)) * 1000;
+                        set_element(ip_bytes(*addr), 0, Some(timeout_ms), None)
+                    })
+                    .collect();
+                (NEW_SET_ELEM, NLM_F_CREATE, set.as_str(), elements)
+            }
         };
         let mut m = Message::new(kind, NLM_F_REQUEST | flags, seq, FAMILY_INET);
         m.string(LIST_TABLE, &self.table).string(LIST_SET, set);
-        if !keys.is_empty() {
-            let timeout_ms = timeout.map(|secs| u64::from(secs) * 1000);
-            let elements = keys
-                .iter()
-                .map(|key| set_element(key_bytes(key), 0, timeout_ms, None))
-                .collect();
+        if !elements.is_empty() {
             m.attr(&Attr::Nest(LIST_ELEMENTS, elements));
         }
         m.finish()
@@ -122,13 +150,18 @@ fn json_elem(key: &Key, timeout_secs: Option<u32>) -> Value {
     }
 }
 
+/// An address in network byte order (an IPv4-mapped IPv6 address as its IPv4 address).
+fn ip_bytes(addr: IpAddr) -> Vec<u8> {
+    match addr.to_canonical() {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
+}
+
 /// `daddr . l4proto . dport` as the kernel stores it: each field in network byte order,
 /// padded to 32-bit registers.
 fn key_bytes(key: &Key) -> Vec<u8> {
-    let mut bytes = match key.addr {
-        std::net::IpAddr::V4(a) => a.octets().to_vec(),
-        std::net::IpAddr::V6(a) => a.octets().to_vec(),
-    };
+    let mut bytes = ip_bytes(key.addr);
     let proto: u8 = match key.proto {
         Proto::Tcp => libc::IPPROTO_TCP as u8,
         Proto::Udp => libc::IPPROTO_UDP as u8,
