@@ -2,6 +2,8 @@
 //! allow and only then the answer to the container.
 
 use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use hickory_server::net::runtime::Time;
 use hickory_server::proto::op::{Message, Metadata, OpCode, Query, ResponseCode};
@@ -15,14 +17,21 @@ use crate::query_log::{Event, Outcome, QueryLog};
 use crate::sink::AllowSink;
 use crate::upstream;
 
+/// Least time between two refreshes of the entries from the daemon.
+const REFRESH_INTERVAL: Duration = Duration::from_secs(1);
+/// Most time the resolver follows entries without asking the daemon (a revoked grant stops
+/// being forwarded within this time; the daemon refuses its addresses at once anyway).
+const MAX_ENTRIES_AGE: Duration = Duration::from_secs(10);
+
 /// Everything one project's resolver needs.
 pub struct ResolverHandler<S> {
     /// The project id the daemon knows the allow sets by.
-    pub project: String,
-    pub policy: Policy,
-    pub upstreams: Vec<SocketAddr>,
-    pub sink: S,
-    pub log: QueryLog,
+    project: String,
+    policy: Policy,
+    upstreams: Vec<SocketAddr>,
+    sink: S,
+    log: QueryLog,
+    last_refresh: Mutex<Option<Instant>>,
 }
 
 /// What the container gets.
@@ -32,6 +41,58 @@ enum Reply {
 }
 
 impl<S: AllowSink> ResolverHandler<S> {
+    pub fn new(
+        project: String,
+        policy: Policy,
+        upstreams: Vec<SocketAddr>,
+        sink: S,
+        log: QueryLog,
+    ) -> Self {
+        ResolverHandler {
+            project,
+            policy,
+            upstreams,
+            sink,
+            log,
+            last_refresh: Mutex::new(None),
+        }
+    }
+
+    /// The entries allowing `name`. A name the current entries refuse is checked once more
+    /// against the daemon's entries (at most once per [`REFRESH_INTERVAL`]), so a grant from
+    /// `alca network allow` works at the next query; entries older than [`MAX_ENTRIES_AGE`]
+    /// are refreshed before they allow anything.
+    async fn entries_for(&self, name: &str) -> Vec<u16> {
+        let entries = self.policy.entries_for(name);
+        let fresh = self
+            .last_refresh
+            .lock()
+            .ok()
+            .and_then(|t| *t)
+            .is_some_and(|t| t.elapsed() < MAX_ENTRIES_AGE);
+        if (!entries.is_empty() && fresh) || !self.refresh_due() {
+            return entries;
+        }
+        match self.sink.entries(&self.project).await {
+            Ok(Some(fresh)) => self.policy.replace(fresh),
+            // No list any more: the daemon has nothing to add addresses to; refuse.
+            Ok(None) => {}
+            Err(e) => tracing::warn!("cannot refresh the entries: {e}"),
+        }
+        self.policy.entries_for(name)
+    }
+
+    fn refresh_due(&self) -> bool {
+        let Ok(mut last) = self.last_refresh.lock() else {
+            return false;
+        };
+        let due = last.is_none_or(|t| t.elapsed() >= REFRESH_INTERVAL);
+        if due {
+            *last = Some(Instant::now());
+        }
+        due
+    }
+
     async fn resolve(&self, request: &Request) -> Reply {
         if request.metadata.op_code != OpCode::Query {
             return Reply::Code(ResponseCode::NotImp);
@@ -43,7 +104,7 @@ impl<S: AllowSink> ResolverHandler<S> {
         let name = query.name.to_string();
         let qtype = query.query_type.to_string();
         let entries = if query.query_class == DNSClass::IN {
-            self.policy.entries_for(&name)
+            self.entries_for(&name).await
         } else {
             Vec::new()
         };

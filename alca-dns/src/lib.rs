@@ -8,6 +8,7 @@
 
 pub mod answer;
 pub mod handler;
+pub mod netd_sink;
 pub mod policy;
 pub mod query_log;
 pub mod serve;

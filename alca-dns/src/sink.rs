@@ -4,7 +4,7 @@
 
 use std::future::Future;
 
-use alca_netd::internet::ResolvedAddrs;
+use alca_netd::internet::{InternetEntry, ResolvedAddrs};
 
 /// Why the addresses could not be allowed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -20,4 +20,14 @@ pub enum SinkError {
 /// Adds resolved addresses to the project's kernel allow sets; returns once they are there.
 pub trait AllowSink: Send + Sync + Unpin + 'static {
     fn allow(&self, update: ResolvedAddrs) -> impl Future<Output = Result<(), SinkError>> + Send;
+
+    /// The project's entries as the daemon has them applied (with the grants of
+    /// `alca network allow`); `Ok(None)` when the daemon has no list or the sink cannot tell.
+    fn entries(
+        &self,
+        project: &str,
+    ) -> impl Future<Output = Result<Option<Vec<InternetEntry>>, SinkError>> + Send {
+        let _ = project;
+        async { Ok(None) }
+    }
 }

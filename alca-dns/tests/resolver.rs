@@ -10,7 +10,7 @@ use alca_dns::query_log::{read_events, Outcome, QueryLog, LOG_FILE};
 use alca_dns::static_zone::{Zone, ZoneServer};
 use alca_dns::upstream::{ask_over_tcp, ask_within};
 use alca_dns::{bind, AllowSink, Policy, ResolverHandler, SinkError};
-use alca_netd::internet::{parse_internet_entry, ResolvedAddrs};
+use alca_netd::internet::{parse_internet_entry, InternetEntry, ResolvedAddrs};
 use hickory_server::proto::op::{Message, Query, ResponseCode};
 use hickory_server::proto::rr::{Name, RData, RecordType};
 
@@ -22,6 +22,8 @@ struct FakeSink {
     updates: Arc<Mutex<Vec<ResolvedAddrs>>>,
     refuse: Arc<AtomicBool>,
     delay_ms: u64,
+    /// What the daemon's InternetEntries would return (`None`: no answer to give).
+    daemon_entries: Arc<Mutex<Option<Vec<InternetEntry>>>>,
 }
 
 impl AllowSink for FakeSink {
@@ -32,6 +34,10 @@ impl AllowSink for FakeSink {
         }
         self.updates.lock().unwrap().push(update);
         Ok(())
+    }
+
+    async fn entries(&self, _project: &str) -> Result<Option<Vec<InternetEntry>>, SinkError> {
+        Ok(self.daemon_entries.lock().unwrap().clone())
     }
 }
 
@@ -71,13 +77,13 @@ async fn setup(sink: FakeSink, upstreams: Option<Vec<SocketAddr>>) -> Setup {
     .iter()
     .map(|e| parse_internet_entry(e).unwrap())
     .collect();
-    let handler = ResolverHandler {
-        project: PROJECT.into(),
-        policy: Policy::new(entries),
-        upstreams: upstreams.unwrap_or_else(|| vec![zone.addr]),
-        sink: sink.clone(),
-        log: QueryLog::new(log.clone()),
-    };
+    let handler = ResolverHandler::new(
+        PROJECT.into(),
+        Policy::new(entries),
+        upstreams.unwrap_or_else(|| vec![zone.addr]),
+        sink.clone(),
+        QueryLog::new(log.clone()),
+    );
     let listening = bind(Ipv4Addr::LOCALHOST.into(), 0, handler).await.unwrap();
     let resolver = listening.addr;
     let stop = Box::new(listening.stopper());
@@ -90,6 +96,12 @@ async fn setup(sink: FakeSink, upstreams: Option<Vec<SocketAddr>>) -> Setup {
         _dir: dir,
         stop,
     }
+}
+
+fn entries(list: &[&str]) -> Vec<InternetEntry> {
+    list.iter()
+        .map(|e| parse_internet_entry(e).unwrap())
+        .collect()
 }
 
 fn question(name: &str, qtype: RecordType) -> Message {
@@ -271,6 +283,48 @@ async fn nxdomain_for_an_allowed_name_is_passed_on_without_an_update() {
     let answer = udp(&s, "missing.wild.test", RecordType::A).await;
     assert_eq!(answer.metadata.response_code, ResponseCode::NXDomain);
     assert!(s.sink.updates.lock().unwrap().is_empty());
+    (s.stop)();
+    s.zone.stop().await;
+}
+
+#[tokio::test]
+async fn a_grant_the_daemon_has_is_learnt_at_the_next_refused_query() {
+    let s = setup(FakeSink::default(), None).await;
+    let refused = udp(&s, "blocked.test", RecordType::A).await;
+    assert_eq!(refused.metadata.response_code, ResponseCode::Refused);
+    // `alca network allow blocked.test` appended an entry to the applied spec.
+    *s.sink.daemon_entries.lock().unwrap() = Some(entries(&[
+        "allowed.test:8080",
+        "*.wild.test",
+        "cname.test",
+        "198.51.100.0/24",
+        "blocked.test",
+    ]));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let answer = udp(&s, "blocked.test", RecordType::A).await;
+    assert_eq!(answer.metadata.response_code, ResponseCode::NoError);
+    let updates = s.sink.updates.lock().unwrap().clone();
+    assert_eq!(
+        updates[0].addrs[0].entry, 4,
+        "the index of the grant in the spec"
+    );
+    // The grant revoked: the daemon's list no longer has it.
+    *s.sink.daemon_entries.lock().unwrap() = Some(entries(&["allowed.test:8080"]));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let a = udp(&s, "a.wild.test", RecordType::A).await;
+    assert_eq!(
+        a.metadata.response_code,
+        ResponseCode::NoError,
+        "still in the old list"
+    );
+    let b = udp(&s, "nope.test", RecordType::A).await;
+    assert_eq!(b.metadata.response_code, ResponseCode::Refused);
+    let a = udp(&s, "a.wild.test", RecordType::A).await;
+    assert_eq!(
+        a.metadata.response_code,
+        ResponseCode::Refused,
+        "refreshed by nope.test"
+    );
     (s.stop)();
     s.zone.stop().await;
 }
