@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod detached;
 pub mod drift;
 pub mod exclude;
 pub mod go_state;
