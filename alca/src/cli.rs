@@ -63,6 +63,12 @@ pub enum Command {
         /// State directory of the view (holds view.json)
         state_dir: std::path::PathBuf,
     },
+    /// Internal: serve a project's DNS resolver for network.internet-access (started by `alca up`)
+    #[command(name = "__serve-dns", hide = true)]
+    ServeDns {
+        /// State directory of the resolver (its spec comes on stdin)
+        state_dir: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

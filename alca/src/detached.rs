@@ -107,7 +107,11 @@ pub fn end_process(pid: u32, gentle_first: bool) {
         return;
     };
     let pid = Pid::from_raw(raw);
-    let first = if gentle_first { None } else { Some(Signal::SIGTERM) };
+    let first = if gentle_first {
+        None
+    } else {
+        Some(Signal::SIGTERM)
+    };
     for signal in [first, Some(Signal::SIGTERM), Some(Signal::SIGKILL)] {
         if let Some(signal) = signal {
             let _ = kill(pid, signal);
@@ -144,7 +148,10 @@ pub fn log_tail(log: &str) -> String {
     if lines.is_empty() {
         return String::new();
     }
-    format!(":\n  {}", lines[lines.len().saturating_sub(5)..].join("\n  "))
+    format!(
+        ":\n  {}",
+        lines[lines.len().saturating_sub(5)..].join("\n  ")
+    )
 }
 
 /// Closes every descriptor above stderr a server inherited: it outlives the command that

@@ -49,6 +49,10 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             print_bytes(&page)
         }
         Command::ServeView { state_dir } => crate::exclude::serve_command(&state_dir),
+        Command::ServeDns { state_dir } => {
+            crate::network::resolver_main::serve(&state_dir)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -371,6 +371,7 @@ impl Up {
         self.progress.step("Applying network rules");
         crate::network::project_rules::apply(
             &self.project.config,
+            &self.project.root,
             &self.state.id,
             &self.name(),
             runtime,

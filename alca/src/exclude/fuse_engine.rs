@@ -246,7 +246,9 @@ fn spawn_server(
         Ok((pid, line)) if line == READY_LINE => Ok(pid),
         Ok((pid, line)) => {
             detached::end_process(pid, false);
-            Err(failed(format!("it printed {line:?} instead of {READY_LINE:?}")))
+            Err(failed(format!(
+                "it printed {line:?} instead of {READY_LINE:?}"
+            )))
         }
         Err(detail) => Err(failed(detail)),
     }

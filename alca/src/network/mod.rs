@@ -5,10 +5,13 @@
 pub mod denied_log;
 pub mod helper;
 pub mod host_view;
+pub mod internet_spec;
 pub mod matrix;
 pub mod netd;
 pub mod project_rules;
 pub mod proxy_check;
+pub mod resolver_main;
+pub mod resolver_process;
 pub mod resolvers;
 pub mod spec;
 pub mod verify;

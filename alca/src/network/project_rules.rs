@@ -3,15 +3,19 @@
 //! restored) may be running without its rules, so `run` re-applies them when the daemon can and
 //! otherwise refuses with the fix. One place builds the spec (DNS per runtime) for both.
 
+use std::path::Path;
+
 use anyhow::{bail, Context};
 
 use super::{netd::connect_guard, spec, NetworkGuard};
 use crate::config::Config;
 use crate::runtime::{Runtime, RuntimeKind};
 
-/// Builds the project's spec for `runtime` (its network is `network`) and applies it.
+/// Builds the project's spec for `runtime` (its network is `network`) and applies it. With
+/// `internet-access`, the project's resolver is started first (the rules send DNS to it).
 pub fn apply(
     config: &Config,
+    root: &Path,
     id: &str,
     network: &str,
     runtime: &dyn Runtime,
@@ -27,7 +31,9 @@ pub fn apply(
         // The embedded DNS forwards to the host's resolvers across the project bridge.
         RuntimeKind::Docker => super::resolvers::docker_upstream_resolvers(),
     };
-    let spec = spec::build(config, id, dns, &|| spec::gateway_host_ip(&gateways))?;
+    let mut spec = spec::build(config, id, dns, &|| spec::gateway_host_ip(&gateways))?;
+    spec.internet = super::internet_spec::build(config, root, id, &gateways)?;
+    spec.validate()?;
     guard.apply(&spec)
 }
 
@@ -35,6 +41,7 @@ pub fn apply(
 /// they are missing; an error (daemon unreachable, apply refused) means no exec.
 pub fn ensure_before_exec(
     config: &Config,
+    root: &Path,
     id: &str,
     container: &str,
     runtime: &dyn Runtime,
@@ -50,12 +57,18 @@ pub fn ensure_before_exec(
              run `alca up`"
         )
     };
+    // A resolver that died (or a reboot) leaves the rules sending DNS nowhere: re-apply, which
+    // starts it again.
+    let resolver_ok =
+        !super::internet_spec::restricted(config) || super::resolver_process::is_running(root);
     match guard.is_applied(id) {
-        Ok(true) => return Ok(()),
+        Ok(true) if resolver_ok => return Ok(()),
+        Ok(true) => {}
         Ok(false) => {}
         Err(e) => return Err(refuse(format!("{e:#}"))),
     }
-    apply(config, id, container, runtime, guard.as_ref()).map_err(|e| refuse(format!("{e:#}")))?;
+    apply(config, root, id, container, runtime, guard.as_ref())
+        .map_err(|e| refuse(format!("{e:#}")))?;
     if !guard
         .is_applied(id)
         .context("checking the re-applied rules")?

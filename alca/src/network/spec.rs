@@ -42,9 +42,11 @@ pub fn gateway_host_ip(gateways: &[IpAddr]) -> Result<IpAddr, HostIpError> {
 }
 
 /// Whether the project needs the network helper: anything but `lan-access = ["*"]` without a
-/// proxy needs host firewall rules.
+/// proxy and with an open internet needs host firewall rules.
 pub fn isolation_required(config: &Config) -> bool {
-    !config.network.allows_everything() || config.network.proxy.is_some()
+    !config.network.allows_everything()
+        || config.network.proxy.is_some()
+        || super::internet_spec::restricted(config)
 }
 
 /// The configured proxy's address, `${alca:HOST_IP}` resolved (asked only if used).
