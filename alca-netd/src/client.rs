@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use zbus::proxy;
 
-use crate::engine::{InternetEntries, InternetStatus, ProjectStatus};
+use crate::engine::{GrantInfo, InternetEntries, InternetStatus, ProjectStatus};
 use crate::errors::NetdError;
 use crate::internet::ResolvedAddrs;
 use crate::netns_probe::ProbeReport;
@@ -39,6 +39,9 @@ pub trait Netd1 {
     fn allow_resolved(&self, update: &str) -> Result<(), NetdError>;
     fn internet_entries(&self, project: &str) -> Result<String, NetdError>;
     fn internet_status(&self, project: &str) -> Result<String, NetdError>;
+    fn grant(&self, project: &str, entry: &str, secs: u32) -> Result<String, NetdError>;
+    fn revoke(&self, project: &str, entry: &str) -> Result<u32, NetdError>;
+    fn grants(&self, project: &str) -> Result<String, NetdError>;
     #[zbus(property)]
     fn launcher(&self) -> zbus::Result<String>;
     #[zbus(property)]
@@ -156,6 +159,25 @@ impl Client {
     /// The project's `internet-access` mode and the size of its allow sets.
     pub fn internet_status(&self, project: &str) -> Result<InternetStatus, NetdError> {
         decode_reply(&self.runtime.block_on(self.proxy.internet_status(project))?)
+    }
+
+    /// Grants `entry` to the project for `secs` seconds (`alca network allow NAME --for`).
+    pub fn grant(&self, project: &str, entry: &str, secs: u32) -> Result<GrantInfo, NetdError> {
+        decode_reply(
+            &self
+                .runtime
+                .block_on(self.proxy.grant(project, entry, secs))?,
+        )
+    }
+
+    /// Ends the project's grants of `entry`; how many there were.
+    pub fn revoke(&self, project: &str, entry: &str) -> Result<u32, NetdError> {
+        self.runtime.block_on(self.proxy.revoke(project, entry))
+    }
+
+    /// The project's live grants.
+    pub fn grants(&self, project: &str) -> Result<Vec<GrantInfo>, NetdError> {
+        decode_reply(&self.runtime.block_on(self.proxy.grants(project))?)
     }
 
     /// How the daemon was started; starts it if it is activatable.

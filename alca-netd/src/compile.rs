@@ -43,6 +43,7 @@ use crate::spec::{table_name, NetSpec};
 pub use deny::{deny_nets, deny_nets_with};
 pub use internet::{
     allow_groups, allow_set_for, allow_set_name, AllowGroup, ALLOW_SET_SIZE, DNS_NAT_CHAIN,
+    GRANT4_SET, GRANT6_SET, GRANT_PORT4_SET, GRANT_PORT6_SET,
 };
 pub use observe::*;
 pub use owner::{owner_uid, OWNER_SET};

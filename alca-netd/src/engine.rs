@@ -6,8 +6,10 @@
 //! old table live; the next start re-applies the saved one. So the table is always the old or
 //! the new ruleset, and a table of a saved project is never swept as stale.
 
+mod grants;
 mod internet;
 
+pub use grants::{GrantInfo, GRANT_INDEX_BASE, MAX_GRANTS, MAX_GRANT_SECS};
 pub use internet::{InternetEntries, InternetStatus};
 
 use std::collections::BTreeSet;
@@ -108,6 +110,8 @@ pub struct Engine {
     /// The host's on-link prefixes, denied like the private ranges (see [`crate::onlink`]).
     /// `None` until first read: the first reading re-applies nothing (start-up re-applies all).
     onlink: Mutex<Option<Vec<IpNet>>>,
+    /// Time-boxed `internet-access` grants (see `grants`).
+    grants: Mutex<grants::GrantBook>,
 }
 
 impl From<StoreError> for NetdError {
@@ -140,6 +144,7 @@ impl Engine {
             limits: Limits::default(),
             probing: Arc::default(),
             onlink: Mutex::default(),
+            grants: Mutex::default(),
         }
     }
 
@@ -261,6 +266,7 @@ impl Engine {
             self.firewall
                 .cut_connections(&saved.spec.bridge, Some(&saved.spec), proxy_changed);
         }
+        self.reinstate_grants(&saved.spec);
         Ok(())
     }
 
@@ -396,6 +402,7 @@ impl Engine {
         self.firewall
             .apply_project(&delete_batch(project), &bridge, false)?;
         self.firewall.cut_connections(&bridge, None, true);
+        self.forget_grants(project);
         self.store.delete(project)?;
         match ours {
             Some(c) if bridge_present => self.store.save_claim(&Claim {

@@ -108,6 +108,18 @@ fn invalid(e: impl std::fmt::Display) -> NetdError {
     NetdError::InvalidRequest(e.to_string())
 }
 
+/// A short string argument (a grant's entry): bounded before anything parses it.
+fn bounded_arg(arg: &str) -> Result<(), NetdError> {
+    const MAX_ARG: usize = 512;
+    if arg.len() > MAX_ARG {
+        return Err(invalid(format!(
+            "argument is {} bytes, more than the limit of {MAX_ARG}",
+            arg.len()
+        )));
+    }
+    Ok(())
+}
+
 #[interface(name = "io.github.alcatraz.Netd1")]
 impl NetdService {
     /// Installs or atomically replaces the rules of the project in `spec_json` (a NetSpec).
@@ -288,6 +300,57 @@ impl NetdService {
             e.internet_entries(p, uid)
         })
         .await
+    }
+
+    /// Grants `entry` (an `internet-access` entry: a name, `*.name` or one address, with an
+    /// optional port) to one of the caller's projects for `secs` seconds (at most a day); the
+    /// kernel ends it. Returns the grant as JSON (index, entry, remaining_secs).
+    #[zbus(out_args("grant_json"))]
+    async fn grant(
+        &self,
+        project: String,
+        entry: String,
+        secs: u32,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, NetdError> {
+        let (uid, _permit) = self.admit(conn, &header, ACTION_APPLY).await?;
+        decode_project(&project).map_err(invalid)?;
+        bounded_arg(&entry)?;
+        tracing::info!(uid, project = %project, entry = %entry, secs, "grant");
+        let grant = self
+            .run(move |e| e.grant(&project, &entry, secs, uid))
+            .await?;
+        Ok(to_json(&grant))
+    }
+
+    /// Ends the grants of `entry` of one of the caller's projects now; how many there were.
+    #[zbus(out_args("revoked"))]
+    async fn revoke(
+        &self,
+        project: String,
+        entry: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<u32, NetdError> {
+        let (uid, _permit) = self.admit(conn, &header, ACTION_APPLY).await?;
+        decode_project(&project).map_err(invalid)?;
+        bounded_arg(&entry)?;
+        tracing::info!(uid, project = %project, entry = %entry, "revoke");
+        let n = self.run(move |e| e.revoke(&project, &entry, uid)).await?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    /// The live grants of one of the caller's projects, as JSON.
+    #[zbus(out_args("grants_json"))]
+    async fn grants(
+        &self,
+        project: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, NetdError> {
+        self.query(conn, &header, project, |e, p, uid| e.grants(p, uid))
+            .await
     }
 
     /// The `internet-access` mode of one of the caller's projects, its entries and the number

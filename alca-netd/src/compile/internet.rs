@@ -25,6 +25,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use nftables::stmt::Operator;
 use serde_json::{json, Value};
 
 use crate::internet::{InternetEntry, InternetSpec, InternetTarget};
@@ -32,7 +33,7 @@ use crate::lan::Proto;
 
 use super::deny::{DENY4_SET, DENY6_SET};
 use super::expr::*;
-use super::observe::log_denied;
+use super::observe::{key, log_denied};
 
 /// The nat chain of a project with `internet-access` and no proxy (with a proxy, the DNS rules
 /// go first in the proxy chain: one nat base chain per project either way).
@@ -40,6 +41,14 @@ pub const DNS_NAT_CHAIN: &str = "dns";
 /// Most addresses one allow set holds; the kernel refuses more (the update then fails, and the
 /// resolver refuses the answer: fail closed).
 pub const ALLOW_SET_SIZE: u32 = 65_536;
+
+/// Time-boxed grants (`Grant`): addresses allowed on every port (TCP and UDP) until their
+/// element times out, per family.
+pub const GRANT4_SET: &str = "grant4";
+pub const GRANT6_SET: &str = "grant6";
+/// Time-boxed grants with a port: keys `daddr . l4proto . dport`, per family.
+pub const GRANT_PORT4_SET: &str = "grantp4";
+pub const GRANT_PORT6_SET: &str = "grantp6";
 
 /// A (protocol, port) an entry allows: `None` is every protocol (TCP and UDP) or every port.
 pub type AllowGroup = (Option<Proto>, Option<u16>);
@@ -90,7 +99,36 @@ pub(super) fn allow_sets(table: &str, spec: &InternetSpec) -> Vec<Value> {
                 "size": ALLOW_SET_SIZE,
             }}})
         })
+        .chain(
+            [false, true]
+                .into_iter()
+                .flat_map(|v6| grant_sets(table, v6)),
+        )
         .collect()
+}
+
+/// The grant sets of one family: plain addresses, and `daddr . l4proto . dport` keys.
+fn grant_sets(table: &str, v6: bool) -> [Value; 2] {
+    let addr = if v6 { "ipv6_addr" } else { "ipv4_addr" };
+    let (plain, keyed) = if v6 {
+        (GRANT6_SET, GRANT_PORT6_SET)
+    } else {
+        (GRANT4_SET, GRANT_PORT4_SET)
+    };
+    let set = |name: &str, kind: Value| {
+        json!({ "add": { "set": {
+            "family": "inet",
+            "table": table,
+            "name": name,
+            "type": kind,
+            "flags": ["timeout"],
+            "size": ALLOW_SET_SIZE,
+        }}})
+    };
+    [
+        set(plain, json!(addr)),
+        set(keyed, json!([addr, "inet_proto", "inet_service"])),
+    ]
 }
 
 /// The `isolate` rule letting new DNS of the resolver's family through, to be DNAT'ed.
@@ -145,6 +183,21 @@ pub(super) fn internet_rules(spec: &InternetSpec) -> Vec<CommentedRule> {
             stmts.push(accept());
             rules.push(CommentedRule::commented(stmts, "internet-access names"));
         }
+    }
+    for v6 in [false, true] {
+        let (plain, keyed) = if v6 {
+            (GRANT6_SET, GRANT_PORT6_SET)
+        } else {
+            (GRANT4_SET, GRANT_PORT4_SET)
+        };
+        rules.push(CommentedRule::commented(
+            vec![daddr_in_set(v6, plain), l4proto_tcp_or_udp(), accept()],
+            "internet-access grants",
+        ));
+        rules.push(CommentedRule::commented(
+            vec![set_match(key(v6), Operator::EQ, keyed), accept()],
+            "internet-access grants",
+        ));
     }
     for v6 in [false, true] {
         rules.push(log_denied(v6, vec![nfproto(v6)]));
@@ -232,7 +285,7 @@ mod tests {
             "an address entry has no set"
         );
         assert_eq!(allow_set_for(&s, 9, v4), None);
-        assert_eq!(allow_sets("alca-x", &s).len(), 6);
+        assert_eq!(allow_sets("alca-x", &s).len(), 6 + 4);
     }
 
     #[test]
@@ -256,6 +309,10 @@ mod tests {
                 "internet-access 192.88.99.2:443",
                 "internet-access names",
                 "internet-access names",
+                "internet-access grants",
+                "internet-access grants",
+                "internet-access grants",
+                "internet-access grants",
                 "log denied",
                 "log denied",
                 "deny internet",

@@ -112,7 +112,7 @@ pub(super) fn observe_sets(table: &str) -> Vec<Value> {
 }
 
 /// `ip daddr . meta l4proto . th dport` (or `ip6 daddr …`): the key of every observation set.
-fn key(v6: bool) -> Expression<'static> {
+pub(super) fn key(v6: bool) -> Expression<'static> {
     Expression::Named(NamedExpression::Concat(vec![
         daddr_expr(v6),
         l4proto_expr(),

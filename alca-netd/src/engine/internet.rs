@@ -7,16 +7,21 @@
 //! neither race an `Apply` that replaces the table nor name an entry that is no longer there.
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::compile::{allow_groups, allow_set_for, allow_set_name};
 use crate::errors::NetdError;
-use crate::internet::{InternetEntry, InternetSpec, ResolvedAddrs};
+use crate::internet::{
+    parse_internet_entry, InternetEntry, InternetError, InternetSpec, InternetTarget, ResolvedAddr,
+    ResolvedAddrs, MAX_RESOLVED_PER_UPDATE,
+};
 use crate::set_elements::{ElementBatch, ElementOp};
-use crate::spec::{table_name, validate_project_id};
+use crate::spec::{table_name, validate_project_id, NetSpec};
 
+use super::grants::{self, grant_ops, GrantInfo, GRANT_INDEX_BASE};
 use super::Engine;
 
 /// What `InternetStatus` reports about one project.
@@ -38,19 +43,54 @@ pub struct InternetStatus {
 pub struct InternetEntries {
     /// `None`: the project has no list (the internet is open; the resolver is not needed).
     pub internet: Option<InternetSpec>,
+    /// Live time-boxed grants, each with the index the resolver reports its addresses under.
+    #[serde(default)]
+    pub grants: Vec<GrantInfo>,
 }
 
 impl Engine {
     /// Adds the addresses of `update` to the project's allow sets as one transaction, each with
-    /// the spec's bounded timeout; returns once the kernel has acknowledged it. Only the
-    /// project's owner (or root) may.
+    /// the spec's bounded timeout (a grant's addresses: never past the grant's end); returns
+    /// once the kernel has acknowledged it. Only the project's owner (or root) may.
     pub fn allow_resolved(&self, update: &ResolvedAddrs, caller: u32) -> Result<usize, NetdError> {
         validate_project_id(&update.project).map_err(invalid)?;
         let _lock = self.store.lock()?;
         let saved = self.owned(&update.project, caller)?;
         let net = applied_list(&update.project, saved.spec.internet.as_ref())?;
-        net.check_update(update).map_err(invalid)?;
-        let batch = resolved_batch(&table_name(&update.project), net, update);
+        let (granted, listed): (Vec<_>, Vec<_>) = update
+            .addrs
+            .iter()
+            .partition(|a| a.entry >= GRANT_INDEX_BASE);
+        let listed = ResolvedAddrs {
+            project: update.project.clone(),
+            addrs: listed,
+        };
+        if update.addrs.len() > MAX_RESOLVED_PER_UPDATE {
+            return Err(invalid(InternetError::TooManyAddrs(update.addrs.len())));
+        }
+        net.check_update(&listed).map_err(invalid)?;
+        let mut batch = resolved_batch(&table_name(&update.project), net, &listed);
+        if !granted.is_empty() {
+            let now = Instant::now();
+            let live = self.live_grants(&update.project, now);
+            for a in granted {
+                let grant = live
+                    .iter()
+                    .find(|g| g.index == a.entry && g.entry.is_domain())
+                    .ok_or_else(|| {
+                        invalid(format!(
+                            "addrs: entry {} is not a live name grant of project {} (expired \
+                             or revoked: read InternetEntries again)",
+                            a.entry, update.project
+                        ))
+                    })?;
+                check_addr(net, &a)?;
+                let secs = net
+                    .element_timeout(a.ttl_secs)
+                    .min(grant.remaining_secs(now));
+                batch.ops.extend(grant_ops(&grant.entry, a.addr, secs));
+            }
+        }
         if batch.ops.is_empty() {
             return Ok(0);
         }
@@ -58,7 +98,7 @@ impl Engine {
         Ok(update.addrs.len())
     }
 
-    /// The applied `internet-access` of one of the caller's projects.
+    /// The applied `internet-access` of one of the caller's projects, and its live grants.
     pub fn internet_entries(
         &self,
         project: &str,
@@ -67,7 +107,99 @@ impl Engine {
         let saved = self.owned(project, caller)?;
         Ok(InternetEntries {
             internet: saved.spec.internet,
+            grants: self.grant_infos(project),
         })
+    }
+
+    /// Grants `entry` (see [`grants::parse_grant`]) to one of the caller's projects for `secs`;
+    /// an address grant is in the kernel when this returns.
+    pub fn grant(
+        &self,
+        project: &str,
+        entry: &str,
+        secs: u32,
+        caller: u32,
+    ) -> Result<GrantInfo, NetdError> {
+        let _lock = self.store.lock()?;
+        let saved = self.owned(project, caller)?;
+        applied_list(project, saved.spec.internet.as_ref())?;
+        let entry = grants::parse_grant(entry, secs)?;
+        let now = Instant::now();
+        let grant = self.book().add(project, entry, secs, now)?;
+        let mut batch = ElementBatch::new(&table_name(project));
+        batch.ops = grants::address_grant_ops(&grant, now);
+        if !batch.ops.is_empty() {
+            if let Err(e) = self.firewall.apply_elements(&batch) {
+                self.book().revoke(project, &grant.entry);
+                return Err(e.into());
+            }
+        }
+        Ok(GrantInfo {
+            index: grant.index,
+            entry: grant.entry,
+            remaining_secs: secs,
+        })
+    }
+
+    /// Ends the grants of `entry` of one of the caller's projects at once; how many there were.
+    pub fn revoke(&self, project: &str, entry: &str, caller: u32) -> Result<usize, NetdError> {
+        let _lock = self.store.lock()?;
+        self.owned(project, caller)?;
+        let entry =
+            parse_internet_entry(entry).map_err(|e| invalid(format!("revoke {entry:?}: {e}")))?;
+        let revoked = self.book().revoke(project, &entry);
+        if revoked > 0 {
+            let now = Instant::now();
+            let keep = self.live_grants(project, now);
+            let batch = grants::regrant_batch(&table_name(project), &keep, now);
+            self.firewall.apply_elements(&batch)?;
+        }
+        Ok(revoked)
+    }
+
+    /// The live grants of one of the caller's projects.
+    pub fn grants(&self, project: &str, caller: u32) -> Result<Vec<GrantInfo>, NetdError> {
+        self.owned(project, caller)?;
+        Ok(self.grant_infos(project))
+    }
+
+    fn book(&self) -> std::sync::MutexGuard<'_, grants::GrantBook> {
+        self.grants.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn live_grants(&self, project: &str, now: Instant) -> Vec<grants::Grant> {
+        self.book().live(project, now)
+    }
+
+    fn grant_infos(&self, project: &str) -> Vec<GrantInfo> {
+        let now = Instant::now();
+        self.live_grants(project, now)
+            .into_iter()
+            .map(|g| GrantInfo {
+                index: g.index,
+                remaining_secs: g.remaining_secs(now),
+                entry: g.entry,
+            })
+            .collect()
+    }
+
+    /// After the project's table was replaced (its grant sets are empty): the address grants
+    /// go back in. Logged, never failing the Apply that already ran.
+    pub(super) fn reinstate_grants(&self, spec: &NetSpec) {
+        let now = Instant::now();
+        let live = self.live_grants(&spec.project, now);
+        if live.is_empty() || spec.internet.is_none() {
+            return;
+        }
+        let batch = grants::regrant_batch(&spec.table_name(), &live, now);
+        if let Err(e) = self.firewall.apply_elements(&batch) {
+            tracing::error!(project = %spec.project, "cannot put the grants back: {e}");
+        }
+    }
+
+    /// Forgets the grants of a removed project.
+    pub(super) fn forget_grants(&self, project: &str) {
+        self.book().forget(project);
     }
 
     /// The mode, the entries and the number of addresses in the allow sets of one of the
@@ -98,6 +230,27 @@ impl Engine {
 
 fn invalid(e: impl std::fmt::Display) -> NetdError {
     NetdError::InvalidRequest(e.to_string())
+}
+
+/// The address check of [`InternetSpec::check_update`] for an address of a name grant (the
+/// spec's entries do not hold grants: it runs on a stand-in name entry).
+fn check_addr(net: &InternetSpec, a: &ResolvedAddr) -> Result<(), NetdError> {
+    let stand_in = InternetSpec {
+        entries: vec![InternetEntry {
+            target: InternetTarget::Domain {
+                name: "grant.invalid".into(),
+                subdomains: false,
+            },
+            proto: None,
+            port: None,
+        }],
+        ..net.clone()
+    };
+    let single = ResolvedAddrs {
+        project: String::new(),
+        addrs: vec![ResolvedAddr { entry: 0, ..*a }],
+    };
+    stand_in.check_update(&single).map_err(invalid)
 }
 
 /// The project's applied list, or why there is nothing to add to.
