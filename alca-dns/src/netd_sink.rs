@@ -9,6 +9,7 @@ use alca_netd::engine::InternetEntries;
 use alca_netd::errors::NetdError;
 use alca_netd::internet::{InternetEntry, ResolvedAddrs};
 
+use crate::policy::indexed;
 use crate::sink::{AllowSink, SinkError};
 
 /// How long one call may take before the answer becomes SERVFAIL (a container's resolver
@@ -51,7 +52,7 @@ impl AllowSink for NetdSink {
         self.proxy.allow_resolved(&body).await.map_err(sink_error)
     }
 
-    async fn entries(&self, project: &str) -> Result<Option<Vec<InternetEntry>>, SinkError> {
+    async fn entries(&self, project: &str) -> Result<Option<Vec<(u16, InternetEntry)>>, SinkError> {
         let json = self
             .proxy
             .internet_entries(project)
@@ -59,6 +60,11 @@ impl AllowSink for NetdSink {
             .map_err(sink_error)?;
         let entries: InternetEntries = serde_json::from_str(&json)
             .map_err(|e| SinkError::Refused(format!("unreadable InternetEntries reply: {e}")))?;
-        Ok(entries.internet.map(|i| i.entries))
+        let Some(spec) = entries.internet else {
+            return Ok(None);
+        };
+        let mut all = indexed(spec.entries);
+        all.extend(entries.grants.into_iter().map(|g| (g.index, g.entry)));
+        Ok(Some(all))
     }
 }

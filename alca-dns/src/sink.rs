@@ -21,12 +21,13 @@ pub enum SinkError {
 pub trait AllowSink: Send + Sync + Unpin + 'static {
     fn allow(&self, update: ResolvedAddrs) -> impl Future<Output = Result<(), SinkError>> + Send;
 
-    /// The project's entries as the daemon has them applied (with the grants of
-    /// `alca network allow`); `Ok(None)` when the daemon has no list or the sink cannot tell.
+    /// The project's entries as the daemon has them applied, with the grants of
+    /// `alca network allow`, each under its index; `Ok(None)` when the daemon has no list or
+    /// the sink cannot tell.
     fn entries(
         &self,
         project: &str,
-    ) -> impl Future<Output = Result<Option<Vec<InternetEntry>>, SinkError>> + Send {
+    ) -> impl Future<Output = Result<Option<Vec<(u16, InternetEntry)>>, SinkError>> + Send {
         let _ = project;
         async { Ok(None) }
     }

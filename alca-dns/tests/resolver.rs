@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use alca_dns::policy::indexed;
 use alca_dns::query_log::{read_events, Outcome, QueryLog, LOG_FILE};
 use alca_dns::static_zone::{Zone, ZoneServer};
 use alca_dns::upstream::{ask_over_tcp, ask_within};
@@ -23,7 +24,7 @@ struct FakeSink {
     refuse: Arc<AtomicBool>,
     delay_ms: u64,
     /// What the daemon's InternetEntries would return (`None`: no answer to give).
-    daemon_entries: Arc<Mutex<Option<Vec<InternetEntry>>>>,
+    daemon_entries: Arc<Mutex<Option<Vec<(u16, InternetEntry)>>>>,
 }
 
 impl AllowSink for FakeSink {
@@ -36,7 +37,10 @@ impl AllowSink for FakeSink {
         Ok(())
     }
 
-    async fn entries(&self, _project: &str) -> Result<Option<Vec<InternetEntry>>, SinkError> {
+    async fn entries(
+        &self,
+        _project: &str,
+    ) -> Result<Option<Vec<(u16, InternetEntry)>>, SinkError> {
         Ok(self.daemon_entries.lock().unwrap().clone())
     }
 }
@@ -293,23 +297,21 @@ async fn a_grant_the_daemon_has_is_learnt_at_the_next_refused_query() {
     let refused = udp(&s, "blocked.test", RecordType::A).await;
     assert_eq!(refused.metadata.response_code, ResponseCode::Refused);
     // `alca network allow blocked.test` appended an entry to the applied spec.
-    *s.sink.daemon_entries.lock().unwrap() = Some(entries(&[
+    let mut with_grant = indexed(entries(&[
         "allowed.test:8080",
         "*.wild.test",
         "cname.test",
         "198.51.100.0/24",
-        "blocked.test",
     ]));
+    with_grant.push((32_768, parse_internet_entry("blocked.test").unwrap()));
+    *s.sink.daemon_entries.lock().unwrap() = Some(with_grant);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let answer = udp(&s, "blocked.test", RecordType::A).await;
     assert_eq!(answer.metadata.response_code, ResponseCode::NoError);
     let updates = s.sink.updates.lock().unwrap().clone();
-    assert_eq!(
-        updates[0].addrs[0].entry, 4,
-        "the index of the grant in the spec"
-    );
+    assert_eq!(updates[0].addrs[0].entry, 32_768, "the grant's own index");
     // The grant revoked: the daemon's list no longer has it.
-    *s.sink.daemon_entries.lock().unwrap() = Some(entries(&["allowed.test:8080"]));
+    *s.sink.daemon_entries.lock().unwrap() = Some(indexed(entries(&["allowed.test:8080"])));
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let a = udp(&s, "a.wild.test", RecordType::A).await;
     assert_eq!(
