@@ -17,6 +17,9 @@ use hickory_server::proto::rr::{Name, RData, RecordType};
 
 const PROJECT: &str = "0123456789abcdef";
 
+/// Entries under the daemon's indices.
+type Indexed = Vec<(u16, InternetEntry)>;
+
 /// Records every update; fails when told to; marks when the last one completed.
 #[derive(Clone, Default)]
 struct FakeSink {
@@ -24,7 +27,7 @@ struct FakeSink {
     refuse: Arc<AtomicBool>,
     delay_ms: u64,
     /// What the daemon's InternetEntries would return (`None`: no answer to give).
-    daemon_entries: Arc<Mutex<Option<Vec<(u16, InternetEntry)>>>>,
+    daemon_entries: Arc<Mutex<Option<Indexed>>>,
 }
 
 impl AllowSink for FakeSink {
