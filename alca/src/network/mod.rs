@@ -10,6 +10,7 @@ pub mod matrix;
 pub mod netd;
 pub mod project_rules;
 pub mod proxy_check;
+pub mod refused_names;
 pub mod resolver_main;
 pub mod resolver_process;
 pub mod resolvers;
