@@ -192,6 +192,22 @@ pub enum NetworkCommand {
         #[arg(short, long)]
         follow: bool,
     },
+    /// Allow an internet destination for a while without editing internet-access
+    /// (e.g. `alca network allow example.com --for 30m`)
+    Allow {
+        /// The entry to allow, as in internet-access ("example.com", "*.example.com:443", an IP)
+        #[arg(required_unless_present = "list", conflicts_with = "list")]
+        entry: Option<String>,
+        /// How long: 90s, 30m, 2h, 1h30m (at most 24h)
+        #[arg(long = "for", value_name = "DURATION", default_value = "30m")]
+        duration: String,
+        /// List the live grants
+        #[arg(long)]
+        list: bool,
+        /// End the grant of ENTRY now
+        #[arg(long, requires = "entry")]
+        revoke: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -11,6 +11,7 @@ pub mod init;
 pub mod lifecycle;
 pub mod list;
 pub mod network;
+pub mod network_allow;
 pub mod network_helper;
 pub mod reload;
 pub mod run;

@@ -36,6 +36,19 @@ pub fn run(cmd: NetworkCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         NetworkCommand::Verify { local_only, plan } => verify_command(local_only, plan),
         NetworkCommand::Log { follow } => log_command(follow),
+        NetworkCommand::Allow {
+            entry,
+            duration,
+            list,
+            revoke,
+        } => {
+            use crate::commands::network_allow::{run, AllowRequest};
+            run(match (entry, list, revoke) {
+                (Some(entry), _, true) => AllowRequest::Revoke { entry },
+                (Some(entry), false, false) => AllowRequest::Grant { entry, duration },
+                _ => AllowRequest::List,
+            })
+        }
     }
 }
 
