@@ -60,6 +60,12 @@ pub enum Command {
         /// State directory of the view (holds view.json)
         state_dir: std::path::PathBuf,
     },
+    /// Internal: serve a project's DNS resolver for network.internet-access (started by `alca up`)
+    #[command(name = "__serve-dns", hide = true)]
+    ServeDns {
+        /// State directory of the resolver (its spec comes on stdin)
+        state_dir: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -182,6 +188,22 @@ pub enum NetworkCommand {
         /// Keep printing new entries
         #[arg(short, long)]
         follow: bool,
+    },
+    /// Allow an internet destination for a while without editing internet-access
+    /// (e.g. `alca network allow example.com --for 30m`)
+    Allow {
+        /// The entry to allow, as in internet-access ("example.com", "*.example.com:443", an IP)
+        #[arg(required_unless_present = "list", conflicts_with = "list")]
+        entry: Option<String>,
+        /// How long: 90s, 30m, 2h, 1h30m (at most 24h)
+        #[arg(long = "for", value_name = "DURATION", default_value = "30m")]
+        duration: String,
+        /// List the live grants
+        #[arg(long)]
+        list: bool,
+        /// End the grant of ENTRY now
+        #[arg(long, requires = "entry")]
+        revoke: bool,
     },
 }
 

@@ -12,6 +12,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod detached;
 pub mod drift;
 pub mod exclude;
 pub mod hooks;

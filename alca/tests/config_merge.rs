@@ -413,3 +413,83 @@ fn a_symlinked_directory_loop_ends_in_an_error() {
         "circular reference: <root>/.alca.toml -> <root>/.alca.toml",
     );
 }
+
+#[test]
+fn internet_access_appends_a_star_opens_and_the_dns_settings_merge() {
+    use alca_contract::internet::{InternetAccess, DEFAULT_TTL_FLOOR_SECS};
+    let p = Project::new();
+    p.write(
+        ".alca.toml",
+        "image = \"a\"\nincludes = [\"local.toml\"]\n[network]\ninternet-access = [\"github.com\"]\ndns-upstream = [\"192.0.2.53\"]\ndns-ttl-floor = 5\n",
+    );
+    p.write(
+        "local.toml",
+        "[network]\ninternet-access = [\"*.wild.test:443\", \"github.com\"]\ndns-upstream = [\"[2001:db8::53]:5353\"]\n",
+    );
+    let n = p.ok().config.network;
+    assert_eq!(n.internet_access_raw, ["github.com", "*.wild.test:443"]);
+    let InternetAccess::Only(entries) = &n.internet_access else {
+        panic!("a list: {:?}", n.internet_access);
+    };
+    assert_eq!(entries.len(), 2);
+    assert_eq!(
+        n.dns_upstream,
+        [
+            "192.0.2.53:53".parse().unwrap(),
+            "[2001:db8::53]:5353".parse().unwrap()
+        ]
+    );
+    assert_eq!(n.dns_ttl_floor, 5, "a scalar set in one file is kept");
+
+    p.write("local.toml", "[network]\ninternet-access = [\"*\"]\n");
+    let n = p.ok().config.network;
+    assert_eq!(n.internet_access, InternetAccess::Everything);
+    assert_eq!(n.internet_access_raw, ["*"]);
+
+    p.write(".alca.toml", "image = \"a\"\n");
+    let n = p.ok().config.network;
+    assert_eq!(n.internet_access, InternetAccess::Everything, "the default");
+    assert!(n.dns_upstream.is_empty());
+    assert_eq!(n.dns_ttl_floor, DEFAULT_TTL_FLOOR_SECS);
+
+    p.write(
+        ".alca.toml",
+        "image = \"a\"\n[network]\ninternet-access = []\n",
+    );
+    let n = p.ok().config.network;
+    assert_eq!(
+        n.internet_access,
+        InternetAccess::Only(vec![]),
+        "[] is no internet"
+    );
+}
+
+#[test]
+fn internet_access_errors_name_the_file_the_field_and_the_fix() {
+    let p = Project::new();
+    p.write(".alca.toml", "image = \"a\"\nincludes = [\"local.toml\"]\n");
+    p.write(
+        "local.toml",
+        "[network]\ninternet-access = [\"ok.test\", \"bad name.test\"]\n",
+    );
+    let e = p.err_rel();
+    assert!(
+        e.contains(
+            "local.toml: network.internet-access[1]: \"bad name.test\" is not a domain name"
+        ),
+        "{e}"
+    );
+    assert!(
+        e.contains("write [\"*\"] (open internet), [] (no internet)"),
+        "{e}"
+    );
+    p.write("local.toml", "[network]\ndns-ttl-floor = -1\n");
+    let e = p.err_rel();
+    assert!(
+        e.contains("local.toml: network.dns-ttl-floor: -1 is not a number"),
+        "{e}"
+    );
+    p.write("local.toml", "[network]\ndns-upstream = [\"dns.google\"]\n");
+    let e = p.err_rel();
+    assert!(e.contains("local.toml: network.dns-upstream[0]: "), "{e}");
+}

@@ -72,6 +72,12 @@ fn stop_views(root: &std::path::Path) {
     if let Err(e) = crate::exclude::project_views::stop_all(root) {
         warn(format!("the filtered view could not be stopped: {e}"));
     }
+    // The DNS resolver of network.internet-access, after the rules that sent DNS to it.
+    if let Err(e) = crate::network::resolver_process::stop(root) {
+        warn(format!(
+            "the project's DNS resolver could not be stopped: {e:#}"
+        ));
+    }
 }
 
 /// Runs `hooks.pre_down`; a failure only warns (the container goes down anyway).

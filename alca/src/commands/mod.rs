@@ -12,6 +12,7 @@ pub mod down;
 pub mod init;
 pub mod list;
 pub mod network;
+pub mod network_allow;
 pub mod network_helper;
 pub mod reload;
 pub mod run;
@@ -50,6 +51,10 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             print_bytes(&page)
         }
         Command::ServeView { state_dir } => crate::exclude::serve_command(&state_dir),
+        Command::ServeDns { state_dir } => {
+            crate::network::resolver_main::serve(&state_dir)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

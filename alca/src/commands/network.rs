@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use alca_contract::client::Client;
 use alca_contract::probe::Key;
-use anyhow::bail;
+use anyhow::{bail, Context};
 
 use crate::cli::NetworkCommand;
 use crate::lifecycle::isolation_check::{
@@ -29,6 +29,19 @@ pub fn run(cmd: NetworkCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         NetworkCommand::Verify { local_only, plan } => verify_command(local_only, plan),
         NetworkCommand::Log { follow } => log_command(follow),
+        NetworkCommand::Allow {
+            entry,
+            duration,
+            list,
+            revoke,
+        } => {
+            use crate::commands::network_allow::{run, AllowRequest};
+            run(match (entry, list, revoke) {
+                (Some(entry), _, true) => AllowRequest::Revoke { entry },
+                (Some(entry), false, false) => AllowRequest::Grant { entry, duration },
+                _ => AllowRequest::List,
+            })
+        }
     }
 }
 
@@ -103,11 +116,15 @@ fn log_command(follow: bool) -> anyhow::Result<ExitCode> {
         println!("Network isolation is off (network.lan-access = [\"*\"]): nothing is denied");
         return Ok(ExitCode::SUCCESS);
     }
+    let internet_list = crate::network::internet_spec::restricted(&project.config);
+    if internet_list {
+        print_refused_names(&project.root)?;
+    }
     let client = Client::connect().map_err(explain)?;
     let entries = client.denied(&state.id).map_err(explain)?;
     println!("{}", denied_log::HEADER);
     let mut shown: HashMap<Key, u64> = HashMap::new();
-    print_changed(&mut shown, &entries);
+    print_changed(&mut shown, &entries, internet_list);
     if entries.is_empty() && !follow {
         println!("(no denied connections recorded)");
     }
@@ -118,15 +135,36 @@ fn log_command(follow: bool) -> anyhow::Result<ExitCode> {
     loop {
         std::thread::sleep(FOLLOW_EVERY);
         let entries = client.denied(&state.id).map_err(explain)?;
-        print_changed(&mut shown, &entries);
+        print_changed(&mut shown, &entries, internet_list);
     }
 }
 
-fn print_changed(shown: &mut HashMap<Key, u64>, entries: &[alca_contract::probe::Denied]) {
+/// The names the project's resolver refused (`internet-access`), before the connections.
+fn print_refused_names(root: &std::path::Path) -> anyhow::Result<()> {
+    let path = crate::network::resolver_process::query_log(root);
+    let events = alca_dns::query_log::read_events(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    println!("{}", crate::network::refused_names::HEADER);
+    let lines = crate::network::refused_names::lines(&events);
+    if lines.is_empty() {
+        println!("(no refused names recorded)");
+    }
+    for l in lines {
+        println!("{l}");
+    }
+    println!();
+    Ok(())
+}
+
+fn print_changed(
+    shown: &mut HashMap<Key, u64>,
+    entries: &[alca_contract::probe::Denied],
+    internet_list: bool,
+) {
     let now = now_secs();
     let mut out = std::io::stdout().lock();
     for d in denied_log::changed(shown, entries) {
-        let _ = writeln!(out, "{}", denied_log::line(d, now));
+        let _ = writeln!(out, "{}", denied_log::line(d, now, internet_list));
     }
     let _ = out.flush();
     // Only what is still in the log is remembered: the map never outgrows the log.

@@ -54,6 +54,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     // Rules first: a container the runtime restarted may be running without them.
     crate::network::project_rules::ensure_before_exec(
         &project.config,
+        &project.root,
         &state.id,
         &info.name,
         runtime.as_ref(),

@@ -148,7 +148,41 @@ fn network_section(config: &Config, state: &State, root: &Path) {
         Some(report) => println!("Network verify: {}", report.summary()),
         None => println!("Network verify: never run (`alca network verify`)"),
     }
+    internet_section(config, state, root);
     proxy_section(config, state);
+}
+
+/// `internet-access`: the configured mode, whether the resolver runs, and the daemon's view
+/// (applied mode and the addresses in the allow sets).
+fn internet_section(config: &Config, state: &State, root: &Path) {
+    use alca_contract::internet::InternetAccess;
+    let mode = match &config.network.internet_access {
+        InternetAccess::Everything => {
+            println!("Internet: open (internet-access = [\"*\"])");
+            return;
+        }
+        InternetAccess::Only(list) if list.is_empty() => "none (internet-access = [])".to_string(),
+        InternetAccess::Only(_) => {
+            format!("only {}", config.network.internet_access_raw.join(", "))
+        }
+    };
+    println!("Internet: {mode}");
+    let running = crate::network::resolver_process::is_running(root);
+    println!(
+        "DNS resolver: {}",
+        if running {
+            "running"
+        } else {
+            "not running (run `alca up`)"
+        }
+    );
+    match alca_contract::client::Client::connect().and_then(|c| c.internet_status(&state.id)) {
+        Ok(s) => println!(
+            "Internet rules: {} ({} allowed addresses in the sets)",
+            s.mode, s.elements
+        ),
+        Err(e) => println!("Internet rules: unknown ({})", e.message()),
+    }
 }
 
 /// Whether a proxy listens on the configured address of this host, where container TCP is sent.

@@ -5,7 +5,10 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::error::Origin;
-use super::fields::caps;
+use alca_contract::internet::DEFAULT_TTL_FLOOR_SECS;
+use alca_contract::net_spec::MAX_DNS;
+
+use super::fields::{caps, internet};
 use super::layer::Layer;
 use super::model::{
     Commands, Config, Hooks, Mount, Network, Port, Resources, RuntimeChoice, DEFAULT_WORKDIR,
@@ -29,6 +32,23 @@ pub fn finish(layer: Layer, root_file: &Path) -> Result<Config, ConfigError> {
     check_ports(&layer.ports)?;
     let (lan_access_raw, lan_access) = layer.lan_access.into_iter().unzip();
     let (proxy_raw, proxy) = layer.proxy.unzip();
+    let internet_access_raw = layer
+        .internet_access
+        .unwrap_or_else(|| vec!["*".to_string()]);
+    let internet_access = internet::finish_internet_access(&internet_access_raw, root_file)?;
+    let dns_upstream = layer.dns_upstream.unwrap_or_default();
+    if dns_upstream.len() > MAX_DNS {
+        return Err(ConfigError::at(
+            root_file,
+            "network.dns-upstream",
+            format!(
+                "{} servers (after merging the files it extends or includes) is more than the \
+                 limit of {MAX_DNS}",
+                dns_upstream.len()
+            ),
+            format!("list at most {MAX_DNS} servers across the files"),
+        ));
+    }
     Ok(Config {
         image,
         workdir,
@@ -51,6 +71,10 @@ pub fn finish(layer: Layer, root_file: &Path) -> Result<Config, ConfigError> {
             lan_access,
             proxy_raw,
             proxy,
+            internet_access_raw,
+            internet_access,
+            dns_upstream,
+            dns_ttl_floor: layer.dns_ttl_floor.unwrap_or(DEFAULT_TTL_FLOOR_SECS),
         },
         hooks: Hooks {
             post_up: layer.post_up,

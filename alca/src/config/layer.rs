@@ -2,6 +2,7 @@
 //! the file's own directory, and list items tagged with where they were declared.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use alca_contract::{LanEntry, ProxyEntry};
@@ -10,7 +11,7 @@ use super::either::StrOrTable;
 use super::env::EnvSource;
 use super::error::Origin;
 use super::fields::caps::CapsLayer;
-use super::fields::{caps, envs, mounts, network, ports, resources};
+use super::fields::{caps, envs, internet, mounts, network, ports, resources};
 use super::model::{EnvVar, Mount, Port, RuntimeChoice};
 use super::raw::{RawCommand, RawConfig, RawRuntime};
 use super::ConfigError;
@@ -39,6 +40,10 @@ pub struct Layer {
     pub ports: Vec<(Port, Origin)>,
     pub lan_access: Vec<(String, LanEntry)>,
     pub proxy: Option<(String, ProxyEntry)>,
+    /// `internet-access` as written (trimmed, checked); `None` when no file sets it.
+    pub internet_access: Option<Vec<String>>,
+    pub dns_upstream: Option<Vec<SocketAddr>>,
+    pub dns_ttl_floor: Option<u32>,
     pub post_up: Option<String>,
     pub pre_down: Option<String>,
     pub sources: Vec<PathBuf>,
@@ -73,6 +78,15 @@ pub fn from_raw(raw: &RawConfig, file: &Path, env: &dyn EnvSource) -> Result<Lay
             .as_deref()
             .filter(|p| !p.is_empty())
             .map(|p| network::proxy(p, file))
+            .transpose()?,
+        internet_access: (raw.network.internet_access.as_deref())
+            .map(|l| internet::internet_access(l, file))
+            .transpose()?,
+        dns_upstream: (raw.network.dns_upstream.as_deref())
+            .map(|l| internet::dns_upstream(l, file))
+            .transpose()?,
+        dns_ttl_floor: (raw.network.dns_ttl_floor)
+            .map(|s| internet::dns_ttl_floor(s, file))
             .transpose()?,
         post_up: non_empty(
             raw.hooks.post_up.as_deref().filter(|h| !h.is_empty()),

@@ -2,7 +2,7 @@
 //! arrays append, a scalar set in the overlay wins, and `commands.*.append = true` appends the
 //! overlay command to the inherited one (space-separated).
 
-use super::fields::caps;
+use super::fields::{caps, internet};
 use super::layer::{CommandLayer, Layer};
 
 /// Merges `overlay` on top of `base`.
@@ -22,6 +22,22 @@ pub fn merge(base: Layer, overlay: Layer) -> Layer {
     out.ports.extend(overlay.ports);
     out.lan_access.extend(overlay.lan_access);
     set(&mut out.proxy, overlay.proxy);
+    out.internet_access = match (out.internet_access, overlay.internet_access) {
+        (Some(b), Some(o)) => Some(internet::merge_internet_access(b, o)),
+        (b, o) => o.or(b),
+    };
+    out.dns_upstream = match (out.dns_upstream, overlay.dns_upstream) {
+        (Some(mut b), Some(o)) => {
+            for a in o {
+                if !b.contains(&a) {
+                    b.push(a);
+                }
+            }
+            Some(b)
+        }
+        (b, o) => o.or(b),
+    };
+    set(&mut out.dns_ttl_floor, overlay.dns_ttl_floor);
     set(&mut out.post_up, overlay.post_up);
     set(&mut out.pre_down, overlay.pre_down);
     out.sources.extend(overlay.sources);

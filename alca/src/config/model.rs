@@ -4,9 +4,10 @@
 //! types only; the TOML layer in sibling modules is the sole producer.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
+use alca_contract::internet::{InternetAccess, DEFAULT_TTL_FLOOR_SECS};
 use alca_contract::{LanEntry, ProxyEntry};
 use serde::{Deserialize, Serialize};
 
@@ -125,7 +126,7 @@ pub struct Port {
     pub proto: PortProto,
 }
 
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Network {
     /// Raw `lan-access` entries, in order, as written (validated).
     pub lan_access_raw: Vec<String>,
@@ -134,6 +135,61 @@ pub struct Network {
     pub proxy_raw: Option<String>,
     #[serde(skip)]
     pub proxy: Option<ProxyEntry>,
+    /// Raw `internet-access` entries as written (validated; `["*"]` by default). The fields
+    /// below are left out of the serialized form at their defaults, so approvals recorded
+    /// before they existed keep their digest.
+    #[serde(
+        default = "open_internet_raw",
+        skip_serializing_if = "is_open_internet_raw"
+    )]
+    pub internet_access_raw: Vec<String>,
+    #[serde(skip, default = "open_internet")]
+    pub internet_access: InternetAccess,
+    /// `dns-upstream`: where the project's resolver forwards allowed names (empty: the
+    /// host's resolvers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_upstream: Vec<SocketAddr>,
+    /// `dns-ttl-floor`, in seconds.
+    #[serde(
+        default = "default_ttl_floor",
+        skip_serializing_if = "is_default_ttl_floor"
+    )]
+    pub dns_ttl_floor: u32,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Network {
+            lan_access_raw: vec![],
+            lan_access: vec![],
+            proxy_raw: None,
+            proxy: None,
+            internet_access_raw: open_internet_raw(),
+            internet_access: open_internet(),
+            dns_upstream: vec![],
+            dns_ttl_floor: DEFAULT_TTL_FLOOR_SECS,
+        }
+    }
+}
+
+fn open_internet_raw() -> Vec<String> {
+    vec!["*".to_string()]
+}
+
+fn is_open_internet_raw(raw: &Vec<String>) -> bool {
+    *raw == open_internet_raw()
+}
+
+fn open_internet() -> InternetAccess {
+    InternetAccess::Everything
+}
+
+fn default_ttl_floor() -> u32 {
+    DEFAULT_TTL_FLOOR_SECS
+}
+
+fn is_default_ttl_floor(secs: &u32) -> bool {
+    *secs == DEFAULT_TTL_FLOOR_SECS
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

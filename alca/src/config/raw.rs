@@ -188,6 +188,21 @@ pub struct RawNetwork {
     /// Redirect-mode proxy on the host all container TCP is sent to: "IP:port", "[IPv6]:port" or
     /// "${alca:HOST_IP}:port" (an IP address, not a hostname). UDP is not proxied.
     pub proxy: Option<String>,
+    /// Internet destinations the container may reach (default ["*"]: the internet is open; []:
+    /// none). Entries: a domain ("github.com"), "*.domain" (subdomains only), an IP or CIDR,
+    /// each optionally with ":port" and "tcp://" / "udp://" as in lan-access. Domains are
+    /// allowed by the addresses the project's own resolver saw in their answers.
+    #[serde(rename = "internet-access")]
+    pub internet_access: Option<Vec<String>>,
+    /// DNS servers the project's resolver forwards allowed names to, as "IP", "IP:port" or
+    /// "[IPv6]:port" (default: the host's resolvers, as Docker's embedded DNS uses).
+    #[serde(rename = "dns-upstream")]
+    pub dns_upstream: Option<Vec<String>>,
+    /// Seconds an answered address stays allowed at least, whatever the record's TTL
+    /// (default 30: clients such as the JVM cache answers for 30 s). At most 3600.
+    #[serde(rename = "dns-ttl-floor")]
+    #[schemars(range(min = 0, max = 3600))]
+    pub dns_ttl_floor: Option<i64>,
 }
 
 /// `[hooks]`.

@@ -3,27 +3,23 @@
 //! (`ENOTCONN`) so `up` can restart them. The view's mountpoint lives in the state directory,
 //! never at the source, so a missing view shows the container an empty or dead directory.
 
-use std::io::{BufRead, BufReader, Read};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
-
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use super::fuse_device::{self, FUSE_DEVICE};
 use super::view_spec::{ViewSpec, FS_NAME, READY_LINE, SPEC_FILE};
 use super::{
     fuse_conf, Conflict, ExcludeError, ExcludeMatcher, ViewEngine, ViewHandle, ViewStatus,
 };
+use crate::detached;
 
 /// Hidden subcommand that runs [`super::server::serve`].
 pub const SERVE_SUBCOMMAND: &str = "__serve-view";
 const PID_FILE: &str = "view.pid";
 const LOG_FILE: &str = "view.log";
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
-const EXIT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// FUSE filtered views.
 #[derive(Debug, Default)]
@@ -241,73 +237,30 @@ fn spawn_server(
     let log_path = state_dir.join(LOG_FILE);
     let log = std::fs::File::create(&log_path)
         .map_err(|e| ExcludeError::io(format!("cannot create {}", log_path.display()), e))?;
-    let mut cmd = Command::new(exe);
-    cmd.arg(SERVE_SUBCOMMAND)
-        .arg(state_dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(log);
-    detach(&mut cmd);
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| not_started(format!("cannot start the view server: {e}")))?;
-    match wait_ready(&mut child) {
-        Ok(()) => Ok(child.id()),
-        Err(detail) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            Err(not_started(format!("{detail}{}", log_tail(&log))))
+    let args = [OsStr::new(SERVE_SUBCOMMAND), state_dir.as_os_str()];
+    let failed = |detail: String| {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        not_started(format!("the view server: {detail}{}", log_tail(&log)))
+    };
+    match detached::spawn(&exe, &args, None, log, READY_TIMEOUT) {
+        Ok((pid, line)) if line == READY_LINE => Ok(pid),
+        Ok((pid, line)) => {
+            detached::end_process(pid, false);
+            Err(failed(format!(
+                "it printed {line:?} instead of {READY_LINE:?}"
+            )))
         }
-    }
-}
-
-/// New session: the server survives the CLI and its terminal.
-fn detach(cmd: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::unistd::setsid().map_err(std::io::Error::from)?;
-            Ok(())
-        });
-    }
-}
-
-fn wait_ready(child: &mut Child) -> Result<(), String> {
-    let stdout = child.stdout.take().ok_or("no pipe to the view server")?;
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let res = BufReader::new(stdout).read_line(&mut line).map(|_| line);
-        let _ = tx.send(res);
-    });
-    match rx.recv_timeout(READY_TIMEOUT) {
-        Ok(Ok(line)) if line.trim() == READY_LINE => Ok(()),
-        Ok(Ok(_)) => Err(match child.wait() {
-            Ok(status) => format!("the view server exited ({status})"),
-            Err(e) => format!("the view server failed: {e}"),
-        }),
-        Ok(Err(e)) => Err(format!("cannot read from the view server: {e}")),
-        Err(_) => Err(format!(
-            "the view server did not mount within {} s",
-            READY_TIMEOUT.as_secs()
-        )),
+        Err(detail) => Err(failed(detail)),
     }
 }
 
 fn log_tail(log: &str) -> String {
-    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
-    if lines.is_empty() {
-        return String::new();
-    }
-    let tail = lines[lines.len().saturating_sub(5)..].join("\n  ");
     let hint = if log.contains("user_allow_other") {
         "\n  fix: add `user_allow_other` to /etc/fuse.conf (done by `sudo alca network-helper install`)"
     } else {
         ""
     };
-    format!(":\n  {tail}{hint}")
+    format!("{}{hint}", detached::log_tail(log))
 }
 
 /// The view is mounted, answers, is not the source itself, and hides what it must at its top.
@@ -342,53 +295,18 @@ fn verify(spec: &ViewSpec) -> Result<(), ExcludeError> {
 
 fn write_pid(state_dir: &Path, pid: u32) -> Result<(), ExcludeError> {
     let path = state_dir.join(PID_FILE);
-    std::fs::write(&path, format!("{pid}\n"))
+    detached::write_pid(&path, pid)
         .map_err(|e| ExcludeError::io(format!("cannot write {}", path.display()), e))
 }
 
 /// The recorded server pid, if that process is alive and really serves this state dir.
 fn server_pid(state_dir: &Path) -> Option<u32> {
-    let text = std::fs::read_to_string(state_dir.join(PID_FILE)).ok()?;
-    let pid: u32 = text.trim().parse().ok()?;
-    let mut cmdline = Vec::new();
-    std::fs::File::open(format!("/proc/{pid}/cmdline"))
-        .and_then(|mut f| f.read_to_end(&mut cmdline))
-        .ok()?;
-    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-    let ours = args.contains(&SERVE_SUBCOMMAND.as_bytes())
-        && args.contains(&state_dir.as_os_str().as_encoded_bytes());
-    ours.then_some(pid)
+    detached::recorded_pid(&state_dir.join(PID_FILE), SERVE_SUBCOMMAND, state_dir)
 }
 
 /// Waits for the server to exit after its unmount; then SIGTERM, then SIGKILL.
 fn end_process(pid: u32) {
-    let Ok(raw) = i32::try_from(pid) else {
-        return;
-    };
-    let pid = Pid::from_raw(raw);
-    for signal in [None, Some(Signal::SIGTERM), Some(Signal::SIGKILL)] {
-        if let Some(signal) = signal {
-            let _ = kill(pid, signal);
-        }
-        let deadline = Instant::now() + EXIT_TIMEOUT;
-        while Instant::now() < deadline {
-            if !alive(pid) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-fn alive(pid: Pid) -> bool {
-    // A zombie (our own child in tests) counts as gone.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
+    detached::end_process(pid, true);
 }
 
 /// Whether a view (fstype `fuse.alca-view`) is mounted exactly at `mountpoint`.

@@ -2,8 +2,6 @@
 //! view described by `STATE_DIR/view.json`, tells its parent it is ready, and serves until
 //! the view is unmounted or it receives SIGTERM/SIGINT/SIGHUP.
 
-use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use fuser::{Config, MountOption, SessionACL};
@@ -19,7 +17,7 @@ const THREADS: usize = 4;
 
 /// Mounts and serves the view of `state_dir` until it is unmounted.
 pub fn serve(state_dir: &Path) -> Result<(), ExcludeError> {
-    close_inherited_fds();
+    crate::detached::close_inherited_fds();
     let spec_path = state_dir.join(SPEC_FILE);
     let spec = ViewSpec::read(&spec_path)?.ok_or_else(|| ExcludeError::State {
         path: spec_path.clone(),
@@ -85,36 +83,8 @@ fn block_stop_signals() -> Result<SigSet, ExcludeError> {
 
 /// Tells the parent the view is mounted, then detaches stdout so the parent may exit.
 fn announce_ready() -> Result<(), ExcludeError> {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{READY_LINE}")
-        .and_then(|()| out.flush())
-        .map_err(|e| ExcludeError::io("cannot report readiness", e))?;
-    let devnull = std::fs::OpenOptions::new()
-        .write(true)
-        .open("/dev/null")
-        .map_err(|e| ExcludeError::io("cannot open /dev/null", e))?;
-    // SAFETY: dup2 onto our own stdout descriptor; both descriptors are valid.
-    unsafe { libc::dup2(devnull.as_raw_fd(), libc::STDOUT_FILENO) };
-    Ok(())
-}
-
-/// Closes every descriptor above stderr the server inherited: it outlives the command that
-/// started it, and must not keep that command's files open (a lock a caller held, a pipe
-/// someone waits on to close).
-fn close_inherited_fds() {
-    // SAFETY: close_range only closes descriptors; none above 2 is in use by this process yet.
-    let rc = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
-    if rc != 0 {
-        let max = nix::unistd::sysconf(nix::unistd::SysconfVar::OPEN_MAX)
-            .ok()
-            .flatten()
-            .unwrap_or(1024)
-            .min(65536);
-        for fd in 3..max as i32 {
-            // SAFETY: closing a descriptor number this process does not use is harmless.
-            unsafe { libc::close(fd) };
-        }
-    }
+    crate::detached::announce_ready(READY_LINE)
+        .map_err(|e| ExcludeError::io("cannot report readiness", e))
 }
 
 /// One descriptor per open file in the container: use the whole hard limit.

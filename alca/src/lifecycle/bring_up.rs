@@ -196,6 +196,7 @@ impl UpRun {
             runtime,
             guard,
             config: &self.project.config,
+            root: &self.project.root,
             project_id: &self.state.id,
             name: self.state.container_name(),
             progress: self.progress,

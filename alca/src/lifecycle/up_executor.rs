@@ -20,6 +20,8 @@ pub struct Executor<'a> {
     pub runtime: &'a dyn Runtime,
     pub guard: &'a dyn NetworkGuard,
     pub config: &'a Config,
+    /// The project's directory (its resolver's state lives under `.alca/`).
+    pub root: &'a std::path::Path,
     pub project_id: &'a str,
     /// The project's container (and network) name.
     pub name: String,
@@ -173,6 +175,7 @@ impl Executor<'_> {
         self.progress.step("Applying network rules");
         project_rules::apply(
             self.config,
+            self.root,
             self.project_id,
             &self.name,
             self.runtime,

@@ -1,9 +1,12 @@
 //! The text of `alca network log`: one line per denied destination with the time it was last
 //! seen (UTC, derived by the daemon from the log element's expiry), destination, port,
-//! protocol, attempt count and the `lan-access` line that would allow it.
+//! protocol, attempt count and the `lan-access` line that would allow it (or, for an internet
+//! address of a project with `internet-access`, the `internet-access` line).
 
 use std::collections::HashMap;
 
+use alca_contract::deny_list::deny_nets;
+use alca_contract::internet::suggest_internet_access;
 use alca_contract::lan::suggest_lan_access;
 use alca_contract::probe::{Denied, Key};
 
@@ -11,17 +14,32 @@ use alca_contract::probe::{Denied, Key};
 pub const HEADER: &str =
     "LAST SEEN (UTC)      DESTINATION                              PORT   PROTO  COUNT  TO ALLOW";
 
-/// One line for `d`, given the current Unix time.
-pub fn line(d: &Denied, now_secs: u64) -> String {
+/// One line for `d`, given the current Unix time. `internet_list`: the project has an
+/// `internet-access` list, so an address outside the LAN ranges is an internet destination
+/// no allowed name resolved to.
+pub fn line(d: &Denied, now_secs: u64, internet_list: bool) -> String {
     let k = d.key;
+    let lan = deny_nets(k.addr.is_ipv6())
+        .iter()
+        .any(|n| n.contains(&k.addr));
+    let fix = if internet_list && !lan {
+        format!(
+            "internet-access = [\"{}\"]",
+            suggest_internet_access(None, k.addr, k.proto, k.port)
+        )
+    } else {
+        format!(
+            "lan-access = [\"{}\"]",
+            suggest_lan_access(k.addr, k.proto, k.port)
+        )
+    };
     format!(
-        "{:<20} {:<40} {:<6} {:<6} {:<6} lan-access = [\"{}\"]",
+        "{:<20} {:<40} {:<6} {:<6} {:<6} {fix}",
         utc(now_secs.saturating_sub(d.last_seen_secs)),
         k.addr,
         k.port,
         k.proto.to_string(),
         d.packets,
-        suggest_lan_access(k.addr, k.proto, k.port)
     )
 }
 
@@ -84,12 +102,29 @@ mod tests {
 
     #[test]
     fn each_line_suggests_the_allowing_entry() {
-        let l = line(&denied("10.99.0.2", Proto::Tcp, 18080, 3, 10), 1_000_010);
+        let l = line(
+            &denied("10.99.0.2", Proto::Tcp, 18080, 3, 10),
+            1_000_010,
+            false,
+        );
         assert!(l.starts_with("1970-01-12 13:46:40"), "{l}");
         assert!(l.contains("10.99.0.2") && l.contains("18080") && l.contains("tcp"));
         assert!(l.ends_with("lan-access = [\"10.99.0.2:18080\"]"), "{l}");
-        let l = line(&denied("fd00::53", Proto::Udp, 53, 1, 0), 0);
-        assert!(l.ends_with("lan-access = [\"udp://[fd00::53]:53\"]"), "{l}");
+        let l = line(&denied("fd00::53", Proto::Udp, 53, 1, 0), 0, true);
+        assert!(
+            l.ends_with(" lan-access = [\"udp://[fd00::53]:53\"]"),
+            "{l}"
+        );
+        let l = line(&denied("192.88.99.2", Proto::Tcp, 8081, 1, 0), 0, true);
+        assert!(
+            l.ends_with("internet-access = [\"192.88.99.2:8081\"]"),
+            "{l}"
+        );
+        let l = line(&denied("2001:db8::7", Proto::Udp, 443, 1, 0), 0, true);
+        assert!(
+            l.ends_with("internet-access = [\"udp://[2001:db8::7]:443\"]"),
+            "{l}"
+        );
     }
 
     #[test]

@@ -49,9 +49,11 @@ pub fn needs_host_ip(config: &Config) -> bool {
 }
 
 /// Whether the project needs the network helper: anything but `lan-access = ["*"]` without a
-/// proxy needs host firewall rules.
+/// proxy and with an open internet needs host firewall rules.
 pub fn isolation_required(config: &Config) -> bool {
-    !config.network.allows_everything() || config.network.proxy.is_some()
+    !config.network.allows_everything()
+        || config.network.proxy.is_some()
+        || super::internet_spec::restricted(config)
 }
 
 /// The configured proxy's address, `${alca:HOST_IP}` resolved (asked only if used).
@@ -119,6 +121,7 @@ mod tests {
             lan_access: lan.iter().map(|s| parse_lan_entry(s).unwrap()).collect(),
             proxy_raw: proxy.map(String::from),
             proxy: proxy.map(|p| parse_proxy(p).unwrap()),
+            ..Network::default()
         };
         c
     }

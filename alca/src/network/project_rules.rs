@@ -5,6 +5,7 @@
 //! for `network verify`.
 
 use std::net::IpAddr;
+use std::path::Path;
 
 use alca_contract::NetSpec;
 use anyhow::{bail, Context};
@@ -52,18 +53,28 @@ pub fn dns_allowance(
 }
 
 /// Builds the project's spec for `runtime` (its network is `network`, also the container's
-/// name) and applies it; for a rootless runtime inside the container's own namespace.
+/// name) and applies it; for a rootless runtime inside the container's own namespace. With
+/// `internet-access`, the project's resolver is started first (the rules send DNS to it).
 pub fn apply(
     config: &Config,
+    root: &Path,
     id: &str,
     network: &str,
     runtime: &dyn Runtime,
     guard: &dyn NetworkGuard,
 ) -> anyhow::Result<()> {
     if runtime.rootless() {
+        if super::internet_spec::restricted(config) {
+            bail!(
+                "network.internet-access is not supported for rootless containers yet: use a \
+                 rootful runtime, or internet-access = [\"*\"] in .alca.toml"
+            );
+        }
         return rootless::apply(config, id, network, runtime, guard);
     }
-    let (spec, _) = project_spec(config, id, network, runtime)?;
+    let (mut spec, gateways) = project_spec(config, id, network, runtime)?;
+    spec.internet = super::internet_spec::build(config, root, id, &gateways)?;
+    spec.validate()?;
     guard.apply(&spec)
 }
 
@@ -72,6 +83,7 @@ pub fn apply(
 /// container's rules are checked in the namespace it has now (a restart makes a new one).
 pub fn ensure_before_exec(
     config: &Config,
+    root: &Path,
     id: &str,
     container: &str,
     runtime: &dyn Runtime,
@@ -95,12 +107,16 @@ pub fn ensure_before_exec(
     } else {
         Box::new(|| guard.is_applied(id))
     };
+    // A resolver that died (or a reboot) leaves the rules sending DNS nowhere: re-apply, which
+    // starts it again.
+    let resolver_ok =
+        !super::internet_spec::restricted(config) || super::resolver_process::is_running(root);
     match is_applied() {
-        Ok(true) => return Ok(()),
-        Ok(false) => {}
+        Ok(true) if resolver_ok => return Ok(()),
+        Ok(_) => {}
         Err(e) => return Err(refuse(format!("{e:#}"))),
     }
-    apply(config, id, container, runtime, guard).map_err(|e| refuse(format!("{e:#}")))?;
+    apply(config, root, id, container, runtime, guard).map_err(|e| refuse(format!("{e:#}")))?;
     if !is_applied().context("checking the re-applied rules")? {
         bail!(refuse("the daemon did not apply them".into()));
     }

@@ -10,6 +10,7 @@ pub mod widen;
 
 use std::fmt;
 
+use alca_contract::internet::InternetAccess;
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
@@ -113,6 +114,14 @@ pub fn summary(config: &Config) -> Vec<String> {
             "network: the runtime's DNS resolvers, on port 53 (UDP and TCP) only".to_string(),
         );
     }
+    lines.push(match &config.network.internet_access {
+        InternetAccess::Everything => "internet: open (internet-access = [\"*\"])".to_string(),
+        InternetAccess::Only(list) if list.is_empty() => "internet: none".to_string(),
+        InternetAccess::Only(_) => format!(
+            "internet: only {} (names through the project's resolver)",
+            config.network.internet_access_raw.join(", ")
+        ),
+    });
     lines
 }
 
@@ -135,9 +144,19 @@ mod tests {
             .iter()
             .any(|l| l.starts_with("caps: adds capabilities CHOWN")));
         assert!(lines.contains(&"network: no LAN or host access beyond lan-access".to_string()));
+        assert!(lines.contains(
+            &"network: the runtime's DNS resolvers, on port 53 (UDP and TCP) only".to_string()
+        ));
         assert_eq!(
             lines.last().unwrap(),
-            "network: the runtime's DNS resolvers, on port 53 (UDP and TCP) only"
+            "internet: open (internet-access = [\"*\"])"
+        );
+        c.network.internet_access_raw = vec!["github.com".into()];
+        c.network.internet_access =
+            alca_contract::internet::parse_internet_access(&c.network.internet_access_raw).unwrap();
+        assert_eq!(
+            summary(&c).last().unwrap(),
+            "internet: only github.com (names through the project's resolver)"
         );
     }
 

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use alca_contract::internet::{parse_internet_access, InternetAccess};
 use alca_contract::lan::parse_lan_entry;
 
 use super::Widening;
@@ -67,7 +68,59 @@ pub fn widenings(old: &Config, new: &Config) -> Vec<Widening> {
             format!("{:?} → {:?}", old.network.proxy_raw, new.network.proxy_raw),
         );
     }
+    internet_widenings(old, new, &mut push);
     out
+}
+
+/// A new `internet-access` entry (or `"*"`), any other DNS upstream (it decides which addresses
+/// the allowed names resolve to) and any change of the TTL floor are widenings. A higher floor
+/// keeps an answered address open longer; a lower one is counted too (the task asked for it, and
+/// asking once more for a narrowing costs one approval, never isolation).
+fn internet_widenings(old: &Config, new: &Config, push: &mut impl FnMut(&'static str, String)) {
+    let (o, n) = (&old.network, &new.network);
+    let entries = |raw: &[String]| -> Option<BTreeSet<String>> {
+        match parse_internet_access(raw) {
+            Ok(InternetAccess::Everything) => None,
+            Ok(InternetAccess::Only(list)) => Some(list.iter().map(|e| e.to_string()).collect()),
+            // Not loadable (an old record): every entry counts as new.
+            Err(_) => Some(BTreeSet::new()),
+        }
+    };
+    match (
+        entries(&o.internet_access_raw),
+        entries(&n.internet_access_raw),
+    ) {
+        (None, _) => {}
+        (Some(_), None) => push("network.internet-access", "allows \"*\"".to_string()),
+        (Some(before), Some(after)) => {
+            for entry in added(&before, &after) {
+                push("network.internet-access", format!("allows {entry:?}"));
+            }
+        }
+    }
+    if o.dns_upstream != n.dns_upstream {
+        let show = |v: &[std::net::SocketAddr]| match v {
+            [] => "the host's resolvers".to_string(),
+            v => v
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        push(
+            "network.dns-upstream",
+            format!("{} → {}", show(&o.dns_upstream), show(&n.dns_upstream)),
+        );
+    }
+    if n.dns_ttl_floor != o.dns_ttl_floor {
+        push(
+            "network.dns-ttl-floor",
+            format!(
+                "answered addresses stay allowed at least {} s (was {} s)",
+                n.dns_ttl_floor, o.dns_ttl_floor
+            ),
+        );
+    }
 }
 
 fn mount_widenings(old: &Config, new: &Config, push: &mut impl FnMut(&'static str, String)) {
@@ -378,6 +431,48 @@ pub(crate) mod tests {
         let mut new = base();
         new.workdir_exclude.push("**/*.pem".into());
         assert!(fields(&base(), &new).is_empty(), "more excludes narrow");
+    }
+
+    #[test]
+    fn internet_access_widens_on_a_new_entry_a_star_an_upstream_or_a_floor() {
+        let with = |list: &[&str]| {
+            let mut c = base();
+            c.network.internet_access_raw = list.iter().map(|s| s.to_string()).collect();
+            c
+        };
+        let old = with(&["github.com", "*.wild.test:443"]);
+        assert!(
+            fields(&base(), &old).is_empty(),
+            "from open to a list narrows"
+        );
+        assert!(
+            fields(&old, &with(&["GitHub.com."])).is_empty(),
+            "same entry, other spelling"
+        );
+        let w = widenings(&old, &with(&["github.com", "blocked.test"]));
+        assert_eq!(w.len(), 1);
+        assert_eq!(
+            w[0].to_string(),
+            "network.internet-access: allows \"blocked.test\""
+        );
+        assert_eq!(
+            widenings(&old, &with(&["*"]))[0].to_string(),
+            "network.internet-access: allows \"*\""
+        );
+        assert_eq!(
+            fields(&old, &with(&["*.wild.test"])),
+            ["network.internet-access"],
+            "every port is wider than one"
+        );
+        let mut up = old.clone();
+        up.network.dns_upstream = vec!["192.0.2.53:53".parse().unwrap()];
+        assert_eq!(
+            widenings(&old, &up)[0].to_string(),
+            "network.dns-upstream: the host's resolvers → 192.0.2.53:53"
+        );
+        let mut floor = old.clone();
+        floor.network.dns_ttl_floor = 0;
+        assert_eq!(fields(&old, &floor), ["network.dns-ttl-floor"]);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod caps;
 pub mod envs;
+pub mod internet;
 pub mod mounts;
 pub mod network;
 pub mod ports;

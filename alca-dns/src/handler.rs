@@ -1,0 +1,184 @@
+//! The resolver's request handler: the policy check, the upstream question, the daemon's
+//! allow and only then the answer to the container.
+
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use hickory_server::net::runtime::Time;
+use hickory_server::proto::op::{Message, Metadata, OpCode, Query, ResponseCode};
+use hickory_server::proto::rr::DNSClass;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponseBuilder;
+
+use crate::answer::{chained_addresses, updates};
+use crate::policy::Policy;
+use crate::query_log::{Event, Outcome, QueryLog};
+use crate::sink::AllowSink;
+use crate::upstream;
+
+/// Least time between two refreshes of the entries from the daemon.
+const REFRESH_INTERVAL: Duration = Duration::from_secs(1);
+/// Most time the resolver follows entries without asking the daemon (a revoked grant stops
+/// being forwarded within this time; the daemon refuses its addresses at once anyway).
+const MAX_ENTRIES_AGE: Duration = Duration::from_secs(10);
+
+/// Everything one project's resolver needs.
+pub struct ResolverHandler<S> {
+    /// The project id the daemon knows the allow sets by.
+    project: String,
+    policy: Policy,
+    upstreams: Vec<SocketAddr>,
+    sink: S,
+    log: QueryLog,
+    last_refresh: Mutex<Option<Instant>>,
+}
+
+/// What the container gets.
+enum Reply {
+    Code(ResponseCode),
+    Answer(Message),
+}
+
+impl<S: AllowSink> ResolverHandler<S> {
+    pub fn new(
+        project: String,
+        policy: Policy,
+        upstreams: Vec<SocketAddr>,
+        sink: S,
+        log: QueryLog,
+    ) -> Self {
+        ResolverHandler {
+            project,
+            policy,
+            upstreams,
+            sink,
+            log,
+            last_refresh: Mutex::new(None),
+        }
+    }
+
+    /// The entries allowing `name`. A name the current entries refuse is checked once more
+    /// against the daemon's entries (at most once per [`REFRESH_INTERVAL`]), so a grant from
+    /// `alca network allow` works at the next query; entries older than [`MAX_ENTRIES_AGE`]
+    /// are refreshed before they allow anything.
+    async fn entries_for(&self, name: &str) -> Vec<u16> {
+        let entries = self.policy.entries_for(name);
+        let fresh = self
+            .last_refresh
+            .lock()
+            .ok()
+            .and_then(|t| *t)
+            .is_some_and(|t| t.elapsed() < MAX_ENTRIES_AGE);
+        if (!entries.is_empty() && fresh) || !self.refresh_due() {
+            return entries;
+        }
+        match self.sink.entries(&self.project).await {
+            Ok(Some(fresh)) => self.policy.replace(fresh),
+            // No list any more: the daemon has nothing to add addresses to; refuse.
+            Ok(None) => {}
+            Err(e) => tracing::warn!("cannot refresh the entries: {e}"),
+        }
+        self.policy.entries_for(name)
+    }
+
+    fn refresh_due(&self) -> bool {
+        let Ok(mut last) = self.last_refresh.lock() else {
+            return false;
+        };
+        let due = last.is_none_or(|t| t.elapsed() >= REFRESH_INTERVAL);
+        if due {
+            *last = Some(Instant::now());
+        }
+        due
+    }
+
+    async fn resolve(&self, request: &Request) -> Reply {
+        if request.metadata.op_code != OpCode::Query {
+            return Reply::Code(ResponseCode::NotImp);
+        }
+        let Ok(info) = request.request_info() else {
+            return Reply::Code(ResponseCode::FormErr);
+        };
+        let query = info.query.original().clone();
+        let name = query.name.to_string();
+        let qtype = query.query_type.to_string();
+        let entries = if query.query_class == DNSClass::IN {
+            self.entries_for(&name).await
+        } else {
+            Vec::new()
+        };
+        if entries.is_empty() {
+            self.log
+                .record(&Event::now(Outcome::Refused, &name, &qtype, None));
+            return Reply::Code(ResponseCode::Refused);
+        }
+        let fail = |reason: String| {
+            tracing::warn!("{name} {qtype}: {reason}");
+            self.log
+                .record(&Event::now(Outcome::Failed, &name, &qtype, Some(reason)));
+            Reply::Code(ResponseCode::ServFail)
+        };
+        let answer = match upstream::ask(&self.upstreams, &forwarded(&query)).await {
+            Ok(a) => a,
+            Err(e) => return fail(format!("no upstream answer: {e}")),
+        };
+        let addrs = chained_addresses(&query.name, &answer);
+        for update in updates(&self.project, &entries, &addrs) {
+            if let Err(e) = self.sink.allow(update).await {
+                return fail(e.to_string());
+            }
+        }
+        Reply::Answer(answer)
+    }
+}
+
+/// The question sent upstream: the container's question only, with a fresh random id (never
+/// the container's own message, so nothing else it carried is passed on).
+fn forwarded(query: &Query) -> Message {
+    let mut m = Message::query();
+    m.metadata.recursion_desired = true;
+    m.add_query(query.clone());
+    m
+}
+
+#[async_trait::async_trait]
+impl<S: AllowSink> RequestHandler for ResolverHandler<S> {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut response_handle: R,
+    ) -> ResponseInfo {
+        let reply = self.resolve(request).await;
+        let builder = MessageResponseBuilder::from_message_request(request);
+        let sent = match &reply {
+            Reply::Code(code) => {
+                response_handle
+                    .send_response(builder.error_msg(&request.metadata, *code))
+                    .await
+            }
+            Reply::Answer(answer) => {
+                let mut metadata = Metadata::response_from_request(&request.metadata);
+                metadata.recursion_available = true;
+                metadata.response_code = answer.metadata.response_code;
+                let response = builder.build(
+                    metadata,
+                    answer.answers.iter(),
+                    answer.authorities.iter(),
+                    std::iter::empty(),
+                    answer.additionals.iter(),
+                );
+                response_handle.send_response(response).await
+            }
+        };
+        sent.unwrap_or_else(|e| {
+            tracing::debug!("cannot send the answer: {e}");
+            let mut metadata = Metadata::response_from_request(&request.metadata);
+            metadata.response_code = ResponseCode::ServFail;
+            ResponseInfo::from(hickory_server::proto::op::Header {
+                metadata,
+                counts: Default::default(),
+            })
+        })
+    }
+}

@@ -1,0 +1,22 @@
+//! The per-project DNS resolver behind `network.internet-access`: an unprivileged process that
+//! forwards only the names the project's list allows, REFUSEs (and logs) every other name, and,
+//! before it answers, has the daemon put every address of an allowed answer into the project's
+//! kernel allow sets, so the container's first connect never races the rule.
+//!
+//! DNS parsing is hickory's (`hickory-proto` messages, `hickory-server` listeners); nothing here
+//! parses DNS by hand, and nothing here runs as root.
+
+pub mod answer;
+pub mod handler;
+pub mod netd_sink;
+pub mod policy;
+pub mod query_log;
+pub mod serve;
+pub mod sink;
+pub mod static_zone;
+pub mod upstream;
+
+pub use handler::ResolverHandler;
+pub use policy::Policy;
+pub use serve::{bind, Listening};
+pub use sink::{AllowSink, SinkError};

@@ -1,0 +1,70 @@
+//! The product's [`AllowSink`]: the daemon's `AllowResolved` and `InternetEntries` over one
+//! long-lived system-bus connection (the daemon checks on each call that the caller owns the
+//! project and caches that authorization, so a call per answer stays cheap).
+
+use std::time::Duration;
+
+use alca_contract::client::Netd1Proxy;
+use alca_contract::errors::NetdError;
+use alca_contract::internet::{InternetEntry, ResolvedAddrs};
+use alca_contract::internet_status::InternetEntries;
+
+use crate::policy::indexed;
+use crate::sink::{AllowSink, SinkError};
+
+/// How long one call may take before the answer becomes SERVFAIL (a container's resolver
+/// gives up after about 5 s).
+const CALL_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// The daemon, over the system bus.
+pub struct NetdSink {
+    proxy: Netd1Proxy<'static>,
+}
+
+impl NetdSink {
+    pub async fn connect() -> Result<NetdSink, SinkError> {
+        let unreachable = |e: zbus::Error| SinkError::Unreachable(e.to_string());
+        let conn = zbus::connection::Builder::system()
+            .method_timeout(CALL_TIMEOUT)
+            .build()
+            .await
+            .map_err(unreachable)?;
+        let proxy = Netd1Proxy::builder(&conn)
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await
+            .map_err(unreachable)?;
+        Ok(NetdSink { proxy })
+    }
+}
+
+fn sink_error(e: NetdError) -> SinkError {
+    match e {
+        NetdError::ZBus(e) => SinkError::Unreachable(e.to_string()),
+        other => SinkError::Refused(other.message()),
+    }
+}
+
+impl AllowSink for NetdSink {
+    async fn allow(&self, update: ResolvedAddrs) -> Result<(), SinkError> {
+        let body = serde_json::to_string(&update)
+            .map_err(|e| SinkError::Refused(format!("cannot encode the update: {e}")))?;
+        self.proxy.allow_resolved(&body).await.map_err(sink_error)
+    }
+
+    async fn entries(&self, project: &str) -> Result<Option<Vec<(u16, InternetEntry)>>, SinkError> {
+        let json = self
+            .proxy
+            .internet_entries(project)
+            .await
+            .map_err(sink_error)?;
+        let entries: InternetEntries = serde_json::from_str(&json)
+            .map_err(|e| SinkError::Refused(format!("unreadable InternetEntries reply: {e}")))?;
+        let Some(spec) = entries.internet else {
+            return Ok(None);
+        };
+        let mut all = indexed(spec.entries);
+        all.extend(entries.grants.into_iter().map(|g| (g.index, g.entry)));
+        Ok(Some(all))
+    }
+}

@@ -1,0 +1,64 @@
+//! The internet part of a project's spec at `up`: with an `internet-access` list, the
+//! project's resolver is started on the network's IPv4 gateway and named in
+//! [`alca_contract::internet::InternetSpec::resolver`], with the list and the TTL bounds.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+
+use alca_contract::internet::{InternetAccess, InternetSpec, DEFAULT_TTL_MAX_SECS};
+use anyhow::Context;
+
+use super::resolver_process::{self, ResolverSpec};
+use crate::config::Config;
+
+/// The DNS port of the host's resolvers.
+const DNS_PORT: u16 = 53;
+
+/// Whether the project limits the internet (`internet-access` is not `["*"]`).
+pub fn restricted(config: &Config) -> bool {
+    !matches!(config.network.internet_access, InternetAccess::Everything)
+}
+
+/// `None` for an open internet; otherwise starts (or keeps) the resolver and returns the spec.
+pub fn build(
+    config: &Config,
+    root: &Path,
+    project: &str,
+    gateways: &[IpAddr],
+) -> anyhow::Result<Option<InternetSpec>> {
+    let InternetAccess::Only(entries) = &config.network.internet_access else {
+        return Ok(None);
+    };
+    let listen = gateways.iter().copied().find(IpAddr::is_ipv4).context(
+        "network.internet-access needs the project network's IPv4 gateway for its DNS resolver, \
+         and the network reports none: recreate it with `alca up -f`",
+    )?;
+    let net = &config.network;
+    let upstreams = if net.dns_upstream.is_empty() {
+        super::resolvers::docker_upstream_resolvers()
+            .into_iter()
+            .map(|ip| SocketAddr::new(ip, DNS_PORT))
+            .collect()
+    } else {
+        net.dns_upstream.clone()
+    };
+    if upstreams.is_empty() {
+        anyhow::bail!(
+            "network.internet-access: the host names no DNS server in its resolv.conf for the \
+             project's resolver to ask; set network.dns-upstream = [\"IP[:port]\"]"
+        );
+    }
+    let spec = ResolverSpec {
+        project: project.to_string(),
+        listen,
+        entries: entries.clone(),
+        upstreams,
+    };
+    let resolver = resolver_process::ensure(root, &spec)?;
+    Ok(Some(InternetSpec {
+        entries: entries.clone(),
+        resolver,
+        ttl_floor_secs: net.dns_ttl_floor,
+        ttl_max_secs: DEFAULT_TTL_MAX_SECS,
+    }))
+}
