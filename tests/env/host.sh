@@ -18,16 +18,28 @@ host_install_packages() {
 
 # Starts containerd and dockerd unless Docker already answers (systemd starts them on a normal
 # install; containers/CI have no init, so they are started here and their PIDs recorded).
+# Runs "$@" in the background in a new session with every inherited descriptor above 2 closed,
+# so a long-lived daemon started by a test never keeps that test's lock (`flock`) held.
+host_detached() {
+  (
+    for fd in /proc/$BASHPID/fd/*; do
+      fd=${fd##*/}
+      [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-"
+    done
+    exec setsid "$@"
+  ) &
+}
+
 host_start_docker() {
   if ! ctr --address /run/containerd/containerd.sock version >/dev/null 2>&1; then
-    setsid containerd >"$LOG/containerd.log" 2>&1 < /dev/null &
+    host_detached containerd >"$LOG/containerd.log" 2>&1 < /dev/null
     echo $! > "$WORK/containerd.pid"
     for _ in $(seq 1 50); do ctr --address /run/containerd/containerd.sock version >/dev/null 2>&1 && break; sleep 0.2; done
   fi
   if ! /usr/bin/docker info >/dev/null 2>&1; then
     rm -f /var/run/docker.pid
-    setsid dockerd --containerd=/run/containerd/containerd.sock --iptables=true \
-        >"$LOG/dockerd.log" 2>&1 < /dev/null &
+    host_detached dockerd --containerd=/run/containerd/containerd.sock --iptables=true \
+        >"$LOG/dockerd.log" 2>&1 < /dev/null
     echo $! > "$WORK/dockerd.pid"
     for _ in $(seq 1 60); do /usr/bin/docker info >/dev/null 2>&1 && break; sleep 0.5; done
     /usr/bin/docker info >/dev/null
