@@ -108,6 +108,8 @@ fn status_sees_an_inserted_accept_rule_and_an_emptied_table() {
         .enter(move || {
             let nft = Nft::with_table_flags(TableFlags { persist: false });
             let daemon = std::sync::Arc::new(Daemon::new(Box::new(nft), Store::new(root)));
+            // The guard first, as at the daemon's start: an Apply marks the bridge in it.
+            daemon.restore()?;
             daemon.apply(spec, 0, false).map(|_| daemon)
         })
         .unwrap()
