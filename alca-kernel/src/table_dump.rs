@@ -10,6 +10,9 @@ use crate::{
     NFTABLES, NLM_F_DUMP, NLM_F_REQUEST,
 };
 
+/// One set element's key bytes, and whether it is an interval's end.
+pub type ElementKey = (Vec<u8>, bool);
+
 /// `NFT_MSG_GETCHAIN`, `NFT_MSG_GETRULE` and `NFT_MSG_GETSETELEM`.
 const GET_CHAIN: u16 = NFTABLES + 4;
 const GET_RULE: u16 = NFTABLES + 7;
@@ -95,7 +98,7 @@ fn comment(mut udata: &[u8]) -> Option<String> {
 
 /// (key, is an interval end) of every element of the set `set`; `None` when the set does not
 /// exist.
-pub fn set_element_keys(table: &str, set: &str) -> io::Result<Option<Vec<(Vec<u8>, bool)>>> {
+pub fn set_element_keys(table: &str, set: &str) -> io::Result<Option<Vec<ElementKey>>> {
     let mut request = Message::new(GET_SET_ELEM, NLM_F_REQUEST | NLM_F_DUMP, 1, FAMILY_INET);
     request.string(LIST_TABLE, table).string(LIST_SET, set);
     let mut keys: Vec<(Vec<u8>, bool)> = Vec::new();
