@@ -93,12 +93,15 @@ fn comment(mut udata: &[u8]) -> Option<String> {
     None
 }
 
+/// The elements of a set as (key, is an interval end).
+pub type ElementKeys = Vec<(Vec<u8>, bool)>;
+
 /// (key, is an interval end) of every element of the set `set`; `None` when the set does not
 /// exist.
-pub fn set_element_keys(table: &str, set: &str) -> io::Result<Option<Vec<(Vec<u8>, bool)>>> {
+pub fn set_element_keys(table: &str, set: &str) -> io::Result<Option<ElementKeys>> {
     let mut request = Message::new(GET_SET_ELEM, NLM_F_REQUEST | NLM_F_DUMP, 1, FAMILY_INET);
     request.string(LIST_TABLE, table).string(LIST_SET, set);
-    let mut keys: Vec<(Vec<u8>, bool)> = Vec::new();
+    let mut keys: ElementKeys = Vec::new();
     let mut garbled = false;
     let dumped = dump(&request.finish(), |kind, message| {
         if kind != NEW_SET_ELEM {
