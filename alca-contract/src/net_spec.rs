@@ -69,6 +69,20 @@ pub enum SpecError {
 }
 
 impl NetSpec {
+    /// The default isolation of `project`: its own bridge, nothing allowed beyond the deny set,
+    /// no proxy, no resolver, the internet open.
+    pub fn isolated(project: &str) -> NetSpec {
+        NetSpec {
+            project: project.to_string(),
+            bridge: bridge_name(project),
+            allow_all: false,
+            allow: vec![],
+            proxy: None,
+            dns: vec![],
+            internet: None,
+        }
+    }
+
     /// The nftables table name that holds this project's rules.
     pub fn table_name(&self) -> String {
         table_name(&self.project)
@@ -170,15 +184,7 @@ pub fn resolvers_from_resolv_conf(text: &str) -> Vec<IpAddr> {
 /// A valid spec with nothing allowed, for the unit tests of the crates that use the contract.
 #[doc(hidden)]
 pub fn sample_spec() -> NetSpec {
-    NetSpec {
-        project: "0123456789abcdef".into(),
-        bridge: "alca-0123456789".into(),
-        allow_all: false,
-        allow: vec![],
-        proxy: None,
-        dns: vec![],
-        internet: None,
-    }
+    NetSpec::isolated("0123456789abcdef")
 }
 
 #[cfg(test)]

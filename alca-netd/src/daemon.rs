@@ -879,15 +879,7 @@ mod tests {
     }
 
     fn spec(project: &str) -> NetSpec {
-        NetSpec {
-            project: project.into(),
-            bridge: alca_contract::net_spec::bridge_name(project),
-            allow_all: false,
-            allow: vec![],
-            proxy: None,
-            dns: vec![],
-            internet: None,
-        }
+        NetSpec::isolated(project)
     }
 
     fn daemon() -> (Daemon, FakeNft, tempfile::TempDir) {

@@ -278,15 +278,7 @@ mod tests {
     pub(crate) fn saved(project: &str, owner_uid: u32) -> Saved {
         Saved {
             owner_uid,
-            spec: NetSpec {
-                project: project.into(),
-                bridge: alca_contract::net_spec::bridge_name(project),
-                allow_all: false,
-                allow: vec![],
-                proxy: None,
-                dns: vec![],
-                internet: None,
-            },
+            spec: NetSpec::isolated(project),
         }
     }
 

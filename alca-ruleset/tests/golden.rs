@@ -20,15 +20,7 @@ const PROJECT: &str = "0123456789abcdef0123456789abcdef";
 const OWNER: u32 = 1000;
 
 fn spec() -> NetSpec {
-    NetSpec {
-        project: PROJECT.into(),
-        bridge: "alca-0123456789".into(),
-        allow_all: false,
-        allow: vec![],
-        proxy: None,
-        dns: vec![],
-        internet: None,
-    }
+    NetSpec::isolated(PROJECT)
 }
 
 fn allow(net: &str, proto: Option<Proto>, port: Option<u16>) -> AllowRule {

@@ -589,3 +589,40 @@ impl Drop for Watch {
         let _ = self.child.wait();
     }
 }
+
+/// Takes `owner`'s project down and the helper out, and removes the scratch directory, pass or
+/// fail: the cleanup of a suite that installs the helper for one project.
+pub struct ProjectCleanup {
+    pub owner: &'static str,
+    pub scratch: PathBuf,
+    pub project: PathBuf,
+}
+
+impl Drop for ProjectCleanup {
+    fn drop(&mut self) {
+        if self.project.join(".alca/state.json").is_file() {
+            let env = up_env(&self.project);
+            let _ = alca(
+                Some(self.owner),
+                &self.project,
+                &["down", "--force"],
+                &env_refs(&env),
+            );
+        }
+        let _ = alca(
+            None,
+            &self.scratch,
+            &["network-helper", "uninstall", "-y"],
+            &[],
+        );
+        let _ = std::fs::remove_dir_all(&self.scratch);
+    }
+}
+
+/// A world-readable scratch directory `alca-e2e-<tag>-<pid>` under the temp dir.
+pub fn scratch_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("alca-e2e-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    run_ok("chmod", &["755", dir.to_str().expect("utf-8")]).expect("chmod scratch");
+    dir
+}

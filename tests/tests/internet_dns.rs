@@ -12,12 +12,13 @@
 //! under the e2e lock: `flock /tmp/alca-e2e.lock cargo test -p alca-e2e --test internet_dns`.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use alca_dns::static_zone::{Seen, Zone, ZoneServer};
 use alca_e2e::docker::{docker_available, exec_sh, probe_from, Probe};
 use alca_e2e::netd::{
-    alca, container_name, docker_project, env_refs, install_helper_for, project_id, text, up_env,
+    alca, container_name, docker_project, env_refs, install_helper_for, project_id, scratch_dir,
+    text, up_env, ProjectCleanup,
 };
 use alca_e2e::netns::{assert_route_via, run_ok, Listener, LANHOST_NS, LAN_VETH, PUBLIC4};
 
@@ -27,40 +28,6 @@ const LIFE: u32 = 240;
 /// On 192.88.99.2: the port the entries allow, and one they do not.
 const ALLOWED_PORT: u16 = 24201;
 const OTHER_PORT: u16 = 24202;
-
-/// Takes the project down and the helper out, pass or fail.
-struct Cleanup {
-    scratch: PathBuf,
-    project: PathBuf,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        if self.project.join(".alca/state.json").is_file() {
-            let env = up_env(&self.project);
-            let _ = alca(
-                Some(OWNER),
-                &self.project,
-                &["down", "--force"],
-                &env_refs(&env),
-            );
-        }
-        let _ = alca(
-            None,
-            &self.scratch,
-            &["network-helper", "uninstall", "-y"],
-            &[],
-        );
-        let _ = std::fs::remove_dir_all(&self.scratch);
-    }
-}
-
-fn scratch_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("alca-e2e-inetdns-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    run_ok("chmod", &["755", dir.to_str().expect("utf-8")]).expect("chmod scratch");
-    dir
-}
 
 fn owner_alca(project: &Path, args: &[&str]) -> (bool, String) {
     let env = up_env(project);
@@ -122,13 +89,14 @@ fn the_resolver_opens_only_what_the_list_names_and_logs_the_rest() {
     assert_route_via(PUBLIC4, LAN_VETH);
     let (upstream, seen, _rt) = start_zone();
 
-    let scratch = scratch_dir();
+    let scratch = scratch_dir("inetdns");
     let config = format!(
         "[network]\ninternet-access = [\"allowed.test:{ALLOWED_PORT}\", \"*.wild.test:{ALLOWED_PORT}\", \
          \"cname.test:{ALLOWED_PORT}\"]\ndns-upstream = [\"{upstream}\"]\n"
     );
     let project = docker_project(&scratch, "proj", OWNER, &config);
-    let _cleanup = Cleanup {
+    let _cleanup = ProjectCleanup {
+        owner: OWNER,
         scratch: scratch.clone(),
         project: project.clone(),
     };

@@ -11,12 +11,12 @@
 //! Traffic goes only to this host's own address (the proxy) and to `lanhost` (routes asserted).
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use alca_e2e::docker::{docker_available, docker_ok, probe_from, Probe};
 use alca_e2e::netd::{
-    alca, container_name, docker_project, env_refs, install_helper_for, project_id, text, up_env,
-    write_config,
+    alca, container_name, docker_project, env_refs, install_helper_for, project_id, scratch_dir,
+    text, up_env, write_config, ProjectCleanup,
 };
 use alca_e2e::netns::{
     assert_route_local, assert_route_via, run_ok, HostAddress, Listener, NsCounter, LAN4,
@@ -35,41 +35,6 @@ const LAN_PORT: u16 = 23401;
 const PROXY_PORT: u16 = 23402;
 /// Seconds the `lanhost` listener lives at most.
 const LISTENER_LIFE: u32 = 240;
-
-/// Takes the project down, uninstalls the helper and removes the scratch directory, pass or fail.
-struct Cleanup {
-    scratch: PathBuf,
-    project: PathBuf,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        if self.project.join(".alca/state.json").is_file() {
-            let env = up_env(&self.project);
-            let _ = alca(
-                Some(OWNER),
-                &self.project,
-                &["down", "--force"],
-                &env_refs(&env),
-            );
-        }
-        let _ = alca(
-            None,
-            &self.scratch,
-            &["network-helper", "uninstall", "-y"],
-            &[],
-        );
-        let _ = std::fs::remove_dir_all(&self.scratch);
-    }
-}
-
-/// A world-readable scratch directory (the proxy's files and the project live there).
-fn scratch_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("alca-e2e-proxy-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    run_ok("chmod", &["755", dir.to_str().expect("utf-8")]).expect("chmod scratch");
-    dir
-}
 
 /// `alca ARGS` as the owner; `--trust` in ARGS approves the config (the test has no terminal).
 fn up(project: &Path, args: &[&str]) {
@@ -124,10 +89,11 @@ fn a_real_redirect_proxy_carries_the_container_tcp_and_lan_stays_blocked() {
     assert_route_via(PUBLIC4, LAN_VETH);
     assert_route_via(LAN4, LAN_VETH);
 
-    let scratch = scratch_dir();
+    let scratch = scratch_dir("proxy");
     let proxy_line = format!("[network]\nproxy = \"${{alca:HOST_IP}}:{PROXY_PORT}\"\n");
     let project = docker_project(&scratch, "proj", OWNER, &proxy_line);
-    let _cleanup = Cleanup {
+    let _cleanup = ProjectCleanup {
+        owner: OWNER,
         scratch: scratch.clone(),
         project: project.clone(),
     };

@@ -89,15 +89,7 @@ fn status_sees_an_inserted_accept_rule_and_an_emptied_table() {
     let project = TABLE.trim_start_matches("alca-").to_string();
     let store = tempfile::tempdir().unwrap();
     let root = store.path().to_path_buf();
-    let spec = NetSpec {
-        project: project.clone(),
-        bridge: alca_contract::net_spec::bridge_name(&project),
-        allow_all: false,
-        allow: vec![],
-        proxy: None,
-        dns: vec![],
-        internet: None,
-    };
+    let spec = NetSpec::isolated(&project);
     let status = |ns: &ScratchNs, daemon: &std::sync::Arc<Daemon>| {
         let (daemon, project) = (daemon.clone(), project.clone());
         ns.enter(move || daemon.status(&project, 0))

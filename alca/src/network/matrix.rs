@@ -381,15 +381,7 @@ mod tests {
     const ID: &str = "0123456789abcdef0123456789abcdef";
 
     fn spec() -> NetSpec {
-        NetSpec {
-            project: ID.into(),
-            bridge: "alca-0123456789".into(),
-            allow_all: false,
-            allow: vec![],
-            proxy: None,
-            dns: vec![],
-            internet: None,
-        }
+        NetSpec::isolated(ID)
     }
 
     fn key(addr: &str, proto: Proto, port: u16) -> Key {
