@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use alca_contract::client::Client;
-use alca_contract::net_spec::{bridge_name, NetSpec};
+use alca_contract::net_spec::NetSpec;
 use alca_contract::request::decode_spec;
 use alca_ruleset::replace_batch;
 use anyhow::{bail, Context};
@@ -64,15 +64,7 @@ fn raw_nft(batch: &[u8]) -> anyhow::Result<()> {
 
 /// What `alca up` sends for a project with the default config on Docker.
 fn default_spec(project: &str) -> NetSpec {
-    NetSpec {
-        project: project.to_string(),
-        bridge: bridge_name(project),
-        allow_all: false,
-        allow: vec![],
-        proxy: None,
-        dns: vec![],
-        internet: None,
-    }
+    NetSpec::isolated(project)
 }
 
 fn ids() -> anyhow::Result<Vec<String>> {
