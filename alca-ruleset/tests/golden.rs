@@ -12,7 +12,8 @@ use std::process::{Command, Stdio};
 use alca_contract::internet::{parse_internet_entry, InternetSpec};
 use alca_contract::{AllowRule, NetSpec, Proto};
 use alca_ruleset::{
-    delete_batch, owner_uid, replace_batch, replace_batch_on, replace_batch_with_quirks, HostQuirks,
+    delete_batch, owner_uid, replace_batch, replace_batch_in_netns, replace_batch_on,
+    replace_batch_with_quirks, HostQuirks,
 };
 use serde_json::Value;
 
@@ -84,6 +85,13 @@ fn cases() -> Vec<(&'static str, Value)> {
     no_internet.internet = Some(internet_spec(&[]));
     let mut internet_proxy = internet.clone();
     internet_proxy.proxy = Some("10.99.0.1:15001".parse().expect("addr"));
+    // Inside a rootless container's namespace: the output and postrouting chains.
+    let mut netns = spec();
+    netns.allow = vec![
+        allow("10.99.0.2/32", Some(Proto::Tcp), Some(8080)),
+        allow("fd99::/64", None, Some(443)),
+    ];
+    netns.dns = vec!["10.0.2.3".parse().expect("addr")];
     let mut internet_lan_open = spec();
     internet_lan_open.allow_all = true;
     internet_lan_open.internet = Some(internet_spec(&["allowed.test"]));
@@ -103,6 +111,7 @@ fn cases() -> Vec<(&'static str, Value)> {
         ("proxy_v6", replace_batch(&proxy6, OWNER)),
         ("dns", replace_batch(&dns, OWNER)),
         ("delete", delete_batch(PROJECT)),
+        ("netns", replace_batch_in_netns(&netns, OWNER, &[])),
         (
             // A host on a public campus LAN and an IPv6 GUA home LAN, plus a connected network
             // wider than a fixed range (10.0.0.0/7 covers 10/8: the union is merged).
