@@ -19,7 +19,7 @@ pub mod table_dump;
 pub mod table_names;
 pub mod tables;
 
-pub use rule::{single_entry, Unsupported};
+pub use rule::Unsupported;
 
 use nix::sys::socket::{setsockopt, sockopt};
 use rtnetlink::sys::{protocols::NETLINK_NETFILTER, Socket, SocketAddr};

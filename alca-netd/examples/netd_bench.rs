@@ -18,7 +18,7 @@ use std::time::Instant;
 use alca_contract::client::Client;
 use alca_contract::net_spec::NetSpec;
 use alca_contract::request::decode_spec;
-use alca_ruleset::replace_batch;
+use alca_ruleset::{nft_json, replace_batch};
 use anyhow::{bail, Context};
 
 fn stdin_text() -> anyhow::Result<String> {
@@ -82,7 +82,7 @@ fn main() -> anyhow::Result<()> {
         Some("compile") => {
             let uid: u32 = args.get(1).context("missing uid")?.parse()?;
             let spec = decode_spec(&stdin_text()?)?;
-            println!("{}", replace_batch(&spec, uid));
+            println!("{}", nft_json(&replace_batch(&spec, uid)));
         }
         Some("apply") => {
             let n = count(args.get(1))?;

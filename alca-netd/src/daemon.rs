@@ -24,7 +24,7 @@ use alca_contract::errors::NetdError;
 use alca_contract::probe::{Denied, Key, LiveCheck, Outcome, Probe, ProbeReport};
 use alca_contract::status::ProjectStatus;
 use alca_kernel::tables::TableOwner;
-use alca_ruleset::{delete_batch, replace_batch_on, HostQuirks};
+use alca_ruleset::{delete_batch, replace_batch_on, HostQuirks, Ruleset};
 
 use crate::netns_probe;
 use crate::probe_sets;
@@ -159,7 +159,7 @@ impl Daemon {
     }
 
     /// The ruleset of a saved project on this host now.
-    fn batch(&self, spec: &NetSpec, owner_uid: u32) -> serde_json::Value {
+    fn batch(&self, spec: &NetSpec, owner_uid: u32) -> Ruleset {
         let onlink = self.onlink.lock().unwrap_or_else(|e| e.into_inner());
         replace_batch_on(
             spec,
@@ -563,7 +563,7 @@ impl Daemon {
         &self,
         spec: &NetSpec,
         caller: u32,
-    ) -> Result<(u32, serde_json::Value, TableOwner), NetdError> {
+    ) -> Result<(u32, Ruleset, TableOwner), NetdError> {
         let owner_uid = match self.store.load(&spec.project)? {
             Some(saved) => {
                 check_owner(&spec.project, saved.owner_uid, caller)?;
@@ -837,6 +837,9 @@ fn stray_projects<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::firewall::NamesTables;
+    use alca_kernel::set_elements::ElementBatch;
+    use alca_ruleset::types::Command;
     use serde_json::Value;
 
     /// In-memory firewall: a set of table names; can be told to refuse the next batch.
@@ -848,25 +851,34 @@ mod tests {
         log: Arc<Mutex<Vec<String>>>,
     }
 
-    impl Firewall for FakeNft {
-        fn apply(&self, batch: &Value) -> Result<(), FirewallError> {
+    impl FakeNft {
+        /// Refuses a batch when told to, else logs it (`what`, as text).
+        fn take(&self, batch: &impl NamesTables, what: String) -> Result<(), FirewallError> {
             crate::firewall::ensure_only_alca(batch)?;
             if std::mem::take(&mut *self.refuse.lock().unwrap()) {
                 return Err(FirewallError::Nft("refused".into()));
             }
-            self.log.lock().unwrap().push(batch.to_string());
+            self.log.lock().unwrap().push(what);
+            Ok(())
+        }
+    }
+
+    impl Firewall for FakeNft {
+        fn apply(&self, batch: &Ruleset) -> Result<(), FirewallError> {
+            self.take(batch, alca_ruleset::nft_json(batch).to_string())?;
             let mut tables = self.tables.lock().unwrap();
-            for cmd in batch["nftables"].as_array().unwrap() {
-                let (verb, body) = cmd.as_object().unwrap().iter().next().unwrap();
-                let Some(t) = body.get("table") else { continue };
-                let name = t["name"].as_str().unwrap().to_string();
-                match verb.as_str() {
-                    "add" => tables.insert(name),
-                    "delete" => tables.remove(&name),
+            for cmd in &batch.commands {
+                match cmd {
+                    Command::AddTable(name) => tables.insert(name.clone()),
+                    Command::DeleteTable(name) => tables.remove(name),
                     _ => false,
                 };
             }
             Ok(())
+        }
+
+        fn apply_elements(&self, batch: &ElementBatch) -> Result<(), FirewallError> {
+            self.take(batch, format!("{batch:?}"))
         }
 
         fn alca_tables(&self) -> Result<Vec<String>, FirewallError> {

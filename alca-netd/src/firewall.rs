@@ -1,5 +1,5 @@
-//! The only place that talks to nftables: applies one batch atomically (the compiler's JSON,
-//! encoded for nf_tables netlink by [`ruleset`]) or one element batch, both over the daemon's
+//! The only place that talks to nftables: applies one batch atomically (the compiler's typed
+//! [`Ruleset`], encoded for nf_tables netlink by [`ruleset`]) or one element batch, both over the daemon's
 //! one nf_tables socket, and lists the `alca-` tables. The tables it creates are owned by that
 //! socket and persist past it where the kernel can ([`TableFlags`]). A batch the encoder
 //! cannot encode is refused, never handed to `nft` (which would create an unowned table).
@@ -17,10 +17,10 @@ use crate::guard;
 use crate::table_shape;
 use alca_contract::net_spec::{validate_project_id, NetSpec, NAME_PREFIX};
 use alca_kernel::set_elements::ElementBatch;
-use alca_kernel::single_entry;
 use alca_kernel::table_names;
 use alca_kernel::tables::{persist_probe, TableOwner};
 use alca_kernel::{self, ruleset};
+use alca_ruleset::Ruleset;
 
 /// Why nftables could not be read or changed.
 #[derive(Debug, thiserror::Error)]
@@ -62,12 +62,9 @@ impl FirewallError {
 /// What the daemon needs from the packet filter; a fake stands in for it in unit tests.
 pub trait Firewall: Send + Sync {
     /// Runs one batch as a single atomic transaction.
-    fn apply(&self, batch: &Value) -> Result<(), FirewallError>;
-    /// Runs one element batch as a single atomic transaction: through [`Firewall::apply`]
-    /// unless the implementation has a cheaper way.
-    fn apply_elements(&self, batch: &ElementBatch) -> Result<(), FirewallError> {
-        self.apply(&batch.to_json())
-    }
+    fn apply(&self, batch: &Ruleset) -> Result<(), FirewallError>;
+    /// Runs one element batch as a single atomic transaction.
+    fn apply_elements(&self, batch: &ElementBatch) -> Result<(), FirewallError>;
     /// Names of the `inet` tables whose name starts with `alca-`.
     fn alca_tables(&self) -> Result<Vec<String>, FirewallError>;
     /// `nft -j list table inet NAME` (rules with counters, sets with elements); `None` when
@@ -76,7 +73,7 @@ pub trait Firewall: Send + Sync {
     /// What [`crate::probe_sets::check_live`] needs of the live table `name` to compare it with
     /// `expected` (its compiled batch): a listing here, a netlink read of just those parts in
     /// [`Nft`] ([`table_shape`]); `None` when the table does not exist.
-    fn live_shape(&self, name: &str, expected: &Value) -> Result<Option<Value>, FirewallError> {
+    fn live_shape(&self, name: &str, expected: &Ruleset) -> Result<Option<Value>, FirewallError> {
         let _ = expected;
         self.list_table(name)
     }
@@ -86,7 +83,12 @@ pub trait Firewall: Send + Sync {
     }
     /// [`Firewall::apply`] of a project's batch that, in the same transaction, marks the
     /// project's `bridge` in the guard as having rules (`ruled`) or not ([`guard::mark`]).
-    fn apply_project(&self, batch: &Value, bridge: &str, ruled: bool) -> Result<(), FirewallError> {
+    fn apply_project(
+        &self,
+        batch: &Ruleset,
+        bridge: &str,
+        ruled: bool,
+    ) -> Result<(), FirewallError> {
         let _ = (bridge, ruled);
         self.apply(batch)
     }
@@ -224,7 +226,7 @@ impl Nft {
     }
 
     /// [`ruleset::owned_messages`] of `batch`, then `extra`, as one transaction.
-    fn apply_with(&self, batch: &Value, extra: Vec<Vec<u8>>) -> Result<(), FirewallError> {
+    fn apply_with(&self, batch: &Ruleset, extra: Vec<Vec<u8>>) -> Result<(), FirewallError> {
         ensure_only_alca(batch)?;
         let owner = self.table_flags().owner();
         let mut messages = ruleset::owned_messages(batch, owner)
@@ -267,11 +269,16 @@ impl Nft {
 }
 
 impl Firewall for Nft {
-    fn apply(&self, batch: &Value) -> Result<(), FirewallError> {
+    fn apply(&self, batch: &Ruleset) -> Result<(), FirewallError> {
         self.apply_with(batch, Vec::new())
     }
 
-    fn apply_project(&self, batch: &Value, bridge: &str, ruled: bool) -> Result<(), FirewallError> {
+    fn apply_project(
+        &self,
+        batch: &Ruleset,
+        bridge: &str,
+        ruled: bool,
+    ) -> Result<(), FirewallError> {
         self.apply_with(batch, guard::mark(bridge, ruled))
     }
 
@@ -342,7 +349,7 @@ impl Firewall for Nft {
     }
 
     /// Over netlink ([`table_shape`]); a listing only if that cannot be had.
-    fn live_shape(&self, name: &str, expected: &Value) -> Result<Option<Value>, FirewallError> {
+    fn live_shape(&self, name: &str, expected: &Ruleset) -> Result<Option<Value>, FirewallError> {
         if !is_project_table(name) {
             return Ok(None);
         }
@@ -392,32 +399,34 @@ pub fn alca_table_names(listing: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Refuses a batch unless every command names an `alca-` table.
-pub fn ensure_only_alca(batch: &Value) -> Result<(), FirewallError> {
-    let foreign =
-        |what: &Value| FirewallError::Foreign(what.to_string().chars().take(120).collect());
-    let commands = batch["nftables"].as_array().ok_or_else(|| foreign(batch))?;
-    for command in commands {
-        let Some((verb, body)) = single_entry(command) else {
-            return Err(foreign(command));
-        };
-        if verb == "metainfo" {
-            continue;
-        }
-        let Some((kind, object)) = single_entry(body) else {
-            return Err(foreign(command));
-        };
-        let table = if kind == "table" {
-            &object["name"]
-        } else {
-            &object["table"]
-        };
-        match table.as_str() {
-            Some(name) if name.starts_with(NAME_PREFIX) => {}
-            _ => return Err(foreign(command)),
-        }
+/// A batch whose every command names the table it acts on.
+pub trait NamesTables {
+    /// The table of each command.
+    fn tables(&self) -> Vec<&str>;
+}
+
+impl NamesTables for Ruleset {
+    fn tables(&self) -> Vec<&str> {
+        self.commands.iter().map(|c| c.table()).collect()
     }
-    Ok(())
+}
+
+impl NamesTables for ElementBatch {
+    fn tables(&self) -> Vec<&str> {
+        vec![&self.table]
+    }
+}
+
+/// Refuses a batch unless every command names an `alca-` table.
+pub fn ensure_only_alca(batch: &impl NamesTables) -> Result<(), FirewallError> {
+    match batch
+        .tables()
+        .into_iter()
+        .find(|t| !t.starts_with(NAME_PREFIX))
+    {
+        Some(foreign) => Err(FirewallError::Foreign(foreign.chars().take(120).collect())),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -448,23 +457,39 @@ mod tests {
         assert!(!is_project_table("other"));
     }
 
+    /// `flush ruleset`, other families and malformed commands cannot be written in the closed
+    /// [`Ruleset`]; what is left to refuse is a foreign table name.
     #[test]
     fn allows_batches_on_alca_tables_only() {
-        let ok = json!({"nftables": [
-            {"metainfo": {"json_schema_version": 1}},
-            {"add": {"table": {"family": "inet", "name": "alca-deadbeef"}}},
-            {"add": {"chain": {"family": "inet", "table": "alca-deadbeef", "name": "c"}}},
-        ]});
+        use alca_ruleset::types::{Chain, Command, Rule};
+        let ok = Ruleset {
+            commands: vec![
+                Command::AddTable("alca-deadbeef".into()),
+                Command::AddChain(Chain {
+                    table: "alca-deadbeef".into(),
+                    name: "c".into(),
+                    base: None,
+                }),
+            ],
+        };
         assert!(ensure_only_alca(&ok).is_ok());
+        let rule = |table: &str| {
+            Command::AddRule(Rule {
+                table: table.into(),
+                chain: "x".into(),
+                stmts: vec![],
+                comment: None,
+            })
+        };
         for bad in [
-            json!({"nftables": [{"flush": {"ruleset": null}}]}),
-            json!({"nftables": [{"delete": {"table": {"family": "inet", "name": "filter"}}}]}),
-            json!({"nftables": [{"add": {"rule": {"family": "ip", "table": "nat", "chain": "x"}}}]}),
-            json!({"nftables": [{"add": {"table": {"name": "alca-x"}, "rule": {}}}]}),
-            json!({"other": []}),
+            vec![Command::DeleteTable("filter".into())],
+            vec![Command::AddTable("alca-deadbeef".into()), rule("nat")],
         ] {
-            assert!(ensure_only_alca(&bad).is_err(), "{bad}");
+            let bad = Ruleset { commands: bad };
+            assert!(ensure_only_alca(&bad).is_err(), "{bad:?}");
         }
+        assert!(ensure_only_alca(&ElementBatch::new("alca-x")).is_ok());
+        assert!(ensure_only_alca(&ElementBatch::new("filter")).is_err());
     }
 
     #[test]

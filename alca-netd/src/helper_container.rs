@@ -74,18 +74,23 @@ mod tests {
     use crate::firewall::{Firewall, FirewallError};
     use crate::store::Store;
     use alca_contract::helper_protocol::{ErrorKind, MAX_ENVELOPE_BYTES};
+    use alca_kernel::set_elements::ElementBatch;
+    use alca_ruleset::Ruleset;
     use serde_json::Value;
     use std::sync::{Arc, Mutex};
 
     /// Records every batch; tables are not tracked (the daemon's own tests do that).
     #[derive(Clone, Default)]
-    struct Recorder(Arc<Mutex<Vec<Value>>>);
+    struct Recorder(Arc<Mutex<Vec<Ruleset>>>);
 
     impl Firewall for Recorder {
-        fn apply(&self, batch: &Value) -> Result<(), FirewallError> {
+        fn apply(&self, batch: &Ruleset) -> Result<(), FirewallError> {
             crate::firewall::ensure_only_alca(batch)?;
             self.0.lock().unwrap().push(batch.clone());
             Ok(())
+        }
+        fn apply_elements(&self, batch: &ElementBatch) -> Result<(), FirewallError> {
+            crate::firewall::ensure_only_alca(batch)
         }
         fn alca_tables(&self) -> Result<Vec<String>, FirewallError> {
             Ok(vec![])

@@ -29,13 +29,13 @@ use std::os::unix::fs::MetadataExt;
 use std::sync::Mutex;
 
 use nix::sched::{setns, CloneFlags};
-use serde_json::Value;
 
 use crate::netns_probe::{open_proc_netns, pidfd_open};
 use alca_contract::errors::NetdError;
 use alca_contract::net_spec::{table_name, NetSpec};
 use alca_kernel::tables::TableOwner;
 use alca_kernel::{self as nfnl, ruleset};
+use alca_ruleset::Ruleset;
 
 /// Most container namespaces one user may have rules in at a time.
 pub const MAX_PER_USER: usize = 64;
@@ -179,7 +179,7 @@ impl NetnsRules {
         spec: &NetSpec,
         owner_uid: u32,
         (netns, id, pidfd): (File, NsId, OwnedFd),
-        batch: &Value,
+        batch: &Ruleset,
         owner: TableOwner,
     ) -> Result<(), NetdError> {
         crate::firewall::ensure_only_alca(batch).map_err(|e| NetdError::Internal(e.to_string()))?;

@@ -1,5 +1,6 @@
 //! Seeing isolation (SPEC §9), daemon side and pure: the typed probe list `alca network verify`
-//! sends, the check of a live table against the ruleset its saved spec compiles to, the
+//! sends, the check of a live table against the ruleset its saved spec compiles to (the typed
+//! [`Ruleset`] on one side, the live table as `nft -j list table` shows it on the other), the
 //! batches that arm and disarm the probe fence, and the reading of the denied log and of the
 //! probes that got through, all from `nft -j list table` output.
 //!
@@ -16,9 +17,10 @@ use serde_json::{json, Value};
 use alca_contract::lan::Proto;
 use alca_contract::probe::{Denied, Key, Probe};
 use alca_kernel::set_elements::{ConcatKey, ElementBatch, ElementOp, L4Proto};
+use alca_ruleset::types::Element;
 use alca_ruleset::{
-    DENIED4_SET, DENIED6_SET, DENIED_TIMEOUT, FENCE4_SET, FENCE6_SET, PASSED4_SET, PASSED6_SET,
-    PROBE4_SET, PROBE6_SET, PROBE_TIMEOUT, VERIFY_CHAIN,
+    Ruleset, DENIED4_SET, DENIED6_SET, DENIED_TIMEOUT, FENCE4_SET, FENCE6_SET, PASSED4_SET,
+    PASSED6_SET, PROBE4_SET, PROBE6_SET, PROBE_TIMEOUT, VERIFY_CHAIN,
 };
 
 const ARMED_SETS: [&str; 6] = [
@@ -81,14 +83,13 @@ pub fn arm_batch(table: &str, probes: &[Probe]) -> ElementBatch {
     batch
 }
 
-/// The objects of an `nft -j` listing or batch (`add` commands unwrapped).
-pub(crate) fn objects(doc: &Value) -> impl Iterator<Item = &Value> {
+/// The objects of an `nft -j` listing.
+fn objects(doc: &Value) -> impl Iterator<Item = &Value> {
     doc["nftables"]
         .as_array()
         .map(Vec::as_slice)
         .unwrap_or_default()
         .iter()
-        .map(|o| o.get("add").unwrap_or(o))
 }
 
 /// Comment counts of the rules per chain, and the element sets of the `deny*` sets.
@@ -98,6 +99,42 @@ struct Shape {
     deny: BTreeMap<String, Vec<String>>,
 }
 
+impl Shape {
+    /// The shape `expected` creates.
+    fn of_ruleset(expected: &Ruleset) -> Shape {
+        let mut s = Shape::default();
+        for chain in expected.chains() {
+            s.chains.entry(chain.name.clone()).or_default();
+        }
+        for rule in expected.rules() {
+            let comment = rule.comment.as_deref().unwrap_or("(no comment)");
+            *s.chains
+                .entry(rule.chain.clone())
+                .or_default()
+                .entry(comment.to_string())
+                .or_default() += 1;
+        }
+        for set in expected.sets().filter(|set| set.name.starts_with("deny")) {
+            let mut elems: Vec<String> = set
+                .elements
+                .iter()
+                .flatten()
+                .map(|e| match e {
+                    Element::Net(net) if net.prefix_len() == net.max_prefix_len() => {
+                        net.addr().to_string()
+                    }
+                    Element::Net(net) => format!("{}/{}", net.network(), net.prefix_len()),
+                    Element::Uid(uid) => uid.to_string(),
+                })
+                .collect();
+            elems.sort();
+            s.deny.insert(set.name.clone(), elems);
+        }
+        s
+    }
+}
+
+/// The shape of a live table listed by `nft -j list table` (or read as such, [`crate::table_shape`]).
 fn shape(doc: &Value) -> Shape {
     let mut s = Shape::default();
     for obj in objects(doc) {
@@ -157,8 +194,8 @@ fn element_text(e: &Value) -> String {
 /// The differences between a live table (`nft -j list table`) and the batch its saved spec
 /// compiles to: missing or extra rules per chain (by comment), missing chains, changed deny
 /// sets. Empty when the live table has the expected shape.
-pub fn check_live(live: &Value, expected: &Value) -> Vec<String> {
-    let (live, want) = (shape(live), shape(expected));
+pub fn check_live(live: &Value, expected: &Ruleset) -> Vec<String> {
+    let (live, want) = (shape(live), Shape::of_ruleset(expected));
     let mut problems = Vec::new();
     for (chain, rules) in &want.chains {
         let Some(have) = live.chains.get(chain) else {
@@ -284,11 +321,16 @@ mod tests {
     use super::*;
     use crate::test_support::key;
     use alca_contract::lan::Proto;
-    use alca_ruleset::replace_batch;
+    use alca_ruleset::{nft_json, replace_batch};
 
     /// What `nft -j list table` shows for a batch: the objects without the `add` wrapper.
-    fn listed(batch: &Value) -> Value {
-        let objs: Vec<Value> = objects(batch).cloned().collect();
+    fn listed(batch: &Ruleset) -> Value {
+        let objs: Vec<Value> = nft_json(batch)["nftables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o.get("add").unwrap_or(o).clone())
+            .collect();
         json!({ "nftables": objs })
     }
 
@@ -343,8 +385,8 @@ mod tests {
                 fence: true,
             },
         ];
+        crate::firewall::ensure_only_alca(&forget_batch("alca-x", &[probes[2].key])).unwrap();
         let forget = forget_batch("alca-x", &[probes[2].key]).to_json();
-        crate::firewall::ensure_only_alca(&forget).unwrap();
         assert_eq!(
             forget["nftables"][0]["delete"]["element"]["name"],
             "denied6"
@@ -353,8 +395,8 @@ mod tests {
         let both = both.to_json()["nftables"].as_array().unwrap().clone();
         assert_eq!(both.len(), 7, "six flushes, then the one delete");
         assert!(both[6].get("delete").is_some());
+        crate::firewall::ensure_only_alca(&arm_batch("alca-x", &probes)).unwrap();
         let batch = arm_batch("alca-x", &probes).to_json();
-        crate::firewall::ensure_only_alca(&batch).unwrap();
         let cmds = batch["nftables"].as_array().unwrap();
         assert!(cmds[..6].iter().all(|c| c.get("flush").is_some()));
         let added = |name: &str| -> usize {

@@ -12,11 +12,12 @@ use serde_json::{json, Value};
 
 use alca_kernel::table_dump::{chain_exists, rule_comments, set_element_keys};
 use alca_kernel::table_names::inet_table_exists;
+use alca_ruleset::Ruleset;
 
-/// The chains, rule comments and `deny*` set elements of the `inet` table `table` that the
-/// listing `expected` (a compiled batch) names, as `nft -j list table` shows them; `None`
-/// when the table does not exist.
-pub fn read(table: &str, expected: &Value) -> io::Result<Option<Value>> {
+/// The chains, rule comments and `deny*` set elements of the `inet` table `table` that
+/// `expected` (a compiled batch) names, as `nft -j list table` shows them; `None` when the
+/// table does not exist.
+pub fn read(table: &str, expected: &Ruleset) -> io::Result<Option<Value>> {
     if !inet_table_exists(table)? {
         return Ok(None);
     }
@@ -41,19 +42,13 @@ pub fn read(table: &str, expected: &Value) -> io::Result<Option<Value>> {
 }
 
 /// The chain names and the `deny*` set names `expected` creates.
-fn wanted(expected: &Value) -> (Vec<String>, Vec<String>) {
-    let (mut chains, mut sets) = (Vec::new(), Vec::new());
-    for obj in crate::probe_sets::objects(expected) {
-        if let Some(name) = obj["chain"]["name"].as_str() {
-            chains.push(name.to_string());
-        }
-        if let Some(name) = obj["set"]["name"]
-            .as_str()
-            .filter(|n| n.starts_with("deny"))
-        {
-            sets.push(name.to_string());
-        }
-    }
+fn wanted(expected: &Ruleset) -> (Vec<String>, Vec<String>) {
+    let mut chains: Vec<String> = expected.chains().map(|c| c.name.clone()).collect();
+    let mut sets: Vec<String> = expected
+        .sets()
+        .map(|s| s.name.clone())
+        .filter(|n| n.starts_with("deny"))
+        .collect();
     chains.sort();
     chains.dedup();
     sets.sort();

@@ -9,6 +9,7 @@ use alca_contract::net_spec::{
 use alca_contract::request::{decode_project, decode_spec, encode_spec, RequestError};
 use alca_contract::NetSpec;
 use alca_ruleset::replace_batch;
+use alca_ruleset::types::{Match, Ruleset, Stmt};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
@@ -40,31 +41,14 @@ fn check_outcome(result: Result<NetSpec, RequestError>) -> Result<(), TestCaseEr
 }
 
 /// Every command of the compiled batch adds or deletes a table, set, chain or rule of the
-/// project's own `inet alca-<id>` table, and matches only the project's own bridge.
+/// project's own `inet alca-<id>` table (the closed [`Ruleset`] has no other verb, object or
+/// family), deletes only that table, and matches only the project's own bridge.
 fn check_batch_stays_in_own_table(spec: &NetSpec) -> Result<(), TestCaseError> {
     let own = spec.table_name();
     prop_assert!(own.starts_with(NAME_PREFIX));
     let batch = replace_batch(spec, 1000);
-    let cmds = batch["nftables"].as_array().expect("command list");
-    for cmd in cmds {
-        let (verb, body) = single_entry(cmd).expect("one verb per command");
-        prop_assert!(verb == "add" || verb == "delete", "verb {verb}");
-        let (kind, obj) = single_entry(body).expect("one object per command");
-        prop_assert!(
-            ["table", "set", "chain", "rule"].contains(&kind),
-            "object {kind}"
-        );
-        prop_assert_eq!(obj["family"].as_str(), Some("inet"));
-        let table = if kind == "table" {
-            &obj["name"]
-        } else {
-            &obj["table"]
-        };
-        prop_assert_eq!(table.as_str(), Some(own.as_str()), "{}", cmd);
-        prop_assert!(
-            verb == "add" || kind == "table",
-            "deletes only the own table"
-        );
+    for cmd in &batch.commands {
+        prop_assert_eq!(cmd.table(), own.as_str(), "{:?}", cmd);
     }
     for name in interface_names(&batch) {
         prop_assert_eq!(&name, &spec.bridge);
@@ -72,32 +56,16 @@ fn check_batch_stays_in_own_table(spec: &NetSpec) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-fn single_entry(v: &Value) -> Option<(&str, &Value)> {
-    let map = v.as_object()?;
-    (map.len() == 1).then(|| map.iter().next().map(|(k, v)| (k.as_str(), v)))?
-}
-
-/// The right-hand sides of every `meta iifname/oifname` match in the batch.
-fn interface_names(v: &Value) -> Vec<String> {
-    let mut found = Vec::new();
-    collect_interface_names(v, &mut found);
-    found
-}
-
-fn collect_interface_names(v: &Value, found: &mut Vec<String>) {
-    match v {
-        Value::Object(map) => {
-            if let Some(m) = map.get("match") {
-                let key = m["left"]["meta"]["key"].as_str().unwrap_or("");
-                if key.ends_with("ifname") {
-                    found.push(m["right"].as_str().unwrap_or("<not a string>").to_string());
-                }
-            }
-            map.values().for_each(|x| collect_interface_names(x, found));
-        }
-        Value::Array(items) => items.iter().for_each(|x| collect_interface_names(x, found)),
-        _ => {}
-    }
+/// The right-hand sides of every `meta iifname` match in the batch.
+fn interface_names(batch: &Ruleset) -> Vec<String> {
+    batch
+        .rules()
+        .flat_map(|r| &r.stmts)
+        .filter_map(|s| match s {
+            Stmt::Match(Match::Iifname(name)) => Some(name.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Arbitrary JSON trees, with keys biased towards the spec's own field names.

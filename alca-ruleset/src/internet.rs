@@ -25,15 +25,13 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use nftables::stmt::Operator;
-use serde_json::{json, Value};
-
 use alca_contract::internet::{InternetEntry, InternetSpec, InternetTarget};
 use alca_contract::lan::Proto;
+use alca_ruleset_types::{Command, IpFamily, Set, SetKey};
 
 use super::deny::{DENY4_SET, DENY6_SET};
 use super::expr::*;
-use super::verify_rules::{key, log_denied};
+use super::verify_rules::log_denied;
 
 /// The nat chain of a project with `internet-access` and no proxy (with a proxy, the DNS rules
 /// go first in the proxy chain: one nat base chain per project either way).
@@ -85,19 +83,16 @@ pub fn allow_set_for(spec: &InternetSpec, entry: u16, addr: IpAddr) -> Option<St
 }
 
 /// The `add set` commands of the allow sets.
-pub(super) fn allow_sets(table: &str, spec: &InternetSpec) -> Vec<Value> {
+pub(super) fn allow_sets(table: &str, spec: &InternetSpec) -> Vec<Command> {
     let groups = allow_groups(&spec.entries).len();
     (0..groups)
         .flat_map(|g| [false, true].map(|v6| (g, v6)))
         .map(|(g, v6)| {
-            json!({ "add": { "set": {
-                "family": "inet",
-                "table": table,
-                "name": allow_set_name(g, v6),
-                "type": if v6 { "ipv6_addr" } else { "ipv4_addr" },
-                "flags": ["timeout"],
-                "size": ALLOW_SET_SIZE,
-            }}})
+            timed_set(
+                table,
+                &allow_set_name(g, v6),
+                SetKey::Addr(IpFamily::of(v6)),
+            )
         })
         .chain(
             [false, true]
@@ -107,27 +102,25 @@ pub(super) fn allow_sets(table: &str, spec: &InternetSpec) -> Vec<Value> {
         .collect()
 }
 
+/// A set of `key`s with `flags timeout` and [`ALLOW_SET_SIZE`].
+fn timed_set(table: &str, name: &str, key: SetKey) -> Command {
+    let mut set = Set::new(table, name, key);
+    set.timeout_flag = true;
+    set.size = Some(ALLOW_SET_SIZE);
+    Command::AddSet(set)
+}
+
 /// The grant sets of one family: plain addresses, and `daddr . l4proto . dport` keys.
-fn grant_sets(table: &str, v6: bool) -> [Value; 2] {
-    let addr = if v6 { "ipv6_addr" } else { "ipv4_addr" };
+fn grant_sets(table: &str, v6: bool) -> [Command; 2] {
+    let family = IpFamily::of(v6);
     let (plain, keyed) = if v6 {
         (GRANT6_SET, GRANT_PORT6_SET)
     } else {
         (GRANT4_SET, GRANT_PORT4_SET)
     };
-    let set = |name: &str, kind: Value| {
-        json!({ "add": { "set": {
-            "family": "inet",
-            "table": table,
-            "name": name,
-            "type": kind,
-            "flags": ["timeout"],
-            "size": ALLOW_SET_SIZE,
-        }}})
-    };
     [
-        set(plain, json!(addr)),
-        set(keyed, json!([addr, "inet_proto", "inet_service"])),
+        timed_set(table, plain, SetKey::Addr(family)),
+        timed_set(table, keyed, SetKey::Dest(family)),
     ]
 }
 
@@ -195,7 +188,7 @@ pub(super) fn internet_rules(spec: &InternetSpec) -> Vec<CommentedRule> {
             "internet-access grants",
         ));
         rules.push(CommentedRule::commented(
-            vec![set_match(key(v6), Operator::EQ, keyed), accept()],
+            vec![key_in(v6, keyed), accept()],
             "internet-access grants",
         ));
     }
@@ -319,10 +312,10 @@ mod tests {
                 "deny internet",
             ]
         );
-        let text = serde_json::to_string(&rules[0].stmts).unwrap();
+        let text = crate::stmts_json(&rules[0].stmts).to_string();
         assert!(text.contains("\"tcp\"") && text.contains("443"), "{text}");
         // An entry without protocol or port still lets only TCP and UDP through.
-        let text = serde_json::to_string(&rules[1].stmts).unwrap();
+        let text = crate::stmts_json(&rules[1].stmts).to_string();
         assert!(
             text.contains("\"udp\"") && text.contains("@inet4_0"),
             "{text}"

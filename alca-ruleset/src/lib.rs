@@ -1,7 +1,10 @@
-//! Pure compiler from a validated [`NetSpec`] to one atomic nftables JSON batch (`nft -j -f -`).
+//! Pure compiler from a validated [`NetSpec`] to one atomic batch, a closed typed [`Ruleset`]
+//! (`alca-ruleset-types`), and that ruleset's nft-JSON encoder ([`nft_json`]).
 //!
-//! Strings from users never reach nft text: every value is a typed `nftables` schema object,
-//! serialised to JSON at the end. The layout of one project's table `inet alca-<id>`:
+//! Strings from users never reach nft text: every value is a typed field of the ruleset. The
+//! daemon hands the ruleset to the kernel writer (`alca_kernel::ruleset`, netlink); the JSON
+//! encoding is for `nft -c`, the goldens and tests. The layout of one project's table
+//! `inet alca-<id>`:
 //!
 //! * set `owner` (type uid): the uid that owns the table (see [`owner_uid`]);
 //! * sets `deny4`/`deny6` (interval): the destinations no container may reach (SPEC §3);
@@ -26,20 +29,21 @@
 mod deny;
 mod expr;
 mod filter;
+pub mod golden_cases;
 mod internet;
 mod netns_output;
+mod nft_json;
 mod owner;
 mod proxy;
 mod verify_rules;
 
-use std::borrow::Cow;
-
 use ipnet::IpNet;
-use nftables::schema::{Chain, NfCmd, NfListObject, Table};
-use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
-use serde_json::{json, Value};
 
 use alca_contract::net_spec::{table_name, NetSpec};
+use alca_ruleset_types::{BaseChain, Chain, ChainType, Command, Hook, Policy};
+
+pub use alca_ruleset_types as types;
+pub use alca_ruleset_types::Ruleset;
 
 pub use internet::{
     allow_groups, allow_set_for, allow_set_name, AllowGroup, ALLOW_SET_SIZE, DNS_NAT_CHAIN,
@@ -48,6 +52,7 @@ pub use internet::{
 pub use netns_output::{
     replace_batch_in_netns, NETNS_LATE_CHAIN, NETNS_OUTPUT_CHAIN, NETNS_OUTPUT_PRIORITY,
 };
+pub use nft_json::{command_json, nft_json, stmts_json};
 pub use owner::{owner_uid, OWNER_SET};
 pub use verify_rules::*;
 
@@ -81,12 +86,12 @@ pub struct HostQuirks {
 /// `[add table, delete table, add table, sets…, chains…, rules…]`: one transaction that works
 /// whether or not the table exists. `owner_uid` is recorded in the table's `owner` set so
 /// ownership survives daemon restarts. The spec must have passed [`NetSpec::validate`].
-pub fn replace_batch(spec: &NetSpec, owner_uid: u32) -> Value {
+pub fn replace_batch(spec: &NetSpec, owner_uid: u32) -> Ruleset {
     replace_batch_with_quirks(spec, owner_uid, HostQuirks::default())
 }
 
 /// [`replace_batch`] for a host with `quirks`.
-pub fn replace_batch_with_quirks(spec: &NetSpec, owner_uid: u32, quirks: HostQuirks) -> Value {
+pub fn replace_batch_with_quirks(spec: &NetSpec, owner_uid: u32, quirks: HostQuirks) -> Ruleset {
     replace_batch_on(spec, owner_uid, quirks, &[])
 }
 
@@ -97,36 +102,32 @@ pub fn replace_batch_on(
     owner_uid: u32,
     quirks: HostQuirks,
     onlink: &[IpNet],
-) -> Value {
+) -> Ruleset {
     let guard_flowtable = quirks.flowtable_offload;
     let name = spec.table_name();
     let filter = filter::isolate_rules(spec);
     let mut cmds = table_head(spec, owner_uid, onlink, !filter.is_empty());
     if !filter.is_empty() {
-        cmds.push(add(base_chain(
+        cmds.push(base_chain(
             &name,
             FILTER_BASE_CHAIN,
-            (NfHook::Prerouting, NfChainType::Filter, FILTER_PRIORITY),
-        )));
+            (Hook::Prerouting, ChainType::Filter, FILTER_PRIORITY),
+        ));
         if guard_flowtable {
-            cmds.push(add(base_chain(
+            cmds.push(base_chain(
                 &name,
                 FLOWTABLE_GUARD_CHAIN,
-                (
-                    NfHook::Forward,
-                    NfChainType::Filter,
-                    FLOWTABLE_GUARD_PRIORITY,
-                ),
-            )));
+                (Hook::Forward, ChainType::Filter, FLOWTABLE_GUARD_PRIORITY),
+            ));
         }
-        cmds.push(add(regular_chain(&name, ISOLATE_CHAIN)));
-        cmds.push(add(regular_chain(&name, VERIFY_CHAIN)));
+        cmds.push(regular_chain(&name, ISOLATE_CHAIN));
+        cmds.push(regular_chain(&name, VERIFY_CHAIN));
         for (chain, hook) in [
-            (VERIFY_INPUT_CHAIN, NfHook::Input),
-            (VERIFY_FORWARD_CHAIN, NfHook::Forward),
+            (VERIFY_INPUT_CHAIN, Hook::Input),
+            (VERIFY_FORWARD_CHAIN, Hook::Forward),
         ] {
-            let kind = (hook, NfChainType::Filter, VERIFY_PRIORITY);
-            cmds.push(add(base_chain(&name, chain, kind)));
+            let kind = (hook, ChainType::Filter, VERIFY_PRIORITY);
+            cmds.push(base_chain(&name, chain, kind));
         }
     }
     let mut nat = spec
@@ -145,57 +146,54 @@ pub fn replace_batch_on(
         DNS_NAT_CHAIN
     };
     if !nat.is_empty() {
-        cmds.push(add(base_chain(
+        cmds.push(base_chain(
             &name,
             nat_chain,
-            (NfHook::Prerouting, NfChainType::NAT, PROXY_PRIORITY),
-        )));
+            (Hook::Prerouting, ChainType::Nat, PROXY_PRIORITY),
+        ));
     }
     if !filter.is_empty() {
-        cmds.push(add(expr::rule(
+        cmds.push(expr::rule(
             &name,
             FILTER_BASE_CHAIN,
             filter::jump_from_bridge(&spec.bridge),
-        )));
+        ));
         if guard_flowtable {
-            cmds.push(add(expr::rule(
+            cmds.push(expr::rule(
                 &name,
                 FLOWTABLE_GUARD_CHAIN,
                 filter::jump_from_bridge(&spec.bridge),
-            )));
+            ));
         }
         cmds.extend(
             filter
                 .into_iter()
-                .map(|r| add(expr::rule(&name, ISOLATE_CHAIN, r))),
+                .map(|r| expr::rule(&name, ISOLATE_CHAIN, r)),
         );
         for chain in [VERIFY_INPUT_CHAIN, VERIFY_FORWARD_CHAIN] {
             let jump = filter::jump_from_bridge_to(&spec.bridge, VERIFY_CHAIN);
-            cmds.push(add(expr::rule(&name, chain, jump)));
+            cmds.push(expr::rule(&name, chain, jump));
         }
         cmds.extend(
             verify_rules::verify_rules()
                 .into_iter()
-                .map(|r| add(expr::rule(&name, VERIFY_CHAIN, r))),
+                .map(|r| expr::rule(&name, VERIFY_CHAIN, r)),
         );
     }
-    cmds.extend(
-        nat.into_iter()
-            .map(|r| add(expr::rule(&name, nat_chain, r))),
-    );
-    json!({ "nftables": cmds })
+    cmds.extend(nat.into_iter().map(|r| expr::rule(&name, nat_chain, r)));
+    Ruleset { commands: cmds }
 }
 
 /// The commands every project table starts with, on a bridge or in a container's namespace:
 /// replace the table, its owner set, and when it `filters` its deny and observation sets.
-fn table_head(spec: &NetSpec, owner_uid: u32, onlink: &[IpNet], filters: bool) -> Vec<Value> {
+fn table_head(spec: &NetSpec, owner_uid: u32, onlink: &[IpNet], filters: bool) -> Vec<Command> {
     let name = spec.table_name();
     let mut cmds = reset_table(&name);
-    cmds.push(add(NfListObject::Table(table(&name))));
+    cmds.push(Command::AddTable(name.clone()));
     cmds.push(owner::owner_set(&name, owner_uid));
     if filters {
         if !spec.allow_all || spec.internet.is_some() {
-            cmds.extend(deny::deny_sets(&name, onlink).into_iter().map(add));
+            cmds.extend(deny::deny_sets(&name, onlink));
         }
         if let Some(net) = &spec.internet {
             cmds.extend(internet::allow_sets(&name, net));
@@ -206,68 +204,56 @@ fn table_head(spec: &NetSpec, owner_uid: u32, onlink: &[IpNet], filters: bool) -
 }
 
 /// Batch that deletes the project's table; succeeds whether or not it exists.
-pub fn delete_batch(project: &str) -> Value {
-    json!({ "nftables": reset_table(&table_name(project)) })
-}
-
-/// `add table` then `delete table`: removes the table whether or not it existed.
-fn reset_table(name: &str) -> Vec<Value> {
-    vec![
-        add(NfListObject::Table(table(name))),
-        to_json(&NfCmd::Delete(NfListObject::Table(table(name)))),
-    ]
-}
-
-fn table(name: &str) -> Table<'static> {
-    Table {
-        family: NfFamily::INet,
-        name: Cow::Owned(name.to_string()),
-        handle: None,
+pub fn delete_batch(project: &str) -> Ruleset {
+    Ruleset {
+        commands: reset_table(&table_name(project)),
     }
 }
 
+/// `add table` then `delete table`: removes the table whether or not it existed.
+fn reset_table(name: &str) -> Vec<Command> {
+    vec![
+        Command::AddTable(name.to_string()),
+        Command::DeleteTable(name.to_string()),
+    ]
+}
+
 /// A base chain at `(hook, type, priority)` whose policy accepts.
-fn base_chain(
-    table: &str,
-    name: &str,
-    (hook, kind, prio): (NfHook, NfChainType, i32),
-) -> NfListObject<'static> {
-    NfListObject::Chain(Chain {
-        family: NfFamily::INet,
-        table: Cow::Owned(table.to_string()),
-        name: Cow::Owned(name.to_string()),
-        _type: Some(kind),
-        hook: Some(hook),
-        prio: Some(prio),
-        policy: Some(NfChainPolicy::Accept),
-        ..Chain::default()
+fn base_chain(table: &str, name: &str, (hook, kind, priority): (Hook, ChainType, i32)) -> Command {
+    Command::AddChain(Chain {
+        table: table.to_string(),
+        name: name.to_string(),
+        base: Some(BaseChain {
+            kind,
+            hook,
+            priority,
+            policy: Policy::Accept,
+        }),
     })
 }
 
-fn regular_chain(table: &str, name: &str) -> NfListObject<'static> {
-    NfListObject::Chain(Chain {
-        family: NfFamily::INet,
-        table: Cow::Owned(table.to_string()),
-        name: Cow::Owned(name.to_string()),
-        ..Chain::default()
+fn regular_chain(table: &str, name: &str) -> Command {
+    Command::AddChain(Chain {
+        table: table.to_string(),
+        name: name.to_string(),
+        base: None,
     })
-}
-
-/// `{"add": obj}` as JSON.
-fn add(obj: NfListObject<'_>) -> Value {
-    to_json(&NfCmd::Add(obj))
-}
-
-fn to_json(cmd: &NfCmd<'_>) -> Value {
-    // Invariant: the schema types are plain structs and enums without maps or fallible
-    // serialisers, so turning them into a `Value` cannot fail.
-    serde_json::to_value(cmd).expect("nftables schema values always serialise")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use alca_contract::lan::{AllowRule, Proto};
+    use serde_json::{json, Value};
+
+    // The tests read the JSON encoding (the goldens pin it to the typed value).
+    fn replace_batch(spec: &NetSpec, owner_uid: u32) -> Value {
+        nft_json(&super::replace_batch(spec, owner_uid))
+    }
+
+    fn replace_batch_with_quirks(spec: &NetSpec, owner_uid: u32, quirks: HostQuirks) -> Value {
+        nft_json(&super::replace_batch_with_quirks(spec, owner_uid, quirks))
+    }
 
     fn spec() -> NetSpec {
         alca_contract::net_spec::sample_spec()

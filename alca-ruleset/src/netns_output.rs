@@ -30,10 +30,9 @@
 //! conntrack, which slirp4netns' fresh host-side connections do not carry (the daemon refuses a
 //! proxy for such a project), and no verify chains (those match the host bridge).
 
-use serde_json::{json, Value};
-
 use ipnet::IpNet;
-use nftables::types::{NfChainType, NfHook};
+
+use alca_ruleset_types::{ChainType, Hook, Ruleset};
 
 use alca_contract::net_spec::NetSpec;
 
@@ -43,7 +42,7 @@ use super::expr::{
     oiftype_loopback, rule, CommentedRule,
 };
 use super::ISOLATE_CHAIN;
-use super::{add, base_chain, filter, regular_chain, table_head};
+use super::{base_chain, filter, regular_chain, table_head};
 
 /// Name of the output base chain inside a container's namespace.
 pub const NETNS_OUTPUT_CHAIN: &str = "output";
@@ -56,45 +55,37 @@ pub const NETNS_OUTPUT_PRIORITY: i32 = i32::MAX;
 /// output-hook ruleset. `onlink` are the HOST's on-link prefixes: slirp4netns connects from the
 /// host, so they are as much the LAN from inside as from the bridge. Empty (no chains) for a
 /// spec that filters nothing (`allow_all` without a proxy).
-pub fn replace_batch_in_netns(spec: &NetSpec, owner_uid: u32, onlink: &[IpNet]) -> Value {
+pub fn replace_batch_in_netns(spec: &NetSpec, owner_uid: u32, onlink: &[IpNet]) -> Ruleset {
     let name = spec.table_name();
     let isolate = filter::isolate_rules(spec);
     let mut cmds = table_head(spec, owner_uid, onlink, !isolate.is_empty());
     if !isolate.is_empty() {
-        cmds.push(add(base_chain(
+        cmds.push(base_chain(
             &name,
             NETNS_OUTPUT_CHAIN,
-            (NfHook::Output, NfChainType::Filter, NETNS_OUTPUT_PRIORITY),
-        )));
-        cmds.push(add(regular_chain(&name, ISOLATE_CHAIN)));
+            (Hook::Output, ChainType::Filter, NETNS_OUTPUT_PRIORITY),
+        ));
+        cmds.push(regular_chain(&name, ISOLATE_CHAIN));
         let own = CommentedRule::commented(vec![daddr_is_local(), accept()], "own addresses");
         let rest = CommentedRule::new(vec![jump(ISOLATE_CHAIN)]);
         for r in [own, rest] {
-            cmds.push(add(rule(&name, NETNS_OUTPUT_CHAIN, r)));
+            cmds.push(rule(&name, NETNS_OUTPUT_CHAIN, r));
         }
-        cmds.extend(
-            isolate
-                .into_iter()
-                .map(|r| add(rule(&name, ISOLATE_CHAIN, r))),
-        );
+        cmds.extend(isolate.into_iter().map(|r| rule(&name, ISOLATE_CHAIN, r)));
     }
     if !spec.allow_all {
-        cmds.push(add(base_chain(
+        cmds.push(base_chain(
             &name,
             NETNS_LATE_CHAIN,
-            (
-                NfHook::Postrouting,
-                NfChainType::Filter,
-                NETNS_OUTPUT_PRIORITY,
-            ),
-        )));
+            (Hook::Postrouting, ChainType::Filter, NETNS_OUTPUT_PRIORITY),
+        ));
         cmds.extend(
             late_rules(spec)
                 .into_iter()
-                .map(|r| add(rule(&name, NETNS_LATE_CHAIN, r))),
+                .map(|r| rule(&name, NETNS_LATE_CHAIN, r)),
         );
     }
-    json!({ "nftables": cmds })
+    Ruleset { commands: cmds }
 }
 
 /// The rules of the late check at postrouting (see the module doc).
@@ -119,7 +110,13 @@ fn late_rules(spec: &NetSpec) -> Vec<CommentedRule> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{replace_batch_on, HostQuirks};
+    use crate::{nft_json, replace_batch_on, HostQuirks};
+    use serde_json::{json, Value};
+
+    /// The tests read the JSON encoding (the goldens pin it to the typed value).
+    fn replace_batch_in_netns(spec: &NetSpec, owner_uid: u32, onlink: &[IpNet]) -> Value {
+        nft_json(&super::replace_batch_in_netns(spec, owner_uid, onlink))
+    }
 
     fn cmds(batch: &Value) -> Vec<Value> {
         batch["nftables"].as_array().cloned().unwrap_or_default()
@@ -172,7 +169,7 @@ mod tests {
         assert!(output[0].to_string().contains("\"accept\""));
         assert_eq!(output[1], json!([{"jump": {"target": "isolate"}}]));
         // The same isolate chain and deny sets as the host variant.
-        let host = replace_batch_on(&spec, 1001, HostQuirks::default(), &[]);
+        let host = nft_json(&replace_batch_on(&spec, 1001, HostQuirks::default(), &[]));
         assert_eq!(
             rules_of(&batch, ISOLATE_CHAIN),
             rules_of(&host, ISOLATE_CHAIN)
@@ -220,7 +217,8 @@ mod tests {
 
     #[test]
     fn the_batch_encodes_to_netlink() {
-        let batch = replace_batch_in_netns(&alca_contract::net_spec::sample_spec(), 1001, &[]);
+        let batch =
+            super::replace_batch_in_netns(&alca_contract::net_spec::sample_spec(), 1001, &[]);
         alca_kernel::ruleset::owned_messages(&batch, alca_kernel::tables::TableOwner::Unowned)
             .unwrap();
     }

@@ -6,33 +6,18 @@
 //! `nft list table inet alca-<id>` as `set owner { type uid; elements = { 1000 } }`, and is
 //! replaced atomically together with the rules.
 
-use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
+
+use alca_ruleset_types::{Command, Element, Set, SetKey};
 
 /// Name of the set holding the owner uid.
 pub const OWNER_SET: &str = "owner";
 
-/// The typed `set` object (the `nftables` crate has no `uid` set type).
-#[derive(Serialize)]
-struct UidSet<'a> {
-    family: &'static str,
-    table: &'a str,
-    name: &'static str,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    elem: [u32; 1],
-}
-
-/// `{"add": {"set": …}}` creating the owner set of `table` with `uid` as its element.
-pub(super) fn owner_set(table: &str, uid: u32) -> Value {
-    let set = UidSet {
-        family: "inet",
-        table,
-        name: OWNER_SET,
-        kind: "uid",
-        elem: [uid],
-    };
-    json!({ "add": { "set": set } })
+/// The command creating the owner set of `table` with `uid` as its element.
+pub(super) fn owner_set(table: &str, uid: u32) -> Command {
+    let mut set = Set::new(table, OWNER_SET, SetKey::Uid);
+    set.elements = Some(vec![Element::Uid(uid)]);
+    Command::AddSet(set)
 }
 
 /// The owner uid recorded in `table`, found in the JSON output of `nft -j list table inet
@@ -64,6 +49,7 @@ fn single_element(elem: &Value) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn reads_back_what_nft_lists() {

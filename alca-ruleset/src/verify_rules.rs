@@ -14,13 +14,8 @@
 //!   route can take it off the machine. So a missing rule is seen as a recorded, dropped probe,
 //!   never as a packet on the LAN.
 
-use std::borrow::Cow;
-
 use alca_contract::probe::PROBE_SIZE;
-use nftables::expr::{Expression, NamedExpression};
-use nftables::stmt::{Operator, Set as SetStatement, SetOp, Statement};
-use serde::Serialize;
-use serde_json::{json, Value};
+use alca_ruleset_types::{Command, IpFamily, Set, SetKey, Stmt};
 
 use super::expr::*;
 
@@ -50,52 +45,26 @@ pub const VERIFY_FORWARD_CHAIN: &str = "verify_fwd";
 /// Before the runtime's own filter chains (0) so nothing else decides first.
 pub const VERIFY_PRIORITY: i32 = -200;
 
-/// The `set` object with the fields the `nftables` crate lacks (`stmt` for element counters).
-#[derive(Serialize)]
-struct KeySet<'a> {
-    family: &'static str,
-    table: &'a str,
-    name: &'static str,
-    #[serde(rename = "type")]
-    kind: [&'static str; 3],
-    flags: Vec<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    timeout: Option<u32>,
-    size: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    stmt: Option<[Value; 1]>,
-}
-
-/// `{"add": {"set": …}}` for every observation set of `table`.
-pub(super) fn observe_sets(table: &str) -> Vec<Value> {
+/// `add set` commands for every observation set of `table`: keys `daddr . l4proto . dport`,
+/// `flags timeout`, bounded.
+pub(super) fn observe_sets(table: &str) -> Vec<Command> {
     let mut sets = Vec::new();
     for v6 in [false, true] {
-        let addr = if v6 { "ipv6_addr" } else { "ipv4_addr" };
-        let kind = [addr, "inet_proto", "inet_service"];
         let pick = |a: &'static str, b: &'static str| if v6 { b } else { a };
-        let denied = KeySet {
-            family: "inet",
-            table,
-            name: pick(DENIED4_SET, DENIED6_SET),
-            kind,
-            flags: vec!["timeout"],
-            timeout: Some(DENIED_TIMEOUT),
-            size: DENIED_SIZE,
-            stmt: Some([json!({ "counter": null })]),
+        let armed = |name: &str| {
+            let mut set = Set::new(table, name, SetKey::Dest(IpFamily::of(v6)));
+            set.timeout_flag = true;
+            set.size = Some(PROBE_SIZE);
+            set
         };
-        let armed = |name| KeySet {
-            family: "inet",
-            table,
-            name,
-            kind,
-            flags: vec!["timeout"],
-            timeout: None,
-            size: PROBE_SIZE,
-            stmt: None,
+        let denied = Set {
+            size: Some(DENIED_SIZE),
+            timeout_secs: Some(DENIED_TIMEOUT),
+            counter: true,
+            ..armed(pick(DENIED4_SET, DENIED6_SET))
         };
-        let passed = KeySet {
-            flags: vec!["timeout"],
-            timeout: Some(PROBE_TIMEOUT),
+        let passed = Set {
+            timeout_secs: Some(PROBE_TIMEOUT),
             ..armed(pick(PASSED4_SET, PASSED6_SET))
         };
         for set in [
@@ -104,31 +73,17 @@ pub(super) fn observe_sets(table: &str) -> Vec<Value> {
             armed(pick(FENCE4_SET, FENCE6_SET)),
             passed,
         ] {
-            sets.push(json!({ "add": { "set": set } }));
+            sets.push(Command::AddSet(set));
         }
     }
     sets
 }
 
-/// `ip daddr . meta l4proto . th dport` (or `ip6 daddr …`): the key of every observation set.
-pub(super) fn key(v6: bool) -> Expression<'static> {
-    Expression::Named(NamedExpression::Concat(vec![
-        daddr_expr(v6),
-        l4proto_expr(),
-        th_dport_expr(),
-    ]))
-}
-
-fn update(v6: bool, set: &str) -> Statement<'static> {
-    Statement::Set(SetStatement {
-        op: SetOp::Update,
-        elem: key(v6),
-        set: Cow::Owned(format!("@{set}")),
-    })
-}
-
-fn key_in(v6: bool, set: &str) -> Statement<'static> {
-    set_match(key(v6), Operator::EQ, set)
+fn update(v6: bool, set: &str) -> Stmt {
+    Stmt::Update {
+        key: key(v6),
+        set: set.to_string(),
+    }
 }
 
 /// `TARGET meta l4proto { tcp, udp } update @denied4|6 { key }`: records a TCP or UDP attempt
@@ -167,10 +122,14 @@ pub(super) fn verify_rules() -> Vec<CommentedRule> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
 
     #[test]
     fn the_log_is_bounded_and_counts_each_destination() {
-        let sets = observe_sets("alca-x");
+        let sets: Vec<Value> = observe_sets("alca-x")
+            .iter()
+            .map(crate::command_json)
+            .collect();
         let denied: Vec<&Value> = sets
             .iter()
             .map(|s| &s["add"]["set"])
@@ -190,7 +149,7 @@ mod tests {
     #[test]
     fn the_log_rule_carries_no_verdict() {
         let rule = log_denied(false, vec![daddr_in_set(false, "deny4")]);
-        let text = serde_json::to_string(&rule.stmts).unwrap();
+        let text = crate::stmts_json(&rule.stmts).to_string();
         assert!(
             text.contains("\"update\"") && text.contains("@denied4"),
             "{text}"

@@ -467,10 +467,9 @@ pub fn rule_counter(listing: &serde_json::Value, comment: &str) -> Option<u64> {
 }
 
 /// The table every golden batch of the compiler (`alca-ruleset/tests/golden`) names.
-pub const GOLDEN_TABLE: &str = "alca-0123456789abcdef0123456789abcdef";
+pub use alca_ruleset::golden_cases::GOLDEN_TABLE;
 
-/// The text of the compiler's golden batch `name`.
-/// Every golden batch of the compiler (alca-netd/tests/golden), but `delete`.
+/// Every golden batch of the compiler (alca-ruleset/tests/golden) on a bridge, but `delete`.
 pub const GOLDEN_CASES: [&str; 13] = [
     "default",
     "allow_all",
@@ -487,9 +486,18 @@ pub const GOLDEN_CASES: [&str; 13] = [
     "internet_lan_open",
 ];
 
+/// The text of the compiler's golden batch `name` (its nft JSON).
 pub fn golden(name: &str) -> String {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../alca-ruleset/tests/golden");
     std::fs::read_to_string(format!("{dir}/{name}.json")).expect("golden batch")
+}
+
+/// The compiled ruleset of golden case `name`, acting on `table` instead of [`GOLDEN_TABLE`]
+/// (what the daemon's netlink writer takes; [`golden`] is its nft JSON).
+pub fn golden_ruleset(name: &str, table: &str) -> alca_ruleset::Ruleset {
+    alca_ruleset::golden_cases::case(name)
+        .expect("a golden case")
+        .for_table(table)
 }
 
 /// A batch `text` naming [`GOLDEN_TABLE`], for `table` instead.

@@ -22,7 +22,7 @@ use alca_e2e::netns::{
     LanhostV6, Listener, NsCounter, DNS_ANSWER, HOST_LAN4, LAN4, LANHOST_NS, LANHOST_V6, LAN_VETH,
     PUBLIC4, PUBLIC_V6,
 };
-use alca_ruleset::{delete_batch, replace_batch};
+use alca_ruleset::{delete_batch, nft_json, replace_batch};
 
 /// Seconds the listeners live at most.
 const LISTENER_LIFE: u32 = 120;
@@ -90,7 +90,7 @@ impl Project {
     /// Compiles the current spec and applies it atomically.
     fn apply(&self) {
         self.spec.validate().expect("valid spec");
-        let batch = replace_batch(&self.spec, 0);
+        let batch = nft_json(&replace_batch(&self.spec, 0));
         run_with_stdin("nft", &["-j", "-f", "-"], &batch.to_string())
             .expect("nft applies the batch");
     }
@@ -121,7 +121,7 @@ impl Project {
 
 impl Drop for Project {
     fn drop(&mut self) {
-        let batch = delete_batch(&self.spec.project);
+        let batch = nft_json(&delete_batch(&self.spec.project));
         let _ = run_with_stdin("nft", &["-j", "-f", "-"], &batch.to_string());
     }
 }

@@ -2,22 +2,23 @@
 //! `nft -j -f` of the same batch loads: for every golden batch of the compiler, one copy of
 //! the table goes in each way in a scratch network namespace, and nft's listings of the two
 //! (JSON, and `--debug=netlink`: every kernel expression and set element) must be the same.
-//! A refused batch changes nothing, and one the encoder does not know is refused (never run by
+//! A refused batch changes nothing, and one the encoder cannot encode is refused (never run by
 //! `nft`, which would create a table the daemon does not own).
 //! Needs root (tests/run.sh).
 
 use alca_contract::{AllowRule, NetSpec, Proto};
-use alca_e2e::netns::{for_table, golden, ScratchNs, GOLDEN_CASES, GOLDEN_TABLE};
+use alca_e2e::netns::{golden_ruleset, ScratchNs, GOLDEN_CASES, GOLDEN_TABLE};
 use alca_kernel::ruleset;
 use alca_netd::firewall::{Firewall, Nft, TableFlags};
-use alca_ruleset::replace_batch;
+use alca_ruleset::types::{Command, Rule, Stmt};
+use alca_ruleset::{nft_json, replace_batch, Ruleset};
 use serde_json::Value;
 
 const BY_NFT: &str = "alca-00000000000000000000000000000001";
 const BY_NETLINK: &str = "alca-00000000000000000000000000000002";
 
-fn send(ns: &ScratchNs, batch: Value) {
-    let messages = ruleset::messages(&batch).expect("every golden batch has an encoding");
+fn send(ns: &ScratchNs, batch: &Ruleset) {
+    let messages = ruleset::messages(batch).expect("every golden batch has an encoding");
     ns.enter(move || alca_kernel::transact(&messages))
         .unwrap()
         .expect("the kernel takes the netlink batch");
@@ -57,7 +58,7 @@ fn assert_same_tables(ns: &ScratchNs, case: &str) {
 
 /// Specs beyond the goldens: prefixes that do not end on a byte, IPv6 ports, a proxy with
 /// allow rules and resolvers of both families.
-fn more_batches() -> Vec<String> {
+fn more_batches() -> Vec<Ruleset> {
     let allow = |net: &str, proto, port| AllowRule {
         net: net.parse().unwrap(),
         proto,
@@ -92,7 +93,7 @@ fn more_batches() -> Vec<String> {
     proxied6.proxy = Some("[fd99::1]:3128".parse().unwrap());
     [base, most, proxied, proxied6]
         .iter()
-        .map(|spec| replace_batch(spec, 4242).to_string())
+        .map(|spec| replace_batch(spec, 4242))
         .collect()
 }
 
@@ -100,20 +101,20 @@ fn more_batches() -> Vec<String> {
 fn every_golden_batch_loads_the_same_table_over_netlink_as_through_nft() {
     alca_e2e::privilege::require_root("the netlink ruleset test");
     let ns = ScratchNs::create("alca-e2e-nlruleset").unwrap();
-    let texts = GOLDEN_CASES.iter().map(|c| (c.to_string(), golden(c)));
+    let golden = |c: &str| golden_ruleset(c, GOLDEN_TABLE);
+    let cases = GOLDEN_CASES.iter().map(|c| (c.to_string(), golden(c)));
     let more = more_batches().into_iter().enumerate();
-    for (case, text) in texts.chain(more.map(|(i, t)| (format!("more #{i}"), t))) {
-        ns.nft_batch(&for_table(&text, BY_NFT)).unwrap();
-        send(&ns, for_table(&text, BY_NETLINK));
+    for (case, batch) in cases.chain(more.map(|(i, t)| (format!("more #{i}"), t))) {
+        ns.nft_batch(&nft_json(&batch.for_table(BY_NFT))).unwrap();
+        send(&ns, &batch.for_table(BY_NETLINK));
         assert_same_tables(&ns, &case);
     }
     // Replacing a table (each batch starts by deleting it) and deleting it, both ways.
-    let text = golden("default");
-    ns.nft_batch(&for_table(&text, BY_NFT)).unwrap();
-    send(&ns, for_table(&text, BY_NETLINK));
+    let batch = golden("default");
+    ns.nft_batch(&nft_json(&batch.for_table(BY_NFT))).unwrap();
+    send(&ns, &batch.for_table(BY_NETLINK));
     assert_same_tables(&ns, "default over proxy_v6");
-    let delete = golden("delete");
-    send(&ns, for_table(&delete, BY_NETLINK));
+    send(&ns, &golden_ruleset("delete", BY_NETLINK));
     let left = ns.nft(&["list", "tables", "inet"]).unwrap();
     assert!(
         !left.contains(BY_NETLINK) && left.contains(BY_NFT),
@@ -125,15 +126,17 @@ fn every_golden_batch_loads_the_same_table_over_netlink_as_through_nft() {
 fn a_refused_netlink_batch_changes_nothing() {
     alca_e2e::privilege::require_root("the netlink ruleset test");
     let ns = ScratchNs::create("alca-e2e-nlrefused").unwrap();
-    let text = golden("default");
-    send(&ns, for_table(&text, BY_NETLINK));
+    send(&ns, &golden_ruleset("default", BY_NETLINK));
     let before = listing(&ns, &["-j"], BY_NETLINK);
     // The same table again, with a rule jumping to a chain that does not exist: the kernel
     // refuses it, after the batch already deleted and re-created the table.
-    let mut batch = for_table(&golden("allow_rules"), BY_NETLINK);
-    let rule = serde_json::json!({"add": {"rule": {"family": "inet", "table": BY_NETLINK,
-        "chain": "isolate", "expr": [{"jump": {"target": "nosuchchain"}}]}}});
-    batch["nftables"].as_array_mut().unwrap().push(rule);
+    let mut batch = golden_ruleset("allow_rules", BY_NETLINK);
+    batch.commands.push(Command::AddRule(Rule {
+        table: BY_NETLINK.into(),
+        chain: "isolate".into(),
+        stmts: vec![Stmt::Jump("nosuchchain".into())],
+        comment: None,
+    }));
     // One daemon connection for everything below, opened inside the scratch namespace.
     let (nft, refused) = ns
         .enter(move || {
@@ -153,12 +156,13 @@ fn a_refused_netlink_batch_changes_nothing() {
     // The connection goes on: the next batches apply, the second on the socket the first
     // used, which a refusal or an earlier answer must not have left anything on.
     for case in ["allow_rules", "dns"] {
-        let good = for_table(&golden(case), BY_NETLINK);
+        let good = golden_ruleset(case, BY_NETLINK);
         let nft = nft.clone();
         ns.enter(move || nft.apply(&good))
             .unwrap()
             .unwrap_or_else(|e| panic!("{case}: {e}"));
-        ns.nft_batch(&for_table(&golden(case), BY_NFT)).unwrap();
+        ns.nft_batch(&nft_json(&golden_ruleset(case, BY_NFT)))
+            .unwrap();
         assert_same_tables(&ns, case);
     }
 }
@@ -167,14 +171,19 @@ fn a_refused_netlink_batch_changes_nothing() {
 fn a_batch_without_a_netlink_encoding_is_refused_and_changes_nothing() {
     alca_e2e::privilege::require_root("the netlink ruleset test");
     let ns = ScratchNs::create("alca-e2e-nlfallback").unwrap();
-    // The default table plus a rule the encoder does not know (a `log` statement).
-    let mut batch = for_table(&golden("default"), BY_NETLINK);
-    let rule = serde_json::json!({"add": {"rule": {"family": "inet", "table": BY_NETLINK,
-        "chain": "isolate", "comment": "fallback", "expr": [{"log": {"prefix": "alca "}}]}}});
-    batch["nftables"].as_array_mut().unwrap().push(rule);
+    // The default table plus a rule the encoder cannot encode: an unknown shape cannot be
+    // written in the closed `Ruleset` any more, so a value without an encoding (a comment
+    // longer than a rule's user data can hold).
+    let mut batch = golden_ruleset("default", BY_NETLINK);
+    batch.commands.push(Command::AddRule(Rule {
+        table: BY_NETLINK.into(),
+        chain: "isolate".into(),
+        stmts: vec![Stmt::Counter],
+        comment: Some("fallback ".repeat(40)),
+    }));
     assert!(
         ruleset::messages(&batch).is_err(),
-        "the test needs an unknown shape"
+        "the test needs a batch without an encoding"
     );
     // Through nft it would create a table the daemon does not own: fail closed instead.
     let err = ns

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alca_contract::NetSpec;
-use alca_e2e::netns::{for_table, golden, run_ok, ScratchNs};
+use alca_e2e::netns::{golden_ruleset, run_ok, ScratchNs};
 use alca_kernel::tables::{delete_table, new_table, TableOwner};
 use alca_netd::daemon::Daemon;
 use alca_netd::firewall::{Firewall, Nft, TableFlags};
@@ -31,7 +31,7 @@ fn exists(ns: &ScratchNs, table: &str) -> bool {
 fn owned_persistent_tables_resist_others_outlive_the_daemon_and_are_adopted() {
     require_root();
     let ns = ScratchNs::create("alca-e2e-owned").unwrap();
-    let batch = for_table(&golden("default"), TABLE);
+    let batch = golden_ruleset("default", TABLE);
     let daemon = ns
         .enter(move || {
             let nft = Nft::default();
@@ -71,7 +71,7 @@ fn owned_persistent_tables_resist_others_outlive_the_daemon_and_are_adopted() {
     let orphan = ns.nft(&["list", "table", "inet", TABLE]).unwrap();
     assert!(!orphan.contains("flags owner"), "{orphan}");
     // A new daemon adopts it by replacing it (the batch deletes and re-creates it)…
-    let batch = for_table(&golden("default"), TABLE);
+    let batch = golden_ruleset("default", TABLE);
     let again = ns
         .enter(move || {
             let nft = Nft::default();

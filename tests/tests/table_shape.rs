@@ -9,18 +9,18 @@
 //! accept rule and an emptied table. Needs root (tests/run.sh).
 
 use alca_contract::NetSpec;
-use alca_e2e::netns::{for_table, golden, run_ok, ScratchNs, GOLDEN_CASES};
+use alca_e2e::netns::{golden_ruleset, run_ok, ScratchNs, GOLDEN_CASES};
 use alca_netd::daemon::Daemon;
 use alca_netd::firewall::{Nft, TableFlags};
 use alca_netd::probe_sets::check_live;
 use alca_netd::store::Store;
 use alca_netd::table_shape;
-use serde_json::Value;
+use alca_ruleset::{nft_json, Ruleset};
 
 const TABLE: &str = "alca-0000000000000000000000000000005a";
 
 /// The problems `check_live` finds against `batch` in the netlink read and in nft's listing.
-fn judged(ns: &ScratchNs, batch: &Value) -> (Vec<String>, Vec<String>) {
+fn judged(ns: &ScratchNs, batch: &Ruleset) -> (Vec<String>, Vec<String>) {
     let expected = batch.clone();
     let read = ns
         .enter(move || table_shape::read(TABLE, &expected))
@@ -38,8 +38,8 @@ fn the_netlink_read_finds_what_the_listing_finds() {
     }
     let ns = ScratchNs::create("alca-e2e-tableshape").unwrap();
     for case in GOLDEN_CASES {
-        let batch = for_table(&golden(case), TABLE);
-        ns.nft_batch(&batch).unwrap();
+        let batch = golden_ruleset(case, TABLE);
+        ns.nft_batch(&nft_json(&batch)).unwrap();
         let (read, listed) = judged(&ns, &batch);
         assert_eq!(read, listed, "{case}");
         assert!(
@@ -48,7 +48,7 @@ fn the_netlink_read_finds_what_the_listing_finds() {
         );
     }
 
-    let batch = for_table(&golden("default"), TABLE);
+    let batch = golden_ruleset("default", TABLE);
     let tampering: [&[&str]; 5] = [
         &["insert", "rule", "inet", TABLE, "isolate", "accept"],
         &["add", "rule", "inet", TABLE, "verify", "counter"],
@@ -64,7 +64,7 @@ fn the_netlink_read_finds_what_the_listing_finds() {
         &["flush", "table", "inet", TABLE],
     ];
     for args in tampering {
-        ns.nft_batch(&batch).unwrap();
+        ns.nft_batch(&nft_json(&batch)).unwrap();
         ns.nft(args).unwrap();
         let (read, listed) = judged(&ns, &batch);
         assert_eq!(read, listed, "after nft {args:?}");
