@@ -12,6 +12,7 @@ use std::sync::{Mutex, PoisonError};
 pub mod conntrack;
 pub mod events;
 pub mod iface_guard;
+pub mod nft_text;
 mod rule;
 pub mod ruleset;
 pub mod set_elements;
