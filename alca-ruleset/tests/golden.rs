@@ -1,9 +1,11 @@
-//! Golden tests of the ruleset compiler: the whole JSON batch for each kind of spec is compared
-//! with a reviewed file under `tests/golden/`, and each golden is checked by the real `nft`
-//! (`nft -c -j -f`, check mode) when it is available and we are root.
+//! Golden tests of the ruleset compiler: the nft-JSON encoding ([`nft_json`]) of the compiled
+//! `Ruleset` for each kind of spec ([`alca_ruleset::golden_cases`]) is compared with a reviewed
+//! file under `tests/golden/`, and each golden is checked by the real `nft` (`nft -c -j -f`,
+//! check mode) when it is available and we are root.
 //!
-//! Regenerate after an intended change with `ALCA_UPDATE_GOLDEN=1 cargo test -p alca-netd
-//! --test golden` and review the diff.
+//! Regenerate after an intended change with `ALCA_UPDATE_GOLDEN=1 cargo test -p alca-ruleset
+//! --test golden` and review the diff; then re-record the kernel writer's fixtures
+//! (`alca-kernel/tests/record-fixtures.sh`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -46,9 +48,9 @@ fn batches_match_their_golden_files() {
     }
 }
 
-/// The daemon sends these batches over netlink (`nfnl::ruleset`): a compiler change the encoder
-/// does not know would silently fall back to `nft` (tests/tests/netlink_ruleset.rs then holds
-/// the encoding to what nft loads).
+/// The daemon sends these batches over netlink (`alca_kernel::ruleset`): every one has an
+/// encoding (alca-kernel/tests/nft_fixtures.rs and tests/tests/netlink_ruleset.rs hold it to what
+/// nft sends and loads).
 #[test]
 fn every_golden_batch_has_a_netlink_encoding() {
     for (name, ruleset) in cases() {

@@ -30,6 +30,7 @@ fn alca_depends_on_no_root_side_crate() {
     for root_side in [
         "alca-netd",
         "alca-ruleset",
+        "alca-ruleset-types",
         "alca-kernel",
         "zbus_polkit",
         "rtnetlink",
