@@ -1,10 +1,16 @@
 //! Binding the resolver: UDP and TCP on the same port of the project network's gateway
 //! address, so the daemon can send every DNS packet of the project's containers there.
+//!
+//! The sockets are bound with `IP_FREEBIND`: Podman (netavark) creates a network's bridge and
+//! puts the gateway address on it only when the first container starts, after `up` applied
+//! the rules naming the resolver. Until the address exists nothing reaches the resolver (DNS
+//! fails, closed); once it does, the bound sockets receive.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use hickory_server::Server;
+use socket2::{Domain, Socket, Type};
 use tokio::net::{TcpListener, UdpSocket};
 
 use crate::handler::ResolverHandler;
@@ -16,6 +22,8 @@ const TCP_TIMEOUT: Duration = Duration::from_secs(10);
 const TCP_BUFFER: usize = 65_535;
 /// Attempts at finding a port free for both UDP and TCP.
 const BIND_ATTEMPTS: usize = 16;
+/// Pending TCP connections (tokio's `TcpListener::bind` uses the same).
+const TCP_BACKLOG: i32 = 1024;
 
 /// A bound resolver.
 pub struct Listening<S: AllowSink> {
@@ -41,9 +49,9 @@ pub async fn bind<S: AllowSink>(
 async fn bind_pair(ip: IpAddr, port: u16) -> std::io::Result<(UdpSocket, TcpListener)> {
     let mut last = None;
     for _ in 0..BIND_ATTEMPTS {
-        let udp = UdpSocket::bind((ip, port)).await?;
+        let udp = bind_udp(SocketAddr::new(ip, port))?;
         let bound = udp.local_addr()?.port();
-        match TcpListener::bind((ip, bound)).await {
+        match bind_tcp(SocketAddr::new(ip, bound)) {
             Ok(tcp) => return Ok((udp, tcp)),
             // Only a port the kernel picked may be tried again.
             Err(e) if port == 0 && e.kind() == std::io::ErrorKind::AddrInUse => last = Some(e),
@@ -51,6 +59,33 @@ async fn bind_pair(ip: IpAddr, port: u16) -> std::io::Result<(UdpSocket, TcpList
         }
     }
     Err(last.unwrap_or_else(|| std::io::Error::other("no free port")))
+}
+
+/// A socket of `kind` for `addr` that may bind before the address is up (`IP_FREEBIND`).
+fn freebind_socket(addr: SocketAddr, kind: Type) -> std::io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), kind, None)?;
+    if addr.is_ipv4() {
+        socket.set_freebind_v4(true)?;
+    } else {
+        socket.set_freebind_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
+fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let socket = freebind_socket(addr, Type::DGRAM)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = freebind_socket(addr, Type::STREAM)?;
+    // As tokio's own `TcpListener::bind`: a restarted resolver can take its port again.
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(TCP_BACKLOG)?;
+    TcpListener::from_std(socket.into())
 }
 
 impl<S: AllowSink> Listening<S> {
