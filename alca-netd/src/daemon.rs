@@ -8,6 +8,7 @@
 
 mod grants;
 mod internet;
+mod kept_elements;
 
 pub use grants::{MAX_GRANTS, MAX_GRANT_SECS};
 
@@ -201,8 +202,8 @@ impl Daemon {
                 if !matches!(self.firewall.has_alca_table(&table), Ok(true)) {
                     return None;
                 }
-                self.firewall
-                    .apply_project(&self.batch(&s.spec, s.owner_uid), &s.spec.bridge, true)
+                let batch = self.batch(&s.spec, s.owner_uid);
+                self.replace_keeping_answers(&batch, &s.spec, s.spec.internet.as_ref())
                     .err()
                     .map(|e| {
                         format!(
@@ -242,10 +243,8 @@ impl Daemon {
         let batch = self.batch(&spec, owner_uid);
         let saved = Saved { owner_uid, spec };
         self.store.save(&saved)?;
-        if let Err(e) = self
-            .firewall
-            .apply_project(&batch, &saved.spec.bridge, true)
-        {
+        let before = previous.as_ref().and_then(|p| p.spec.internet.as_ref());
+        if let Err(e) = self.replace_keeping_answers(&batch, &saved.spec, before) {
             self.roll_back(&saved.spec.project, previous)?;
             return Err(e.into());
         }
@@ -474,7 +473,7 @@ impl Daemon {
             let table = s.spec.table_name();
             if all || touched.contains(&table) {
                 let batch = self.batch(&s.spec, s.owner_uid);
-                self.firewall.apply_project(&batch, &s.spec.bridge, true)?;
+                self.replace_keeping_answers(&batch, &s.spec, s.spec.internet.as_ref())?;
                 healed.push(table);
             }
         }
@@ -769,7 +768,7 @@ impl Daemon {
                 }
             }
             let batch = self.batch(&s.spec, s.owner_uid);
-            match self.firewall.apply_project(&batch, &s.spec.bridge, true) {
+            match self.replace_keeping_answers(&batch, &s.spec, s.spec.internet.as_ref()) {
                 Ok(()) => report.reapplied.push(s.spec.project.clone()),
                 Err(e) if owned_elsewhere(&e) => report.owned_elsewhere.push(s.spec.table_name()),
                 Err(e) => report
