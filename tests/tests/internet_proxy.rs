@@ -34,15 +34,6 @@ const PROXY_PORT: u16 = 24223;
 /// Seconds the listeners live at most.
 const LIFE: u32 = 240;
 
-/// Connections to `dest` the proxy accepted.
-fn proxied_to(proxy: &SingBox, dest: &str) -> usize {
-    proxy
-        .log()
-        .lines()
-        .filter(|l| l.contains(&format!("inbound connection to {dest}")))
-        .count()
-}
-
 #[test]
 fn the_list_judges_the_original_destination_before_the_proxy() {
     alca_e2e::privilege::require_root("the internet_proxy suite");
@@ -97,7 +88,7 @@ fn the_list_judges_the_original_destination_before_the_proxy() {
 
     // No name resolved to the test host yet: refused before the proxy sees it.
     assert_eq!(probe(ALLOWED_PORT), Probe::Refused, "{}", proxy.log());
-    assert_eq!(proxied_to(&proxy, PUBLIC4), 0, "{}", proxy.log());
+    assert_eq!(proxy.connections_to(PUBLIC4), 0, "{}", proxy.log());
 
     // A refused name opens nothing either.
     let out = nslookup("docker", &container, "blocked.test", None);
@@ -115,14 +106,14 @@ fn the_list_judges_the_original_destination_before_the_proxy() {
     assert!(got.answered_by("allowed"), "{got:?}\n{}", proxy.log());
     assert_eq!(got.field("peer"), Some(PROXY_SOURCE), "{got:?}");
     assert_eq!(
-        proxied_to(&proxy, &format!("{PUBLIC4}:{ALLOWED_PORT}")),
+        proxy.connections_to(&format!("{PUBLIC4}:{ALLOWED_PORT}")),
         1,
         "{}",
         proxy.log()
     );
     assert_eq!(probe(OTHER_PORT), Probe::Refused, "{}", proxy.log());
     assert_eq!(
-        proxied_to(&proxy, &format!("{PUBLIC4}:{OTHER_PORT}")),
+        proxy.connections_to(&format!("{PUBLIC4}:{OTHER_PORT}")),
         0,
         "{}",
         proxy.log()
