@@ -244,14 +244,18 @@ impl Daemon {
         let saved = Saved { owner_uid, spec };
         self.store.save(&saved)?;
         let before = previous.as_ref().and_then(|p| p.spec.internet.as_ref());
-        if let Err(e) = self.replace_keeping_answers(&batch, &saved.spec, before) {
-            self.roll_back(&saved.spec.project, previous)?;
-            return Err(e.into());
-        }
+        let kept = match self.replace_keeping_answers(&batch, &saved.spec, before) {
+            Ok(kept) => kept,
+            Err(e) => {
+                self.roll_back(&saved.spec.project, previous)?;
+                return Err(e.into());
+            }
+        };
         if let Some(old) = previous.filter(|p| p.spec != saved.spec) {
             let proxy_changed = old.spec.proxy != saved.spec.proxy;
+            let judged = kept_elements::as_cut_by(&saved.spec, &kept);
             self.firewall
-                .cut_connections(&saved.spec.bridge, Some(&saved.spec), proxy_changed);
+                .cut_connections(&saved.spec.bridge, Some(&judged), proxy_changed);
         }
         self.reinstate_grants(&saved.spec);
         Ok(())
@@ -769,7 +773,7 @@ impl Daemon {
             }
             let batch = self.batch(&s.spec, s.owner_uid);
             match self.replace_keeping_answers(&batch, &s.spec, s.spec.internet.as_ref()) {
-                Ok(()) => report.reapplied.push(s.spec.project.clone()),
+                Ok(_) => report.reapplied.push(s.spec.project.clone()),
                 Err(e) if owned_elsewhere(&e) => report.owned_elsewhere.push(s.spec.table_name()),
                 Err(e) => report
                     .problems

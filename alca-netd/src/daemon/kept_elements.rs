@@ -10,9 +10,10 @@
 
 use std::net::IpAddr;
 
+use ipnet::IpNet;
 use serde_json::Value;
 
-use alca_contract::internet::InternetSpec;
+use alca_contract::internet::{InternetEntry, InternetSpec, InternetTarget};
 use alca_contract::net_spec::NetSpec;
 use alca_kernel::set_elements::{ElementBatch, ElementOp};
 use alca_ruleset::{allow_groups, allow_set_name};
@@ -23,22 +24,23 @@ use crate::firewall::FirewallError;
 impl Daemon {
     /// Replaces the table of `spec` with `batch` (marking its bridge as ruled), keeping the
     /// live allow-set elements when `before` — the internet part the live table was built
-    /// from — has the same entries as `spec`'s.
+    /// from — has the same entries as `spec`'s. Returns what was kept (empty: nothing).
     pub(super) fn replace_keeping_answers(
         &self,
         batch: &Value,
         spec: &NetSpec,
         before: Option<&InternetSpec>,
-    ) -> Result<(), FirewallError> {
+    ) -> Result<ElementBatch, FirewallError> {
         let kept = self.live_answers(spec, before);
         if kept.ops.is_empty() {
-            return self.firewall.apply_project(batch, &spec.bridge, true);
+            self.firewall.apply_project(batch, &spec.bridge, true)?;
+            return Ok(kept);
         }
         match self
             .firewall
             .apply_project_keeping(batch, &spec.bridge, true, &kept)
         {
-            Ok(()) => Ok(()),
+            Ok(()) => Ok(kept),
             // Not ours to write: without the elements it would be refused the same way.
             Err(e) if super::owned_elsewhere(&e) => Err(e),
             Err(e) => {
@@ -46,7 +48,8 @@ impl Daemon {
                     project = %spec.project,
                     "re-applying with the live allow-set elements failed ({e}); applying without"
                 );
-                self.firewall.apply_project(batch, &spec.bridge, true)
+                self.firewall.apply_project(batch, &spec.bridge, true)?;
+                Ok(ElementBatch::new(&spec.table_name()))
             }
         }
     }
@@ -74,6 +77,40 @@ impl Daemon {
             }
         }
     }
+}
+
+/// `spec` as the connection cut after an Apply must judge it ([`crate::conntrack::refused`]):
+/// the addresses `kept` in the allow sets are allowed on their group's protocol and port as
+/// they are in the kernel, so the cut spares their connections (it judges address entries
+/// only, the sets being taken to start empty).
+pub(super) fn as_cut_by(spec: &NetSpec, kept: &ElementBatch) -> NetSpec {
+    let mut cut = spec.clone();
+    let Some(net) = cut.internet.as_mut() else {
+        return cut;
+    };
+    let groups = allow_groups(&net.entries);
+    for op in &kept.ops {
+        let ElementOp::AddAddrs { set, addrs } = op else {
+            continue;
+        };
+        let group = (0..groups.len())
+            .find(|g| {
+                [false, true]
+                    .iter()
+                    .any(|v6| allow_set_name(*g, *v6) == *set)
+            })
+            .map(|g| groups[g]);
+        let Some((proto, port)) = group else {
+            continue;
+        };
+        net.entries
+            .extend(addrs.iter().map(|(addr, _)| InternetEntry {
+                target: InternetTarget::Net(IpNet::from(*addr)),
+                proto,
+                port,
+            }));
+    }
+    cut
 }
 
 /// One add per non-empty allow set of the `groups` groups in the listing `live` (`nft -j list
@@ -154,5 +191,47 @@ mod tests {
             "the grant sets are the grants' own (reinstate_grants); sets beyond the groups are gone"
         );
         assert!(kept_batch("alca-x", &json!({}), 2, 3600).ops.is_empty());
+    }
+
+    #[test]
+    fn the_cut_spares_the_connections_to_kept_addresses_on_their_port() {
+        use alca_contract::internet::parse_internet_entry;
+        use alca_kernel::conntrack::{Tuple, IPPROTO_TCP};
+        let mut spec = NetSpec::isolated("0123456789abcdef");
+        spec.internet = Some(InternetSpec {
+            entries: vec![parse_internet_entry("allowed.test:8080").unwrap()],
+            resolver: "10.89.0.1:5353".parse().unwrap(),
+            ttl_floor_secs: 0,
+            ttl_max_secs: 600,
+        });
+        let mut kept = ElementBatch::new("alca-0123456789abcdef");
+        kept.ops.push(ElementOp::AddAddrs {
+            set: "inet4_0".into(),
+            addrs: vec![("192.88.99.2".parse().unwrap(), 60)],
+        });
+        let tuple = |dst: &str, dport| Tuple {
+            proto: IPPROTO_TCP,
+            src: "10.89.0.2".parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            sport: 40000,
+            dport,
+        };
+        let cut = as_cut_by(&spec, &kept);
+        let refused = |s: &NetSpec, dst, port| crate::conntrack::refused(s, &tuple(dst, port), &[]);
+        assert!(
+            !refused(&cut, "192.88.99.2", 8080),
+            "a kept address on its port"
+        );
+        assert!(
+            refused(&spec, "192.88.99.2", 8080),
+            "without what was kept: cut"
+        );
+        assert!(refused(&cut, "192.88.99.2", 8081), "another port");
+        assert!(refused(&cut, "192.88.99.3", 8080), "an address not kept");
+        assert!(
+            refused(&cut, "192.88.99.2", 53),
+            "DNS starts again at the resolver"
+        );
+        assert_eq!(as_cut_by(&spec, &ElementBatch::new("alca-x")), spec);
     }
 }
