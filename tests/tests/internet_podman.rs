@@ -9,7 +9,8 @@
 //! resolve (never asked upstream) and its address stays refused; the allowed name resolves
 //! through the container's own resolv.conf and opens its address on the entry's port only; a
 //! DNS query straight to a DNS server on the test host (which would answer 203.0.113.7) never
-//! reaches it; DoT to it is refused; `down` stops the resolver.
+//! reaches it; DoT to it is refused; when the resolver dies, `alca run` starts it again (as
+//! `nobody`) and the address already resolved keeps answering; `down` stops the resolver.
 //!
 //! Needs root, rootful podman, the test environment (`tests/env/setup.sh`) and the built
 //! binaries; run under the e2e lock:
@@ -152,6 +153,37 @@ fn rootful_podman_resolves_and_opens_only_what_the_list_names() {
     let (_, status) = root_alca(&project, &["status"]);
     assert!(status.contains("Internet: only allowed.test:"), "{status}");
     assert!(status.contains("DNS resolver: running"), "{status}");
+
+    // The resolver dies: `alca run` starts it again (as nobody, on a new port) and re-applies
+    // the rules, and the address the container already resolved still answers without a new
+    // lookup (the re-apply keeps the allow sets' live elements).
+    let first = resolver
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    run_ok("kill", &[&first]).expect("kill the resolver");
+    for _ in 0..50 {
+        if !Path::new(&format!("/proc/{first}")).exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (ok, said) = root_alca(&project, &["run", "true"]);
+    assert!(ok, "alca run: {said}");
+    assert!(said.contains("were applied again"), "{said}");
+    let again = run_ok("pgrep", &["-u", "nobody", "-f", "__serve-dns"]).unwrap_or_default();
+    assert!(
+        !again.trim().is_empty() && !again.lines().any(|l| l.trim() == first),
+        "no new resolver as nobody: {again:?}"
+    );
+    assert!(
+        probe(ALLOWED_PORT).answered_by("allowed"),
+        "the re-apply forgot the resolved address"
+    );
+    let out = nslookup("podman", &container, "allowed.test", None);
+    assert!(answered_with(&out, PUBLIC4), "after the restart: {out}");
 
     // down stops the resolver.
     let (ok, said) = root_alca(&project, &["down", "--force"]);
