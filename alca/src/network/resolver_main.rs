@@ -8,7 +8,7 @@ use std::path::Path;
 
 use alca_dns::netd_sink::NetdSink;
 use alca_dns::query_log::{QueryLog, LOG_FILE};
-use alca_dns::{bind, Policy, ResolverHandler};
+use alca_dns::{bind, bind_before_up, Policy, ResolverHandler};
 use anyhow::Context;
 
 use super::resolver_process::{ResolverSpec, READY_WORD};
@@ -48,9 +48,12 @@ async fn run(spec: ResolverSpec, state_dir: &Path) -> anyhow::Result<()> {
         sink,
         QueryLog::new(log),
     );
-    let listening = bind(spec.listen, 0, handler)
-        .await
-        .with_context(|| format!("cannot listen on {}", spec.listen))?;
+    let listening = if spec.gateway_up_later {
+        bind_before_up(spec.listen, 0, handler).await
+    } else {
+        bind(spec.listen, 0, handler).await
+    }
+    .with_context(|| format!("cannot listen on {}", spec.listen))?;
     let stop = listening.stopper();
     tokio::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
