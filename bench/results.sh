@@ -225,6 +225,10 @@ daemon writes its batches over netlink that cost is gone, and what remains is th
 yet. Until then the limit fails closed and says so: an Apply the kernel refuses with E2BIG
 is reported as the hook limit, with what to do (remove unused projects).
 
+## \`internet-access\`: set updates and per-packet cost (bench/internet.sh)
+
+$(cat "$WORK/internet.txt")
+
 ## CLI start-up and binary sizes (hyperfine, 300 runs, no shell)
 
 | Command | median | min |

@@ -3,7 +3,8 @@
 # the same run, written to bench/RESULTS.md. Figures: `alca up` cold/warm against docker +
 # network + nft, `alca run true` against `docker exec`, alca-netd Apply over D-Bus against raw
 # `nft -j -f -`, 1/10/100/500 isolated projects (apply time, daemon RSS, the 1024-hook limit),
-# CLI start-up and binary sizes; then bench/exclude.sh (filtered view against a bind mount).
+# CLI start-up and binary sizes; then bench/internet.sh (internet-access set updates and
+# per-packet cost) and bench/exclude.sh (filtered view against a bind mount).
 # Usage (root, test env up: bash tests/env/setup.sh): bash bench/run.sh
 # Env: UP_RUNS (20), RUN_RUNS (50), SCALE_STEPS ("1 10 100 500"), EXCLUDE_N (10000),
 # BENCH_USER (alcatest, must be in group docker).
@@ -24,7 +25,7 @@ command -v jq > /dev/null || apt-get install -y jq > /dev/null
 command -v strace > /dev/null || apt-get install -y strace > /dev/null
 command -v curl > /dev/null || apt-get install -y curl > /dev/null
 echo "bench: building release binaries" >&2
-cargo build --release -q -p alca -p alca-netd --bins --example netd_bench
+cargo build --release -q -p alca -p alca-netd --bins --example netd_bench --example internet_bench
 ALCA=$REPO/target/release/alca
 NETD=$REPO/target/release/alca-netd
 NB=$REPO/target/release/examples/netd_bench
@@ -76,7 +77,7 @@ LIMITS_FILE=/etc/alcatraz/netd-limits.json
 install_helper() {
   "$ALCA" network-helper uninstall -y > /dev/null 2>&1 || true
   mkdir -p /etc/alcatraz
-  printf '{"projects_per_user":100000,"projects":100000,"calls_per_second":100000,"burst":100000,"in_flight_per_user":64,"in_flight":64}\n' > "$LIMITS_FILE"
+  printf '{"projects_per_user":100000,"projects":100000,"calls_per_second":100000,"burst":100000,"in_flight_per_user":64,"in_flight":64,"resolved_per_second":100000,"resolved_burst":100000}\n' > "$LIMITS_FILE"
   SUDO_USER=$BENCH_USER ALCA_NETD_BIN=$NETD "$ALCA" network-helper install -y > "$WORK/install.log" 2>&1 ||
     { cat "$WORK/install.log" >&2; exit 1; }
 }
@@ -231,6 +232,13 @@ remove_pool_networks() {
   docker network ls -q --filter "label=$POOL_LABEL" | xargs -r docker network rm > /dev/null 2>&1 || true
 }
 
+fig_internet() {
+  # This run holds the lock and installed the helper (with raised limits) already.
+  ALCA_BENCH_LOCKED=1 BENCH_USER=$BENCH_USER bash "$REPO/bench/internet.sh" \
+    > "$WORK/internet.txt" 2> "$WORK/internet.err" ||
+    { echo "bench/internet.sh failed:"; tail -5 "$WORK/internet.err"; } >> "$WORK/internet.txt"
+}
+
 fig_exclude() {
   # This run holds the lock already.
   ALCA_BENCH_LOCKED=1 BENCH_USER=$BENCH_USER N=${EXCLUDE_N:-10000} bash "$REPO/bench/exclude.sh" "$ALCA" \
@@ -257,6 +265,7 @@ step "hook limit probe"; fig_hook_limit
 step "removing $SCALE_MAX projects"; fig_scale_remove
 step "nft cost without the deny sets"; fig_nft_without_sets
 step "docker's address pools"; fig_docker_pool
+step "internet-access: set updates, per-packet cost"; fig_internet
 step "exclude (filtered view)"; fig_exclude
 BENCH_SECONDS=$(awk -v a="$BENCH_START" -v b="$EPOCHREALTIME" 'BEGIN { printf "%d", b - a }')
 step "writing bench/RESULTS.md"

@@ -18,5 +18,5 @@ pub mod upstream;
 
 pub use handler::ResolverHandler;
 pub use policy::Policy;
-pub use serve::{bind, Listening};
+pub use serve::{bind, bind_before_up, Listening};
 pub use sink::{AllowSink, SinkError};

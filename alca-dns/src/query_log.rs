@@ -106,7 +106,8 @@ impl QueryLog {
     }
 }
 
-fn rotated(path: &Path) -> PathBuf {
+/// Where the log is moved when it is rotated (`<name>.1`).
+pub fn rotated(path: &Path) -> PathBuf {
     let mut p = path.as_os_str().to_owned();
     p.push(".1");
     PathBuf::from(p)

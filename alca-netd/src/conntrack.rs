@@ -44,7 +44,8 @@ pub fn refused(spec: &NetSpec, t: &Tuple, local: &[IpAddr]) -> bool {
             return true;
         }
         // The internet is refused but for the address entries (the allow sets of the domain
-        // entries start empty with the new rules: their connections start again too).
+        // entries start empty with the new rules: their connections start again too; what a
+        // re-apply kept in them comes here as address entries, `daemon/kept_elements.rs`).
         if !lan() && !internet_address_allows(net, t, proto) {
             return true;
         }

@@ -8,6 +8,7 @@
 
 mod grants;
 mod internet;
+mod kept_elements;
 
 pub use grants::{MAX_GRANTS, MAX_GRANT_SECS};
 
@@ -201,8 +202,8 @@ impl Daemon {
                 if !matches!(self.firewall.has_alca_table(&table), Ok(true)) {
                     return None;
                 }
-                self.firewall
-                    .apply_project(&self.batch(&s.spec, s.owner_uid), &s.spec.bridge, true)
+                let batch = self.batch(&s.spec, s.owner_uid);
+                self.replace_keeping_answers(&batch, &s.spec, s.spec.internet.as_ref())
                     .err()
                     .map(|e| {
                         format!(
@@ -242,17 +243,19 @@ impl Daemon {
         let batch = self.batch(&spec, owner_uid);
         let saved = Saved { owner_uid, spec };
         self.store.save(&saved)?;
-        if let Err(e) = self
-            .firewall
-            .apply_project(&batch, &saved.spec.bridge, true)
-        {
-            self.roll_back(&saved.spec.project, previous)?;
-            return Err(e.into());
-        }
+        let before = previous.as_ref().and_then(|p| p.spec.internet.as_ref());
+        let kept = match self.replace_keeping_answers(&batch, &saved.spec, before) {
+            Ok(kept) => kept,
+            Err(e) => {
+                self.roll_back(&saved.spec.project, previous)?;
+                return Err(e.into());
+            }
+        };
         if let Some(old) = previous.filter(|p| p.spec != saved.spec) {
             let proxy_changed = old.spec.proxy != saved.spec.proxy;
+            let judged = kept_elements::as_cut_by(&saved.spec, &kept);
             self.firewall
-                .cut_connections(&saved.spec.bridge, Some(&saved.spec), proxy_changed);
+                .cut_connections(&saved.spec.bridge, Some(&judged), proxy_changed);
         }
         self.reinstate_grants(&saved.spec);
         Ok(())
@@ -474,7 +477,7 @@ impl Daemon {
             let table = s.spec.table_name();
             if all || touched.contains(&table) {
                 let batch = self.batch(&s.spec, s.owner_uid);
-                self.firewall.apply_project(&batch, &s.spec.bridge, true)?;
+                self.replace_keeping_answers(&batch, &s.spec, s.spec.internet.as_ref())?;
                 healed.push(table);
             }
         }
@@ -769,8 +772,8 @@ impl Daemon {
                 }
             }
             let batch = self.batch(&s.spec, s.owner_uid);
-            match self.firewall.apply_project(&batch, &s.spec.bridge, true) {
-                Ok(()) => report.reapplied.push(s.spec.project.clone()),
+            match self.replace_keeping_answers(&batch, &s.spec, s.spec.internet.as_ref()) {
+                Ok(_) => report.reapplied.push(s.spec.project.clone()),
                 Err(e) if owned_elsewhere(&e) => report.owned_elsewhere.push(s.spec.table_name()),
                 Err(e) => report
                     .problems

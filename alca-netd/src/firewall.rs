@@ -92,6 +92,19 @@ pub trait Firewall: Send + Sync {
         let _ = (bridge, ruled);
         self.apply(batch)
     }
+    /// [`Firewall::apply_project`] followed, in the same transaction, by the element adds of
+    /// `keep` (the live allow-set elements a re-apply carries over): the new table never runs
+    /// without them. Two transactions here unless the implementation can do one.
+    fn apply_project_keeping(
+        &self,
+        batch: &Value,
+        bridge: &str,
+        ruled: bool,
+        keep: &ElementBatch,
+    ) -> Result<(), FirewallError> {
+        self.apply_project(batch, bridge, ruled)?;
+        self.apply_elements(keep)
+    }
     /// (Re-)creates the guard with `ruled` as the bridges that have rules ([`guard::install`]).
     fn install_guard(&self, ruled: &[String]) -> Result<(), FirewallError> {
         let _ = ruled;
@@ -280,6 +293,21 @@ impl Firewall for Nft {
         ruled: bool,
     ) -> Result<(), FirewallError> {
         self.apply_with(batch, guard::mark(bridge, ruled))
+    }
+
+    fn apply_project_keeping(
+        &self,
+        batch: &Value,
+        bridge: &str,
+        ruled: bool,
+        keep: &ElementBatch,
+    ) -> Result<(), FirewallError> {
+        if !is_project_table(&keep.table) {
+            return Err(FirewallError::Foreign(keep.table.clone()));
+        }
+        let mut extra = guard::mark(bridge, ruled);
+        extra.extend(keep.messages());
+        self.apply_with(batch, extra)
     }
 
     fn install_guard(&self, ruled: &[String]) -> Result<(), FirewallError> {

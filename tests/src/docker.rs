@@ -138,12 +138,26 @@ impl Drop for Container {
 /// Connects to `addr`:`port` over TCP from inside the running container `name` (any container,
 /// including one `alca` created).
 pub fn probe_from(name: &str, addr: &str, port: u16) -> Result<Probe> {
-    Ok(Probe::classify(&exec_sh(name, &nc_script(addr, port))?))
+    probe_in("docker", name, addr, port)
+}
+
+/// [`probe_from`] through the runtime CLI `cli` (`docker` or `podman`).
+pub fn probe_in(cli: &str, name: &str, addr: &str, port: u16) -> Result<Probe> {
+    Ok(Probe::classify(&exec_sh_in(
+        cli,
+        name,
+        &nc_script(addr, port),
+    )?))
 }
 
 /// `docker exec NAME sh -c SCRIPT`: stdout and stderr together, whatever the status.
 pub fn exec_sh(name: &str, script: &str) -> Result<String> {
-    let out = docker(&["exec", name, "sh", "-c", script])?;
+    exec_sh_in("docker", name, script)
+}
+
+/// [`exec_sh`] through the runtime CLI `cli` (`docker` or `podman`).
+pub fn exec_sh_in(cli: &str, name: &str, script: &str) -> Result<String> {
+    let out = run(cli, &["exec", name, "sh", "-c", script])?;
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&out.stderr));
     Ok(text)

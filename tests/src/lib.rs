@@ -7,4 +7,5 @@ pub mod netd;
 pub mod netns;
 pub mod privilege;
 pub mod proxy;
+pub mod test_zone;
 pub mod view;

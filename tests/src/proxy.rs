@@ -79,6 +79,14 @@ impl SingBox {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// Connections to `dest` (`IP` or `IP:port`) the proxy accepted, from its log.
+    pub fn connections_to(&self, dest: &str) -> usize {
+        self.log()
+            .lines()
+            .filter(|l| l.contains(&format!("inbound connection to {dest}")))
+            .count()
+    }
 }
 
 impl Drop for SingBox {

@@ -70,15 +70,6 @@ fn container_ipv4(name: &str) -> String {
     run_ok("docker", &["inspect", "-f", format, name]).expect("container address")
 }
 
-/// Lines of the proxy's log that record a connection to `dest`.
-fn proxied_to(proxy: &SingBox, dest: &str) -> usize {
-    proxy
-        .log()
-        .lines()
-        .filter(|l| l.contains(&format!("inbound connection to {dest}")))
-        .count()
-}
-
 #[test]
 fn a_real_redirect_proxy_carries_the_container_tcp_and_lan_stays_blocked() {
     alca_e2e::privilege::require_root("the proxy suite");
@@ -167,7 +158,7 @@ fn a_real_redirect_proxy_carries_the_container_tcp_and_lan_stays_blocked() {
     );
     assert_eq!(got.field("peer"), Some(PROXY_SOURCE), "{got:?}");
     assert_eq!(
-        proxied_to(&proxy, &format!("{PUBLIC4}:{LAN_PORT}")),
+        proxy.connections_to(&format!("{PUBLIC4}:{LAN_PORT}")),
         1,
         "{}",
         proxy.log()
@@ -181,7 +172,7 @@ fn a_real_redirect_proxy_carries_the_container_tcp_and_lan_stays_blocked() {
     // allow-list) nor the LAN host.
     let got = probe_from(&container, LAN4, LAN_PORT).expect("probe");
     assert_eq!(got, Probe::Refused, "proxy log:\n{}", proxy.log());
-    assert_eq!(proxied_to(&proxy, LAN4), 0, "{}", proxy.log());
+    assert_eq!(proxy.connections_to(LAN4), 0, "{}", proxy.log());
     assert_eq!(arrivals.packets("lan").expect("counter"), 0);
 
     // Without the proxy, after `up -f` (a changed proxy is a widening: approved with --trust),
@@ -198,7 +189,7 @@ fn a_real_redirect_proxy_carries_the_container_tcp_and_lan_stays_blocked() {
     assert!(got.answered_by("lanhost"), "{got:?}");
     assert_eq!(got.field("peer"), Some(MASQUERADED), "{got:?}");
     assert_eq!(
-        proxied_to(&proxy, &format!("{PUBLIC4}:{LAN_PORT}")),
+        proxy.connections_to(&format!("{PUBLIC4}:{LAN_PORT}")),
         1,
         "{}",
         proxy.log()

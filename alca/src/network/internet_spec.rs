@@ -20,11 +20,14 @@ pub fn restricted(config: &Config) -> bool {
 }
 
 /// `None` for an open internet; otherwise starts (or keeps) the resolver and returns the spec.
+/// `gateway_up_later`: the runtime puts the gateway up only when the first container starts
+/// (Podman), so the resolver binds before the address exists.
 pub fn build(
     config: &Config,
     root: &Path,
     project: &str,
     gateways: &[IpAddr],
+    gateway_up_later: bool,
 ) -> anyhow::Result<Option<InternetSpec>> {
     let InternetAccess::Only(entries) = &config.network.internet_access else {
         return Ok(None);
@@ -53,6 +56,7 @@ pub fn build(
         listen,
         entries: entries.clone(),
         upstreams,
+        gateway_up_later,
     };
     let resolver = resolver_process::ensure(root, &spec)?;
     Ok(Some(InternetSpec {

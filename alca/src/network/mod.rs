@@ -14,6 +14,7 @@ pub mod project_rules;
 pub mod proxy_check;
 pub mod refused_names;
 pub mod resolver_main;
+pub mod resolver_privileges;
 pub mod resolver_process;
 pub mod resolvers;
 pub mod rootless;

@@ -73,7 +73,9 @@ pub fn apply(
         return rootless::apply(config, id, network, runtime, guard);
     }
     let (mut spec, gateways) = project_spec(config, id, network, runtime)?;
-    spec.internet = super::internet_spec::build(config, root, id, &gateways)?;
+    // netavark puts a network's gateway up with its first container, after the rules.
+    let gateway_up_later = runtime.kind() == RuntimeKind::Podman;
+    spec.internet = super::internet_spec::build(config, root, id, &gateways, gateway_up_later)?;
     spec.validate()?;
     guard.apply(&spec)
 }

@@ -1,15 +1,15 @@
 //! The resolver process: `alca __serve-dns STATE_DIR`, started by [`super::resolver_process`].
-//! It reads its spec on stdin, refuses to run as root (DNS parsing never runs as root), binds
-//! on the project gateway, connects to the daemon, prints `ready ADDRESS` and serves until
-//! SIGTERM/SIGINT/SIGHUP.
+//! It reads its spec on stdin, connects to the daemon, gives up root when root started it
+//! (DNS parsing never runs as root: [`super::resolver_privileges`]), binds on the project
+//! gateway, prints `ready ADDRESS` and serves until SIGTERM/SIGINT/SIGHUP.
 
 use std::io::Read;
 use std::path::Path;
 
 use alca_dns::netd_sink::NetdSink;
 use alca_dns::query_log::{QueryLog, LOG_FILE};
-use alca_dns::{bind, Policy, ResolverHandler};
-use anyhow::{bail, Context};
+use alca_dns::{bind, bind_before_up, Policy, ResolverHandler};
+use anyhow::Context;
 
 use super::resolver_process::{ResolverSpec, READY_WORD};
 use crate::detached;
@@ -19,12 +19,6 @@ const THREADS: usize = 2;
 
 pub fn serve(state_dir: &Path) -> anyhow::Result<()> {
     detached::close_inherited_fds();
-    if nix::unistd::geteuid().is_root() {
-        bail!(
-            "the DNS resolver of network.internet-access does not run as root: run `alca up` as \
-             the user who owns the project"
-        );
-    }
     let mut input = Vec::new();
     std::io::stdin()
         .read_to_end(&mut input)
@@ -43,16 +37,23 @@ async fn run(spec: ResolverSpec, state_dir: &Path) -> anyhow::Result<()> {
     let sink = NetdSink::connect()
         .await
         .context("cannot reach the network daemon")?;
+    // Before the first socket that takes DNS exists.
+    let log = state_dir.join(LOG_FILE);
+    let rotated = alca_dns::query_log::rotated(&log);
+    super::resolver_privileges::drop_root(state_dir, &[&log, &rotated])?;
     let handler = ResolverHandler::new(
         spec.project.clone(),
         Policy::new(spec.entries.clone()),
         spec.upstreams.clone(),
         sink,
-        QueryLog::new(state_dir.join(LOG_FILE)),
+        QueryLog::new(log),
     );
-    let listening = bind(spec.listen, 0, handler)
-        .await
-        .with_context(|| format!("cannot listen on {}", spec.listen))?;
+    let listening = if spec.gateway_up_later {
+        bind_before_up(spec.listen, 0, handler).await
+    } else {
+        bind(spec.listen, 0, handler).await
+    }
+    .with_context(|| format!("cannot listen on {}", spec.listen))?;
     let stop = listening.stopper();
     tokio::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};

@@ -33,6 +33,10 @@ pub struct ResolverSpec {
     pub listen: IpAddr,
     pub entries: Vec<InternetEntry>,
     pub upstreams: Vec<SocketAddr>,
+    /// The gateway is put up only when the first container starts (Podman): bind before it
+    /// exists ([`alca_dns::bind_before_up`]).
+    #[serde(default)]
+    pub gateway_up_later: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
