@@ -97,7 +97,7 @@ pub trait Firewall: Send + Sync {
     /// without them. Two transactions here unless the implementation can do one.
     fn apply_project_keeping(
         &self,
-        batch: &Value,
+        batch: &Ruleset,
         bridge: &str,
         ruled: bool,
         keep: &ElementBatch,
@@ -297,7 +297,7 @@ impl Firewall for Nft {
 
     fn apply_project_keeping(
         &self,
-        batch: &Value,
+        batch: &Ruleset,
         bridge: &str,
         ruled: bool,
         keep: &ElementBatch,

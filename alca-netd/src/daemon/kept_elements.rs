@@ -16,6 +16,7 @@ use serde_json::Value;
 use alca_contract::internet::{InternetEntry, InternetSpec, InternetTarget};
 use alca_contract::net_spec::NetSpec;
 use alca_kernel::set_elements::{ElementBatch, ElementOp};
+use alca_ruleset::Ruleset;
 use alca_ruleset::{allow_groups, allow_set_name};
 
 use super::Daemon;
@@ -27,7 +28,7 @@ impl Daemon {
     /// from — has the same entries as `spec`'s. Returns what was kept (empty: nothing).
     pub(super) fn replace_keeping_answers(
         &self,
-        batch: &Value,
+        batch: &Ruleset,
         spec: &NetSpec,
         before: Option<&InternetSpec>,
     ) -> Result<ElementBatch, FirewallError> {
