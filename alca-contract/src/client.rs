@@ -40,6 +40,9 @@ pub trait Netd1 {
     /// resolver) use this proxy method directly, on one long-lived connection.
     fn allow_resolved(&self, update: &str) -> Result<(), NetdError>;
     fn internet_entries(&self, project: &str) -> Result<String, NetdError>;
+    /// The resolver's first call: this connection gives up every call but its own
+    /// `AllowResolved` and `InternetEntries` about `project`.
+    fn narrow_to_resolver(&self, project: &str) -> Result<(), NetdError>;
     fn internet_status(&self, project: &str) -> Result<String, NetdError>;
     fn grant(&self, project: &str, entry: &str, secs: u32) -> Result<String, NetdError>;
     fn revoke(&self, project: &str, entry: &str) -> Result<u32, NetdError>;

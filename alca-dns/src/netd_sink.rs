@@ -22,7 +22,10 @@ pub struct NetdSink {
 }
 
 impl NetdSink {
-    pub async fn connect() -> Result<NetdSink, SinkError> {
+    /// Connects and narrows the connection to `project`'s resolver calls before any DNS is
+    /// read: whatever uid the bus credits it to, a resolver taken over through a parsing bug
+    /// can then do nothing but what a working one does.
+    pub async fn connect(project: &str) -> Result<NetdSink, SinkError> {
         let unreachable = |e: zbus::Error| SinkError::Unreachable(e.to_string());
         let conn = zbus::connection::Builder::system()
             .method_timeout(CALL_TIMEOUT)
@@ -34,6 +37,10 @@ impl NetdSink {
             .build()
             .await
             .map_err(unreachable)?;
+        proxy
+            .narrow_to_resolver(project)
+            .await
+            .map_err(sink_error)?;
         Ok(NetdSink { proxy })
     }
 }

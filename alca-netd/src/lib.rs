@@ -19,6 +19,7 @@ pub mod netns_rules;
 pub mod onlink;
 pub mod probe_sets;
 pub mod quota;
+pub mod resolver_senders;
 pub mod service;
 pub mod store;
 pub mod table_shape;

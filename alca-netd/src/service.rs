@@ -20,6 +20,7 @@ use crate::daemon::Daemon;
 use crate::netns_probe::{open_on_bridge, open_proc_netns};
 use crate::netns_rules::{open_owned, spec_problem, NetnsRefusal, NetnsRules};
 use crate::quota::{Gate, Permit};
+use crate::resolver_senders::NarrowedSenders;
 use alca_contract::errors::NetdError;
 use alca_contract::net_spec::bridge_name;
 use alca_contract::request::{decode_project, decode_resolved, decode_spec};
@@ -34,6 +35,8 @@ pub struct NetdService {
     launcher: String,
     /// Projects whose rules live in rootless containers' namespaces, with their sockets.
     netns: Arc<NetnsRules>,
+    /// Resolver connections that gave up every other call ([`crate::resolver_senders`]).
+    narrowed: NarrowedSenders,
 }
 
 impl NetdService {
@@ -50,6 +53,7 @@ impl NetdService {
             resolver_auth: SenderCache::new(ACTION_READ),
             launcher: launcher.into(),
             netns: Arc::default(),
+            narrowed: NarrowedSenders::default(),
         }
     }
 
@@ -61,6 +65,19 @@ impl NetdService {
         header: &Header<'_>,
         action: &str,
     ) -> Result<(u32, Permit), NetdError> {
+        self.admit_for(conn, header, action, None).await
+    }
+
+    /// [`Self::admit`] of a call a project's resolver may make about `resolver_project`
+    /// (`None`: a call no narrowed resolver connection may make).
+    async fn admit_for(
+        &self,
+        conn: &Connection,
+        header: &Header<'_>,
+        action: &str,
+        resolver_project: Option<&str>,
+    ) -> Result<(u32, Permit), NetdError> {
+        self.narrowed.check(&sender_of(header)?, resolver_project)?;
         let uid = caller_uid(conn, header).await?;
         let permit = self.gate.admit(uid)?;
         authorize(conn, header, uid, action).await?;
@@ -92,11 +109,56 @@ impl NetdService {
         T: serde::Serialize + Send + 'static,
         F: FnOnce(&Daemon, &str, u32) -> Result<T, NetdError> + Send + 'static,
     {
-        let (uid, _permit) = self.admit(conn, header, ACTION_READ).await?;
+        self.query_for(conn, header, project, false, f).await
+    }
+
+    /// [`Self::query`], made by the project's own narrowed resolver too when `resolver_call`.
+    async fn query_for<T, F>(
+        &self,
+        conn: &Connection,
+        header: &Header<'_>,
+        project: String,
+        resolver_call: bool,
+        f: F,
+    ) -> Result<String, NetdError>
+    where
+        T: serde::Serialize + Send + 'static,
+        F: FnOnce(&Daemon, &str, u32) -> Result<T, NetdError> + Send + 'static,
+    {
+        let resolver_project = resolver_call.then_some(project.as_str());
+        let (uid, _permit) = self
+            .admit_for(conn, header, ACTION_READ, resolver_project)
+            .await?;
         decode_project(&project).map_err(NetdError::invalid)?;
         let reply = self.run(move |e| f(e, &project, uid)).await?;
         Ok(to_json(&reply))
     }
+}
+
+/// The unique bus name that sent `header`.
+fn sender_of(header: &Header<'_>) -> Result<String, NetdError> {
+    header
+        .sender()
+        .map(|s| s.to_string())
+        .ok_or_else(|| NetdError::NotAuthorized("the call has no sender".into()))
+}
+
+/// Which of `names` still have a connection on the bus (asked one by one; only when the
+/// narrowed connections reach their bound).
+async fn still_connected(conn: &Connection, names: Vec<String>) -> Vec<String> {
+    let Ok(dbus) = zbus::fdo::DBusProxy::new(conn).await else {
+        return names;
+    };
+    let mut alive = Vec::new();
+    for name in names {
+        let Ok(bus_name) = zbus::names::BusName::try_from(name.as_str()) else {
+            continue;
+        };
+        if dbus.name_has_owner(bus_name).await.unwrap_or(true) {
+            alive.push(name);
+        }
+    }
+    alive
 }
 
 /// Replies are plain data (addresses, numbers, strings): serialising cannot fail.
@@ -346,6 +408,8 @@ impl NetdService {
         let uid = self.resolver_auth.authorize(conn, &header).await?;
         let _permit = self.resolved_gate.admit(uid)?;
         let update = decode_resolved(&update).map_err(NetdError::invalid)?;
+        self.narrowed
+            .check(&sender_of(&header)?, Some(&update.project))?;
         self.run(move |e| e.allow_resolved(&update, uid).map(drop))
             .await
     }
@@ -359,10 +423,31 @@ impl NetdService {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, NetdError> {
-        self.query(conn, &header, project, |e, p, uid| {
+        self.query_for(conn, &header, project, true, |e, p, uid| {
             e.internet_entries(p, uid)
         })
         .await
+    }
+
+    /// Called by a project's resolver before it reads any DNS: from now on this connection
+    /// may only make the resolver's calls (`AllowResolved`, `InternetEntries`) about
+    /// `project`, whatever uid the bus credits it to ([`crate::resolver_senders`]).
+    async fn narrow_to_resolver(
+        &self,
+        project: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), NetdError> {
+        decode_project(&project).map_err(NetdError::invalid)?;
+        let sender = sender_of(&header)?;
+        let alive = if self.narrowed.names().len() >= crate::resolver_senders::MAX_NARROWED {
+            Some(still_connected(conn, self.narrowed.names()).await)
+        } else {
+            None
+        };
+        self.narrowed.narrow(&sender, &project, |name| {
+            alive.as_ref().is_none_or(|a| a.iter().any(|n| n == name))
+        })
     }
 
     /// Grants `entry` (an `internet-access` entry: a name, `*.name` or one address, with an

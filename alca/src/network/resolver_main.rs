@@ -34,7 +34,7 @@ pub fn serve(state_dir: &Path) -> anyhow::Result<()> {
 }
 
 async fn run(spec: ResolverSpec, state_dir: &Path) -> anyhow::Result<()> {
-    let sink = NetdSink::connect()
+    let sink = NetdSink::connect(&spec.project)
         .await
         .context("cannot reach the network daemon")?;
     // Before the first socket that takes DNS exists.
