@@ -4,7 +4,8 @@
 //!
 //! What it keeps from root: its system-bus connection, authenticated as uid 0 when it was
 //! opened (the bus records the peer's credentials at connect), which is what lets it update the
-//! allow sets of a project root owns, and its sockets on the gateway. The process is made
+//! allow sets of a project root owns (and which it narrowed to that project's resolver calls
+//! before this drop: `NetdSink::connect`), and its sockets on the gateway. The process is made
 //! non-dumpable, so no other process of `nobody` can ptrace it or take the connection's file
 //! descriptor through `/proc`. Its state directory is handed to `nobody` so the query log can
 //! be written and rotated.
