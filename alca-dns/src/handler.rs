@@ -1,7 +1,7 @@
 //! The resolver's request handler: the policy check, the upstream question, the daemon's
 //! allow and only then the answer to the container.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,7 @@ use hickory_server::zone_handler::MessageResponseBuilder;
 use crate::answer::{chained_addresses, updates};
 use crate::policy::Policy;
 use crate::query_log::{Event, Outcome, QueryLog};
-use crate::sink::AllowSink;
+use crate::sink::{AllowSink, SinkError};
 use crate::upstream;
 
 /// Least time between two refreshes of the entries from the daemon.
@@ -124,12 +124,57 @@ impl<S: AllowSink> ResolverHandler<S> {
             Err(e) => return fail(format!("no upstream answer: {e}")),
         };
         let addrs = chained_addresses(&query.name, &answer);
-        for update in updates(&self.project, &entries, &addrs) {
-            if let Err(e) = self.sink.allow(update).await {
-                return fail(e.to_string());
+        let Err(refused) = self.allow(&entries, &addrs).await else {
+            return Reply::Answer(answer);
+        };
+        // The daemon refuses the index of a grant that ended or was revoked; the name may be
+        // granted again under a new index meanwhile. Read the entries again and retry once
+        // with them: the same name granted anew works at once, and a name nothing allows any
+        // more is refused (and logged), not failed.
+        let SinkError::Refused(_) = refused else {
+            return fail(refused.to_string());
+        };
+        let Some(fresh) = self.reread_entries(&name).await else {
+            return fail(refused.to_string());
+        };
+        if fresh.is_empty() {
+            self.log
+                .record(&Event::now(Outcome::Refused, &name, &qtype, None));
+            return Reply::Code(ResponseCode::Refused);
+        }
+        if fresh == entries {
+            return fail(refused.to_string());
+        }
+        match self.allow(&fresh, &addrs).await {
+            Ok(()) => Reply::Answer(answer),
+            Err(e) => fail(e.to_string()),
+        }
+    }
+
+    /// Sends the addresses the entries allow to the sink, one update per entry.
+    async fn allow(&self, entries: &[u16], addrs: &[(IpAddr, u32)]) -> Result<(), SinkError> {
+        for update in updates(&self.project, entries, addrs) {
+            self.sink.allow(update).await?;
+        }
+        Ok(())
+    }
+
+    /// The entries allowing `name` after reading them from the daemon again (not rate
+    /// limited: it follows a refusal the daemon already answered); `None` when they cannot be
+    /// read.
+    async fn reread_entries(&self, name: &str) -> Option<Vec<u16>> {
+        match self.sink.entries(&self.project).await {
+            Ok(Some(fresh)) => self.policy.replace(fresh),
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!("cannot refresh the entries: {e}");
+                return None;
             }
         }
-        Reply::Answer(answer)
+        if let Ok(mut last) = self.last_refresh.lock() {
+            *last = Some(Instant::now());
+        }
+        Some(self.policy.entries_for(name))
     }
 }
 

@@ -359,6 +359,69 @@ impl Drop for LanhostV6 {
     }
 }
 
+/// Sixty-four more "internet" test hosts: every address of [`PUBLIC_RANGE4`] is local inside
+/// `lanhost` (a `local` route, so one listener on 0.0.0.0 answers on all of them) and routed
+/// there from the host through the test veth, like [`PUBLIC4`]. The range is in the 6to4
+/// relay prefix next to it (public space in no deny list), below the on-link test network
+/// (192.88.99.128/25). Both routes go on drop.
+pub struct PublicRange;
+
+/// The range [`PublicRange`] routes to `lanhost`.
+pub const PUBLIC_RANGE4: &str = "192.88.99.64/26";
+
+impl PublicRange {
+    pub fn add() -> Result<Self> {
+        let guard = PublicRange;
+        run_ok(
+            "ip",
+            &[
+                "-n",
+                LANHOST_NS,
+                "route",
+                "replace",
+                "local",
+                PUBLIC_RANGE4,
+                "dev",
+                "lo",
+            ],
+        )?;
+        run_ok(
+            "ip",
+            &[
+                "route",
+                "replace",
+                PUBLIC_RANGE4,
+                "via",
+                LAN4,
+                "dev",
+                LAN_VETH,
+            ],
+        )?;
+        assert_route_via("192.88.99.64", LAN_VETH);
+        assert_route_via("192.88.99.127", LAN_VETH);
+        Ok(guard)
+    }
+}
+
+impl Drop for PublicRange {
+    fn drop(&mut self) {
+        let _ = run("ip", &["route", "del", PUBLIC_RANGE4, "via", LAN4]);
+        let _ = run(
+            "ip",
+            &[
+                "-n",
+                LANHOST_NS,
+                "route",
+                "del",
+                "local",
+                PUBLIC_RANGE4,
+                "dev",
+                "lo",
+            ],
+        );
+    }
+}
+
 /// An extra address on a host interface (e.g. a source address for a proxy); removed on drop.
 pub struct HostAddress {
     cidr: String,
