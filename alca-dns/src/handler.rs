@@ -2,7 +2,6 @@
 //! allow and only then the answer to the container.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use hickory_server::net::runtime::Time;
@@ -10,6 +9,7 @@ use hickory_server::proto::op::{Message, Metadata, OpCode, Query, ResponseCode};
 use hickory_server::proto::rr::DNSClass;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
+use tokio::sync::Mutex;
 
 use crate::answer::{chained_addresses, updates};
 use crate::policy::Policy;
@@ -31,6 +31,7 @@ pub struct ResolverHandler<S> {
     upstreams: Vec<SocketAddr>,
     sink: S,
     log: QueryLog,
+    /// When the entries were last read from the daemon; held while they are being read.
     last_refresh: Mutex<Option<Instant>>,
 }
 
@@ -61,18 +62,22 @@ impl<S: AllowSink> ResolverHandler<S> {
     /// The entries allowing `name`. A name the current entries refuse is checked once more
     /// against the daemon's entries (at most once per [`REFRESH_INTERVAL`]), so a grant from
     /// `alca network allow` works at the next query; entries older than [`MAX_ENTRIES_AGE`]
-    /// are refreshed before they allow anything.
+    /// are refreshed before they allow anything. One refresh at a time: a query that arrives
+    /// while one runs (the A and AAAA questions of one lookup come together) waits for it and
+    /// is judged by its result, never by the entries it is replacing.
     async fn entries_for(&self, name: &str) -> Vec<u16> {
         let entries = self.policy.entries_for(name);
-        let fresh = self
-            .last_refresh
-            .lock()
-            .ok()
-            .and_then(|t| *t)
-            .is_some_and(|t| t.elapsed() < MAX_ENTRIES_AGE);
-        if (!entries.is_empty() && fresh) || !self.refresh_due() {
+        let fresh = |last: &Option<Instant>| last.is_some_and(|t| t.elapsed() < MAX_ENTRIES_AGE);
+        if !entries.is_empty() && self.last_refresh.try_lock().is_ok_and(|l| fresh(&l)) {
             return entries;
         }
+        let mut last = self.last_refresh.lock().await;
+        let entries = self.policy.entries_for(name);
+        let due = last.is_none_or(|t| t.elapsed() >= REFRESH_INTERVAL);
+        if (!entries.is_empty() && fresh(&last)) || !due {
+            return entries;
+        }
+        *last = Some(Instant::now());
         match self.sink.entries(&self.project).await {
             Ok(Some(fresh)) => self.policy.replace(fresh),
             // No list any more: the daemon has nothing to add addresses to; refuse.
@@ -80,17 +85,6 @@ impl<S: AllowSink> ResolverHandler<S> {
             Err(e) => tracing::warn!("cannot refresh the entries: {e}"),
         }
         self.policy.entries_for(name)
-    }
-
-    fn refresh_due(&self) -> bool {
-        let Ok(mut last) = self.last_refresh.lock() else {
-            return false;
-        };
-        let due = last.is_none_or(|t| t.elapsed() >= REFRESH_INTERVAL);
-        if due {
-            *last = Some(Instant::now());
-        }
-        due
     }
 
     async fn resolve(&self, request: &Request) -> Reply {
@@ -171,9 +165,7 @@ impl<S: AllowSink> ResolverHandler<S> {
                 return None;
             }
         }
-        if let Ok(mut last) = self.last_refresh.lock() {
-            *last = Some(Instant::now());
-        }
+        *self.last_refresh.lock().await = Some(Instant::now());
         Some(self.policy.entries_for(name))
     }
 }

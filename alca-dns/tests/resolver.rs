@@ -29,6 +29,8 @@ struct FakeSink {
     updates: Arc<Mutex<Vec<ResolvedAddrs>>>,
     refuse: Arc<AtomicBool>,
     delay_ms: u64,
+    /// How long reading the daemon's entries takes.
+    entries_delay_ms: u64,
     /// What the daemon's InternetEntries would return (`None`: no answer to give).
     daemon_entries: Arc<Mutex<Option<Indexed>>>,
 }
@@ -59,6 +61,7 @@ impl AllowSink for FakeSink {
         &self,
         _project: &str,
     ) -> Result<Option<Vec<(u16, InternetEntry)>>, SinkError> {
+        tokio::time::sleep(Duration::from_millis(self.entries_delay_ms)).await;
         Ok(self.daemon_entries.lock().unwrap().clone())
     }
 }
@@ -384,6 +387,28 @@ async fn a_name_granted_again_after_its_grant_ended_answers_at_once() {
             .any(|e| e.outcome == Outcome::Refused && e.name.starts_with("blocked.test")),
         "{events:?}"
     );
+    (s.stop)();
+    s.zone.stop().await;
+}
+
+#[tokio::test]
+async fn both_questions_of_one_lookup_see_a_new_grant() {
+    let sink = FakeSink {
+        entries_delay_ms: 300,
+        ..FakeSink::default()
+    };
+    let s = setup(sink, None).await;
+    let mut with_grant = indexed(entries(&["allowed.test:8080"]));
+    with_grant.push((GRANT, parse_internet_entry("blocked.test").unwrap()));
+    *s.sink.daemon_entries.lock().unwrap() = Some(with_grant);
+    // A lookup asks A and AAAA at once; the first starts the refresh, the second must wait
+    // for it rather than be refused by the entries being replaced.
+    let (a, aaaa) = tokio::join!(
+        udp(&s, "blocked.test", RecordType::A),
+        udp(&s, "blocked.test", RecordType::AAAA)
+    );
+    assert_eq!(a.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(aaaa.metadata.response_code, ResponseCode::NoError);
     (s.stop)();
     s.zone.stop().await;
 }

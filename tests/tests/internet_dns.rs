@@ -158,6 +158,16 @@ impl Scenario {
         self.zone.seen.names().iter().any(|n| n.starts_with(name))
     }
 
+    /// The resolver's own log (its stderr) and query log, for failure messages.
+    fn resolver_log(&self) -> String {
+        let dir = self.project.join(".alca/dns");
+        ["resolver.log", alca_dns::query_log::LOG_FILE]
+            .iter()
+            .map(|f| std::fs::read_to_string(dir.join(f)).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     fn resolver_pids(&self) -> String {
         run_ok("pgrep", &["-u", OWNER, "-f", "__serve-dns"]).unwrap_or_default()
     }
@@ -285,7 +295,11 @@ fn grants_through_the_cli(s: &Scenario) {
     let (ok, said) = s.alca(&["network", "allow", "blocked.test", "--for", "3s"]);
     assert!(ok, "network allow: {said}");
     let out = s.nslookup("blocked.test");
-    assert!(answered(&out), "blocked.test under a grant: {out}");
+    assert!(
+        answered(&out),
+        "blocked.test under a grant: {out}\nresolver log: {}",
+        s.resolver_log()
+    );
     assert!(
         s.probe(OTHER_PORT).answered_by("other"),
         "a granted name without a port opens every port"
