@@ -19,7 +19,8 @@ pub fn restricted(config: &Config) -> bool {
     !matches!(config.network.internet_access, InternetAccess::Everything)
 }
 
-/// `None` for an open internet; otherwise starts (or keeps) the resolver and returns the spec.
+/// `None` for an open internet (a resolver a former list started is stopped: nothing sends
+/// DNS to it any more); otherwise starts (or keeps) the resolver and returns the spec.
 pub fn build(
     config: &Config,
     root: &Path,
@@ -27,6 +28,7 @@ pub fn build(
     gateways: &[IpAddr],
 ) -> anyhow::Result<Option<InternetSpec>> {
     let InternetAccess::Only(entries) = &config.network.internet_access else {
+        resolver_process::stop(root)?;
         return Ok(None);
     };
     let listen = gateways.iter().copied().find(IpAddr::is_ipv4).context(
