@@ -29,7 +29,7 @@ use alca_e2e::netd::{
     text, up_env, write_config, ProjectCleanup,
 };
 use alca_e2e::netns::{
-    assert_route_via, run_ok, Listener, PublicRange, LANHOST_NS, LAN_VETH, PUBLIC4,
+    assert_route_via, run_ok, Listener, PublicRange, RouteToLanhost, LANHOST_NS, LAN_VETH, PUBLIC4,
 };
 
 const OWNER: &str = "alcatest";
@@ -273,6 +273,7 @@ fn the_resolver_opens_only_what_the_list_names_and_logs_the_rest() {
         "{status}"
     );
 
+    verify_has_the_internet_rows(&s);
     grants_through_the_cli(&s);
     an_unapproved_widening_is_refused(&s, &network(&format!("{entries}, \"blocked.test\"")));
 
@@ -282,6 +283,27 @@ fn the_resolver_opens_only_what_the_list_names_and_logs_the_rest() {
     assert!(
         s.resolver_pids().trim().is_empty(),
         "the resolver outlived down"
+    );
+}
+
+/// `alca network verify` judges the list: the allowed name asked of an outside server
+/// (192.88.99.1, routed to `lanhost` for the test) is answered by the resolver, a refused name
+/// is not, an address no name resolved to and DNS over TLS are refused.
+fn verify_has_the_internet_rows(s: &Scenario) {
+    let _route = RouteToLanhost::add("192.88.99.1").expect("route to the outside server");
+    let (ok, report) = s.alca(&["network", "verify", "--local-only"]);
+    assert!(ok, "network verify: {report}");
+    for row in [
+        "ok    internet-access name allowed.test",
+        "ok    internet-access refused name",
+        "ok    internet address no name resolved to",
+        "ok    DNS over TLS to an outside server",
+    ] {
+        assert!(report.contains(row), "{row:?} missing: {report}");
+    }
+    assert!(
+        report.contains("answered by the project's resolver"),
+        "{report}"
     );
 }
 

@@ -5,7 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
-use alca_contract::internet::{InternetAccess, InternetSpec, DEFAULT_TTL_MAX_SECS};
+use alca_contract::internet::{InternetAccess, InternetEntry, InternetSpec, DEFAULT_TTL_MAX_SECS};
 use anyhow::Context;
 
 use super::resolver_process::{self, ResolverSpec};
@@ -57,10 +57,27 @@ pub fn build(
         upstreams,
     };
     let resolver = resolver_process::ensure(root, &spec)?;
-    Ok(Some(InternetSpec {
-        entries: entries.clone(),
+    Ok(Some(internet_spec(config, entries, resolver)))
+}
+
+/// The internet part `up` applied, for `alca network verify` (which starts nothing): the list
+/// with the running resolver's address, or port 0 on `listen` when none runs (its DNS rows
+/// then fail, as they should).
+pub fn applied(config: &Config, root: &Path, listen: Option<IpAddr>) -> Option<InternetSpec> {
+    let InternetAccess::Only(entries) = &config.network.internet_access else {
+        return None;
+    };
+    let resolver = resolver_process::address(root).unwrap_or_else(|| {
+        SocketAddr::new(listen.unwrap_or(IpAddr::from([0, 0, 0, 0])), 0)
+    });
+    Some(internet_spec(config, entries, resolver))
+}
+
+fn internet_spec(config: &Config, entries: &[InternetEntry], resolver: SocketAddr) -> InternetSpec {
+    InternetSpec {
+        entries: entries.to_vec(),
         resolver,
-        ttl_floor_secs: net.dns_ttl_floor,
+        ttl_floor_secs: config.network.dns_ttl_floor,
         ttl_max_secs: DEFAULT_TTL_MAX_SECS,
-    }))
+    }
 }
