@@ -100,6 +100,27 @@ pub fn call_as(user: &str, method: &str, args: &[String]) -> Result<Reply> {
     })
 }
 
+/// [`call_as`] that must succeed: the printed reply.
+pub fn call_ok(user: &str, method: &str, args: &[String]) -> String {
+    match call_as(user, method, args).expect("dbus-send runs") {
+        Reply::Ok(out) => out,
+        err => panic!("{method} as {user}: {err:?}"),
+    }
+}
+
+/// A project `owner` claimed or applied through the daemon; removed (`Remove`) on drop, pass
+/// or fail.
+pub struct AppliedProject {
+    pub owner: &'static str,
+    pub project: String,
+}
+
+impl Drop for AppliedProject {
+    fn drop(&mut self) {
+        let _ = call_as(self.owner, "Remove", &[format!("string:{}", self.project)]);
+    }
+}
+
 /// `Apply(spec_json)` as `user`.
 pub fn apply_as(user: &str, spec_json: &str) -> Result<Reply> {
     call_as(user, "Apply", &[format!("string:{spec_json}")])
