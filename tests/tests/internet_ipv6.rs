@@ -2,9 +2,11 @@
 //! ones (issue #17), on Docker, with the real resolver and daemon.
 //!
 //! `alca up` cannot give a Docker container IPv6 here: the network it creates has no
-//! `--ipv6` (alca makes single-stack IPv4 networks), and Docker 20.10 has no daemon-wide
-//! default that would turn IPv6 on for user-defined networks (`default-network-opts` came
-//! in Docker 24). So this test makes the dual-stack network itself, as `internet.rs` does,
+//! `--ipv6` (alca makes single-stack IPv4 networks), the Docker of the test environment
+//! (20.10.24) has no daemon-wide default that turns IPv6 on for user-defined networks (its
+//! `dockerd` has no `--default-network-opt`), and its built-in IPAM does not pick IPv6
+//! subnets by itself (`--ipv6` needs an explicit `--subnet`). So this test makes the
+//! dual-stack network itself, as `internet.rs` does,
 //! and runs the rest as the product does: the owner `alcatest` claims the project and starts
 //! the project's resolver (`alca __serve-dns`, unprivileged, its spec on stdin) on the
 //! bridge's IPv4 gateway, asking the test zone on 192.88.99.2:53 in `lanhost`; the spec with
