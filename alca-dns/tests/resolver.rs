@@ -42,7 +42,12 @@ impl AllowSink for FakeSink {
             return Err(SinkError::Refused("entry 9 is not a domain entry".into()));
         }
         // Like the daemon: a grant's index must be one it has now.
-        let live = self.daemon_entries.lock().unwrap().clone().unwrap_or_default();
+        let live = self
+            .daemon_entries
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap_or_default();
         if let Some(gone) = update
             .addrs
             .iter()

@@ -269,7 +269,8 @@ fn the_resolver_opens_only_what_the_list_names_and_logs_the_rest() {
     assert!(status.contains("Internet: only allowed.test:"), "{status}");
     assert!(status.contains("DNS resolver: running"), "{status}");
     assert!(
-        status.contains("Internet rules: list (") && status.contains("allowed addresses in the sets"),
+        status.contains("Internet rules: list (")
+            && status.contains("allowed addresses in the sets"),
         "{status}"
     );
 
@@ -365,7 +366,10 @@ fn an_unapproved_widening_is_refused(s: &Scenario, widened: &str) {
         "echo 'internet-access = [\"*\"]' >> /workspace/.alca.toml && echo WROTE",
     )
     .unwrap_or_default();
-    assert!(!inside.contains("WROTE"), "the agent wrote the config: {inside}");
+    assert!(
+        !inside.contains("WROTE"),
+        "the agent wrote the config: {inside}"
+    );
 
     write_config(&s.project, OWNER, &format!("[network]\n{widened}"));
     for args in [&["up"][..], &["up", "-f"]] {

@@ -122,11 +122,11 @@ fn an_aaaa_answer_opens_the_ipv6_address_on_the_entry_port_only() {
     let _v6 = LanhostV6::add().expect("lanhost IPv6");
     assert_route_via(PUBLIC_V6, LAN_VETH);
     let public6: IpAddr = PUBLIC_V6.parse().expect("ip");
-    let zone = LanhostZone::start(
-        Zone::new()
-            .addr("v6.test", public6, 60)
-            .addr("blocked6.test", public6, 60),
-    )
+    let zone = LanhostZone::start(Zone::new().addr("v6.test", public6, 60).addr(
+        "blocked6.test",
+        public6,
+        60,
+    ))
     .expect("zone server in lanhost");
     let scratch = scratch_dir("inet6");
     let _cleanup = ProjectCleanup {

@@ -67,9 +67,8 @@ pub fn applied(config: &Config, root: &Path, listen: Option<IpAddr>) -> Option<I
     let InternetAccess::Only(entries) = &config.network.internet_access else {
         return None;
     };
-    let resolver = resolver_process::address(root).unwrap_or_else(|| {
-        SocketAddr::new(listen.unwrap_or(IpAddr::from([0, 0, 0, 0])), 0)
-    });
+    let resolver = resolver_process::address(root)
+        .unwrap_or_else(|| SocketAddr::new(listen.unwrap_or(IpAddr::from([0, 0, 0, 0])), 0));
     Some(internet_spec(config, entries, resolver))
 }
 

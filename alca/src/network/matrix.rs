@@ -698,7 +698,10 @@ mod tests {
             row("DNS over TLS to an outside server").expect,
             Reach::Blocked
         );
-        for t in all.iter().filter(|t| t.label.contains("internet") || t.label.contains("TLS")) {
+        for t in all
+            .iter()
+            .filter(|t| t.label.contains("internet") || t.label.contains("TLS"))
+        {
             assert!(t.probe().unwrap().fence, "{t:?} must be fenced");
         }
         // An address entry letting DNS reach the outside server itself: no DNS rows.
@@ -707,8 +710,12 @@ mod tests {
         assert!(!rows.iter().any(|t| t.label.starts_with("internet-access")));
         // `[]`: no name to ask, the rest stays; no list: no rows.
         let none = build(&scope(&with_internet(&[]), &h, &[], false));
-        assert!(!none.iter().any(|t| t.label.starts_with("internet-access name")));
-        assert!(none.iter().any(|t| t.label == "internet-access refused name"));
+        assert!(!none
+            .iter()
+            .any(|t| t.label.starts_with("internet-access name")));
+        assert!(none
+            .iter()
+            .any(|t| t.label == "internet-access refused name"));
         let open = build(&scope(&spec(), &h, &[], false));
         assert!(!open.iter().any(|t| t.label.contains("internet")));
     }

@@ -170,9 +170,13 @@ pub fn verdict(target: &Target, seen: &Seen, outcome: &Outcome, proxy: Option<Ke
         // A question to an outside server answered without getting past the rules: the
         // project's resolver answered it (`internet-access`).
         (Some(_), Seen::Connected)
-            if target.expect == Reach::Redirected && matches!(target.method, Method::Dns { .. }) =>
+            if target.expect == Reach::Redirected
+                && matches!(target.method, Method::Dns { .. }) =>
         {
-            (Reach::Redirected, "answered by the project's resolver".into())
+            (
+                Reach::Redirected,
+                "answered by the project's resolver".into(),
+            )
         }
         (Some(_), Seen::Connected) => (Reach::Allowed, "connected".into()),
         (Some(k), other) => {
