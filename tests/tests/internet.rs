@@ -123,11 +123,7 @@ fn resolved_addresses_open_the_internet_only_where_and_while_the_list_allows() {
 
     let project = project();
     // The owner claims the bridge before its network exists, as `alca up` does.
-    call_ok(OWNER, "Claim", &[format!("string:{project}")]);
-    let _applied = AppliedProject {
-        owner: OWNER,
-        project: project.clone(),
-    };
+    let _applied = AppliedProject::claim(OWNER, &project);
     let network = Network::create(
         &format!("alca-e2e-{project}"),
         &bridge_name(&project),

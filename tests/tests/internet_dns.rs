@@ -22,11 +22,11 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use alca_dns::static_zone::Zone;
-use alca_e2e::dns_zone::LanhostZone;
+use alca_e2e::dns_zone::{self, answers_with, LanhostZone};
 use alca_e2e::docker::{docker_available, exec_sh, probe_from, Probe};
 use alca_e2e::netd::{
-    alca, container_name, docker_project, env_refs, install_helper_for, project_id, scratch_dir,
-    text, up_env, write_config, ProjectCleanup,
+    alca, container_name, env_refs, helper_project, project_id, text, up_env, write_config,
+    ProjectCleanup,
 };
 use alca_e2e::netns::{
     assert_route_via, run_ok, Listener, PublicRange, RouteToLanhost, LANHOST_NS, LAN_VETH, PUBLIC4,
@@ -57,22 +57,14 @@ fn public() -> IpAddr {
     PUBLIC4.parse().expect("ip")
 }
 
-/// `nslookup NAME 192.88.99.2` in the container: addressed to the zone server itself; the
-/// rules send it to the project's resolver.
+/// `nslookup NAME 192.88.99.2` in the container.
 fn nslookup(container: &str, name: &str) -> String {
-    exec_sh(
-        container,
-        &format!("nslookup -timeout=3 {name} {PUBLIC4} 2>&1; true"),
-    )
-    .unwrap_or_default()
+    dns_zone::nslookup(container, None, name)
 }
 
-/// Whether the answer part of busybox nslookup's output gives the test host's address.
+/// Whether the answer gives the test host's address.
 fn answered(output: &str) -> bool {
-    output
-        .split("Name:")
-        .skip(1)
-        .any(|part| part.contains(PUBLIC4))
+    answers_with(output, PUBLIC4)
 }
 
 /// Probes `PUBLIC4:port` until `want` holds, at most `attempts` times 300 ms apart.
@@ -113,16 +105,7 @@ impl Scenario {
         );
         assert_route_via(PUBLIC4, LAN_VETH);
         let zone = LanhostZone::start(zone).expect("zone server in lanhost");
-        let scratch = scratch_dir(tag);
-        let project = docker_project(&scratch, "proj", OWNER, &format!("[network]\n{network}"));
-        let cleanup = ProjectCleanup {
-            owner: OWNER,
-            scratch: scratch.clone(),
-            project: project.clone(),
-        };
-        let _ = alca(None, &scratch, &["network-helper", "uninstall", "-y"], &[]);
-        let installed = install_helper_for(OWNER, &scratch);
-        assert!(installed.status.success(), "install: {}", text(&installed));
+        let (project, cleanup) = helper_project(tag, OWNER, &format!("[network]\n{network}"));
         let listeners = listeners
             .iter()
             .map(|(tag, bind, port)| {

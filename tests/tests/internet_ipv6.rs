@@ -27,13 +27,13 @@ use alca_contract::internet::{parse_internet_entry, InternetSpec};
 use alca_contract::net_spec::bridge_name;
 use alca_contract::NetSpec;
 use alca_dns::static_zone::Zone;
-use alca_e2e::dns_zone::LanhostZone;
+use alca_e2e::dns_zone::{answers_with, nslookup, LanhostZone};
 use alca_e2e::docker::{docker_available, Container, Network, Probe};
 use alca_e2e::netd::{
     built_binary, call_ok, install_helper_for, scratch_dir, text, AppliedProject, ProjectCleanup,
 };
 use alca_e2e::netns::{
-    assert_route_via, run_ok, LanhostV6, Listener, LANHOST_NS, LAN_VETH, PUBLIC4, PUBLIC_V6,
+    assert_route_via, run_ok, LanhostV6, Listener, LANHOST_NS, LAN_VETH, PUBLIC_V6,
 };
 
 const OWNER: &str = "alcatest";
@@ -96,17 +96,11 @@ impl Drop for Resolver {
 }
 
 fn nslookup_aaaa(c: &Container, name: &str) -> String {
-    c.sh(&format!(
-        "nslookup -type=aaaa -timeout=3 {name} {PUBLIC4} 2>&1; true"
-    ))
-    .unwrap_or_default()
+    nslookup(&c.name, Some("aaaa"), name)
 }
 
 fn answered(output: &str) -> bool {
-    output
-        .split("Name:")
-        .skip(1)
-        .any(|part| part.contains(PUBLIC_V6))
+    answers_with(output, PUBLIC_V6)
 }
 
 #[test]
@@ -141,11 +135,7 @@ fn an_aaaa_answer_opens_the_ipv6_address_on_the_entry_port_only() {
     run_ok("chown", &[OWNER, state.to_str().expect("utf-8")]).expect("chown");
 
     let project = format!("{:08x}1e7e0617", std::process::id());
-    call_ok(OWNER, "Claim", &[format!("string:{project}")]);
-    let _applied = AppliedProject {
-        owner: OWNER,
-        project: project.clone(),
-    };
+    let _applied = AppliedProject::claim(OWNER, &project);
     let network = Network::create(
         &format!("alca-e2e-{project}"),
         &bridge_name(&project),
