@@ -9,7 +9,8 @@
 //! nothing; an allowed name, a name under a wildcard and a name whose CNAME points at an
 //! unlisted name open the address on the entry's port only; with `dns-ttl-floor = 0` a 2 s
 //! answer closes again until asked again; `alca network log` suggests the missing lines;
-//! `status` shows the mode and the allow sets; `alca network allow` grants, lists and revokes;
+//! `status` shows the mode and the allow sets; `alca network verify` has the internet rows;
+//! `alca network allow` grants, lists and revokes;
 //! an unapproved widening of the list is refused; `[]` gives no internet and no outside DNS,
 //! `["*"]` both; 1,000 resolve-then-connect rounds never race; `down` stops the resolver.
 //!
