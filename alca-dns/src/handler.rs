@@ -1,8 +1,7 @@
 //! The resolver's request handler: the policy check, the upstream question, the daemon's
 //! allow and only then the answer to the container.
 
-use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use hickory_server::net::runtime::Time;
@@ -10,11 +9,12 @@ use hickory_server::proto::op::{Message, Metadata, OpCode, Query, ResponseCode};
 use hickory_server::proto::rr::DNSClass;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
+use tokio::sync::Mutex;
 
 use crate::answer::{chained_addresses, updates};
 use crate::policy::Policy;
 use crate::query_log::{Event, Outcome, QueryLog};
-use crate::sink::AllowSink;
+use crate::sink::{AllowSink, SinkError};
 use crate::upstream;
 
 /// Least time between two refreshes of the entries from the daemon.
@@ -31,6 +31,7 @@ pub struct ResolverHandler<S> {
     upstreams: Vec<SocketAddr>,
     sink: S,
     log: QueryLog,
+    /// When the entries were last read from the daemon; held while they are being read.
     last_refresh: Mutex<Option<Instant>>,
 }
 
@@ -61,18 +62,22 @@ impl<S: AllowSink> ResolverHandler<S> {
     /// The entries allowing `name`. A name the current entries refuse is checked once more
     /// against the daemon's entries (at most once per [`REFRESH_INTERVAL`]), so a grant from
     /// `alca network allow` works at the next query; entries older than [`MAX_ENTRIES_AGE`]
-    /// are refreshed before they allow anything.
+    /// are refreshed before they allow anything. One refresh at a time: a query that arrives
+    /// while one runs (the A and AAAA questions of one lookup come together) waits for it and
+    /// is judged by its result, never by the entries it is replacing.
     async fn entries_for(&self, name: &str) -> Vec<u16> {
         let entries = self.policy.entries_for(name);
-        let fresh = self
-            .last_refresh
-            .lock()
-            .ok()
-            .and_then(|t| *t)
-            .is_some_and(|t| t.elapsed() < MAX_ENTRIES_AGE);
-        if (!entries.is_empty() && fresh) || !self.refresh_due() {
+        let fresh = |last: &Option<Instant>| last.is_some_and(|t| t.elapsed() < MAX_ENTRIES_AGE);
+        if !entries.is_empty() && self.last_refresh.try_lock().is_ok_and(|l| fresh(&l)) {
             return entries;
         }
+        let mut last = self.last_refresh.lock().await;
+        let entries = self.policy.entries_for(name);
+        let due = last.is_none_or(|t| t.elapsed() >= REFRESH_INTERVAL);
+        if (!entries.is_empty() && fresh(&last)) || !due {
+            return entries;
+        }
+        *last = Some(Instant::now());
         match self.sink.entries(&self.project).await {
             Ok(Some(fresh)) => self.policy.replace(fresh),
             // No list any more: the daemon has nothing to add addresses to; refuse.
@@ -80,17 +85,6 @@ impl<S: AllowSink> ResolverHandler<S> {
             Err(e) => tracing::warn!("cannot refresh the entries: {e}"),
         }
         self.policy.entries_for(name)
-    }
-
-    fn refresh_due(&self) -> bool {
-        let Ok(mut last) = self.last_refresh.lock() else {
-            return false;
-        };
-        let due = last.is_none_or(|t| t.elapsed() >= REFRESH_INTERVAL);
-        if due {
-            *last = Some(Instant::now());
-        }
-        due
     }
 
     async fn resolve(&self, request: &Request) -> Reply {
@@ -124,12 +118,55 @@ impl<S: AllowSink> ResolverHandler<S> {
             Err(e) => return fail(format!("no upstream answer: {e}")),
         };
         let addrs = chained_addresses(&query.name, &answer);
-        for update in updates(&self.project, &entries, &addrs) {
-            if let Err(e) = self.sink.allow(update).await {
-                return fail(e.to_string());
+        let Err(refused) = self.allow(&entries, &addrs).await else {
+            return Reply::Answer(answer);
+        };
+        // The daemon refuses the index of a grant that ended or was revoked; the name may be
+        // granted again under a new index meanwhile. Read the entries again and retry once
+        // with them: the same name granted anew works at once, and a name nothing allows any
+        // more is refused (and logged), not failed.
+        let SinkError::Refused(_) = refused else {
+            return fail(refused.to_string());
+        };
+        let Some(fresh) = self.reread_entries(&name).await else {
+            return fail(refused.to_string());
+        };
+        if fresh.is_empty() {
+            self.log
+                .record(&Event::now(Outcome::Refused, &name, &qtype, None));
+            return Reply::Code(ResponseCode::Refused);
+        }
+        if fresh == entries {
+            return fail(refused.to_string());
+        }
+        match self.allow(&fresh, &addrs).await {
+            Ok(()) => Reply::Answer(answer),
+            Err(e) => fail(e.to_string()),
+        }
+    }
+
+    /// Sends the addresses the entries allow to the sink, one update per entry.
+    async fn allow(&self, entries: &[u16], addrs: &[(IpAddr, u32)]) -> Result<(), SinkError> {
+        for update in updates(&self.project, entries, addrs) {
+            self.sink.allow(update).await?;
+        }
+        Ok(())
+    }
+
+    /// The entries allowing `name` after reading them from the daemon again (not rate
+    /// limited: it follows a refusal the daemon already answered); `None` when they cannot be
+    /// read.
+    async fn reread_entries(&self, name: &str) -> Option<Vec<u16>> {
+        match self.sink.entries(&self.project).await {
+            Ok(Some(fresh)) => self.policy.replace(fresh),
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!("cannot refresh the entries: {e}");
+                return None;
             }
         }
-        Reply::Answer(answer)
+        *self.last_refresh.lock().await = Some(Instant::now());
+        Some(self.policy.entries_for(name))
     }
 }
 

@@ -17,6 +17,9 @@ use hickory_server::proto::rr::{Name, RData, RecordType};
 
 const PROJECT: &str = "0123456789abcdef";
 
+/// The first index of a grant (`alca_contract::internet_status::GRANT_INDEX_BASE`).
+const GRANT: u16 = alca_contract::internet_status::GRANT_INDEX_BASE;
+
 /// Entries under the daemon's indices.
 type Indexed = Vec<(u16, InternetEntry)>;
 
@@ -26,6 +29,8 @@ struct FakeSink {
     updates: Arc<Mutex<Vec<ResolvedAddrs>>>,
     refuse: Arc<AtomicBool>,
     delay_ms: u64,
+    /// How long reading the daemon's entries takes.
+    entries_delay_ms: u64,
     /// What the daemon's InternetEntries would return (`None`: no answer to give).
     daemon_entries: Arc<Mutex<Option<Indexed>>>,
 }
@@ -36,6 +41,23 @@ impl AllowSink for FakeSink {
         if self.refuse.load(Ordering::SeqCst) {
             return Err(SinkError::Refused("entry 9 is not a domain entry".into()));
         }
+        // Like the daemon: a grant's index must be one it has now.
+        let live = self
+            .daemon_entries
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap_or_default();
+        if let Some(gone) = update
+            .addrs
+            .iter()
+            .find(|a| a.entry >= GRANT && !live.iter().any(|(i, _)| *i == a.entry))
+        {
+            return Err(SinkError::Refused(format!(
+                "addrs: entry {} is not a live name grant",
+                gone.entry
+            )));
+        }
         self.updates.lock().unwrap().push(update);
         Ok(())
     }
@@ -44,6 +66,7 @@ impl AllowSink for FakeSink {
         &self,
         _project: &str,
     ) -> Result<Option<Vec<(u16, InternetEntry)>>, SinkError> {
+        tokio::time::sleep(Duration::from_millis(self.entries_delay_ms)).await;
         Ok(self.daemon_entries.lock().unwrap().clone())
     }
 }
@@ -330,6 +353,67 @@ async fn a_grant_the_daemon_has_is_learnt_at_the_next_refused_query() {
         ResponseCode::Refused,
         "refreshed by nope.test"
     );
+    (s.stop)();
+    s.zone.stop().await;
+}
+
+#[tokio::test]
+async fn a_name_granted_again_after_its_grant_ended_answers_at_once() {
+    let s = setup(FakeSink::default(), None).await;
+    let spec = indexed(entries(&[
+        "allowed.test:8080",
+        "*.wild.test",
+        "cname.test",
+        "198.51.100.0/24",
+    ]));
+    let mut first = spec.clone();
+    first.push((GRANT, parse_internet_entry("blocked.test").unwrap()));
+    *s.sink.daemon_entries.lock().unwrap() = Some(first);
+    let answer = udp(&s, "blocked.test", RecordType::A).await;
+    assert_eq!(answer.metadata.response_code, ResponseCode::NoError);
+    // The grant ended and the user granted the name again: the daemon has a new index, the
+    // resolver still the old one (its entries are fresh). The daemon refuses the old index;
+    // the resolver reads the entries again and uses the new one, in the same query.
+    let mut again = spec.clone();
+    again.push((GRANT + 1, parse_internet_entry("blocked.test").unwrap()));
+    *s.sink.daemon_entries.lock().unwrap() = Some(again);
+    let answer = udp(&s, "blocked.test", RecordType::A).await;
+    assert_eq!(answer.metadata.response_code, ResponseCode::NoError);
+    let last = s.sink.updates.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(last.addrs[0].entry, GRANT + 1, "the new grant's index");
+    // The grant ended and nothing allows the name: refused and logged, not a server failure.
+    *s.sink.daemon_entries.lock().unwrap() = Some(spec);
+    let refused = udp(&s, "blocked.test", RecordType::A).await;
+    assert_eq!(refused.metadata.response_code, ResponseCode::Refused);
+    let events = read_events(&s.log).unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.outcome == Outcome::Refused && e.name.starts_with("blocked.test")),
+        "{events:?}"
+    );
+    (s.stop)();
+    s.zone.stop().await;
+}
+
+#[tokio::test]
+async fn both_questions_of_one_lookup_see_a_new_grant() {
+    let sink = FakeSink {
+        entries_delay_ms: 300,
+        ..FakeSink::default()
+    };
+    let s = setup(sink, None).await;
+    let mut with_grant = indexed(entries(&["allowed.test:8080"]));
+    with_grant.push((GRANT, parse_internet_entry("blocked.test").unwrap()));
+    *s.sink.daemon_entries.lock().unwrap() = Some(with_grant);
+    // A lookup asks A and AAAA at once; the first starts the refresh, the second must wait
+    // for it rather than be refused by the entries being replaced.
+    let (a, aaaa) = tokio::join!(
+        udp(&s, "blocked.test", RecordType::A),
+        udp(&s, "blocked.test", RecordType::AAAA)
+    );
+    assert_eq!(a.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(aaaa.metadata.response_code, ResponseCode::NoError);
     (s.stop)();
     s.zone.stop().await;
 }

@@ -1,5 +1,6 @@
 //! Shared helpers for the end-to-end suites: locating the built binaries, running them as a
 //! given user, and creating/cleaning test fixtures.
+pub mod dns_zone;
 pub mod docker;
 pub mod dockerd;
 pub mod lifecycle;

@@ -100,6 +100,38 @@ pub fn call_as(user: &str, method: &str, args: &[String]) -> Result<Reply> {
     })
 }
 
+/// [`call_as`] that must succeed: the printed reply.
+pub fn call_ok(user: &str, method: &str, args: &[String]) -> String {
+    match call_as(user, method, args).expect("dbus-send runs") {
+        Reply::Ok(out) => out,
+        err => panic!("{method} as {user}: {err:?}"),
+    }
+}
+
+/// A project `owner` claimed or applied through the daemon; removed (`Remove`) on drop, pass
+/// or fail.
+pub struct AppliedProject {
+    pub owner: &'static str,
+    pub project: String,
+}
+
+impl AppliedProject {
+    /// `Claim(project)` as `owner`, as `alca up` does before it creates the network.
+    pub fn claim(owner: &'static str, project: &str) -> AppliedProject {
+        call_ok(owner, "Claim", &[format!("string:{project}")]);
+        AppliedProject {
+            owner,
+            project: project.to_string(),
+        }
+    }
+}
+
+impl Drop for AppliedProject {
+    fn drop(&mut self) {
+        let _ = call_as(self.owner, "Remove", &[format!("string:{}", self.project)]);
+    }
+}
+
 /// `Apply(spec_json)` as `user`.
 pub fn apply_as(user: &str, spec_json: &str) -> Result<Reply> {
     call_as(user, "Apply", &[format!("string:{spec_json}")])
@@ -617,6 +649,23 @@ impl Drop for ProjectCleanup {
         );
         let _ = std::fs::remove_dir_all(&self.scratch);
     }
+}
+
+/// A fresh docker project `proj` in the scratch directory `alca-e2e-<tag>-<pid>`, owned by
+/// `owner`, its `.alca.toml` ending with `extra`, and the helper installed anew for `owner`;
+/// the cleanup takes the project down and the helper out.
+pub fn helper_project(tag: &str, owner: &'static str, extra: &str) -> (PathBuf, ProjectCleanup) {
+    let scratch = scratch_dir(tag);
+    let project = docker_project(&scratch, "proj", owner, extra);
+    let cleanup = ProjectCleanup {
+        owner,
+        scratch: scratch.clone(),
+        project: project.clone(),
+    };
+    let _ = alca(None, &scratch, &["network-helper", "uninstall", "-y"], &[]);
+    let installed = install_helper_for(owner, &scratch);
+    assert!(installed.status.success(), "install: {}", text(&installed));
+    (project, cleanup)
 }
 
 /// A world-readable scratch directory `alca-e2e-<tag>-<pid>` under the temp dir.

@@ -359,6 +359,60 @@ impl Drop for LanhostV6 {
     }
 }
 
+/// A route from the host to `lanhost` for a test "internet" address or range that is in no
+/// deny list (in 192.88.99.0/24, the 6to4 relay prefix, like [`PUBLIC4`]), checked with
+/// [`assert_route_via`]; removed on drop. Traffic to it stays on the test veth.
+pub struct RouteToLanhost(String);
+
+impl RouteToLanhost {
+    pub fn add(dest: &str) -> Result<Self> {
+        run_ok(
+            "ip",
+            &["route", "replace", dest, "via", LAN4, "dev", LAN_VETH],
+        )?;
+        let guard = RouteToLanhost(dest.to_string());
+        let first = dest.split('/').next().unwrap_or(dest);
+        assert_route_via(first, LAN_VETH);
+        Ok(guard)
+    }
+}
+
+impl Drop for RouteToLanhost {
+    fn drop(&mut self) {
+        let _ = run("ip", &["route", "del", &self.0, "via", LAN4]);
+    }
+}
+
+/// Sixty-four more "internet" test hosts: every address of [`PUBLIC_RANGE4`] is local inside
+/// `lanhost` (a `local` route, so one listener on 0.0.0.0 answers on all of them) and routed
+/// there from the host ([`RouteToLanhost`]). The range sits below the on-link test network
+/// (192.88.99.128/25). Both routes go on drop.
+pub struct PublicRange {
+    route: Option<RouteToLanhost>,
+}
+
+/// The range [`PublicRange`] routes to `lanhost`.
+pub const PUBLIC_RANGE4: &str = "192.88.99.64/26";
+
+impl PublicRange {
+    pub fn add() -> Result<Self> {
+        let mut range = PublicRange { route: None };
+        let local = ["route", "replace", "local", PUBLIC_RANGE4, "dev", "lo"];
+        run_ok("ip", &[&["-n", LANHOST_NS][..], &local].concat())?;
+        range.route = Some(RouteToLanhost::add(PUBLIC_RANGE4)?);
+        assert_route_via("192.88.99.127", LAN_VETH);
+        Ok(range)
+    }
+}
+
+impl Drop for PublicRange {
+    fn drop(&mut self) {
+        self.route.take();
+        let local = ["route", "del", "local", PUBLIC_RANGE4, "dev", "lo"];
+        let _ = run("ip", &[&["-n", LANHOST_NS][..], &local].concat());
+    }
+}
+
 /// An extra address on a host interface (e.g. a source address for a proxy); removed on drop.
 pub struct HostAddress {
     cidr: String,

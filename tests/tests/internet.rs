@@ -17,7 +17,9 @@ use alca_contract::internet::{parse_internet_entry, InternetSpec, ResolvedAddr, 
 use alca_contract::net_spec::bridge_name;
 use alca_contract::NetSpec;
 use alca_e2e::docker::{docker_available, Container, Network, Probe};
-use alca_e2e::netd::{call_as, group_has, install_helper_for, text, Reply, TempGroupMember};
+use alca_e2e::netd::{
+    call_as, call_ok, group_has, install_helper_for, text, AppliedProject, Reply, TempGroupMember,
+};
 use alca_e2e::netns::{assert_route_via, run_ok, Listener, LANHOST_NS, LAN_VETH, PUBLIC4};
 
 const OWNER: &str = "alcatest";
@@ -64,13 +66,6 @@ fn internet() -> InternetSpec {
     }
 }
 
-fn call_ok(user: &str, method: &str, args: &[String]) -> String {
-    match call_as(user, method, args).expect("dbus-send runs") {
-        Reply::Ok(out) => out,
-        err => panic!("{method} as {user}: {err:?}"),
-    }
-}
-
 fn allow_resolved(user: &str, project: &str, ttl_secs: u32) -> Reply {
     let update = ResolvedAddrs {
         project: project.into(),
@@ -96,15 +91,6 @@ fn allow_set_elements(project: &str) -> u64 {
         serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert_eq!(status["mode"], "list", "{status}");
     status["elements"].as_u64().expect("a count")
-}
-
-/// Cleans up the daemon's state of the project, pass or fail.
-struct Applied(String);
-
-impl Drop for Applied {
-    fn drop(&mut self) {
-        let _ = call_as(OWNER, "Remove", &[format!("string:{}", self.0)]);
-    }
 }
 
 /// Probes until `want` holds, at most `attempts` times 300 ms apart; the last probe.
@@ -137,8 +123,7 @@ fn resolved_addresses_open_the_internet_only_where_and_while_the_list_allows() {
 
     let project = project();
     // The owner claims the bridge before its network exists, as `alca up` does.
-    call_ok(OWNER, "Claim", &[format!("string:{project}")]);
-    let _applied = Applied(project.clone());
+    let _applied = AppliedProject::claim(OWNER, &project);
     let network = Network::create(
         &format!("alca-e2e-{project}"),
         &bridge_name(&project),

@@ -15,8 +15,7 @@ use std::path::Path;
 
 use alca_e2e::docker::{docker_available, docker_ok, probe_from, Probe};
 use alca_e2e::netd::{
-    alca, container_name, docker_project, env_refs, install_helper_for, project_id, scratch_dir,
-    text, up_env, write_config, ProjectCleanup,
+    alca, container_name, env_refs, helper_project, project_id, text, up_env, write_config,
 };
 use alca_e2e::netns::{
     assert_route_local, assert_route_via, run_ok, HostAddress, Listener, NsCounter, LAN4,
@@ -80,17 +79,8 @@ fn a_real_redirect_proxy_carries_the_container_tcp_and_lan_stays_blocked() {
     assert_route_via(PUBLIC4, LAN_VETH);
     assert_route_via(LAN4, LAN_VETH);
 
-    let scratch = scratch_dir("proxy");
     let proxy_line = format!("[network]\nproxy = \"${{alca:HOST_IP}}:{PROXY_PORT}\"\n");
-    let project = docker_project(&scratch, "proj", OWNER, &proxy_line);
-    let _cleanup = ProjectCleanup {
-        owner: OWNER,
-        scratch: scratch.clone(),
-        project: project.clone(),
-    };
-    let _ = alca(None, &scratch, &["network-helper", "uninstall", "-y"], &[]);
-    let installed = install_helper_for(OWNER, &scratch);
-    assert!(installed.status.success(), "install: {}", text(&installed));
+    let (project, cleanup) = helper_project("proxy", OWNER, &proxy_line);
 
     let _source = HostAddress::add(&format!("{PROXY_SOURCE}/32"), LAN_VETH).expect("source addr");
     let _listener = Listener::start(Some(LANHOST_NS), "lanhost", "::", LAN_PORT, LISTENER_LIFE)
@@ -137,7 +127,7 @@ fn a_real_redirect_proxy_carries_the_container_tcp_and_lan_stays_blocked() {
     let host: IpAddr = host_ip.parse().expect("host ip");
     let source: IpAddr = PROXY_SOURCE.parse().expect("source ip");
     let proxy = SingBox::start(
-        &scratch,
+        &cleanup.scratch,
         (host, PROXY_PORT).into(),
         source,
         &[PUBLIC4, LAN4],

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::network::matrix::{self, Reach, Scope, Target};
 use crate::network::netd_guard::explain;
 use crate::network::verify_probes::{self, Row};
-use crate::network::{denied_log, host_addresses, netspec_build, project_rules};
+use crate::network::{denied_log, host_addresses, internet_spec, netspec_build, project_rules};
 use crate::project::{State, STATE_DIR};
 use crate::runtime::{ContainerInfo, ContainerState, ExecSpec, Runtime};
 
@@ -68,13 +68,16 @@ pub fn running(
             info.state
         );
     }
-    // The spec `up` applied, DNS allowance included (verify judges that one, no other).
-    let (spec, gateways) = project_rules::project_spec(
+    // The spec `up` applied, DNS allowance and internet list included (verify judges that
+    // one, no other).
+    let (mut spec, gateways) = project_rules::project_spec(
         &project.config,
         &state.id,
         &state.container_name(),
         runtime.as_ref(),
     )?;
+    let listen = gateways.iter().copied().find(IpAddr::is_ipv4);
+    spec.internet = internet_spec::applied(&project.config, &project.root, listen);
     Ok(Running {
         root: project.root.clone(),
         spec,

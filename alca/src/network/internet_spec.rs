@@ -5,7 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
-use alca_contract::internet::{InternetAccess, InternetSpec, DEFAULT_TTL_MAX_SECS};
+use alca_contract::internet::{InternetAccess, InternetEntry, InternetSpec, DEFAULT_TTL_MAX_SECS};
 use anyhow::Context;
 
 use super::resolver_process::{self, ResolverSpec};
@@ -19,7 +19,8 @@ pub fn restricted(config: &Config) -> bool {
     !matches!(config.network.internet_access, InternetAccess::Everything)
 }
 
-/// `None` for an open internet; otherwise starts (or keeps) the resolver and returns the spec.
+/// `None` for an open internet (a resolver a former list started is stopped: nothing sends
+/// DNS to it any more); otherwise starts (or keeps) the resolver and returns the spec.
 /// `gateway_up_later`: the runtime puts the gateway up only when the first container starts
 /// (Podman), so the resolver binds before the address exists.
 pub fn build(
@@ -30,6 +31,7 @@ pub fn build(
     gateway_up_later: bool,
 ) -> anyhow::Result<Option<InternetSpec>> {
     let InternetAccess::Only(entries) = &config.network.internet_access else {
+        resolver_process::stop(root)?;
         return Ok(None);
     };
     let listen = gateways.iter().copied().find(IpAddr::is_ipv4).context(
@@ -59,10 +61,26 @@ pub fn build(
         gateway_up_later,
     };
     let resolver = resolver_process::ensure(root, &spec)?;
-    Ok(Some(InternetSpec {
-        entries: entries.clone(),
+    Ok(Some(internet_spec(config, entries, resolver)))
+}
+
+/// The internet part `up` applied, for `alca network verify` (which starts nothing): the list
+/// with the running resolver's address, or port 0 on `listen` when none runs (its DNS rows
+/// then fail, as they should).
+pub fn applied(config: &Config, root: &Path, listen: Option<IpAddr>) -> Option<InternetSpec> {
+    let InternetAccess::Only(entries) = &config.network.internet_access else {
+        return None;
+    };
+    let resolver = resolver_process::address(root)
+        .unwrap_or_else(|| SocketAddr::new(listen.unwrap_or(IpAddr::from([0, 0, 0, 0])), 0));
+    Some(internet_spec(config, entries, resolver))
+}
+
+fn internet_spec(config: &Config, entries: &[InternetEntry], resolver: SocketAddr) -> InternetSpec {
+    InternetSpec {
+        entries: entries.to_vec(),
         resolver,
-        ttl_floor_secs: net.dns_ttl_floor,
+        ttl_floor_secs: config.network.dns_ttl_floor,
         ttl_max_secs: DEFAULT_TTL_MAX_SECS,
-    }))
+    }
 }

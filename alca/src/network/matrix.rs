@@ -21,6 +21,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use alca_contract::deny_list::deny_nets;
+use alca_contract::internet::{entries_for_name, InternetTarget};
 use alca_contract::probe::{Key, Probe};
 use alca_contract::{NetSpec, Proto};
 use ipnet::IpNet;
@@ -35,6 +36,9 @@ pub const PROXY_CHECK: SocketTarget = SocketTarget {
     addr: IpAddr::V4(Ipv4Addr::new(192, 88, 99, 1)),
     port: 80,
 };
+/// A name no `internet-access` list is expected to allow (`.invalid`, RFC 6761): the refused
+/// name `verify` asks for.
+pub const REFUSED_NAME: &str = "alca-verify.invalid";
 /// Most targets of one verification.
 pub const MAX_TARGETS: usize = 48;
 /// Targets in `alca up`'s quick check.
@@ -172,7 +176,85 @@ pub fn expected(spec: &NetSpec, key: &Key, host_local: bool) -> Reach {
     if denied || host_local {
         return Reach::Blocked;
     }
+    if let Some(internet) = &spec.internet {
+        // Only address entries can be judged here: a name's addresses come from answers.
+        let listed = internet.entries.iter().any(|e| {
+            matches!(&e.target, InternetTarget::Net(net) if net.contains(&key.addr))
+                && e.proto.is_none_or(|p| p == key.proto)
+                && e.port.is_none_or(|p| p == key.port)
+        });
+        if !listed {
+            return Reach::Blocked;
+        }
+    }
     via_proxy(false)
+}
+
+/// The `internet-access` rows (with a list): a name the list allows, asked of an outside DNS
+/// server, is answered by the project's resolver ([`Reach::Redirected`]); a name it does not
+/// allow gets no answer; an internet address no name resolved to and DNS over TLS to an
+/// outside server are refused. The outside server is [`PROXY_CHECK`]'s address (nothing
+/// answers there, and the probes are fenced: one that got past the rules is recorded and
+/// dropped before it can leave), so the rows stay with `--local-only` too.
+fn internet_targets(spec: &NetSpec) -> Vec<Target> {
+    let Some(internet) = &spec.internet else {
+        return Vec::new();
+    };
+    let outside = PROXY_CHECK.addr;
+    let outside_dns = Key {
+        addr: outside,
+        proto: Proto::Udp,
+        port: 53,
+    };
+    let dns = |label: String, name: &str, expect: Reach| Target {
+        label,
+        key: Some(outside_dns),
+        method: Method::Dns { name: name.into() },
+        expect,
+        local: false,
+    };
+    let mut out = Vec::new();
+    // An address entry may let DNS reach that server itself; then these rows say nothing.
+    let dns_rows = expected(spec, &outside_dns, false) == Reach::Blocked;
+    let allowed = internet.entries.iter().find_map(|e| match &e.target {
+        InternetTarget::Domain {
+            name,
+            subdomains: false,
+        } => Some(name.as_str()),
+        _ => None,
+    });
+    if let Some(name) = allowed.filter(|_| dns_rows) {
+        out.push(dns(
+            format!("internet-access name {name}"),
+            name,
+            Reach::Redirected,
+        ));
+    }
+    if dns_rows && entries_for_name(&internet.entries, REFUSED_NAME).is_empty() {
+        out.push(dns(
+            "internet-access refused name".into(),
+            REFUSED_NAME,
+            Reach::Blocked,
+        ));
+    }
+    for (label, port) in [
+        ("internet address no name resolved to", 443),
+        ("DNS over TLS to an outside server", 853),
+    ] {
+        let key = Key {
+            addr: outside,
+            proto: Proto::Tcp,
+            port,
+        };
+        out.push(Target::tcp(
+            label,
+            outside,
+            port,
+            expected(spec, &key, false),
+            false,
+        ));
+    }
+    out
 }
 
 /// A fixed probe address of a denied range the host has no address in.
@@ -287,12 +369,13 @@ pub fn build(scope: &Scope<'_>) -> Vec<Target> {
             label: label.into(),
             key: Some(key),
             method: Method::Dns {
-                name: "alca-verify.invalid".into(),
+                name: REFUSED_NAME.into(),
             },
             expect: expected(spec, &key, false),
             local: true,
         });
     }
+    out.extend(internet_targets(spec));
     out.push(Target {
         label: "DNS through the runtime's resolver".into(),
         key: None,
@@ -544,5 +627,96 @@ mod tests {
             proxy.probe().unwrap().fence,
             "an unredirected probe must not leave"
         );
+    }
+
+    fn with_internet(list: &[&str]) -> NetSpec {
+        let mut s = spec();
+        s.internet = Some(alca_contract::internet::InternetSpec {
+            entries: list
+                .iter()
+                .map(|e| alca_contract::internet::parse_internet_entry(e).unwrap())
+                .collect(),
+            resolver: "172.29.1.1:5353".parse().unwrap(),
+            ttl_floor_secs: 30,
+            ttl_max_secs: 3600,
+        });
+        s
+    }
+
+    #[test]
+    fn an_internet_list_refuses_internet_addresses_but_its_own() {
+        use Proto::{Tcp, Udp};
+        use Reach::{Allowed, Blocked, Redirected};
+        let s = with_internet(&["github.com", "203.0.114.0/24:443", "udp://192.88.99.3:*"]);
+        check(
+            &s,
+            &[
+                ("192.88.99.2", Tcp, 80, false, Blocked),
+                ("203.0.114.7", Tcp, 443, false, Allowed),
+                ("203.0.114.7", Tcp, 80, false, Blocked),
+                ("192.88.99.3", Udp, 9, false, Allowed),
+                ("192.88.99.3", Tcp, 9, false, Blocked),
+                ("10.99.0.2", Tcp, 80, false, Blocked),
+            ],
+        );
+        let mut proxied = s.clone();
+        proxied.proxy = Some("10.99.0.1:3128".parse().unwrap());
+        check(
+            &proxied,
+            &[
+                ("192.88.99.2", Tcp, 80, false, Blocked),
+                ("203.0.114.7", Tcp, 443, false, Redirected),
+            ],
+        );
+    }
+
+    #[test]
+    fn an_internet_list_adds_its_rows_and_fences_them() {
+        let s = with_internet(&["*.wild.test", "allowed.test:8080"]);
+        let h = HostView::default();
+        let all = build(&scope(&s, &h, &[], false));
+        let row = |label: &str| {
+            all.iter()
+                .find(|t| t.label == label)
+                .unwrap_or_else(|| panic!("{label} missing from {all:?}"))
+        };
+        let name = row("internet-access name allowed.test");
+        assert_eq!(
+            name.method,
+            Method::Dns {
+                name: "allowed.test".into()
+            }
+        );
+        assert_eq!(name.expect, Reach::Redirected);
+        assert_eq!(name.key.unwrap().addr, PROXY_CHECK.addr);
+        assert_eq!(row("internet-access refused name").expect, Reach::Blocked);
+        assert_eq!(
+            row("internet address no name resolved to").expect,
+            Reach::Blocked
+        );
+        assert_eq!(
+            row("DNS over TLS to an outside server").expect,
+            Reach::Blocked
+        );
+        for t in all
+            .iter()
+            .filter(|t| t.label.contains("internet") || t.label.contains("TLS"))
+        {
+            assert!(t.probe().unwrap().fence, "{t:?} must be fenced");
+        }
+        // An address entry letting DNS reach the outside server itself: no DNS rows.
+        let direct = with_internet(&["allowed.test", "192.88.99.0/24"]);
+        let rows = build(&scope(&direct, &h, &[], false));
+        assert!(!rows.iter().any(|t| t.label.starts_with("internet-access")));
+        // `[]`: no name to ask, the rest stays; no list: no rows.
+        let none = build(&scope(&with_internet(&[]), &h, &[], false));
+        assert!(!none
+            .iter()
+            .any(|t| t.label.starts_with("internet-access name")));
+        assert!(none
+            .iter()
+            .any(|t| t.label == "internet-access refused name"));
+        let open = build(&scope(&spec(), &h, &[], false));
+        assert!(!open.iter().any(|t| t.label.contains("internet")));
     }
 }

@@ -111,6 +111,12 @@ pub fn is_running(root: &Path) -> bool {
         .is_some()
 }
 
+/// Where the project's running resolver answers, if one runs.
+pub fn address(root: &Path) -> Option<SocketAddr> {
+    let dir = state_dir(root).canonicalize().ok()?;
+    running(&dir).map(|r| r.addr)
+}
+
 fn running(dir: &Path) -> Option<Record> {
     detached::recorded_pid(&dir.join(PID_FILE), SERVE_SUBCOMMAND, dir)?;
     let text = std::fs::read(dir.join(RECORD_FILE)).ok()?;

@@ -167,6 +167,17 @@ pub fn verdict(target: &Target, seen: &Seen, outcome: &Outcome, proxy: Option<Ke
         (Some(_), _) if target.expect == Reach::Redirected && proxy.is_some_and(|p| passed(&p)) => {
             (Reach::Redirected, "sent to the proxy".into())
         }
+        // A question to an outside server answered without getting past the rules: the
+        // project's resolver answered it (`internet-access`).
+        (Some(_), Seen::Connected)
+            if target.expect == Reach::Redirected
+                && matches!(target.method, Method::Dns { .. }) =>
+        {
+            (
+                Reach::Redirected,
+                "answered by the project's resolver".into(),
+            )
+        }
         (Some(_), Seen::Connected) => (Reach::Allowed, "connected".into()),
         (Some(k), other) => {
             let by = if logged(&k) {
@@ -311,5 +322,36 @@ mod tests {
             denied: vec![],
         };
         assert!(!verdict(&p, &Seen::TimedOut, &direct, Some(proxy)).ok());
+    }
+
+    #[test]
+    fn a_dns_question_to_an_outside_server_is_redirected_only_when_answered_inside() {
+        let t = Target {
+            label: "internet-access name allowed.test".into(),
+            key: Some(Key {
+                addr: "192.88.99.1".parse().unwrap(),
+                proto: Proto::Udp,
+                port: 53,
+            }),
+            method: Method::Dns {
+                name: "allowed.test".into(),
+            },
+            expect: Reach::Redirected,
+            local: false,
+        };
+        let row = verdict(&t, &Seen::Connected, &Outcome::default(), None);
+        assert!(row.ok(), "{row:?}");
+        assert_eq!(row.detail, "answered by the project's resolver");
+        // Not answered: the resolver is not there.
+        let row = verdict(&t, &Seen::TimedOut, &Outcome::default(), None);
+        assert_eq!(row.observed, Reach::Blocked);
+        // Past the rules towards the server asked: a hole, whatever came back.
+        let leak = Outcome {
+            passed: vec![t.key.unwrap()],
+            denied: vec![],
+        };
+        let row = verdict(&t, &Seen::Connected, &leak, None);
+        assert!(!row.ok());
+        assert_eq!(row.observed, Reach::Allowed);
     }
 }

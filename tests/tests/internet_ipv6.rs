@@ -1,0 +1,202 @@
+//! End-to-end: an AAAA answer opens the IPv6 allow sets the way an A answer opens the IPv4
+//! ones (issue #17), on Docker, with the real resolver and daemon.
+//!
+//! `alca up` cannot give a Docker container IPv6 here: the network it creates has no
+//! `--ipv6` (alca makes single-stack IPv4 networks), the Docker of the test environment
+//! (20.10.24) has no daemon-wide default that turns IPv6 on for user-defined networks (its
+//! `dockerd` has no `--default-network-opt`), and its built-in IPAM does not pick IPv6
+//! subnets by itself (`--ipv6` needs an explicit `--subnet`). So this test makes the
+//! dual-stack network itself, as `internet.rs` does,
+//! and runs the rest as the product does: the owner `alcatest` claims the project and starts
+//! the project's resolver (`alca __serve-dns`, unprivileged, its spec on stdin) on the
+//! bridge's IPv4 gateway, asking the test zone on 192.88.99.2:53 in `lanhost`; the spec with
+//! the list and that resolver is applied through the installed daemon. From a container on
+//! the network: 2001:db8:99::2 is refused until `nslookup -type=aaaa` of the allowed name,
+//! then answers on the entry's port only; a refused name's AAAA opens nothing.
+//!
+//! Needs root, docker, the test environment (`tests/env/setup.sh`) and the built binaries; run
+//! under the e2e lock: `flock /tmp/alca-e2e.lock cargo test -p alca-e2e --test internet_ipv6`.
+//! Traffic goes only to `lanhost` (routes are asserted first).
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::IpAddr;
+use std::process::{Child, Command, Stdio};
+
+use alca::network::resolver_process::{ResolverSpec, READY_WORD, SERVE_SUBCOMMAND};
+use alca_contract::internet::{parse_internet_entry, InternetSpec};
+use alca_contract::net_spec::bridge_name;
+use alca_contract::NetSpec;
+use alca_dns::static_zone::Zone;
+use alca_e2e::dns_zone::{answers_with, nslookup, LanhostZone};
+use alca_e2e::docker::{docker_available, Container, Network, Probe};
+use alca_e2e::netd::{
+    built_binary, call_ok, install_helper_for, scratch_dir, text, AppliedProject, ProjectCleanup,
+};
+use alca_e2e::netns::{
+    assert_route_via, run_ok, LanhostV6, Listener, LANHOST_NS, LAN_VETH, PUBLIC_V6,
+};
+
+const OWNER: &str = "alcatest";
+const LIFE: u32 = 120;
+/// On 2001:db8:99::2: the port the entry allows and one it does not.
+const PORT: u16 = 24301;
+const OTHER_PORT: u16 = 24302;
+const SUBNET4: &str = "172.29.233.0/24";
+const GATEWAY4: &str = "172.29.233.1";
+const SUBNET6: &str = "fd42:e17::/64";
+
+/// The project's resolver, run as the owner; stopped on drop.
+struct Resolver(Child);
+
+impl Resolver {
+    /// Starts `alca __serve-dns DIR` as [`OWNER`] with `spec` on stdin; its address.
+    fn start(dir: &std::path::Path, spec: &ResolverSpec) -> (Resolver, std::net::SocketAddr) {
+        // setpriv execs the resolver itself: the child is the resolver, not a wrapper.
+        let mut child = Command::new("setpriv")
+            .args([
+                &format!("--reuid={OWNER}"),
+                &format!("--regid={OWNER}"),
+                "--init-groups",
+                "--",
+            ])
+            .arg(built_binary("alca"))
+            .arg(SERVE_SUBCOMMAND)
+            .arg(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the resolver");
+        let input = serde_json::to_vec(spec).expect("json");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(&input)
+            .expect("write the spec");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("ready line");
+        let resolver = Resolver(child);
+        let addr = line
+            .trim()
+            .strip_prefix(READY_WORD)
+            .and_then(|a| a.trim().parse().ok())
+            .unwrap_or_else(|| panic!("the resolver printed {line:?}"));
+        (resolver, addr)
+    }
+}
+
+impl Drop for Resolver {
+    fn drop(&mut self) {
+        let _ = run_ok("kill", &[&self.0.id().to_string()]);
+        let _ = self.0.wait();
+    }
+}
+
+fn nslookup_aaaa(c: &Container, name: &str) -> String {
+    nslookup(&c.name, Some("aaaa"), name)
+}
+
+fn answered(output: &str) -> bool {
+    answers_with(output, PUBLIC_V6)
+}
+
+#[test]
+fn an_aaaa_answer_opens_the_ipv6_address_on_the_entry_port_only() {
+    assert!(
+        run_ok("id", &["-u"]).map(|u| u == "0").unwrap_or(false),
+        "the internet_ipv6 suite must run as root (tests/run.sh)"
+    );
+    assert!(
+        docker_available(),
+        "docker is not running: run `bash tests/env/setup.sh` first"
+    );
+    let _v6 = LanhostV6::add().expect("lanhost IPv6");
+    assert_route_via(PUBLIC_V6, LAN_VETH);
+    let public6: IpAddr = PUBLIC_V6.parse().expect("ip");
+    let zone = LanhostZone::start(Zone::new().addr("v6.test", public6, 60).addr(
+        "blocked6.test",
+        public6,
+        60,
+    ))
+    .expect("zone server in lanhost");
+    let scratch = scratch_dir("inet6");
+    let _cleanup = ProjectCleanup {
+        owner: OWNER,
+        scratch: scratch.clone(),
+        project: scratch.join("no-project"),
+    };
+    let installed = install_helper_for(OWNER, &scratch);
+    assert!(installed.status.success(), "install: {}", text(&installed));
+    let state = scratch.join("dns");
+    std::fs::create_dir_all(&state).expect("state dir");
+    run_ok("chown", &[OWNER, state.to_str().expect("utf-8")]).expect("chown");
+
+    let project = format!("{:08x}1e7e0617", std::process::id());
+    let _applied = AppliedProject::claim(OWNER, &project);
+    let network = Network::create(
+        &format!("alca-e2e-{project}"),
+        &bridge_name(&project),
+        SUBNET4,
+        Some(SUBNET6),
+    )
+    .expect("dual-stack docker network");
+    let entries = vec![parse_internet_entry(&format!("v6.test:{PORT}")).unwrap()];
+    let (_resolver, resolver) = Resolver::start(
+        &state,
+        &ResolverSpec {
+            project: project.clone(),
+            listen: GATEWAY4.parse().unwrap(),
+            entries: entries.clone(),
+            upstreams: vec![zone.addr],
+            gateway_up_later: false,
+        },
+    );
+    let spec = NetSpec {
+        internet: Some(InternetSpec {
+            entries,
+            resolver,
+            ttl_floor_secs: 0,
+            ttl_max_secs: 3600,
+        }),
+        ..NetSpec::isolated(&project)
+    };
+    spec.validate().expect("a valid spec");
+    call_ok(
+        OWNER,
+        "Apply",
+        &[format!(
+            "string:{}",
+            serde_json::to_string(&spec).expect("json")
+        )],
+    );
+    let _listeners: Vec<Listener> = [
+        Listener::start(Some(LANHOST_NS), "v6", PUBLIC_V6, PORT, LIFE),
+        Listener::start(Some(LANHOST_NS), "other", PUBLIC_V6, OTHER_PORT, LIFE),
+    ]
+    .into_iter()
+    .map(|l| l.expect("listener"))
+    .collect();
+    let c =
+        Container::start(&format!("{}-c", network.name), &network.name, &[]).expect("container");
+    let probe = |port| c.probe(PUBLIC_V6, port).expect("probe");
+
+    assert_eq!(probe(PORT), Probe::Refused, "before any answer");
+    let out = nslookup_aaaa(&c, "blocked6.test");
+    assert!(!answered(&out), "blocked6.test resolved: {out}");
+    assert_eq!(probe(PORT), Probe::Refused);
+
+    let out = nslookup_aaaa(&c, "v6.test");
+    assert!(answered(&out), "v6.test AAAA: {out}");
+    assert!(
+        probe(PORT).answered_by("v6"),
+        "the IPv6 address was not in the kernel when the answer came"
+    );
+    assert_eq!(probe(OTHER_PORT), Probe::Refused);
+    assert!(
+        !zone.seen.names().iter().any(|n| n.starts_with("blocked6")),
+        "a refused name reached the server"
+    );
+}
