@@ -21,7 +21,7 @@ use crate::netns_probe::{open_on_bridge, open_proc_netns};
 use crate::netns_rules::{open_owned, spec_problem, NetnsRefusal, NetnsRules};
 use crate::quota::{Gate, Permit};
 use alca_contract::errors::NetdError;
-use alca_contract::net_spec::bridge_name;
+use alca_contract::net_spec::{bridge_name, NetSpec};
 use alca_contract::request::{decode_project, decode_resolved, decode_spec};
 
 /// The exported object.
@@ -110,6 +110,16 @@ fn refused(e: NetnsRefusal, project: &str) -> NetdError {
     match e {
         NetnsRefusal::NotOwned { .. } => NetdError::NotOwner(msg),
         _ => NetdError::InvalidRequest(msg),
+    }
+}
+
+/// A spec for a rootless container's namespace, decoded, and refused when that path cannot
+/// enforce it ([`spec_problem`]).
+fn netns_spec(spec_json: &str) -> Result<NetSpec, NetdError> {
+    let spec = decode_spec(spec_json).map_err(NetdError::invalid)?;
+    match spec_problem(&spec) {
+        Some(problem) => Err(NetdError::invalid(problem)),
+        None => Ok(spec),
     }
 }
 
@@ -280,21 +290,54 @@ impl NetdService {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(), NetdError> {
         let (uid, _permit) = self.admit(conn, &header, ACTION_APPLY).await?;
-        let spec = decode_spec(&spec_json).map_err(NetdError::invalid)?;
-        if let Some(problem) = spec_problem(&spec) {
-            return Err(NetdError::invalid(problem));
-        }
-        // The in-namespace ruleset has no resolver path or allow sets yet: refuse rather than
-        // leave the internet open that the project asked to limit.
-        if spec.internet.is_some() {
-            return Err(NetdError::invalid(format!(
-                "internet: network.internet-access is not supported for rootless containers \
-                 yet (project {}); use a rootful runtime or internet-access = [\"*\"]",
-                spec.project
-            )));
-        }
+        let spec = netns_spec(&spec_json)?;
         let target = open_owned(pid, uid).map_err(|e| refused(e, &spec.project))?;
         tracing::info!(uid, project = %spec.project, pid, "apply in netns");
+        let netns = Arc::clone(&self.netns);
+        self.run(move |e| {
+            let (owner, batch, flags) = e.netns_batch(&spec, uid)?;
+            netns.hold(&spec, owner)?;
+            netns.apply(&spec, owner, target, &batch, flags)
+        })
+        .await
+    }
+
+    /// Keeps `spec_json` (a NetSpec) for the caller's project, to be applied inside the network
+    /// namespace of its rootless container whenever the container's OCI hook asks
+    /// (`ApplyHeldInNetns`); also kept by every `ApplyInNetns`. `Remove` forgets it.
+    async fn hold_netns_spec(
+        &self,
+        spec_json: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), NetdError> {
+        let (uid, _permit) = self.admit(conn, &header, ACTION_APPLY).await?;
+        let spec = netns_spec(&spec_json)?;
+        tracing::info!(uid, project = %spec.project, "hold for netns");
+        let netns = Arc::clone(&self.netns);
+        self.run(move |e| {
+            // Compiled once here so a spec the hook could not apply is refused now.
+            let (owner, _, _) = e.netns_batch(&spec, uid)?;
+            netns.hold(&spec, owner)
+        })
+        .await
+    }
+
+    /// Applies the spec held for the caller's `project` inside the network namespace of process
+    /// `pid` (checked as for `ApplyInNetns`): what the OCI `createRuntime` hook of a rootless
+    /// container asks at each start, before the container's command runs.
+    async fn apply_held_in_netns(
+        &self,
+        project: String,
+        pid: u32,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), NetdError> {
+        let (uid, _permit) = self.admit(conn, &header, ACTION_APPLY).await?;
+        decode_project(&project).map_err(NetdError::invalid)?;
+        let spec = self.netns.held(&project, uid)?;
+        let target = open_owned(pid, uid).map_err(|e| refused(e, &project))?;
+        tracing::info!(uid, project = %project, pid, "apply held spec in netns");
         let netns = Arc::clone(&self.netns);
         self.run(move |e| {
             let (owner, batch, flags) = e.netns_batch(&spec, uid)?;
