@@ -21,10 +21,12 @@
 use std::process::{Command, Output};
 
 use alca_contract::net_spec::bridge_name;
-use alca_e2e::docker::{nc_script, Probe};
+use alca_contract::oci_hook::ANNOTATION;
+use alca_e2e::docker::{nc_script, refusal_sampler, Probe};
 use alca_e2e::lifecycle::{free_port, TempDir};
 use alca_e2e::netd::{
-    alca, call_as, container_name, install_helper_for, project_id, text, Reply, TempGroupMember,
+    alca, call_as, container_name, install_helper_for, project_id, remove_as, text, Reply,
+    TempGroupMember,
 };
 use alca_e2e::netns::{
     assert_route_local, assert_route_via, run, run_ok, uplink_ipv4, LanhostV6, Listener, NsCounter,
@@ -104,9 +106,13 @@ impl Drop for Container {
 }
 
 fn spec(allow: &str) -> String {
+    spec_of(PROJECT, allow)
+}
+
+fn spec_of(project: &str, allow: &str) -> String {
     format!(
-        r#"{{"project":"{PROJECT}","bridge":"{}","allow":[{allow}]}}"#,
-        bridge_name(PROJECT)
+        r#"{{"project":"{project}","bridge":"{}","allow":[{allow}]}}"#,
+        bridge_name(project)
     )
 }
 
@@ -120,10 +126,14 @@ fn apply_in_netns(user: &str, spec_json: &str, pid: u32) -> Reply {
 }
 
 fn netns_applied(pid: u32) -> bool {
+    netns_applied_for(PROJECT, pid)
+}
+
+fn netns_applied_for(project: &str, pid: u32) -> bool {
     let reply = call_as(
         USER,
         "NetnsApplied",
-        &[format!("string:{PROJECT}"), format!("uint32:{pid}")],
+        &[format!("string:{project}"), format!("uint32:{pid}")],
     )
     .expect("dbus-send");
     match reply {
@@ -465,4 +475,122 @@ fn alca_up_on_rootless_podman_isolates_before_the_container_runs() {
     assert!(!podman_as(USER, &["container", "exists", &name])
         .status
         .success());
+}
+
+/// The project of the hook test (its own, so it never meets the other tests' table).
+const HOOKED: &str = "0e2e70000000000000000000000000e2";
+
+/// `podman logs NAME` (the container's own output, across its starts).
+fn logs(name: &str) -> String {
+    text(&podman_as(USER, &["logs", name]))
+}
+
+/// Waits (bounded) until the container's output holds `n` complete samplings; its output.
+fn sampled(name: &str, n: usize) -> String {
+    for _ in 0..100 {
+        let out = logs(name);
+        if out.matches("sampled").count() >= n {
+            return out;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("{name} did not finish sampling {n} time(s): {}", logs(name));
+}
+
+/// A restart behind alca's back (`podman restart`, no `alca` involved) gets the project's rules
+/// from the OCI hook before the container's first process runs: that process is a connect loop
+/// to the LAN test host, and not one of its packets reaches the LAN host (the host's own
+/// counter), first start or restart, while the same loop without the annotation gets through.
+/// A start whose hook cannot apply (no spec held, the project removed) fails and runs nothing.
+#[test]
+fn a_restart_behind_alcas_back_is_ruled_by_the_oci_hook_before_its_first_packet() {
+    setup();
+    let hook = std::fs::read_to_string(alca_contract::oci_hook::HOOK_FILE)
+        .expect("install wrote the OCI hook file");
+    assert!(hook.contains("--oci-hook"), "{hook}");
+    let port = free_port();
+    let control_port = free_port();
+    assert_route_via(LAN4, LAN_VETH);
+    let _lan = Listener::start(Some(LANHOST_NS), "lan", "0.0.0.0", port, LIFE).unwrap();
+    let _ctl = Listener::start(Some(LANHOST_NS), "ctl", "0.0.0.0", control_port, LIFE).unwrap();
+    let seen = NsCounter::install(
+        LANHOST_NS,
+        "alca_e2e_rootless_hook",
+        &[
+            ("ruled", &format!("ip daddr {LAN4} tcp dport {port}")),
+            ("control", &format!("ip daddr {LAN4} tcp dport {control_port}")),
+        ],
+    )
+    .unwrap();
+    let loop_to = |p: u16| format!("{}; sleep 600", refusal_sampler(&[("lan", LAN4, p)]));
+    let create = |name: &str, annotation: Option<&str>, p: u16| -> Container {
+        let _ = podman_as(USER, &["rm", "-f", "-t", "0", name]);
+        let note = annotation.map(|project| format!("{ANNOTATION}={project}"));
+        let mut args = vec!["create", "--name", name, "--network=slirp4netns"];
+        if let Some(note) = &note {
+            args.extend_from_slice(&["--annotation", note]);
+        }
+        let script = loop_to(p);
+        args.extend_from_slice(&[IMAGE, "sh", "-c", &script]);
+        podman_ok(&args);
+        Container { name: name.into() }
+    };
+
+    // Without the annotation the same loop reaches the LAN host: the path is there.
+    let control = create("alca-e2e-rl-hook-control", None, control_port);
+    control.start();
+    assert!(sampled(&control.name, 1).contains("OPEN-lan"), "control");
+    assert!(seen.packets("control").unwrap() > 0, "the counter counts");
+
+    // The spec is held before the first start, as `alca up` does before `podman init`.
+    let _ = remove_as(USER, HOOKED);
+    let held = call_as(
+        USER,
+        "HoldNetnsSpec",
+        &[format!("string:{}", spec_of(HOOKED, ""))],
+    )
+    .unwrap();
+    assert!(held.is_ok(), "{held:?}");
+    let ruled = create("alca-e2e-rl-hooked", Some(HOOKED), port);
+    ruled.start();
+    let pid = ruled.pid();
+    assert!(netns_applied_for(HOOKED, pid), "the hook applied the rules");
+    let out = sampled(&ruled.name, 1);
+    assert!(!out.contains("OPEN-"), "the first start reached the LAN: {out}");
+
+    // A restart behind alca's back: a new namespace, ruled by the hook again.
+    podman_ok(&["restart", "-t", "0", &ruled.name]);
+    let new_pid = ruled.pid();
+    assert_ne!(new_pid, pid);
+    assert!(netns_applied_for(HOOKED, new_pid), "no `alca run` needed");
+    let out = sampled(&ruled.name, 2);
+    assert!(!out.contains("OPEN-"), "the restart reached the LAN: {out}");
+    assert_eq!(
+        seen.packets("ruled").unwrap(),
+        0,
+        "a packet of the ruled container reached the LAN host"
+    );
+    let table = format!("alca-{HOOKED}");
+    let listed = nft_in(new_pid, &["list", "table", "inet", &table]).unwrap();
+    assert!(listed.contains("flags owner"), "{listed}");
+
+    // Fail closed: once the project is removed, the hook has nothing to apply and the start
+    // fails before the container's command runs.
+    podman_ok(&["stop", "-t", "0", &ruled.name]);
+    let removed = remove_as(USER, HOOKED).unwrap();
+    assert!(removed.is_ok(), "{removed:?}");
+    let before = logs(&ruled.name);
+    let start = podman_as(USER, &["start", &ruled.name]);
+    assert!(!start.status.success(), "started without rules");
+    assert!(
+        text(&start).contains("no rules are held"),
+        "{}",
+        text(&start)
+    );
+    assert_eq!(logs(&ruled.name), before, "the command ran");
+    // Nor does a container naming a project nobody handed over start.
+    let unheld = create("alca-e2e-rl-unheld", Some(HOOKED), port);
+    let start = podman_as(USER, &["start", &unheld.name]);
+    assert!(!start.status.success(), "started without rules");
+    assert_eq!(seen.packets("ruled").unwrap(), 0);
 }
