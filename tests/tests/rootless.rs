@@ -25,8 +25,8 @@ use alca_contract::oci_hook::ANNOTATION;
 use alca_e2e::docker::{nc_script, refusal_sampler, Probe};
 use alca_e2e::lifecycle::{free_port, TempDir};
 use alca_e2e::netd::{
-    alca, call_as, container_name, install_helper_for, project_id, remove_as, text, Reply,
-    TempGroupMember,
+    alca, call_as, container_name, install_helper_for, project_id, remove_as, stop_daemon, text,
+    Reply, TempGroupMember,
 };
 use alca_e2e::netns::{
     assert_route_local, assert_route_via, run, run_ok, uplink_ipv4, LanhostV6, Listener, NsCounter,
@@ -410,8 +410,9 @@ fn alca_rootless(dir: &std::path::Path, args: &[&str]) -> Output {
 
 /// `alca up` on rootless Podman: the rules are in the container's namespace (owned by the
 /// daemon) once it runs; `alca run` sees the LAN refused and the internet test host answer;
-/// after `podman restart` (a new namespace without rules) `alca run` puts them back before it
-/// runs anything; `alca down` removes the container.
+/// after `podman restart` (a new namespace) the OCI hook has put them in; after a daemon
+/// restart `alca run` puts them back before it runs anything, and a `podman restart` fails
+/// until `alca up`; `alca down` removes the container.
 #[test]
 fn alca_up_on_rootless_podman_isolates_before_the_container_runs() {
     setup();
@@ -457,10 +458,29 @@ fn alca_up_on_rootless_podman_isolates_before_the_container_runs() {
     assert!(probe(PUBLIC4).answered_by("lan"), "internet test host");
     assert_eq!(probe(LAN4), Probe::Refused, "LAN test host");
 
-    // A restart makes a new namespace without rules: `run` puts them back first.
+    // The container names its project for the OCI hook, and `podman restart` (a new
+    // namespace, no alca involved) gets the rules from it before the keep-alive runs.
+    let annotation = podman_ok(&[
+        "inspect",
+        "--format",
+        &format!("{{{{index .Config.Annotations \"{ANNOTATION}\"}}}}"),
+        &name,
+    ]);
+    assert_eq!(annotation, project_id(&dir));
+    let before = pid(&name);
     podman_ok(&["restart", "-t", "0", &name]);
-    assert!(nft_in(pid(&name), &["list", "table", "inet", &table]).is_err());
+    assert_ne!(pid(&name), before);
+    let listed = nft_in(pid(&name), &["list", "table", "inet", &table]).unwrap();
+    assert!(listed.contains("flags owner"), "{listed}");
     let script = nc_script(LAN4, port);
+    let run = alca_rootless(&dir, &["run", "--", "sh", "-c", &script]);
+    let said = text(&run);
+    assert!(!said.contains("applied again"), "{said}");
+    assert_eq!(Probe::classify(&said), Probe::Refused, "{said}");
+
+    // A daemon restart forgets which namespaces it ruled: `run` re-applies before it runs
+    // anything.
+    stop_daemon();
     let run = alca_rootless(&dir, &["run", "--", "sh", "-c", &script]);
     let said = text(&run);
     assert!(
@@ -468,7 +488,27 @@ fn alca_up_on_rootless_podman_isolates_before_the_container_runs() {
         "{said}"
     );
     assert_eq!(Probe::classify(&said), Probe::Refused, "{said}");
+
+    // It also forgets the held spec: a restart then fails in the hook (fail closed) until
+    // `alca up` hands the spec over again.
+    stop_daemon();
+    let restart = podman_as(USER, &["restart", "-t", "0", &name]);
+    assert!(!restart.status.success(), "restarted without rules");
+    assert!(
+        text(&restart).contains("no rules are held"),
+        "{}",
+        text(&restart)
+    );
+    let up = alca_rootless(&dir, &["up"]);
+    assert!(up.status.success(), "alca up: {}", text(&up));
     assert!(nft_in(pid(&name), &["list", "table", "inet", &table]).is_ok());
+    assert_eq!(
+        Probe::classify(&text(&alca_rootless(
+            &dir,
+            &["run", "--", "sh", "-c", &script]
+        ))),
+        Probe::Refused
+    );
 
     let down = alca_rootless(&dir, &["down", "--force"]);
     assert!(down.status.success(), "alca down: {}", text(&down));

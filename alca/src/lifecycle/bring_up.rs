@@ -529,8 +529,9 @@ mod tests {
         assert_eq!(open_scene.rt.state_of(&name), Some(ContainerState::Running));
     }
 
-    /// Rootless: no bridge or network on the host; the container is made, `init` gives it its
-    /// namespace, the rules go in there, and only then does it start.
+    /// Rootless: no bridge or network on the host; the container is made, its spec handed to
+    /// the daemon (for the OCI hook of every start), `init` gives it its namespace, the rules
+    /// go in there, and only then does it start.
     #[test]
     fn a_rootless_container_starts_only_after_its_rules_are_in_its_namespace() {
         let mut scene = Scene::new(RuntimeKind::Podman);
@@ -547,6 +548,7 @@ mod tests {
             calls,
             [
                 "runtime.create",
+                "guard.hold_netns_spec",
                 "runtime.init",
                 "guard.apply_in_netns",
                 "runtime.start"
@@ -570,7 +572,12 @@ mod tests {
             .collect();
         assert_eq!(
             again,
-            ["runtime.init", "guard.apply_in_netns", "runtime.start"]
+            [
+                "guard.hold_netns_spec",
+                "runtime.init",
+                "guard.apply_in_netns",
+                "runtime.start"
+            ]
         );
     }
 

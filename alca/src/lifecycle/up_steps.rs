@@ -38,6 +38,9 @@ pub enum Step {
     /// Give the guard a project's allow-all rules (`lan-access = ["*"]`); a failure is a note.
     RegisterOpenBridge,
     CreateContainer(Box<ContainerSpec>),
+    /// Give the daemon a rootless project's spec before `podman init`: the container's OCI hook
+    /// applies it in each new namespace, and fails the start when none is held.
+    HoldRules,
     /// `podman init`: a rootless container's namespaces exist and nothing of it runs, so its
     /// rules can go into its own network namespace before `Start` (docs/rootless.md).
     InitContainer(String),
@@ -118,6 +121,7 @@ pub fn container_spec(
         image: c.image.clone(),
         network: target.name.clone(),
         labels: labels(target, true),
+        annotations: Vec::new(),
         workdir: c.workdir.clone(),
         mounts,
         memory: c.resources.memory.clone(),
@@ -157,6 +161,9 @@ pub fn create(
     let mut steps = vec![Step::EnsureImage(target.config.image.clone())];
     if rootless {
         container.network = rootless::network_mode(target.config);
+        if isolation {
+            container.annotations.push(rootless::hook_annotation(target.project_id));
+        }
         steps.push(Step::CreateContainer(Box::new(container)));
         steps.extend(rootless_rules(isolation, &target.name));
     } else {
@@ -180,10 +187,13 @@ pub fn create(
     }
 }
 
-/// The steps before a rootless container starts: a new namespace (`init`), then its rules.
+/// The steps before a rootless container starts: its spec held by the daemon (the OCI hook
+/// applies it when `init` makes the namespace), the namespace, then its rules (checked and
+/// applied by alca too, also for a container made before the hook existed).
 fn rootless_rules(isolation: bool, container: &str) -> Vec<Step> {
     if isolation {
         vec![
+            Step::HoldRules,
             Step::InitContainer(container.to_string()),
             Step::ApplyRules {
                 stop_on_failure: None,
@@ -421,6 +431,7 @@ mod tests {
             plan.steps
                 .iter()
                 .map(|s| match s {
+                    Step::HoldRules => "hold",
                     Step::InitContainer(_) => "init",
                     Step::ApplyRules { .. } => "rules",
                     Step::Start { .. } => "start",
@@ -432,7 +443,7 @@ mod tests {
         };
         assert_eq!(
             step_names(&reuse_of(ContainerState::Stopped, true, true, false)),
-            ["init", "rules", "start"]
+            ["hold", "init", "rules", "start"]
         );
         assert_eq!(
             step_names(&reuse_of(ContainerState::Running, true, true, false)),
@@ -440,7 +451,7 @@ mod tests {
         );
         assert_eq!(
             step_names(&reuse_of(ContainerState::Running, true, true, true)),
-            ["rules", "stop", "init", "rules", "start"]
+            ["rules", "stop", "hold", "init", "rules", "start"]
         );
         assert_eq!(
             step_names(&reuse_of(ContainerState::Stopped, false, true, false)),
@@ -455,6 +466,19 @@ mod tests {
             _ => None,
         });
         assert_eq!(created.as_deref(), Some("slirp4netns"));
+        // The project annotation (the OCI hook) only with isolation: without, no spec is held.
+        let annotations = |plan: &Plan| {
+            plan.steps.iter().find_map(|s| match s {
+                Step::CreateContainer(c) => Some(c.annotations.clone()),
+                _ => None,
+            })
+        };
+        assert_eq!(
+            annotations(&plan),
+            Some(vec![rootless::hook_annotation(t.project_id)])
+        );
+        let spec = container_spec(&t, &ProjectViews::default(), vec![], &KeepAlive::Image);
+        assert_eq!(annotations(&create(&t, false, spec, true)), Some(vec![]));
         assert!(!plan
             .steps
             .iter()

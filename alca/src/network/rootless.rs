@@ -1,11 +1,14 @@
 //! CLI side of rootless isolation (docs/rootless.md): a rootless Podman container has no
 //! bridge on the host, so its rules go inside its own network namespace, applied by the daemon
 //! between `podman init` and `podman start`; `run` checks them in the namespace the container
-//! has now (a restart makes a new one) before it execs.
+//! has now (a restart makes a new one) before it execs. The daemon also holds the spec, handed
+//! over before `podman init`, for the container's OCI hook to apply at every start.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
 
-use anyhow::Context;
+use alca_contract::{oci_hook, NetSpec};
+use anyhow::{bail, Context};
 
 use super::{netspec_build, NetworkGuard};
 use crate::config::Config;
@@ -35,6 +38,19 @@ pub fn container_pid(runtime: &dyn Runtime, container: &str) -> anyhow::Result<u
         .with_context(|| format!("container {container} has no process, so no namespace"))
 }
 
+/// The project's spec for a rootless container on slirp4netns.
+pub fn spec(config: &Config, id: &str) -> anyhow::Result<NetSpec> {
+    if super::internet_spec::restricted(config) {
+        bail!(
+            "network.internet-access is not supported for rootless containers yet: use a \
+             rootful runtime, or internet-access = [\"*\"] in .alca.toml"
+        );
+    }
+    Ok(netspec_build::build(config, id, vec![SLIRP_DNS], &|| {
+        Ok(SLIRP_HOST)
+    })?)
+}
+
 /// Builds the project's spec for slirp4netns and applies it inside the namespace of the
 /// container (created and initialised, or running).
 pub fn apply(
@@ -44,9 +60,28 @@ pub fn apply(
     runtime: &dyn Runtime,
     guard: &dyn NetworkGuard,
 ) -> anyhow::Result<()> {
-    let spec = netspec_build::build(config, id, vec![SLIRP_DNS], &|| Ok(SLIRP_HOST))?;
+    let spec = spec(config, id)?;
     let pid = container_pid(runtime, container)?;
     guard.apply_in_netns(&spec, pid)
+}
+
+/// The annotation that makes Podman run the daemon's OCI hook for the project's container.
+pub fn hook_annotation(id: &str) -> (String, String) {
+    (oci_hook::ANNOTATION.to_string(), id.to_string())
+}
+
+/// Refuses rootless isolation when the OCI hook is not installed (an install from before it
+/// existed): without it a `podman restart` would run the container without rules.
+pub fn require_hook_file(path: &Path) -> anyhow::Result<()> {
+    if path.is_file() {
+        return Ok(());
+    }
+    bail!(
+        "{} is missing: without this OCI hook a rootless container restarted by Podman would \
+         run without its network rules. Install the network helper again \
+         (`sudo alca network-helper install`)",
+        path.display()
+    )
 }
 
 #[cfg(test)]
@@ -70,5 +105,15 @@ mod tests {
         .unwrap();
         assert_eq!(spec.allow[0].net.addr(), SLIRP_HOST);
         assert_eq!(spec.dns, vec![SLIRP_DNS]);
+    }
+
+    #[test]
+    fn a_missing_hook_file_is_refused_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hook.json");
+        let err = require_hook_file(&path).unwrap_err().to_string();
+        assert!(err.contains("network-helper install"), "{err}");
+        std::fs::write(&path, "{}").unwrap();
+        require_hook_file(&path).unwrap();
     }
 }
