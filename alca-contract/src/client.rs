@@ -37,6 +37,7 @@ pub trait Netd1 {
     fn apply_in_netns(&self, spec_json: &str, pid: u32) -> Result<(), NetdError>;
     fn netns_applied(&self, project: &str, pid: u32) -> Result<bool, NetdError>;
     fn hold_netns_spec(&self, spec_json: &str) -> Result<(), NetdError>;
+    fn netns_applied_spec(&self, project: &str, pid: u32) -> Result<String, NetdError>;
     fn apply_held_in_netns(&self, project: &str, pid: u32) -> Result<(), NetdError>;
     /// The resolver's update (a [`ResolvedAddrs`] as JSON); async callers (the project's
     /// resolver) use this proxy method directly, on one long-lived connection.
@@ -127,6 +128,17 @@ impl Client {
     pub fn apply_held_in_netns(&self, project: &str, pid: u32) -> Result<(), NetdError> {
         self.runtime
             .block_on(self.proxy.apply_held_in_netns(project, pid))
+    }
+
+    /// The spec whose rules are in place inside the namespace of process `pid`, if they are.
+    pub fn netns_applied_spec(&self, project: &str, pid: u32) -> Result<Option<NetSpec>, NetdError> {
+        let json = self
+            .runtime
+            .block_on(self.proxy.netns_applied_spec(project, pid))?;
+        if json.is_empty() {
+            return Ok(None);
+        }
+        decode_reply(&json).map(Some)
     }
 
     /// Claims the project's bridge name before its network is created.

@@ -164,6 +164,8 @@ fn inside<T: Send>(netns: &File, f: impl FnOnce() -> io::Result<T> + Send) -> io
 struct Entry {
     owner_uid: u32,
     netns: NsId,
+    /// The spec the table was compiled from (what `network verify` judges against).
+    spec: NetSpec,
     /// The socket that owns the table (opened inside the namespace).
     conn: nfnl::Connection,
     /// The container's process: once it is gone the entry is dropped.
@@ -207,7 +209,11 @@ impl NetnsRules {
                 return Err(not_owner(&spec.project, e.owner_uid));
             }
             if e.netns == id {
-                return e.conn.transact(&messages).map_err(apply_failed);
+                e.conn.transact(&messages).map_err(apply_failed)?;
+                if let Some(e) = entries.get_mut(&spec.project) {
+                    e.spec = spec.clone();
+                }
+                return Ok(());
             }
         }
         let mine = entries
@@ -229,6 +235,7 @@ impl NetnsRules {
             Entry {
                 owner_uid,
                 netns: id,
+                spec: spec.clone(),
                 conn,
                 pidfd,
             },
@@ -287,24 +294,36 @@ impl NetnsRules {
         &self,
         project: &str,
         caller: u32,
-        (netns, id, _pidfd): (File, NsId, OwnedFd),
+        target: (File, NsId, OwnedFd),
     ) -> Result<bool, NetdError> {
+        Ok(self.applied_spec(project, caller, target)?.is_some())
+    }
+
+    /// The spec whose rules are in `netns` right now ([`NetnsRules::applied`]), if they are.
+    /// Nothing but this daemon can change an owned table, so it is exactly that spec's.
+    pub fn applied_spec(
+        &self,
+        project: &str,
+        caller: u32,
+        (netns, id, _pidfd): (File, NsId, OwnedFd),
+    ) -> Result<Option<NetSpec>, NetdError> {
         let mut entries = self.lock();
         sweep(&mut entries);
         let Some(e) = entries.get(project) else {
-            return Ok(false);
+            return Ok(None);
         };
         if caller != 0 && e.owner_uid != caller {
             return Err(not_owner(project, e.owner_uid));
         }
         if e.netns != id {
-            return Ok(false);
+            return Ok(None);
         }
         let table = table_name(project);
-        inside(&netns, || {
+        let present = inside(&netns, || {
             alca_kernel::table_names::inet_table_exists(&table)
         })
-        .map_err(|e| NetdError::Internal(format!("cannot read the container's tables: {e}")))
+        .map_err(|e| NetdError::Internal(format!("cannot read the container's tables: {e}")))?;
+        Ok(present.then(|| e.spec.clone()))
     }
 
     /// Forgets the project (closing its socket: the container is going away) and its held

@@ -364,6 +364,27 @@ impl NetdService {
             .await
     }
 
+    /// The spec (JSON) whose rules are in place inside the network namespace of process `pid`
+    /// for one of the caller's projects, or "" when they are not: what `alca network verify`
+    /// judges a rootless container against (the owned table is exactly that spec's).
+    #[zbus(out_args("spec_json"))]
+    async fn netns_applied_spec(
+        &self,
+        project: String,
+        pid: u32,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, NetdError> {
+        let (uid, _permit) = self.admit(conn, &header, ACTION_READ).await?;
+        decode_project(&project).map_err(NetdError::invalid)?;
+        let target = open_owned(pid, uid).map_err(|e| refused(e, &project))?;
+        let netns = Arc::clone(&self.netns);
+        let spec = self
+            .run(move |_| netns.applied_spec(&project, uid, target))
+            .await?;
+        Ok(spec.map(|s| to_json(&s)).unwrap_or_default())
+    }
+
     /// The bounded log of denied attempts of one of the caller's projects, as JSON.
     #[zbus(out_args("denied_json"))]
     async fn denied(

@@ -439,6 +439,22 @@ fn alca_up_on_rootless_podman_isolates_before_the_container_runs() {
     let said = text(&up);
     assert!(up.status.success(), "alca up: {said}");
     assert!(said.contains("rootless Podman"), "{said}");
+    assert!(said.contains("Verifying network isolation (quick)"), "{said}");
+    assert!(!said.contains("network verify"), "the quick check failed: {said}");
+    // `alca network verify` probes from inside the container, judged by the spec the daemon
+    // says its owned table in the container's namespace was built from (local targets only:
+    // every one stays on this machine).
+    let verify = alca_rootless(&dir, &["network", "verify", "--local-only"]);
+    let said = text(&verify);
+    assert!(verify.status.success(), "alca network verify: {said}");
+    assert!(said.contains("Network verify: passed"), "{said}");
+    for row in ["bridge gateway 10.0.2.2", "bridge gateway 10.0.2.3", "host address on"] {
+        let line = said
+            .lines()
+            .find(|l| l.contains(row))
+            .unwrap_or_else(|| panic!("no {row} row: {said}"));
+        assert!(line.starts_with("ok") && line.contains("blocked"), "{line}");
+    }
     let name = container_name(&project_id(&dir));
     let table = format!("alca-{}", project_id(&dir));
     let pid = |n: &str| -> u32 {
@@ -478,9 +494,16 @@ fn alca_up_on_rootless_podman_isolates_before_the_container_runs() {
     assert!(!said.contains("applied again"), "{said}");
     assert_eq!(Probe::classify(&said), Probe::Refused, "{said}");
 
-    // A daemon restart forgets which namespaces it ruled: `run` re-applies before it runs
-    // anything.
+    // A daemon restart forgets which namespaces it ruled: verify then probes nothing and says
+    // so, and `run` re-applies before it runs anything.
     stop_daemon();
+    let verify = alca_rootless(&dir, &["network", "verify", "--local-only"]);
+    let said = text(&verify);
+    assert!(!verify.status.success(), "{said}");
+    assert!(
+        said.contains("rules are not in the container's network namespace"),
+        "{said}"
+    );
     let run = alca_rootless(&dir, &["run", "--", "sh", "-c", &script]);
     let said = text(&run);
     assert!(

@@ -70,10 +70,7 @@ pub fn bring_up(args: &UpArgs) -> anyhow::Result<()> {
     };
     up.converge(selection.runtime.as_ref(), &connect_guard, &mut ask_rebuild)?;
     // Seeing isolation (SPEC §9): a quick `alca network verify`; a hole stops the container.
-    if up.isolation && selection.runtime.rootless() {
-        up.progress
-            .step("Network verify: not available for rootless containers yet (docs/rootless.md)");
-    } else if up.isolation {
+    if up.isolation {
         super::isolation_check::after_up(&up.project, &up.progress)?;
     }
     up.post_up_hook()?;
