@@ -131,7 +131,11 @@ impl Client {
     }
 
     /// The spec whose rules are in place inside the namespace of process `pid`, if they are.
-    pub fn netns_applied_spec(&self, project: &str, pid: u32) -> Result<Option<NetSpec>, NetdError> {
+    pub fn netns_applied_spec(
+        &self,
+        project: &str,
+        pid: u32,
+    ) -> Result<Option<NetSpec>, NetdError> {
         let json = self
             .runtime
             .block_on(self.proxy.netns_applied_spec(project, pid))?;

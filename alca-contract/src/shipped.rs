@@ -115,7 +115,9 @@ mod tests {
         assert_eq!(hook["stages"], serde_json::json!(["createRuntime"]));
         let key = format!("^{}$", ANNOTATION.replace('.', "\\."));
         assert_eq!(hook["when"]["annotations"][&key], ".+");
-        assert!(FILES.iter().any(|f| f.contents == OCI_HOOK && !f.systemd_only));
+        assert!(FILES
+            .iter()
+            .any(|f| f.contents == OCI_HOOK && !f.systemd_only));
     }
 
     /// The macOS LaunchAgent (not embedded: the helper container is not built yet) keeps the

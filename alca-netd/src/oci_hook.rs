@@ -110,13 +110,19 @@ mod tests {
     #[test]
     fn a_state_without_pid_or_project_or_with_a_bad_project_is_refused() {
         let no_pid = format!(r#"{{"annotations":{{"{ANNOTATION}":"{PROJECT}"}}}}"#);
-        assert!(parse_state(no_pid.as_bytes()).unwrap_err().contains("no process"));
+        assert!(parse_state(no_pid.as_bytes())
+            .unwrap_err()
+            .contains("no process"));
         let zero = format!(r#"{{"pid":0,"annotations":{{"{ANNOTATION}":"{PROJECT}"}}}}"#);
         assert!(parse_state(zero.as_bytes()).is_err());
         let none = r#"{"pid":12,"annotations":{}}"#;
-        assert!(parse_state(none.as_bytes()).unwrap_err().contains(ANNOTATION));
+        assert!(parse_state(none.as_bytes())
+            .unwrap_err()
+            .contains(ANNOTATION));
         let bad = format!(r#"{{"pid":12,"annotations":{{"{ANNOTATION}":"../x"}}}}"#);
-        assert!(parse_state(bad.as_bytes()).unwrap_err().contains(ANNOTATION));
+        assert!(parse_state(bad.as_bytes())
+            .unwrap_err()
+            .contains(ANNOTATION));
         assert!(parse_state(b"not json").is_err());
     }
 

@@ -439,8 +439,14 @@ fn alca_up_on_rootless_podman_isolates_before_the_container_runs() {
     let said = text(&up);
     assert!(up.status.success(), "alca up: {said}");
     assert!(said.contains("rootless Podman"), "{said}");
-    assert!(said.contains("Verifying network isolation (quick)"), "{said}");
-    assert!(!said.contains("network verify"), "the quick check failed: {said}");
+    assert!(
+        said.contains("Verifying network isolation (quick)"),
+        "{said}"
+    );
+    assert!(
+        !said.contains("network verify"),
+        "the quick check failed: {said}"
+    );
     // `alca network verify` probes from inside the container, judged by the spec the daemon
     // says its owned table in the container's namespace was built from (local targets only:
     // every one stays on this machine).
@@ -448,7 +454,11 @@ fn alca_up_on_rootless_podman_isolates_before_the_container_runs() {
     let said = text(&verify);
     assert!(verify.status.success(), "alca network verify: {said}");
     assert!(said.contains("Network verify: passed"), "{said}");
-    for row in ["bridge gateway 10.0.2.2", "bridge gateway 10.0.2.3", "host address on"] {
+    for row in [
+        "bridge gateway 10.0.2.2",
+        "bridge gateway 10.0.2.3",
+        "host address on",
+    ] {
         let line = said
             .lines()
             .find(|l| l.contains(row))
@@ -581,7 +591,10 @@ fn a_restart_behind_alcas_back_is_ruled_by_the_oci_hook_before_its_first_packet(
         "alca_e2e_rootless_hook",
         &[
             ("ruled", &format!("ip daddr {LAN4} tcp dport {port}")),
-            ("control", &format!("ip daddr {LAN4} tcp dport {control_port}")),
+            (
+                "control",
+                &format!("ip daddr {LAN4} tcp dport {control_port}"),
+            ),
         ],
     )
     .unwrap();
@@ -619,7 +632,10 @@ fn a_restart_behind_alcas_back_is_ruled_by_the_oci_hook_before_its_first_packet(
     let pid = ruled.pid();
     assert!(netns_applied_for(HOOKED, pid), "the hook applied the rules");
     let out = sampled(&ruled.name, 1);
-    assert!(!out.contains("OPEN-"), "the first start reached the LAN: {out}");
+    assert!(
+        !out.contains("OPEN-"),
+        "the first start reached the LAN: {out}"
+    );
 
     // A restart behind alca's back: a new namespace, ruled by the hook again.
     podman_ok(&["restart", "-t", "0", &ruled.name]);

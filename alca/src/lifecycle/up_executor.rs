@@ -114,7 +114,8 @@ impl Executor<'_> {
                 Ok(())
             }
             Step::HoldRules => {
-                self.progress.step("Handing the network rules to the helper");
+                self.progress
+                    .step("Handing the network rules to the helper");
                 project_rules::hold_for_netns(self.config, self.project_id, self.guard).context(
                     "network isolation is required (network.lan-access is not [\"*\"]) and \
                      the helper could not take the rules, so no container was started",

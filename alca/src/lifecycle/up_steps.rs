@@ -162,7 +162,9 @@ pub fn create(
     if rootless {
         container.network = rootless::network_mode(target.config);
         if isolation {
-            container.annotations.push(rootless::hook_annotation(target.project_id));
+            container
+                .annotations
+                .push(rootless::hook_annotation(target.project_id));
         }
         steps.push(Step::CreateContainer(Box::new(container)));
         steps.extend(rootless_rules(isolation, &target.name));
