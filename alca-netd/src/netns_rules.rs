@@ -87,10 +87,14 @@ pub enum NetnsRefusal {
     HostNamespace(u32),
 }
 
+/// A container's network namespace [`open_owned`] took: the open namespace, its id, and the
+/// pidfd of its process.
+pub type OwnedNetns = (File, NsId, OwnedFd);
+
 /// The network namespace of process `pid`, opened for `caller` only if it is a rootless
 /// container's namespace of the caller's (see the module doc); with its id and the pidfd that
 /// tells when the process is gone.
-pub fn open_owned(pid: u32, caller: u32) -> Result<(File, NsId, OwnedFd), NetnsRefusal> {
+pub fn open_owned(pid: u32, caller: u32) -> Result<OwnedNetns, NetnsRefusal> {
     let pidfd = pidfd_open(pid).map_err(|e| NetnsRefusal::NoProcess(pid, e))?;
     let netns = open_proc_netns(pid).map_err(|e| NetnsRefusal::Open(pid, e))?;
     if !alive(&pidfd) {
@@ -288,18 +292,8 @@ impl NetnsRules {
         Ok(h.spec.clone())
     }
 
-    /// Whether the project's rules are in `netns` right now: it is the namespace they were
-    /// applied to by this daemon (whose socket still owns them) and the table is there.
-    pub fn applied(
-        &self,
-        project: &str,
-        caller: u32,
-        target: (File, NsId, OwnedFd),
-    ) -> Result<bool, NetdError> {
-        Ok(self.applied_spec(project, caller, target)?.is_some())
-    }
-
-    /// The spec whose rules are in `netns` right now ([`NetnsRules::applied`]), if they are.
+    /// The spec whose rules are in `netns` right now, if they are: it is the namespace they
+    /// were applied to by this daemon (whose socket still owns them) and the table is there.
     /// Nothing but this daemon can change an owned table, so it is exactly that spec's.
     pub fn applied_spec(
         &self,

@@ -18,7 +18,7 @@ use crate::auth_cache::SenderCache;
 use crate::bridge_links::{check_bridge, link_kind, LinkKind};
 use crate::daemon::Daemon;
 use crate::netns_probe::{open_on_bridge, open_proc_netns};
-use crate::netns_rules::{open_owned, spec_problem, NetnsRefusal, NetnsRules};
+use crate::netns_rules::{open_owned, spec_problem, NetnsRefusal, NetnsRules, OwnedNetns};
 use crate::quota::{Gate, Permit};
 use alca_contract::errors::NetdError;
 use alca_contract::net_spec::{bridge_name, NetSpec};
@@ -77,6 +77,26 @@ impl NetdService {
         tokio::task::spawn_blocking(move || f(&daemon))
             .await
             .map_err(|e| NetdError::Internal(format!("worker failed: {e}")))?
+    }
+
+    /// Compiles `spec` for the caller and applies it inside the container namespace `target`
+    /// (holding it first, for the container's OCI hook, when `hold`).
+    async fn apply_netns(
+        &self,
+        spec: NetSpec,
+        uid: u32,
+        target: OwnedNetns,
+        hold: bool,
+    ) -> Result<(), NetdError> {
+        let netns = Arc::clone(&self.netns);
+        self.run(move |e| {
+            let (owner, batch, flags) = e.netns_batch(&spec, uid)?;
+            if hold {
+                netns.hold(&spec, owner)?;
+            }
+            netns.apply(&spec, owner, target, &batch, flags)
+        })
+        .await
     }
 
     /// An owner-checked call about one project whose reply is JSON: authenticates the caller,
@@ -293,13 +313,7 @@ impl NetdService {
         let spec = netns_spec(&spec_json)?;
         let target = open_owned(pid, uid).map_err(|e| refused(e, &spec.project))?;
         tracing::info!(uid, project = %spec.project, pid, "apply in netns");
-        let netns = Arc::clone(&self.netns);
-        self.run(move |e| {
-            let (owner, batch, flags) = e.netns_batch(&spec, uid)?;
-            netns.hold(&spec, owner)?;
-            netns.apply(&spec, owner, target, &batch, flags)
-        })
-        .await
+        self.apply_netns(spec, uid, target, true).await
     }
 
     /// Keeps `spec_json` (a NetSpec) for the caller's project, to be applied inside the network
@@ -338,12 +352,7 @@ impl NetdService {
         let spec = self.netns.held(&project, uid)?;
         let target = open_owned(pid, uid).map_err(|e| refused(e, &project))?;
         tracing::info!(uid, project = %project, pid, "apply held spec in netns");
-        let netns = Arc::clone(&self.netns);
-        self.run(move |e| {
-            let (owner, batch, flags) = e.netns_batch(&spec, uid)?;
-            netns.apply(&spec, owner, target, &batch, flags)
-        })
-        .await
+        self.apply_netns(spec, uid, target, false).await
     }
 
     /// Whether the rules of one of the caller's projects are in place inside the network
@@ -356,12 +365,8 @@ impl NetdService {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<bool, NetdError> {
-        let (uid, _permit) = self.admit(conn, &header, ACTION_READ).await?;
-        decode_project(&project).map_err(NetdError::invalid)?;
-        let target = open_owned(pid, uid).map_err(|e| refused(e, &project))?;
-        let netns = Arc::clone(&self.netns);
-        self.run(move |_| netns.applied(&project, uid, target))
-            .await
+        let applied = self.netns_applied_spec(project, pid, header, conn).await?;
+        Ok(!applied.is_empty())
     }
 
     /// The spec (JSON) whose rules are in place inside the network namespace of process `pid`

@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use alca_contract::client::Client;
-use alca_contract::probe::Key;
+use alca_contract::probe::{Key, Outcome, Seen};
 use alca_contract::{NetSpec, Proto};
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
@@ -132,6 +132,16 @@ impl Report {
         self.rows.iter().filter(|r| !r.ok())
     }
 
+    /// The rows (and a missing tool) from what each target's probe saw.
+    fn fill(&mut self, targets: &[Target], seen: &[Seen], outcome: &Outcome, proxy: Option<Key>) {
+        self.missing_tool = verify_probes::tool_missing(seen);
+        self.rows = targets
+            .iter()
+            .zip(seen)
+            .map(|(t, s)| verify_probes::verdict(t, s, outcome, proxy))
+            .collect();
+    }
+
     pub fn passed(&self) -> bool {
         self.problems.is_empty()
             && self.probed
@@ -240,12 +250,7 @@ pub fn verify_running(r: &Running, targets: &[Target], from: ProbeFrom) -> anyho
         );
         return Ok(report);
     }
-    report.missing_tool = verify_probes::tool_missing(&seen);
-    report.rows = targets
-        .iter()
-        .zip(&seen)
-        .map(|(t, s)| verify_probes::verdict(t, s, &outcome, proxy))
-        .collect();
+    report.fill(targets, &seen, &outcome, proxy);
     Ok(report)
 }
 
@@ -291,13 +296,7 @@ fn verify_in_namespace(r: &Running, targets: &[Target], client: &Client) -> anyh
             )?;
             let seen = verify_probes::parse(&output, targets);
             report.probed = true;
-            report.missing_tool = verify_probes::tool_missing(&seen);
-            let outcome = Default::default();
-            report.rows = targets
-                .iter()
-                .zip(&seen)
-                .map(|(t, s)| verify_probes::verdict(t, s, &outcome, None))
-                .collect();
+            report.fill(targets, &seen, &Default::default(), None);
         }
     }
     Ok(report)
