@@ -157,7 +157,11 @@ fn nft_in(pid: u32, args: &[&str]) -> Result<String, String> {
 
 /// Packets the table's deny rules refused so far (the counters of its reject rules).
 fn refused_packets(pid: u32) -> u64 {
-    let table = format!("alca-{PROJECT}");
+    refused_packets_of(PROJECT, pid)
+}
+
+fn refused_packets_of(project: &str, pid: u32) -> u64 {
+    let table = format!("alca-{project}");
     let listing = nft_in(pid, &["list", "chain", "inet", &table, "isolate"]).unwrap_or_default();
     listing
         .lines()
@@ -672,4 +676,191 @@ fn a_restart_behind_alcas_back_is_ruled_by_the_oci_hook_before_its_first_packet(
     let start = podman_as(USER, &["start", &unheld.name]);
     assert!(!start.status.success(), "started without rules");
     assert_eq!(seen.packets("ruled").unwrap(), 0);
+}
+
+/// The project of the rootless Docker test.
+const DOCKERED: &str = "0e2e70000000000000000000000000e3";
+/// Where Debian's `docker.io` ships the rootless launcher (it needs `rootlesskit`).
+const DOCKERD_ROOTLESS: &str = "/usr/share/docker.io/contrib/dockerd-rootless.sh";
+
+/// `USER`'s rootless Docker daemon (rootlesskit + slirp4netns + dockerd in the user's own
+/// namespaces), started by hand as the upstream script does without systemd; stopped (its
+/// whole process group) on drop.
+struct RootlessDockerd {
+    child: std::process::Child,
+    socket: String,
+}
+
+impl RootlessDockerd {
+    fn start() -> RootlessDockerd {
+        use std::os::unix::process::CommandExt;
+        assert!(
+            run_ok("sh", &["-c", "command -v rootlesskit"]).is_ok(),
+            "rootlesskit is missing: run tests/env/setup.sh"
+        );
+        let uid = run_ok("id", &["-u", USER]).expect("id -u");
+        let log = std::fs::File::create(std::env::temp_dir().join("alca-e2e-dockerd-rootless.log"))
+            .expect("log file");
+        let child = Command::new("runuser")
+            .args(["-u", USER, "--", "env"])
+            .arg(format!("HOME=/home/{USER}"))
+            .arg(format!("XDG_RUNTIME_DIR=/run/user/{uid}"))
+            .arg("PATH=/usr/sbin:/usr/bin:/sbin:/bin")
+            .arg(DOCKERD_ROOTLESS)
+            .current_dir("/tmp")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .expect("starting dockerd-rootless.sh");
+        let mut dockerd = RootlessDockerd {
+            child,
+            socket: format!("unix:///run/user/{uid}/docker.sock"),
+        };
+        for _ in 0..120 {
+            if dockerd.docker(&["info"]).status.success() {
+                return dockerd;
+            }
+            if let Ok(Some(status)) = dockerd.child.try_wait() {
+                panic!("dockerd-rootless.sh ended ({status}); see alca-e2e-dockerd-rootless.log");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        panic!("the rootless dockerd did not answer within 60 s");
+    }
+
+    /// `docker ARGS…` as `USER`, against the rootless daemon's socket.
+    fn docker(&self, args: &[&str]) -> Output {
+        let uid = run_ok("id", &["-u", USER]).expect("id -u");
+        Command::new("runuser")
+            .args(["-u", USER, "--", "env"])
+            .arg(format!("HOME=/home/{USER}"))
+            .arg(format!("XDG_RUNTIME_DIR=/run/user/{uid}"))
+            .arg(format!("DOCKER_HOST={}", self.socket))
+            .arg("docker")
+            .args(args)
+            .current_dir("/tmp")
+            .output()
+            .expect("running docker")
+    }
+
+    fn docker_ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(out.status.success(), "docker {args:?}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for RootlessDockerd {
+    fn drop(&mut self) {
+        // Our own child's process group: dockerd-rootless.sh, rootlesskit, slirp4netns,
+        // dockerd, containerd and the containers' shims.
+        let group = format!("-{}", self.child.id());
+        let _ = run("kill", &["-TERM", "--", &group]);
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = run("kill", &["-KILL", "--", &group]);
+        let _ = self.child.wait();
+    }
+}
+
+/// Rootless Docker: its containers sit on a `docker0` inside rootlesskit's own network
+/// namespace and leave through slirp4netns as the user's sockets, like rootless Podman one
+/// namespace further in. The same `ApplyInNetns` into the container's own namespace (owned by
+/// the user through rootlesskit's user namespace) isolates it: the LAN test host, a sibling
+/// container, rootlesskit's bridge gateway and slirp4netns' host alias are refused (each by
+/// the table's deny counters; the control container of the same daemon reaches the LAN), the
+/// internet test host answers. `alca` itself does not drive rootless Docker yet
+/// (docs/rootless.md says what is missing).
+#[test]
+fn rootless_docker_container_is_isolated_by_rules_in_its_own_namespace() {
+    setup();
+    let dockerd = RootlessDockerd::start();
+    if !dockerd
+        .docker(&["image", "inspect", IMAGE])
+        .status
+        .success()
+    {
+        dockerd.docker_ok(&[
+            "import",
+            "--change",
+            "CMD [\"/bin/sh\"]",
+            "--change",
+            "ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+            ROOTFS,
+            IMAGE,
+        ]);
+    }
+    let rootless = dockerd.docker_ok(&["info", "--format", "{{.SecurityOptions}}"]);
+    assert!(rootless.contains("rootless"), "{rootless}");
+    let port = free_port();
+    for addr in [LAN4, PUBLIC4] {
+        assert_route_via(addr, LAN_VETH);
+    }
+    let _lan = Listener::start(Some(LANHOST_NS), "lan", "0.0.0.0", port, LIFE).unwrap();
+    let names = ["alca-e2e-rld-control", "alca-e2e-rld-ruled"];
+    for name in names {
+        let _ = dockerd.docker(&["rm", "-f", name]);
+        dockerd.docker_ok(&["run", "-d", "--name", name, IMAGE, "sleep", "600"]);
+    }
+    let [control, ruled] = names;
+    let inspect = |name: &str, what: &str| {
+        dockerd.docker_ok(&["inspect", "--format", &format!("{{{{{what}}}}}"), name])
+    };
+    let probe = |name: &str, addr: &str, port: u16| {
+        Probe::classify(&text(&dockerd.docker(&[
+            "exec",
+            name,
+            "sh",
+            "-c",
+            &nc_script(addr, port),
+        ])))
+    };
+    let pid: u32 = inspect(ruled, ".State.Pid").parse().expect("a pid");
+    let sibling = inspect(control, ".NetworkSettings.IPAddress");
+    let gateway = inspect(ruled, ".NetworkSettings.Gateway");
+    assert!(probe(control, LAN4, port).answered_by("lan"), "control");
+    assert!(
+        probe(ruled, LAN4, port).answered_by("lan"),
+        "before its rules"
+    );
+
+    let _ = remove_as(USER, DOCKERED);
+    let applied = apply_in_netns(USER, &spec_of(DOCKERED, ""), pid);
+    assert!(applied.is_ok(), "{applied:?}");
+    assert!(netns_applied_for(DOCKERED, pid));
+    let table = format!("alca-{DOCKERED}");
+    let listed = nft_in(pid, &["list", "table", "inet", &table]).unwrap();
+    assert!(listed.contains("flags owner"), "{listed}");
+
+    assert!(probe(ruled, PUBLIC4, port).answered_by("lan"), "internet");
+    for (addr, p) in [
+        (LAN4, port),
+        (sibling.as_str(), 9),
+        (gateway.as_str(), 9),
+        ("10.0.2.2", 9),
+    ] {
+        let before = refused_packets_of(DOCKERED, pid);
+        let seen = probe(ruled, addr, p);
+        assert!(!matches!(seen, Probe::Answered(_)), "{addr}:{p}: {seen:?}");
+        let after = refused_packets_of(DOCKERED, pid);
+        assert!(
+            after > before,
+            "{addr}:{p} not refused by the rules: {seen:?}"
+        );
+    }
+    assert!(
+        probe(control, LAN4, port).answered_by("lan"),
+        "control after"
+    );
+
+    for name in names {
+        let _ = dockerd.docker(&["rm", "-f", name]);
+    }
+    let removed = remove_as(USER, DOCKERED).unwrap();
+    assert!(removed.is_ok(), "{removed:?}");
 }
