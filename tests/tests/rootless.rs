@@ -13,6 +13,10 @@
 //! (`nft flush ruleset`, `iptables -F`, an output DNAT, renaming interfaces); a second user
 //! cannot apply rules into the first user's namespace; after `podman restart` the daemon no
 //! longer vouches for the new namespace (`NetnsApplied` is false), so `alca run` would refuse.
+//! A container carrying the project annotation gets its rules from the OCI hook at every start,
+//! before its first process sends a packet, and does not start when no spec is held; `alca up`
+//! sets that up, and `alca network verify` probes a rootless container from inside. Rootless
+//! Docker's containers are isolated by the same rules in their own namespace.
 //!
 //! Network safety: every target is routed through the test veth or is local to this host
 //! (checked with `ip route get` before any connect); slirp4netns' DNS alias is probed on a port
