@@ -644,6 +644,17 @@ fn a_restart_behind_alcas_back_is_ruled_by_the_oci_hook_before_its_first_packet(
         !out.contains("OPEN-"),
         "the first start reached the LAN: {out}"
     );
+    // Another user (authorised by polkit) can neither apply the held spec into this user's
+    // namespace nor replace it.
+    {
+        let _member = TempGroupMember::add(OTHER, "alcatraz").unwrap();
+        let args = [format!("string:{HOOKED}"), format!("uint32:{pid}")];
+        let reply = call_as(OTHER, "ApplyHeldInNetns", &args).unwrap();
+        assert_eq!(reply.error_kind(), Some("NotOwner"), "{reply:?}");
+        let args = [format!("string:{}", spec_of(HOOKED, ""))];
+        let reply = call_as(OTHER, "HoldNetnsSpec", &args).unwrap();
+        assert_eq!(reply.error_kind(), Some("NotOwner"), "{reply:?}");
+    }
 
     // A restart behind alca's back: a new namespace, ruled by the hook again.
     podman_ok(&["restart", "-t", "0", &ruled.name]);
