@@ -404,15 +404,21 @@ fn rootless_podman_container_is_isolated_inside_its_own_namespace() {
 /// `alca ARGS` as `USER` in `dir`, with rootless Podman's environment and the project's own
 /// trust records.
 fn alca_rootless(dir: &std::path::Path, args: &[&str]) -> Output {
+    alca_rootless_with(dir, args, &[])
+}
+
+/// [`alca_rootless`] with more environment (`DOCKER_HOST` of a rootless dockerd).
+fn alca_rootless_with(dir: &std::path::Path, args: &[&str], more: &[(&str, &str)]) -> Output {
     let uid = run_ok("id", &["-u", USER]).expect("id -u");
     let home = format!("/home/{USER}");
     let runtime_dir = format!("/run/user/{uid}");
     let state = dir.join(".state").to_string_lossy().into_owned();
-    let env = [
+    let mut env = vec![
         ("HOME", home.as_str()),
         ("XDG_RUNTIME_DIR", runtime_dir.as_str()),
         ("XDG_STATE_HOME", state.as_str()),
     ];
+    env.extend_from_slice(more);
     alca(Some(USER), dir, args, &env)
 }
 
@@ -789,8 +795,7 @@ impl Drop for RootlessDockerd {
 /// the user through rootlesskit's user namespace) isolates it: the LAN test host, a sibling
 /// container, rootlesskit's bridge gateway and slirp4netns' host alias are refused (each by
 /// the table's deny counters; the control container of the same daemon reaches the LAN), the
-/// internet test host answers. `alca` itself does not drive rootless Docker yet
-/// (docs/rootless.md says what is missing).
+/// internet test host answers. (`alca up` on it: the next test.)
 #[test]
 fn rootless_docker_container_is_isolated_by_rules_in_its_own_namespace() {
     setup();
@@ -878,4 +883,99 @@ fn rootless_docker_container_is_isolated_by_rules_in_its_own_namespace() {
     }
     let removed = remove_as(USER, DOCKERED).unwrap();
     assert!(removed.is_ok(), "{removed:?}");
+}
+
+/// `alca up` on rootless Docker (`runtime = "docker"`, `DOCKER_HOST` to the user's daemon): the
+/// container is started, its rules put in its namespace before anything else runs in it;
+/// `alca run` sees the LAN refused and the internet test host answer; `alca network verify`
+/// passes; after `docker restart` (a new namespace, and Docker has no hook) `alca run` puts
+/// the rules back before it runs anything; `alca down` removes the container.
+#[test]
+fn alca_up_on_rootless_docker_isolates_before_anything_runs_in_it() {
+    setup();
+    let dockerd = RootlessDockerd::start();
+    if !dockerd
+        .docker(&["image", "inspect", IMAGE])
+        .status
+        .success()
+    {
+        dockerd.docker_ok(&[
+            "import",
+            "--change",
+            "CMD [\"/bin/sh\"]",
+            "--change",
+            "ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+            ROOTFS,
+            IMAGE,
+        ]);
+    }
+    let port = free_port();
+    for addr in [LAN4, PUBLIC4] {
+        assert_route_via(addr, LAN_VETH);
+    }
+    let _lan = Listener::start(Some(LANHOST_NS), "lan", "0.0.0.0", port, LIFE).unwrap();
+    let scratch = TempDir::new("rootless-docker-up");
+    let dir = scratch.0.join("proj");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join(".alca.toml"),
+        format!("image = \"{IMAGE}\"\nruntime = \"docker\"\n"),
+    )
+    .unwrap();
+    run_ok(
+        "chown",
+        &["-R", &format!("{USER}:{USER}"), scratch.0.to_str().unwrap()],
+    )
+    .unwrap();
+    let socket = dockerd.socket.clone();
+    let alca_d = |args: &[&str]| alca_rootless_with(&dir, args, &[("DOCKER_HOST", &socket)]);
+
+    let up = alca_d(&["up", "--trust"]);
+    let said = text(&up);
+    assert!(up.status.success(), "alca up: {said}");
+    assert!(said.contains("rootless Docker"), "{said}");
+    assert!(
+        !said.contains("network verify"),
+        "the quick check failed: {said}"
+    );
+    let name = container_name(&project_id(&dir));
+    let table = format!("alca-{}", project_id(&dir));
+    let pid = || -> u32 {
+        dockerd
+            .docker_ok(&["inspect", "--format", "{{.State.Pid}}", &name])
+            .parse()
+            .unwrap()
+    };
+    let listed = nft_in(pid(), &["list", "table", "inet", &table]).unwrap();
+    assert!(listed.contains("flags owner"), "{listed}");
+    let probe = |addr: &str| {
+        let script = nc_script(addr, port);
+        Probe::classify(&text(&alca_d(&["run", "--", "sh", "-c", &script])))
+    };
+    assert!(probe(PUBLIC4).answered_by("lan"), "internet test host");
+    assert_eq!(probe(LAN4), Probe::Refused, "LAN test host");
+    let verify = alca_d(&["network", "verify", "--local-only"]);
+    let said = text(&verify);
+    assert!(verify.status.success(), "alca network verify: {said}");
+    assert!(said.contains("Network verify: passed"), "{said}");
+
+    // A restart makes a new namespace without rules: `run` puts them back first.
+    dockerd.docker_ok(&["restart", "-t", "0", &name]);
+    assert!(nft_in(pid(), &["list", "table", "inet", &table]).is_err());
+    let script = nc_script(LAN4, port);
+    let run = alca_d(&["run", "--", "sh", "-c", &script]);
+    let said = text(&run);
+    assert!(
+        said.contains("were missing and were applied again"),
+        "{said}"
+    );
+    assert_eq!(Probe::classify(&said), Probe::Refused, "{said}");
+    assert!(nft_in(pid(), &["list", "table", "inet", &table]).is_ok());
+
+    let down = alca_d(&["down", "--force"]);
+    assert!(down.status.success(), "alca down: {}", text(&down));
+    assert!(!dockerd
+        .docker(&["container", "inspect", &name])
+        .status
+        .success());
 }

@@ -170,7 +170,7 @@ impl UpRun {
                 let plan = up_steps::reuse(
                     &info,
                     self.isolation,
-                    holder.rootless(),
+                    holder.rootless().then(|| holder.kind()),
                     self.views.any_fresh(),
                 );
                 let guard = connect();
@@ -242,7 +242,8 @@ impl UpRun {
             &c.workdir_exclude,
         );
         let container = up_steps::container_spec(&target, &self.views, read_only, &self.keep_alive);
-        let plan = up_steps::create(&target, self.isolation, container, runtime.rootless());
+        let rootless = runtime.rootless().then(|| runtime.kind());
+        let plan = up_steps::create(&target, self.isolation, container, rootless);
         self.executor(runtime, guard).run(&plan)?;
         self.state.config =
             Some(Snapshot::of(&self.project.config, runtime.kind().binary()).to_value());

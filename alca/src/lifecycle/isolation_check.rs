@@ -21,7 +21,7 @@ use crate::network::netd_guard::explain;
 use crate::network::verify_probes::{self, Row};
 use crate::network::{denied_log, host_addresses, netspec_build, project_rules, rootless};
 use crate::project::{State, STATE_DIR};
-use crate::runtime::{ContainerInfo, ContainerState, ExecSpec, Runtime};
+use crate::runtime::{ContainerInfo, ContainerState, ExecSpec, Runtime, RuntimeKind};
 
 use super::{find_container, warn, Progress, Project};
 
@@ -73,8 +73,21 @@ pub fn running(
     // The spec `up` applied, DNS allowance included (verify judges that one, no other).
     let rootless = runtime.rootless();
     let (spec, gateways) = if rootless {
-        let spec = rootless::spec(&project.config, &state.id)?;
-        (spec, vec![rootless::SLIRP_HOST, rootless::SLIRP_DNS])
+        let kind = runtime.kind();
+        let spec = rootless::spec(&project.config, &state.id, kind)?;
+        let gateways = match kind {
+            RuntimeKind::Podman => vec![rootless::SLIRP_HOST, rootless::SLIRP_DNS],
+            // Its bridge is in rootlesskit's namespace; slirp4netns' aliases are behind it.
+            RuntimeKind::Docker => {
+                let mut gws = runtime
+                    .network(&rootless::network_mode(&project.config, kind))?
+                    .map(|n| n.gateways)
+                    .unwrap_or_default();
+                gws.extend([rootless::SLIRP_HOST, rootless::SLIRP_DNS]);
+                gws
+            }
+        };
+        (spec, gateways)
     } else {
         project_rules::project_spec(
             &project.config,

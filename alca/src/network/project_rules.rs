@@ -75,7 +75,7 @@ pub fn apply(
 /// Gives the guard a rootless project's spec before its container's namespace exists (the
 /// container's OCI hook applies it at each start).
 pub fn hold_for_netns(config: &Config, id: &str, guard: &dyn NetworkGuard) -> anyhow::Result<()> {
-    guard.hold_netns_spec(&rootless::spec(config, id)?)
+    guard.hold_netns_spec(&rootless::spec(config, id, RuntimeKind::Podman)?)
 }
 
 /// Before `run` execs into the project's container: its rules are in place, re-applied here if

@@ -10,22 +10,27 @@ use std::path::Path;
 use alca_contract::{oci_hook, NetSpec};
 use anyhow::{bail, Context};
 
+use super::netspec_build::HostIpError;
 use super::{netspec_build, NetworkGuard};
 use crate::config::Config;
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, RuntimeKind};
 
 /// slirp4netns' gateway: the host (its loopback when `allow_host_loopback` is on).
 pub const SLIRP_HOST: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 2, 2));
 /// slirp4netns' DNS forwarder (to the host's resolvers), the container's first nameserver.
 pub const SLIRP_DNS: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 2, 3));
 
-/// The `--network` of a rootless project's container: slirp4netns, with its host-loopback
-/// alias only when the config opens `${alca:HOST_IP}` (which is [`SLIRP_HOST`] there).
-pub fn network_mode(config: &Config) -> String {
-    if netspec_build::needs_host_ip(config) {
-        "slirp4netns:allow_host_loopback=true".into()
-    } else {
-        "slirp4netns".into()
+/// The `--network` of a rootless project's container. Podman: slirp4netns, with its
+/// host-loopback alias only when the config opens `${alca:HOST_IP}` (which is [`SLIRP_HOST`]
+/// there). Docker: its default bridge, inside rootlesskit's namespace (the rules in the
+/// container's own namespace refuse the siblings on it).
+pub fn network_mode(config: &Config, kind: RuntimeKind) -> String {
+    match kind {
+        RuntimeKind::Docker => "bridge".into(),
+        RuntimeKind::Podman if netspec_build::needs_host_ip(config) => {
+            "slirp4netns:allow_host_loopback=true".into()
+        }
+        RuntimeKind::Podman => "slirp4netns".into(),
     }
 }
 
@@ -38,17 +43,35 @@ pub fn container_pid(runtime: &dyn Runtime, container: &str) -> anyhow::Result<u
         .with_context(|| format!("container {container} has no process, so no namespace"))
 }
 
-/// The project's spec for a rootless container on slirp4netns.
-pub fn spec(config: &Config, id: &str) -> anyhow::Result<NetSpec> {
+/// The project's spec for a rootless container of `kind`. Podman (slirp4netns): DNS is
+/// slirp4netns' forwarder, `${alca:HOST_IP}` its host alias. Docker (default bridge in
+/// rootlesskit): the container's resolv.conf is the host's, so DNS goes to the host's
+/// resolvers; `dockerd-rootless.sh` turns slirp4netns' host loopback off, so there is no
+/// host address to open.
+pub fn spec(config: &Config, id: &str, kind: RuntimeKind) -> anyhow::Result<NetSpec> {
     if super::internet_spec::restricted(config) {
         bail!(
             "network.internet-access is not supported for rootless containers yet: use a \
              rootful runtime, or internet-access = [\"*\"] in .alca.toml"
         );
     }
-    Ok(netspec_build::build(config, id, vec![SLIRP_DNS], &|| {
-        Ok(SLIRP_HOST)
-    })?)
+    let spec = match kind {
+        RuntimeKind::Podman => {
+            netspec_build::build(config, id, vec![SLIRP_DNS], &|| Ok(SLIRP_HOST))?
+        }
+        RuntimeKind::Docker => {
+            let dns = super::resolvers::docker_upstream_resolvers();
+            netspec_build::build(config, id, dns, &|| {
+                Err(HostIpError(
+                    "${alca:HOST_IP} has no address on rootless Docker (dockerd-rootless.sh \
+                     disables slirp4netns' host loopback); use a rootful runtime or rootless \
+                     Podman"
+                        .into(),
+                ))
+            })?
+        }
+    };
+    Ok(spec)
 }
 
 /// Builds the project's spec for slirp4netns and applies it inside the namespace of the
@@ -60,7 +83,7 @@ pub fn apply(
     runtime: &dyn Runtime,
     guard: &dyn NetworkGuard,
 ) -> anyhow::Result<()> {
-    let spec = spec(config, id)?;
+    let spec = spec(config, id, runtime.kind())?;
     let pid = container_pid(runtime, container)?;
     guard.apply_in_netns(&spec, pid)
 }
@@ -92,13 +115,16 @@ mod tests {
     #[test]
     fn the_host_loopback_alias_is_on_only_when_host_ip_is_used() {
         let mut config = crate::drift::sample_config();
-        assert_eq!(network_mode(&config), "slirp4netns");
+        assert_eq!(network_mode(&config, RuntimeKind::Podman), "slirp4netns");
+        assert_eq!(network_mode(&config, RuntimeKind::Docker), "bridge");
         config.network.lan_access_raw = vec!["${alca:HOST_IP}:8080".into()];
         config.network.lan_access = vec![parse_lan_entry("${alca:HOST_IP}:8080").unwrap()];
         assert_eq!(
-            network_mode(&config),
+            network_mode(&config, RuntimeKind::Podman),
             "slirp4netns:allow_host_loopback=true"
         );
+        let err = spec(&config, "0123456789abcdef", RuntimeKind::Docker).unwrap_err();
+        assert!(err.to_string().contains("HOST_IP"), "{err}");
         let spec = netspec_build::build(&config, "0123456789abcdef", vec![SLIRP_DNS], &|| {
             Ok(SLIRP_HOST)
         })
