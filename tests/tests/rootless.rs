@@ -42,19 +42,33 @@ const OTHER: &str = "alcaother";
 const IMAGE: &str = "localhost/alca-test/busybox:latest";
 const ROOTFS: &str = "/var/lib/alca-testenv/busybox-rootfs.tar";
 const PROJECT: &str = "0e2e70000000000000000000000000e1";
+/// What `import` of the busybox rootfs needs to make a runnable image.
+const IMPORT_CHANGES: [&str; 4] = [
+    "--change",
+    "CMD [\"/bin/sh\"]",
+    "--change",
+    "ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+];
 /// Listener lifetime: the whole test runs well within it.
 const LIFE: u32 = 240;
 
-/// `podman ARGS…` as `user`, rootless (its own home and runtime directory).
-fn podman_as(user: &str, args: &[&str]) -> Output {
+/// `env HOME=… XDG_RUNTIME_DIR=…` run as `user` in /tmp: his rootless runtimes' environment;
+/// the program and its arguments follow.
+fn as_user(user: &str) -> Command {
     let uid = run_ok("id", &["-u", user]).expect("id -u");
-    Command::new("runuser")
-        .args(["-u", user, "--", "env"])
+    let mut cmd = Command::new("runuser");
+    cmd.args(["-u", user, "--", "env"])
         .arg(format!("HOME=/home/{user}"))
         .arg(format!("XDG_RUNTIME_DIR=/run/user/{uid}"))
+        .current_dir("/tmp");
+    cmd
+}
+
+/// `podman ARGS…` as `user`, rootless (its own home and runtime directory).
+fn podman_as(user: &str, args: &[&str]) -> Output {
+    as_user(user)
         .arg("podman")
         .args(args)
-        .current_dir("/tmp")
         .output()
         .expect("running podman")
 }
@@ -219,19 +233,10 @@ fn podman_image_for(user: &str) {
     if have.status.success() {
         return;
     }
-    let out = podman_as(
-        user,
-        &[
-            "import",
-            "-q",
-            "--change",
-            "CMD [\"/bin/sh\"]",
-            "--change",
-            "ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin",
-            ROOTFS,
-            IMAGE,
-        ],
-    );
+    let mut args = vec!["import", "-q"];
+    args.extend_from_slice(&IMPORT_CHANGES);
+    args.extend_from_slice(&[ROOTFS, IMAGE]);
+    let out = podman_as(user, &args);
     assert!(out.status.success(), "podman import: {}", text(&out));
 }
 
@@ -401,6 +406,19 @@ fn rootless_podman_container_is_isolated_inside_its_own_namespace() {
     assert!(!netns_applied(new_pid), "a new namespace has no rules");
 }
 
+/// A project of `user`'s (the test image, `runtime`) in a scratch directory: (the scratch,
+/// removed on drop; the project directory).
+fn project_of(user: &str, tag: &str, runtime: &str) -> (TempDir, std::path::PathBuf) {
+    let scratch = TempDir::new(tag);
+    let dir = scratch.0.join("proj");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = format!("image = \"{IMAGE}\"\nruntime = \"{runtime}\"\n");
+    std::fs::write(dir.join(".alca.toml"), config).unwrap();
+    let owner = format!("{user}:{user}");
+    run_ok("chown", &["-R", &owner, scratch.0.to_str().unwrap()]).unwrap();
+    (scratch, dir)
+}
+
 /// `alca ARGS` as `USER` in `dir`, with rootless Podman's environment and the project's own
 /// trust records.
 fn alca_rootless(dir: &std::path::Path, args: &[&str]) -> Output {
@@ -435,19 +453,7 @@ fn alca_up_on_rootless_podman_isolates_before_the_container_runs() {
         assert_route_via(addr, LAN_VETH);
     }
     let _lan = Listener::start(Some(LANHOST_NS), "lan", "0.0.0.0", port, LIFE).unwrap();
-    let scratch = TempDir::new("rootless-up");
-    let dir = scratch.0.join("proj");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join(".alca.toml"),
-        format!("image = \"{IMAGE}\"\nruntime = \"podman\"\n"),
-    )
-    .unwrap();
-    run_ok(
-        "chown",
-        &["-R", &format!("{USER}:{USER}"), scratch.0.to_str().unwrap()],
-    )
-    .unwrap();
+    let (_scratch, dir) = project_of(USER, "rootless-up", "podman");
 
     let up = alca_rootless(&dir, &["up", "--trust"]);
     let said = text(&up);
@@ -722,13 +728,9 @@ impl RootlessDockerd {
         let uid = run_ok("id", &["-u", USER]).expect("id -u");
         let log = std::fs::File::create(std::env::temp_dir().join("alca-e2e-dockerd-rootless.log"))
             .expect("log file");
-        let child = Command::new("runuser")
-            .args(["-u", USER, "--", "env"])
-            .arg(format!("HOME=/home/{USER}"))
-            .arg(format!("XDG_RUNTIME_DIR=/run/user/{uid}"))
+        let child = as_user(USER)
             .arg("PATH=/usr/sbin:/usr/bin:/sbin:/bin")
             .arg(DOCKERD_ROOTLESS)
-            .current_dir("/tmp")
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .process_group(0)
@@ -752,17 +754,22 @@ impl RootlessDockerd {
 
     /// `docker ARGS…` as `USER`, against the rootless daemon's socket.
     fn docker(&self, args: &[&str]) -> Output {
-        let uid = run_ok("id", &["-u", USER]).expect("id -u");
-        Command::new("runuser")
-            .args(["-u", USER, "--", "env"])
-            .arg(format!("HOME=/home/{USER}"))
-            .arg(format!("XDG_RUNTIME_DIR=/run/user/{uid}"))
+        as_user(USER)
             .arg(format!("DOCKER_HOST={}", self.socket))
             .arg("docker")
             .args(args)
-            .current_dir("/tmp")
             .output()
             .expect("running docker")
+    }
+
+    /// The test image in the rootless daemon's store.
+    fn ensure_image(&self) {
+        if !self.docker(&["image", "inspect", IMAGE]).status.success() {
+            let mut args = vec!["import"];
+            args.extend_from_slice(&IMPORT_CHANGES);
+            args.extend_from_slice(&[ROOTFS, IMAGE]);
+            self.docker_ok(&args);
+        }
     }
 
     fn docker_ok(&self, args: &[&str]) -> String {
@@ -800,21 +807,7 @@ impl Drop for RootlessDockerd {
 fn rootless_docker_container_is_isolated_by_rules_in_its_own_namespace() {
     setup();
     let dockerd = RootlessDockerd::start();
-    if !dockerd
-        .docker(&["image", "inspect", IMAGE])
-        .status
-        .success()
-    {
-        dockerd.docker_ok(&[
-            "import",
-            "--change",
-            "CMD [\"/bin/sh\"]",
-            "--change",
-            "ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin",
-            ROOTFS,
-            IMAGE,
-        ]);
-    }
+    dockerd.ensure_image();
     let rootless = dockerd.docker_ok(&["info", "--format", "{{.SecurityOptions}}"]);
     assert!(rootless.contains("rootless"), "{rootless}");
     let port = free_port();
@@ -894,39 +887,13 @@ fn rootless_docker_container_is_isolated_by_rules_in_its_own_namespace() {
 fn alca_up_on_rootless_docker_isolates_before_anything_runs_in_it() {
     setup();
     let dockerd = RootlessDockerd::start();
-    if !dockerd
-        .docker(&["image", "inspect", IMAGE])
-        .status
-        .success()
-    {
-        dockerd.docker_ok(&[
-            "import",
-            "--change",
-            "CMD [\"/bin/sh\"]",
-            "--change",
-            "ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin",
-            ROOTFS,
-            IMAGE,
-        ]);
-    }
+    dockerd.ensure_image();
     let port = free_port();
     for addr in [LAN4, PUBLIC4] {
         assert_route_via(addr, LAN_VETH);
     }
     let _lan = Listener::start(Some(LANHOST_NS), "lan", "0.0.0.0", port, LIFE).unwrap();
-    let scratch = TempDir::new("rootless-docker-up");
-    let dir = scratch.0.join("proj");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join(".alca.toml"),
-        format!("image = \"{IMAGE}\"\nruntime = \"docker\"\n"),
-    )
-    .unwrap();
-    run_ok(
-        "chown",
-        &["-R", &format!("{USER}:{USER}"), scratch.0.to_str().unwrap()],
-    )
-    .unwrap();
+    let (_scratch, dir) = project_of(USER, "rootless-docker-up", "docker");
     let socket = dockerd.socket.clone();
     let alca_d = |args: &[&str]| alca_rootless_with(&dir, args, &[("DOCKER_HOST", &socket)]);
 
