@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the alca packages into target/packages/: a .deb (cargo-deb) and an .rpm
 # (cargo-generate-rpm), each holding /usr/bin/alca, /usr/libexec/alca-netd, the systemd units,
-# the D-Bus policy, activation file and interface XML, the polkit action and rule, the man page
+# the D-Bus policy, activation file and interface XML, the polkit action and rule, the OCI hook
+# of rootless containers (Podman's hooks.d), the man page
 # alca(1), plus
 # maintainer scripts that create group alcatraz and reload the bus (packaging/common.sh).
 # Needs cargo-deb and cargo-generate-rpm (`cargo install cargo-deb cargo-generate-rpm`).
@@ -13,7 +14,7 @@ STAGE=$OUT/staging
 rm -rf "$STAGE"
 mkdir -p "$STAGE/files" "$STAGE/debian" "$STAGE/rpm"
 
-# The shipped files live in dbus/, systemd/, polkit/ (or still under alca-netd/). The package's
+# The shipped files live in dbus/, systemd/, polkit/, oci/ (or still under alca-netd/). The package's
 # daemon is /usr/libexec/alca-netd, so the paths `alca network-helper install` uses are
 # rewritten; everything else is byte for byte what the installer writes.
 shipped() {
@@ -29,7 +30,7 @@ TO=/usr/libexec/alca-netd
 for f in dbus/io.github.alcatraz.Netd1.conf dbus/io.github.alcatraz.Netd1.service \
          dbus/io.github.alcatraz.Netd1.xml systemd/alca-netd.service \
          systemd/alca-netd-reapply.service polkit/io.github.alcatraz.netd.policy \
-         polkit/50-alcatraz.rules; do
+         polkit/50-alcatraz.rules oci/io.github.alcatraz.netns.json; do
     sed "s#$FROM#$TO#g" "$(shipped "${f%%/*}" "${f#*/}")" > "$STAGE/files/${f#*/}"
 done
 grep -q "^Exec=$TO\$" "$STAGE/files/io.github.alcatraz.Netd1.service"

@@ -25,7 +25,8 @@ FILES=(/usr/bin/alca /usr/libexec/alca-netd
        /usr/share/dbus-1/interfaces/$BUS.xml
        /usr/lib/systemd/system/alca-netd.service /usr/lib/systemd/system/alca-netd-reapply.service
        /usr/share/polkit-1/actions/io.github.alcatraz.netd.policy
-       /usr/share/polkit-1/rules.d/50-alcatraz.rules)
+       /usr/share/polkit-1/rules.d/50-alcatraz.rules
+       /usr/share/containers/oci/hooks.d/io.github.alcatraz.netns.json)
 
 WORK=$(mktemp -d /tmp/alca-test-deb.XXXXXX)
 chmod 0755 "$WORK"
@@ -60,6 +61,8 @@ apt-get install -y -q "$DEB" >"$WORK/apt-install.log" 2>&1 || { cat "$WORK/apt-i
 for f in "${FILES[@]}"; do [ -f "$f" ] || fail "$f not installed"; done
 [ "$(stat -c '%u %a' /usr/libexec/alca-netd)" = "0 755" ] || fail "daemon not root-owned 0755"
 grep -q '^Exec=/usr/libexec/alca-netd$' /usr/share/dbus-1/system-services/$BUS.service || fail "activation Exec"
+grep -q '"path": "/usr/libexec/alca-netd"' /usr/share/containers/oci/hooks.d/io.github.alcatraz.netns.json \
+    || fail "the OCI hook does not run the packaged daemon"
 getent group alcatraz >/dev/null || fail "postinst did not create group alcatraz"
 [ -d /var/lib/alcatraz ] || fail "postinst did not create /var/lib/alcatraz"
 grep -qx user_allow_other /etc/fuse.conf || fail "postinst did not enable user_allow_other"

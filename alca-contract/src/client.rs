@@ -36,6 +36,9 @@ pub trait Netd1 {
     fn denied(&self, project: &str) -> Result<String, NetdError>;
     fn apply_in_netns(&self, spec_json: &str, pid: u32) -> Result<(), NetdError>;
     fn netns_applied(&self, project: &str, pid: u32) -> Result<bool, NetdError>;
+    fn hold_netns_spec(&self, spec_json: &str) -> Result<(), NetdError>;
+    fn netns_applied_spec(&self, project: &str, pid: u32) -> Result<String, NetdError>;
+    fn apply_held_in_netns(&self, project: &str, pid: u32) -> Result<(), NetdError>;
     /// The resolver's update (a [`ResolvedAddrs`] as JSON); async callers (the project's
     /// resolver) use this proxy method directly, on one long-lived connection.
     fn allow_resolved(&self, update: &str) -> Result<(), NetdError>;
@@ -68,15 +71,23 @@ impl Client {
     /// Connects to the system bus (the daemon itself is started on the first call, by D-Bus
     /// activation or systemd).
     pub fn connect() -> Result<Self, NetdError> {
+        Self::connect_as(None)
+    }
+
+    /// [`Client::connect`], authenticating as `uid` when given: a process in a user namespace
+    /// (an OCI hook of rootless Podman is uid 0 in the user's namespace) must name the uid the
+    /// bus sees it as, its host uid, or the bus refuses the handshake.
+    pub fn connect_as(uid: Option<u32>) -> Result<Self, NetdError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| NetdError::Internal(format!("cannot start a runtime: {e}")))?;
         let proxy = runtime.block_on(async {
-            let conn = zbus::connection::Builder::system()
-                .method_timeout(CALL_TIMEOUT)
-                .build()
-                .await?;
+            let mut builder = zbus::connection::Builder::system().method_timeout(CALL_TIMEOUT);
+            if let Some(uid) = uid {
+                builder = builder.user_id(uid);
+            }
+            let conn = builder.build().await?;
             Netd1Proxy::builder(&conn)
                 .cache_properties(zbus::proxy::CacheProperties::No)
                 .build()
@@ -105,6 +116,36 @@ impl Client {
     pub fn netns_applied(&self, project: &str, pid: u32) -> Result<bool, NetdError> {
         self.runtime
             .block_on(self.proxy.netns_applied(project, pid))
+    }
+
+    /// Gives the daemon `spec` to apply inside the namespaces of the project's rootless
+    /// container whenever its OCI hook asks ([`Client::apply_held_in_netns`]): before
+    /// `podman init`, so even the first start runs the hook with rules to apply.
+    pub fn hold_netns_spec(&self, spec: &NetSpec) -> Result<(), NetdError> {
+        let json = encode_spec(spec);
+        self.runtime.block_on(self.proxy.hold_netns_spec(&json))
+    }
+
+    /// Applies the spec the daemon holds for `project` inside the namespace of process `pid`
+    /// (the OCI hook of a rootless container, at each start).
+    pub fn apply_held_in_netns(&self, project: &str, pid: u32) -> Result<(), NetdError> {
+        self.runtime
+            .block_on(self.proxy.apply_held_in_netns(project, pid))
+    }
+
+    /// The spec whose rules are in place inside the namespace of process `pid`, if they are.
+    pub fn netns_applied_spec(
+        &self,
+        project: &str,
+        pid: u32,
+    ) -> Result<Option<NetSpec>, NetdError> {
+        let json = self
+            .runtime
+            .block_on(self.proxy.netns_applied_spec(project, pid))?;
+        if json.is_empty() {
+            return Ok(None);
+        }
+        decode_reply(&json).map(Some)
     }
 
     /// Claims the project's bridge name before its network is created.

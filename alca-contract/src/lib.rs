@@ -15,6 +15,7 @@ pub mod internet;
 pub mod internet_status;
 pub mod lan;
 pub mod net_spec;
+pub mod oci_hook;
 pub mod probe;
 pub mod request;
 pub mod shipped;

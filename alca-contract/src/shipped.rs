@@ -13,6 +13,9 @@ pub const SYSTEMD_SERVICE: &str = include_str!("../../systemd/alca-netd.service"
 pub const SYSTEMD_REAPPLY: &str = include_str!("../../systemd/alca-netd-reapply.service");
 /// polkit actions `io.github.alcatraz.netd.apply` / `.remove` / `.read`.
 pub const POLKIT_ACTIONS: &str = include_str!("../../polkit/io.github.alcatraz.netd.policy");
+/// OCI hook (Podman's hooks.d): `alca-netd --oci-hook` at `createRuntime` of every container
+/// carrying [`crate::oci_hook::ANNOTATION`] (a rootless project's).
+pub const OCI_HOOK: &str = include_str!("../../oci/io.github.alcatraz.netns.json");
 /// polkit rule granting group `alcatraz` the three actions without a password.
 pub const POLKIT_RULE: &str = include_str!("../../polkit/50-alcatraz.rules");
 
@@ -60,6 +63,11 @@ pub const FILES: &[ShippedFile] = &[
         systemd_only: false,
     },
     ShippedFile {
+        path: crate::oci_hook::HOOK_FILE,
+        contents: OCI_HOOK,
+        systemd_only: false,
+    },
+    ShippedFile {
         path: "/etc/systemd/system/alca-netd.service",
         contents: SYSTEMD_SERVICE,
         systemd_only: true,
@@ -93,6 +101,23 @@ mod tests {
         }
         assert!(POLKIT_RULE.contains(&format!("isInGroup(\"{GROUP}\")")));
         assert!(INTROSPECTION.contains(&format!("<interface name=\"{BUS_NAME}\">")));
+    }
+
+    /// The hook file runs the installed daemon as the hook, on the annotation the CLI sets, at
+    /// the stage that precedes the container's command.
+    #[test]
+    fn the_oci_hook_runs_the_daemon_on_the_project_annotation() {
+        use crate::oci_hook::{ANNOTATION, HOOK_FLAG};
+        let hook: serde_json::Value = serde_json::from_str(OCI_HOOK).unwrap();
+        assert_eq!(hook["version"], "1.0.0");
+        assert_eq!(hook["hook"]["path"], DAEMON_PATH);
+        assert_eq!(hook["hook"]["args"][1], HOOK_FLAG);
+        assert_eq!(hook["stages"], serde_json::json!(["createRuntime"]));
+        let key = format!("^{}$", ANNOTATION.replace('.', "\\."));
+        assert_eq!(hook["when"]["annotations"][&key], ".+");
+        assert!(FILES
+            .iter()
+            .any(|f| f.contents == OCI_HOOK && !f.systemd_only));
     }
 
     /// The macOS LaunchAgent (not embedded: the helper container is not built yet) keeps the

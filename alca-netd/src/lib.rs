@@ -1,6 +1,7 @@
 //! alca-netd's library: the root daemon's parts (D-Bus service, authorization, quotas, the
 //! daemon ordering state and firewall changes, the store, the helper-container mode, probes,
-//! self-heal, the guard table, conntrack). The contract it shares with the CLI is
+//! self-heal, the guard table, conntrack), and the OCI hook
+//! (`--oci-hook`), a client of the daemon run by rootless Podman. The contract it shares with the CLI is
 //! `alca-contract`, the compiler `alca-ruleset`, the netlink writer `alca-kernel`.
 
 pub mod auth;
@@ -16,6 +17,7 @@ pub mod helper_container;
 pub mod helper_netns;
 pub mod netns_probe;
 pub mod netns_rules;
+pub mod oci_hook;
 pub mod onlink;
 pub mod probe_sets;
 pub mod quota;

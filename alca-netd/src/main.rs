@@ -8,6 +8,8 @@
 //! `request` answers one JSON request on stdin (`docker exec -i … alca-netd request`).
 //! `--purge` (run by `alca network-helper uninstall`) deletes every `alca-` table and forgets
 //! every saved spec and claim, printing each deleted table, then exits.
+//! `--oci-hook` is not the daemon: Podman runs it as a rootless container's owner, at the
+//! container's `createRuntime` stage, to have its rules applied ([`alca_netd::oci_hook`]).
 //! The daemon does not exit when idle: `alca network-helper status` reports it truthfully.
 //! `--foreground` (or bus activation) and `--reapply` keep only their systemd unit's
 //! capabilities, whatever started them ([`alca_netd::unit_limits`]).
@@ -30,9 +32,11 @@ enum Mode {
     Container,
     Request,
     Purge,
+    OciHook,
 }
 
-const USAGE: &str = "usage: alca-netd [--foreground | --reapply | --container | --purge | request]";
+const USAGE: &str =
+    "usage: alca-netd [--foreground | --reapply | --container | --purge | --oci-hook | request]";
 
 fn parse_args(args: impl Iterator<Item = String>) -> anyhow::Result<Mode> {
     let mut mode = Mode::Serve;
@@ -43,6 +47,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> anyhow::Result<Mode> {
             "--container" => mode = Mode::Container,
             "--purge" => mode = Mode::Purge,
             "request" => mode = Mode::Request,
+            alca_contract::oci_hook::HOOK_FLAG => mode = Mode::OciHook,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -199,8 +204,21 @@ fn purge() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--oci-hook`, run by a rootless container's owner (not root): exit 1 with the reason,
+/// which the OCI runtime shows when it aborts the start.
+fn run_oci_hook() -> anyhow::Result<()> {
+    if let Err(e) = alca_netd::oci_hook::run() {
+        eprintln!("alca-netd --oci-hook: {e}");
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let mode = parse_args(std::env::args().skip(1))?;
+    if mode == Mode::OciHook {
+        return run_oci_hook();
+    }
     let default_level = if mode == Mode::Request {
         "warn"
     } else {
@@ -218,6 +236,7 @@ fn main() -> anyhow::Result<()> {
     }
     match mode {
         Mode::Purge => return purge(),
+        Mode::OciHook => return run_oci_hook(),
         Mode::Container | Mode::Request => {
             // Before any thread exists: setns only moves the calling thread.
             match helper_netns::enter_host_net().context("entering PID 1's network namespace")? {
@@ -275,7 +294,7 @@ fn main() -> anyhow::Result<()> {
                 }
                 Ok(())
             }
-            Mode::Serve | Mode::Container | Mode::Request | Mode::Purge => serve(daemon).await,
+            _ => serve(daemon).await,
         }
     })
 }
@@ -299,6 +318,7 @@ mod tests {
         assert_eq!(parse_args(args(&["--container"])).unwrap(), Mode::Container);
         assert_eq!(parse_args(args(&["request"])).unwrap(), Mode::Request);
         assert_eq!(parse_args(args(&["--purge"])).unwrap(), Mode::Purge);
+        assert_eq!(parse_args(args(&["--oci-hook"])).unwrap(), Mode::OciHook);
         assert!(parse_args(args(&["--nope"])).is_err());
     }
 }

@@ -20,6 +20,13 @@
 //! NET_ADMIN container could then remove them), and the daemon no longer vouches for them:
 //! [`NetnsRules::applied`] answers no until the next Apply re-owns the table, so `alca run`
 //! fails closed until `alca up` runs again.
+//!
+//! The daemon also HOLDS each project's spec (given before `podman init`, and by every
+//! apply) until `Remove`: a rootless container's OCI hook (`alca-netd --oci-hook`, at its
+//! `createRuntime` stage) asks for it to be applied in each new namespace, so a restart behind
+//! alca's back has its rules before its command runs. Held specs live only in memory: after a
+//! daemon restart the hook finds none and fails, and so does the container's start, until
+//! `alca up` hands the spec over again.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -80,10 +87,14 @@ pub enum NetnsRefusal {
     HostNamespace(u32),
 }
 
+/// A container's network namespace [`open_owned`] took: the open namespace, its id, and the
+/// pidfd of its process.
+pub type OwnedNetns = (File, NsId, OwnedFd);
+
 /// The network namespace of process `pid`, opened for `caller` only if it is a rootless
 /// container's namespace of the caller's (see the module doc); with its id and the pidfd that
 /// tells when the process is gone.
-pub fn open_owned(pid: u32, caller: u32) -> Result<(File, NsId, OwnedFd), NetnsRefusal> {
+pub fn open_owned(pid: u32, caller: u32) -> Result<OwnedNetns, NetnsRefusal> {
     let pidfd = pidfd_open(pid).map_err(|e| NetnsRefusal::NoProcess(pid, e))?;
     let netns = open_proc_netns(pid).map_err(|e| NetnsRefusal::Open(pid, e))?;
     if !alive(&pidfd) {
@@ -157,16 +168,26 @@ fn inside<T: Send>(netns: &File, f: impl FnOnce() -> io::Result<T> + Send) -> io
 struct Entry {
     owner_uid: u32,
     netns: NsId,
+    /// The spec the table was compiled from (what `network verify` judges against).
+    spec: NetSpec,
     /// The socket that owns the table (opened inside the namespace).
     conn: nfnl::Connection,
     /// The container's process: once it is gone the entry is dropped.
     pidfd: OwnedFd,
 }
 
-/// The projects whose rules live in container namespaces, each with its owning socket.
+/// The projects whose rules live in container namespaces, each with its owning socket, and
+/// the specs held for their next namespaces.
 #[derive(Default)]
 pub struct NetnsRules {
     entries: Mutex<HashMap<String, Entry>>,
+    held: Mutex<HashMap<String, Held>>,
+}
+
+/// A project's spec kept for its container's next namespace.
+struct Held {
+    owner_uid: u32,
+    spec: NetSpec,
 }
 
 impl NetnsRules {
@@ -192,7 +213,11 @@ impl NetnsRules {
                 return Err(not_owner(&spec.project, e.owner_uid));
             }
             if e.netns == id {
-                return e.conn.transact(&messages).map_err(apply_failed);
+                e.conn.transact(&messages).map_err(apply_failed)?;
+                if let Some(e) = entries.get_mut(&spec.project) {
+                    e.spec = spec.clone();
+                }
+                return Ok(());
             }
         }
         let mine = entries
@@ -214,6 +239,7 @@ impl NetnsRules {
             Entry {
                 owner_uid,
                 netns: id,
+                spec: spec.clone(),
                 conn,
                 pidfd,
             },
@@ -221,39 +247,93 @@ impl NetnsRules {
         Ok(())
     }
 
-    /// Whether the project's rules are in `netns` right now: it is the namespace they were
-    /// applied to by this daemon (whose socket still owns them) and the table is there.
-    pub fn applied(
+    /// Keeps `spec` for `owner_uid` (who owns the project, [`crate::daemon::Daemon::netns_batch`]
+    /// checked) until [`NetnsRules::forget`]: what [`NetnsRules::held`] gives the container's
+    /// hook at each start.
+    pub fn hold(&self, spec: &NetSpec, owner_uid: u32) -> Result<(), NetdError> {
+        let mut held = self.lock_held();
+        if let Some(h) = held.get(&spec.project) {
+            if h.owner_uid != owner_uid {
+                return Err(not_owner(&spec.project, h.owner_uid));
+            }
+        } else {
+            let mine = held.values().filter(|h| h.owner_uid == owner_uid).count();
+            if held.len() >= MAX_TOTAL || (owner_uid != 0 && mine >= MAX_PER_USER) {
+                return Err(NetdError::LimitReached(format!(
+                    "rules for at most {MAX_PER_USER} rootless containers per user and \
+                     {MAX_TOTAL} on the host; remove a project first (`alca down`)"
+                )));
+            }
+        }
+        held.insert(
+            spec.project.clone(),
+            Held {
+                owner_uid,
+                spec: spec.clone(),
+            },
+        );
+        Ok(())
+    }
+
+    /// The spec held for `project`, if `caller` may apply it (its owner, or root). None held
+    /// is an error that says how to hand it over again (a daemon restart forgets them).
+    pub fn held(&self, project: &str, caller: u32) -> Result<NetSpec, NetdError> {
+        let held = self.lock_held();
+        let Some(h) = held.get(project) else {
+            return Err(NetdError::InvalidRequest(format!(
+                "no rules are held for project {project} (the network helper restarted, or \
+                 the project was removed): its rootless container cannot start isolated; run \
+                 `alca up` in the project"
+            )));
+        };
+        if caller != 0 && h.owner_uid != caller {
+            return Err(not_owner(project, h.owner_uid));
+        }
+        Ok(h.spec.clone())
+    }
+
+    /// The spec whose rules are in `netns` right now, if they are: it is the namespace they
+    /// were applied to by this daemon (whose socket still owns them) and the table is there.
+    /// Nothing but this daemon can change an owned table, so it is exactly that spec's.
+    pub fn applied_spec(
         &self,
         project: &str,
         caller: u32,
         (netns, id, _pidfd): (File, NsId, OwnedFd),
-    ) -> Result<bool, NetdError> {
+    ) -> Result<Option<NetSpec>, NetdError> {
         let mut entries = self.lock();
         sweep(&mut entries);
         let Some(e) = entries.get(project) else {
-            return Ok(false);
+            return Ok(None);
         };
         if caller != 0 && e.owner_uid != caller {
             return Err(not_owner(project, e.owner_uid));
         }
         if e.netns != id {
-            return Ok(false);
+            return Ok(None);
         }
         let table = table_name(project);
-        inside(&netns, || {
+        let present = inside(&netns, || {
             alca_kernel::table_names::inet_table_exists(&table)
         })
-        .map_err(|e| NetdError::Internal(format!("cannot read the container's tables: {e}")))
+        .map_err(|e| NetdError::Internal(format!("cannot read the container's tables: {e}")))?;
+        Ok(present.then(|| e.spec.clone()))
     }
 
-    /// Forgets the project (closing its socket: the container is going away).
+    /// Forgets the project (closing its socket: the container is going away) and its held
+    /// spec.
     pub fn forget(&self, project: &str, caller: u32) -> Result<(), NetdError> {
         let mut entries = self.lock();
-        match entries.get(project) {
-            Some(e) if caller != 0 && e.owner_uid != caller => Err(not_owner(project, e.owner_uid)),
+        let mut held = self.lock_held();
+        let owner = entries
+            .get(project)
+            .map(|e| e.owner_uid)
+            .or_else(|| held.get(project).map(|h| h.owner_uid));
+        match owner {
+            Some(owner) if caller != 0 && owner != caller => Err(not_owner(project, owner)),
             _ => {
                 entries.remove(project);
+                held.remove(project);
                 Ok(())
             }
         }
@@ -266,6 +346,11 @@ impl NetnsRules {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Always taken after [`NetnsRules::lock`] when both are held.
+    fn lock_held(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -286,11 +371,22 @@ fn apply_failed(e: io::Error) -> NetdError {
 
 /// Why `spec` cannot be applied inside a rootless container's namespace, if it cannot.
 pub fn spec_problem(spec: &NetSpec) -> Option<String> {
-    spec.proxy.map(|_| {
-        "proxy: a rootless container reaches the host through slirp4netns, whose host-side \
-         connections do not carry the original destination a transparent proxy reads; unset \
-         network.proxy or use a rootful runtime"
-            .to_string()
+    if spec.proxy.is_some() {
+        return Some(
+            "proxy: a rootless container reaches the host through slirp4netns, whose host-side \
+             connections do not carry the original destination a transparent proxy reads; \
+             unset network.proxy or use a rootful runtime"
+                .to_string(),
+        );
+    }
+    // The in-namespace ruleset has no resolver path or allow sets yet: refuse rather than
+    // leave the internet open that the project asked to limit.
+    spec.internet.as_ref().map(|_| {
+        format!(
+            "internet: network.internet-access is not supported for rootless containers yet \
+             (project {}); use a rootful runtime or internet-access = [\"*\"]",
+            spec.project
+        )
     })
 }
 
@@ -316,6 +412,49 @@ mod tests {
         let netns = File::open("/proc/self/ns/net").unwrap();
         // The initial user namespace's owner is uid 0.
         assert_eq!(owner_uid(&netns).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_held_spec_is_given_to_its_owner_only_until_forgotten() {
+        let rules = NetnsRules::default();
+        let spec = alca_contract::net_spec::sample_spec();
+        assert!(matches!(
+            rules.held(&spec.project, 1001),
+            Err(NetdError::InvalidRequest(m)) if m.contains("alca up")
+        ));
+        rules.hold(&spec, 1001).unwrap();
+        assert_eq!(rules.held(&spec.project, 1001).unwrap(), spec);
+        assert_eq!(rules.held(&spec.project, 0).unwrap(), spec);
+        assert!(matches!(
+            rules.held(&spec.project, 1002),
+            Err(NetdError::NotOwner(_))
+        ));
+        assert!(matches!(
+            rules.hold(&spec, 1002),
+            Err(NetdError::NotOwner(_))
+        ));
+        assert!(matches!(
+            rules.forget(&spec.project, 1002),
+            Err(NetdError::NotOwner(_))
+        ));
+        rules.forget(&spec.project, 1001).unwrap();
+        assert!(rules.held(&spec.project, 1001).is_err());
+    }
+
+    #[test]
+    fn held_specs_are_bounded_per_user() {
+        let rules = NetnsRules::default();
+        let mut spec = alca_contract::net_spec::sample_spec();
+        for n in 0..MAX_PER_USER {
+            spec.project = format!("{n:032x}");
+            rules.hold(&spec, 1001).unwrap();
+        }
+        spec.project = format!("{:032x}", MAX_PER_USER);
+        assert!(matches!(
+            rules.hold(&spec, 1001),
+            Err(NetdError::LimitReached(_))
+        ));
+        rules.hold(&spec, 1002).unwrap();
     }
 
     #[test]

@@ -18,11 +18,11 @@ use crate::auth_cache::SenderCache;
 use crate::bridge_links::{check_bridge, link_kind, LinkKind};
 use crate::daemon::Daemon;
 use crate::netns_probe::{open_on_bridge, open_proc_netns};
-use crate::netns_rules::{open_owned, spec_problem, NetnsRefusal, NetnsRules};
+use crate::netns_rules::{open_owned, spec_problem, NetnsRefusal, NetnsRules, OwnedNetns};
 use crate::quota::{Gate, Permit};
 use crate::resolver_senders::NarrowedSenders;
 use alca_contract::errors::NetdError;
-use alca_contract::net_spec::bridge_name;
+use alca_contract::net_spec::{bridge_name, NetSpec};
 use alca_contract::request::{decode_project, decode_resolved, decode_spec};
 
 /// The exported object.
@@ -94,6 +94,26 @@ impl NetdService {
         tokio::task::spawn_blocking(move || f(&daemon))
             .await
             .map_err(|e| NetdError::Internal(format!("worker failed: {e}")))?
+    }
+
+    /// Compiles `spec` for the caller and applies it inside the container namespace `target`
+    /// (holding it first, for the container's OCI hook, when `hold`).
+    async fn apply_netns(
+        &self,
+        spec: NetSpec,
+        uid: u32,
+        target: OwnedNetns,
+        hold: bool,
+    ) -> Result<(), NetdError> {
+        let netns = Arc::clone(&self.netns);
+        self.run(move |e| {
+            let (owner, batch, flags) = e.netns_batch(&spec, uid)?;
+            if hold {
+                netns.hold(&spec, owner)?;
+            }
+            netns.apply(&spec, owner, target, &batch, flags)
+        })
+        .await
     }
 
     /// An owner-checked call about one project whose reply is JSON: authenticates the caller,
@@ -172,6 +192,16 @@ fn refused(e: NetnsRefusal, project: &str) -> NetdError {
     match e {
         NetnsRefusal::NotOwned { .. } => NetdError::NotOwner(msg),
         _ => NetdError::InvalidRequest(msg),
+    }
+}
+
+/// A spec for a rootless container's namespace, decoded, and refused when that path cannot
+/// enforce it ([`spec_problem`]).
+fn netns_spec(spec_json: &str) -> Result<NetSpec, NetdError> {
+    let spec = decode_spec(spec_json).map_err(NetdError::invalid)?;
+    match spec_problem(&spec) {
+        Some(problem) => Err(NetdError::invalid(problem)),
+        None => Ok(spec),
     }
 }
 
@@ -342,27 +372,49 @@ impl NetdService {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(), NetdError> {
         let (uid, _permit) = self.admit(conn, &header, ACTION_APPLY).await?;
-        let spec = decode_spec(&spec_json).map_err(NetdError::invalid)?;
-        if let Some(problem) = spec_problem(&spec) {
-            return Err(NetdError::invalid(problem));
-        }
-        // The in-namespace ruleset has no resolver path or allow sets yet: refuse rather than
-        // leave the internet open that the project asked to limit.
-        if spec.internet.is_some() {
-            return Err(NetdError::invalid(format!(
-                "internet: network.internet-access is not supported for rootless containers \
-                 yet (project {}); use a rootful runtime or internet-access = [\"*\"]",
-                spec.project
-            )));
-        }
+        let spec = netns_spec(&spec_json)?;
         let target = open_owned(pid, uid).map_err(|e| refused(e, &spec.project))?;
         tracing::info!(uid, project = %spec.project, pid, "apply in netns");
+        self.apply_netns(spec, uid, target, true).await
+    }
+
+    /// Keeps `spec_json` (a NetSpec) for the caller's project, to be applied inside the network
+    /// namespace of its rootless container whenever the container's OCI hook asks
+    /// (`ApplyHeldInNetns`); also kept by every `ApplyInNetns`. `Remove` forgets it.
+    async fn hold_netns_spec(
+        &self,
+        spec_json: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), NetdError> {
+        let (uid, _permit) = self.admit(conn, &header, ACTION_APPLY).await?;
+        let spec = netns_spec(&spec_json)?;
+        tracing::info!(uid, project = %spec.project, "hold for netns");
         let netns = Arc::clone(&self.netns);
         self.run(move |e| {
-            let (owner, batch, flags) = e.netns_batch(&spec, uid)?;
-            netns.apply(&spec, owner, target, &batch, flags)
+            // Compiled once here so a spec the hook could not apply is refused now.
+            let (owner, _, _) = e.netns_batch(&spec, uid)?;
+            netns.hold(&spec, owner)
         })
         .await
+    }
+
+    /// Applies the spec held for the caller's `project` inside the network namespace of process
+    /// `pid` (checked as for `ApplyInNetns`): what the OCI `createRuntime` hook of a rootless
+    /// container asks at each start, before the container's command runs.
+    async fn apply_held_in_netns(
+        &self,
+        project: String,
+        pid: u32,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<(), NetdError> {
+        let (uid, _permit) = self.admit(conn, &header, ACTION_APPLY).await?;
+        decode_project(&project).map_err(NetdError::invalid)?;
+        let spec = self.netns.held(&project, uid)?;
+        let target = open_owned(pid, uid).map_err(|e| refused(e, &project))?;
+        tracing::info!(uid, project = %project, pid, "apply held spec in netns");
+        self.apply_netns(spec, uid, target, false).await
     }
 
     /// Whether the rules of one of the caller's projects are in place inside the network
@@ -375,12 +427,29 @@ impl NetdService {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<bool, NetdError> {
+        let applied = self.netns_applied_spec(project, pid, header, conn).await?;
+        Ok(!applied.is_empty())
+    }
+
+    /// The spec (JSON) whose rules are in place inside the network namespace of process `pid`
+    /// for one of the caller's projects, or "" when they are not: what `alca network verify`
+    /// judges a rootless container against (the owned table is exactly that spec's).
+    #[zbus(out_args("spec_json"))]
+    async fn netns_applied_spec(
+        &self,
+        project: String,
+        pid: u32,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, NetdError> {
         let (uid, _permit) = self.admit(conn, &header, ACTION_READ).await?;
         decode_project(&project).map_err(NetdError::invalid)?;
         let target = open_owned(pid, uid).map_err(|e| refused(e, &project))?;
         let netns = Arc::clone(&self.netns);
-        self.run(move |_| netns.applied(&project, uid, target))
-            .await
+        let spec = self
+            .run(move |_| netns.applied_spec(&project, uid, target))
+            .await?;
+        Ok(spec.map(|s| to_json(&s)).unwrap_or_default())
     }
 
     /// The bounded log of denied attempts of one of the caller's projects, as JSON.

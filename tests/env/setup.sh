@@ -17,7 +17,8 @@ WORK=/var/lib/alca-testenv; mkdir -p "$WORK"
 # gcc + libc6-dev: rustc links through `cc`, which a fresh Debian does not have.
 PKGS=(nftables iproute2 iptables docker.io containerd runc podman netavark aardvark-dns slirp4netns
       uidmap fuse-overlayfs fuse3 busybox-static dbus dbus-bin polkitd pkexec python3 python3-dbus
-      python3-gi util-linux gcc libc6-dev python3-pip unzip git)
+      python3-gi util-linux gcc libc6-dev python3-pip unzip git
+      rootlesskit)   # rootless Docker (dockerd-rootless.sh of docker.io), tests/tests/rootless.rs
 [ "${ALCA_TESTENV_DEBIAN:-0}" = 1 ] && PKGS+=(debootstrap)
 host_install_packages "${PKGS[@]}"
 

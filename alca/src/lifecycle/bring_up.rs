@@ -70,10 +70,7 @@ pub fn bring_up(args: &UpArgs) -> anyhow::Result<()> {
     };
     up.converge(selection.runtime.as_ref(), &connect_guard, &mut ask_rebuild)?;
     // Seeing isolation (SPEC §9): a quick `alca network verify`; a hole stops the container.
-    if up.isolation && selection.runtime.rootless() {
-        up.progress
-            .step("Network verify: not available for rootless containers yet (docs/rootless.md)");
-    } else if up.isolation {
+    if up.isolation {
         super::isolation_check::after_up(&up.project, &up.progress)?;
     }
     up.post_up_hook()?;
@@ -173,7 +170,7 @@ impl UpRun {
                 let plan = up_steps::reuse(
                     &info,
                     self.isolation,
-                    holder.rootless(),
+                    holder.rootless().then(|| holder.kind()),
                     self.views.any_fresh(),
                 );
                 let guard = connect();
@@ -245,7 +242,8 @@ impl UpRun {
             &c.workdir_exclude,
         );
         let container = up_steps::container_spec(&target, &self.views, read_only, &self.keep_alive);
-        let plan = up_steps::create(&target, self.isolation, container, runtime.rootless());
+        let rootless = runtime.rootless().then(|| runtime.kind());
+        let plan = up_steps::create(&target, self.isolation, container, rootless);
         self.executor(runtime, guard).run(&plan)?;
         self.state.config =
             Some(Snapshot::of(&self.project.config, runtime.kind().binary()).to_value());
@@ -529,8 +527,9 @@ mod tests {
         assert_eq!(open_scene.rt.state_of(&name), Some(ContainerState::Running));
     }
 
-    /// Rootless: no bridge or network on the host; the container is made, `init` gives it its
-    /// namespace, the rules go in there, and only then does it start.
+    /// Rootless: no bridge or network on the host; the container is made, its spec handed to
+    /// the daemon (for the OCI hook of every start), `init` gives it its namespace, the rules
+    /// go in there, and only then does it start.
     #[test]
     fn a_rootless_container_starts_only_after_its_rules_are_in_its_namespace() {
         let mut scene = Scene::new(RuntimeKind::Podman);
@@ -547,6 +546,7 @@ mod tests {
             calls,
             [
                 "runtime.create",
+                "guard.hold_netns_spec",
                 "runtime.init",
                 "guard.apply_in_netns",
                 "runtime.start"
@@ -570,7 +570,12 @@ mod tests {
             .collect();
         assert_eq!(
             again,
-            ["runtime.init", "guard.apply_in_netns", "runtime.start"]
+            [
+                "guard.hold_netns_spec",
+                "runtime.init",
+                "guard.apply_in_netns",
+                "runtime.start"
+            ]
         );
     }
 

@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use alca_contract::client::Client;
-use alca_contract::probe::Key;
+use alca_contract::probe::{Key, Outcome, Seen};
 use alca_contract::{NetSpec, Proto};
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
@@ -19,9 +19,11 @@ use serde::{Deserialize, Serialize};
 use crate::network::matrix::{self, Reach, Scope, Target};
 use crate::network::netd_guard::explain;
 use crate::network::verify_probes::{self, Row};
-use crate::network::{denied_log, host_addresses, internet_spec, netspec_build, project_rules};
+use crate::network::{
+    denied_log, host_addresses, internet_spec, netspec_build, project_rules, rootless,
+};
 use crate::project::{State, STATE_DIR};
-use crate::runtime::{ContainerInfo, ContainerState, ExecSpec, Runtime};
+use crate::runtime::{ContainerInfo, ContainerState, ExecSpec, Runtime, RuntimeKind};
 
 use super::{find_container, warn, Progress, Project};
 
@@ -37,6 +39,8 @@ pub struct Running {
     /// The container's main process, whose network namespace the daemon can probe from.
     pub pid: Option<u32>,
     pub gateways: Vec<IpAddr>,
+    /// A rootless container: its rules are inside its own namespace ([`verify_in_namespace`]).
+    pub rootless: bool,
 }
 
 /// The running, isolated project (`None` when isolation is off); an error when it is not up.
@@ -69,15 +73,35 @@ pub fn running(
         );
     }
     // The spec `up` applied, DNS allowance and internet list included (verify judges that
-    // one, no other).
-    let (mut spec, gateways) = project_rules::project_spec(
-        &project.config,
-        &state.id,
-        &state.container_name(),
-        runtime.as_ref(),
-    )?;
-    let listen = gateways.iter().copied().find(IpAddr::is_ipv4);
-    spec.internet = internet_spec::applied(&project.config, &project.root, listen);
+    // one, no other). Rootless runtimes refuse an internet list at `up`.
+    let rootless = runtime.rootless();
+    let (spec, gateways) = if rootless {
+        let kind = runtime.kind();
+        let spec = rootless::spec(&project.config, &state.id, kind)?;
+        let gateways = match kind {
+            RuntimeKind::Podman => vec![rootless::SLIRP_HOST, rootless::SLIRP_DNS],
+            // Its bridge is in rootlesskit's namespace; slirp4netns' aliases are behind it.
+            RuntimeKind::Docker => {
+                let mut gws = runtime
+                    .network(&rootless::network_mode(&project.config, kind))?
+                    .map(|n| n.gateways)
+                    .unwrap_or_default();
+                gws.extend([rootless::SLIRP_HOST, rootless::SLIRP_DNS]);
+                gws
+            }
+        };
+        (spec, gateways)
+    } else {
+        let (mut spec, gateways) = project_rules::project_spec(
+            &project.config,
+            &state.id,
+            &state.container_name(),
+            runtime.as_ref(),
+        )?;
+        let listen = gateways.iter().copied().find(IpAddr::is_ipv4);
+        spec.internet = internet_spec::applied(&project.config, &project.root, listen);
+        (spec, gateways)
+    };
     Ok(Running {
         root: project.root.clone(),
         spec,
@@ -85,19 +109,26 @@ pub fn running(
         container: info.name,
         pid: info.pid,
         gateways,
+        rootless,
     })
 }
 
 /// The destinations to probe for `r` (`local_only`: only those that stay on this machine).
+/// A rootless container has no runtime resolver of its own: a name lookup through
+/// slirp4netns goes to the host's resolvers, so that row is left out.
 pub fn matrix_of(r: &Running, local_only: bool) -> Vec<Target> {
     let host = host_addresses::read();
-    matrix::build(&Scope {
+    let mut targets = matrix::build(&Scope {
         spec: &r.spec,
         gateways: &r.gateways,
         container: &r.container,
         host: &host,
         local_only,
-    })
+    });
+    if r.rootless {
+        targets.retain(|t| t.key.is_some());
+    }
+    targets
 }
 
 /// The result of one verification.
@@ -118,6 +149,16 @@ pub struct Report {
 impl Report {
     pub fn mismatches(&self) -> impl Iterator<Item = &Row> {
         self.rows.iter().filter(|r| !r.ok())
+    }
+
+    /// The rows (and a missing tool) from what each target's probe saw.
+    fn fill(&mut self, targets: &[Target], seen: &[Seen], outcome: &Outcome, proxy: Option<Key>) {
+        self.missing_tool = verify_probes::tool_missing(seen);
+        self.rows = targets
+            .iter()
+            .zip(seen)
+            .map(|(t, s)| verify_probes::verdict(t, s, outcome, proxy))
+            .collect();
     }
 
     pub fn passed(&self) -> bool {
@@ -175,6 +216,9 @@ pub enum ProbeFrom {
 /// Checks the live rules, arms the fence, probes `targets` from the container and compares.
 pub fn verify_running(r: &Running, targets: &[Target], from: ProbeFrom) -> anyhow::Result<Report> {
     let client = Client::connect().map_err(explain)?;
+    if r.rootless {
+        return verify_in_namespace(r, targets, &client);
+    }
     let project = &r.spec.project;
     let proxy = r.spec.proxy.map(|p| Key {
         addr: p.ip(),
@@ -225,12 +269,55 @@ pub fn verify_running(r: &Running, targets: &[Target], from: ProbeFrom) -> anyho
         );
         return Ok(report);
     }
-    report.missing_tool = verify_probes::tool_missing(&seen);
-    report.rows = targets
-        .iter()
-        .zip(&seen)
-        .map(|(t, s)| verify_probes::verdict(t, s, &outcome, proxy))
-        .collect();
+    report.fill(targets, &seen, &outcome, proxy);
+    Ok(report)
+}
+
+/// A rootless container (docs/rootless.md): its rules are a table inside its own network
+/// namespace, owned by the daemon's socket, so nothing but the daemon can change it. The
+/// daemon says which spec that table was compiled from for the container's namespace now;
+/// the probes run (from inside the container) only when it is the config's spec. That table is
+/// the fence: a destination the config blocks is refused in the namespace, before slirp4netns
+/// could carry it anywhere. (No host verify chain sees this traffic, so the rows come from the
+/// probes' own results.)
+fn verify_in_namespace(r: &Running, targets: &[Target], client: &Client) -> anyhow::Result<Report> {
+    let mut report = Report {
+        at: now_secs(),
+        quick: false,
+        problems: Vec::new(),
+        probed: false,
+        missing_tool: None,
+        rows: Vec::new(),
+    };
+    let pid = r
+        .pid
+        .with_context(|| format!("container {} has no process", r.container))?;
+    match client
+        .netns_applied_spec(&r.spec.project, pid)
+        .map_err(explain)?
+    {
+        None => report.problems.push(
+            "the project's rules are not in the container's network namespace (a restart \
+             without the OCI hook, or the network helper restarted), so nothing was probed: \
+             run `alca up`"
+                .into(),
+        ),
+        Some(applied) if applied != r.spec => report.problems.push(
+            "the rules in the container's network namespace were built from another \
+             configuration, so nothing was probed: run `alca up`"
+                .into(),
+        ),
+        Some(_) => {
+            let output = exec_script(
+                r.runtime.as_ref(),
+                &r.container,
+                &verify_probes::script(targets),
+            )?;
+            let seen = verify_probes::parse(&output, targets);
+            report.probed = true;
+            report.fill(targets, &seen, &Default::default(), None);
+        }
+    }
     Ok(report)
 }
 

@@ -233,6 +233,15 @@ impl NetworkGuard for RecordingGuard {
         Ok(())
     }
 
+    fn hold_netns_spec(&self, spec: &NetSpec) -> anyhow::Result<()> {
+        self.log
+            .push(format!("guard.hold_netns_spec {}", spec.project));
+        if let Some(why) = &self.refuse {
+            anyhow::bail!("{why}");
+        }
+        Ok(())
+    }
+
     fn apply_in_netns(&self, spec: &NetSpec, pid: u32) -> anyhow::Result<()> {
         self.log
             .push(format!("guard.apply_in_netns {} {pid}", spec.project));

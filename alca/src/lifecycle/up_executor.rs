@@ -113,6 +113,16 @@ impl Executor<'_> {
                     .with_context(|| format!("cannot create container {name}"))?;
                 Ok(())
             }
+            Step::HoldRules => {
+                self.progress
+                    .step("Handing the network rules to the helper");
+                project_rules::hold_for_netns(self.config, self.project_id, self.guard).context(
+                    "network isolation is required (network.lan-access is not [\"*\"]) and \
+                     the helper could not take the rules, so no container was started",
+                )?;
+                made.rules.set(true);
+                Ok(())
+            }
             Step::InitContainer(container) => self.init(container),
             Step::Stop {
                 container,

@@ -9,8 +9,8 @@ use crate::exclude::project_views::ProjectViews;
 use crate::network::rootless;
 use crate::runtime::keep_alive::KeepAlive;
 use crate::runtime::{
-    BindMount, ContainerInfo, ContainerSpec, ContainerState, NetworkSpec, LABEL_PROJECT_ID,
-    LABEL_PROJECT_PATH, LABEL_VERSION,
+    BindMount, ContainerInfo, ContainerSpec, ContainerState, NetworkSpec, RuntimeKind,
+    LABEL_PROJECT_ID, LABEL_PROJECT_PATH, LABEL_VERSION,
 };
 
 /// The project one `up` works on, as the specs need it.
@@ -38,6 +38,9 @@ pub enum Step {
     /// Give the guard a project's allow-all rules (`lan-access = ["*"]`); a failure is a note.
     RegisterOpenBridge,
     CreateContainer(Box<ContainerSpec>),
+    /// Give the daemon a rootless project's spec before `podman init`: the container's OCI hook
+    /// applies it in each new namespace, and fails the start when none is held.
+    HoldRules,
     /// `podman init`: a rootless container's namespaces exist and nothing of it runs, so its
     /// rules can go into its own network namespace before `Start` (docs/rootless.md).
     InitContainer(String),
@@ -118,6 +121,7 @@ pub fn container_spec(
         image: c.image.clone(),
         network: target.name.clone(),
         labels: labels(target, true),
+        annotations: Vec::new(),
         workdir: c.workdir.clone(),
         mounts,
         memory: c.resources.memory.clone(),
@@ -146,19 +150,27 @@ fn rules_step(isolation: bool, stop_on_failure: Option<String>) -> Step {
 }
 
 /// Image → claim → network → rules → container → start → `commands.up`. A rootless
-/// container has no project network or bridge on the host: image → container (on
-/// slirp4netns) → init → rules in its namespace → start → `commands.up`.
+/// container (`rootless`: its runtime) has no project network or bridge on the host: image →
+/// container (Podman: on slirp4netns, with the hook's annotation) → hold → init → rules in its
+/// namespace → start → `commands.up`; rootless Docker has no `init` (nor hooks): image →
+/// container → start (the keep-alive makes no network activity) → rules, the container stopped
+/// if they fail → `commands.up`.
 pub fn create(
     target: &Target<'_>,
     isolation: bool,
     mut container: ContainerSpec,
-    rootless: bool,
+    rootless: Option<RuntimeKind>,
 ) -> Plan {
     let mut steps = vec![Step::EnsureImage(target.config.image.clone())];
-    if rootless {
-        container.network = rootless::network_mode(target.config);
+    if let Some(kind) = rootless {
+        container.network = rootless::network_mode(target.config, kind);
+        if isolation && kind == RuntimeKind::Podman {
+            container
+                .annotations
+                .push(rootless::hook_annotation(target.project_id));
+        }
         steps.push(Step::CreateContainer(Box::new(container)));
-        steps.extend(rootless_rules(isolation, &target.name));
+        steps.extend(rootless_rules(isolation, &target.name, kind));
     } else {
         steps.extend([
             Step::ClaimBridge,
@@ -171,6 +183,7 @@ pub fn create(
         container: target.name.clone(),
         progress: "Starting container".into(),
     });
+    steps.extend(rules_after_start(isolation, &target.name, rootless));
     if let Some(cmd) = &target.config.commands.up {
         steps.push(Step::CommandsUp(cmd.clone()));
     }
@@ -180,10 +193,14 @@ pub fn create(
     }
 }
 
-/// The steps before a rootless container starts: a new namespace (`init`), then its rules.
-fn rootless_rules(isolation: bool, container: &str) -> Vec<Step> {
-    if isolation {
+/// The steps before a rootless Podman container starts: its spec held by the daemon (the OCI
+/// hook applies it when `init` makes the namespace), the namespace, then its rules (checked and
+/// applied by alca too, also for a container made before the hook existed). None for rootless
+/// Docker: its namespace exists only once it runs ([`rules_after_start`]).
+fn rootless_rules(isolation: bool, container: &str, kind: RuntimeKind) -> Vec<Step> {
+    if isolation && kind == RuntimeKind::Podman {
         vec![
+            Step::HoldRules,
             Step::InitContainer(container.to_string()),
             Step::ApplyRules {
                 stop_on_failure: None,
@@ -194,13 +211,30 @@ fn rootless_rules(isolation: bool, container: &str) -> Vec<Step> {
     }
 }
 
+/// The rules of a rootless Docker container, right after its start (its keep-alive makes no
+/// network activity, and nothing else runs in it before them); a failure stops it.
+fn rules_after_start(isolation: bool, container: &str, rootless: Option<RuntimeKind>) -> Vec<Step> {
+    if isolation && rootless == Some(RuntimeKind::Docker) {
+        vec![Step::ApplyRules {
+            stop_on_failure: Some(container.to_string()),
+        }]
+    } else {
+        Vec::new()
+    }
+}
+
 /// Keeps the existing container: rules first (fail closed), then start it if needed; a
 /// running container on a view remounted by this `up` is restarted to see it. A rootless
 /// container gets its rules in its own namespace: now when it runs, else after `init` made
 /// the namespace its start will use.
-pub fn reuse(info: &ContainerInfo, isolation: bool, rootless: bool, views_fresh: bool) -> Plan {
+pub fn reuse(
+    info: &ContainerInfo,
+    isolation: bool,
+    rootless: Option<RuntimeKind>,
+    views_fresh: bool,
+) -> Plan {
     let running = info.state == ContainerState::Running;
-    let mut steps = if !rootless {
+    let mut steps = if rootless.is_none() {
         vec![rules_step(isolation, running.then(|| info.name.clone()))]
     } else if isolation && running {
         vec![Step::ApplyRules {
@@ -210,13 +244,14 @@ pub fn reuse(info: &ContainerInfo, isolation: bool, rootless: bool, views_fresh:
         Vec::new()
     };
     let start = |steps: &mut Vec<Step>| {
-        if rootless {
-            steps.extend(rootless_rules(isolation, &info.name));
+        if let Some(kind) = rootless {
+            steps.extend(rootless_rules(isolation, &info.name, kind));
         }
         steps.push(Step::Start {
             container: info.name.clone(),
             progress: format!("Starting container {}", info.name),
         });
+        steps.extend(rules_after_start(isolation, &info.name, rootless));
     };
     match (running, views_fresh) {
         (true, true) => {
@@ -276,6 +311,7 @@ mod tests {
 
     /// [`reuse`] of the project's container in `state`.
     fn reuse_of(state: ContainerState, isolation: bool, rootless: bool, views_fresh: bool) -> Plan {
+        let rootless = rootless.then_some(RuntimeKind::Podman);
         reuse(&info(state), isolation, rootless, views_fresh)
     }
 
@@ -292,7 +328,7 @@ mod tests {
             &t,
             true,
             container_spec(&t, &ProjectViews::default(), vec![], &KeepAlive::Image),
-            false,
+            None,
         );
         let network = position(&plan, |s| matches!(s, Step::CreateNetwork(_)));
         let rules = position(&plan, |s| matches!(s, Step::ApplyRules { .. }));
@@ -310,7 +346,7 @@ mod tests {
             &t,
             false,
             container_spec(&t, &ProjectViews::default(), vec![], &KeepAlive::Image),
-            false,
+            None,
         );
         assert!(open.steps.contains(&Step::RegisterOpenBridge));
         assert!(!open
@@ -421,6 +457,7 @@ mod tests {
             plan.steps
                 .iter()
                 .map(|s| match s {
+                    Step::HoldRules => "hold",
                     Step::InitContainer(_) => "init",
                     Step::ApplyRules { .. } => "rules",
                     Step::Start { .. } => "start",
@@ -432,7 +469,7 @@ mod tests {
         };
         assert_eq!(
             step_names(&reuse_of(ContainerState::Stopped, true, true, false)),
-            ["init", "rules", "start"]
+            ["hold", "init", "rules", "start"]
         );
         assert_eq!(
             step_names(&reuse_of(ContainerState::Running, true, true, false)),
@@ -440,7 +477,7 @@ mod tests {
         );
         assert_eq!(
             step_names(&reuse_of(ContainerState::Running, true, true, true)),
-            ["rules", "stop", "init", "rules", "start"]
+            ["rules", "stop", "hold", "init", "rules", "start"]
         );
         assert_eq!(
             step_names(&reuse_of(ContainerState::Stopped, false, true, false)),
@@ -449,12 +486,46 @@ mod tests {
         let config = crate::drift::sample_config();
         let t = target(&config);
         let spec = container_spec(&t, &ProjectViews::default(), vec![], &KeepAlive::Image);
-        let plan = create(&t, true, spec, true);
+        let plan = create(&t, true, spec, Some(RuntimeKind::Podman));
         let created = plan.steps.iter().find_map(|s| match s {
             Step::CreateContainer(c) => Some(c.network.clone()),
             _ => None,
         });
         assert_eq!(created.as_deref(), Some("slirp4netns"));
+        // The project annotation (the OCI hook) only with isolation: without, no spec is held.
+        let annotations = |plan: &Plan| {
+            plan.steps.iter().find_map(|s| match s {
+                Step::CreateContainer(c) => Some(c.annotations.clone()),
+                _ => None,
+            })
+        };
+        assert_eq!(
+            annotations(&plan),
+            Some(vec![rootless::hook_annotation(t.project_id)])
+        );
+        let spec = container_spec(&t, &ProjectViews::default(), vec![], &KeepAlive::Image);
+        let open = create(&t, false, spec, Some(RuntimeKind::Podman));
+        assert_eq!(annotations(&open), Some(vec![]));
+
+        // Rootless Docker: no init or hook; the rules right after the start, which they stop
+        // if they fail; no annotation, the default bridge.
+        let spec = container_spec(&t, &ProjectViews::default(), vec![], &KeepAlive::Image);
+        let docker = create(&t, true, spec, Some(RuntimeKind::Docker));
+        assert_eq!(step_names(&docker), ["other", "other", "start", "rules"]);
+        assert_eq!(annotations(&docker), Some(vec![]));
+        let stopped = reuse(
+            &info(ContainerState::Stopped),
+            true,
+            Some(RuntimeKind::Docker),
+            false,
+        );
+        assert_eq!(step_names(&stopped), ["start", "rules"]);
+        assert!(stopped.steps.iter().all(|s| !matches!(
+            s,
+            Step::ApplyRules {
+                stop_on_failure: None
+            }
+        )));
         assert!(!plan
             .steps
             .iter()

@@ -45,6 +45,14 @@ pub trait NetworkGuard {
             "this network helper cannot isolate rootless containers (it has no rules inside a              container's namespace); use a rootful runtime, or set network.lan-access = [\"*\"]"
         )
     }
+    /// Gives the daemon the project's spec for its rootless container's next namespaces: its
+    /// OCI hook has the daemon apply it at every start, before the container's command runs.
+    fn hold_netns_spec(&self, _spec: &NetSpec) -> anyhow::Result<()> {
+        anyhow::bail!(
+            "this network helper cannot isolate rootless containers (it has no rules inside a \
+             container's namespace); use a rootful runtime, or set network.lan-access = [\"*\"]"
+        )
+    }
     /// Whether the project's rules are in place inside the namespace of process `pid`.
     fn netns_applied(&self, _project: &str, _pid: u32) -> anyhow::Result<bool> {
         Ok(false)

@@ -86,6 +86,13 @@ impl NetworkGuard for NetdGuard {
         self.client.apply_in_netns(spec, pid).map_err(explain)
     }
 
+    fn hold_netns_spec(&self, spec: &NetSpec) -> anyhow::Result<()> {
+        super::rootless::require_hook_file(std::path::Path::new(
+            alca_contract::oci_hook::HOOK_FILE,
+        ))?;
+        self.client.hold_netns_spec(spec).map_err(explain)
+    }
+
     fn netns_applied(&self, project: &str, pid: u32) -> anyhow::Result<bool> {
         self.client.netns_applied(project, pid).map_err(explain)
     }

@@ -64,12 +64,6 @@ pub fn apply(
     guard: &dyn NetworkGuard,
 ) -> anyhow::Result<()> {
     if runtime.rootless() {
-        if super::internet_spec::restricted(config) {
-            bail!(
-                "network.internet-access is not supported for rootless containers yet: use a \
-                 rootful runtime, or internet-access = [\"*\"] in .alca.toml"
-            );
-        }
         return rootless::apply(config, id, network, runtime, guard);
     }
     let (mut spec, gateways) = project_spec(config, id, network, runtime)?;
@@ -78,6 +72,12 @@ pub fn apply(
     spec.internet = super::internet_spec::build(config, root, id, &gateways, gateway_up_later)?;
     spec.validate()?;
     guard.apply(&spec)
+}
+
+/// Gives the guard a rootless project's spec before its container's namespace exists (the
+/// container's OCI hook applies it at each start).
+pub fn hold_for_netns(config: &Config, id: &str, guard: &dyn NetworkGuard) -> anyhow::Result<()> {
+    guard.hold_netns_spec(&rootless::spec(config, id, RuntimeKind::Podman)?)
 }
 
 /// Before `run` execs into the project's container: its rules are in place, re-applied here if

@@ -40,6 +40,10 @@ pub fn create_args(spec: &ContainerSpec) -> Vec<String> {
         a.push("--label".into());
         a.push(format!("{key}={value}"));
     }
+    for (key, value) in &spec.annotations {
+        a.push("--annotation".into());
+        a.push(format!("{key}={value}"));
+    }
     for mount in &spec.mounts {
         a.push("--mount".into());
         a.push(mount_arg(mount));
@@ -206,6 +210,7 @@ mod tests {
             name: "alca-0123456789ab".into(),
             image: "alpine".into(),
             network: "alca-0123456789ab".into(),
+            annotations: vec![("io.github.alcatraz.project".into(), "0123".into())],
             labels: vec![("alca.project.id".into(), "0123".into())],
             workdir: "/workspace".into(),
             mounts: vec![BindMount {
@@ -243,6 +248,11 @@ mod tests {
         assert!(a.contains(&"--restart=unless-stopped".to_string()));
         assert!(has_pair(&a, "-w", "/workspace"));
         assert!(has_pair(&a, "--label", "alca.project.id=0123"));
+        assert!(has_pair(
+            &a,
+            "--annotation",
+            "io.github.alcatraz.project=0123"
+        ));
         assert!(has_pair(
             &a,
             "--mount",

@@ -180,6 +180,9 @@ pub struct ContainerSpec {
     pub image: String,
     pub network: String,
     pub labels: Vec<(String, String)>,
+    /// OCI annotations (`--annotation`, Podman): a rootless project's container names its
+    /// project for the daemon's OCI hook ([`alca_contract::oci_hook`]).
+    pub annotations: Vec<(String, String)>,
     pub workdir: String,
     pub mounts: Vec<BindMount>,
     pub memory: Option<String>,

@@ -3,8 +3,8 @@
 //! Like the Go original, `auto` prefers Podman on Linux, but rootful runtimes first: rootless
 //! runtimes route container traffic through user-space networking that never crosses host
 //! nftables. Rootless Podman is isolated by rules inside each container's own namespace
-//! (docs/rootless.md), so it is used when nothing rootful is there; rootless Docker is used
-//! only when the project needs no network isolation.
+//! (docs/rootless.md), so it is used when nothing rootful is there; rootless Docker (the same
+//! rules, applied right after its start, as it has neither `init` nor OCI hooks) last.
 
 use crate::config::RuntimeChoice;
 
@@ -63,15 +63,14 @@ pub fn decide(
     probe: &mut dyn FnMut(RuntimeKind) -> ProbeResult,
 ) -> Result<(RuntimeKind, String), String> {
     match choice {
-        RuntimeChoice::Docker => explicit(RuntimeKind::Docker, isolation_required, probe),
-        RuntimeChoice::Podman => explicit(RuntimeKind::Podman, isolation_required, probe),
+        RuntimeChoice::Docker => explicit(RuntimeKind::Docker, probe),
+        RuntimeChoice::Podman => explicit(RuntimeKind::Podman, probe),
         RuntimeChoice::Auto => auto(isolation_required, probe),
     }
 }
 
 fn explicit(
     kind: RuntimeKind,
-    isolation_required: bool,
     probe: &mut dyn FnMut(RuntimeKind) -> ProbeResult,
 ) -> Result<(RuntimeKind, String), String> {
     let name = kind.binary();
@@ -79,9 +78,6 @@ fn explicit(
         Err(why) => Err(format!(
             "runtime = \"{name}\" in .alca.toml, but {kind} is unavailable: {why}"
         )),
-        Ok(true) if isolation_required && kind == RuntimeKind::Docker => {
-            Err(rootless_refusal(kind))
-        }
         Ok(rootless) => Ok((
             kind,
             format!("{} (runtime = \"{name}\")", label(kind, rootless)),
@@ -108,6 +104,10 @@ fn auto(
         let why = "auto, no rootful runtime; rules inside the container's namespace";
         return Ok((RuntimeKind::Podman, format!("rootless Podman ({why})")));
     }
+    if docker == Ok(true) && isolation_required {
+        let why = "auto, no rootful runtime nor Podman; rules inside the container's namespace";
+        return Ok((RuntimeKind::Docker, format!("rootless Docker ({why})")));
+    }
     if !isolation_required {
         for (kind, result) in [
             (RuntimeKind::Docker, &docker),
@@ -119,7 +119,7 @@ fn auto(
             }
         }
     }
-    Err(auto_failure(isolation_required, &podman, &docker))
+    Err(auto_failure(&podman, &docker))
 }
 
 fn label(kind: RuntimeKind, rootless: bool) -> String {
@@ -138,33 +138,14 @@ fn describe(result: &ProbeResult) -> String {
     }
 }
 
-fn auto_failure(isolation_required: bool, podman: &ProbeResult, docker: &ProbeResult) -> String {
+fn auto_failure(podman: &ProbeResult, docker: &ProbeResult) -> String {
     let mut msg = format!(
         "no usable container runtime (runtime = \"auto\"): Podman: {}; Docker: {}",
         describe(podman),
         describe(docker)
     );
-    if isolation_required && (*podman == Ok(true) || *docker == Ok(true)) {
-        msg.push_str(
-            ". Rootless Docker cannot enforce network isolation: its traffic never crosses the \
-             host firewall. Run rootful Docker or Podman (rootful or rootless), or set \
-             network.lan-access = [\"*\"] to run without isolation",
-        );
-    } else {
-        msg.push_str(". Install and start Docker or Podman");
-    }
+    msg.push_str(". Install and start Docker or Podman");
     msg
-}
-
-fn rootless_refusal(kind: RuntimeKind) -> String {
-    format!(
-        "runtime = \"{}\" is rootless here, and rootless {kind} sends container traffic through \
-         user-space networking (rootlesskit/slirp4netns) that never crosses the host's \
-         nftables, so alca cannot enforce network isolation (rootless Podman can: \
-         runtime = \"podman\"). Use a rootful runtime (Docker, or Podman), or set \
-         network.lan-access = [\"*\"] in .alca.toml to run without isolation",
-        kind.binary()
-    )
 }
 
 #[cfg(test)]
@@ -219,9 +200,15 @@ mod tests {
             pick(RuntimeChoice::Auto, true, Ok(true), DOWN()),
             Ok(RuntimeKind::Podman)
         );
-        // Rootless Docker alone cannot isolate.
-        let err = pick(RuntimeChoice::Auto, true, DOWN(), Ok(true)).unwrap_err();
-        assert!(err.contains("never crosses"), "{err}");
+        // Rootless Docker last: rules in its containers' namespaces too.
+        assert_eq!(
+            pick(RuntimeChoice::Auto, true, DOWN(), Ok(true)),
+            Ok(RuntimeKind::Docker)
+        );
+        assert_eq!(
+            pick(RuntimeChoice::Auto, true, Ok(true), Ok(true)),
+            Ok(RuntimeKind::Podman)
+        );
     }
 
     #[test]
@@ -231,14 +218,15 @@ mod tests {
     }
 
     #[test]
-    fn explicit_rootless_docker_with_isolation_is_refused_rootless_podman_is_not() {
-        let err = pick(RuntimeChoice::Docker, true, Ok(false), Ok(true)).unwrap_err();
-        assert!(err.contains("rootless"), "{err}");
-        assert!(err.contains("lan-access"), "{err}");
+    fn explicit_rootless_runtimes_are_used_with_isolation() {
         for iso in [true, false] {
             assert_eq!(
                 pick(RuntimeChoice::Podman, iso, Ok(true), Ok(false)),
                 Ok(RuntimeKind::Podman)
+            );
+            assert_eq!(
+                pick(RuntimeChoice::Docker, iso, Ok(false), Ok(true)),
+                Ok(RuntimeKind::Docker)
             );
         }
     }
