@@ -117,23 +117,9 @@ impl NetdService {
     }
 
     /// An owner-checked call about one project whose reply is JSON: authenticates the caller,
-    /// checks the id, runs `f(daemon, project, uid)` on the blocking pool.
+    /// checks the id, runs `f(daemon, project, uid)` on the blocking pool. `resolver_call`: the
+    /// project's own narrowed resolver may make it too ([`crate::resolver_senders`]).
     async fn query<T, F>(
-        &self,
-        conn: &Connection,
-        header: &Header<'_>,
-        project: String,
-        f: F,
-    ) -> Result<String, NetdError>
-    where
-        T: serde::Serialize + Send + 'static,
-        F: FnOnce(&Daemon, &str, u32) -> Result<T, NetdError> + Send + 'static,
-    {
-        self.query_for(conn, header, project, false, f).await
-    }
-
-    /// [`Self::query`], made by the project's own narrowed resolver too when `resolver_call`.
-    async fn query_for<T, F>(
         &self,
         conn: &Connection,
         header: &Header<'_>,
@@ -307,7 +293,7 @@ impl NetdService {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, NetdError> {
         let probes = decode_probes(&probes_json).map_err(NetdError::invalid)?;
-        self.query(conn, &header, project, move |e, p, uid| {
+        self.query(conn, &header, project, false, move |e, p, uid| {
             e.arm_probes(p, uid, &probes)
         })
         .await
@@ -321,8 +307,10 @@ impl NetdService {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, NetdError> {
-        self.query(conn, &header, project, |e, p, uid| e.probe_outcome(p, uid))
-            .await
+        self.query(conn, &header, project, false, |e, p, uid| {
+            e.probe_outcome(p, uid)
+        })
+        .await
     }
 
     /// `alca up`'s quick verify without an exec: checks and arms like `ArmProbes`, connects to
@@ -460,7 +448,7 @@ impl NetdService {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, NetdError> {
-        self.query(conn, &header, project, |e, p, uid| e.denied(p, uid))
+        self.query(conn, &header, project, false, |e, p, uid| e.denied(p, uid))
             .await
     }
 
@@ -492,7 +480,7 @@ impl NetdService {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, NetdError> {
-        self.query_for(conn, &header, project, true, |e, p, uid| {
+        self.query(conn, &header, project, true, |e, p, uid| {
             e.internet_entries(p, uid)
         })
         .await
@@ -566,7 +554,7 @@ impl NetdService {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, NetdError> {
-        self.query(conn, &header, project, |e, p, uid| e.grants(p, uid))
+        self.query(conn, &header, project, false, |e, p, uid| e.grants(p, uid))
             .await
     }
 
@@ -579,7 +567,7 @@ impl NetdService {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, NetdError> {
-        self.query(conn, &header, project, |e, p, uid| {
+        self.query(conn, &header, project, false, |e, p, uid| {
             e.internet_status(p, uid)
         })
         .await

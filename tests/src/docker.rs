@@ -31,6 +31,16 @@ pub fn docker_available() -> bool {
         .unwrap_or(false)
 }
 
+/// Fails the calling test unless it runs as root with a docker daemon that answers (the
+/// first lines of every Docker suite); `who` names the suite.
+pub fn require_root_and_docker(who: &str) {
+    crate::privilege::require_root(who);
+    assert!(
+        docker_available(),
+        "docker is not running: run `bash tests/env/setup.sh` first"
+    );
+}
+
 /// A user-defined bridge network whose Linux bridge has a chosen name; removed on drop.
 pub struct Network {
     pub name: String,

@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 use alca_contract::internet::{parse_internet_entry, InternetSpec, ResolvedAddr, ResolvedAddrs};
 use alca_contract::net_spec::bridge_name;
 use alca_contract::NetSpec;
-use alca_e2e::docker::{docker_available, Container, Network, Probe};
+use alca_e2e::docker::{Container, Network, Probe};
 use alca_e2e::netd::{
     call_as, call_ok, group_has, install_helper_for, text, AppliedProject, Reply, TempGroupMember,
 };
-use alca_e2e::netns::{assert_route_via, run_ok, Listener, LANHOST_NS, LAN_VETH, PUBLIC4};
+use alca_e2e::netns::{assert_route_via, Listener, LANHOST_NS, LAN_VETH, PUBLIC4};
 
 const OWNER: &str = "alcatest";
 const OTHER: &str = "alcaother";
@@ -42,13 +42,8 @@ fn project() -> String {
 
 fn spec(project: &str, internet: Option<InternetSpec>) -> String {
     let spec = NetSpec {
-        project: project.into(),
-        bridge: bridge_name(project),
-        allow_all: false,
-        allow: vec![],
-        proxy: None,
-        dns: vec![],
-        internet,
+        internet: internet,
+        ..NetSpec::isolated(project)
     };
     spec.validate().expect("a valid spec");
     serde_json::to_string(&spec).expect("json")
@@ -108,13 +103,7 @@ fn probe_until(c: &Container, port: u16, attempts: u32, want: impl Fn(&Probe) ->
 
 #[test]
 fn resolved_addresses_open_the_internet_only_where_and_while_the_list_allows() {
-    if run_ok("id", &["-u"]).map(|u| u != "0").unwrap_or(true) {
-        panic!("the internet-access suite must run as root (tests/run.sh)");
-    }
-    assert!(
-        docker_available(),
-        "docker is not running: run `bash tests/env/setup.sh` first"
-    );
+    alca_e2e::docker::require_root_and_docker("the internet-access suite");
     assert_route_via(PUBLIC4, LAN_VETH);
     let out = install_helper_for(OWNER, &std::env::temp_dir());
     assert!(out.status.success(), "install: {}", text(&out));

@@ -12,7 +12,7 @@
 
 use std::net::IpAddr;
 
-use alca_e2e::docker::{docker_available, docker_ok, probe_from, Probe};
+use alca_e2e::docker::{docker_ok, probe_from, Probe};
 use alca_e2e::netd::{
     alca_in_ok, container_name, docker_project, install_helper_for, project_id, scratch_dir, text,
     ProjectCleanup,
@@ -36,11 +36,7 @@ const LIFE: u32 = 240;
 
 #[test]
 fn the_list_judges_the_original_destination_before_the_proxy() {
-    alca_e2e::privilege::require_root("the internet_proxy suite");
-    assert!(
-        docker_available(),
-        "docker is not running: run `bash tests/env/setup.sh` first"
-    );
+    alca_e2e::docker::require_root_and_docker("the internet_proxy suite");
     assert_route_via(PUBLIC4, LAN_VETH);
     let zone = TestZone::start();
 

@@ -14,7 +14,7 @@
 use alca_contract::internet::{parse_internet_entry, InternetSpec, ResolvedAddr, ResolvedAddrs};
 use alca_contract::net_spec::bridge_name;
 use alca_contract::NetSpec;
-use alca_e2e::docker::{docker_available, Container, Network, Probe};
+use alca_e2e::docker::{Container, Network, Probe};
 use alca_e2e::netd::{call_as, install_helper_for, stop_daemon, text, Reply};
 use alca_e2e::netns::{assert_route_via, run_ok, Listener, LANHOST_NS, LAN_VETH, PUBLIC4};
 
@@ -43,13 +43,8 @@ fn spec(project: &str, entries: &[&str], resolver_port: u16) -> String {
         ttl_max_secs: 3600,
     };
     let spec = NetSpec {
-        project: project.into(),
-        bridge: bridge_name(project),
-        allow_all: false,
-        allow: vec![],
-        proxy: None,
-        dns: vec![],
         internet: Some(internet),
+        ..NetSpec::isolated(project)
     };
     spec.validate().expect("a valid spec");
     serde_json::to_string(&spec).expect("json")
@@ -96,11 +91,7 @@ impl Drop for Applied {
 
 #[test]
 fn a_reapply_of_the_same_entries_keeps_the_answered_addresses() {
-    alca_e2e::privilege::require_root("the internet_reapply suite");
-    assert!(
-        docker_available(),
-        "docker is not running: run `bash tests/env/setup.sh` first"
-    );
+    alca_e2e::docker::require_root_and_docker("the internet_reapply suite");
     assert_route_via(PUBLIC4, LAN_VETH);
     let out = install_helper_for(OWNER, &std::env::temp_dir());
     assert!(out.status.success(), "install: {}", text(&out));

@@ -14,9 +14,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use alca_contract::net_spec::bridge_name;
 use alca_contract::{AllowRule, NetSpec, Proto};
-use alca_e2e::docker::{
-    docker, docker_available, Container, Network, Probe, TEST_IMAGE, TEST_LABEL,
-};
+use alca_e2e::docker::{docker, Container, Network, Probe, TEST_IMAGE, TEST_LABEL};
 use alca_e2e::netns::{
     assert_route_local, assert_route_via, rule_counter, run_ok, run_with_stdin, uplink_ipv4,
     LanhostV6, Listener, NsCounter, DNS_ANSWER, HOST_LAN4, LAN4, LANHOST_NS, LANHOST_V6, LAN_VETH,
@@ -31,11 +29,7 @@ const LISTENER_LIFE: u32 = 120;
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> Option<MutexGuard<'static, ()>> {
-    alca_e2e::privilege::require_root("the isolation suite (nft, netns, docker)");
-    assert!(
-        docker_available(),
-        "docker is not running: run `bash tests/env/setup.sh` first"
-    );
+    alca_e2e::docker::require_root_and_docker("the isolation suite (nft, netns, docker)");
     let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     // These tests apply their rules with nft, not through the daemon: its guard must not
     // drop their bridges.

@@ -13,7 +13,7 @@
 use std::net::IpAddr;
 use std::path::Path;
 
-use alca_e2e::docker::{docker_available, docker_ok, probe_from, Probe};
+use alca_e2e::docker::{docker_ok, probe_from, Probe};
 use alca_e2e::netd::{
     alca, container_name, env_refs, helper_project, project_id, text, up_env, write_config,
 };
@@ -71,11 +71,7 @@ fn container_ipv4(name: &str) -> String {
 
 #[test]
 fn a_real_redirect_proxy_carries_the_container_tcp_and_lan_stays_blocked() {
-    alca_e2e::privilege::require_root("the proxy suite");
-    assert!(
-        docker_available(),
-        "docker is not running: run `bash tests/env/setup.sh` first"
-    );
+    alca_e2e::docker::require_root_and_docker("the proxy suite");
     assert_route_via(PUBLIC4, LAN_VETH);
     assert_route_via(LAN4, LAN_VETH);
 
