@@ -162,6 +162,11 @@ fn helper_container_end_to_end() {
     );
     restart_reapplies(&isolated);
     eprintln!("step done: restart_reapplies at {:?}", started.elapsed());
+    internet_access_is_refused_through_the_helper(&scratch);
+    eprintln!(
+        "step done: internet_access_is_refused_through_the_helper at {:?}",
+        started.elapsed()
+    );
     proxy_through_the_helper(&scratch);
     eprintln!(
         "step done: proxy_through_the_helper at {:?}",
@@ -417,6 +422,43 @@ fn proxy_through_the_helper(scratch: &Path) {
         got.answered_by(&format!("proxy orig={PUBLIC4}:80 ")),
         "{got:?}"
     );
+}
+
+/// The helper's daemon cannot hear a project's resolver, so an `internet-access` list is
+/// refused at `up`, naming the field and the fix, and nothing of the project is left running
+/// (never a container with the internet open).
+fn internet_access_is_refused_through_the_helper(scratch: &Path) {
+    let dir = project(
+        scratch,
+        "listed",
+        "[network]\ninternet-access = [\"allowed.test\"]\n",
+    );
+    let up = alca(
+        Some(USER),
+        &dir,
+        &["up", "--trust"],
+        &env_refs(&up_env(scratch)),
+    );
+    let out = text(&up);
+    assert!(!up.status.success(), "up must refuse: {out}");
+    assert!(
+        out.contains("network.internet-access") && out.contains("helper container"),
+        "{out}"
+    );
+    if let Some(id) = project_id(&dir) {
+        let running = docker(&[
+            "ps",
+            "-q",
+            "--filter",
+            &format!("name={}", container_of(&id)),
+        ])
+        .expect("docker ps");
+        assert!(
+            String::from_utf8_lossy(&running.stdout).trim().is_empty(),
+            "no container runs: {out}"
+        );
+        assert!(!alca_tables().unwrap().contains(&format!("alca-{id}")));
+    }
 }
 
 fn down_removes_the_rules(scratch: &Path, id: &str) {

@@ -147,6 +147,17 @@ impl NetworkGuard for HelperGuard {
         .map_err(explain)
     }
 
+    /// The helper container's daemon has no bus for the project's resolver to reach it
+    /// (`AllowResolved`), so an `internet-access` list would refuse every name: refused here.
+    fn check_internet_access(&self) -> anyhow::Result<()> {
+        anyhow::bail!(
+            "network.internet-access is not supported through the helper container (macOS, or \
+             Linux without alca-netd) yet: the helper's daemon cannot receive the resolver's \
+             answers. Set internet-access = [\"*\"] in .alca.toml, or on Linux install the \
+             daemon with `sudo alca network-helper install`"
+        )
+    }
+
     fn remove(&self, project: &str) -> anyhow::Result<()> {
         self.done(HelperRequest::Remove {
             uid: self.uid,

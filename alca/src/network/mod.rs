@@ -42,7 +42,8 @@ pub trait NetworkGuard {
     /// process `pid`: a rootless container, whose traffic never crosses the host's rules.
     fn apply_in_netns(&self, _spec: &NetSpec, _pid: u32) -> anyhow::Result<()> {
         anyhow::bail!(
-            "this network helper cannot isolate rootless containers (it has no rules inside a              container's namespace); use a rootful runtime, or set network.lan-access = [\"*\"]"
+            "this network helper cannot isolate rootless containers (it has no rules inside a \
+             container's namespace); use a rootful runtime, or set network.lan-access = [\"*\"]"
         )
     }
     /// Gives the daemon the project's spec for its rootless container's next namespaces: its
@@ -52,6 +53,12 @@ pub trait NetworkGuard {
             "this network helper cannot isolate rootless containers (it has no rules inside a \
              container's namespace); use a rootful runtime, or set network.lan-access = [\"*\"]"
         )
+    }
+    /// Refuses, with the reason and the fix, when this guard cannot enforce an
+    /// `internet-access` list (its daemon cannot hear the project's resolver): checked before
+    /// anything is started, so such a project never runs with the internet open.
+    fn check_internet_access(&self) -> anyhow::Result<()> {
+        Ok(())
     }
     /// Whether the project's rules are in place inside the namespace of process `pid`.
     fn netns_applied(&self, _project: &str, _pid: u32) -> anyhow::Result<bool> {

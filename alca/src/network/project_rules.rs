@@ -66,6 +66,9 @@ pub fn apply(
     if runtime.rootless() {
         return rootless::apply(config, id, network, runtime, guard);
     }
+    if super::internet_spec::restricted(config) {
+        guard.check_internet_access()?;
+    }
     let (mut spec, gateways) = project_spec(config, id, network, runtime)?;
     // netavark puts a network's gateway up with its first container, after the rules.
     let gateway_up_later = runtime.kind() == RuntimeKind::Podman;
