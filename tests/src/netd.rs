@@ -271,9 +271,13 @@ fn without_table_object(text: &str) -> String {
     let Some(len) = text[start..].find("}}") else {
         return text.to_string();
     };
+    let mut start = start;
     let mut end = start + len + 2;
     if text[end..].starts_with(", ") {
         end += 2;
+    } else if text[..start].ends_with(", ") {
+        // The table is the last object (nothing in it): its separator goes with it.
+        start -= 2;
     }
     format!("{}{}", &text[..start], &text[end..])
 }

@@ -381,10 +381,11 @@ fn restart_reapplies(id: &str) {
     run_ok("docker", &["stop", CONTAINER_NAME]).unwrap();
     run_ok("nft", &["delete", "table", "inet", &table]).unwrap();
     run_ok("docker", &["start", CONTAINER_NAME]).unwrap();
+    // Until the table is back whole (bounded: 10 s).
     let mut back = None;
     for _ in 0..40 {
         back = ruleset(&table);
-        if back.is_some() {
+        if back.as_ref() == Some(&expected) {
             break;
         }
         std::thread::sleep(Duration::from_millis(250));

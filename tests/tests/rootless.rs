@@ -242,19 +242,26 @@ fn podman_image_for(user: &str) {
 
 /// Once per test binary (its tests run in parallel): the helper installed with the freshly
 /// built daemon for `USER`, and the test image in `USER`'s rootless store.
-fn setup() {
+/// Installs once, then runs the calling test alone: several tests stop the daemon, which
+/// forgets the specs it holds for rootless projects (in memory only), so a test running beside
+/// them would lose its held spec. Hold the guard for the whole test.
+#[must_use]
+fn setup() -> std::sync::MutexGuard<'static, ()> {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        assert_eq!(run_ok("id", &["-u"]).unwrap(), "0", "needs root");
+        alca_e2e::privilege::require_root("the rootless suite");
         let install = install_helper_for(USER, &std::env::temp_dir());
         assert!(install.status.success(), "{}", text(&install));
         podman_image_for(USER);
     });
+    alone
 }
 
 #[test]
 fn rootless_podman_container_is_isolated_inside_its_own_namespace() {
-    setup();
+    let _alone = setup();
 
     let port = free_port();
     let other_port = free_port();
@@ -447,7 +454,7 @@ fn alca_rootless_with(dir: &std::path::Path, args: &[&str], more: &[(&str, &str)
 /// until `alca up`; `alca down` removes the container.
 #[test]
 fn alca_up_on_rootless_podman_isolates_before_the_container_runs() {
-    setup();
+    let _alone = setup();
     let port = free_port();
     for addr in [LAN4, PUBLIC4] {
         assert_route_via(addr, LAN_VETH);
@@ -597,7 +604,7 @@ fn sampled(name: &str, n: usize) -> String {
 /// A start whose hook cannot apply (no spec held, the project removed) fails and runs nothing.
 #[test]
 fn a_restart_behind_alcas_back_is_ruled_by_the_oci_hook_before_its_first_packet() {
-    setup();
+    let _alone = setup();
     let hook = std::fs::read_to_string(alca_contract::oci_hook::HOOK_FILE)
         .expect("install wrote the OCI hook file");
     assert!(hook.contains("--oci-hook"), "{hook}");
@@ -805,7 +812,7 @@ impl Drop for RootlessDockerd {
 /// internet test host answers. (`alca up` on it: the next test.)
 #[test]
 fn rootless_docker_container_is_isolated_by_rules_in_its_own_namespace() {
-    setup();
+    let _alone = setup();
     let dockerd = RootlessDockerd::start();
     dockerd.ensure_image();
     let rootless = dockerd.docker_ok(&["info", "--format", "{{.SecurityOptions}}"]);
@@ -885,7 +892,7 @@ fn rootless_docker_container_is_isolated_by_rules_in_its_own_namespace() {
 /// the rules back before it runs anything; `alca down` removes the container.
 #[test]
 fn alca_up_on_rootless_docker_isolates_before_anything_runs_in_it() {
-    setup();
+    let _alone = setup();
     let dockerd = RootlessDockerd::start();
     dockerd.ensure_image();
     let port = free_port();
