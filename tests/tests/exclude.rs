@@ -355,6 +355,56 @@ fn host_changes_reach_the_container_byte_identical() {
     );
 }
 
+/// Files are opened without open requests where the kernel supports it, so reads and writes
+/// go to the host object each inode holds: a descriptor open in the container must keep its
+/// file through a host unlink or atomic replace (as on a bind mount), while a file the host
+/// moves to an excluded name can no longer be opened, even though the container had it cached.
+#[test]
+fn open_descriptors_survive_host_unlink_and_replace_and_moved_away_files_cannot_be_reopened() {
+    if !ready() {
+        return;
+    }
+    let env = Env::start("held");
+    let dir = env.tree.path("o");
+    for (name, text) in [("a", "a-old"), ("b", "b-old"), ("c", ""), ("d", "d-visible")] {
+        write(&dir.join(name), text.as_bytes()).expect("write");
+    }
+    let script = "cd /workspace/o && exec 3< a && exec 4< b && exec 5<> c && cat d > /dev/null \
+         && touch ready && i=0; until [ -e go ] || [ $i -ge 200 ]; do usleep 50000; \
+         i=$((i+1)); done; echo \"A:$(cat <&3)\"; echo \"B:$(cat <&4)\"; echo \"B-NOW:$(cat b)\"; \
+         echo tail >&5 && echo C-WROTE; echo \"C:$(cat /proc/self/fd/5)\"; cat d .env 2>&1; ls -a";
+    let name = env.container.name.clone();
+    let out = std::thread::scope(|s| {
+        let container = s.spawn(|| alca_e2e::docker::exec_sh(&name, script).expect("exec"));
+        assert!(
+            eventually(10 * SECOND, || dir.join("ready").exists()),
+            "the container opened its files"
+        );
+        std::fs::remove_file(dir.join("a")).expect("unlink a");
+        write(&dir.join("b.tmp"), b"b-new").expect("write");
+        std::fs::rename(dir.join("b.tmp"), dir.join("b")).expect("replace b");
+        std::fs::remove_file(dir.join("c")).expect("unlink c");
+        std::fs::rename(dir.join("d"), dir.join(".env")).expect("hide d");
+        // The guarantee's bound, then content the container must never see.
+        std::thread::sleep(SECOND);
+        let mut hidden = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.join(".env"))
+            .expect("open .env");
+        std::io::Write::write_all(&mut hidden, env.tree.marker.as_bytes()).expect("append");
+        write(&dir.join("go"), b"").expect("go");
+        container.join().expect("container thread")
+    });
+    assert!(out.contains("A:a-old"), "unlinked file still read: {out}");
+    assert!(out.contains("B:b-old"), "replaced file read as held: {out}");
+    assert!(out.contains("B-NOW:b-new"), "its name shows the new file: {out}");
+    assert!(out.contains("C-WROTE") && out.contains("C:tail"), "unlinked file written: {out}");
+    assert!(!out.contains(&env.tree.marker), "hidden content seen: {out}");
+    assert!(!out.contains("d-visible"), "moved file reopened: {out}");
+    assert_eq!(out.matches("No such file").count(), 2, "d and .env absent: {out}");
+    assert!(!listed(&out, "d") && !listed(&out, ".env"), "listed: {out}");
+}
+
 #[test]
 fn writes_to_excluded_names_are_refused() {
     if !ready() {

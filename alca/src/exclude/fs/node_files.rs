@@ -1,0 +1,176 @@
+//! Host descriptors kept per inode while the kernel knows it, so files can be opened without
+//! open requests (`FUSE_NO_OPEN_SUPPORT`) and still behave like a bind mount: a file the
+//! container holds open keeps being read and written even after the host unlinked it or
+//! replaced it by an atomic save (the design of libfuse's `passthrough_hp`).
+//!
+//! Each regular file the kernel looks up gets an `O_PATH` descriptor of the host object
+//! (checked to be the object the lookup saw), taken before the lookup is answered and closed
+//! when the kernel forgets the inode. Each read or write request reopens that object through
+//! `/proc/self/fd/N` (never through a path) and closes it when done (a few microseconds,
+//! against tens for the request itself):
+//! * no writer stays open on the host, which would make the host refuse to run a program
+//!   the container just built (`ETXTBSY`), as a bind mount never does;
+//! * one descriptor per inode, not two, against `RLIMIT_NOFILE`.
+//!
+//! That limit is raised to the hard one at start; once the descriptors held here reach
+//! [`limit`], new inodes get no handle and are read and written by path instead (located
+//! and checked at each request), which the server logs once.
+
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use nix::errno::Errno;
+use nix::fcntl::{open, openat, OFlag};
+use nix::sys::stat::{fstat, Mode};
+
+use super::host::{host_id, proc_path};
+use super::inodes::HostId;
+
+/// Descriptors a view server keeps free for everything but inode handles: the FUSE device
+/// clones, inotify, directory handles, files opened by create, reopens in flight.
+const RESERVED_FDS: u64 = 1024;
+
+/// Descriptors held by every [`NodeFiles`] of this process (the limit is per process).
+static HELD: AtomicUsize = AtomicUsize::new(0);
+static LIMIT_REPORTED: AtomicBool = AtomicBool::new(false);
+
+/// How many descriptors inode handles may hold: the soft `RLIMIT_NOFILE` minus a reserve.
+pub fn limit() -> usize {
+    use nix::sys::resource::{getrlimit, Resource};
+    let soft = getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft);
+    usize::try_from(soft.saturating_sub(RESERVED_FDS)).unwrap_or(usize::MAX)
+}
+
+/// Takes `n` descriptors from the budget of `limit`; `false` (and nothing taken) when full.
+fn take(n: usize, limit: usize) -> bool {
+    take_from(&HELD, n, limit)
+}
+
+fn take_from(held: &AtomicUsize, n: usize, limit: usize) -> bool {
+    held.fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+        (held + n <= limit).then_some(held + n)
+    })
+    .is_ok()
+}
+
+fn give_back(n: usize) {
+    HELD.fetch_sub(n, Ordering::AcqRel);
+}
+
+/// The host object behind one inode, held while the kernel knows the inode.
+#[derive(Debug)]
+pub struct NodeFiles {
+    object: OwnedFd,
+}
+
+impl NodeFiles {
+    /// Holds the regular file `name` in `dir` if it is still the object `host`. `None` when
+    /// it is not (a host change raced the lookup) or the descriptor budget is spent; the
+    /// inode is then read and written by path.
+    pub fn hold(dir: &impl AsFd, name: &std::ffi::OsStr, host: HostId) -> Option<Arc<Self>> {
+        let limit = limit();
+        if !take(1, limit) {
+            if !LIMIT_REPORTED.swap(true, Ordering::Relaxed) {
+                eprintln!(
+                    "view: {limit} descriptors held for open files (RLIMIT_NOFILE); newly seen files \
+                     are now read and written by path (a file replaced on the host while open \
+                     in the container then fails to read instead of showing its old content)"
+                );
+            }
+            return None;
+        }
+        let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let object = match openat(dir, name, flags, Mode::empty()) {
+            Ok(fd) if fstat(&fd).is_ok_and(|st| host_id(&st) == host) => fd,
+            _ => {
+                give_back(1);
+                return None;
+            }
+        };
+        Some(Arc::new(NodeFiles { object }))
+    }
+
+    /// A descriptor to read the object, for one request.
+    pub fn reader(&self) -> Result<File, Errno> {
+        self.reopen(OFlag::O_RDONLY)
+    }
+
+    /// A descriptor to write the object, for one request: read-write when the host mode
+    /// allows it, else write-only.
+    pub fn writer(&self) -> Result<File, Errno> {
+        match self.reopen(OFlag::O_RDWR) {
+            Err(Errno::EACCES) => self.reopen(OFlag::O_WRONLY),
+            res => res,
+        }
+    }
+
+    /// The object's current `lstat` (it may have been unlinked: still the same object).
+    pub fn stat(&self) -> Result<nix::sys::stat::FileStat, Errno> {
+        fstat(&self.object)
+    }
+
+    /// `/proc/self/fd/N` of the object: the object itself, wherever (or whether) it is named
+    /// on the host now, for calls that follow it (only regular files are held).
+    pub fn path(&self) -> std::path::PathBuf {
+        proc_path(&self.object)
+    }
+
+    fn reopen(&self, mode: OFlag) -> Result<File, Errno> {
+        open(&self.path(), mode | OFlag::O_CLOEXEC, Mode::empty()).map(File::from)
+    }
+}
+
+impl Drop for NodeFiles {
+    fn drop(&mut self) {
+        give_back(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+    use std::io::Read;
+    use std::os::unix::fs::FileExt;
+
+    #[test]
+    fn a_held_file_stays_readable_and_writable_after_the_host_unlinks_or_replaces_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("f"), b"old").expect("write");
+        let st = nix::sys::stat::stat(&dir.path().join("f")).expect("stat");
+        let root = File::open(dir.path()).expect("open dir");
+        let files = NodeFiles::hold(&root, OsStr::new("f"), host_id(&st)).expect("held");
+        // An atomic save on the host: a new object takes the name.
+        std::fs::write(dir.path().join("tmp"), b"new").expect("write");
+        std::fs::rename(dir.path().join("tmp"), dir.path().join("f")).expect("rename");
+        let mut got = String::new();
+        let mut reader = files.reader().expect("reader");
+        reader.read_to_string(&mut got).expect("read");
+        assert_eq!(got, "old", "the held object, not whatever has its name now");
+        files.writer().expect("writer").write_all_at(b"OLD", 0).expect("write");
+        got.clear();
+        files.reader().expect("reader").read_to_string(&mut got).expect("read");
+        assert_eq!(got, "OLD");
+        assert_eq!(std::fs::read(dir.path().join("f")).expect("read"), b"new");
+        assert_eq!(files.stat().expect("stat").st_nlink, 0);
+    }
+
+    #[test]
+    fn another_object_under_the_name_is_not_held() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("f"), b"x").expect("write");
+        let root = File::open(dir.path()).expect("open dir");
+        assert!(NodeFiles::hold(&root, OsStr::new("f"), (0, 0)).is_none());
+        assert!(NodeFiles::hold(&root, OsStr::new("absent"), (0, 0)).is_none());
+    }
+
+    #[test]
+    fn the_budget_refuses_past_its_limit() {
+        let held = AtomicUsize::new(0);
+        assert!(take_from(&held, 2, 2));
+        assert!(!take_from(&held, 1, 2), "full");
+        assert_eq!(held.load(Ordering::Acquire), 2, "a refusal takes nothing");
+    }
+}
