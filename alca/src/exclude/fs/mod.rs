@@ -260,34 +260,51 @@ impl FilterFs {
         Some((watch, fstat(&fd).ok().unwrap_or(*st)))
     }
 
-    /// Attributes of `ino`: through the open file when the request comes from one (`fh`: a
-    /// handle of open or create, or 0 for a file the kernel opened itself), else at its
-    /// current host place. A file the host unlinked, replaced or moved away can only still
-    /// be reached through a reference the container holds (an open descriptor,
-    /// `/proc/PID/fd`), so its held object answers, as on a bind mount, with short caching.
+    /// Attributes of `ino`: through the open file when the request comes from one opened by
+    /// an open or create request (`fh`), else at its current host place, else (a file the
+    /// host unlinked while the container holds it) from its held object.
     fn getattr_of(&self, ino: u64, fh: Option<u64>) -> Result<Cached, Errno> {
         if let Some(file) = fh.and_then(|fh| self.files.get(fh)) {
             let st = fstat(&*file).map_err(errno)?;
             return Ok(self.cached(ino, &st));
         }
-        let held = self.held(ino);
-        if let Some(files) = held.as_ref().filter(|_| fh.is_some()) {
-            let st = files.stat().map_err(errno)?;
-            return Ok(self.cached(ino, &st));
-        }
-        match (self.locate(ino), held) {
-            (Ok((_, st)), _) => Ok(self.cached(ino, &st)),
-            (Err(_), Some(files)) => {
-                let st = files.stat().map_err(errno)?;
-                Ok((attr::from_stat(ino, &st), SHORT_TTL))
+        match self.held_usable(ino)? {
+            Some((_, st, true)) => Ok(self.cached(ino, &st)),
+            Some((_, st, false)) => Ok((attr::from_stat(ino, &st), SHORT_TTL)),
+            None => {
+                let (_, st) = self.locate(ino)?;
+                Ok(self.cached(ino, &st))
             }
-            (Err(e), None) => Err(e),
         }
     }
 
     /// The host object `ino` holds (files opened without open requests).
     fn held(&self, ino: u64) -> Option<Arc<NodeFiles>> {
         self.table().files(ino)
+    }
+
+    /// The held object of `ino`, its `lstat`, and whether it is still at the node's place,
+    /// when the container may still use it: its place still names it (and is not
+    /// excluded), or the host unlinked it (an atomic replace, a delete: no name can reveal
+    /// it any more, and a descriptor keeps it, as on a bind mount). A file the host moved
+    /// to another name fails closed with `ENOENT`: the new name may be excluded, and the
+    /// kernel may still hand out the old name for a few milliseconds. `None`: no held object.
+    #[allow(clippy::type_complexity)]
+    fn held_usable(&self, ino: u64) -> Result<Option<(Arc<NodeFiles>, FileStat, bool)>, Errno> {
+        let Some(files) = self.held(ino) else {
+            return Ok(None);
+        };
+        match self.locate(ino) {
+            Ok((_, st)) => Ok(Some((files, st, true))),
+            Err(e) => {
+                let st = files.stat().map_err(errno)?;
+                if st.st_nlink == 0 {
+                    Ok(Some((files, st, false)))
+                } else {
+                    Err(e)
+                }
+            }
+        }
     }
 
     fn readlink_of(&self, ino: u64) -> Result<Vec<u8>, Errno> {

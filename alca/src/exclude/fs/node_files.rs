@@ -12,6 +12,11 @@
 //!   the container just built (`ETXTBSY`), as a bind mount never does;
 //! * one descriptor per inode, not two, against `RLIMIT_NOFILE`.
 //!
+//! The one writer kept is the descriptor a create opened when the new file's mode does not
+//! let its owner write (git's objects are created `0444`): no later reopen could write it,
+//! and the kernel sends no release when it opens files itself, so it stays with the inode
+//! (the container's own open keeps the inode, so it goes soon after the container closes).
+//!
 //! That limit is raised to the hard one at start; once the descriptors held here reach
 //! [`limit`], new inodes get no handle and are read and written by path instead (located
 //! and checked at each request), which the server logs once.
@@ -19,7 +24,7 @@
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use nix::errno::Errno;
 use nix::fcntl::{open, openat, OFlag};
@@ -63,6 +68,8 @@ fn give_back(n: usize) {
 #[derive(Debug)]
 pub struct NodeFiles {
     object: OwnedFd,
+    /// The writable descriptor of the create that made a file its owner cannot write.
+    creator: Mutex<Option<Arc<File>>>,
 }
 
 impl NodeFiles {
@@ -89,7 +96,10 @@ impl NodeFiles {
                 return None;
             }
         };
-        Some(Arc::new(NodeFiles { object }))
+        Some(Arc::new(NodeFiles {
+            object,
+            creator: Mutex::new(None),
+        }))
     }
 
     /// A descriptor to read the object, for one request.
@@ -97,13 +107,34 @@ impl NodeFiles {
         self.reopen(OFlag::O_RDONLY)
     }
 
-    /// A descriptor to write the object, for one request: read-write when the host mode
-    /// allows it, else write-only.
-    pub fn writer(&self) -> Result<File, Errno> {
+    /// Keeps `file`, opened writable by the create that made the object, for the writes that
+    /// follow (see the module's notes); dropped when the budget is spent.
+    pub fn keep_creator(&self, file: File) {
+        let limit = limit();
+        if take(1, limit) {
+            let mut slot = self.creator.lock().unwrap_or_else(PoisonError::into_inner);
+            if slot.replace(Arc::new(file)).is_some() {
+                give_back(1);
+            }
+        }
+    }
+
+    /// A descriptor to write the object: the create's, if kept; else one for this request,
+    /// read-write when the host mode allows it, else write-only.
+    pub fn writer(&self) -> Result<Arc<File>, Errno> {
+        let creator = self
+            .creator
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(file) = creator {
+            return Ok(file);
+        }
         match self.reopen(OFlag::O_RDWR) {
             Err(Errno::EACCES) => self.reopen(OFlag::O_WRONLY),
             res => res,
         }
+        .map(Arc::new)
     }
 
     /// The object's current `lstat` (it may have been unlinked: still the same object).
@@ -124,7 +155,12 @@ impl NodeFiles {
 
 impl Drop for NodeFiles {
     fn drop(&mut self) {
-        give_back(1);
+        let creator = self
+            .creator
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some();
+        give_back(1 + usize::from(creator));
     }
 }
 

@@ -86,19 +86,20 @@ impl FilterFs {
 
     /// The host file behind a read or write of `ino`: the handle `fh` of an open or create,
     /// or for handle 0 (the kernel opened the file itself) the inode's held host object,
-    /// reopened for this request; an inode holding none (descriptor budget spent) is
-    /// located by path and checked.
+    /// checked to be still usable ([`FilterFs::held_usable`], as an open request checked the
+    /// file before) and reopened for this request; an inode holding none (descriptor budget
+    /// spent) is located by path and checked.
     pub(super) fn data_file(&self, ino: u64, fh: u64, write: bool) -> Result<Arc<File>, Errno> {
         if fh != 0 {
             return self.files.get(fh).ok_or(Errno::EBADF);
         }
-        if let Some(files) = self.held(ino) {
+        if let Some((files, _, _)) = self.held_usable(ino)? {
             let file = if write {
                 files.writer()
             } else {
-                files.reader()
+                files.reader().map(Arc::new)
             };
-            return file.map(Arc::new).map_err(errno);
+            return file.map_err(errno);
         }
         let (loc, _) = self.locate(ino)?;
         let mode = if write {
@@ -137,8 +138,20 @@ impl FilterFs {
         let fd = openat(&dir, name, oflags, super::attr::host_perm(mode)).map_err(errno)?;
         let st = fstat(&fd).map_err(errno)?;
         let cached = self.entry(parent, &dir, name, &st);
-        let flags = self.open_flags(cached.0.ino.0, &st);
-        Ok((cached, self.files.insert(File::from(fd)), flags))
+        let ino = cached.0.ino.0;
+        let flags = self.open_flags(ino, &st);
+        if !self.no_open() {
+            return Ok((cached, self.files.insert(File::from(fd)), flags));
+        }
+        // The kernel sends no release for a create once it opens files itself: handle 0,
+        // writes go to the held object, and only a writer no reopen could get is kept.
+        let writable = flags_write(oflags);
+        if writable && mode & libc::S_IWUSR == 0 {
+            if let Some(files) = self.held(ino) {
+                files.keep_creator(File::from(fd));
+            }
+        }
+        Ok((cached, 0, flags))
     }
 
     pub(super) fn read_file(
@@ -324,6 +337,11 @@ impl FilterFs {
             frsize: s.fragment_size() as u32,
         })
     }
+}
+
+/// Whether open flags ask for writing.
+fn flags_write(flags: OFlag) -> bool {
+    flags.bits() & libc::O_ACCMODE != libc::O_RDONLY
 }
 
 fn dot(name: &str, ino: u64) -> Item {

@@ -39,8 +39,10 @@ impl FilterFs {
         change: AttrChange,
         fh: Option<u64>,
     ) -> Result<Cached, Errno> {
-        if let Some(files) = fh.filter(|&fh| fh == 0).and_then(|_| self.held(ino)) {
-            return self.setattr_held(ino, &files, change);
+        if fh == Some(0) {
+            if let Some((files, _, _)) = self.held_usable(ino)? {
+                return self.setattr_held(ino, &files, change);
+            }
         }
         let (loc, st) = self.locate(ino)?;
         if let Some(mode) = change.mode {
@@ -73,8 +75,8 @@ impl FilterFs {
     }
 
     /// setattr from a file the kernel opened without an open request (`ftruncate`, `O_TRUNC`):
-    /// applied to the held host object, which stays that file after a host unlink or
-    /// replace, as the container's descriptor does.
+    /// applied to the held host object (checked usable by the caller), which stays that
+    /// file after a host unlink or replace, as the container's descriptor does.
     fn setattr_held(&self, ino: u64, files: &NodeFiles, change: AttrChange) -> Result<Cached, Errno> {
         let object = files.path();
         if let Some(mode) = change.mode {
@@ -98,7 +100,7 @@ impl FilterFs {
         }
         if let Some(size) = change.size {
             let len = i64::try_from(size).map_err(|_| Errno::EFBIG)?;
-            ftruncate(files.writer().map_err(errno)?, len).map_err(errno)?;
+            ftruncate(&*files.writer().map_err(errno)?, len).map_err(errno)?;
         }
         if change.atime.is_some() || change.mtime.is_some() {
             utimensat(
