@@ -675,6 +675,39 @@ fn start_is_idempotent_restarts_on_pattern_change_and_stop_cleans_up() {
     engine.stop(&state).expect("second stop is a no-op");
 }
 
+/// git writes its objects into files it creates read-only (`0444`). An unprivileged server
+/// cannot reopen such a file for writing, so the descriptor of the create itself must carry
+/// the writes (files are opened without open requests, and the kernel sends no release).
+#[test]
+fn files_created_read_only_are_still_written_through_their_create() {
+    if !ready() {
+        return;
+    }
+    let tree = ProjectTree::create("rocreate").expect("tree");
+    let state = tree.state_dir();
+    std::fs::create_dir_all(state.join("mnt")).expect("state dir");
+    let spec = ViewSpec::new(tree.root().to_path_buf(), &patterns(), &state);
+    spec.write(&state).expect("spec");
+    tree.chown("alcatest").expect("chown");
+    let server = UserServer::start("alcatest", &state);
+    let container = start_container("rocreate", &spec.mountpoint);
+    let out = container
+        .sh("cd /workspace && umask 0222 && i=0; while [ $i -lt 50 ]; do \
+             { echo first; echo second; } > ro.$i || echo FAILED $i; i=$((i+1)); done; \
+             cat ro.0 ro.49; ls -l ro.0")
+        .expect("exec");
+    assert!(!out.contains("FAILED"), "{out}");
+    assert!(out.contains("-r--r--r--"), "created read-only: {out}");
+    for i in [0, 49] {
+        assert_eq!(
+            std::fs::read_to_string(tree.path(&format!("ro.{i}"))).expect("on the host"),
+            "first\nsecond\n"
+        );
+    }
+    drop(container);
+    drop(server);
+}
+
 #[test]
 fn files_created_in_the_container_belong_to_the_invoking_user() {
     if !ready() {
