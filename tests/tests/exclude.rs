@@ -677,26 +677,38 @@ fn start_is_idempotent_restarts_on_pattern_change_and_stop_cleans_up() {
 
 /// git writes its objects into files it creates read-only (`0444`). An unprivileged server
 /// cannot reopen such a file for writing, so the descriptor of the create itself must carry
-/// the writes (files are opened without open requests, and the kernel sends no release).
+/// the writes (files are opened without open requests, and the kernel sends no release);
+/// also once the server holds as many descriptors as its limit allows (then files are read
+/// by path).
 #[test]
 fn files_created_read_only_are_still_written_through_their_create() {
     if !ready() {
         return;
     }
-    let tree = ProjectTree::create("rocreate").expect("tree");
+    read_only_creates("rocreate", None);
+    read_only_creates("rocreatelim", Some(1100));
+}
+
+fn read_only_creates(tag: &str, nofile: Option<u32>) {
+    let tree = ProjectTree::create(tag).expect("tree");
+    for i in 0..300 {
+        write(&tree.path(&format!("many/m.{i}")), format!("m{i}\n").as_bytes()).expect("write");
+    }
     let state = tree.state_dir();
     std::fs::create_dir_all(state.join("mnt")).expect("state dir");
     let spec = ViewSpec::new(tree.root().to_path_buf(), &patterns(), &state);
     spec.write(&state).expect("spec");
     tree.chown("alcatest").expect("chown");
-    let server = UserServer::start("alcatest", &state);
-    let container = start_container("rocreate", &spec.mountpoint);
+    let server = UserServer::start_limited("alcatest", &state, nofile);
+    let container = start_container(tag, &spec.mountpoint);
     let out = container
-        .sh("cd /workspace && umask 0222 && i=0; while [ $i -lt 50 ]; do \
+        .sh("cd /workspace && ls -l many > /dev/null && cat many/* | wc -l && umask 0222 \
+             && i=0; while [ $i -lt 50 ]; do \
              { echo first; echo second; } > ro.$i || echo FAILED $i; i=$((i+1)); done; \
              cat ro.0 ro.49; ls -l ro.0")
         .expect("exec");
     assert!(!out.contains("FAILED"), "{out}");
+    assert!(out.lines().next().is_some_and(|l| l.trim() == "300"), "{out}");
     assert!(out.contains("-r--r--r--"), "created read-only: {out}");
     for i in [0, 49] {
         assert_eq!(
@@ -751,9 +763,16 @@ struct UserServer {
 
 impl UserServer {
     fn start(user: &str, state: &Path) -> UserServer {
+        UserServer::start_limited(user, state, None)
+    }
+
+    /// With `nofile`: under that `RLIMIT_NOFILE` (soft and hard).
+    fn start_limited(user: &str, state: &Path, nofile: Option<u32>) -> UserServer {
         alca_e2e::netd::fuse_ready_for(user);
+        let limit = nofile.map(|n| format!("--nofile={n}:{n}"));
         let mut child = Command::new("runuser")
             .args(["-u", user, "--"])
+            .args(limit.iter().flat_map(|l| ["prlimit", l.as_str(), "--"]))
             .arg(alca_bin().expect("alca"))
             .arg("__serve-view")
             .arg(state)

@@ -67,7 +67,9 @@ fn give_back(n: usize) {
 /// The host object behind one inode, held while the kernel knows the inode.
 #[derive(Debug)]
 pub struct NodeFiles {
-    object: OwnedFd,
+    /// `O_PATH` descriptor of the object; `None` when only a creator could be kept (the
+    /// budget was spent, see [`NodeFiles::creator_only`]).
+    object: Option<OwnedFd>,
     /// The writable descriptor of the create that made a file its owner cannot write.
     creator: Mutex<Option<Arc<File>>>,
 }
@@ -97,9 +99,21 @@ impl NodeFiles {
             }
         };
         Some(Arc::new(NodeFiles {
-            object,
+            object: Some(object),
             creator: Mutex::new(None),
         }))
+    }
+
+    /// Holds only `file`, the writable descriptor of a create whose mode denies its owner
+    /// writing, when no `O_PATH` handle could be held (budget spent): without it the writes
+    /// that follow the create (git's objects) would fail. Taken from the reserve, since it
+    /// goes when the container closes the file and the kernel forgets the inode.
+    pub fn creator_only(file: File) -> Arc<Self> {
+        HELD.fetch_add(1, Ordering::AcqRel);
+        Arc::new(NodeFiles {
+            object: None,
+            creator: Mutex::new(Some(Arc::new(file))),
+        })
     }
 
     /// A descriptor to read the object, for one request.
@@ -110,7 +124,8 @@ impl NodeFiles {
     /// Keeps `file`, opened writable by the create that made the object, for the writes that
     /// follow (see the module's notes); dropped when the budget is spent.
     pub fn keep_creator(&self, file: File) {
-        let limit = limit();
+        // From the reserve too: see `creator_only`.
+        let limit = limit().saturating_add(usize::try_from(RESERVED_FDS / 2).unwrap_or(0));
         if take(1, limit) {
             let mut slot = self.creator.lock().unwrap_or_else(PoisonError::into_inner);
             if slot.replace(Arc::new(file)).is_some() {
@@ -139,17 +154,33 @@ impl NodeFiles {
 
     /// The object's current `lstat` (it may have been unlinked: still the same object).
     pub fn stat(&self) -> Result<nix::sys::stat::FileStat, Errno> {
-        fstat(&self.object)
+        self.with_fd(|fd| fstat(fd))?
     }
 
     /// `/proc/self/fd/N` of the object: the object itself, wherever (or whether) it is named
-    /// on the host now, for calls that follow it (only regular files are held).
-    pub fn path(&self) -> std::path::PathBuf {
-        proc_path(&self.object)
+    /// on the host now, for calls that follow it (only regular files are held). Valid while
+    /// `self` lives.
+    pub fn path(&self) -> Result<std::path::PathBuf, Errno> {
+        self.with_fd(|fd| proc_path(&fd))
     }
 
     fn reopen(&self, mode: OFlag) -> Result<File, Errno> {
-        open(&self.path(), mode | OFlag::O_CLOEXEC, Mode::empty()).map(File::from)
+        open(&self.path()?, mode | OFlag::O_CLOEXEC, Mode::empty()).map(File::from)
+    }
+
+    /// Runs `f` on a descriptor of the object: the `O_PATH` one, else the creator's (kept
+    /// until `self` drops, so the descriptor number stays this object's).
+    fn with_fd<R>(&self, f: impl FnOnce(std::os::fd::BorrowedFd<'_>) -> R) -> Result<R, Errno> {
+        if let Some(object) = &self.object {
+            return Ok(f(object.as_fd()));
+        }
+        let creator = self
+            .creator
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or(Errno::ENOENT)?;
+        Ok(f(creator.as_fd()))
     }
 }
 
@@ -160,7 +191,7 @@ impl Drop for NodeFiles {
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner)
             .is_some();
-        give_back(1 + usize::from(creator));
+        give_back(usize::from(self.object.is_some()) + usize::from(creator));
     }
 }
 

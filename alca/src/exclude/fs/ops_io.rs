@@ -19,6 +19,7 @@ use nix::sys::statvfs::fstatvfs;
 use super::host::{errno, host_id, io_errno, stat_at};
 use super::inodes::Watch;
 use super::listing::{visible_entries, Item};
+use super::node_files::NodeFiles;
 use super::{attr, Cached, FilterFs};
 
 /// An open directory: its host descriptor and, once read, its visible entries.
@@ -147,8 +148,12 @@ impl FilterFs {
         // writes go to the held object, and only a writer no reopen could get is kept.
         let writable = flags_write(oflags);
         if writable && mode & libc::S_IWUSR == 0 {
-            if let Some(files) = self.held(ino) {
-                files.keep_creator(File::from(fd));
+            match self.held(ino) {
+                Some(files) => files.keep_creator(File::from(fd)),
+                None => {
+                    let files = NodeFiles::creator_only(File::from(fd));
+                    self.with_table(|table| table.hold_files(ino, files));
+                }
             }
         }
         Ok((cached, 0, flags))

@@ -78,7 +78,7 @@ impl FilterFs {
     /// applied to the held host object (checked usable by the caller), which stays that
     /// file after a host unlink or replace, as the container's descriptor does.
     fn setattr_held(&self, ino: u64, files: &NodeFiles, change: AttrChange) -> Result<Cached, Errno> {
-        let object = files.path();
+        let object = files.path().map_err(errno)?;
         if let Some(mode) = change.mode {
             fchmodat(
                 nix::fcntl::AT_FDCWD,
