@@ -366,7 +366,12 @@ fn open_descriptors_survive_host_unlink_and_replace_and_moved_away_files_cannot_
     }
     let env = Env::start("held");
     let dir = env.tree.path("o");
-    for (name, text) in [("a", "a-old"), ("b", "b-old"), ("c", ""), ("d", "d-visible")] {
+    for (name, text) in [
+        ("a", "a-old"),
+        ("b", "b-old"),
+        ("c", ""),
+        ("d", "d-visible"),
+    ] {
         write(&dir.join(name), text.as_bytes()).expect("write");
     }
     let script = "cd /workspace/o && exec 3< a && exec 4< b && exec 5<> c && cat d > /dev/null \
@@ -397,11 +402,24 @@ fn open_descriptors_survive_host_unlink_and_replace_and_moved_away_files_cannot_
     });
     assert!(out.contains("A:a-old"), "unlinked file still read: {out}");
     assert!(out.contains("B:b-old"), "replaced file read as held: {out}");
-    assert!(out.contains("B-NOW:b-new"), "its name shows the new file: {out}");
-    assert!(out.contains("C-WROTE") && out.contains("C:tail"), "unlinked file written: {out}");
-    assert!(!out.contains(&env.tree.marker), "hidden content seen: {out}");
+    assert!(
+        out.contains("B-NOW:b-new"),
+        "its name shows the new file: {out}"
+    );
+    assert!(
+        out.contains("C-WROTE") && out.contains("C:tail"),
+        "unlinked file written: {out}"
+    );
+    assert!(
+        !out.contains(&env.tree.marker),
+        "hidden content seen: {out}"
+    );
     assert!(!out.contains("d-visible"), "moved file reopened: {out}");
-    assert_eq!(out.matches("No such file").count(), 2, "d and .env absent: {out}");
+    assert_eq!(
+        out.matches("No such file").count(),
+        2,
+        "d and .env absent: {out}"
+    );
     assert!(!listed(&out, "d") && !listed(&out, ".env"), "listed: {out}");
 }
 
@@ -692,7 +710,11 @@ fn files_created_read_only_are_still_written_through_their_create() {
 fn read_only_creates(tag: &str, nofile: Option<u32>) {
     let tree = ProjectTree::create(tag).expect("tree");
     for i in 0..300 {
-        write(&tree.path(&format!("many/m.{i}")), format!("m{i}\n").as_bytes()).expect("write");
+        write(
+            &tree.path(&format!("many/m.{i}")),
+            format!("m{i}\n").as_bytes(),
+        )
+        .expect("write");
     }
     let state = tree.state_dir();
     std::fs::create_dir_all(state.join("mnt")).expect("state dir");
@@ -702,13 +724,18 @@ fn read_only_creates(tag: &str, nofile: Option<u32>) {
     let server = UserServer::start_limited("alcatest", &state, nofile);
     let container = start_container(tag, &spec.mountpoint);
     let out = container
-        .sh("cd /workspace && ls -l many > /dev/null && cat many/* | wc -l && umask 0222 \
+        .sh(
+            "cd /workspace && ls -l many > /dev/null && cat many/* | wc -l && umask 0222 \
              && i=0; while [ $i -lt 50 ]; do \
              { echo first; echo second; } > ro.$i || echo FAILED $i; i=$((i+1)); done; \
-             cat ro.0 ro.49; ls -l ro.0")
+             cat ro.0 ro.49; ls -l ro.0",
+        )
         .expect("exec");
     assert!(!out.contains("FAILED"), "{out}");
-    assert!(out.lines().next().is_some_and(|l| l.trim() == "300"), "{out}");
+    assert!(
+        out.lines().next().is_some_and(|l| l.trim() == "300"),
+        "{out}"
+    );
     assert!(out.contains("-r--r--r--"), "created read-only: {out}");
     for i in [0, 49] {
         assert_eq!(

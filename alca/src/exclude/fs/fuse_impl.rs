@@ -377,6 +377,9 @@ impl Filesystem for FilterFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
-        empty(reply, self.fallocate_file((ino.0, fh.0), offset, length, mode));
+        empty(
+            reply,
+            self.fallocate_file((ino.0, fh.0), offset, length, mode),
+        );
     }
 }

@@ -216,9 +216,17 @@ mod tests {
         let mut reader = files.reader().expect("reader");
         reader.read_to_string(&mut got).expect("read");
         assert_eq!(got, "old", "the held object, not whatever has its name now");
-        files.writer().expect("writer").write_all_at(b"OLD", 0).expect("write");
+        files
+            .writer()
+            .expect("writer")
+            .write_all_at(b"OLD", 0)
+            .expect("write");
         got.clear();
-        files.reader().expect("reader").read_to_string(&mut got).expect("read");
+        files
+            .reader()
+            .expect("reader")
+            .read_to_string(&mut got)
+            .expect("read");
         assert_eq!(got, "OLD");
         assert_eq!(std::fs::read(dir.path().join("f")).expect("read"), b"new");
         assert_eq!(files.stat().expect("stat").st_nlink, 0);

@@ -77,7 +77,12 @@ impl FilterFs {
     /// setattr from a file the kernel opened without an open request (`ftruncate`, `O_TRUNC`):
     /// applied to the held host object (checked usable by the caller), which stays that
     /// file after a host unlink or replace, as the container's descriptor does.
-    fn setattr_held(&self, ino: u64, files: &NodeFiles, change: AttrChange) -> Result<Cached, Errno> {
+    fn setattr_held(
+        &self,
+        ino: u64,
+        files: &NodeFiles,
+        change: AttrChange,
+    ) -> Result<Cached, Errno> {
         let object = files.path().map_err(errno)?;
         if let Some(mode) = change.mode {
             fchmodat(
