@@ -41,11 +41,15 @@ const RESERVED_FDS: u64 = 1024;
 static HELD: AtomicUsize = AtomicUsize::new(0);
 static LIMIT_REPORTED: AtomicBool = AtomicBool::new(false);
 
-/// How many descriptors inode handles may hold: the soft `RLIMIT_NOFILE` minus a reserve.
+/// How many descriptors inode handles may hold: the soft `RLIMIT_NOFILE` minus a reserve,
+/// read once (the server raises the limit before it serves).
 pub fn limit() -> usize {
     use nix::sys::resource::{getrlimit, Resource};
-    let soft = getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft);
-    usize::try_from(soft.saturating_sub(RESERVED_FDS)).unwrap_or(usize::MAX)
+    static LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        let soft = getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft);
+        usize::try_from(soft.saturating_sub(RESERVED_FDS)).unwrap_or(usize::MAX)
+    })
 }
 
 /// Takes `n` descriptors from the budget of `limit`; `false` (and nothing taken) when full.
