@@ -355,6 +355,74 @@ fn host_changes_reach_the_container_byte_identical() {
     );
 }
 
+/// Files are opened without open requests where the kernel supports it, so reads and writes
+/// go to the host object each inode holds: a descriptor open in the container must keep its
+/// file through a host unlink or atomic replace (as on a bind mount), while a file the host
+/// moves to an excluded name can no longer be opened, even though the container had it cached.
+#[test]
+fn open_descriptors_survive_host_unlink_and_replace_and_moved_away_files_cannot_be_reopened() {
+    if !ready() {
+        return;
+    }
+    let env = Env::start("held");
+    let dir = env.tree.path("o");
+    for (name, text) in [
+        ("a", "a-old"),
+        ("b", "b-old"),
+        ("c", ""),
+        ("d", "d-visible"),
+    ] {
+        write(&dir.join(name), text.as_bytes()).expect("write");
+    }
+    let script = "cd /workspace/o && exec 3< a && exec 4< b && exec 5<> c && cat d > /dev/null \
+         && touch ready && i=0; until [ -e go ] || [ $i -ge 200 ]; do usleep 50000; \
+         i=$((i+1)); done; echo \"A:$(cat <&3)\"; echo \"B:$(cat <&4)\"; echo \"B-NOW:$(cat b)\"; \
+         echo tail >&5 && echo C-WROTE; echo \"C:$(cat /proc/self/fd/5)\"; cat d .env 2>&1; ls -a";
+    let name = env.container.name.clone();
+    let out = std::thread::scope(|s| {
+        let container = s.spawn(|| alca_e2e::docker::exec_sh(&name, script).expect("exec"));
+        assert!(
+            eventually(10 * SECOND, || dir.join("ready").exists()),
+            "the container opened its files"
+        );
+        std::fs::remove_file(dir.join("a")).expect("unlink a");
+        write(&dir.join("b.tmp"), b"b-new").expect("write");
+        std::fs::rename(dir.join("b.tmp"), dir.join("b")).expect("replace b");
+        std::fs::remove_file(dir.join("c")).expect("unlink c");
+        std::fs::rename(dir.join("d"), dir.join(".env")).expect("hide d");
+        // The guarantee's bound, then content the container must never see.
+        std::thread::sleep(SECOND);
+        let mut hidden = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.join(".env"))
+            .expect("open .env");
+        std::io::Write::write_all(&mut hidden, env.tree.marker.as_bytes()).expect("append");
+        write(&dir.join("go"), b"").expect("go");
+        container.join().expect("container thread")
+    });
+    assert!(out.contains("A:a-old"), "unlinked file still read: {out}");
+    assert!(out.contains("B:b-old"), "replaced file read as held: {out}");
+    assert!(
+        out.contains("B-NOW:b-new"),
+        "its name shows the new file: {out}"
+    );
+    assert!(
+        out.contains("C-WROTE") && out.contains("C:tail"),
+        "unlinked file written: {out}"
+    );
+    assert!(
+        !out.contains(&env.tree.marker),
+        "hidden content seen: {out}"
+    );
+    assert!(!out.contains("d-visible"), "moved file reopened: {out}");
+    assert_eq!(
+        out.matches("No such file").count(),
+        2,
+        "d and .env absent: {out}"
+    );
+    assert!(!listed(&out, "d") && !listed(&out, ".env"), "listed: {out}");
+}
+
 #[test]
 fn writes_to_excluded_names_are_refused() {
     if !ready() {
@@ -625,6 +693,60 @@ fn start_is_idempotent_restarts_on_pattern_change_and_stop_cleans_up() {
     engine.stop(&state).expect("second stop is a no-op");
 }
 
+/// git writes its objects into files it creates read-only (`0444`). An unprivileged server
+/// cannot reopen such a file for writing, so the descriptor of the create itself must carry
+/// the writes (files are opened without open requests, and the kernel sends no release);
+/// also once the server holds as many descriptors as its limit allows (then files are read
+/// by path).
+#[test]
+fn files_created_read_only_are_still_written_through_their_create() {
+    if !ready() {
+        return;
+    }
+    read_only_creates("rocreate", None);
+    read_only_creates("rocreatelim", Some(1100));
+}
+
+fn read_only_creates(tag: &str, nofile: Option<u32>) {
+    let tree = ProjectTree::create(tag).expect("tree");
+    for i in 0..300 {
+        write(
+            &tree.path(&format!("many/m.{i}")),
+            format!("m{i}\n").as_bytes(),
+        )
+        .expect("write");
+    }
+    let state = tree.state_dir();
+    std::fs::create_dir_all(state.join("mnt")).expect("state dir");
+    let spec = ViewSpec::new(tree.root().to_path_buf(), &patterns(), &state);
+    spec.write(&state).expect("spec");
+    tree.chown("alcatest").expect("chown");
+    let server = UserServer::start_limited("alcatest", &state, nofile);
+    let container = start_container(tag, &spec.mountpoint);
+    let out = container
+        .sh(
+            "cd /workspace && ls -l many > /dev/null && cat many/* | wc -l && umask 0222 \
+             && i=0; while [ $i -lt 50 ]; do \
+             { echo first; echo second; } > ro.$i || echo FAILED $i; i=$((i+1)); done; \
+             cat ro.0 ro.49; ls -l ro.0",
+        )
+        .expect("exec");
+    assert!(!out.contains("FAILED"), "{out}");
+    assert!(
+        out.lines().next().is_some_and(|l| l.trim() == "300"),
+        "{out}"
+    );
+    assert!(out.contains("-r--r--r--"), "created read-only: {out}");
+    for i in [0, 49] {
+        assert_eq!(
+            std::fs::read_to_string(tree.path(&format!("ro.{i}"))).expect("on the host"),
+            "first\nsecond\n"
+        );
+    }
+    drop(container);
+    drop(server);
+}
+
 #[test]
 fn files_created_in_the_container_belong_to_the_invoking_user() {
     if !ready() {
@@ -668,9 +790,16 @@ struct UserServer {
 
 impl UserServer {
     fn start(user: &str, state: &Path) -> UserServer {
+        UserServer::start_limited(user, state, None)
+    }
+
+    /// With `nofile`: under that `RLIMIT_NOFILE` (soft and hard).
+    fn start_limited(user: &str, state: &Path, nofile: Option<u32>) -> UserServer {
         alca_e2e::netd::fuse_ready_for(user);
+        let limit = nofile.map(|n| format!("--nofile={n}:{n}"));
         let mut child = Command::new("runuser")
             .args(["-u", user, "--"])
+            .args(limit.iter().flat_map(|l| ["prlimit", l.as_str(), "--"]))
             .arg(alca_bin().expect("alca"))
             .arg("__serve-view")
             .arg(state)

@@ -31,6 +31,10 @@ pub fn is_dir(st: &FileStat) -> bool {
     st.st_mode & libc::S_IFMT == libc::S_IFDIR
 }
 
+pub fn is_file(st: &FileStat) -> bool {
+    st.st_mode & libc::S_IFMT == libc::S_IFREG
+}
+
 /// Kind of a directory entry from its `d_type`-based std file type.
 pub fn kind_of(ft: std::fs::FileType) -> FileType {
     FileType::from_std(ft).unwrap_or(FileType::RegularFile)

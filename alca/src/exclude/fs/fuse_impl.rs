@@ -63,6 +63,12 @@ impl Filesystem for FilterFs {
         ] {
             let _ = config.add_capabilities(flag);
         }
+        // Files opened without open requests (see `open_file`).
+        self.set_no_open(
+            config
+                .capabilities()
+                .contains(InitFlags::FUSE_NO_OPEN_SUPPORT),
+        );
         Ok(())
     }
 
@@ -190,7 +196,7 @@ impl Filesystem for FilterFs {
     fn read(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         size: u32,
@@ -198,7 +204,7 @@ impl Filesystem for FilterFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match self.read_file(fh.0, offset, size) {
+        match self.read_file((ino.0, fh.0), offset, size) {
             Ok(data) => reply.data(&data),
             Err(e) => reply.error(e),
         }
@@ -207,7 +213,7 @@ impl Filesystem for FilterFs {
     fn write(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         data: &[u8],
@@ -216,7 +222,7 @@ impl Filesystem for FilterFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match self.write_file(fh.0, offset, data) {
+        match self.write_file((ino.0, fh.0), offset, data) {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(e),
         }
@@ -252,12 +258,12 @@ impl Filesystem for FilterFs {
     fn fsync(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         datasync: bool,
         reply: ReplyEmpty,
     ) {
-        empty(reply, self.fsync_file(fh.0, datasync));
+        empty(reply, self.fsync_file((ino.0, fh.0), datasync));
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -364,13 +370,16 @@ impl Filesystem for FilterFs {
     fn fallocate(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         length: u64,
         mode: i32,
         reply: ReplyEmpty,
     ) {
-        empty(reply, self.fallocate_file(fh.0, offset, length, mode));
+        empty(
+            reply,
+            self.fallocate_file((ino.0, fh.0), offset, length, mode),
+        );
     }
 }

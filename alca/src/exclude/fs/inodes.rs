@@ -5,10 +5,14 @@
 //! map to one FUSE inode; a node lives while the kernel holds lookups on it or a child still
 //! names it as parent. The table also indexes nodes by place (parent, name) and directories
 //! by their inotify watch, so a host change event finds the kernel inode it must invalidate.
+//! A file node may hold its host object open ([`NodeFiles`]) until the node leaves the table.
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::node_files::NodeFiles;
 
 /// The FUSE root inode.
 pub const ROOT: u64 = 1;
@@ -26,6 +30,7 @@ struct Node {
     lookups: u64,
     children: u64,
     watch: Watch,
+    files: Option<Arc<NodeFiles>>,
 }
 
 /// Whether a directory node's children are watched for host changes (see `watch.rs`).
@@ -70,6 +75,7 @@ impl InodeTable {
             lookups: 1,
             children: 0,
             watch: Watch::None,
+            files: None,
         };
         InodeTable {
             nodes: HashMap::from([(ROOT, root)]),
@@ -127,6 +133,7 @@ impl InodeTable {
                 lookups: 1,
                 children: 0,
                 watch: Watch::None,
+                files: None,
             },
         );
         self.by_host.insert(host, ino);
@@ -155,6 +162,23 @@ impl InodeTable {
     /// Watches of directories that left the table since the last call.
     pub fn take_released_watches(&mut self) -> Vec<i32> {
         std::mem::take(&mut self.released)
+    }
+
+    /// The host object `ino` holds open, if any.
+    pub fn files(&self, ino: u64) -> Option<Arc<NodeFiles>> {
+        self.nodes.get(&ino)?.files.clone()
+    }
+
+    /// Whether `ino` is known and holds no host object yet.
+    pub fn lacks_files(&self, ino: u64) -> bool {
+        self.nodes.get(&ino).is_some_and(|n| n.files.is_none())
+    }
+
+    /// Lets `ino` hold `files` (released with the node) unless it already holds one.
+    pub fn hold_files(&mut self, ino: u64, files: Arc<NodeFiles>) {
+        if let Some(node) = self.nodes.get_mut(&ino) {
+            node.files.get_or_insert(files);
+        }
     }
 
     /// The watch state of `ino` (`Watch::None` for unknown inodes).

@@ -10,6 +10,14 @@
 //! links) entries and attributes last [`SHORT_TTL`], so host changes still show well within
 //! a second.
 //!
+//! Where the kernel supports it, files are opened without open requests (no `open`, `flush`
+//! or `release` round trip, pages kept across opens): each regular file the kernel knows
+//! holds its host object open (`node_files.rs`), and reads and writes go to that object, so
+//! a descriptor in the container keeps working after a host unlink or atomic replace, as on
+//! a bind mount. New opens still go through a lookup of the current name, which the watch
+//! (or the short timeouts) keeps current, so a file the host moves to an excluded name or
+//! out of the view cannot be opened again.
+//!
 //! Operations run as the server's user (the user who ran `alca up`): files the container
 //! creates through the view are owned by that user on the host; `default_permissions` makes
 //! the kernel check the reported host modes and owners, as a plain bind mount would.
@@ -20,6 +28,7 @@ mod handles;
 mod host;
 mod inodes;
 mod listing;
+mod node_files;
 mod ops_io;
 mod ops_tree;
 mod watch;
@@ -29,6 +38,7 @@ use std::fs::File;
 use std::os::fd::AsFd;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -38,6 +48,7 @@ use nix::sys::stat::{fstat, FileStat};
 use self::handles::Handles;
 use self::host::{errno, host_id, split, stat_at, HostRoot};
 use self::inodes::{HostId, InodeTable, Watch};
+use self::node_files::NodeFiles;
 use self::ops_io::DirHandle;
 use self::watch::HostWatch;
 use crate::exclude::ExcludeMatcher;
@@ -60,6 +71,9 @@ pub struct FilterFs {
     watch: Arc<HostWatch>,
     files: Handles<File>,
     dirs: Handles<DirHandle>,
+    /// The kernel opens files without asking (it said at init that it can): regular files
+    /// then hold their host object (see `node_files.rs`).
+    no_open: AtomicBool,
 }
 
 /// Attributes of a node and how long the kernel may keep them (and its entry).
@@ -102,6 +116,7 @@ impl FilterFs {
             watch: Arc::new(watch),
             files: Handles::default(),
             dirs: Handles::default(),
+            no_open: AtomicBool::new(false),
         })
     }
 
@@ -194,9 +209,15 @@ impl FilterFs {
         Ok(self.entry(parent, &dir, name, &st))
     }
 
+    fn no_open(&self) -> bool {
+        self.no_open.load(Ordering::Relaxed)
+    }
+
     /// Registers a kernel reference to the object `st` at `name` in `parent` (whose host
     /// directory is `dir`). A directory seen for the first time gets its watch, and its
     /// attributes are read again after that, so no host change between the two is missed.
+    /// A regular file seen for the first time holds its host object when files are opened
+    /// without open requests.
     fn entry(&self, parent: u64, dir: &impl AsFd, name: &OsStr, st: &FileStat) -> Cached {
         let (ino, st) = self.with_table(|table| {
             let ino = table.looked_up(parent, name, host_id(st));
@@ -218,6 +239,12 @@ impl FilterFs {
                 }
             }
         });
+        if self.no_open() && attr::is_file(&st) && self.table().lacks_files(ino) {
+            // Opened outside the table's lock; a node forgotten meanwhile just drops it.
+            if let Some(files) = NodeFiles::hold(dir, name, host_id(&st)) {
+                self.with_table(|table| table.hold_files(ino, files));
+            }
+        }
         self.cached(ino, &st)
     }
 
@@ -233,13 +260,51 @@ impl FilterFs {
         Some((watch, fstat(&fd).ok().unwrap_or(*st)))
     }
 
+    /// Attributes of `ino`: through the open file when the request comes from one opened by
+    /// an open or create request (`fh`), else at its current host place, else (a file the
+    /// host unlinked while the container holds it) from its held object.
     fn getattr_of(&self, ino: u64, fh: Option<u64>) -> Result<Cached, Errno> {
         if let Some(file) = fh.and_then(|fh| self.files.get(fh)) {
             let st = fstat(&*file).map_err(errno)?;
             return Ok(self.cached(ino, &st));
         }
-        let (_, st) = self.locate(ino)?;
-        Ok(self.cached(ino, &st))
+        match self.held_usable(ino)? {
+            Some((_, st, true)) => Ok(self.cached(ino, &st)),
+            Some((_, st, false)) => Ok((attr::from_stat(ino, &st), SHORT_TTL)),
+            None => {
+                let (_, st) = self.locate(ino)?;
+                Ok(self.cached(ino, &st))
+            }
+        }
+    }
+
+    /// The host object `ino` holds (files opened without open requests).
+    fn held(&self, ino: u64) -> Option<Arc<NodeFiles>> {
+        self.table().files(ino)
+    }
+
+    /// The held object of `ino`, its `lstat`, and whether it is still at the node's place,
+    /// when the container may still use it: its place still names it (and is not
+    /// excluded), or the host unlinked it (an atomic replace, a delete: no name can reveal
+    /// it any more, and a descriptor keeps it, as on a bind mount). A file the host moved
+    /// to another name fails closed with `ENOENT`: the new name may be excluded, and the
+    /// kernel may still hand out the old name for a few milliseconds. `None`: no held object.
+    #[allow(clippy::type_complexity)]
+    fn held_usable(&self, ino: u64) -> Result<Option<(Arc<NodeFiles>, FileStat, bool)>, Errno> {
+        let Some(files) = self.held(ino) else {
+            return Ok(None);
+        };
+        match self.locate(ino) {
+            Ok((_, st)) => Ok(Some((files, st, true))),
+            Err(e) => {
+                let st = files.stat().map_err(errno)?;
+                if st.st_nlink == 0 {
+                    Ok(Some((files, st, false)))
+                } else {
+                    Err(e)
+                }
+            }
+        }
     }
 
     fn readlink_of(&self, ino: u64) -> Result<Vec<u8>, Errno> {

@@ -19,6 +19,7 @@ use nix::sys::statvfs::fstatvfs;
 use super::host::{errno, host_id, io_errno, stat_at};
 use super::inodes::Watch;
 use super::listing::{visible_entries, Item};
+use super::node_files::NodeFiles;
 use super::{attr, Cached, FilterFs};
 
 /// An open directory: its host descriptor and, once read, its visible entries.
@@ -56,13 +57,18 @@ pub struct FsStats {
 }
 
 impl FilterFs {
-    /// Opens `ino` on the host. The kernel keeps the file's pages across opens when host
-    /// changes to it are watched, and never sends `flush` (nothing to flush: no write-back
-    /// cache, no locks kept here). Running without open requests (`FUSE_NO_OPEN_SUPPORT`) was
-    /// weighed and left out: reads would have to locate the inode again, so a file unlinked
-    /// or replaced while open could no longer be read or written through its descriptor.
+    /// Opens `ino` on the host, or, when the kernel can open files without asking, checks
+    /// that `ino` may be opened and answers `ENOSYS`: from then on the kernel opens files
+    /// itself (no `open`, `flush` or `release` round trip, pages kept across opens, `O_TRUNC`
+    /// sent as a setattr) and reads and writes name the inode, whose held host object
+    /// [`Self::data_file`] reopens. Where host changes are watched, the kernel keeps the
+    /// file's pages across opens; it never sends `flush` (nothing to flush: no write-back
+    /// cache, no locks kept here).
     pub(super) fn open_file(&self, ino: u64, flags: i32) -> Result<(u64, FopenFlags), Errno> {
         let (loc, st) = self.locate(ino)?;
+        if self.no_open() {
+            return Err(Errno::ENOSYS);
+        }
         let oflags = OFlag::from_bits_truncate(flags & !DROPPED_FLAGS)
             | OFlag::O_NOFOLLOW
             | OFlag::O_CLOEXEC;
@@ -71,6 +77,43 @@ impl FilterFs {
             return Err(Errno::ENOENT);
         }
         Ok((self.files.insert(File::from(fd)), self.open_flags(ino, &st)))
+    }
+
+    /// Records whether the kernel opens files without open requests (`init`).
+    pub(super) fn set_no_open(&self, no_open: bool) {
+        self.no_open
+            .store(no_open, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The host file behind a read or write of `ino`: the handle `fh` of an open or create,
+    /// or for handle 0 (the kernel opened the file itself) the inode's held host object,
+    /// checked to be still usable ([`FilterFs::held_usable`], as an open request checked the
+    /// file before) and reopened for this request; an inode holding none (descriptor budget
+    /// spent) is located by path and checked.
+    pub(super) fn data_file(&self, ino: u64, fh: u64, write: bool) -> Result<Arc<File>, Errno> {
+        if fh != 0 {
+            return self.files.get(fh).ok_or(Errno::EBADF);
+        }
+        if let Some((files, _, _)) = self.held_usable(ino)? {
+            let file = if write {
+                files.writer()
+            } else {
+                files.reader().map(Arc::new)
+            };
+            return file.map_err(errno);
+        }
+        let (loc, _) = self.locate(ino)?;
+        let mode = if write {
+            OFlag::O_WRONLY
+        } else {
+            OFlag::O_RDONLY
+        };
+        let flags = mode | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = openat(&loc.dir, loc.name.as_os_str(), flags, Mode::empty()).map_err(errno)?;
+        if host_id(&fstat(&fd).map_err(errno)?) != loc.host {
+            return Err(Errno::ENOENT);
+        }
+        Ok(Arc::new(File::from(fd)))
     }
 
     fn open_flags(&self, ino: u64, st: &nix::sys::stat::FileStat) -> FopenFlags {
@@ -96,12 +139,33 @@ impl FilterFs {
         let fd = openat(&dir, name, oflags, super::attr::host_perm(mode)).map_err(errno)?;
         let st = fstat(&fd).map_err(errno)?;
         let cached = self.entry(parent, &dir, name, &st);
-        let flags = self.open_flags(cached.0.ino.0, &st);
-        Ok((cached, self.files.insert(File::from(fd)), flags))
+        let ino = cached.0.ino.0;
+        let flags = self.open_flags(ino, &st);
+        if !self.no_open() {
+            return Ok((cached, self.files.insert(File::from(fd)), flags));
+        }
+        // The kernel sends no release for a create once it opens files itself: handle 0,
+        // writes go to the held object, and only a writer no reopen could get is kept.
+        let writable = flags_write(oflags);
+        if writable && mode & libc::S_IWUSR == 0 {
+            match self.held(ino) {
+                Some(files) => files.keep_creator(File::from(fd)),
+                None => {
+                    let files = NodeFiles::creator_only(File::from(fd));
+                    self.with_table(|table| table.hold_files(ino, files));
+                }
+            }
+        }
+        Ok((cached, 0, flags))
     }
 
-    pub(super) fn read_file(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
-        let file = self.files.get(fh).ok_or(Errno::EBADF)?;
+    pub(super) fn read_file(
+        &self,
+        (ino, fh): (u64, u64),
+        offset: u64,
+        size: u32,
+    ) -> Result<Vec<u8>, Errno> {
+        let file = self.data_file(ino, fh, false)?;
         let mut buf = vec![0u8; size as usize];
         let mut filled = 0;
         while filled < buf.len() {
@@ -116,14 +180,23 @@ impl FilterFs {
         Ok(buf)
     }
 
-    pub(super) fn write_file(&self, fh: u64, offset: u64, data: &[u8]) -> Result<u32, Errno> {
-        let file = self.files.get(fh).ok_or(Errno::EBADF)?;
+    pub(super) fn write_file(
+        &self,
+        (ino, fh): (u64, u64),
+        offset: u64,
+        data: &[u8],
+    ) -> Result<u32, Errno> {
+        let file = self.data_file(ino, fh, true)?;
         file.write_all_at(data, offset).map_err(|e| io_errno(&e))?;
         u32::try_from(data.len()).map_err(|_| Errno::EINVAL)
     }
 
-    pub(super) fn fsync_file(&self, fh: u64, datasync: bool) -> Result<(), Errno> {
-        let file = self.files.get(fh).ok_or(Errno::EBADF)?;
+    pub(super) fn fsync_file(&self, (ino, fh): (u64, u64), datasync: bool) -> Result<(), Errno> {
+        // Any descriptor of the object syncs it; a file only readable or only writable by
+        // its mode still has one of the two.
+        let file = self
+            .data_file(ino, fh, false)
+            .or_else(|_| self.data_file(ino, fh, true))?;
         let res = if datasync {
             file.sync_data()
         } else {
@@ -134,12 +207,12 @@ impl FilterFs {
 
     pub(super) fn fallocate_file(
         &self,
-        fh: u64,
+        (ino, fh): (u64, u64),
         offset: u64,
         length: u64,
         mode: i32,
     ) -> Result<(), Errno> {
-        let file = self.files.get(fh).ok_or(Errno::EBADF)?;
+        let file = self.data_file(ino, fh, true)?;
         let off = i64::try_from(offset).map_err(|_| Errno::EINVAL)?;
         let len = i64::try_from(length).map_err(|_| Errno::EINVAL)?;
         // SAFETY: plain syscall on an open descriptor we own.
@@ -269,6 +342,11 @@ impl FilterFs {
             frsize: s.fragment_size() as u32,
         })
     }
+}
+
+/// Whether open flags ask for writing.
+fn flags_write(flags: OFlag) -> bool {
+    flags.bits() & libc::O_ACCMODE != libc::O_RDONLY
 }
 
 fn dot(name: &str, ino: u64) -> Item {

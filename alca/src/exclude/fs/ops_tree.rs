@@ -18,6 +18,7 @@ use nix::unistd::{fchownat, ftruncate, linkat, symlinkat, unlinkat, Gid, Uid, Un
 
 use super::host::{errno, host_id, proc_path, stat_at};
 use super::listing::{rename_would_expose, RENAME_CHECK_BUDGET};
+use super::node_files::NodeFiles;
 use super::{attr, Cached, FilterFs, Located};
 
 /// The attribute changes of one setattr request.
@@ -38,6 +39,11 @@ impl FilterFs {
         change: AttrChange,
         fh: Option<u64>,
     ) -> Result<Cached, Errno> {
+        if fh == Some(0) {
+            if let Some((files, _, _)) = self.held_usable(ino)? {
+                return self.setattr_held(ino, &files, change);
+            }
+        }
         let (loc, st) = self.locate(ino)?;
         if let Some(mode) = change.mode {
             chmod(&loc, &st, mode)?;
@@ -66,6 +72,53 @@ impl FilterFs {
             .map_err(errno)?;
         }
         self.getattr_of(ino, fh)
+    }
+
+    /// setattr from a file the kernel opened without an open request (`ftruncate`, `O_TRUNC`):
+    /// applied to the held host object (checked usable by the caller), which stays that
+    /// file after a host unlink or replace, as the container's descriptor does.
+    fn setattr_held(
+        &self,
+        ino: u64,
+        files: &NodeFiles,
+        change: AttrChange,
+    ) -> Result<Cached, Errno> {
+        let object = files.path().map_err(errno)?;
+        if let Some(mode) = change.mode {
+            fchmodat(
+                nix::fcntl::AT_FDCWD,
+                &object,
+                attr::host_perm(mode),
+                FchmodatFlags::FollowSymlink,
+            )
+            .map_err(errno)?;
+        }
+        if change.uid.is_some() || change.gid.is_some() {
+            fchownat(
+                nix::fcntl::AT_FDCWD,
+                &object,
+                change.uid.map(Uid::from_raw),
+                change.gid.map(Gid::from_raw),
+                AtFlags::empty(),
+            )
+            .map_err(errno)?;
+        }
+        if let Some(size) = change.size {
+            let len = i64::try_from(size).map_err(|_| Errno::EFBIG)?;
+            ftruncate(&*files.writer().map_err(errno)?, len).map_err(errno)?;
+        }
+        if change.atime.is_some() || change.mtime.is_some() {
+            utimensat(
+                nix::fcntl::AT_FDCWD,
+                &object,
+                &timespec(change.atime),
+                &timespec(change.mtime),
+                UtimensatFlags::FollowSymlink,
+            )
+            .map_err(errno)?;
+        }
+        let st = files.stat().map_err(errno)?;
+        Ok(self.cached(ino, &st))
     }
 
     fn truncate(&self, loc: &Located, fh: Option<u64>, size: u64) -> Result<(), Errno> {

@@ -14,8 +14,11 @@
 //! * reading events fails: every cache is invalidated and the whole view goes back to short
 //!   timeouts for good.
 //!
-//! Hiding never depends on this module: excluded names are refused on every lookup, open and
-//! listing whatever the kernel caches, and the kernel never caches a negative entry.
+//! Hiding never depends on this module for names: excluded names are refused on every lookup
+//! and listing whatever the kernel caches, and the kernel never caches a negative entry. Files
+//! are opened without open requests where the kernel allows it, so a file the host moves to an
+//! excluded name is kept from new opens by the entry invalidation sent here (or by the 100 ms
+//! timeouts where unwatched); its reads fail closed meanwhile (`held_usable` in `mod.rs`).
 
 use std::collections::HashSet;
 use std::ffi::OsString;
