@@ -42,7 +42,7 @@ fn project() -> String {
 
 fn spec(project: &str, internet: Option<InternetSpec>) -> String {
     let spec = NetSpec {
-        internet: internet,
+        internet,
         ..NetSpec::isolated(project)
     };
     spec.validate().expect("a valid spec");
