@@ -245,7 +245,6 @@ fn podman_image_for(user: &str) {
 /// Installs once, then runs the calling test alone: several tests stop the daemon, which
 /// forgets the specs it holds for rootless projects (in memory only), so a test running beside
 /// them would lose its held spec. Hold the guard for the whole test.
-#[must_use]
 fn setup() -> std::sync::MutexGuard<'static, ()> {
     static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
