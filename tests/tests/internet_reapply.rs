@@ -15,7 +15,7 @@ use alca_contract::internet::{parse_internet_entry, InternetSpec, ResolvedAddr, 
 use alca_contract::net_spec::bridge_name;
 use alca_contract::NetSpec;
 use alca_e2e::docker::{Container, Network, Probe};
-use alca_e2e::netd::{call_as, install_helper_for, stop_daemon, text, Reply};
+use alca_e2e::netd::{call_ok, install_helper_for, stop_daemon, text, AppliedProject};
 use alca_e2e::netns::{assert_route_via, run_ok, Listener, LANHOST_NS, LAN_VETH, PUBLIC4};
 
 const OWNER: &str = "alcatest";
@@ -50,13 +50,6 @@ fn spec(project: &str, entries: &[&str], resolver_port: u16) -> String {
     serde_json::to_string(&spec).expect("json")
 }
 
-fn call_ok(method: &str, args: &[String]) -> String {
-    match call_as(OWNER, method, args).expect("dbus-send runs") {
-        Reply::Ok(out) => out,
-        err => panic!("{method}: {err:?}"),
-    }
-}
-
 /// Seconds the element of the test host has left in the first allow set, if it is there.
 fn expires(project: &str) -> Option<u64> {
     let listing = run_ok(
@@ -81,14 +74,6 @@ fn expires(project: &str) -> Option<u64> {
         .and_then(|e| e["elem"]["expires"].as_u64())
 }
 
-struct Applied(String);
-
-impl Drop for Applied {
-    fn drop(&mut self) {
-        let _ = call_as(OWNER, "Remove", &[format!("string:{}", self.0)]);
-    }
-}
-
 #[test]
 fn a_reapply_of_the_same_entries_keeps_the_answered_addresses() {
     alca_e2e::docker::require_root_and_docker("the internet_reapply suite");
@@ -97,8 +82,7 @@ fn a_reapply_of_the_same_entries_keeps_the_answered_addresses() {
     assert!(out.status.success(), "install: {}", text(&out));
 
     let project = project();
-    call_ok("Claim", &[format!("string:{project}")]);
-    let _applied = Applied(project.clone());
+    let _applied = AppliedProject::claim(OWNER, &project);
     let network = Network::create(
         &format!("alca-e2e-{project}"),
         &bridge_name(&project),
@@ -111,6 +95,7 @@ fn a_reapply_of_the_same_entries_keeps_the_answered_addresses() {
     let entries = [format!("allowed.test:{PORT}")];
     let entries: Vec<&str> = entries.iter().map(String::as_str).collect();
     call_ok(
+        OWNER,
         "Apply",
         &[format!("string:{}", spec(&project, &entries, 24251))],
     );
@@ -129,13 +114,14 @@ fn a_reapply_of_the_same_entries_keeps_the_answered_addresses() {
         }],
     };
     let body = serde_json::to_string(&update).unwrap();
-    call_ok("AllowResolved", &[format!("string:{body}")]);
+    call_ok(OWNER, "AllowResolved", &[format!("string:{body}")]);
     assert!(probe().answered_by("allowed"));
     let left = expires(&project).expect("the element");
 
     // The same entries applied again, the resolver on another port (it was restarted): the
     // cached address still answers, with no more time than it had.
     call_ok(
+        OWNER,
         "Apply",
         &[format!("string:{}", spec(&project, &entries, 24252))],
     );
@@ -145,7 +131,7 @@ fn a_reapply_of_the_same_entries_keeps_the_answered_addresses() {
 
     // The daemon restarts and re-applies the saved spec (adopting the table it left).
     stop_daemon();
-    call_ok("Status", &[format!("string:{project}")]);
+    call_ok(OWNER, "Status", &[format!("string:{project}")]);
     let kept = expires(&project).expect("the element survived the restart");
     assert!(kept <= left && kept > 0, "{kept} s left, had {left} s");
     assert!(probe().answered_by("allowed"), "refused after the restart");
@@ -154,6 +140,7 @@ fn a_reapply_of_the_same_entries_keeps_the_answered_addresses() {
     let mut changed = entries.clone();
     changed.push("other.test");
     call_ok(
+        OWNER,
         "Apply",
         &[format!("string:{}", spec(&project, &changed, 24252))],
     );
