@@ -64,6 +64,12 @@ impl NarrowedSenders {
         }
     }
 
+    /// Whether the bound is reached (the names' connections must then be asked about).
+    pub fn full(&self) -> bool {
+        let senders = self.senders.lock().unwrap_or_else(|e| e.into_inner());
+        senders.len() >= MAX_NARROWED
+    }
+
     /// The names remembered (for the bounded clean-up).
     pub fn names(&self) -> Vec<String> {
         let senders = self.senders.lock().unwrap_or_else(|e| e.into_inner());

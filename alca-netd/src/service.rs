@@ -497,7 +497,7 @@ impl NetdService {
     ) -> Result<(), NetdError> {
         decode_project(&project).map_err(NetdError::invalid)?;
         let sender = sender_of(&header)?;
-        let alive = if self.narrowed.names().len() >= crate::resolver_senders::MAX_NARROWED {
+        let alive = if self.narrowed.full() {
             Some(still_connected(conn, self.narrowed.names()).await)
         } else {
             None
