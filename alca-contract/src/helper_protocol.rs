@@ -8,9 +8,14 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "dbus")]
 use crate::errors::NetdError;
+use std::net::SocketAddr;
+
+use crate::internet_status::{GrantInfo, InternetStatus};
 use crate::net_spec::MAX_REQUEST_BYTES;
+use crate::probe::Denied;
 #[cfg(feature = "dbus")]
 use crate::request::RequestError;
+use crate::resolver_spec::ResolverSpec;
 use crate::status::ProjectStatus;
 
 /// Name of the helper container.
@@ -24,6 +29,17 @@ pub const LABEL: &str = "io.github.alcatraz.network-helper=1";
 /// Environment variable telling the helper which VM it runs in (`orbstack`, `docker-desktop`,
 /// `linux`), set by `alca network-helper install`.
 pub const PLATFORM_ENV: &str = "ALCA_HELPER_PLATFORM";
+/// Where the helper's daemon listens for the requests `alca-netd request` forwards (inside the
+/// helper container; root only).
+pub const SOCKET_PATH: &str = "/run/alca-netd/helper.sock";
+/// Where the helper's resolvers keep their query logs, one directory per project.
+pub const RESOLVER_DIR: &str = "/run/alca-netd/dns";
+/// The uid and gid the helper's resolvers run as (the image has no user database): nobody.
+pub const RESOLVER_UID: u32 = 65534;
+/// Where the resolver binary lives in the helper image.
+pub const IMAGE_RESOLVER: &str = "/usr/sbin/alca-dns-resolver";
+/// Longest query log a `QueryLog` reply carries (the log and its rotated copy are 1 MiB each).
+pub const MAX_QUERY_LOG_BYTES: u64 = 2 * 1024 * 1024 + 4096;
 /// Room for the envelope around a spec of [`MAX_REQUEST_BYTES`] (the spec is JSON-escaped).
 pub const MAX_ENVELOPE_BYTES: usize = 2 * MAX_REQUEST_BYTES + 1024;
 
@@ -50,6 +66,34 @@ pub enum HelperRequest {
     Purge,
     /// The version of the `alca-netd` inside the helper.
     Version,
+    /// Starts the project's DNS resolver next to the daemon (or keeps the one running with
+    /// the same spec); the reply is its address.
+    StartResolver { uid: u32, spec: ResolverSpec },
+    /// Stops the project's resolver, if one runs.
+    StopResolver { uid: u32, project: String },
+    /// Where the project's resolver answers, if one runs.
+    ResolverAddress { uid: u32, project: String },
+    /// The names the project's resolver refused: its query log, as the JSON lines it wrote.
+    QueryLog { uid: u32, project: String },
+    /// `Grant`: `entry` for `secs` seconds (`alca network allow NAME --for`).
+    Grant {
+        uid: u32,
+        project: String,
+        entry: String,
+        secs: u32,
+    },
+    /// `Revoke`: ends the project's grants of `entry`.
+    Revoke {
+        uid: u32,
+        project: String,
+        entry: String,
+    },
+    /// `Grants`: the project's live grants.
+    Grants { uid: u32, project: String },
+    /// `InternetStatus`: the mode, the entries and the allow sets' size.
+    InternetStatus { uid: u32, project: String },
+    /// `Denied`: the project's log of denied attempts (`alca network log`).
+    Denied { uid: u32, project: String },
 }
 
 /// The kinds of failure, named as the D-Bus errors are.
@@ -72,6 +116,13 @@ pub enum HelperReply {
     List(Vec<ProjectStatus>),
     Purged(Vec<String>),
     Version(String),
+    Resolver(Option<SocketAddr>),
+    QueryLog(String),
+    Grant(GrantInfo),
+    Revoked(u32),
+    Grants(Vec<GrantInfo>),
+    InternetStatus(InternetStatus),
+    Denied(Vec<Denied>),
     Error { kind: ErrorKind, message: String },
 }
 
@@ -132,5 +183,33 @@ mod tests {
         let back: HelperReply = serde_json::from_str(&text).unwrap();
         assert!(matches!(back.into_result(), Err(NetdError::ApplyFailed(m)) if m == "nft: no"));
         assert_eq!(HelperReply::Done.into_result().unwrap(), HelperReply::Done);
+    }
+
+    #[test]
+    fn internet_requests_are_typed_and_closed() {
+        let grant = HelperRequest::Grant {
+            uid: 1000,
+            project: "0123456789abcdef".into(),
+            entry: "allowed.test".into(),
+            secs: 3,
+        };
+        let text = serde_json::to_vec(&grant).unwrap();
+        assert_eq!(decode_request(&text).unwrap(), grant);
+        for bad in [
+            &br#"{"op":"grant","uid":1000,"project":"p","entry":"x"}"#[..],
+            br#"{"op":"grant","uid":1000,"project":"p","entry":"x","secs":3,"nft":"x"}"#,
+            br#"{"op":"start_resolver","uid":1000,"spec":{"project":"p"}}"#,
+            br#"{"op":"query_log","uid":-1,"project":"p"}"#,
+        ] {
+            assert!(
+                matches!(decode_request(bad), Err(NetdError::InvalidRequest(_))),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let reply = HelperReply::Resolver(Some("10.89.0.1:5353".parse().unwrap()));
+        let back: HelperReply =
+            serde_json::from_str(&serde_json::to_string(&reply).unwrap()).unwrap();
+        assert_eq!(back, reply);
     }
 }

@@ -18,6 +18,8 @@ pub mod net_spec;
 pub mod oci_hook;
 pub mod probe;
 pub mod request;
+pub mod resolver_channel;
+pub mod resolver_spec;
 pub mod shipped;
 pub mod status;
 

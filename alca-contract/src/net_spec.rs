@@ -66,6 +66,8 @@ pub enum SpecError {
     ProxyAddress(IpAddr, &'static str),
     #[error("{0}")]
     Internet(#[from] InternetError),
+    #[error("resolver spec: {0}")]
+    Resolver(String),
 }
 
 impl NetSpec {

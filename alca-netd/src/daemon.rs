@@ -526,6 +526,18 @@ impl Daemon {
     }
 
     /// The saved project of `caller` (or any, for root); refused when nothing is saved.
+    /// Refuses `caller` when `project`'s saved spec or its bridge's claim belongs to another
+    /// user (a project nobody holds yet may be acted for): the helper's resolver requests.
+    pub fn check_holder(&self, project: &str, caller: u32) -> Result<(), NetdError> {
+        if let Some(saved) = self.store.load(project)? {
+            return check_owner(project, saved.owner_uid, caller);
+        }
+        match self.store.load_claim(&bridge_name(project))? {
+            Some(claim) => check_owner(project, claim.owner_uid, caller),
+            None => Ok(()),
+        }
+    }
+
     fn owned(&self, project: &str, caller: u32) -> Result<Saved, NetdError> {
         let saved = self.store.load(project)?.ok_or_else(|| {
             NetdError::InvalidRequest(format!(

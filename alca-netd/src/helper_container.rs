@@ -15,15 +15,19 @@ use alca_contract::net_spec::bridge_name;
 use alca_contract::request::{decode_project, decode_spec};
 
 use crate::daemon::Daemon;
+use crate::helper_resolvers::HelperResolvers;
+use crate::service::bounded_arg;
 
-/// Runs one request on `daemon`. `check_bridge` refuses a bridge name held by an interface
-/// that is not a bridge, and says whether the bridge exists (rtnetlink in production).
+/// Runs one request on `daemon` (the projects' resolvers: `resolvers`). `check_bridge`
+/// refuses a bridge name held by an interface that is not a bridge, and says whether the
+/// bridge exists (rtnetlink in production).
 pub fn handle(
     daemon: &Daemon,
+    resolvers: &HelperResolvers,
     bytes: &[u8],
     check_bridge: &dyn Fn(&str) -> Result<bool, String>,
 ) -> HelperReply {
-    match dispatch(daemon, bytes, check_bridge) {
+    match dispatch(daemon, resolvers, bytes, check_bridge) {
         Ok(reply) => reply,
         Err(e) => e.into(),
     }
@@ -31,9 +35,14 @@ pub fn handle(
 
 fn dispatch(
     daemon: &Daemon,
+    resolvers: &HelperResolvers,
     bytes: &[u8],
     check_bridge: &dyn Fn(&str) -> Result<bool, String>,
 ) -> Result<HelperReply, NetdError> {
+    let project_of = |project: &str, uid: u32| -> Result<(), NetdError> {
+        decode_project(project).map_err(NetdError::invalid)?;
+        daemon.check_holder(project, uid)
+    };
     Ok(match decode_request(bytes)? {
         HelperRequest::Apply { uid, spec } => {
             let spec = decode_spec(&spec).map_err(NetdError::invalid)?;
@@ -65,51 +74,94 @@ fn dispatch(
         HelperRequest::List { uid } => HelperReply::List(daemon.list(uid)?),
         HelperRequest::Purge => HelperReply::Purged(daemon.purge()?),
         HelperRequest::Version => HelperReply::Version(env!("CARGO_PKG_VERSION").into()),
+        HelperRequest::StartResolver { uid, spec } => {
+            project_of(&spec.project, uid)?;
+            tracing::info!(uid, project = %spec.project, "start resolver");
+            HelperReply::Resolver(Some(resolvers.start(spec, uid)?))
+        }
+        HelperRequest::StopResolver { uid, project } => {
+            project_of(&project, uid)?;
+            resolvers.stop(&project);
+            HelperReply::Done
+        }
+        HelperRequest::ResolverAddress { uid, project } => {
+            project_of(&project, uid)?;
+            HelperReply::Resolver(resolvers.address(&project))
+        }
+        HelperRequest::QueryLog { uid, project } => {
+            project_of(&project, uid)?;
+            HelperReply::QueryLog(resolvers.query_log(&project)?)
+        }
+        HelperRequest::Grant {
+            uid,
+            project,
+            entry,
+            secs,
+        } => {
+            decode_project(&project).map_err(NetdError::invalid)?;
+            bounded_arg(&entry)?;
+            tracing::info!(uid, project = %project, entry = %entry, secs, "grant");
+            HelperReply::Grant(daemon.grant(&project, &entry, secs, uid)?)
+        }
+        HelperRequest::Revoke {
+            uid,
+            project,
+            entry,
+        } => {
+            decode_project(&project).map_err(NetdError::invalid)?;
+            bounded_arg(&entry)?;
+            tracing::info!(uid, project = %project, entry = %entry, "revoke");
+            let n = daemon.revoke(&project, &entry, uid)?;
+            HelperReply::Revoked(u32::try_from(n).unwrap_or(u32::MAX))
+        }
+        HelperRequest::Grants { uid, project } => {
+            decode_project(&project).map_err(NetdError::invalid)?;
+            HelperReply::Grants(daemon.grants(&project, uid)?)
+        }
+        HelperRequest::InternetStatus { uid, project } => {
+            decode_project(&project).map_err(NetdError::invalid)?;
+            HelperReply::InternetStatus(daemon.internet_status(&project, uid)?)
+        }
+        HelperRequest::Denied { uid, project } => {
+            decode_project(&project).map_err(NetdError::invalid)?;
+            HelperReply::Denied(daemon.denied(&project, uid)?)
+        }
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::firewall::{Firewall, FirewallError};
     use crate::store::Store;
+    use crate::test_support::Recorder;
     use alca_contract::helper_protocol::{ErrorKind, MAX_ENVELOPE_BYTES};
-    use alca_kernel::set_elements::ElementBatch;
-    use alca_ruleset::Ruleset;
-    use serde_json::Value;
-    use std::sync::{Arc, Mutex};
-
-    /// Records every batch; tables are not tracked (the daemon's own tests do that).
-    #[derive(Clone, Default)]
-    struct Recorder(Arc<Mutex<Vec<Ruleset>>>);
-
-    impl Firewall for Recorder {
-        fn apply(&self, batch: &Ruleset) -> Result<(), FirewallError> {
-            crate::firewall::ensure_only_alca(batch)?;
-            self.0.lock().unwrap().push(batch.clone());
-            Ok(())
-        }
-        fn apply_elements(&self, batch: &ElementBatch) -> Result<(), FirewallError> {
-            crate::firewall::ensure_only_alca(batch)
-        }
-        fn alca_tables(&self) -> Result<Vec<String>, FirewallError> {
-            Ok(vec![])
-        }
-        fn list_table(&self, _name: &str) -> Result<Option<Value>, FirewallError> {
-            Ok(None)
-        }
-    }
+    use std::sync::Arc;
 
     const PROJECT: &str = "0123456789abcdef";
 
-    fn daemon() -> (Daemon, Recorder, tempfile::TempDir) {
+    /// The daemon and its resolvers (whose binary does not exist: no test here starts one).
+    struct Helper {
+        daemon: Arc<Daemon>,
+        resolvers: HelperResolvers,
+    }
+
+    impl Helper {
+        fn handle(
+            &self,
+            bytes: &[u8],
+            check_bridge: &dyn Fn(&str) -> Result<bool, String>,
+        ) -> HelperReply {
+            handle(&self.daemon, &self.resolvers, bytes, check_bridge)
+        }
+    }
+
+    fn daemon() -> (Helper, Recorder, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let fw = Recorder::default();
-        (
-            Daemon::new(Box::new(fw.clone()), Store::new(dir.path())),
-            fw,
-            dir,
-        )
+        let daemon = Arc::new(Daemon::new(Box::new(fw.clone()), Store::new(dir.path())));
+        let resolvers =
+            HelperResolvers::new(Arc::clone(&daemon), "/nonexistent", dir.path().join("dns"));
+        (Helper { daemon, resolvers }, fw, dir)
     }
 
     fn apply(uid: u32, spec: &str) -> Vec<u8> {
@@ -135,7 +187,7 @@ mod tests {
     fn apply_goes_through_validation_and_the_engine() {
         let (e, fw, _dir) = daemon();
         assert_eq!(
-            handle(&e, &apply(1000, &spec_json()), &ok_bridge),
+            e.handle(&apply(1000, &spec_json()), &ok_bridge),
             HelperReply::Done
         );
         assert_eq!(fw.0.lock().unwrap().len(), 1);
@@ -144,13 +196,13 @@ mod tests {
             project: PROJECT.into(),
         })
         .unwrap();
-        let HelperReply::Status(s) = handle(&e, &status, &ok_bridge) else {
+        let HelperReply::Status(s) = e.handle(&status, &ok_bridge) else {
             panic!("status reply expected");
         };
         assert!(s.saved);
         assert_eq!(s.owner_uid, 1000);
         // Another uid is not the owner, exactly as over D-Bus.
-        let reply = handle(&e, &apply(1001, &spec_json()), &ok_bridge);
+        let reply = e.handle(&apply(1001, &spec_json()), &ok_bridge);
         assert!(matches!(
             reply,
             HelperReply::Error {
@@ -182,7 +234,7 @@ mod tests {
             (vec![b' '; MAX_ENVELOPE_BYTES + 1], "more than the limit"),
         ];
         for (bytes, mentions) in cases {
-            match handle(&e, &bytes, &ok_bridge) {
+            match e.handle(&bytes, &ok_bridge) {
                 HelperReply::Error {
                     kind: ErrorKind::InvalidRequest,
                     message,
@@ -190,7 +242,7 @@ mod tests {
                 other => panic!("expected InvalidRequest, got {other:?}"),
             }
         }
-        let reply = handle(&e, &apply(1000, &spec_json()), &not_bridge);
+        let reply = e.handle(&apply(1000, &spec_json()), &not_bridge);
         assert!(
             matches!(reply, HelperReply::Error { kind: ErrorKind::InvalidRequest, ref message } if message.contains("veth"))
         );

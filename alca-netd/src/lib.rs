@@ -15,6 +15,8 @@ pub mod guard;
 pub mod heal;
 pub mod helper_container;
 pub mod helper_netns;
+pub mod helper_resolvers;
+pub mod helper_socket;
 pub mod netns_probe;
 pub mod netns_rules;
 pub mod oci_hook;

@@ -4,8 +4,9 @@
 //! re-applying saved specs and sweeping stale tables); `--reapply` does only the re-apply and
 //! sweep, then exits (run by `alca-netd-reapply.service` after nftables reloads).
 //! In the helper container (macOS, or Linux by choice): `--container` is the container's main
-//! process (enters PID 1's network namespace, re-applies saved specs, then waits), and
-//! `request` answers one JSON request on stdin (`docker exec -i … alca-netd request`).
+//! process (enters PID 1's network namespace, re-applies saved specs, then answers requests on
+//! a unix socket and runs the projects' DNS resolvers), and `request` carries one JSON request
+//! on stdin to it (`docker exec -i … alca-netd request`).
 //! `--purge` (run by `alca network-helper uninstall`) deletes every `alca-` table and forgets
 //! every saved spec and claim, printing each deleted table, then exits.
 //! `--oci-hook` is not the daemon: Podman runs it as a rootless container's owner, at the
@@ -17,10 +18,14 @@
 use std::sync::Arc;
 
 use alca_contract::bus::{BUS_NAME, OBJECT_PATH};
-use alca_contract::helper_protocol::HelperReply;
+use std::path::Path;
+
+use alca_contract::helper_protocol::{HelperReply, SOCKET_PATH};
 use alca_netd::daemon::{Daemon, RestoreReport};
 use alca_netd::firewall::{Nft, TableFlags};
 use alca_netd::helper_netns;
+use alca_netd::helper_resolvers::HelperResolvers;
+use alca_netd::helper_socket;
 use alca_netd::service::NetdService;
 use alca_netd::store::Store;
 use anyhow::{bail, Context};
@@ -138,10 +143,9 @@ async fn until_stopped() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The helper's daemon, compiling for the host it found. Its tables are not owned: each
-/// request is a process of its own (`docker exec … request`), and a table owned by one
-/// process could not be changed by the next; nor does the container's main process watch the
-/// tables (the requests' own changes would look foreign to it).
+/// The helper's daemon, compiling for the host it found. Its tables are not owned (a
+/// `--container` restarted by the runtime could not change the tables its previous process
+/// owned), nor are they watched.
 fn helper_daemon(platform: &str) -> Daemon {
     let quirks = helper_netns::detect_quirks(&Nft::default(), platform);
     let unowned = Nft::with_table_flags(TableFlags { persist: false });
@@ -154,7 +158,9 @@ fn current_thread_runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-/// `--container`: the helper container's main process.
+/// `--container`: the helper container's main process, the one daemon of the container: it
+/// answers every request on [`SOCKET_PATH`] ([`alca_netd::helper_socket`]) and runs the
+/// projects' resolvers ([`HelperResolvers`]).
 fn run_container() -> anyhow::Result<()> {
     let platform = helper_netns::platform();
     if !helper_netns::wait_until_ready(&Nft::default(), &platform) {
@@ -164,31 +170,29 @@ fn run_container() -> anyhow::Result<()> {
         );
     }
     let daemon = Arc::new(helper_daemon(&platform));
+    let resolvers = Arc::new(HelperResolvers::system(Arc::clone(&daemon)));
     let runtime = current_thread_runtime()?;
     runtime.block_on(async {
         restore(&daemon).await.context("re-applying saved rules")?;
+        let listener = helper_socket::bind(Path::new(SOCKET_PATH))
+            .with_context(|| format!("cannot listen on {SOCKET_PATH}"))?;
+        std::thread::Builder::new()
+            .name("helper-socket".into())
+            .spawn(move || helper_socket::serve(listener, daemon, resolvers))
+            .context("cannot start the request thread")?;
         tracing::info!(platform, "helper ready");
         until_stopped().await
     })
 }
 
-/// `request`: one JSON request on stdin, one JSON reply on stdout; exit 1 on an error reply.
+/// `request`: one JSON request on stdin, carried to the container's daemon, one JSON reply on
+/// stdout; exit 1 on an error reply.
 fn run_request() -> anyhow::Result<bool> {
     use std::io::Read;
     let limit = alca_contract::helper_protocol::MAX_ENVELOPE_BYTES as u64 + 1;
     let mut input = Vec::new();
     std::io::stdin().take(limit).read_to_end(&mut input)?;
-    let daemon = Arc::new(helper_daemon(&helper_netns::platform()));
-    let runtime = current_thread_runtime()?;
-    if let Err(e) = runtime.block_on(alca_netd::onlink::refresh(&daemon)) {
-        tracing::error!("cannot read the host's on-link networks: {e}");
-    }
-    let check_bridge = |name: &str| {
-        runtime
-            .block_on(alca_netd::bridge_links::check_bridge(name))
-            .map_err(|e| e.to_string())
-    };
-    let reply = alca_netd::helper_container::handle(&daemon, &input, &check_bridge);
+    let reply = helper_socket::forward(&input);
     println!("{}", serde_json::to_string(&reply)?);
     Ok(!matches!(reply, HelperReply::Error { .. }))
 }

@@ -192,7 +192,7 @@ fn netns_spec(spec_json: &str) -> Result<NetSpec, NetdError> {
 }
 
 /// A short string argument (a grant's entry): bounded before anything parses it.
-fn bounded_arg(arg: &str) -> Result<(), NetdError> {
+pub(crate) fn bounded_arg(arg: &str) -> Result<(), NetdError> {
     const MAX_ARG: usize = 512;
     if arg.len() > MAX_ARG {
         return Err(NetdError::invalid(format!(
