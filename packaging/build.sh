@@ -52,7 +52,7 @@ for s in post_install pre_uninstall post_uninstall; do
     inline "packaging/rpm/$s.sh" "$STAGE/rpm/$s.sh"
 done
 
-cargo build --release -q -p alca -p alca-netd
+cargo build --release -q -p alca -p alca-netd -p alca-dns
 # The man page, generated from the command line's own definition (clap_mangen).
 target/release/alca __man-page > "$STAGE/files/alca.1"
 test -s "$STAGE/files/alca.1"

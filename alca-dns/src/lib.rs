@@ -4,13 +4,17 @@
 //! kernel allow sets, so the container's first connect never races the rule.
 //!
 //! DNS parsing is hickory's (`hickory-proto` messages, `hickory-server` listeners); nothing here
-//! parses DNS by hand, and nothing here runs as root.
+//! parses DNS by hand, and nothing here runs as root. The binary `alca-dns-resolver` is the
+//! resolver of the helper container (macOS), started there by the daemon as an unprivileged
+//! uid; on Linux the same resolver runs as `alca __serve-dns`.
 
 pub mod answer;
+pub mod channel_sink;
 pub mod handler;
 pub mod netd_sink;
 pub mod policy;
 pub mod query_log;
+pub mod resolver_run;
 pub mod serve;
 pub mod sink;
 pub mod static_zone;

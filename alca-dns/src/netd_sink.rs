@@ -2,19 +2,12 @@
 //! long-lived system-bus connection (the daemon checks on each call that the caller owns the
 //! project and caches that authorization, so a call per answer stays cheap).
 
-use std::time::Duration;
-
 use alca_contract::client::Netd1Proxy;
 use alca_contract::errors::NetdError;
 use alca_contract::internet::{InternetEntry, ResolvedAddrs};
 use alca_contract::internet_status::InternetEntries;
 
-use crate::policy::indexed;
-use crate::sink::{AllowSink, SinkError};
-
-/// How long one call may take before the answer becomes SERVFAIL (a container's resolver
-/// gives up after about 5 s).
-const CALL_TIMEOUT: Duration = Duration::from_secs(4);
+use crate::sink::{followed_entries, AllowSink, SinkError, CALL_TIMEOUT};
 
 /// The daemon, over the system bus.
 pub struct NetdSink {
@@ -67,11 +60,6 @@ impl AllowSink for NetdSink {
             .map_err(sink_error)?;
         let entries: InternetEntries = serde_json::from_str(&json)
             .map_err(|e| SinkError::Refused(format!("unreadable InternetEntries reply: {e}")))?;
-        let Some(spec) = entries.internet else {
-            return Ok(None);
-        };
-        let mut all = indexed(spec.entries);
-        all.extend(entries.grants.into_iter().map(|g| (g.index, g.entry)));
-        Ok(Some(all))
+        Ok(followed_entries(entries))
     }
 }

@@ -4,7 +4,7 @@
 //! container that floods queries cannot fill the disk.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -113,20 +113,23 @@ pub fn rotated(path: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
+/// The events of a log's text (the JSON lines a [`QueryLog`] wrote); lines that do not parse
+/// are skipped.
+pub fn parse_events(text: &str) -> Vec<Event> {
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<Event>(line).ok())
+        .collect()
+}
+
 /// Every event in the log (the rotated part first); lines that do not parse are skipped. A
 /// missing log is empty.
 pub fn read_events(path: &Path) -> std::io::Result<Vec<Event>> {
     let mut out = Vec::new();
     for p in [rotated(path), path.to_path_buf()] {
-        let file = match File::open(&p) {
-            Ok(f) => f,
+        match std::fs::read_to_string(&p) {
+            Ok(text) => out.extend(parse_events(&text)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
-        };
-        for line in BufReader::new(file).lines() {
-            if let Ok(event) = serde_json::from_str::<Event>(&line?) {
-                out.push(event);
-            }
         }
     }
     Ok(out)

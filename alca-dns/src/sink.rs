@@ -3,8 +3,25 @@
 //! sink's success; any error turns it into SERVFAIL.
 
 use std::future::Future;
+use std::time::Duration;
 
 use alca_contract::internet::{InternetEntry, ResolvedAddrs};
+use alca_contract::internet_status::InternetEntries;
+
+use crate::policy::indexed;
+
+/// How long one call to the daemon may take before the answer becomes SERVFAIL (a
+/// container's resolver gives up after about 5 s).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// The daemon's `InternetEntries` as the entries a resolver follows: the applied list, each
+/// under its index, then the grants under theirs; `None` when the project has no list.
+pub fn followed_entries(entries: InternetEntries) -> Option<Vec<(u16, InternetEntry)>> {
+    let spec = entries.internet?;
+    let mut all = indexed(spec.entries);
+    all.extend(entries.grants.into_iter().map(|g| (g.index, g.entry)));
+    Some(all)
+}
 
 /// Why the addresses could not be allowed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

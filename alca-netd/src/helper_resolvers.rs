@@ -154,8 +154,9 @@ impl HelperResolvers {
         };
         if !self.binary.is_file() {
             return Err(failed(format!(
-                "{} is not in the helper image; install the helper again (`alca \
-                 network-helper install`)",
+                "{} is not in the helper image: build the image with alca-dns-resolver next \
+                 to alca-netd (`cargo build -p alca-dns`, or a release archive), then run \
+                 `alca network-helper install` again",
                 self.binary.display()
             )));
         }

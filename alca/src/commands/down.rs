@@ -55,6 +55,13 @@ pub fn run(args: &DownArgs) -> anyhow::Result<ExitCode> {
             ));
         }
     }
+    // The resolver of network.internet-access wherever the guard runs it, after the rules
+    // that sent DNS to it.
+    if let Err(e) = guard.stop_resolver(&root, &state.id) {
+        warn(format!(
+            "the project's DNS resolver could not be stopped: {e:#}"
+        ));
+    }
     stop_views(&root);
     if info.is_some() {
         progress.done(format!("Container {name} removed"));

@@ -8,17 +8,16 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use alca_contract::client::Client;
 use alca_contract::probe::Key;
-use anyhow::{bail, Context};
+use anyhow::bail;
 
 use crate::cli::NetworkCommand;
 use crate::lifecycle::isolation_check::{
     matrix_of, now_secs, open_running, save_result, verify_running, ProbeFrom, Report,
 };
 use crate::lifecycle::Project;
+use crate::network::guard_select::connect_guard;
 use crate::network::matrix::Target;
-use crate::network::netd_guard::explain;
 use crate::network::{denied_log, netspec_build};
 use crate::project::State;
 
@@ -117,11 +116,11 @@ fn log_command(follow: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let internet_list = crate::network::internet_spec::restricted(&project.config);
+    let guard = connect_guard();
     if internet_list {
-        print_refused_names(&project.root)?;
+        print_refused_names(&guard.query_events(&project.root, &state.id)?);
     }
-    let client = Client::connect().map_err(explain)?;
-    let entries = client.denied(&state.id).map_err(explain)?;
+    let entries = guard.denied(&state.id)?;
     println!("{}", denied_log::HEADER);
     let mut shown: HashMap<Key, u64> = HashMap::new();
     print_changed(&mut shown, &entries, internet_list);
@@ -134,18 +133,15 @@ fn log_command(follow: bool) -> anyhow::Result<ExitCode> {
     // Polls until interrupted; memory stays bounded by the log's own size.
     loop {
         std::thread::sleep(FOLLOW_EVERY);
-        let entries = client.denied(&state.id).map_err(explain)?;
+        let entries = guard.denied(&state.id)?;
         print_changed(&mut shown, &entries, internet_list);
     }
 }
 
 /// The names the project's resolver refused (`internet-access`), before the connections.
-fn print_refused_names(root: &std::path::Path) -> anyhow::Result<()> {
-    let path = crate::network::resolver_process::query_log(root);
-    let events = alca_dns::query_log::read_events(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+fn print_refused_names(events: &[alca_dns::query_log::Event]) {
     println!("{}", crate::network::refused_names::HEADER);
-    let lines = crate::network::refused_names::lines(&events);
+    let lines = crate::network::refused_names::lines(events);
     if lines.is_empty() {
         println!("(no refused names recorded)");
     }
@@ -153,7 +149,6 @@ fn print_refused_names(root: &std::path::Path) -> anyhow::Result<()> {
         println!("{l}");
     }
     println!();
-    Ok(())
 }
 
 fn print_changed(

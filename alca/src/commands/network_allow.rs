@@ -4,12 +4,11 @@
 
 use std::process::ExitCode;
 
-use alca_contract::client::Client;
 use alca_contract::internet::parse_internet_entry;
 use anyhow::{bail, Context};
 
 use crate::lifecycle::Project;
-use crate::network::netd_guard::explain;
+use crate::network::guard_select::connect_guard;
 use crate::project::State;
 
 /// Longest grant the daemon accepts (one day).
@@ -33,14 +32,14 @@ pub fn run(request: AllowRequest) -> anyhow::Result<ExitCode> {
              nothing to allow"
         );
     }
-    let client = Client::connect().map_err(explain)?;
+    let guard = connect_guard();
     match request {
         AllowRequest::Grant { entry, duration } => {
             parse_internet_entry(&entry).with_context(|| {
                 format!("{entry:?} is not an internet-access entry (e.g. \"example.com\", \"*.example.com:443\", \"203.0.113.7\")")
             })?;
             let secs = parse_duration(&duration)?;
-            let info = client.grant(&state.id, &entry, secs).map_err(explain)?;
+            let info = guard.grant(&state.id, &entry, secs)?;
             println!(
                 "Allowed {} for {} (until revoked or expired; `alca network allow --list`)",
                 info.entry,
@@ -48,7 +47,7 @@ pub fn run(request: AllowRequest) -> anyhow::Result<ExitCode> {
             );
         }
         AllowRequest::List => {
-            let grants = client.grants(&state.id).map_err(explain)?;
+            let grants = guard.grants(&state.id)?;
             if grants.is_empty() {
                 println!("(no grants)");
             }
@@ -61,7 +60,7 @@ pub fn run(request: AllowRequest) -> anyhow::Result<ExitCode> {
             }
         }
         AllowRequest::Revoke { entry } => {
-            let n = client.revoke(&state.id, &entry).map_err(explain)?;
+            let n = guard.revoke(&state.id, &entry)?;
             if n == 0 {
                 bail!("no grant of {entry:?} to revoke (`alca network allow --list`)");
             }

@@ -167,7 +167,8 @@ fn internet_section(config: &Config, state: &State, root: &Path) {
         }
     };
     println!("Internet: {mode}");
-    let running = crate::network::resolver_process::is_running(root);
+    let guard = crate::network::guard_select::connect_guard();
+    let running = guard.resolver_address(root, &state.id).is_some();
     println!(
         "DNS resolver: {}",
         if running {
@@ -176,12 +177,12 @@ fn internet_section(config: &Config, state: &State, root: &Path) {
             "not running (run `alca up`)"
         }
     );
-    match alca_contract::client::Client::connect().and_then(|c| c.internet_status(&state.id)) {
+    match guard.internet_status(&state.id) {
         Ok(s) => println!(
             "Internet rules: {} ({} allowed addresses in the sets)",
             s.mode, s.elements
         ),
-        Err(e) => println!("Internet rules: unknown ({})", e.message()),
+        Err(e) => println!("Internet rules: unknown ({e:#})"),
     }
 }
 

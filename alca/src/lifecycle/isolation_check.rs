@@ -99,7 +99,14 @@ pub fn running(
             runtime.as_ref(),
         )?;
         let listen = gateways.iter().copied().find(IpAddr::is_ipv4);
-        spec.internet = internet_spec::applied(&project.config, &project.root, listen);
+        let guard = crate::network::guard_select::connect_guard();
+        spec.internet = internet_spec::applied(
+            &project.config,
+            &project.root,
+            &state.id,
+            listen,
+            guard.as_ref(),
+        );
         (spec, gateways)
     };
     Ok(Running {

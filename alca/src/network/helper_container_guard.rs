@@ -1,15 +1,24 @@
 //! [`NetworkGuard`] over the `alcatraz-network-helper` container (macOS, or Linux when installed
 //! with `--container`): each call is `docker exec -i alcatraz-network-helper alca-netd request`
-//! with one typed JSON request on stdin and one JSON reply on stdout.
+//! with one typed JSON request on stdin and one JSON reply on stdout. With an
+//! `internet-access` list the project's resolver runs inside the helper, next to its daemon
+//! (the project's gateway is in the runtime's VM): started, found and stopped by requests.
 
 use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use alca_contract::errors::NetdError;
 use alca_contract::helper_protocol::{HelperReply, HelperRequest, CONTAINER_NAME};
+use alca_contract::internet_status::{GrantInfo, InternetStatus};
+use alca_contract::probe::Denied;
 use alca_contract::request::encode_spec;
 use alca_contract::status::ProjectStatus;
 use alca_contract::NetSpec;
+use alca_dns::query_log::Event;
+
+use super::resolver_process::ResolverSpec;
 
 use super::netd_guard::explain;
 use super::NetworkGuard;
@@ -147,17 +156,6 @@ impl NetworkGuard for HelperGuard {
         .map_err(explain)
     }
 
-    /// The helper container's daemon has no bus for the project's resolver to reach it
-    /// (`AllowResolved`), so an `internet-access` list would refuse every name: refused here.
-    fn check_internet_access(&self) -> anyhow::Result<()> {
-        anyhow::bail!(
-            "network.internet-access is not supported through the helper container (macOS, or \
-             Linux without alca-netd) yet: the helper's daemon cannot receive the resolver's \
-             answers. Set internet-access = [\"*\"] in .alca.toml, or on Linux install the \
-             daemon with `sudo alca network-helper install`"
-        )
-    }
-
     fn remove(&self, project: &str) -> anyhow::Result<()> {
         self.done(HelperRequest::Remove {
             uid: self.uid,
@@ -172,5 +170,106 @@ impl NetworkGuard for HelperGuard {
 
     fn rules_line(&self, project: &str) -> anyhow::Result<String> {
         Ok(super::applied_line(&self.status(project).map_err(explain)?))
+    }
+
+    fn ensure_resolver(&self, _root: &Path, spec: &ResolverSpec) -> anyhow::Result<SocketAddr> {
+        let request = HelperRequest::StartResolver {
+            uid: self.uid,
+            spec: spec.clone(),
+        };
+        match self.call(&request).map_err(explain)? {
+            HelperReply::Resolver(Some(addr)) => Ok(addr),
+            other => Err(explain(unexpected(&other))),
+        }
+    }
+
+    fn stop_resolver(&self, root: &Path, project: &str) -> anyhow::Result<()> {
+        // One the native daemon's path may have left (the helper was installed since).
+        super::resolver_process::stop(root)?;
+        self.done(HelperRequest::StopResolver {
+            uid: self.uid,
+            project: project.into(),
+        })
+        .map_err(explain)
+    }
+
+    fn resolver_address(&self, _root: &Path, project: &str) -> Option<SocketAddr> {
+        let request = HelperRequest::ResolverAddress {
+            uid: self.uid,
+            project: project.into(),
+        };
+        match self.call(&request) {
+            Ok(HelperReply::Resolver(addr)) => addr,
+            _ => None,
+        }
+    }
+
+    fn query_events(&self, _root: &Path, project: &str) -> anyhow::Result<Vec<Event>> {
+        let request = HelperRequest::QueryLog {
+            uid: self.uid,
+            project: project.into(),
+        };
+        match self.call(&request).map_err(explain)? {
+            HelperReply::QueryLog(text) => Ok(alca_dns::query_log::parse_events(&text)),
+            other => Err(explain(unexpected(&other))),
+        }
+    }
+
+    fn denied(&self, project: &str) -> anyhow::Result<Vec<Denied>> {
+        let request = HelperRequest::Denied {
+            uid: self.uid,
+            project: project.into(),
+        };
+        match self.call(&request).map_err(explain)? {
+            HelperReply::Denied(d) => Ok(d),
+            other => Err(explain(unexpected(&other))),
+        }
+    }
+
+    fn grant(&self, project: &str, entry: &str, secs: u32) -> anyhow::Result<GrantInfo> {
+        let request = HelperRequest::Grant {
+            uid: self.uid,
+            project: project.into(),
+            entry: entry.into(),
+            secs,
+        };
+        match self.call(&request).map_err(explain)? {
+            HelperReply::Grant(g) => Ok(g),
+            other => Err(explain(unexpected(&other))),
+        }
+    }
+
+    fn revoke(&self, project: &str, entry: &str) -> anyhow::Result<u32> {
+        let request = HelperRequest::Revoke {
+            uid: self.uid,
+            project: project.into(),
+            entry: entry.into(),
+        };
+        match self.call(&request).map_err(explain)? {
+            HelperReply::Revoked(n) => Ok(n),
+            other => Err(explain(unexpected(&other))),
+        }
+    }
+
+    fn grants(&self, project: &str) -> anyhow::Result<Vec<GrantInfo>> {
+        let request = HelperRequest::Grants {
+            uid: self.uid,
+            project: project.into(),
+        };
+        match self.call(&request).map_err(explain)? {
+            HelperReply::Grants(g) => Ok(g),
+            other => Err(explain(unexpected(&other))),
+        }
+    }
+
+    fn internet_status(&self, project: &str) -> anyhow::Result<InternetStatus> {
+        let request = HelperRequest::InternetStatus {
+            uid: self.uid,
+            project: project.into(),
+        };
+        match self.call(&request).map_err(explain)? {
+            HelperReply::InternetStatus(s) => Ok(s),
+            other => Err(explain(unexpected(&other))),
+        }
     }
 }

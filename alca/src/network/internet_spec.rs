@@ -8,7 +8,8 @@ use std::path::Path;
 use alca_contract::internet::{InternetAccess, InternetEntry, InternetSpec, DEFAULT_TTL_MAX_SECS};
 use anyhow::Context;
 
-use super::resolver_process::{self, ResolverSpec};
+use super::resolver_process::ResolverSpec;
+use super::NetworkGuard;
 use crate::config::Config;
 
 /// The DNS port of the host's resolvers.
@@ -20,7 +21,8 @@ pub fn restricted(config: &Config) -> bool {
 }
 
 /// `None` for an open internet (a resolver a former list started is stopped: nothing sends
-/// DNS to it any more); otherwise starts (or keeps) the resolver and returns the spec.
+/// DNS to it any more); otherwise starts (or keeps) the resolver where `guard`'s daemon hears
+/// it and returns the spec.
 /// `gateway_up_later`: the runtime puts the gateway up only when the first container starts
 /// (Podman), so the resolver binds before the address exists.
 pub fn build(
@@ -29,9 +31,10 @@ pub fn build(
     project: &str,
     gateways: &[IpAddr],
     gateway_up_later: bool,
+    guard: &dyn NetworkGuard,
 ) -> anyhow::Result<Option<InternetSpec>> {
     let InternetAccess::Only(entries) = &config.network.internet_access else {
-        resolver_process::stop(root)?;
+        guard.stop_resolver(root, project)?;
         return Ok(None);
     };
     let listen = gateways.iter().copied().find(IpAddr::is_ipv4).context(
@@ -60,18 +63,25 @@ pub fn build(
         upstreams,
         gateway_up_later,
     };
-    let resolver = resolver_process::ensure(root, &spec)?;
+    let resolver = guard.ensure_resolver(root, &spec)?;
     Ok(Some(internet_spec(config, entries, resolver)))
 }
 
 /// The internet part `up` applied, for `alca network verify` (which starts nothing): the list
 /// with the running resolver's address, or port 0 on `listen` when none runs (its DNS rows
 /// then fail, as they should).
-pub fn applied(config: &Config, root: &Path, listen: Option<IpAddr>) -> Option<InternetSpec> {
+pub fn applied(
+    config: &Config,
+    root: &Path,
+    project: &str,
+    listen: Option<IpAddr>,
+    guard: &dyn NetworkGuard,
+) -> Option<InternetSpec> {
     let InternetAccess::Only(entries) = &config.network.internet_access else {
         return None;
     };
-    let resolver = resolver_process::address(root)
+    let resolver = guard
+        .resolver_address(root, project)
         .unwrap_or_else(|| SocketAddr::new(listen.unwrap_or(IpAddr::from([0, 0, 0, 0])), 0));
     Some(internet_spec(config, entries, resolver))
 }

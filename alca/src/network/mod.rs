@@ -20,7 +20,15 @@ pub mod resolvers;
 pub mod rootless;
 pub mod verify_probes;
 
+use std::net::SocketAddr;
+use std::path::Path;
+
+use alca_contract::internet_status::{GrantInfo, InternetStatus};
+use alca_contract::probe::Denied;
 use alca_contract::NetSpec;
+use alca_dns::query_log::Event;
+
+use resolver_process::ResolverSpec;
 
 /// Applies and removes one project's network rules.
 pub trait NetworkGuard {
@@ -54,11 +62,51 @@ pub trait NetworkGuard {
              container's namespace); use a rootful runtime, or set network.lan-access = [\"*\"]"
         )
     }
-    /// Refuses, with the reason and the fix, when this guard cannot enforce an
-    /// `internet-access` list (its daemon cannot hear the project's resolver): checked before
-    /// anything is started, so such a project never runs with the internet open.
-    fn check_internet_access(&self) -> anyhow::Result<()> {
-        Ok(())
+    /// Starts (or keeps) the project's DNS resolver where this guard's daemon hears it and
+    /// returns its address: by default a process of the user's (`alca __serve-dns`, which
+    /// reaches the daemon over the system bus).
+    fn ensure_resolver(&self, root: &Path, spec: &ResolverSpec) -> anyhow::Result<SocketAddr> {
+        resolver_process::ensure(root, spec)
+    }
+    /// Stops the project's resolver, if one runs.
+    fn stop_resolver(&self, root: &Path, _project: &str) -> anyhow::Result<()> {
+        resolver_process::stop(root)
+    }
+    /// Where the project's resolver answers, if one runs.
+    fn resolver_address(&self, root: &Path, _project: &str) -> Option<SocketAddr> {
+        resolver_process::address(root)
+    }
+    /// What the project's resolver logged (`alca network log`).
+    fn query_events(&self, root: &Path, _project: &str) -> anyhow::Result<Vec<Event>> {
+        let path = resolver_process::query_log(root);
+        alca_dns::query_log::read_events(&path)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))
+    }
+    /// The project's log of denied connections.
+    fn denied(&self, _project: &str) -> anyhow::Result<Vec<Denied>> {
+        Err(self.no_daemon())
+    }
+    /// Grants `entry` to the project for `secs` seconds (`alca network allow`).
+    fn grant(&self, _project: &str, _entry: &str, _secs: u32) -> anyhow::Result<GrantInfo> {
+        Err(self.no_daemon())
+    }
+    /// Ends the project's grants of `entry`; how many there were.
+    fn revoke(&self, _project: &str, _entry: &str) -> anyhow::Result<u32> {
+        Err(self.no_daemon())
+    }
+    /// The project's live grants.
+    fn grants(&self, _project: &str) -> anyhow::Result<Vec<GrantInfo>> {
+        Err(self.no_daemon())
+    }
+    /// The project's `internet-access` mode and allow sets' size as the daemon has them.
+    fn internet_status(&self, _project: &str) -> anyhow::Result<InternetStatus> {
+        Err(self.no_daemon())
+    }
+    /// Why a daemon call cannot be made through this guard.
+    fn no_daemon(&self) -> anyhow::Error {
+        anyhow::anyhow!(
+            "no network helper answers: run `sudo alca network-helper install` (Linux) or              `alca network-helper install` (macOS) once"
+        )
     }
     /// Whether the project's rules are in place inside the namespace of process `pid`.
     fn netns_applied(&self, _project: &str, _pid: u32) -> anyhow::Result<bool> {
@@ -112,5 +160,9 @@ impl NetworkGuard for Unavailable {
 
     fn is_applied(&self, _project: &str) -> anyhow::Result<bool> {
         Ok(false)
+    }
+
+    fn no_daemon(&self) -> anyhow::Error {
+        anyhow::anyhow!("network helper unavailable: {}", self.reason)
     }
 }

@@ -3,6 +3,8 @@
 
 use alca_contract::client::{is_service_missing, Client};
 use alca_contract::errors::NetdError;
+use alca_contract::internet_status::{GrantInfo, InternetStatus};
+use alca_contract::probe::Denied;
 use alca_contract::NetSpec;
 
 use super::NetworkGuard;
@@ -100,6 +102,26 @@ impl NetworkGuard for NetdGuard {
     fn rules_line(&self, project: &str) -> anyhow::Result<String> {
         let status = self.client.status(project).map_err(explain)?;
         Ok(super::applied_line(&status))
+    }
+
+    fn denied(&self, project: &str) -> anyhow::Result<Vec<Denied>> {
+        self.client.denied(project).map_err(explain)
+    }
+
+    fn grant(&self, project: &str, entry: &str, secs: u32) -> anyhow::Result<GrantInfo> {
+        self.client.grant(project, entry, secs).map_err(explain)
+    }
+
+    fn revoke(&self, project: &str, entry: &str) -> anyhow::Result<u32> {
+        self.client.revoke(project, entry).map_err(explain)
+    }
+
+    fn grants(&self, project: &str) -> anyhow::Result<Vec<GrantInfo>> {
+        self.client.grants(project).map_err(explain)
+    }
+
+    fn internet_status(&self, project: &str) -> anyhow::Result<InternetStatus> {
+        self.client.internet_status(project).map_err(explain)
     }
 }
 

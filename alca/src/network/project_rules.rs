@@ -66,13 +66,11 @@ pub fn apply(
     if runtime.rootless() {
         return rootless::apply(config, id, network, runtime, guard);
     }
-    if super::internet_spec::restricted(config) {
-        guard.check_internet_access()?;
-    }
     let (mut spec, gateways) = project_spec(config, id, network, runtime)?;
     // netavark puts a network's gateway up with its first container, after the rules.
     let gateway_up_later = runtime.kind() == RuntimeKind::Podman;
-    spec.internet = super::internet_spec::build(config, root, id, &gateways, gateway_up_later)?;
+    spec.internet =
+        super::internet_spec::build(config, root, id, &gateways, gateway_up_later, guard)?;
     spec.validate()?;
     guard.apply(&spec)
 }
@@ -115,7 +113,7 @@ pub fn ensure_before_exec(
     // A resolver that died (or a reboot) leaves the rules sending DNS nowhere: re-apply, which
     // starts it again.
     let resolver_ok =
-        !super::internet_spec::restricted(config) || super::resolver_process::is_running(root);
+        !super::internet_spec::restricted(config) || guard.resolver_address(root, id).is_some();
     match is_applied() {
         Ok(true) if resolver_ok => return Ok(()),
         Ok(_) => {}

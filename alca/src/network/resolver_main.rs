@@ -7,8 +7,7 @@ use std::io::Read;
 use std::path::Path;
 
 use alca_dns::netd_sink::NetdSink;
-use alca_dns::query_log::{QueryLog, LOG_FILE};
-use alca_dns::{bind, bind_before_up, Policy, ResolverHandler};
+use alca_dns::query_log::LOG_FILE;
 use anyhow::Context;
 
 use super::resolver_process::{ResolverSpec, READY_WORD};
@@ -41,33 +40,6 @@ async fn run(spec: ResolverSpec, state_dir: &Path) -> anyhow::Result<()> {
     let log = state_dir.join(LOG_FILE);
     let rotated = alca_dns::query_log::rotated(&log);
     super::resolver_privileges::drop_root(state_dir, &[&log, &rotated])?;
-    let handler = ResolverHandler::new(
-        spec.project.clone(),
-        Policy::new(spec.entries.clone()),
-        spec.upstreams.clone(),
-        sink,
-        QueryLog::new(log),
-    );
-    let listening = if spec.gateway_up_later {
-        bind_before_up(spec.listen, 0, handler).await
-    } else {
-        bind(spec.listen, 0, handler).await
-    }
-    .with_context(|| format!("cannot listen on {}", spec.listen))?;
-    let stop = listening.stopper();
-    tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let kinds = [
-            SignalKind::terminate(),
-            SignalKind::interrupt(),
-            SignalKind::hangup(),
-        ];
-        let mut streams: Vec<_> = kinds.into_iter().filter_map(|k| signal(k).ok()).collect();
-        let waits = streams.iter_mut().map(|s| Box::pin(s.recv()));
-        futures::future::select_all(waits).await;
-        stop();
-    });
-    detached::announce_ready(&format!("{READY_WORD} {}", listening.addr))
-        .context("cannot report readiness")?;
-    listening.run().await.context("the resolver stopped")
+    let announce = |addr| detached::announce_ready(&format!("{READY_WORD} {addr}"));
+    Ok(alca_dns::resolver_run::run(spec, sink, log, announce).await?)
 }

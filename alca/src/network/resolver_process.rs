@@ -4,11 +4,11 @@
 //! over on its standard input, never through a file in the project a container can write.
 
 use std::ffi::OsStr;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use alca_contract::internet::InternetEntry;
+pub use alca_contract::resolver_spec::{ResolverSpec, READY_WORD};
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
@@ -21,23 +21,6 @@ const LOG_FILE: &str = "resolver.log";
 /// What the running resolver was started with and where it answers.
 const RECORD_FILE: &str = "resolver.json";
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
-/// First word of the resolver's ready line; the second is its address.
-pub const READY_WORD: &str = "ready";
-
-/// What a resolver is started with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ResolverSpec {
-    pub project: String,
-    /// The project network's IPv4 gateway: the address the daemon sends container DNS to.
-    pub listen: IpAddr,
-    pub entries: Vec<InternetEntry>,
-    pub upstreams: Vec<SocketAddr>,
-    /// The gateway is put up only when the first container starts (Podman): bind before it
-    /// exists ([`alca_dns::bind_before_up`]).
-    #[serde(default)]
-    pub gateway_up_later: bool,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Record {

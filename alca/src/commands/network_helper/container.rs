@@ -27,6 +27,8 @@ const LAUNCH_AGENT_LABEL: &str = "io.github.alcatraz.network-helper";
 const IMAGE_NFT: &str = "usr/sbin/nft";
 /// Where `alca-netd` lives in the image.
 const IMAGE_NETD: &str = "usr/sbin/alca-netd";
+/// The projects' DNS resolver (`network.internet-access`), found next to `alca-netd`.
+const RESOLVER_BIN: &str = "alca-dns-resolver";
 
 /// Runs `docker ARGS`; a failure carries its stderr.
 fn runtime(args: &[&str]) -> anyhow::Result<String> {
@@ -73,7 +75,9 @@ fn plan(platform: &str, archive: Option<&Path>) -> Vec<String> {
     let image = image_ref();
     let mut plan = vec![match archive {
         Some(a) => format!("Load image {image} from {}", a.display()),
-        None => format!("Build image {image} from this machine's alca-netd and nft"),
+        None => {
+            format!("Build image {image} from this machine's alca-netd, alca-dns-resolver and nft")
+        }
     }];
     plan.push(format!(
         "Run container {CONTAINER_NAME} (--privileged --pid=host --net=host --restart=always, \
@@ -161,6 +165,19 @@ fn build_image(netd: Option<&Path>) -> anyhow::Result<()> {
     let work = tempfile::tempdir().context("cannot create a temporary directory")?;
     let root = work.path().join("rootfs");
     copy_with_libraries(&netd, &root, IMAGE_NETD)?;
+    // The resolver is a binary of its own, not the daemon: it parses DNS, and runs in the
+    // helper only as an unprivileged uid the daemon starts it as.
+    let resolver = netd.with_file_name(RESOLVER_BIN);
+    if resolver.is_file() {
+        let at = alca_contract::helper_protocol::IMAGE_RESOLVER.trim_start_matches('/');
+        copy_with_libraries(&resolver, &root, at)?;
+    } else {
+        println!(
+            "Note: {} was not found, so the helper cannot run the DNS resolver of \
+             network.internet-access lists (build it with `cargo build -p alca-dns`)",
+            resolver.display()
+        );
+    }
     copy_with_libraries(nft, &root, IMAGE_NFT)?;
     for etc in ["etc/protocols", "etc/services"] {
         let host = Path::new("/").join(etc);
