@@ -41,13 +41,18 @@ pub fn built_binary(name: &str) -> PathBuf {
                 "alca",
                 "-p",
                 "alca-netd",
+                "-p",
+                "alca-dns",
                 "--target-dir",
             ])
             .arg(target_dir())
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
             .expect("running cargo build");
-        assert!(status.success(), "cargo build -p alca -p alca-netd failed");
+        assert!(
+            status.success(),
+            "cargo build -p alca -p alca-netd -p alca-dns failed"
+        );
     });
     let path = target_dir().join("debug").join(name);
     assert!(path.is_file(), "{} was not built", path.display());

@@ -2,8 +2,9 @@
 //! host namespace: `alca network-helper install --container` for real with NO native daemon,
 //! then `alca up` by the unprivileged user `alcatest` through `docker exec` into the helper,
 //! the isolation checks (LAN blocked, allow-list, host services blocked, proxy redirect), the
-//! re-apply when the helper restarts, and an uninstall that leaves no table, container, volume
-//! or image behind.
+//! re-apply when the helper restarts, `internet-access` with its resolver inside the helper
+//! (against a `.test` zone served in `lanhost`), and an uninstall that leaves no table,
+//! container, volume or image behind.
 //!
 //! One test function with ordered steps: they share the one helper container.
 //! Needs root, docker and the test env (tests/env/setup.sh); traffic goes only to `lanhost`
@@ -14,6 +15,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use alca_contract::helper_protocol::{CONTAINER_NAME, IMAGE_REPO, STATE_VOLUME};
+use alca_dns::static_zone::Zone;
+use alca_e2e::dns_zone::{self, answers_with, LanhostZone};
 use alca_e2e::docker::{docker, docker_available, nc_script, Probe};
 use alca_e2e::netd::{
     alca, alca_tables, built_binary, daemon_pid, env_refs, ruleset, text, up_env, INSTALLED_DAEMON,
@@ -29,6 +32,9 @@ const BLOCKED: u16 = 23101;
 const ALLOWED: u16 = 23102;
 const HOST_SERVICE: u16 = 23103;
 const PROXY: u16 = 23104;
+/// On 192.88.99.2: the port the `internet-access` entry allows, and one it does not.
+const INET_ALLOWED: u16 = 23105;
+const INET_OTHER: u16 = 23106;
 /// Seconds the listeners live at most.
 const LIFE: u32 = 240;
 
@@ -40,7 +46,7 @@ struct Cleanup {
 impl Drop for Cleanup {
     fn drop(&mut self) {
         let env = up_env(&self.scratch);
-        for name in ["isolated", "proxied"] {
+        for name in ["isolated", "proxied", "listed"] {
             let dir = self.scratch.join(name);
             if let Some(id) = project_id(&dir) {
                 let _ = alca(Some(USER), &dir, &["down", "--force"], &env_refs(&env));
@@ -162,9 +168,9 @@ fn helper_container_end_to_end() {
     );
     restart_reapplies(&isolated);
     eprintln!("step done: restart_reapplies at {:?}", started.elapsed());
-    internet_access_is_refused_through_the_helper(&scratch);
+    internet_access_through_the_helper(&scratch);
     eprintln!(
-        "step done: internet_access_is_refused_through_the_helper at {:?}",
+        "step done: internet_access_through_the_helper at {:?}",
         started.elapsed()
     );
     proxy_through_the_helper(&scratch);
@@ -425,41 +431,165 @@ fn proxy_through_the_helper(scratch: &Path) {
     );
 }
 
-/// The helper's daemon cannot hear a project's resolver, so an `internet-access` list is
-/// refused at `up`, naming the field and the fix, and nothing of the project is left running
-/// (never a container with the internet open).
-fn internet_access_is_refused_through_the_helper(scratch: &Path) {
-    let dir = project(
-        scratch,
-        "listed",
-        "[network]\ninternet-access = [\"allowed.test\"]\n",
+/// `internet-access` through the helper: `up` starts the project's resolver inside the helper
+/// container as uid 65534 with no capabilities, the rules send the container's DNS to it (a
+/// query addressed to the test server lands there), an allowed name opens its address on its
+/// port only, a refused name never reaches the server and opens nothing, `network log` names
+/// it, `status` shows the resolver and the sets, a grant through the CLI answers and expires
+/// (the grants live in the helper's one daemon), and `down` stops the resolver.
+fn internet_access_through_the_helper(scratch: &Path) {
+    assert_route_via(PUBLIC4, LAN_VETH);
+    let public: std::net::IpAddr = PUBLIC4.parse().unwrap();
+    let zone = LanhostZone::start(Zone::new().addr("allowed.test", public, 60).addr(
+        "blocked.test",
+        public,
+        60,
+    ))
+    .expect("zone server in lanhost");
+    let _listeners = [
+        Listener::start(
+            Some(LANHOST_NS),
+            "inet-allowed",
+            PUBLIC4,
+            INET_ALLOWED,
+            LIFE,
+        )
+        .unwrap(),
+        Listener::start(Some(LANHOST_NS), "inet-other", PUBLIC4, INET_OTHER, LIFE).unwrap(),
+    ];
+    let network = format!(
+        "[network]\ninternet-access = [\"allowed.test:{INET_ALLOWED}\"]\n\
+         dns-upstream = [\"{PUBLIC4}:53\"]\ndns-ttl-floor = 0\n"
     );
-    let up = alca(
-        Some(USER),
-        &dir,
-        &["up", "--trust"],
-        &env_refs(&up_env(scratch)),
-    );
-    let out = text(&up);
-    assert!(!up.status.success(), "up must refuse: {out}");
-    assert!(
-        out.contains("network.internet-access") && out.contains("helper container"),
-        "{out}"
-    );
-    if let Some(id) = project_id(&dir) {
-        let running = docker(&[
-            "ps",
-            "-q",
-            "--filter",
-            &format!("name={}", container_of(&id)),
-        ])
-        .expect("docker ps");
-        assert!(
-            String::from_utf8_lossy(&running.stdout).trim().is_empty(),
-            "no container runs: {out}"
-        );
-        assert!(!alca_tables().unwrap().contains(&format!("alca-{id}")));
+    let dir = project(scratch, "listed", &network);
+    let env = up_env(scratch);
+    let as_owner = |args: &[&str]| {
+        let out = alca(Some(USER), &dir, args, &env_refs(&env));
+        (out.status.success(), text(&out))
+    };
+    let (ok, said) = as_owner(&["up", "--trust"]);
+    assert!(ok, "alca up with a list through the helper: {said}");
+    let id = project_id(&dir).expect("state.json");
+    let c = container_of(&id);
+
+    // The resolver runs in the helper for this project, never as root, with no capability.
+    let pids = resolver_pids(&id);
+    assert_eq!(pids.len(), 1, "one resolver for the project: {pids:?}");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pids[0])).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(field("Uid:"), ["65534"; 4], "{status}");
+    assert_eq!(field("Gid:"), ["65534"; 4], "{status}");
+    assert_eq!(field("Groups:"), Vec::<&str>::new(), "{status}");
+    for caps in ["CapPrm:", "CapEff:", "CapAmb:"] {
+        assert_eq!(field(caps), ["0000000000000000"], "{caps} {status}");
     }
+    assert_eq!(field("NoNewPrivs:"), ["1"], "{status}");
+    assert!(
+        !run_ok("pgrep", &["-u", USER, "-f", "__serve-dns"])
+            .unwrap_or_default()
+            .contains(char::is_numeric),
+        "no resolver of the user's runs on the host"
+    );
+
+    // Before any answer the address is refused; a refused name is never asked upstream
+    // (though addressed to the test server itself: it landed at the resolver) and opens
+    // nothing.
+    assert_eq!(probe(&c, PUBLIC4, INET_ALLOWED), Probe::Refused);
+    let out = dns_zone::nslookup(&c, None, "blocked.test");
+    assert!(!answers_with(&out, PUBLIC4), "blocked.test resolved: {out}");
+    assert!(
+        !zone
+            .seen
+            .names()
+            .iter()
+            .any(|n| n.starts_with("blocked.test")),
+        "a refused name reached the server: {:?}",
+        zone.seen.names()
+    );
+    assert_eq!(probe(&c, PUBLIC4, INET_ALLOWED), Probe::Refused);
+
+    // The allowed name: answered, its address in the kernel before the answer, on the entry's
+    // port only.
+    let out = dns_zone::nslookup(&c, None, "allowed.test");
+    assert!(answers_with(&out, PUBLIC4), "allowed.test: {out}");
+    assert!(
+        zone.seen
+            .names()
+            .iter()
+            .any(|n| n.starts_with("allowed.test")),
+        "the allowed name was asked upstream"
+    );
+    assert!(
+        probe(&c, PUBLIC4, INET_ALLOWED).answered_by("inet-allowed"),
+        "the address was not in the kernel when the answer came"
+    );
+    assert_eq!(probe(&c, PUBLIC4, INET_OTHER), Probe::Refused);
+
+    // `network log` and `status`, through the helper.
+    let (ok, log) = as_owner(&["network", "log"]);
+    assert!(ok, "network log: {log}");
+    assert!(
+        log.contains("internet-access = [\"blocked.test\"]"),
+        "{log}"
+    );
+    let (_, status) = as_owner(&["status"]);
+    assert!(status.contains("DNS resolver: running"), "{status}");
+    assert!(
+        status.contains("Internet rules: list (") && !status.contains("(0 allowed"),
+        "{status}"
+    );
+
+    // A grant through the CLI: the name answers and opens every port at once, is listed, and
+    // closes by itself after 3 s. (The resolver reads new grants at a refused name at most
+    // once a second: let its last read age first.)
+    std::thread::sleep(Duration::from_millis(1100));
+    let granted = std::time::Instant::now();
+    let (ok, said) = as_owner(&["network", "allow", "blocked.test", "--for", "3s"]);
+    assert!(ok, "network allow: {said}");
+    let out = dns_zone::nslookup(&c, None, "blocked.test");
+    assert!(
+        answers_with(&out, PUBLIC4),
+        "blocked.test under a grant: {out}"
+    );
+    assert!(probe(&c, PUBLIC4, INET_OTHER).answered_by("inet-other"));
+    let over = granted + Duration::from_millis(4200);
+    std::thread::sleep(over.saturating_duration_since(std::time::Instant::now()));
+    let (ok, list) = as_owner(&["network", "allow", "--list"]);
+    assert!(ok && list.contains("(no grants)"), "{list}");
+    let out = dns_zone::nslookup(&c, None, "blocked.test");
+    assert!(
+        !answers_with(&out, PUBLIC4),
+        "blocked.test after the grant: {out}"
+    );
+    assert_eq!(probe(&c, PUBLIC4, INET_OTHER), Probe::Refused);
+    let (ok, said) = as_owner(&["network", "allow", "blocked.test", "--for", "1h"]);
+    assert!(ok, "network allow: {said}");
+    let (ok, list) = as_owner(&["network", "allow", "--list"]);
+    assert!(ok && list.contains("blocked.test"), "{list}");
+    let (ok, said) = as_owner(&["network", "allow", "--revoke", "blocked.test"]);
+    assert!(ok && said.contains("Revoked"), "{said}");
+
+    // down stops the resolver and removes the rules.
+    let (ok, said) = as_owner(&["down", "--force"]);
+    assert!(ok, "alca down: {said}");
+    assert!(resolver_pids(&id).is_empty(), "the resolver outlived down");
+    assert!(!alca_tables().unwrap().contains(&format!("alca-{id}")));
+}
+
+/// The pids of the helper's resolvers of project `id` (their state directory names it).
+fn resolver_pids(id: &str) -> Vec<String> {
+    run_ok("pgrep", &["-f", &format!("alca-dns-resolver .*{id}")])
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
 }
 
 fn down_removes_the_rules(scratch: &Path, id: &str) {
