@@ -248,4 +248,121 @@ mod tests {
         );
         assert!(fw.0.lock().unwrap().is_empty());
     }
+
+    fn request(r: &HelperRequest) -> Vec<u8> {
+        serde_json::to_vec(r).unwrap()
+    }
+
+    #[test]
+    fn internet_requests_reach_the_same_daemon_and_only_for_the_owner() {
+        let (e, _fw, _dir) = daemon();
+        let mut spec = alca_contract::NetSpec::isolated(PROJECT);
+        spec.internet = Some(alca_contract::internet::InternetSpec {
+            entries: vec![
+                alca_contract::internet::parse_internet_entry("allowed.test:80").unwrap(),
+            ],
+            resolver: "10.89.0.1:5353".parse().unwrap(),
+            ttl_floor_secs: 0,
+            ttl_max_secs: 600,
+        });
+        let listed = alca_contract::request::encode_spec(&spec);
+        assert_eq!(
+            e.handle(&apply(1000, &listed), &ok_bridge),
+            HelperReply::Done
+        );
+        let grant = |uid| HelperRequest::Grant {
+            uid,
+            project: PROJECT.into(),
+            entry: "blocked.test".into(),
+            secs: 60,
+        };
+        let HelperReply::Grant(g) = e.handle(&request(&grant(1000)), &ok_bridge) else {
+            panic!("grant reply expected");
+        };
+        assert_eq!(g.remaining_secs, 60);
+        // The grant is the daemon's: the next request (another process's, through the socket)
+        // sees it.
+        let grants = |uid| HelperRequest::Grants {
+            uid,
+            project: PROJECT.into(),
+        };
+        let HelperReply::Grants(live) = e.handle(&request(&grants(1000)), &ok_bridge) else {
+            panic!("grants reply expected");
+        };
+        assert_eq!(live.len(), 1);
+        let HelperReply::InternetStatus(status) = e.handle(
+            &request(&HelperRequest::InternetStatus {
+                uid: 1000,
+                project: PROJECT.into(),
+            }),
+            &ok_bridge,
+        ) else {
+            panic!("status reply expected");
+        };
+        assert_eq!(status.mode, "list");
+        // Another user: refused for every internet request, resolvers included.
+        let stranger = [
+            grant(1001),
+            grants(1001),
+            HelperRequest::Revoke {
+                uid: 1001,
+                project: PROJECT.into(),
+                entry: "blocked.test".into(),
+            },
+            HelperRequest::StopResolver {
+                uid: 1001,
+                project: PROJECT.into(),
+            },
+            HelperRequest::QueryLog {
+                uid: 1001,
+                project: PROJECT.into(),
+            },
+            HelperRequest::Denied {
+                uid: 1001,
+                project: PROJECT.into(),
+            },
+        ];
+        for r in stranger {
+            let reply = e.handle(&request(&r), &ok_bridge);
+            assert!(
+                matches!(
+                    reply,
+                    HelperReply::Error {
+                        kind: ErrorKind::NotOwner,
+                        ..
+                    }
+                ),
+                "{r:?}: {reply:?}"
+            );
+        }
+        let revoke = HelperRequest::Revoke {
+            uid: 1000,
+            project: PROJECT.into(),
+            entry: "blocked.test".into(),
+        };
+        assert_eq!(
+            e.handle(&request(&revoke), &ok_bridge),
+            HelperReply::Revoked(1)
+        );
+        // Bounded and validated like the D-Bus arguments.
+        let long = HelperRequest::Grant {
+            uid: 1000,
+            project: PROJECT.into(),
+            entry: "a".repeat(600),
+            secs: 60,
+        };
+        let reply = e.handle(&request(&long), &ok_bridge);
+        assert!(
+            matches!(reply, HelperReply::Error { kind: ErrorKind::InvalidRequest, ref message } if message.contains("limit")),
+            "{reply:?}"
+        );
+        let address = HelperRequest::ResolverAddress {
+            uid: 1000,
+            project: PROJECT.into(),
+        };
+        assert_eq!(
+            e.handle(&request(&address), &ok_bridge),
+            HelperReply::Resolver(None)
+        );
+    }
 }
