@@ -126,6 +126,15 @@ impl HelperGuard {
         }
     }
 
+    /// One request whose reply `pick` takes apart; any other reply is an error.
+    fn ask<T>(
+        &self,
+        request: HelperRequest,
+        pick: impl FnOnce(HelperReply) -> Result<T, HelperReply>,
+    ) -> anyhow::Result<T> {
+        pick(self.call(&request).map_err(explain)?).map_err(|other| explain(unexpected(&other)))
+    }
+
     fn done(&self, request: HelperRequest) -> Result<(), NetdError> {
         match self.call(&request)? {
             HelperReply::Done => Ok(()),
@@ -177,10 +186,10 @@ impl NetworkGuard for HelperGuard {
             uid: self.uid,
             spec: spec.clone(),
         };
-        match self.call(&request).map_err(explain)? {
+        self.ask(request, |reply| match reply {
             HelperReply::Resolver(Some(addr)) => Ok(addr),
-            other => Err(explain(unexpected(&other))),
-        }
+            other => Err(other),
+        })
     }
 
     fn stop_resolver(&self, root: &Path, project: &str) -> anyhow::Result<()> {
@@ -209,10 +218,10 @@ impl NetworkGuard for HelperGuard {
             uid: self.uid,
             project: project.into(),
         };
-        match self.call(&request).map_err(explain)? {
+        self.ask(request, |reply| match reply {
             HelperReply::QueryLog(text) => Ok(alca_dns::query_log::parse_events(&text)),
-            other => Err(explain(unexpected(&other))),
-        }
+            other => Err(other),
+        })
     }
 
     fn denied(&self, project: &str) -> anyhow::Result<Vec<Denied>> {
@@ -220,10 +229,10 @@ impl NetworkGuard for HelperGuard {
             uid: self.uid,
             project: project.into(),
         };
-        match self.call(&request).map_err(explain)? {
-            HelperReply::Denied(d) => Ok(d),
-            other => Err(explain(unexpected(&other))),
-        }
+        self.ask(request, |reply| match reply {
+            HelperReply::Denied(value) => Ok(value),
+            other => Err(other),
+        })
     }
 
     fn grant(&self, project: &str, entry: &str, secs: u32) -> anyhow::Result<GrantInfo> {
@@ -233,10 +242,10 @@ impl NetworkGuard for HelperGuard {
             entry: entry.into(),
             secs,
         };
-        match self.call(&request).map_err(explain)? {
-            HelperReply::Grant(g) => Ok(g),
-            other => Err(explain(unexpected(&other))),
-        }
+        self.ask(request, |reply| match reply {
+            HelperReply::Grant(value) => Ok(value),
+            other => Err(other),
+        })
     }
 
     fn revoke(&self, project: &str, entry: &str) -> anyhow::Result<u32> {
@@ -245,10 +254,10 @@ impl NetworkGuard for HelperGuard {
             project: project.into(),
             entry: entry.into(),
         };
-        match self.call(&request).map_err(explain)? {
-            HelperReply::Revoked(n) => Ok(n),
-            other => Err(explain(unexpected(&other))),
-        }
+        self.ask(request, |reply| match reply {
+            HelperReply::Revoked(value) => Ok(value),
+            other => Err(other),
+        })
     }
 
     fn grants(&self, project: &str) -> anyhow::Result<Vec<GrantInfo>> {
@@ -256,10 +265,10 @@ impl NetworkGuard for HelperGuard {
             uid: self.uid,
             project: project.into(),
         };
-        match self.call(&request).map_err(explain)? {
-            HelperReply::Grants(g) => Ok(g),
-            other => Err(explain(unexpected(&other))),
-        }
+        self.ask(request, |reply| match reply {
+            HelperReply::Grants(value) => Ok(value),
+            other => Err(other),
+        })
     }
 
     fn internet_status(&self, project: &str) -> anyhow::Result<InternetStatus> {
@@ -267,9 +276,9 @@ impl NetworkGuard for HelperGuard {
             uid: self.uid,
             project: project.into(),
         };
-        match self.call(&request).map_err(explain)? {
-            HelperReply::InternetStatus(s) => Ok(s),
-            other => Err(explain(unexpected(&other))),
-        }
+        self.ask(request, |reply| match reply {
+            HelperReply::InternetStatus(value) => Ok(value),
+            other => Err(other),
+        })
     }
 }
