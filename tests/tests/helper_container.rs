@@ -436,7 +436,8 @@ fn proxy_through_the_helper(scratch: &Path) {
 /// query addressed to the test server lands there), an allowed name opens its address on its
 /// port only, a refused name never reaches the server and opens nothing, `network log` names
 /// it, `status` shows the resolver and the sets, a grant through the CLI answers and expires
-/// (the grants live in the helper's one daemon), and `down` stops the resolver.
+/// (the grants live in the helper's one daemon), a dead resolver is started again by `alca
+/// run`, and `down` stops the resolver.
 fn internet_access_through_the_helper(scratch: &Path) {
     assert_route_via(PUBLIC4, LAN_VETH);
     let public: std::net::IpAddr = PUBLIC4.parse().unwrap();
@@ -575,6 +576,22 @@ fn internet_access_through_the_helper(scratch: &Path) {
     assert!(ok && list.contains("blocked.test"), "{list}");
     let (ok, said) = as_owner(&["network", "allow", "--revoke", "blocked.test"]);
     assert!(ok && said.contains("Revoked"), "{said}");
+
+    // A resolver that died is started again by `alca run`, and the name answers again.
+    run_ok("kill", &[&pids[0]]).unwrap();
+    for _ in 0..20 {
+        if resolver_pids(&id).is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(resolver_pids(&id).is_empty(), "the resolver did not die");
+    let (ok, said) = as_owner(&["run", "true"]);
+    assert!(ok, "alca run: {said}");
+    assert_eq!(resolver_pids(&id).len(), 1, "run did not start it: {said}");
+    let out = dns_zone::nslookup(&c, None, "allowed.test");
+    assert!(answers_with(&out, PUBLIC4), "allowed.test after run: {out}");
+    assert!(probe(&c, PUBLIC4, INET_ALLOWED).answered_by("inet-allowed"));
 
     // down stops the resolver and removes the rules.
     let (ok, said) = as_owner(&["down", "--force"]);
