@@ -162,7 +162,7 @@ impl HelperResolvers {
         }
         let dir = self.project_dir(&spec.project).map_err(failed)?;
         let (ours, theirs) = UnixStream::pair().map_err(|e| failed(e.to_string()))?;
-        let stderr = File::create(dir.join(STDERR_LOG)).map_err(|e| failed(e.to_string()))?;
+        let stderr = fresh_file(&dir.join(STDERR_LOG)).map_err(|e| failed(e.to_string()))?;
         let theirs_fd = std::os::fd::AsRawFd::as_raw_fd(&theirs);
         let mut command = Command::new(&self.binary);
         command
@@ -368,6 +368,21 @@ fn end(mut child: Child) {
     let _ = child.wait();
 }
 
+/// A new empty file at `path` in a directory the resolver's uid owns: whatever it left there
+/// (a link to a file of root's, say) is unlinked, never followed or truncated.
+fn fresh_file(path: &Path) -> std::io::Result<File> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
 /// Appends `path` (a regular file, not followed if a link; missing: nothing) to `out`, up to
 /// [`MAX_QUERY_LOG_BYTES`] in all.
 fn read_owned_file(path: &Path, out: &mut Vec<u8>) -> Result<(), NetdError> {
@@ -500,6 +515,20 @@ mod tests {
         std::fs::remove_file(project_dir.join(QUERY_LOG)).unwrap();
         std::os::unix::fs::symlink("/etc/hostname", project_dir.join(QUERY_LOG)).unwrap();
         assert!(resolvers.query_log(P1).is_err());
+    }
+
+    #[test]
+    fn the_stderr_log_never_follows_a_planted_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("roots-file");
+        std::fs::write(&target, "keep").unwrap();
+        let log = dir.path().join(STDERR_LOG);
+        std::os::unix::fs::symlink(&target, &log).unwrap();
+        let mut file = fresh_file(&log).unwrap();
+        file.write_all(b"new").unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "new");
+        assert!(!std::fs::symlink_metadata(&log).unwrap().is_symlink());
     }
 
     #[test]
