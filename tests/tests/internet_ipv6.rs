@@ -28,6 +28,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::IpAddr;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 
 use alca::network::resolver_process::{ResolverSpec, READY_WORD, SERVE_SUBCOMMAND};
 use alca_contract::internet::{parse_internet_entry, InternetSpec};
@@ -35,7 +36,7 @@ use alca_contract::net_spec::bridge_name;
 use alca_contract::NetSpec;
 use alca_dns::static_zone::Zone;
 use alca_e2e::dns_zone::{answers_with, nslookup, LanhostZone};
-use alca_e2e::docker::{docker_available, exec_sh, probe_from, Container, Network, Probe};
+use alca_e2e::docker::{exec_sh, probe_from, require_root_and_docker, Container, Network, Probe};
 use alca_e2e::netd::{
     alca, built_binary, call_ok, container_name, env_refs, helper_project, install_helper_for,
     project_id, scratch_dir, text, up_env, AppliedProject, ProjectCleanup,
@@ -57,10 +58,44 @@ const UP_SUBNET4: &str = "172.29.234.0/24";
 const UP_SUBNET6: &str = "fd42:e18::/64";
 
 /// The tests share the helper install, `lanhost` port 53 and its IPv6 address: one at a time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static SERIAL: Mutex<()> = Mutex::new(());
 
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+/// What both tests need in `lanhost`: its IPv6 addresses, the zone serving `v6.test` and
+/// `blocked6.test` (AAAA 2001:db8:99::2), and a listener on the allowed port and on another.
+/// Fields drop in order, the lock last.
+struct V6World {
+    zone: LanhostZone,
+    _listeners: Vec<Listener>,
+    _v6: LanhostV6,
+    _serial: MutexGuard<'static, ()>,
+}
+
+impl V6World {
+    fn start() -> V6World {
+        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        require_root_and_docker("the internet_ipv6 suite");
+        let v6 = LanhostV6::add().expect("lanhost IPv6");
+        assert_route_via(PUBLIC_V6, LAN_VETH);
+        let public6: IpAddr = PUBLIC_V6.parse().expect("ip");
+        let zone = LanhostZone::start(Zone::new().addr("v6.test", public6, 60).addr(
+            "blocked6.test",
+            public6,
+            60,
+        ))
+        .expect("zone server in lanhost");
+        let listeners = [("v6", PORT), ("other", OTHER_PORT)]
+            .into_iter()
+            .map(|(tag, port)| {
+                Listener::start(Some(LANHOST_NS), tag, PUBLIC_V6, port, LIFE).expect("listener")
+            })
+            .collect();
+        V6World {
+            zone,
+            _listeners: listeners,
+            _v6: v6,
+            _serial: serial,
+        }
+    }
 }
 
 /// The project's resolver, run as the owner; stopped on drop.
@@ -127,24 +162,8 @@ fn answered(output: &str) -> bool {
 
 #[test]
 fn an_aaaa_answer_opens_the_ipv6_address_on_the_entry_port_only() {
-    let _serial = serial();
-    assert!(
-        run_ok("id", &["-u"]).map(|u| u == "0").unwrap_or(false),
-        "the internet_ipv6 suite must run as root (tests/run.sh)"
-    );
-    assert!(
-        docker_available(),
-        "docker is not running: run `bash tests/env/setup.sh` first"
-    );
-    let _v6 = LanhostV6::add().expect("lanhost IPv6");
-    assert_route_via(PUBLIC_V6, LAN_VETH);
-    let public6: IpAddr = PUBLIC_V6.parse().expect("ip");
-    let zone = LanhostZone::start(Zone::new().addr("v6.test", public6, 60).addr(
-        "blocked6.test",
-        public6,
-        60,
-    ))
-    .expect("zone server in lanhost");
+    let world = V6World::start();
+    let zone = &world.zone;
     let scratch = scratch_dir("inet6");
     let _cleanup = ProjectCleanup {
         owner: OWNER,
@@ -195,13 +214,6 @@ fn an_aaaa_answer_opens_the_ipv6_address_on_the_entry_port_only() {
             serde_json::to_string(&spec).expect("json")
         )],
     );
-    let _listeners: Vec<Listener> = [
-        Listener::start(Some(LANHOST_NS), "v6", PUBLIC_V6, PORT, LIFE),
-        Listener::start(Some(LANHOST_NS), "other", PUBLIC_V6, OTHER_PORT, LIFE),
-    ]
-    .into_iter()
-    .map(|l| l.expect("listener"))
-    .collect();
     let c =
         Container::start(&format!("{}-c", network.name), &network.name, &[]).expect("container");
     let probe = |port| c.probe(PUBLIC_V6, port).expect("probe");
@@ -231,24 +243,8 @@ fn global_v6(container: &str) -> String {
 
 #[test]
 fn alca_up_on_a_network_with_ipv6_rules_it_with_the_same_list() {
-    let _serial = serial();
-    assert!(
-        run_ok("id", &["-u"]).map(|u| u == "0").unwrap_or(false),
-        "the internet_ipv6 suite must run as root (tests/run.sh)"
-    );
-    assert!(
-        docker_available(),
-        "docker is not running: run `bash tests/env/setup.sh` first"
-    );
-    let _v6 = LanhostV6::add().expect("lanhost IPv6");
-    assert_route_via(PUBLIC_V6, LAN_VETH);
-    let public6: IpAddr = PUBLIC_V6.parse().expect("ip");
-    let zone = LanhostZone::start(Zone::new().addr("v6.test", public6, 60).addr(
-        "blocked6.test",
-        public6,
-        60,
-    ))
-    .expect("zone server in lanhost");
+    let world = V6World::start();
+    let zone = &world.zone;
     let config = format!(
         "[network]\ninternet-access = [\"v6.test:{PORT}\"]\ndns-upstream = [\"{}\"]\n\
          dns-ttl-floor = 0\n",
@@ -260,13 +256,6 @@ fn alca_up_on_a_network_with_ipv6_rules_it_with_the_same_list() {
         let out = alca(Some(OWNER), &project, args, &env_refs(&env));
         assert!(out.status.success(), "alca {args:?}: {}", text(&out));
     };
-    let _listeners: Vec<Listener> = [
-        Listener::start(Some(LANHOST_NS), "v6", PUBLIC_V6, PORT, LIFE),
-        Listener::start(Some(LANHOST_NS), "other", PUBLIC_V6, OTHER_PORT, LIFE),
-    ]
-    .into_iter()
-    .map(|l| l.expect("listener"))
-    .collect();
 
     // alca's own network: IPv4 only, so the container has no IPv6 to leak.
     owner_alca(&["up", "--trust"]);
