@@ -243,7 +243,9 @@ impl NetdService {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(), NetdError> {
-        let (uid, _permit) = self.admit_project(conn, &header, ACTION_APPLY, &project).await?;
+        let (uid, _permit) = self
+            .admit_project(conn, &header, ACTION_APPLY, &project)
+            .await?;
         let present = check_bridge(&bridge_name(&project))
             .await
             .map_err(NetdError::invalid)?;
@@ -258,7 +260,9 @@ impl NetdService {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(), NetdError> {
-        let (uid, _permit) = self.admit_project(conn, &header, ACTION_REMOVE, &project).await?;
+        let (uid, _permit) = self
+            .admit_project(conn, &header, ACTION_REMOVE, &project)
+            .await?;
         let present = link_kind(&bridge_name(&project))
             .await
             .map_err(NetdError::invalid)?
@@ -277,7 +281,9 @@ impl NetdService {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<ProjectStatus, NetdError> {
-        let (uid, _permit) = self.admit_project(conn, &header, ACTION_READ, &project).await?;
+        let (uid, _permit) = self
+            .admit_project(conn, &header, ACTION_READ, &project)
+            .await?;
         self.run(move |e| e.status(&project, uid)).await
     }
 
@@ -338,7 +344,9 @@ impl NetdService {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, NetdError> {
-        let (uid, permit) = self.admit_project(conn, &header, ACTION_READ, &project).await?;
+        let (uid, permit) = self
+            .admit_project(conn, &header, ACTION_READ, &project)
+            .await?;
         let probes = decode_probes(&probes_json).map_err(NetdError::invalid)?;
         let targets = decode_targets(&targets_json).map_err(NetdError::invalid)?;
         let owned = project.clone();
@@ -407,7 +415,9 @@ impl NetdService {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(), NetdError> {
-        let (uid, _permit) = self.admit_project(conn, &header, ACTION_APPLY, &project).await?;
+        let (uid, _permit) = self
+            .admit_project(conn, &header, ACTION_APPLY, &project)
+            .await?;
         let spec = self.netns.held(&project, uid)?;
         let target = open_owned(pid, uid).map_err(|e| refused(e, &project))?;
         tracing::info!(uid, project = %project, pid, "apply held spec in netns");
@@ -439,7 +449,9 @@ impl NetdService {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, NetdError> {
-        let (uid, _permit) = self.admit_project(conn, &header, ACTION_READ, &project).await?;
+        let (uid, _permit) = self
+            .admit_project(conn, &header, ACTION_READ, &project)
+            .await?;
         let target = open_owned(pid, uid).map_err(|e| refused(e, &project))?;
         let netns = Arc::clone(&self.netns);
         let spec = self
@@ -527,7 +539,9 @@ impl NetdService {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, NetdError> {
-        let (uid, _permit) = self.admit_project(conn, &header, ACTION_APPLY, &project).await?;
+        let (uid, _permit) = self
+            .admit_project(conn, &header, ACTION_APPLY, &project)
+            .await?;
         bounded_arg(&entry)?;
         tracing::info!(uid, project = %project, entry = %entry, secs, "grant");
         let grant = self
@@ -545,7 +559,9 @@ impl NetdService {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<u32, NetdError> {
-        let (uid, _permit) = self.admit_project(conn, &header, ACTION_APPLY, &project).await?;
+        let (uid, _permit) = self
+            .admit_project(conn, &header, ACTION_APPLY, &project)
+            .await?;
         bounded_arg(&entry)?;
         tracing::info!(uid, project = %project, entry = %entry, "revoke");
         let n = self.run(move |e| e.revoke(&project, &entry, uid)).await?;

@@ -39,7 +39,7 @@ use alca_e2e::dns_zone::{answers_with, nslookup, LanhostZone};
 use alca_e2e::docker::{exec_sh, probe_from, require_root_and_docker, Container, Network, Probe};
 use alca_e2e::netd::{
     alca, built_binary, call_ok, container_name, env_refs, helper_project, install_helper_for,
-    project_id, scratch_dir, text, up_env, AppliedProject, ProjectCleanup,
+    project_id, scratch_dir, text, up_env, AppliedProject, ClaimedNetwork, ProjectCleanup,
 };
 use alca_e2e::netns::{
     assert_route_via, run_ok, LanhostV6, Listener, LANHOST_NS, LAN_VETH, PUBLIC_V6,
@@ -177,14 +177,7 @@ fn an_aaaa_answer_opens_the_ipv6_address_on_the_entry_port_only() {
     run_ok("chown", &[OWNER, state.to_str().expect("utf-8")]).expect("chown");
 
     let project = format!("{:08x}1e7e0617", std::process::id());
-    let _applied = AppliedProject::claim(OWNER, &project);
-    let network = Network::create(
-        &format!("alca-e2e-{project}"),
-        &bridge_name(&project),
-        SUBNET4,
-        Some(SUBNET6),
-    )
-    .expect("dual-stack docker network");
+    let owned = ClaimedNetwork::create(OWNER, &project, SUBNET4, Some(SUBNET6));
     let entries = vec![parse_internet_entry(&format!("v6.test:{PORT}")).unwrap()];
     let (_resolver, resolver) = Resolver::start(
         &state,
@@ -214,8 +207,7 @@ fn an_aaaa_answer_opens_the_ipv6_address_on_the_entry_port_only() {
             serde_json::to_string(&spec).expect("json")
         )],
     );
-    let c =
-        Container::start(&format!("{}-c", network.name), &network.name, &[]).expect("container");
+    let c = owned.container();
     let probe = |port| c.probe(PUBLIC_V6, port).expect("probe");
 
     assert_eq!(probe(PORT), Probe::Refused, "before any answer");
