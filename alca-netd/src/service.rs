@@ -68,6 +68,20 @@ impl NetdService {
         self.admit_for(conn, header, action, None).await
     }
 
+    /// [`Self::admit`] of a call about one project, whose name is checked before anything uses
+    /// it.
+    async fn admit_project(
+        &self,
+        conn: &Connection,
+        header: &Header<'_>,
+        action: &str,
+        project: &str,
+    ) -> Result<(u32, Permit), NetdError> {
+        let admitted = self.admit(conn, header, action).await?;
+        decode_project(project).map_err(NetdError::invalid)?;
+        Ok(admitted)
+    }
+
     /// [`Self::admit`] of a call a project's resolver may make about `resolver_project`
     /// (`None`: a call no narrowed resolver connection may make).
     async fn admit_for(
@@ -229,8 +243,9 @@ impl NetdService {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(), NetdError> {
-        let (uid, _permit) = self.admit(conn, &header, ACTION_APPLY).await?;
-        decode_project(&project).map_err(NetdError::invalid)?;
+        let (uid, _permit) = self
+            .admit_project(conn, &header, ACTION_APPLY, &project)
+            .await?;
         let present = check_bridge(&bridge_name(&project))
             .await
             .map_err(NetdError::invalid)?;
@@ -245,8 +260,9 @@ impl NetdService {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(), NetdError> {
-        let (uid, _permit) = self.admit(conn, &header, ACTION_REMOVE).await?;
-        decode_project(&project).map_err(NetdError::invalid)?;
+        let (uid, _permit) = self
+            .admit_project(conn, &header, ACTION_REMOVE, &project)
+            .await?;
         let present = link_kind(&bridge_name(&project))
             .await
             .map_err(NetdError::invalid)?
@@ -265,8 +281,9 @@ impl NetdService {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<ProjectStatus, NetdError> {
-        let (uid, _permit) = self.admit(conn, &header, ACTION_READ).await?;
-        decode_project(&project).map_err(NetdError::invalid)?;
+        let (uid, _permit) = self
+            .admit_project(conn, &header, ACTION_READ, &project)
+            .await?;
         self.run(move |e| e.status(&project, uid)).await
     }
 
@@ -327,8 +344,9 @@ impl NetdService {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, NetdError> {
-        let (uid, permit) = self.admit(conn, &header, ACTION_READ).await?;
-        decode_project(&project).map_err(NetdError::invalid)?;
+        let (uid, permit) = self
+            .admit_project(conn, &header, ACTION_READ, &project)
+            .await?;
         let probes = decode_probes(&probes_json).map_err(NetdError::invalid)?;
         let targets = decode_targets(&targets_json).map_err(NetdError::invalid)?;
         let owned = project.clone();
@@ -397,8 +415,9 @@ impl NetdService {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<(), NetdError> {
-        let (uid, _permit) = self.admit(conn, &header, ACTION_APPLY).await?;
-        decode_project(&project).map_err(NetdError::invalid)?;
+        let (uid, _permit) = self
+            .admit_project(conn, &header, ACTION_APPLY, &project)
+            .await?;
         let spec = self.netns.held(&project, uid)?;
         let target = open_owned(pid, uid).map_err(|e| refused(e, &project))?;
         tracing::info!(uid, project = %project, pid, "apply held spec in netns");
@@ -430,8 +449,9 @@ impl NetdService {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, NetdError> {
-        let (uid, _permit) = self.admit(conn, &header, ACTION_READ).await?;
-        decode_project(&project).map_err(NetdError::invalid)?;
+        let (uid, _permit) = self
+            .admit_project(conn, &header, ACTION_READ, &project)
+            .await?;
         let target = open_owned(pid, uid).map_err(|e| refused(e, &project))?;
         let netns = Arc::clone(&self.netns);
         let spec = self
@@ -519,8 +539,9 @@ impl NetdService {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, NetdError> {
-        let (uid, _permit) = self.admit(conn, &header, ACTION_APPLY).await?;
-        decode_project(&project).map_err(NetdError::invalid)?;
+        let (uid, _permit) = self
+            .admit_project(conn, &header, ACTION_APPLY, &project)
+            .await?;
         bounded_arg(&entry)?;
         tracing::info!(uid, project = %project, entry = %entry, secs, "grant");
         let grant = self
@@ -538,8 +559,9 @@ impl NetdService {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] conn: &Connection,
     ) -> Result<u32, NetdError> {
-        let (uid, _permit) = self.admit(conn, &header, ACTION_APPLY).await?;
-        decode_project(&project).map_err(NetdError::invalid)?;
+        let (uid, _permit) = self
+            .admit_project(conn, &header, ACTION_APPLY, &project)
+            .await?;
         bounded_arg(&entry)?;
         tracing::info!(uid, project = %project, entry = %entry, "revoke");
         let n = self.run(move |e| e.revoke(&project, &entry, uid)).await?;

@@ -137,6 +137,41 @@ impl Drop for AppliedProject {
     }
 }
 
+/// A project `owner` claimed (as `alca up` claims before it creates the network) and the Docker
+/// network `alca-e2e-<project>` on the project's bridge. Drops the network, then the project.
+pub struct ClaimedNetwork {
+    pub network: crate::docker::Network,
+    _applied: AppliedProject,
+}
+
+impl ClaimedNetwork {
+    pub fn create(
+        owner: &'static str,
+        project: &str,
+        subnet4: &str,
+        subnet6: Option<&str>,
+    ) -> ClaimedNetwork {
+        let applied = AppliedProject::claim(owner, project);
+        let network = crate::docker::Network::create(
+            &format!("alca-e2e-{project}"),
+            &alca_contract::net_spec::bridge_name(project),
+            subnet4,
+            subnet6,
+        )
+        .expect("docker network on the project's bridge");
+        ClaimedNetwork {
+            network,
+            _applied: applied,
+        }
+    }
+
+    /// A container `<network>-c` on the network (`sleep 300`, removed on drop).
+    pub fn container(&self) -> crate::docker::Container {
+        let name = &self.network.name;
+        crate::docker::Container::start(&format!("{name}-c"), name, &[]).expect("container")
+    }
+}
+
 /// `Apply(spec_json)` as `user`.
 pub fn apply_as(user: &str, spec_json: &str) -> Result<Reply> {
     call_as(user, "Apply", &[format!("string:{spec_json}")])

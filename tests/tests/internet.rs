@@ -14,11 +14,10 @@
 use std::time::{Duration, Instant};
 
 use alca_contract::internet::{parse_internet_entry, InternetSpec, ResolvedAddr, ResolvedAddrs};
-use alca_contract::net_spec::bridge_name;
 use alca_contract::NetSpec;
-use alca_e2e::docker::{Container, Network, Probe};
+use alca_e2e::docker::{Container, Probe};
 use alca_e2e::netd::{
-    call_as, call_ok, group_has, install_helper_for, text, AppliedProject, Reply, TempGroupMember,
+    call_as, call_ok, group_has, install_helper_for, text, ClaimedNetwork, Reply, TempGroupMember,
 };
 use alca_e2e::netns::{assert_route_via, Listener, LANHOST_NS, LAN_VETH, PUBLIC4};
 
@@ -111,15 +110,7 @@ fn resolved_addresses_open_the_internet_only_where_and_while_the_list_allows() {
         .then(|| TempGroupMember::add(OTHER, "alcatraz").expect("usermod"));
 
     let project = project();
-    // The owner claims the bridge before its network exists, as `alca up` does.
-    let _applied = AppliedProject::claim(OWNER, &project);
-    let network = Network::create(
-        &format!("alca-e2e-{project}"),
-        &bridge_name(&project),
-        SUBNET,
-        None,
-    )
-    .expect("docker network");
+    let owned = ClaimedNetwork::create(OWNER, &project, SUBNET, None);
     let listeners = [
         Listener::start(Some(LANHOST_NS), "named", PUBLIC4, NAMED_PORT, LIFE),
         Listener::start(Some(LANHOST_NS), "other", PUBLIC4, OTHER_PORT, LIFE),
@@ -139,8 +130,7 @@ fn resolved_addresses_open_the_internet_only_where_and_while_the_list_allows() {
         "Apply",
         &[format!("string:{}", spec(&project, None))],
     );
-    let c =
-        Container::start(&format!("{}-c", network.name), &network.name, &[]).expect("container");
+    let c = owned.container();
     assert!(c.probe(PUBLIC4, NAMED_PORT).unwrap().answered_by("named"));
     assert!(c.probe(PUBLIC4, 53).unwrap().answered_by("server"));
 

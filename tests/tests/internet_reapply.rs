@@ -12,10 +12,9 @@
 //! `flock /tmp/alca-e2e.lock cargo test -p alca-e2e --test internet_reapply`.
 
 use alca_contract::internet::{parse_internet_entry, InternetSpec, ResolvedAddr, ResolvedAddrs};
-use alca_contract::net_spec::bridge_name;
 use alca_contract::NetSpec;
-use alca_e2e::docker::{Container, Network, Probe};
-use alca_e2e::netd::{call_ok, install_helper_for, stop_daemon, text, AppliedProject};
+use alca_e2e::docker::Probe;
+use alca_e2e::netd::{call_ok, install_helper_for, stop_daemon, text, ClaimedNetwork};
 use alca_e2e::netns::{assert_route_via, run_ok, Listener, LANHOST_NS, LAN_VETH, PUBLIC4};
 
 const OWNER: &str = "alcatest";
@@ -82,14 +81,7 @@ fn a_reapply_of_the_same_entries_keeps_the_answered_addresses() {
     assert!(out.status.success(), "install: {}", text(&out));
 
     let project = project();
-    let _applied = AppliedProject::claim(OWNER, &project);
-    let network = Network::create(
-        &format!("alca-e2e-{project}"),
-        &bridge_name(&project),
-        SUBNET,
-        None,
-    )
-    .expect("docker network");
+    let owned = ClaimedNetwork::create(OWNER, &project, SUBNET, None);
     let _listener =
         Listener::start(Some(LANHOST_NS), "allowed", PUBLIC4, PORT, LIFE).expect("listener");
     let entries = [format!("allowed.test:{PORT}")];
@@ -99,8 +91,7 @@ fn a_reapply_of_the_same_entries_keeps_the_answered_addresses() {
         "Apply",
         &[format!("string:{}", spec(&project, &entries, 24251))],
     );
-    let c =
-        Container::start(&format!("{}-c", network.name), &network.name, &[]).expect("container");
+    let c = owned.container();
     let probe = || c.probe(PUBLIC4, PORT).expect("probe");
     assert_eq!(probe(), Probe::Refused);
 

@@ -145,10 +145,14 @@ pub(super) fn parse_grant(raw: &str, secs: u32) -> Result<InternetEntry, NetdErr
     Ok(entry)
 }
 
-/// The element commands allowing `addr` under `entry` for `secs` (at least 1).
+/// The element commands allowing `addr` under `entry` for `secs`, the whole seconds the grant
+/// has left. None when that is 0: element timeouts here are whole seconds (and 0 would mean
+/// none at all), so rounding up would let the element outlive its grant.
 pub(super) fn grant_ops(entry: &InternetEntry, addr: IpAddr, secs: u32) -> Vec<ElementOp> {
     let v6 = addr.to_canonical().is_ipv6();
-    let secs = secs.max(1);
+    if secs == 0 {
+        return Vec::new();
+    }
     match entry.port {
         None => vec![ElementOp::AddAddrs {
             set: if v6 { GRANT6_SET } else { GRANT4_SET }.to_string(),
@@ -234,7 +238,7 @@ mod tests {
     #[test]
     fn a_port_grant_without_protocol_allows_tcp_and_udp_keys() {
         let e = parse_grant("*://192.88.99.2:443", 60).unwrap();
-        let ops = grant_ops(&e, "192.88.99.2".parse().unwrap(), 0);
+        let ops = grant_ops(&e, "192.88.99.2".parse().unwrap(), 7);
         let ElementOp::Add {
             set,
             keys,
@@ -243,9 +247,21 @@ mod tests {
         else {
             panic!("{ops:?}");
         };
-        assert_eq!((*set, keys.len(), *timeout_secs), ("grantp4", 2, Some(1)));
+        assert_eq!((*set, keys.len(), *timeout_secs), ("grantp4", 2, Some(7)));
         let e = parse_grant("blocked.test", 60).unwrap();
         let ops = grant_ops(&e, "2001:db8::2".parse().unwrap(), 30);
         assert!(matches!(&ops[0], ElementOp::AddAddrs { set, .. } if set == "grant6"));
+    }
+
+    #[test]
+    fn a_grant_in_its_last_second_opens_nothing_that_would_outlive_it() {
+        let t0 = Instant::now();
+        let e = parse_grant("192.88.99.2:443", 2).unwrap();
+        let grant = GrantBook::default().add("p", e.clone(), 2, t0).unwrap();
+        let late = t0 + Duration::from_millis(1500);
+        assert_eq!(grant.remaining_secs(late), 0);
+        assert!(address_grant_ops(&grant, late).is_empty());
+        assert!(grant_ops(&e, "192.88.99.2".parse().unwrap(), 0).is_empty());
+        assert!(!address_grant_ops(&grant, t0).is_empty());
     }
 }

@@ -68,6 +68,7 @@ impl Daemon {
                 check_addr(net, &a)?;
                 let secs = net
                     .element_timeout(a.ttl_secs)
+                    .max(1)
                     .min(grant.remaining_secs(now));
                 batch.ops.extend(grant_ops(&grant.entry, a.addr, secs));
             }

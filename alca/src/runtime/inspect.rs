@@ -83,9 +83,37 @@ pub fn docker_network(v: &Value) -> Result<NetworkInfo, String> {
             .ok_or("network without a Name")?
             .to_string(),
         bridge: options.get(DOCKER_BRIDGE_OPTION).cloned(),
-        gateways: gateways(v.pointer("/IPAM/Config"), "Gateway"),
+        gateways: docker_gateways(v.pointer("/IPAM/Config")),
         labels: string_map(v.pointer("/Labels")),
     })
+}
+
+/// Docker lists a subnet without its gateway when the network was made with `--subnet` and no
+/// `--gateway`; its default IPAM then gave the bridge the subnet's first host address.
+fn docker_gateways(list: Option<&Value>) -> Vec<IpAddr> {
+    let items = list.and_then(Value::as_array).map(Vec::as_slice);
+    items
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|s| match s.get("Gateway").and_then(Value::as_str) {
+            Some(g) => g.parse().ok(),
+            None => s
+                .get("Subnet")
+                .and_then(Value::as_str)
+                .and_then(|n| n.parse::<ipnet::IpNet>().ok())
+                .and_then(first_address_after_the_network),
+        })
+        .collect()
+}
+
+/// The network address plus one: what Docker's IPAM takes for a gateway, IPv4 and IPv6 alike
+/// (`ipnet`'s `hosts()` differs between the families).
+fn first_address_after_the_network(net: ipnet::IpNet) -> Option<IpAddr> {
+    let next: IpAddr = match net.network() {
+        IpAddr::V4(a) => IpAddr::V4(u32::from(a).checked_add(1)?.into()),
+        IpAddr::V6(a) => IpAddr::V6(u128::from(a).checked_add(1)?.into()),
+    };
+    net.contains(&next).then_some(next)
 }
 
 fn podman_network(v: &Value) -> Result<NetworkInfo, String> {
@@ -170,6 +198,19 @@ mod tests {
         assert_eq!(n.bridge.as_deref(), Some("podman1"));
         assert_eq!(n.gateways, vec!["10.89.0.1".parse::<IpAddr>().unwrap()]);
         assert_eq!(n.labels.get("a").map(String::as_str), Some("b"));
+    }
+
+    #[test]
+    fn a_docker_subnet_listed_without_its_gateway_has_the_first_address() {
+        let d = r#"[{"Name":"n","IPAM":{"Config":[{"Subnet":"172.29.234.0/24"},
+            {"Subnet":"fd42:e18::/64"},{"Subnet":"10.1.0.0/16","Gateway":"10.1.9.9"},
+            {"Subnet":"not a subnet"},{"Subnet":"10.2.0.0/32"}]}}]"#;
+        let n = &networks(RuntimeKind::Docker, d).unwrap()[0];
+        let want: Vec<IpAddr> = ["172.29.234.1", "fd42:e18::1", "10.1.9.9"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        assert_eq!(n.gateways, want);
     }
 
     #[test]
