@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 
 use crate::internet_status::{GrantInfo, InternetStatus};
 use crate::net_spec::MAX_REQUEST_BYTES;
-use crate::probe::Denied;
+use crate::probe::{Denied, LiveCheck, Outcome};
 #[cfg(feature = "dbus")]
 use crate::request::RequestError;
 use crate::resolver_spec::ResolverSpec;
@@ -94,6 +94,15 @@ pub enum HelperRequest {
     InternetStatus { uid: u32, project: String },
     /// `Denied`: the project's log of denied attempts (`alca network log`).
     Denied { uid: u32, project: String },
+    /// `ArmProbes`: checks the live rules and arms `probes` (the JSON list the D-Bus method
+    /// takes, through the same gate) for `alca network verify`.
+    ArmProbes {
+        uid: u32,
+        project: String,
+        probes: String,
+    },
+    /// `ProbeOutcome`: which armed probes got past the rules, and the denied log; disarms.
+    ProbeOutcome { uid: u32, project: String },
 }
 
 /// The kinds of failure, named as the D-Bus errors are.
@@ -123,6 +132,8 @@ pub enum HelperReply {
     Grants(Vec<GrantInfo>),
     InternetStatus(InternetStatus),
     Denied(Vec<Denied>),
+    Check(LiveCheck),
+    Outcome(Outcome),
     Error { kind: ErrorKind, message: String },
 }
 

@@ -12,6 +12,7 @@
 use alca_contract::errors::NetdError;
 use alca_contract::helper_protocol::{decode_request, HelperReply, HelperRequest};
 use alca_contract::net_spec::bridge_name;
+use alca_contract::probe::decode_probes;
 use alca_contract::request::{decode_project, decode_spec};
 
 use crate::daemon::Daemon;
@@ -125,6 +126,19 @@ fn dispatch(
         HelperRequest::Denied { uid, project } => {
             decode_project(&project).map_err(NetdError::invalid)?;
             HelperReply::Denied(daemon.denied(&project, uid)?)
+        }
+        HelperRequest::ArmProbes {
+            uid,
+            project,
+            probes,
+        } => {
+            decode_project(&project).map_err(NetdError::invalid)?;
+            let probes = decode_probes(&probes).map_err(NetdError::invalid)?;
+            HelperReply::Check(daemon.arm_probes(&project, uid, &probes)?)
+        }
+        HelperRequest::ProbeOutcome { uid, project } => {
+            decode_project(&project).map_err(NetdError::invalid)?;
+            HelperReply::Outcome(daemon.probe_outcome(&project, uid)?)
         }
     })
 }
@@ -321,7 +335,38 @@ mod tests {
                 uid: 1001,
                 project: PROJECT.into(),
             },
+            HelperRequest::ArmProbes {
+                uid: 1001,
+                project: PROJECT.into(),
+                probes: "[]".into(),
+            },
+            HelperRequest::ProbeOutcome {
+                uid: 1001,
+                project: PROJECT.into(),
+            },
         ];
+        // Probes go through the D-Bus method's gate: no port 0, bounded, typed.
+        for probes in [
+            r#"[{"key":{"addr":"10.99.0.2","proto":"tcp","port":0},"fence":true}]"#,
+            "{}",
+        ] {
+            let arm = HelperRequest::ArmProbes {
+                uid: 1000,
+                project: PROJECT.into(),
+                probes: probes.into(),
+            };
+            let reply = e.handle(&request(&arm), &ok_bridge);
+            assert!(
+                matches!(
+                    reply,
+                    HelperReply::Error {
+                        kind: ErrorKind::InvalidRequest,
+                        ..
+                    }
+                ),
+                "{probes}: {reply:?}"
+            );
+        }
         for r in stranger {
             let reply = e.handle(&request(&r), &ok_bridge);
             assert!(

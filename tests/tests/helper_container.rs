@@ -22,8 +22,8 @@ use alca_e2e::netd::{
     alca, alca_tables, built_binary, daemon_pid, env_refs, ruleset, text, up_env, INSTALLED_DAEMON,
 };
 use alca_e2e::netns::{
-    assert_route_local, assert_route_via, run, run_ok, Listener, HOST_LAN4, LAN4, LANHOST_NS,
-    LAN_VETH, PUBLIC4,
+    assert_route_local, assert_route_via, run, run_ok, Listener, RouteToLanhost, HOST_LAN4, LAN4,
+    LANHOST_NS, LAN_VETH, PUBLIC4,
 };
 
 const USER: &str = "alcatest";
@@ -339,6 +339,33 @@ fn isolation_through_the_helper(scratch: &Path) -> String {
     )
     .unwrap();
     assert!(out.starts_with("host"), "{out}");
+
+    // `up`'s quick check and `alca network verify` go through the helper too: the probes run
+    // in the container behind the fence the helper's daemon armed.
+    let said = text(&up);
+    assert!(
+        said.contains("Verifying network isolation") && !said.contains("verify could not run"),
+        "up's quick check through the helper: {said}"
+    );
+    let verify = alca(
+        Some(USER),
+        &dir,
+        &["network", "verify", "--local-only"],
+        &env_refs(&env),
+    );
+    let report = text(&verify);
+    assert!(verify.status.success(), "network verify: {report}");
+    assert!(report.contains("Network verify: passed"), "{report}");
+    assert!(
+        !report.contains("FAIL") && !report.contains("HOLE"),
+        "{report}"
+    );
+    assert!(
+        report
+            .lines()
+            .any(|l| l.starts_with("ok ") && l.contains(&format!("{LAN4}:{ALLOWED}"))),
+        "the allowed LAN port is a row of its own: {report}"
+    );
     id
 }
 
@@ -532,6 +559,22 @@ fn internet_access_through_the_helper(scratch: &Path) {
         "the address was not in the kernel when the answer came"
     );
     assert_eq!(probe(&c, PUBLIC4, INET_OTHER), Probe::Refused);
+
+    // `network verify`'s internet rows through the helper: a name asked of an outside server
+    // (192.88.99.1, routed to `lanhost` for the test) is answered by the project's resolver.
+    {
+        let _route = RouteToLanhost::add("192.88.99.1").expect("route to the outside server");
+        let (ok, report) = as_owner(&["network", "verify", "--local-only"]);
+        assert!(ok, "network verify: {report}");
+        for row in [
+            "ok    internet-access name allowed.test",
+            "ok    internet-access refused name",
+            "ok    internet address no name resolved to",
+            "ok    DNS over TLS to an outside server",
+        ] {
+            assert!(report.contains(row), "{row:?} missing: {report}");
+        }
+    }
 
     // `network log` and `status`, through the helper.
     let (ok, log) = as_owner(&["network", "log"]);

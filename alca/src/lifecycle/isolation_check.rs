@@ -16,6 +16,7 @@ use alca_contract::{NetSpec, Proto};
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
+use crate::network::guard_select::connect_guard;
 use crate::network::matrix::{self, Reach, Scope, Target};
 use crate::network::netd_guard::explain;
 use crate::network::verify_probes::{self, Row};
@@ -222,10 +223,12 @@ pub enum ProbeFrom {
 
 /// Checks the live rules, arms the fence, probes `targets` from the container and compares.
 pub fn verify_running(r: &Running, targets: &[Target], from: ProbeFrom) -> anyhow::Result<Report> {
-    let client = Client::connect().map_err(explain)?;
     if r.rootless {
+        let client = Client::connect().map_err(explain)?;
         return verify_in_namespace(r, targets, &client);
     }
+    // The daemon on the system bus, or the helper container (macOS).
+    let guard = connect_guard();
     let project = &r.spec.project;
     let proxy = r.spec.proxy.map(|p| Key {
         addr: p.ip(),
@@ -240,14 +243,14 @@ pub fn verify_running(r: &Running, targets: &[Target], from: ProbeFrom) -> anyho
         .then(|| tcp_keys(targets))
         .flatten();
     let from_netns = r.pid.zip(netns_targets).and_then(|(pid, keys)| {
-        // An older daemon without ProbeFrom, or a namespace it does not accept: exec instead.
-        client.probe_from(project, pid, &probes, &keys).ok()
+        // A guard that cannot connect from the namespace: exec instead.
+        guard.probe_from(project, pid, &probes, &keys)
     });
     // Nothing is probed (no `seen`) unless the check says the fence is armed.
     let (check, seen, outcome) = match from_netns {
         Some(report) => (report.check, report.seen, report.outcome),
         None => {
-            let check = client.arm_probes(project, &probes).map_err(explain)?;
+            let check = guard.arm_probes(project, &probes)?;
             if !check.armed {
                 (check, Vec::new(), Default::default())
             } else {
@@ -256,7 +259,7 @@ pub fn verify_running(r: &Running, targets: &[Target], from: ProbeFrom) -> anyho
                     &r.container,
                     &verify_probes::script(targets),
                 );
-                let outcome = client.probe_outcome(project).map_err(explain)?;
+                let outcome = guard.probe_outcome(project)?;
                 (check, verify_probes::parse(&output?, targets), outcome)
             }
         }

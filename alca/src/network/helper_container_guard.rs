@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use alca_contract::errors::NetdError;
 use alca_contract::helper_protocol::{HelperReply, HelperRequest, CONTAINER_NAME};
 use alca_contract::internet_status::{GrantInfo, InternetStatus};
-use alca_contract::probe::Denied;
+use alca_contract::probe::{Denied, LiveCheck, Outcome, Probe};
 use alca_contract::request::encode_spec;
 use alca_contract::status::ProjectStatus;
 use alca_contract::NetSpec;
@@ -267,6 +267,29 @@ impl NetworkGuard for HelperGuard {
         };
         self.ask(request, |reply| match reply {
             HelperReply::Grants(value) => Ok(value),
+            other => Err(other),
+        })
+    }
+
+    fn arm_probes(&self, project: &str, probes: &[Probe]) -> anyhow::Result<LiveCheck> {
+        let request = HelperRequest::ArmProbes {
+            uid: self.uid,
+            project: project.into(),
+            probes: serde_json::to_string(probes)?,
+        };
+        self.ask(request, |reply| match reply {
+            HelperReply::Check(value) => Ok(value),
+            other => Err(other),
+        })
+    }
+
+    fn probe_outcome(&self, project: &str) -> anyhow::Result<Outcome> {
+        let request = HelperRequest::ProbeOutcome {
+            uid: self.uid,
+            project: project.into(),
+        };
+        self.ask(request, |reply| match reply {
+            HelperReply::Outcome(value) => Ok(value),
             other => Err(other),
         })
     }

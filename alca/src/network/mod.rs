@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use alca_contract::internet_status::{GrantInfo, InternetStatus};
-use alca_contract::probe::Denied;
+use alca_contract::probe::{Denied, Key, LiveCheck, Outcome, Probe, ProbeReport};
 use alca_contract::NetSpec;
 use alca_dns::query_log::Event;
 
@@ -102,10 +102,31 @@ pub trait NetworkGuard {
     fn internet_status(&self, _project: &str) -> anyhow::Result<InternetStatus> {
         Err(self.no_daemon())
     }
+    /// Checks the project's live rules and arms `probes` (`alca network verify`).
+    fn arm_probes(&self, _project: &str, _probes: &[Probe]) -> anyhow::Result<LiveCheck> {
+        Err(self.no_daemon())
+    }
+    /// Which armed probes got past the rules, and the denied log; disarms.
+    fn probe_outcome(&self, _project: &str) -> anyhow::Result<Outcome> {
+        Err(self.no_daemon())
+    }
+    /// Arms `probes` and has the daemon connect to `targets` from the network namespace of the
+    /// project's container (process `pid`); `None` where this guard cannot (the probes then
+    /// run inside the container).
+    fn probe_from(
+        &self,
+        _project: &str,
+        _pid: u32,
+        _probes: &[Probe],
+        _targets: &[Key],
+    ) -> Option<ProbeReport> {
+        None
+    }
     /// Why a daemon call cannot be made through this guard.
     fn no_daemon(&self) -> anyhow::Error {
         anyhow::anyhow!(
-            "no network helper answers: run `sudo alca network-helper install` (Linux) or              `alca network-helper install` (macOS) once"
+            "no network helper answers: run `sudo alca network-helper install` (Linux) or \
+             `alca network-helper install` (macOS) once"
         )
     }
     /// Whether the project's rules are in place inside the namespace of process `pid`.

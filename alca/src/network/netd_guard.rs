@@ -4,7 +4,7 @@
 use alca_contract::client::{is_service_missing, Client};
 use alca_contract::errors::NetdError;
 use alca_contract::internet_status::{GrantInfo, InternetStatus};
-use alca_contract::probe::Denied;
+use alca_contract::probe::{Denied, Key, LiveCheck, Outcome, Probe, ProbeReport};
 use alca_contract::NetSpec;
 
 use super::NetworkGuard;
@@ -102,6 +102,25 @@ impl NetworkGuard for NetdGuard {
     fn rules_line(&self, project: &str) -> anyhow::Result<String> {
         let status = self.client.status(project).map_err(explain)?;
         Ok(super::applied_line(&status))
+    }
+
+    fn arm_probes(&self, project: &str, probes: &[Probe]) -> anyhow::Result<LiveCheck> {
+        self.client.arm_probes(project, probes).map_err(explain)
+    }
+
+    fn probe_outcome(&self, project: &str) -> anyhow::Result<Outcome> {
+        self.client.probe_outcome(project).map_err(explain)
+    }
+
+    /// An older daemon without `ProbeFrom`, or a namespace it does not accept: `None`.
+    fn probe_from(
+        &self,
+        project: &str,
+        pid: u32,
+        probes: &[Probe],
+        targets: &[Key],
+    ) -> Option<ProbeReport> {
+        self.client.probe_from(project, pid, probes, targets).ok()
     }
 
     fn denied(&self, project: &str) -> anyhow::Result<Vec<Denied>> {
