@@ -391,7 +391,7 @@ fn cached_listings_follow_host_changes_watched_or_not() {
     };
     for (round, (side, c)) in sides.iter().enumerate() {
         let listing = c.sh("ls -a /workspace/l && ls -a /workspace/l").expect("exec");
-        assert!(listed(&listing, "old0"), "{side}: {listing}");
+        assert!(listed(&listing, "old199"), "{side}: {listing}");
         let new = format!("new{round}");
         write(&dir.join(&new), b"n\n").expect("create");
         write(&dir.join(".env"), env.tree.marker.as_bytes()).expect("create excluded");
