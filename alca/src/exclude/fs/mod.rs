@@ -16,7 +16,9 @@
 //! a descriptor in the container keeps working after a host unlink or atomic replace, as on
 //! a bind mount. New opens still go through a lookup of the current name, which the watch
 //! (or the short timeouts) keeps current, so a file the host moves to an excluded name or
-//! out of the view cannot be opened again.
+//! out of the view cannot be opened again. Directories are likewise listed without opendir
+//! requests, the kernel keeping every listing until the watch invalidates it or, where the
+//! directory is not watched, until it sees the directory's mtime change (`ops_io.rs`).
 //!
 //! Operations run as the server's user (the user who ran `alca up`): files the container
 //! creates through the view are owned by that user on the host; `default_permissions` makes

@@ -2,7 +2,9 @@
 //! directory listings (plain and with attributes) and statfs. Data goes straight to the host
 //! file (no write-back cache in the view), so the host sees every write as soon as the
 //! container's call returns. Where host changes are watched, the kernel keeps file pages
-//! across opens and caches directory listings (the watch invalidates them).
+//! across opens and caches directory listings (the watch invalidates them); where the kernel
+//! lists directories without opendir requests it caches every listing, checked against the
+//! directory's mtime where it is not watched (see `open_dir`).
 
 use std::ffi::OsStr;
 use std::fs::File;
