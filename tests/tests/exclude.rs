@@ -380,7 +380,10 @@ fn cached_listings_follow_host_changes_watched_or_not() {
         .start(&env.handle.mountpoint, &patterns(), nested_state.path())
         .expect("nested view starts");
     let nested_container = start_container("lsnested", &nested.mountpoint);
-    let sides = [("watched", &env.container), ("unwatched", &nested_container)];
+    let sides = [
+        ("watched", &env.container),
+        ("unwatched", &nested_container),
+    ];
     // Each side lists the directory repeatedly, so its listing is cached when the host acts.
     let wait_for = |c: &Container, cond: &str| {
         c.sh(&format!(
@@ -390,13 +393,18 @@ fn cached_listings_follow_host_changes_watched_or_not() {
         .expect("exec")
     };
     for (round, (side, c)) in sides.iter().enumerate() {
-        let listing = c.sh("ls -a /workspace/l && ls -a /workspace/l").expect("exec");
+        let listing = c
+            .sh("ls -a /workspace/l && ls -a /workspace/l")
+            .expect("exec");
         assert!(listed(&listing, "old199"), "{side}: {listing}");
         let new = format!("new{round}");
         write(&dir.join(&new), b"n\n").expect("create");
         write(&dir.join(".env"), env.tree.marker.as_bytes()).expect("create excluded");
         let out = wait_for(c, &format!("ls | grep -qx {new}"));
-        assert!(listed(&out, &new), "{side}: host creation not listed: {out}");
+        assert!(
+            listed(&out, &new),
+            "{side}: host creation not listed: {out}"
+        );
         assert!(!listed(&out, ".env"), "{side}: excluded name listed: {out}");
         std::fs::remove_file(dir.join(format!("old{round}"))).expect("remove");
         let out = wait_for(c, &format!("! ls | grep -qx old{round}"));

@@ -68,9 +68,9 @@ impl Filesystem for FilterFs {
         // `open_dir`).
         let offered = config.capabilities();
         self.set_no_open(offered.contains(InitFlags::FUSE_NO_OPEN_SUPPORT));
-        self.set_no_opendir(offered.contains(
-            InitFlags::FUSE_NO_OPENDIR_SUPPORT | InitFlags::FUSE_AUTO_INVAL_DATA,
-        ));
+        self.set_no_opendir(
+            offered.contains(InitFlags::FUSE_NO_OPENDIR_SUPPORT | InitFlags::FUSE_AUTO_INVAL_DATA),
+        );
         Ok(())
     }
 

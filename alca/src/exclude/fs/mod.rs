@@ -48,11 +48,11 @@ use std::time::Duration;
 use fuser::Errno;
 use nix::sys::stat::{fstat, FileStat};
 
+use self::dir_snapshots::DirSnapshots;
 use self::handles::Handles;
 use self::host::{errno, host_id, split, stat_at, HostRoot};
 use self::inodes::{HostId, InodeTable, Watch};
 use self::node_files::NodeFiles;
-use self::dir_snapshots::DirSnapshots;
 use self::watch::HostWatch;
 use crate::exclude::ExcludeMatcher;
 

@@ -312,7 +312,10 @@ impl FilterFs {
                 let Ok(st) = stat_at(&dir, &item.name) else {
                     continue;
                 };
-                if self.matcher.is_excluded(&rel.join(&item.name), attr::is_dir(&st)) {
+                if self
+                    .matcher
+                    .is_excluded(&rel.join(&item.name), attr::is_dir(&st))
+                {
                     continue;
                 }
                 PlusEntry {
