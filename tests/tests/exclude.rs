@@ -371,15 +371,8 @@ fn cached_listings_follow_host_changes_watched_or_not() {
     for i in 0..200 {
         write(&dir.join(format!("old{i}")), b"x\n").expect("write");
     }
-    let nested_state = tempfile::Builder::new()
-        .prefix("alca-e2e-excl-lsnested-")
-        .tempdir_in("/tmp")
-        .expect("state dir");
-    let nested = env
-        .engine
-        .start(&env.handle.mountpoint, &patterns(), nested_state.path())
-        .expect("nested view starts");
-    let nested_container = start_container("lsnested", &nested.mountpoint);
+    let nested = NestedView::start(&env);
+    let nested_container = start_container("lsnested", &nested.handle.mountpoint);
     let sides = [
         ("watched", &env.container),
         ("unwatched", &nested_container),
@@ -416,7 +409,41 @@ fn cached_listings_follow_host_changes_watched_or_not() {
         std::fs::remove_file(dir.join(".env")).expect("remove excluded");
     }
     drop(nested_container);
-    let _ = env.engine.stop(nested_state.path());
+    drop(nested);
+}
+
+/// A view whose source is another view's mountpoint (not a local filesystem: nothing in it
+/// is watched); stopped on drop, before the view it serves from.
+struct NestedView<'a> {
+    engine: &'a FuseEngine,
+    state: tempfile::TempDir,
+    handle: ViewHandle,
+}
+
+impl<'a> NestedView<'a> {
+    fn start(env: &'a Env) -> NestedView<'a> {
+        let state = tempfile::Builder::new()
+            .prefix("alca-e2e-excl-lsnested-")
+            .tempdir_in("/tmp")
+            .expect("state dir");
+        let handle = env
+            .engine
+            .start(&env.handle.mountpoint, &patterns(), state.path())
+            .expect("nested view starts");
+        NestedView {
+            engine: &env.engine,
+            state,
+            handle,
+        }
+    }
+}
+
+impl Drop for NestedView<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.engine.stop(self.state.path()) {
+            eprintln!("nested view did not stop: {e}");
+        }
+    }
 }
 
 /// Files are opened without open requests where the kernel supports it, so reads and writes
