@@ -63,11 +63,13 @@ impl Filesystem for FilterFs {
         ] {
             let _ = config.add_capabilities(flag);
         }
-        // Files opened without open requests (see `open_file`).
-        self.set_no_open(
-            config
-                .capabilities()
-                .contains(InitFlags::FUSE_NO_OPEN_SUPPORT),
+        // Files opened without open requests (see `open_file`); directories listed without
+        // opendir requests only where the kernel revalidates cached listings by mtime (see
+        // `open_dir`).
+        let offered = config.capabilities();
+        self.set_no_open(offered.contains(InitFlags::FUSE_NO_OPEN_SUPPORT));
+        self.set_no_opendir(
+            offered.contains(InitFlags::FUSE_NO_OPENDIR_SUPPORT | InitFlags::FUSE_AUTO_INVAL_DATA),
         );
         Ok(())
     }
@@ -273,34 +275,29 @@ impl Filesystem for FilterFs {
     fn readdir(
         &self,
         _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
+        ino: INodeNo,
+        _fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let items = match self.dir_items(fh.0) {
-            Ok(items) => items,
-            Err(e) => return reply.error(e),
-        };
-        let start = usize::try_from(offset).unwrap_or(usize::MAX);
-        for (i, item) in items.iter().enumerate().skip(start) {
-            if reply.add(INodeNo(item.ino), (i + 1) as u64, item.kind, &item.name) {
-                break;
-            }
+        let res = self.dir_chunk(ino.0, offset, |i, item| {
+            reply.add(INodeNo(item.ino), (i + 1) as u64, item.kind, &item.name)
+        });
+        match res {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
         }
-        reply.ok();
     }
 
     fn readdirplus(
         &self,
         _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
+        ino: INodeNo,
+        _fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        let start = usize::try_from(offset).unwrap_or(usize::MAX);
-        let res = self.dir_items_plus(fh.0, start, |i, e| {
+        let res = self.dir_chunk_plus(ino.0, offset, |i, e| {
             let (attr, ttl) = e.cached;
             reply.add(
                 attr.ino,
@@ -321,11 +318,11 @@ impl Filesystem for FilterFs {
         &self,
         _req: &Request,
         _ino: INodeNo,
-        fh: FileHandle,
+        _fh: FileHandle,
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
-        self.release_dir(fh.0);
+        // Listings are kept by inode, not by handle (see `open_dir`): nothing to release.
         reply.ok();
     }
 

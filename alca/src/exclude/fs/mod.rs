@@ -16,13 +16,16 @@
 //! a descriptor in the container keeps working after a host unlink or atomic replace, as on
 //! a bind mount. New opens still go through a lookup of the current name, which the watch
 //! (or the short timeouts) keeps current, so a file the host moves to an excluded name or
-//! out of the view cannot be opened again.
+//! out of the view cannot be opened again. Directories are likewise listed without opendir
+//! requests, the kernel keeping every listing until the watch invalidates it or, where the
+//! directory is not watched, until it sees the directory's mtime change (`ops_io.rs`).
 //!
 //! Operations run as the server's user (the user who ran `alca up`): files the container
 //! creates through the view are owned by that user on the host; `default_permissions` makes
 //! the kernel check the reported host modes and owners, as a plain bind mount would.
 
 mod attr;
+mod dir_snapshots;
 mod fuse_impl;
 mod handles;
 mod host;
@@ -45,11 +48,11 @@ use std::time::Duration;
 use fuser::Errno;
 use nix::sys::stat::{fstat, FileStat};
 
+use self::dir_snapshots::DirSnapshots;
 use self::handles::Handles;
 use self::host::{errno, host_id, split, stat_at, HostRoot};
 use self::inodes::{HostId, InodeTable, Watch};
 use self::node_files::NodeFiles;
-use self::ops_io::DirHandle;
 use self::watch::HostWatch;
 use crate::exclude::ExcludeMatcher;
 
@@ -70,10 +73,14 @@ pub struct FilterFs {
     table: Arc<Mutex<InodeTable>>,
     watch: Arc<HostWatch>,
     files: Handles<File>,
-    dirs: Handles<DirHandle>,
+    /// Listings being served to the kernel chunk by chunk.
+    listings: DirSnapshots,
     /// The kernel opens files without asking (it said at init that it can): regular files
     /// then hold their host object (see `node_files.rs`).
     no_open: AtomicBool,
+    /// The kernel lists directories without asking and revalidates its cached listings
+    /// (see `ops_io.rs`, `open_dir`).
+    no_opendir: AtomicBool,
 }
 
 /// Attributes of a node and how long the kernel may keep them (and its entry).
@@ -98,7 +105,6 @@ struct Located {
     dir: OwnedFd,
     /// Name inside `dir` (`.` for the root).
     name: OsString,
-    rel: PathBuf,
     host: HostId,
 }
 
@@ -115,8 +121,9 @@ impl FilterFs {
             table: Arc::new(Mutex::new(table)),
             watch: Arc::new(watch),
             files: Handles::default(),
-            dirs: Handles::default(),
+            listings: DirSnapshots::default(),
             no_open: AtomicBool::new(false),
+            no_opendir: AtomicBool::new(false),
         })
     }
 
@@ -144,11 +151,19 @@ impl FilterFs {
     }
 
     /// Whether the kernel may cache `ino` (whose host `lstat` is `st`) for long: host changes
-    /// to it are watched, and it has no other name whose changes might not be.
+    /// to it are watched, and it has no other name whose changes might not be. A directory
+    /// must be watched itself too: the kernel checks its cached listing against the
+    /// directory's mtime, which changes inside an unwatched directory would leave stale.
     fn cacheable(&self, ino: u64, st: &FileStat) -> bool {
-        self.watch.active()
-            && (attr::is_dir(st) || st.st_nlink <= 1)
-            && self.table().parent_watched(ino)
+        if !self.watch.active() {
+            return false;
+        }
+        let table = self.table();
+        if attr::is_dir(st) {
+            matches!(table.watch(ino), Watch::Active(_)) && table.parent_watched(ino)
+        } else {
+            st.st_nlink <= 1 && table.parent_watched(ino)
+        }
     }
 
     fn cached(&self, ino: u64, st: &FileStat) -> Cached {
@@ -173,7 +188,6 @@ impl FilterFs {
         let located = Located {
             dir,
             name,
-            rel: info.rel,
             host: info.host,
         };
         Ok((located, st))
@@ -211,6 +225,10 @@ impl FilterFs {
 
     fn no_open(&self) -> bool {
         self.no_open.load(Ordering::Relaxed)
+    }
+
+    fn no_opendir(&self) -> bool {
+        self.no_opendir.load(Ordering::Relaxed)
     }
 
     /// Registers a kernel reference to the object `st` at `name` in `parent` (whose host

@@ -2,35 +2,27 @@
 //! directory listings (plain and with attributes) and statfs. Data goes straight to the host
 //! file (no write-back cache in the view), so the host sees every write as soon as the
 //! container's call returns. Where host changes are watched, the kernel keeps file pages
-//! across opens and caches directory listings (the watch invalidates them).
+//! across opens and caches directory listings (the watch invalidates them); where the kernel
+//! lists directories without opendir requests it caches every listing, checked against the
+//! directory's mtime where it is not watched (see `open_dir`).
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use fuser::{Errno, FopenFlags};
 use nix::fcntl::{openat, OFlag};
 use nix::sys::stat::{fstat, Mode};
 use nix::sys::statvfs::fstatvfs;
 
+use super::dir_snapshots::Snapshot;
 use super::host::{errno, host_id, io_errno, stat_at};
 use super::inodes::Watch;
 use super::listing::{visible_entries, Item};
 use super::node_files::NodeFiles;
 use super::{attr, Cached, FilterFs};
-
-/// An open directory: its host descriptor and, once read, its visible entries.
-#[derive(Debug)]
-pub struct DirHandle {
-    /// `O_PATH` descriptor of the directory as located at `opendir`.
-    dir: OwnedFd,
-    rel: PathBuf,
-    ino: u64,
-    items: Mutex<Option<Arc<Vec<Item>>>>,
-}
 
 /// One entry of a listing with attributes: the item, and for names other than `.` and `..`
 /// its attributes and cache time (the kernel then holds a lookup on it).
@@ -83,6 +75,12 @@ impl FilterFs {
     pub(super) fn set_no_open(&self, no_open: bool) {
         self.no_open
             .store(no_open, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Records whether the kernel lists directories without opendir requests (`init`).
+    pub(super) fn set_no_opendir(&self, no_opendir: bool) {
+        self.no_opendir
+            .store(no_opendir, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The host file behind a read or write of `ino`: the handle `fh` of an open or create,
@@ -228,22 +226,21 @@ impl FilterFs {
         self.files.remove(fh);
     }
 
-    /// Opens directory `ino`; its listing is read at the first `readdir` (none at all when
-    /// the kernel lists it from its cache, which it may when the directory is watched).
+    /// Checks that directory `ino` may be listed. When the kernel can list directories
+    /// without asking (and revalidates its cached listings by the directory's mtime, which
+    /// `FUSE_AUTO_INVAL_DATA` makes it do), answers `ENOSYS`: from then on it sends no
+    /// `opendir` or `releasedir` (two round trips per listing) and keeps every listing,
+    /// dropped when the watch invalidates the directory or, where it is not watched, when
+    /// its mtime changed (its attributes then last [`super::SHORT_TTL`]). Otherwise the
+    /// listing is cached only where the directory is watched. Listings are served by inode
+    /// ([`Self::dir_items`]), so no handle is kept.
     pub(super) fn open_dir(&self, ino: u64) -> Result<(u64, FopenFlags), Errno> {
-        let (loc, st) = self.locate(ino)?;
+        let (_, st) = self.locate(ino)?;
         if !attr::is_dir(&st) {
             return Err(Errno::ENOTDIR);
         }
-        let dir = nix::fcntl::openat(
-            &loc.dir,
-            loc.name.as_os_str(),
-            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(errno)?;
-        if host_id(&fstat(&dir).map_err(errno)?) != loc.host {
-            return Err(Errno::ENOENT);
+        if self.no_opendir() {
+            return Err(Errno::ENOSYS);
         }
         let watched = self.watch.active() && matches!(self.table().watch(ino), Watch::Active(_));
         let flags = if watched {
@@ -251,46 +248,59 @@ impl FilterFs {
         } else {
             FopenFlags::empty()
         };
-        let handle = DirHandle {
-            dir,
-            rel: loc.rel,
-            ino,
-            items: Mutex::new(None),
-        };
-        Ok((self.dirs.insert(handle), flags))
+        Ok((0, flags))
     }
 
-    /// The visible entries of open directory `fh`, `.` and `..` first, without excluded names.
-    pub(super) fn dir_items(&self, fh: u64) -> Result<Arc<Vec<Item>>, Errno> {
-        let handle = self.dirs.get(fh).ok_or(Errno::EBADF)?;
-        let mut items = handle.items.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(items) = &*items {
-            return Ok(Arc::clone(items));
-        }
-        let parent_ino = if handle.ino == super::inodes::ROOT {
-            handle.ino
-        } else {
-            super::inodes::ROOT
-        };
-        let mut list = vec![dot(".", handle.ino), dot("..", parent_ino)];
-        list.extend(visible_entries(&self.host, &self.matcher, &handle.rel).map_err(errno)?);
-        let list = Arc::new(list);
-        *items = Some(Arc::clone(&list));
-        Ok(list)
+    /// The visible entries of directory `ino` to serve from `offset`, `.` and `..` first,
+    /// without excluded names: read afresh from the host at offset 0, else the snapshot of
+    /// the listing the kernel is continuing (`dir_snapshots.rs`). Fails with `ENOENT` when
+    /// the directory is no longer at a visible place.
+    fn dir_items(&self, ino: u64, offset: u64) -> Result<Snapshot, Errno> {
+        self.listings.get(ino, offset, || {
+            let (_, rel) = self.parent_dir(ino)?;
+            let parent_ino = if ino == super::inodes::ROOT {
+                ino
+            } else {
+                super::inodes::ROOT
+            };
+            let mut list = vec![dot(".", ino), dot("..", parent_ino)];
+            list.extend(visible_entries(&self.host, &self.matcher, &rel).map_err(errno)?);
+            Ok(list)
+        })
     }
 
-    /// Entries of open directory `fh` from index `start` with their attributes, handed to
-    /// `add` until it reports the reply full (`true`); an entry that did not fit gives its
-    /// lookup back. Entries that vanished or turned excluded since the listing are skipped.
-    pub(super) fn dir_items_plus(
+    /// Entries of directory `ino` from `offset` (an index into its listing), handed to `add`
+    /// until it reports the reply full (`true`). A listing served to its end is dropped.
+    pub(super) fn dir_chunk(
         &self,
-        fh: u64,
-        start: usize,
+        ino: u64,
+        offset: u64,
+        mut add: impl FnMut(usize, &Item) -> bool,
+    ) -> Result<(), Errno> {
+        let items = self.dir_items(ino, offset)?;
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        for (i, item) in items.iter().enumerate().skip(start) {
+            if add(i, item) {
+                return Ok(());
+            }
+        }
+        self.listings.done(ino, &items);
+        Ok(())
+    }
+
+    /// Entries of directory `ino` from `offset` with their attributes, handed to `add` until
+    /// it reports the reply full (`true`); an entry that did not fit gives its lookup back.
+    /// Entries that vanished or turned excluded since the listing are skipped.
+    pub(super) fn dir_chunk_plus(
+        &self,
+        ino: u64,
+        offset: u64,
         mut add: impl FnMut(usize, PlusEntry<'_>) -> bool,
     ) -> Result<(), Errno> {
-        let handle = self.dirs.get(fh).ok_or(Errno::EBADF)?;
-        let items = self.dir_items(fh)?;
-        let dir_st = fstat(&handle.dir).map_err(errno)?;
+        let items = self.dir_items(ino, offset)?;
+        let (dir, rel) = self.parent_dir(ino)?;
+        let dir_st = fstat(&dir).map_err(errno)?;
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
         for (i, item) in items.iter().enumerate().skip(start) {
             let entry = if i < 2 {
                 PlusEntry {
@@ -299,34 +309,31 @@ impl FilterFs {
                     counted: false,
                 }
             } else {
-                let Ok(st) = stat_at(&handle.dir, &item.name) else {
+                let Ok(st) = stat_at(&dir, &item.name) else {
                     continue;
                 };
                 if self
                     .matcher
-                    .is_excluded(&handle.rel.join(&item.name), attr::is_dir(&st))
+                    .is_excluded(&rel.join(&item.name), attr::is_dir(&st))
                 {
                     continue;
                 }
                 PlusEntry {
                     item,
-                    cached: self.entry(handle.ino, &handle.dir, &item.name, &st),
+                    cached: self.entry(ino, &dir, &item.name, &st),
                     counted: true,
                 }
             };
-            let (ino, counted) = (entry.cached.0.ino.0, entry.counted);
+            let (entry_ino, counted) = (entry.cached.0.ino.0, entry.counted);
             if add(i, entry) {
                 if counted {
-                    self.forget(ino, 1);
+                    self.forget(entry_ino, 1);
                 }
-                break;
+                return Ok(());
             }
         }
+        self.listings.done(ino, &items);
         Ok(())
-    }
-
-    pub(super) fn release_dir(&self, fh: u64) {
-        self.dirs.remove(fh);
     }
 
     pub(super) fn fs_stats(&self) -> Result<FsStats, Errno> {
