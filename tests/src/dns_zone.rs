@@ -71,3 +71,16 @@ pub fn answers_with(output: &str, addr: &str) -> bool {
         .skip(1)
         .any(|part| part.contains(addr))
 }
+
+/// Asserts the four internet rows of `alca network verify` passed for a list allowing
+/// `allowed.test`, with 192.88.99.1 routed to `lanhost` as the outside server.
+pub fn assert_verify_internet_rows(report: &str) {
+    for row in [
+        "ok    internet-access name allowed.test",
+        "ok    internet-access refused name",
+        "ok    internet address no name resolved to",
+        "ok    DNS over TLS to an outside server",
+    ] {
+        assert!(report.contains(row), "{row:?} missing: {report}");
+    }
+}
