@@ -20,8 +20,8 @@
 //! excluded name is kept from new opens by the entry invalidation sent here (or by the 100 ms
 //! timeouts where unwatched); its reads fail closed meanwhile (`held_usable` in `mod.rs`).
 
-use std::collections::HashSet;
-use std::ffi::OsString;
+use std::collections::{HashMap, HashSet};
+use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -29,9 +29,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use fuser::{INodeNo, Notifier};
 use nix::errno::Errno;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use nix::sys::stat::{fstat, FileStat};
 use nix::sys::statfs::{fstatfs, FsType};
 
-use super::host::proc_path;
+use super::attr;
+use super::host::{host_id, proc_path, stat_at, HostRoot};
 use super::inodes::{InodeTable, Watch};
 
 /// What a directory watch reports: every change to a child's name, data or attributes.
@@ -142,13 +144,42 @@ pub enum Inval {
 pub struct Event {
     pub wd: i32,
     pub mask: AddWatchFlags,
+    pub cookie: u32,
     pub name: Option<OsString>,
 }
 
-/// What the kernel must forget after `event`. Also records removed watches in `table`.
-pub fn invalidations(table: &mut InodeTable, event: &Event, out: &mut Vec<Inval>) {
+/// `lstat` of `name` in the directory node `dir` as the host has it now (`None`: gone, or
+/// the directory is no longer the one the table knows).
+pub type Look<'a> = dyn Fn(&InodeTable, u64, &OsStr) -> Option<FileStat> + 'a;
+
+/// Files moved on the host whose `IN_MOVED_TO` has not been read yet: cookie → inode.
+pub type PendingMoves = HashMap<u32, u64>;
+
+/// What the kernel must forget after `event`. Also records removed watches in `table`, and
+/// the new place of a file moved on the host inside the view (`moves` pairs the two halves
+/// of a rename), so a descriptor open in the container follows it as on a bind mount.
+///
+/// What the kernel already holds is not invalidated (issue #18, the view's own changes
+/// coming back through the watch): `look` tells what the name is now, and
+/// * an entry is kept when the name still names the object the kernel was given for it;
+/// * the directory's attributes and listing are kept after a create the view made
+///   ([`super::own_creates`]): the kernel dropped them itself on the create's reply;
+/// * a node's attributes are kept when its `lstat` is exactly what the view replied to its
+///   own last change of it (every attribute the kernel reports, times to the nanosecond);
+///   its pages too when that is an empty file (nothing cached can be stale).
+///
+/// Anything else is invalidated as a host change.
+pub fn invalidations(
+    table: &mut InodeTable,
+    moves: &mut PendingMoves,
+    event: &Event,
+    look: &Look<'_>,
+    out: &mut Vec<Inval>,
+) {
     if event.mask.contains(AddWatchFlags::IN_Q_OVERFLOW) {
         everything(table, out);
+        table.own_creates.clear();
+        moves.clear();
         return;
     }
     if event.mask.contains(AddWatchFlags::IN_IGNORED) {
@@ -164,6 +195,18 @@ pub fn invalidations(table: &mut InodeTable, event: &Event, out: &mut Vec<Inval>
         return;
     };
     let child = table.at_place(dir, name);
+    if event.mask.contains(AddWatchFlags::IN_CREATE) {
+        let own = table.own_creates.take(dir, name);
+        if let Some((child, st)) = current(table, child, (dir, name), look) {
+            if own != Some(host_id(&st)) {
+                out.push(Inval::Inode(dir, 0));
+            }
+            if !table.replied_is(child, &attr::from_stat(child, &st)) {
+                out.push(Inval::Inode(child, -1));
+            }
+            return;
+        }
+    }
     let renamed = AddWatchFlags::IN_CREATE
         | AddWatchFlags::IN_DELETE
         | AddWatchFlags::IN_MOVED_FROM
@@ -174,24 +217,76 @@ pub fn invalidations(table: &mut InodeTable, event: &Event, out: &mut Vec<Inval>
         if let Some(child) = child {
             out.push(Inval::Inode(child, -1));
             if event.mask.contains(AddWatchFlags::IN_MOVED_FROM) {
-                // A directory moved on the host: what the kernel holds below it now has
-                // another path, which may be excluded.
-                for (parent, name, ino) in table.below(child) {
-                    out.push(Inval::Entry(parent, name));
-                    out.push(Inval::Inode(ino, -1));
+                if event.mask.contains(AddWatchFlags::IN_ISDIR) {
+                    // A directory moved on the host: what the kernel holds below it now has
+                    // another path, which may be excluded.
+                    for (parent, name, ino) in table.below(child) {
+                        out.push(Inval::Entry(parent, name));
+                        out.push(Inval::Inode(ino, -1));
+                    }
+                } else {
+                    moves.insert(event.cookie, child);
                 }
             }
         }
-    }
-    if let Some(child) = child {
-        if event
-            .mask
-            .intersects(AddWatchFlags::IN_MODIFY | AddWatchFlags::IN_CLOSE_WRITE)
-        {
-            out.push(Inval::Inode(child, 0));
-        } else if event.mask.contains(AddWatchFlags::IN_ATTRIB) {
-            out.push(Inval::Inode(child, -1));
+        if event.mask.contains(AddWatchFlags::IN_MOVED_TO) {
+            follow_move(table, moves, event.cookie, (dir, name), look);
         }
+        return;
+    }
+    let Some(child) = child else {
+        return;
+    };
+    let unchanged = |empty: bool| {
+        current(table, Some(child), (dir, name), look).is_some_and(|(child, st)| {
+            (!empty || st.st_size == 0) && table.replied_is(child, &attr::from_stat(child, &st))
+        })
+    };
+    if event
+        .mask
+        .intersects(AddWatchFlags::IN_MODIFY | AddWatchFlags::IN_CLOSE_WRITE)
+    {
+        if !unchanged(true) {
+            out.push(Inval::Inode(child, 0));
+        }
+    } else if event.mask.contains(AddWatchFlags::IN_ATTRIB) && !unchanged(false) {
+        out.push(Inval::Inode(child, -1));
+    }
+}
+
+/// `child` (the node the kernel was given for `name` in `dir`) and the name's `lstat`, if
+/// the name still holds that object.
+fn current(
+    table: &InodeTable,
+    child: Option<u64>,
+    (dir, name): (u64, &OsStr),
+    look: &Look<'_>,
+) -> Option<(u64, FileStat)> {
+    let child = child?;
+    let st = look(table, dir, name)?;
+    (table.host(child) == Some(host_id(&st))).then_some((child, st))
+}
+
+/// The second half of a host rename: the file moved from a known place (`moves`) is now
+/// `name` in directory `dir`, if the name holds that very object. Its node takes the new
+/// place, so reads of a descriptor the container holds follow it, and are refused if the
+/// new place is excluded (every read checks the node's place). Directories keep their old
+/// place: what the kernel holds below them is invalidated and fails closed.
+fn follow_move(
+    table: &mut InodeTable,
+    moves: &mut PendingMoves,
+    cookie: u32,
+    (dir, name): (u64, &OsStr),
+    look: &Look<'_>,
+) {
+    let Some(moved) = moves.remove(&cookie) else {
+        return;
+    };
+    let Some(host) = table.host(moved) else {
+        return;
+    };
+    if look(table, dir, name).is_some_and(|st| host_id(&st) == host && attr::is_file(&st)) {
+        table.moved(host, dir, name);
     }
 }
 
@@ -204,10 +299,12 @@ fn everything(table: &InodeTable, out: &mut Vec<Inval>) {
     }
 }
 
-/// Turns host events into kernel invalidations until the view goes away.
+/// Turns host events into kernel invalidations until the view goes away. `root` is the
+/// source (its own descriptor), for the `lstat` of names that events report.
 pub fn spawn(
     watch: Arc<HostWatch>,
     table: Arc<Mutex<InodeTable>>,
+    root: Arc<HostRoot>,
     notifier: Notifier,
 ) -> std::io::Result<()> {
     if watch.inotify.is_none() {
@@ -215,15 +312,17 @@ pub fn spawn(
     }
     std::thread::Builder::new()
         .name("view-watch".into())
-        .spawn(move || run(&watch, &table, &notifier))
+        .spawn(move || run(&watch, &table, &root, &notifier))
         .map(drop)
 }
 
-fn run(watch: &HostWatch, table: &Mutex<InodeTable>, notifier: &Notifier) {
+fn run(watch: &HostWatch, table: &Mutex<InodeTable>, root: &HostRoot, notifier: &Notifier) {
     let Some(inotify) = watch.inotify.as_ref() else {
         return;
     };
     let lock = || table.lock().unwrap_or_else(PoisonError::into_inner);
+    let look = |table: &InodeTable, dir: u64, name: &OsStr| host_lstat(root, table, dir, name);
+    let mut moves = PendingMoves::new();
     loop {
         let events = match inotify.read_events() {
             Ok(events) => events,
@@ -246,15 +345,40 @@ fn run(watch: &HostWatch, table: &Mutex<InodeTable>, notifier: &Notifier) {
                 let event = Event {
                     wd: ev.wd.as_raw(),
                     mask: ev.mask,
+                    cookie: ev.cookie,
                     name: ev.name,
                 };
-                invalidations(&mut table, &event, &mut out);
+                invalidations(&mut table, &mut moves, &event, &look, &mut out);
+            }
+            if queued_bytes(inotify) == Some(0) {
+                // Every event queued so far was read: no pending half of a rename, no
+                // finished create, is still to come.
+                table.own_creates.settle();
+                moves.clear();
             }
         }
         if send(notifier, out).is_err() {
             return;
         }
     }
+}
+
+/// `lstat` of `name` in directory node `dir`, checked to be in that very directory.
+fn host_lstat(root: &HostRoot, table: &InodeTable, dir: u64, name: &OsStr) -> Option<FileStat> {
+    let info = table.info(dir)?;
+    let fd = root.dir(&info.rel).ok()?;
+    if host_id(&fstat(&fd).ok()?) != info.host {
+        return None;
+    }
+    stat_at(&fd, name).ok()
+}
+
+/// Bytes of events waiting in the queue (`FIONREAD`).
+fn queued_bytes(inotify: &Inotify) -> Option<libc::c_int> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int to the pointer, which lives for the call.
+    let rc = unsafe { libc::ioctl(inotify.as_fd().as_raw_fd(), libc::FIONREAD, &mut n) };
+    (rc == 0).then_some(n)
 }
 
 /// Sends each distinct invalidation once; an error means the view is unmounted.
@@ -280,12 +404,13 @@ fn send(notifier: &Notifier, out: Vec<Inval>) -> std::io::Result<()> {
 mod tests {
     use super::*;
     use crate::exclude::fs::inodes::ROOT;
-    use std::ffi::OsStr;
+    use std::path::PathBuf;
 
     fn event(wd: i32, mask: AddWatchFlags, name: &str) -> Event {
         Event {
             wd,
             mask,
+            cookie: 0,
             name: Some(name.into()),
         }
     }
@@ -299,38 +424,139 @@ mod tests {
         (t, d, f)
     }
 
+    /// A host `lstat` result: a regular file of identity (1, `ino`) and `size` bytes.
+    fn file_stat(ino: u64, size: i64) -> FileStat {
+        let mut st = nix::sys::stat::stat("/proc/self/exe").expect("stat");
+        st.st_dev = 1;
+        st.st_ino = ino;
+        st.st_size = size;
+        st.st_mode = libc::S_IFREG | 0o644;
+        st
+    }
+
+    /// Runs `events` against `t` with the host showing `host` for every name.
+    fn run_events(t: &mut InodeTable, host: Option<FileStat>, events: &[Event]) -> Vec<Inval> {
+        let look = move |_: &InodeTable, _: u64, _: &OsStr| host;
+        let (mut moves, mut out) = (PendingMoves::new(), Vec::new());
+        for e in events {
+            invalidations(t, &mut moves, e, &look, &mut out);
+        }
+        out
+    }
+
     #[test]
     fn a_host_create_drops_the_name_and_the_listing() {
         let (mut t, d, _) = table();
-        let mut out = Vec::new();
-        invalidations(&mut t, &event(2, AddWatchFlags::IN_CREATE, "new"), &mut out);
+        let out = run_events(&mut t, None, &[event(2, AddWatchFlags::IN_CREATE, "new")]);
         assert_eq!(out, vec![Inval::Entry(d, "new".into()), Inval::Inode(d, 0)]);
     }
 
     #[test]
     fn a_host_write_drops_the_known_file_pages_and_attributes() {
         let (mut t, _, f) = table();
-        let mut out = Vec::new();
-        invalidations(&mut t, &event(2, AddWatchFlags::IN_MODIFY, "f"), &mut out);
+        let out = run_events(&mut t, None, &[event(2, AddWatchFlags::IN_MODIFY, "f")]);
         assert_eq!(out, vec![Inval::Inode(f, 0)]);
-        out.clear();
-        invalidations(&mut t, &event(2, AddWatchFlags::IN_ATTRIB, "f"), &mut out);
+        let out = run_events(&mut t, None, &[event(2, AddWatchFlags::IN_ATTRIB, "f")]);
         assert_eq!(out, vec![Inval::Inode(f, -1)]);
-        out.clear();
-        invalidations(
-            &mut t,
-            &event(2, AddWatchFlags::IN_MODIFY, "other"),
-            &mut out,
-        );
+        let out = run_events(&mut t, None, &[event(2, AddWatchFlags::IN_MODIFY, "other")]);
         assert!(out.is_empty(), "nothing cached for unknown names: {out:?}");
+    }
+
+    #[test]
+    fn the_views_own_create_and_setattrs_invalidate_nothing_the_kernel_holds() {
+        let (mut t, d, _) = table();
+        let st = file_stat(7, 0);
+        assert!(t.own_creates.expect(d, OsStr::new("n")));
+        t.own_creates.made(d, OsStr::new("n"), (1, 7));
+        let n = t.looked_up(d, OsStr::new("n"), (1, 7));
+        t.set_replied(n, attr::from_stat(n, &st));
+        let own = [
+            event(2, AddWatchFlags::IN_CREATE, "n"),
+            event(2, AddWatchFlags::IN_CLOSE_WRITE, "n"),
+            event(2, AddWatchFlags::IN_ATTRIB, "n"),
+        ];
+        assert_eq!(run_events(&mut t, Some(st), &own), vec![]);
+    }
+
+    #[test]
+    fn anything_but_exactly_what_the_kernel_holds_is_invalidated() {
+        let (mut t, d, _) = table();
+        let st = file_stat(7, 0);
+        let n = t.looked_up(d, OsStr::new("n"), (1, 7));
+        t.set_replied(n, attr::from_stat(n, &st));
+        // The same object, not created by the view (a link back): the entry is right, the
+        // listing is not.
+        let create = [event(2, AddWatchFlags::IN_CREATE, "n")];
+        assert_eq!(
+            run_events(&mut t, Some(st), &create),
+            vec![Inval::Inode(d, 0)]
+        );
+        // Another object under the name, announced create or not.
+        t.own_creates.expect(d, OsStr::new("n"));
+        t.own_creates.made(d, OsStr::new("n"), (1, 7));
+        let other = run_events(&mut t, Some(file_stat(8, 0)), &create);
+        assert!(other.contains(&Inval::Entry(d, "n".into())), "{other:?}");
+        assert!(other.contains(&Inval::Inode(n, -1)), "{other:?}");
+        // Attributes the kernel was not given, and pages of a file with content.
+        let mut changed = st;
+        changed.st_mtime_nsec += 1;
+        let attrib = [event(2, AddWatchFlags::IN_ATTRIB, "n")];
+        assert_eq!(
+            run_events(&mut t, Some(changed), &attrib),
+            vec![Inval::Inode(n, -1)]
+        );
+        let written = file_stat(7, 5);
+        t.set_replied(n, attr::from_stat(n, &written));
+        let modify = [event(2, AddWatchFlags::IN_MODIFY, "n")];
+        assert_eq!(
+            run_events(&mut t, Some(written), &modify),
+            vec![Inval::Inode(n, 0)]
+        );
+    }
+
+    #[test]
+    fn a_file_renamed_on_the_host_takes_its_new_place_and_a_directory_does_not() {
+        let (mut t, d, f) = table();
+        let rename = |cookie, from: &str, to: &str, dir: bool| {
+            let mask = if dir {
+                AddWatchFlags::IN_ISDIR
+            } else {
+                AddWatchFlags::empty()
+            };
+            [
+                Event {
+                    cookie,
+                    ..event(2, AddWatchFlags::IN_MOVED_FROM | mask, from)
+                },
+                Event {
+                    cookie,
+                    ..event(2, AddWatchFlags::IN_MOVED_TO | mask, to)
+                },
+            ]
+        };
+        let out = run_events(&mut t, Some(file_stat(3, 1)), &rename(5, "f", "f.1", false));
+        assert!(out.contains(&Inval::Entry(d, "f".into())), "{out:?}");
+        assert!(out.contains(&Inval::Entry(d, "f.1".into())), "{out:?}");
+        assert_eq!(t.info(f).map(|i| i.rel), Some(PathBuf::from("d/f.1")));
+        // The name holds another object by the time the watch looks: not followed.
+        run_events(
+            &mut t,
+            Some(file_stat(9, 1)),
+            &rename(6, "f.1", "f.2", false),
+        );
+        assert_eq!(t.info(f).map(|i| i.rel), Some(PathBuf::from("d/f.1")));
+        let sub = t.looked_up(d, OsStr::new("sub"), (1, 4));
+        let mut dir_st = file_stat(4, 0);
+        dir_st.st_mode = libc::S_IFDIR | 0o755;
+        run_events(&mut t, Some(dir_st), &rename(7, "sub", "sub2", true));
+        assert_eq!(t.info(sub).map(|i| i.rel), Some(PathBuf::from("d/sub")));
     }
 
     #[test]
     fn a_directory_moved_on_the_host_drops_everything_below_it() {
         let (mut t, d, f) = table();
-        let mut out = Vec::new();
         let mask = AddWatchFlags::IN_MOVED_FROM | AddWatchFlags::IN_ISDIR;
-        invalidations(&mut t, &event(1, mask, "d"), &mut out);
+        let out = run_events(&mut t, None, &[event(1, mask, "d")]);
         assert!(out.contains(&Inval::Entry(ROOT, "d".into())));
         assert!(out.contains(&Inval::Entry(d, "f".into())));
         assert!(out.contains(&Inval::Inode(f, -1)));
@@ -339,22 +565,30 @@ mod tests {
     #[test]
     fn overflow_drops_every_entry_and_a_removed_watch_is_forgotten() {
         let (mut t, d, f) = table();
-        let mut out = Vec::new();
+        t.own_creates.expect(d, OsStr::new("n"));
+        t.own_creates.made(d, OsStr::new("n"), (1, 7));
         let overflow = Event {
             wd: -1,
             mask: AddWatchFlags::IN_Q_OVERFLOW,
+            cookie: 0,
             name: None,
         };
-        invalidations(&mut t, &overflow, &mut out);
+        let out = run_events(&mut t, None, &[overflow]);
         assert!(out.contains(&Inval::Entry(ROOT, "d".into())));
         assert!(out.contains(&Inval::Entry(d, "f".into())));
         assert!(out.contains(&Inval::Inode(f, 0)));
+        assert_eq!(
+            t.own_creates.take(d, OsStr::new("n")),
+            None,
+            "marks dropped"
+        );
         let ignored = Event {
             wd: 2,
             mask: AddWatchFlags::IN_IGNORED,
+            cookie: 0,
             name: None,
         };
-        invalidations(&mut t, &ignored, &mut Vec::new());
+        run_events(&mut t, None, &[ignored]);
         assert_eq!(t.watch(d), Watch::Failed);
         assert!(!t.parent_watched(f));
     }
