@@ -424,6 +424,69 @@ fn open_descriptors_survive_host_unlink_and_replace_and_moved_away_files_cannot_
 }
 
 #[test]
+fn open_descriptors_follow_host_renames_inside_the_view_but_never_to_an_excluded_name() {
+    if !ready() {
+        return;
+    }
+    let env = Env::start("rotate");
+    let dir = env.tree.path("o");
+    write(&dir.join("app.log"), b"line1\n").expect("write");
+    write(&dir.join("e"), b"e-old\n").expect("write");
+    // `tail -f` across a log rotation: the fd keeps reading app.log under its new name.
+    // `dd` reads with read(2), as tail does; busybox `cat` uses sendfile(2), which the
+    // kernel serves up to the size it last knew without asking the view.
+    let script = "cd /workspace/o && exec 3< app.log && exec 4< e && read -r first <&3 \
+         && echo \"FIRST:$first\" && touch ready && i=0; until [ -e go ] || [ $i -ge 200 ]; \
+         do usleep 50000; i=$((i+1)); done; echo \"LOG:$(dd <&3 2>/dev/null)\"; \
+         echo \"NEW:$(cat app.log)\"; echo \"E:$(dd <&4 2>&1)\"; ls -a";
+    let name = env.container.name.clone();
+    let out = std::thread::scope(|s| {
+        let container = s.spawn(|| alca_e2e::docker::exec_sh(&name, script).expect("exec"));
+        assert!(
+            eventually(10 * SECOND, || dir.join("ready").exists()),
+            "the container opened its files"
+        );
+        std::fs::rename(dir.join("app.log"), dir.join("app.log.1")).expect("rotate");
+        let mut rotated = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.join("app.log.1"))
+            .expect("open app.log.1");
+        std::io::Write::write_all(&mut rotated, b"rotated\n").expect("append");
+        write(&dir.join("app.log"), b"fresh\n").expect("write");
+        std::fs::rename(dir.join("e"), dir.join(".env")).expect("hide e");
+        std::thread::sleep(SECOND);
+        let mut hidden = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.join(".env"))
+            .expect("open .env");
+        std::io::Write::write_all(&mut hidden, env.tree.marker.as_bytes()).expect("append");
+        write(&dir.join("go"), b"").expect("go");
+        container.join().expect("container thread")
+    });
+    assert!(out.contains("FIRST:line1"), "{out}");
+    assert!(
+        out.contains("LOG:rotated"),
+        "the descriptor reads what the host appended after renaming: {out}"
+    );
+    assert!(
+        out.contains("NEW:fresh"),
+        "the name shows the new file: {out}"
+    );
+    assert!(
+        !out.contains(&env.tree.marker) && !out.contains("e-old"),
+        "a descriptor of a file moved to an excluded name reads nothing: {out}"
+    );
+    assert!(
+        out.contains("E:") && out.contains("No such file"),
+        "its read fails: {out}"
+    );
+    assert!(
+        !listed(&out, ".env") && listed(&out, "app.log.1"),
+        "listed: {out}"
+    );
+}
+
+#[test]
 fn writes_to_excluded_names_are_refused() {
     if !ready() {
         return;

@@ -152,8 +152,12 @@ pub struct Event {
 /// the directory is no longer the one the table knows).
 pub type Look<'a> = dyn Fn(&InodeTable, u64, &OsStr) -> Option<FileStat> + 'a;
 
-/// Files moved on the host whose `IN_MOVED_TO` has not been read yet: cookie → inode.
+/// Files moved on the host whose `IN_MOVED_TO` has not been read yet: cookie → inode. The
+/// two halves of a rename are queued one after the other, so a read may end between them.
 pub type PendingMoves = HashMap<u32, u64>;
+
+/// Bound of [`PendingMoves`]: far more renames than can be between their two halves.
+const MAX_PENDING_MOVES: usize = 4096;
 
 /// What the kernel must forget after `event`. Also records removed watches in `table`, and
 /// the new place of a file moved on the host inside the view (`moves` pairs the two halves
@@ -225,6 +229,11 @@ pub fn invalidations(
                         out.push(Inval::Inode(ino, -1));
                     }
                 } else {
+                    if moves.len() >= MAX_PENDING_MOVES {
+                        // Renames out of the view never get their second half; cookies are
+                        // never reused, so forgetting them only stops following those.
+                        moves.clear();
+                    }
                     moves.insert(event.cookie, child);
                 }
             }
@@ -351,10 +360,8 @@ fn run(watch: &HostWatch, table: &Mutex<InodeTable>, root: &HostRoot, notifier: 
                 invalidations(&mut table, &mut moves, &event, &look, &mut out);
             }
             if queued_bytes(inotify) == Some(0) {
-                // Every event queued so far was read: no pending half of a rename, no
-                // finished create, is still to come.
+                // Every event queued so far was read: no finished create's is still to come.
                 table.own_creates.settle();
-                moves.clear();
             }
         }
         if send(notifier, out).is_err() {
