@@ -202,30 +202,38 @@ impl FilterFs {
         Ok(dir)
     }
 
-    /// Runs `make`, the view's own host create of `name` in `parent` (giving the new
-    /// object's `lstat`), announced to the watch where `parent` is watched, so its
-    /// `IN_CREATE` does not invalidate what the create's reply gave the kernel
-    /// (`own_creates.rs`).
+    /// Runs `make`, the view's own host create of `name` in `parent` (whose host directory
+    /// is `dir`), which gives the new object's `lstat`, and registers the entry it made.
+    /// Announced to the watch where `parent` is watched, so the create's `IN_CREATE` does
+    /// not invalidate what the reply gives the kernel (`own_creates.rs`): the mark is set
+    /// before the syscall and filled once the node is in the table, which the watch waits
+    /// for.
     fn own_create<T>(
         &self,
         parent: u64,
+        dir: &impl AsFd,
         name: &OsStr,
         make: impl FnOnce() -> Result<(T, FileStat), Errno>,
-    ) -> Result<(T, FileStat), Errno> {
+    ) -> Result<(T, FileStat, Cached), Errno> {
         let announced = self.watch.active()
             && self.with_table(|table| {
                 matches!(table.watch(parent), Watch::Active(_))
                     && table.own_creates.expect(parent, name)
             });
-        let res = make();
-        if announced {
-            let mut table = self.table();
-            match &res {
-                Ok((_, st)) => table.own_creates.made(parent, name, host_id(st)),
-                Err(_) => table.own_creates.failed(parent, name),
+        let (made, st) = match make() {
+            Ok(made) => made,
+            Err(e) => {
+                if announced {
+                    self.table().own_creates.failed(parent, name);
+                }
+                return Err(e);
             }
+        };
+        let cached = self.own_reply(self.entry(parent, dir, name, &st));
+        if announced {
+            self.table().own_creates.made(parent, name, host_id(&st));
         }
-        res
+        Ok((made, st, cached))
     }
 
     /// `cached`, the reply to one of the view's own changes of its node, recorded so the

@@ -136,12 +136,11 @@ impl FilterFs {
             | OFlag::O_CREAT
             | OFlag::O_NOFOLLOW
             | OFlag::O_CLOEXEC;
-        let (fd, st) = self.own_create(parent, name, || {
+        let (fd, st, cached) = self.own_create(parent, &dir, name, || {
             let fd = openat(&dir, name, oflags, super::attr::host_perm(mode)).map_err(errno)?;
             let st = fstat(&fd).map_err(errno)?;
             Ok((fd, st))
         })?;
-        let cached = self.own_reply(self.entry(parent, &dir, name, &st));
         let ino = cached.0.ino.0;
         let flags = self.open_flags(ino, &st);
         if !self.no_open() {

@@ -256,11 +256,11 @@ impl FilterFs {
         name: &OsStr,
         make: impl FnOnce() -> nix::Result<()>,
     ) -> Result<Cached, Errno> {
-        let ((), st) = self.own_create(parent, name, || {
+        let ((), _, cached) = self.own_create(parent, dir, name, || {
             make().map_err(errno)?;
             Ok(((), stat_at(dir, name).map_err(errno)?))
         })?;
-        Ok(self.own_reply(self.entry(parent, dir, name, &st)))
+        Ok(cached)
     }
 }
 

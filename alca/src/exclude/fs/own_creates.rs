@@ -5,7 +5,9 @@
 //! lock the next create waits for.
 //!
 //! A mark is set before the host syscall (pending) and filled with the created object's
-//! host identity after it, and the first `IN_CREATE` of that name takes it. Only a filled
+//! host identity once its node is in the table, and the first `IN_CREATE` of that name
+//! takes it (the watch waits a little for a pending mark to be filled: its event comes
+//! as soon as the syscall made the file, before the view has registered it). Only a filled
 //! mark whose object is still the one at the name (the watch checks with an `lstat`) lets
 //! the watch skip; a pending one (the event was read before the create returned), a host
 //! create racing the view's, anything else is invalidated as a host change. A create that
@@ -51,6 +53,13 @@ impl OwnCreates {
         self.marks.remove(&(parent, name.to_os_string()));
     }
 
+    /// Whether the view is creating `name` in `parent` and has not registered it yet.
+    pub fn pending(&self, parent: u64, name: &OsStr) -> bool {
+        self.marks
+            .get(&(parent, name.to_os_string()))
+            .is_some_and(Option::is_none)
+    }
+
     /// An `IN_CREATE` of `name` in `parent`: the object the view created there, if it
     /// announced and finished one. Takes the mark either way.
     pub fn take(&mut self, parent: u64, name: &OsStr) -> Option<HostId> {
@@ -77,11 +86,13 @@ mod tests {
         let mut own = OwnCreates::default();
         let name = OsStr::new("f");
         assert!(own.expect(2, name));
+        assert!(own.pending(2, name));
         assert_eq!(own.take(2, name), None, "read before the create returned");
         own.made(2, name, (1, 9));
         assert_eq!(own.take(2, name), None, "a taken mark is not filled again");
         own.expect(2, name);
         own.made(2, name, (1, 9));
+        assert!(!own.pending(2, name));
         assert_eq!(own.take(2, name), Some((1, 9)));
         assert_eq!(own.take(2, name), None, "once");
     }

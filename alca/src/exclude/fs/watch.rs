@@ -330,7 +330,8 @@ fn run(watch: &HostWatch, table: &Mutex<InodeTable>, root: &HostRoot, notifier: 
         return;
     };
     let lock = || table.lock().unwrap_or_else(PoisonError::into_inner);
-    let look = |table: &InodeTable, dir: u64, name: &OsStr| host_lstat(root, table, dir, name);
+    let dirs = DirCache::default();
+    let look = |table: &InodeTable, dir: u64, name: &OsStr| dirs.lstat(root, table, dir, name);
     let mut moves = PendingMoves::new();
     loop {
         let events = match inotify.read_events() {
@@ -346,38 +347,93 @@ fn run(watch: &HostWatch, table: &Mutex<InodeTable>, root: &HostRoot, notifier: 
             }
         };
         let mut out = Vec::new();
-        {
-            // Never held while sending: an invalidation waits for the kernel's locks, and a
-            // request holding those may be waiting for this table.
-            let mut table = lock();
-            for ev in events {
-                let event = Event {
-                    wd: ev.wd.as_raw(),
-                    mask: ev.mask,
-                    cookie: ev.cookie,
-                    name: ev.name,
-                };
-                invalidations(&mut table, &mut moves, &event, &look, &mut out);
+        // The table is never held while sending: an invalidation waits for the kernel's
+        // locks, and a request holding those may be waiting for this table.
+        let mut table = lock();
+        for ev in events {
+            let event = Event {
+                wd: ev.wd.as_raw(),
+                mask: ev.mask,
+                cookie: ev.cookie,
+                name: ev.name,
+            };
+            for _ in 0..CREATE_WAITS {
+                if !awaits_own_create(&table, &event) {
+                    break;
+                }
+                drop(table);
+                std::thread::sleep(CREATE_WAIT);
+                table = lock();
             }
-            if queued_bytes(inotify) == Some(0) {
-                // Every event queued so far was read: no finished create's is still to come.
-                table.own_creates.settle();
+            invalidations(&mut table, &mut moves, &event, &look, &mut out);
+            if event
+                .mask
+                .intersects(AddWatchFlags::IN_IGNORED | AddWatchFlags::IN_Q_OVERFLOW)
+            {
+                dirs.clear();
             }
         }
+        if queued_bytes(inotify) == Some(0) {
+            // Every event queued so far was read: no finished create's is still to come.
+            table.own_creates.settle();
+        }
+        drop(table);
         if send(notifier, out).is_err() {
             return;
         }
     }
 }
 
-/// `lstat` of `name` in directory node `dir`, checked to be in that very directory.
-fn host_lstat(root: &HostRoot, table: &InodeTable, dir: u64, name: &OsStr) -> Option<FileStat> {
-    let info = table.info(dir)?;
-    let fd = root.dir(&info.rel).ok()?;
-    if host_id(&fstat(&fd).ok()?) != info.host {
-        return None;
+/// How long the watch waits for a create of the view to be registered (its event comes as
+/// soon as the host syscall made the file): at most `CREATE_WAITS` pauses of `CREATE_WAIT`,
+/// after which the event is invalidated as a host change.
+const CREATE_WAITS: u32 = 40;
+const CREATE_WAIT: std::time::Duration = std::time::Duration::from_micros(50);
+
+/// Whether `event` is the `IN_CREATE` of a create the view is still registering.
+fn awaits_own_create(table: &InodeTable, event: &Event) -> bool {
+    let (Some(name), Some(dir)) = (&event.name, table.watched_dir(event.wd)) else {
+        return false;
+    };
+    event.mask.contains(AddWatchFlags::IN_CREATE) && table.own_creates.pending(dir, name)
+}
+
+/// `O_PATH` descriptors of the watched directories whose names the watch looked at, by
+/// directory node: the directory object itself, wherever the host moves it, as the
+/// kernel's entries in it are. Bounded; emptied when a watch goes away.
+#[derive(Default)]
+struct DirCache(std::cell::RefCell<HashMap<u64, std::os::fd::OwnedFd>>);
+
+/// Directories kept open by [`DirCache`] (the descriptors come from the server's reserve).
+const MAX_CACHED_DIRS: usize = 128;
+
+impl DirCache {
+    /// `lstat` of `name` in directory node `dir`.
+    fn lstat(
+        &self,
+        root: &HostRoot,
+        table: &InodeTable,
+        dir: u64,
+        name: &OsStr,
+    ) -> Option<FileStat> {
+        let mut dirs = self.0.borrow_mut();
+        if !dirs.contains_key(&dir) {
+            let info = table.info(dir)?;
+            let fd = root.dir(&info.rel).ok()?;
+            if host_id(&fstat(&fd).ok()?) != info.host {
+                return None;
+            }
+            if dirs.len() >= MAX_CACHED_DIRS {
+                dirs.clear();
+            }
+            dirs.insert(dir, fd);
+        }
+        stat_at(dirs.get(&dir)?, name).ok()
     }
-    stat_at(&fd, name).ok()
+
+    fn clear(&self) {
+        self.0.borrow_mut().clear();
+    }
 }
 
 /// Bytes of events waiting in the queue (`FIONREAD`).
