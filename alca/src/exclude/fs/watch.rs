@@ -14,6 +14,12 @@
 //! * reading events fails: every cache is invalidated and the whole view goes back to short
 //!   timeouts for good.
 //!
+//! The view's own changes come back through the same watch; what the kernel already holds
+//! from their replies is not invalidated again, matched by host identity and exact
+//! attributes, never by name alone ([`invalidations`]). A file renamed on the host inside
+//! the view keeps a node that follows it (rename halves paired by cookie), so a descriptor
+//! open in the container reads on, as on a bind mount, unless the new name is excluded.
+//!
 //! Hiding never depends on this module for names: excluded names are refused on every lookup
 //! and listing whatever the kernel caches, and the kernel never caches a negative entry. Files
 //! are opened without open requests where the kernel allows it, so a file the host moves to an
@@ -165,7 +171,8 @@ const MAX_PENDING_MOVES: usize = 4096;
 ///
 /// What the kernel already holds is not invalidated (issue #18, the view's own changes
 /// coming back through the watch): `look` tells what the name is now, and
-/// * an entry is kept when the name still names the object the kernel was given for it;
+/// * on `IN_CREATE`, the entry is kept when the name holds the object the kernel was given
+///   for it;
 /// * the directory's attributes and listing are kept after a create the view made
 ///   ([`super::own_creates`]): the kernel dropped them itself on the create's reply;
 /// * a node's attributes are kept when its `lstat` is exactly what the view replied to its
