@@ -172,6 +172,11 @@ impl InodeTable {
         }
     }
 
+    /// What the view last replied to one of its own changes of `ino`.
+    pub fn replied(&self, ino: u64) -> Option<fuser::FileAttr> {
+        self.nodes.get(&ino)?.replied
+    }
+
     /// Whether `attr` (from a host `lstat` of `ino`) is exactly what the view last replied
     /// to one of its own changes of `ino`.
     pub fn replied_is(&self, ino: u64, attr: &fuser::FileAttr) -> bool {

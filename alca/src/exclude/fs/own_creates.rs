@@ -60,6 +60,16 @@ impl OwnCreates {
             .is_some_and(Option::is_none)
     }
 
+    /// Whether the view announced a create of `name` in `parent` not taken yet.
+    pub fn announced(&self, parent: u64, name: &OsStr) -> bool {
+        self.marks.contains_key(&(parent, name.to_os_string()))
+    }
+
+    /// Whether a finished create still waits for its event.
+    pub fn any_made(&self) -> bool {
+        self.marks.values().any(Option::is_some)
+    }
+
     /// An `IN_CREATE` of `name` in `parent`: the object the view created there, if it
     /// announced and finished one. Takes the mark either way.
     pub fn take(&mut self, parent: u64, name: &OsStr) -> Option<HostId> {

@@ -30,7 +30,7 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use fuser::{INodeNo, Notifier};
 use nix::errno::Errno;
@@ -40,7 +40,7 @@ use nix::sys::statfs::{fstatfs, FsType};
 
 use super::attr;
 use super::host::{host_id, proc_path, stat_at, HostRoot};
-use super::inodes::{InodeTable, Watch};
+use super::inodes::{InodeTable, NodeInfo, Watch};
 
 /// What a directory watch reports: every change to a child's name, data or attributes.
 const MASK: AddWatchFlags = AddWatchFlags::IN_CREATE
@@ -338,7 +338,6 @@ fn run(watch: &HostWatch, table: &Mutex<InodeTable>, root: &HostRoot, notifier: 
     };
     let lock = || table.lock().unwrap_or_else(PoisonError::into_inner);
     let dirs = DirCache::default();
-    let look = |table: &InodeTable, dir: u64, name: &OsStr| dirs.lstat(root, table, dir, name);
     let mut moves = PendingMoves::new();
     loop {
         let events = match inotify.read_events() {
@@ -353,17 +352,24 @@ fn run(watch: &HostWatch, table: &Mutex<InodeTable>, root: &HostRoot, notifier: 
                 return;
             }
         };
-        let mut out = Vec::new();
-        // The table is never held while sending: an invalidation waits for the kernel's
-        // locks, and a request holding those may be waiting for this table.
-        let mut table = lock();
-        for ev in events {
-            let event = Event {
+        let events: Vec<Event> = events
+            .into_iter()
+            .map(|ev| Event {
                 wd: ev.wd.as_raw(),
                 mask: ev.mask,
                 cookie: ev.cookie,
                 name: ev.name,
-            };
+            })
+            .collect();
+        let seen = lstat_names(&dirs, root, lock(), &events);
+        let look = |_: &InodeTable, dir: u64, name: &OsStr| {
+            seen.get(&(dir, name.to_os_string())).copied().flatten()
+        };
+        let mut out = Vec::new();
+        // The table is never held while sending: an invalidation waits for the kernel's
+        // locks, and a request holding those may be waiting for this table.
+        let mut table = lock();
+        for event in events {
             for _ in 0..CREATE_WAITS {
                 if !awaits_own_create(&table, &event) {
                     break;
@@ -380,7 +386,7 @@ fn run(watch: &HostWatch, table: &Mutex<InodeTable>, root: &HostRoot, notifier: 
                 dirs.clear();
             }
         }
-        if queued_bytes(inotify) == Some(0) {
+        if table.own_creates.any_made() && queued_bytes(inotify) == Some(0) {
             // Every event queued so far was read: no finished create's is still to come.
             table.own_creates.settle();
         }
@@ -405,6 +411,60 @@ fn awaits_own_create(table: &InodeTable, event: &Event) -> bool {
     event.mask.contains(AddWatchFlags::IN_CREATE) && table.own_creates.pending(dir, name)
 }
 
+/// The `lstat` of every name `events` report, by (directory node, name), taken after the
+/// events were read (all the comparisons in [`invalidations`] need: the name as it is now)
+/// and without the table's lock, which the requests wait for.
+#[allow(clippy::type_complexity)]
+fn lstat_names(
+    dirs: &DirCache,
+    root: &HostRoot,
+    table: MutexGuard<'_, InodeTable>,
+    events: &[Event],
+) -> HashMap<(u64, OsString), Option<FileStat>> {
+    let wanted: Vec<(u64, OsString, Option<NodeInfo>)> = events
+        .iter()
+        .filter_map(|e| {
+            let dir = table.watched_dir(e.wd)?;
+            let name = e.name.as_ref()?;
+            if !compared(&table, e.mask, dir, name) {
+                return None;
+            }
+            let info = (!dirs.holds(dir)).then(|| table.info(dir)).flatten();
+            Some((dir, name.clone(), info))
+        })
+        .collect();
+    drop(table);
+    let mut seen = HashMap::new();
+    for (dir, name, info) in wanted {
+        if let std::collections::hash_map::Entry::Vacant(slot) = seen.entry((dir, name)) {
+            let st = dirs.lstat(root, dir, info.as_ref(), &slot.key().1);
+            slot.insert(st);
+        }
+    }
+    seen
+}
+
+/// Whether [`invalidations`] may compare `name` in `dir` with the host for an event
+/// `mask`: a create the kernel may know, the second half of a rename, a change of a node
+/// whose last own reply it could equal.
+fn compared(table: &InodeTable, mask: AddWatchFlags, dir: u64, name: &OsStr) -> bool {
+    let child = table.at_place(dir, name);
+    if mask.contains(AddWatchFlags::IN_CREATE) {
+        return child.is_some() || table.own_creates.announced(dir, name);
+    }
+    if mask.contains(AddWatchFlags::IN_MOVED_TO) {
+        return true;
+    }
+    let Some(replied) = child.and_then(|c| table.replied(c)) else {
+        return false;
+    };
+    if mask.intersects(AddWatchFlags::IN_MODIFY | AddWatchFlags::IN_CLOSE_WRITE) {
+        replied.size == 0
+    } else {
+        mask.contains(AddWatchFlags::IN_ATTRIB)
+    }
+}
+
 /// `O_PATH` descriptors of the watched directories whose names the watch looked at, by
 /// directory node: the directory object itself, wherever the host moves it, as the
 /// kernel's entries in it are. Bounded; emptied when a watch goes away.
@@ -415,17 +475,23 @@ struct DirCache(std::cell::RefCell<HashMap<u64, std::os::fd::OwnedFd>>);
 const MAX_CACHED_DIRS: usize = 128;
 
 impl DirCache {
-    /// `lstat` of `name` in directory node `dir`.
+    /// Whether directory node `dir` is open here.
+    fn holds(&self, dir: u64) -> bool {
+        self.0.borrow().contains_key(&dir)
+    }
+
+    /// `lstat` of `name` in directory node `dir`, opened from `info` (its place and
+    /// identity in the table) unless it is open here already.
     fn lstat(
         &self,
         root: &HostRoot,
-        table: &InodeTable,
         dir: u64,
+        info: Option<&NodeInfo>,
         name: &OsStr,
     ) -> Option<FileStat> {
         let mut dirs = self.0.borrow_mut();
         if !dirs.contains_key(&dir) {
-            let info = table.info(dir)?;
+            let info = info?;
             let fd = root.dir(&info.rel).ok()?;
             if host_id(&fstat(&fd).ok()?) != info.host {
                 return None;
