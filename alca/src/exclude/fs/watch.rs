@@ -689,6 +689,32 @@ mod tests {
     }
 
     #[test]
+    fn only_names_a_comparison_can_use_are_looked_at_on_the_host() {
+        let (mut t, d, f) = table();
+        let (create, modify, attrib) = (
+            AddWatchFlags::IN_CREATE,
+            AddWatchFlags::IN_MODIFY,
+            AddWatchFlags::IN_ATTRIB,
+        );
+        assert!(
+            !compared(&t, create, d, OsStr::new("new")),
+            "unknown, not ours"
+        );
+        t.own_creates.expect(d, OsStr::new("new"));
+        assert!(compared(&t, create, d, OsStr::new("new")));
+        assert!(compared(&t, AddWatchFlags::IN_MOVED_TO, d, OsStr::new("x")));
+        assert!(!compared(&t, attrib, d, OsStr::new("f")), "no own reply");
+        t.set_replied(f, attr::from_stat(f, &file_stat(3, 0)));
+        assert!(compared(&t, attrib, d, OsStr::new("f")));
+        assert!(compared(&t, modify, d, OsStr::new("f")), "empty");
+        t.set_replied(f, attr::from_stat(f, &file_stat(3, 4)));
+        assert!(
+            !compared(&t, modify, d, OsStr::new("f")),
+            "pages are always dropped"
+        );
+    }
+
+    #[test]
     fn a_directory_moved_on_the_host_drops_everything_below_it() {
         let (mut t, d, f) = table();
         let mask = AddWatchFlags::IN_MOVED_FROM | AddWatchFlags::IN_ISDIR;
