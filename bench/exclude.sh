@@ -13,7 +13,8 @@
 #     -size`), read of every file, a ripgrep-like `grep -r` of every file, `git status` (3
 #     runs) on the N-file tree, and `git status` and `grep -r` on the cloned project.
 # Usage (root, test env up: bash tests/env/setup.sh): bash bench/exclude.sh [path/to/alca]
-# Env: N (10000), ROUNDS (3), BENCH_USER (alcatest, must be in group docker).
+# Env: N (10000), ROUNDS (3), BENCH_USER (alcatest, must be in group docker), COLD and WARM
+# (the phases to run, space-separated; default all).
 # Holds /tmp/alca-e2e.lock while it runs (docker is shared); drops the host's page cache
 # before each cold phase.
 set -euo pipefail
@@ -130,8 +131,8 @@ for c in "$BIND_CTR" "$VIEW_CTR"; do
   docker cp -q "$WORK/project.bundle" "$c:/tmp/project.bundle"
 done
 
-COLD="create first-read git-commit untar clone"
-WARM="stat read grep git-status repo-status repo-grep"
+COLD=${COLD-"create first-read git-commit untar clone"}
+WARM=${WARM-"stat read grep git-status repo-status repo-grep"}
 # One phase on one side; its seconds go to $WORK/<side>.<phase>.
 run_phase() {
   local side=$1 what=$2 r=$3 ctr us

@@ -446,6 +446,34 @@ impl Drop for NestedView<'_> {
     }
 }
 
+/// Shell steps: tell the host the files are open (`ready`), wait (bounded) for its `go`.
+const WAIT_FOR_GO: &str =
+    "touch ready && i=0; until [ -e go ] || [ $i -ge 200 ]; do usleep 50000; i=$((i+1)); done;";
+
+/// Runs `script` in the container (it opens its files in `dir`, then [`WAIT_FOR_GO`]),
+/// makes the `host` changes once it is ready, then, past the guarantee's bound, appends the
+/// tree's marker to `dir/.env` (content the container must never see) and lets the script
+/// go on; its output.
+fn while_the_host_changes(env: &Env, dir: &Path, script: &str, host: impl FnOnce()) -> String {
+    let name = env.container.name.clone();
+    std::thread::scope(|s| {
+        let container = s.spawn(|| alca_e2e::docker::exec_sh(&name, script).expect("exec"));
+        assert!(
+            eventually(10 * SECOND, || dir.join("ready").exists()),
+            "the container opened its files"
+        );
+        host();
+        std::thread::sleep(SECOND);
+        let mut hidden = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.join(".env"))
+            .expect("open .env");
+        std::io::Write::write_all(&mut hidden, env.tree.marker.as_bytes()).expect("append");
+        write(&dir.join("go"), b"").expect("go");
+        container.join().expect("container thread")
+    })
+}
+
 /// Files are opened without open requests where the kernel supports it, so reads and writes
 /// go to the host object each inode holds: a descriptor open in the container must keep its
 /// file through a host unlink or atomic replace (as on a bind mount), while a file the host
@@ -465,31 +493,17 @@ fn open_descriptors_survive_host_unlink_and_replace_and_moved_away_files_cannot_
     ] {
         write(&dir.join(name), text.as_bytes()).expect("write");
     }
-    let script = "cd /workspace/o && exec 3< a && exec 4< b && exec 5<> c && cat d > /dev/null \
-         && touch ready && i=0; until [ -e go ] || [ $i -ge 200 ]; do usleep 50000; \
-         i=$((i+1)); done; echo \"A:$(cat <&3)\"; echo \"B:$(cat <&4)\"; echo \"B-NOW:$(cat b)\"; \
-         echo tail >&5 && echo C-WROTE; echo \"C:$(cat /proc/self/fd/5)\"; cat d .env 2>&1; ls -a";
-    let name = env.container.name.clone();
-    let out = std::thread::scope(|s| {
-        let container = s.spawn(|| alca_e2e::docker::exec_sh(&name, script).expect("exec"));
-        assert!(
-            eventually(10 * SECOND, || dir.join("ready").exists()),
-            "the container opened its files"
-        );
+    let script = format!(
+        "cd /workspace/o && exec 3< a && exec 4< b && exec 5<> c && cat d > /dev/null \
+         && {WAIT_FOR_GO} echo \"A:$(cat <&3)\"; echo \"B:$(cat <&4)\"; echo \"B-NOW:$(cat b)\"; \
+         echo tail >&5 && echo C-WROTE; echo \"C:$(cat /proc/self/fd/5)\"; cat d .env 2>&1; ls -a"
+    );
+    let out = while_the_host_changes(&env, &dir, &script, || {
         std::fs::remove_file(dir.join("a")).expect("unlink a");
         write(&dir.join("b.tmp"), b"b-new").expect("write");
         std::fs::rename(dir.join("b.tmp"), dir.join("b")).expect("replace b");
         std::fs::remove_file(dir.join("c")).expect("unlink c");
         std::fs::rename(dir.join("d"), dir.join(".env")).expect("hide d");
-        // The guarantee's bound, then content the container must never see.
-        std::thread::sleep(SECOND);
-        let mut hidden = std::fs::OpenOptions::new()
-            .append(true)
-            .open(dir.join(".env"))
-            .expect("open .env");
-        std::io::Write::write_all(&mut hidden, env.tree.marker.as_bytes()).expect("append");
-        write(&dir.join("go"), b"").expect("go");
-        container.join().expect("container thread")
     });
     assert!(out.contains("A:a-old"), "unlinked file still read: {out}");
     assert!(out.contains("B:b-old"), "replaced file read as held: {out}");
@@ -512,6 +526,59 @@ fn open_descriptors_survive_host_unlink_and_replace_and_moved_away_files_cannot_
         "d and .env absent: {out}"
     );
     assert!(!listed(&out, "d") && !listed(&out, ".env"), "listed: {out}");
+}
+
+/// A descriptor open in the container follows its file through a host rename inside the
+/// view (a log rotation under `tail -f`), as on a bind mount, but a file the host moves to an
+/// excluded name is never read through it again (issue #18, the no-open lever's regression).
+#[test]
+fn open_descriptors_follow_host_renames_inside_the_view_but_never_to_an_excluded_name() {
+    if !ready() {
+        return;
+    }
+    let env = Env::start("rotate");
+    let dir = env.tree.path("o");
+    write(&dir.join("app.log"), b"line1\n").expect("write");
+    write(&dir.join("e"), b"e-old\n").expect("write");
+    // `tail -f` across a log rotation: the fd keeps reading app.log under its new name.
+    // `dd` reads with read(2), as tail does; busybox `cat` uses sendfile(2), which the
+    // kernel serves up to the size it last knew without asking the view.
+    let script = format!(
+        "cd /workspace/o && exec 3< app.log && exec 4< e && read -r first <&3 \
+         && echo \"FIRST:$first\" && {WAIT_FOR_GO} echo \"LOG:$(dd <&3 2>/dev/null)\"; \
+         echo \"NEW:$(cat app.log)\"; echo \"E:$(dd <&4 2>&1)\"; ls -a"
+    );
+    let out = while_the_host_changes(&env, &dir, &script, || {
+        std::fs::rename(dir.join("app.log"), dir.join("app.log.1")).expect("rotate");
+        let mut rotated = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.join("app.log.1"))
+            .expect("open app.log.1");
+        std::io::Write::write_all(&mut rotated, b"rotated\n").expect("append");
+        write(&dir.join("app.log"), b"fresh\n").expect("write");
+        std::fs::rename(dir.join("e"), dir.join(".env")).expect("hide e");
+    });
+    assert!(out.contains("FIRST:line1"), "{out}");
+    assert!(
+        out.contains("LOG:rotated"),
+        "the descriptor reads what the host appended after renaming: {out}"
+    );
+    assert!(
+        out.contains("NEW:fresh"),
+        "the name shows the new file: {out}"
+    );
+    assert!(
+        !out.contains(&env.tree.marker) && !out.contains("e-old"),
+        "a descriptor of a file moved to an excluded name reads nothing: {out}"
+    );
+    assert!(
+        out.contains("E:") && out.contains("No such file"),
+        "its read fails: {out}"
+    );
+    assert!(
+        !listed(&out, ".env") && listed(&out, "app.log.1"),
+        "listed: {out}"
+    );
 }
 
 #[test]

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::node_files::NodeFiles;
+use super::own_creates::OwnCreates;
 
 /// The FUSE root inode.
 pub const ROOT: u64 = 1;
@@ -31,6 +32,9 @@ struct Node {
     children: u64,
     watch: Watch,
     files: Option<Arc<NodeFiles>>,
+    /// The attributes of the last reply to one of the view's own changes of this node (a
+    /// create, a setattr), which the kernel holds unless something dropped them since.
+    replied: Option<fuser::FileAttr>,
 }
 
 /// Whether a directory node's children are watched for host changes (see `watch.rs`).
@@ -64,6 +68,8 @@ pub struct InodeTable {
     /// Watches of directories removed from the table, for the caller to remove from inotify.
     released: Vec<i32>,
     next: u64,
+    /// Creates of the view whose events the watch has not read yet.
+    pub own_creates: OwnCreates,
 }
 
 impl InodeTable {
@@ -76,6 +82,7 @@ impl InodeTable {
             children: 0,
             watch: Watch::None,
             files: None,
+            replied: None,
         };
         InodeTable {
             nodes: HashMap::from([(ROOT, root)]),
@@ -84,6 +91,7 @@ impl InodeTable {
             by_watch: HashMap::new(),
             released: Vec::new(),
             next: ROOT + 1,
+            own_creates: OwnCreates::default(),
         }
     }
 
@@ -134,6 +142,7 @@ impl InodeTable {
                 children: 0,
                 watch: Watch::None,
                 files: None,
+                replied: None,
             },
         );
         self.by_host.insert(host, ino);
@@ -149,6 +158,31 @@ impl InodeTable {
                 self.place(ino, parent, name);
             }
         }
+    }
+
+    /// Host identity of `ino`.
+    pub fn host(&self, ino: u64) -> Option<HostId> {
+        self.nodes.get(&ino).map(|n| n.host)
+    }
+
+    /// The view answered one of its own changes of `ino` with `attr`.
+    pub fn set_replied(&mut self, ino: u64, attr: fuser::FileAttr) {
+        if let Some(node) = self.nodes.get_mut(&ino) {
+            node.replied = Some(attr);
+        }
+    }
+
+    /// What the view last replied to one of its own changes of `ino`.
+    pub fn replied(&self, ino: u64) -> Option<fuser::FileAttr> {
+        self.nodes.get(&ino)?.replied
+    }
+
+    /// Whether `attr` (from a host `lstat` of `ino`) is exactly what the view last replied
+    /// to one of its own changes of `ino`.
+    pub fn replied_is(&self, ino: u64, attr: &fuser::FileAttr) -> bool {
+        self.nodes
+            .get(&ino)
+            .is_some_and(|n| n.replied.as_ref() == Some(attr))
     }
 
     /// The kernel dropped `n` lookups of `ino`.

@@ -13,12 +13,13 @@
 //! Where the kernel supports it, files are opened without open requests (no `open`, `flush`
 //! or `release` round trip, pages kept across opens): each regular file the kernel knows
 //! holds its host object open (`node_files.rs`), and reads and writes go to that object, so
-//! a descriptor in the container keeps working after a host unlink or atomic replace, as on
-//! a bind mount. New opens still go through a lookup of the current name, which the watch
-//! (or the short timeouts) keeps current, so a file the host moves to an excluded name or
-//! out of the view cannot be opened again. Directories are likewise listed without opendir
-//! requests, the kernel keeping every listing until the watch invalidates it or, where the
-//! directory is not watched, until it sees the directory's mtime change (`ops_io.rs`).
+//! a descriptor in the container keeps working after a host unlink, atomic replace or
+//! rename inside the view, as on a bind mount. New opens still go through a lookup of the
+//! current name, which the watch (or the short timeouts) keeps current, so a file the host
+//! moves to an excluded name or out of the view cannot be opened or read again. Directories
+//! are likewise listed without opendir requests, the kernel keeping every listing until the
+//! watch invalidates it or, where the directory is not watched, until it sees the directory's
+//! mtime change (`ops_io.rs`).
 //!
 //! Operations run as the server's user (the user who ran `alca up`): files the container
 //! creates through the view are owned by that user on the host; `default_permissions` makes
@@ -34,6 +35,7 @@ mod listing;
 mod node_files;
 mod ops_io;
 mod ops_tree;
+mod own_creates;
 mod watch;
 
 use std::ffi::{OsStr, OsString};
@@ -68,7 +70,7 @@ const CACHED_TTL: Duration = Duration::from_secs(600);
 /// The filesystem served at the view's mountpoint.
 #[derive(Debug)]
 pub struct FilterFs {
-    host: HostRoot,
+    host: Arc<HostRoot>,
     matcher: ExcludeMatcher,
     table: Arc<Mutex<InodeTable>>,
     watch: Arc<HostWatch>,
@@ -90,12 +92,13 @@ pub type Cached = (fuser::FileAttr, Duration);
 pub struct HostChanges {
     watch: Arc<HostWatch>,
     table: Arc<Mutex<InodeTable>>,
+    host: Arc<HostRoot>,
 }
 
 impl HostChanges {
     /// Starts turning host changes into kernel invalidations through `notifier`.
     pub fn spawn(self, notifier: fuser::Notifier) -> std::io::Result<()> {
-        watch::spawn(self.watch, self.table, notifier)
+        watch::spawn(self.watch, self.table, self.host, notifier)
     }
 }
 
@@ -116,7 +119,7 @@ impl FilterFs {
         let mut table = InodeTable::new(host.host());
         table.set_watch(inodes::ROOT, watch.add(host.fd()));
         Ok(FilterFs {
-            host,
+            host: Arc::new(host),
             matcher,
             table: Arc::new(Mutex::new(table)),
             watch: Arc::new(watch),
@@ -132,6 +135,7 @@ impl FilterFs {
         HostChanges {
             watch: Arc::clone(&self.watch),
             table: Arc::clone(&self.table),
+            host: Arc::clone(&self.host),
         }
     }
 
@@ -211,6 +215,47 @@ impl FilterFs {
             return Err(Errno::EACCES);
         }
         Ok(dir)
+    }
+
+    /// Runs `make`, the view's own host create of `name` in `parent` (whose host directory
+    /// is `dir`), which gives the new object's `lstat`, and registers the entry it made.
+    /// Announced to the watch where `parent` is watched, so the create's `IN_CREATE` does
+    /// not invalidate what the reply gives the kernel (`own_creates.rs`): the mark is set
+    /// before the syscall and filled once the node is in the table, which the watch waits
+    /// for.
+    fn own_create<T>(
+        &self,
+        parent: u64,
+        dir: &impl AsFd,
+        name: &OsStr,
+        make: impl FnOnce() -> Result<(T, FileStat), Errno>,
+    ) -> Result<(T, FileStat, Cached), Errno> {
+        let announced = self.watch.active()
+            && self.with_table(|table| {
+                matches!(table.watch(parent), Watch::Active(_))
+                    && table.own_creates.expect(parent, name)
+            });
+        let (made, st) = match make() {
+            Ok(made) => made,
+            Err(e) => {
+                if announced {
+                    self.table().own_creates.failed(parent, name);
+                }
+                return Err(e);
+            }
+        };
+        let cached = self.own_reply(self.entry(parent, dir, name, &st));
+        if announced {
+            self.table().own_creates.made(parent, name, host_id(&st));
+        }
+        Ok((made, st, cached))
+    }
+
+    /// `cached`, the reply to one of the view's own changes of its node, recorded so the
+    /// watch can tell what the kernel holds (`watch.rs`).
+    fn own_reply(&self, cached: Cached) -> Cached {
+        self.with_table(|table| table.set_replied(cached.0.ino.0, cached.0));
+        cached
     }
 
     /// Looks `name` up in `parent`: `ENOENT` for excluded names, as for absent ones.
@@ -305,8 +350,11 @@ impl FilterFs {
     /// when the container may still use it: its place still names it (and is not
     /// excluded), or the host unlinked it (an atomic replace, a delete: no name can reveal
     /// it any more, and a descriptor keeps it, as on a bind mount). A file the host moved
-    /// to another name fails closed with `ENOENT`: the new name may be excluded, and the
-    /// kernel may still hand out the old name for a few milliseconds. `None`: no held object.
+    /// inside the view takes its new place from the watch's rename events (`watch.rs`),
+    /// which this waits a few milliseconds for, and is usable there unless that place is
+    /// excluded, as on a bind mount (`tail -f` across a log rotation); moved to an excluded
+    /// name, out of the view or where the watch cannot follow, it fails closed with `ENOENT`.
+    /// `None`: no held object.
     #[allow(clippy::type_complexity)]
     fn held_usable(&self, ino: u64) -> Result<Option<(Arc<NodeFiles>, FileStat, bool)>, Errno> {
         let Some(files) = self.held(ino) else {
@@ -317,12 +365,32 @@ impl FilterFs {
             Err(e) => {
                 let st = files.stat().map_err(errno)?;
                 if st.st_nlink == 0 {
-                    Ok(Some((files, st, false)))
-                } else {
-                    Err(e)
+                    return Ok(Some((files, st, false)));
+                }
+                match self.moved_on_host(ino) {
+                    Some(st) => Ok(Some((files, st, true))),
+                    None => Err(e),
                 }
             }
         }
+    }
+
+    /// The `lstat` of `ino` at the place the watch gives it after a host rename, waiting
+    /// for the watch to read the rename (bounded); `None` where no watch follows `ino`'s
+    /// directory or the new place is gone or excluded.
+    fn moved_on_host(&self, ino: u64) -> Option<FileStat> {
+        const TRIES: u32 = 10;
+        const PAUSE: Duration = Duration::from_millis(2);
+        for _ in 0..TRIES {
+            if !self.watch.active() || !self.table().parent_watched(ino) {
+                return None;
+            }
+            std::thread::sleep(PAUSE);
+            if let Ok((_, st)) = self.locate(ino) {
+                return Some(st);
+            }
+        }
+        None
     }
 
     fn readlink_of(&self, ino: u64) -> Result<Vec<u8>, Errno> {

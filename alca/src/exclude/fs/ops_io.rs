@@ -134,9 +134,11 @@ impl FilterFs {
             | OFlag::O_CREAT
             | OFlag::O_NOFOLLOW
             | OFlag::O_CLOEXEC;
-        let fd = openat(&dir, name, oflags, super::attr::host_perm(mode)).map_err(errno)?;
-        let st = fstat(&fd).map_err(errno)?;
-        let cached = self.entry(parent, &dir, name, &st);
+        let (fd, st, cached) = self.own_create(parent, &dir, name, || {
+            let fd = openat(&dir, name, oflags, super::attr::host_perm(mode)).map_err(errno)?;
+            let st = fstat(&fd).map_err(errno)?;
+            Ok((fd, st))
+        })?;
         let ino = cached.0.ino.0;
         let flags = self.open_flags(ino, &st);
         if !self.no_open() {

@@ -41,7 +41,7 @@ impl FilterFs {
     ) -> Result<Cached, Errno> {
         if fh == Some(0) {
             if let Some((files, _, _)) = self.held_usable(ino)? {
-                return self.setattr_held(ino, &files, change);
+                return Ok(self.own_reply(self.setattr_held(ino, &files, change)?));
             }
         }
         let (loc, st) = self.locate(ino)?;
@@ -71,7 +71,7 @@ impl FilterFs {
             )
             .map_err(errno)?;
         }
-        self.getattr_of(ino, fh)
+        Ok(self.own_reply(self.getattr_of(ino, fh)?))
     }
 
     /// setattr from a file the kernel opened without an open request (`ftruncate`, `O_TRUNC`):
@@ -138,8 +138,9 @@ impl FilterFs {
 
     pub(super) fn mkdir_in(&self, parent: u64, name: &OsStr, mode: u32) -> Result<Cached, Errno> {
         let dir = self.creatable(parent, name, true)?;
-        mkdirat(&dir, name, attr::host_perm(mode)).map_err(errno)?;
-        self.created(parent, &dir, name)
+        self.created(parent, &dir, name, || {
+            mkdirat(&dir, name, attr::host_perm(mode))
+        })
     }
 
     pub(super) fn mknod_in(
@@ -152,8 +153,9 @@ impl FilterFs {
         let is_dir = mode & libc::S_IFMT == libc::S_IFDIR;
         let dir = self.creatable(parent, name, is_dir)?;
         let kind = SFlag::from_bits_truncate(mode & libc::S_IFMT);
-        mknodat(&dir, name, kind, attr::host_perm(mode), u64::from(rdev)).map_err(errno)?;
-        self.created(parent, &dir, name)
+        self.created(parent, &dir, name, || {
+            mknodat(&dir, name, kind, attr::host_perm(mode), u64::from(rdev))
+        })
     }
 
     pub(super) fn symlink_in(
@@ -163,15 +165,15 @@ impl FilterFs {
         target: &Path,
     ) -> Result<Cached, Errno> {
         let dir = self.creatable(parent, name, false)?;
-        symlinkat(target, &dir, name).map_err(errno)?;
-        self.created(parent, &dir, name)
+        self.created(parent, &dir, name, || symlinkat(target, &dir, name))
     }
 
     pub(super) fn link_to(&self, ino: u64, parent: u64, name: &OsStr) -> Result<Cached, Errno> {
         let (loc, _) = self.locate(ino)?;
         let dir = self.creatable(parent, name, false)?;
-        linkat(&loc.dir, loc.name.as_os_str(), &dir, name, AtFlags::empty()).map_err(errno)?;
-        self.created(parent, &dir, name)
+        self.created(parent, &dir, name, || {
+            linkat(&loc.dir, loc.name.as_os_str(), &dir, name, AtFlags::empty())
+        })
     }
 
     pub(super) fn remove(&self, parent: u64, name: &OsStr, is_dir: bool) -> Result<(), Errno> {
@@ -245,15 +247,20 @@ impl FilterFs {
         }
     }
 
-    /// Entry reply for `name`, just created in `dir` (the directory of inode `parent`).
+    /// Creates `name` in `dir` (the directory of inode `parent`) with `make`, and answers
+    /// the entry it made (see [`FilterFs::own_create`]).
     fn created(
         &self,
         parent: u64,
         dir: &impl std::os::fd::AsFd,
         name: &OsStr,
+        make: impl FnOnce() -> nix::Result<()>,
     ) -> Result<Cached, Errno> {
-        let st = stat_at(dir, name).map_err(errno)?;
-        Ok(self.entry(parent, dir, name, &st))
+        let ((), _, cached) = self.own_create(parent, dir, name, || {
+            make().map_err(errno)?;
+            Ok(((), stat_at(dir, name).map_err(errno)?))
+        })?;
+        Ok(cached)
     }
 }
 
