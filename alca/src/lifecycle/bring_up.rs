@@ -117,6 +117,9 @@ impl UpRun {
         connect: &dyn Fn() -> Box<dyn NetworkGuard>,
         ask: &mut dyn FnMut(&[Change]) -> bool,
     ) -> anyhow::Result<()> {
+        if self.isolation && selected.rootless() {
+            crate::network::rootless::check_config(&self.project.config)?;
+        }
         let existing = self.existing(selected)?;
         let drift = match &existing {
             Some(_) => self.drift(selected.kind()),
@@ -525,6 +528,26 @@ mod tests {
             .unwrap();
         let name = open.state.container_name();
         assert_eq!(open_scene.rt.state_of(&name), Some(ContainerState::Running));
+    }
+
+    /// What rootless isolation cannot enforce is refused before the runtime is asked anything
+    /// (no image pulled, nothing created).
+    #[test]
+    fn a_rootless_runtime_refuses_an_internet_list_before_anything_is_made() {
+        let mut scene = Scene::new(RuntimeKind::Podman);
+        scene.rt.rootless = true;
+        let mut config = crate::drift::sample_config();
+        config.network.internet_access_raw = vec!["allowed.test".into()];
+        config.network.internet_access = alca_contract::internet::InternetAccess::Only(vec![
+            alca_contract::internet::parse_internet_entry("allowed.test").unwrap(),
+        ]);
+        let (_, result) = scene.up_with(config, &scene.guard, &mut never);
+        let err = format!("{:#}", result.unwrap_err());
+        assert!(
+            err.contains("internet-access") && err.contains("rootless"),
+            "{err}"
+        );
+        assert_eq!(scene.log.entries(), Vec::<String>::new());
     }
 
     /// Rootless: no bridge or network on the host; the container is made, its spec handed to

@@ -43,18 +43,25 @@ pub fn container_pid(runtime: &dyn Runtime, container: &str) -> anyhow::Result<u
         .with_context(|| format!("container {container} has no process, so no namespace"))
 }
 
-/// The project's spec for a rootless container of `kind`. Podman (slirp4netns): DNS is
-/// slirp4netns' forwarder, `${alca:HOST_IP}` its host alias. Docker (default bridge in
-/// rootlesskit): the container's resolv.conf is the host's, so DNS goes to the host's
-/// resolvers; `dockerd-rootless.sh` turns slirp4netns' host loopback off, so there is no
-/// host address to open.
-pub fn spec(config: &Config, id: &str, kind: RuntimeKind) -> anyhow::Result<NetSpec> {
+/// Refuses what rootless isolation cannot enforce yet (`internet-access`): `up` asks before it
+/// pulls or creates anything, and every spec built here asks again.
+pub fn check_config(config: &Config) -> anyhow::Result<()> {
     if super::internet_spec::restricted(config) {
         bail!(
             "network.internet-access is not supported for rootless containers yet: use a \
              rootful runtime, or internet-access = [\"*\"] in .alca.toml"
         );
     }
+    Ok(())
+}
+
+/// The project's spec for a rootless container of `kind`. Podman (slirp4netns): DNS is
+/// slirp4netns' forwarder, `${alca:HOST_IP}` its host alias. Docker (default bridge in
+/// rootlesskit): the container's resolv.conf is the host's, so DNS goes to the host's
+/// resolvers; `dockerd-rootless.sh` turns slirp4netns' host loopback off, so there is no
+/// host address to open.
+pub fn spec(config: &Config, id: &str, kind: RuntimeKind) -> anyhow::Result<NetSpec> {
+    check_config(config)?;
     let spec = match kind {
         RuntimeKind::Podman => {
             netspec_build::build(config, id, vec![SLIRP_DNS], &|| Ok(SLIRP_HOST))?
