@@ -24,6 +24,20 @@ pub fn docker_ok(args: &[&str]) -> Result<String> {
     run_ok("docker", args)
 }
 
+/// The (first) gateway of Docker network `name`, asserted to be a local address of this host.
+pub fn local_gateway(name: &str) -> String {
+    let gateway = docker_ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{(index .IPAM.Config 0).Gateway}}",
+        name,
+    ])
+    .expect("the network's gateway");
+    crate::netns::assert_route_local(&gateway);
+    gateway
+}
+
 /// Whether the docker daemon answers.
 pub fn docker_available() -> bool {
     docker(&["info", "--format", "{{.ServerVersion}}"])

@@ -12,14 +12,12 @@
 
 use std::net::IpAddr;
 
-use alca_e2e::docker::{docker_ok, probe_from, Probe};
+use alca_e2e::docker::{probe_from, Probe};
 use alca_e2e::netd::{
     alca_in_ok, container_name, docker_project, install_helper_for, project_id, scratch_dir, text,
     ProjectCleanup,
 };
-use alca_e2e::netns::{
-    assert_route_local, assert_route_via, HostAddress, Listener, LANHOST_NS, LAN_VETH, PUBLIC4,
-};
+use alca_e2e::netns::{assert_route_via, HostAddress, Listener, LANHOST_NS, LAN_VETH, PUBLIC4};
 use alca_e2e::proxy::SingBox;
 use alca_e2e::test_zone::{answered_with, nslookup, TestZone};
 
@@ -66,15 +64,7 @@ fn the_list_judges_the_original_destination_before_the_proxy() {
 
     alca_in_ok(OWNER, &project, &["up", "--trust"]);
     let container = container_name(&project_id(&project));
-    let gateway = docker_ok(&[
-        "network",
-        "inspect",
-        "-f",
-        "{{(index .IPAM.Config 0).Gateway}}",
-        &container,
-    ])
-    .expect("project network gateway");
-    assert_route_local(&gateway);
+    let gateway = alca_e2e::docker::local_gateway(&container);
     let host: IpAddr = gateway.parse().expect("gateway ip");
     let source: IpAddr = PROXY_SOURCE.parse().expect("source ip");
     // The proxy would carry anything to the test host.

@@ -970,15 +970,7 @@ fn up_isolates_through_the_daemon(scratch: &Path) {
         Probe::Refused,
         "first connection: {first}"
     );
-    let gateway = docker_ok(&[
-        "network",
-        "inspect",
-        "-f",
-        "{{(index .IPAM.Config 0).Gateway}}",
-        &format!("alca-{}", &id[..12]),
-    ])
-    .expect("gateway");
-    assert_route_local(&gateway);
+    let gateway = alca_e2e::docker::local_gateway(&format!("alca-{}", &id[..12]));
     let check_isolation = || {
         expect_probe(&dir, &env, LAN4, UP_OPEN, "lanhost");
         expect_probe(&dir, &env, LAN4, UP_CLOSED, "refused");

@@ -13,13 +13,12 @@
 use std::net::IpAddr;
 use std::path::Path;
 
-use alca_e2e::docker::{docker_ok, probe_from, Probe};
+use alca_e2e::docker::{probe_from, Probe};
 use alca_e2e::netd::{
     alca, container_name, env_refs, helper_project, project_id, text, up_env, write_config,
 };
 use alca_e2e::netns::{
-    assert_route_local, assert_route_via, run_ok, HostAddress, Listener, NsCounter, LAN4,
-    LANHOST_NS, LAN_VETH, PUBLIC4,
+    assert_route_via, run_ok, HostAddress, Listener, NsCounter, LAN4, LANHOST_NS, LAN_VETH, PUBLIC4,
 };
 use alca_e2e::proxy::SingBox;
 
@@ -90,15 +89,7 @@ fn a_real_redirect_proxy_carries_the_container_tcp_and_lan_stays_blocked() {
     let id = project_id(&project);
     let container = container_name(&id);
     // `${alca:HOST_IP}` is the gateway of the project's own network: the proxy listens there.
-    let host_ip = docker_ok(&[
-        "network",
-        "inspect",
-        "-f",
-        "{{(index .IPAM.Config 0).Gateway}}",
-        &container,
-    ])
-    .expect("project network gateway");
-    assert_route_local(&host_ip);
+    let host_ip = alca_e2e::docker::local_gateway(&container);
     assert!(
         chains(&id).contains(&"proxy".to_string()),
         "{:?}",
