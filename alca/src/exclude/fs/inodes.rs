@@ -203,15 +203,19 @@ impl InodeTable {
         self.nodes.get(&ino)?.files.clone()
     }
 
-    /// Whether `ino` is known and holds no host object yet.
+    /// Whether `ino` is known and holds no host object (yet, or any more).
     pub fn lacks_files(&self, ino: u64) -> bool {
-        self.nodes.get(&ino).is_some_and(|n| n.files.is_none())
+        self.nodes
+            .get(&ino)
+            .is_some_and(|n| !n.files.as_ref().is_some_and(|f| f.holds_any()))
     }
 
     /// Lets `ino` hold `files` (released with the node) unless it already holds one.
     pub fn hold_files(&mut self, ino: u64, files: Arc<NodeFiles>) {
-        if let Some(node) = self.nodes.get_mut(&ino) {
-            node.files.get_or_insert(files);
+        if self.lacks_files(ino) {
+            if let Some(node) = self.nodes.get_mut(&ino) {
+                node.files = Some(files);
+            }
         }
     }
 

@@ -341,9 +341,10 @@ impl FilterFs {
         }
     }
 
-    /// The host object `ino` holds (files opened without open requests).
+    /// The host object `ino` holds (files opened without open requests), if it still holds
+    /// a descriptor of it.
     fn held(&self, ino: u64) -> Option<Arc<NodeFiles>> {
-        self.table().files(ino)
+        self.table().files(ino).filter(|files| files.holds_any())
     }
 
     /// The held object of `ino`, its `lstat`, and whether it is still at the node's place,

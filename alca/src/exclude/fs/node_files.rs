@@ -13,18 +13,23 @@
 //! * one descriptor per inode, not two, against `RLIMIT_NOFILE`.
 //!
 //! The one writer kept is the descriptor a create opened when the new file's mode does not
-//! let its owner write (git's objects are created `0444`): no later reopen could write it,
-//! and the kernel sends no release when it opens files itself, so it stays with the inode
-//! (the container's own open keeps the inode, so it goes soon after the container closes).
+//! let its owner write (git's objects are created `0444`): no later reopen could write it.
+//! The kernel sends no release when it opens files itself, and it forgets an inode only
+//! under memory pressure, so these writers are not kept until then (a long `git add` would
+//! run the server out of descriptors): at most [`MAX_CREATORS`] are kept, and the oldest
+//! goes when a newer one comes. A file created read-only is written right after its create
+//! and closed (git, `umask 0222` shells, key files); one still being written after that many
+//! newer read-only creates gets `EACCES`, as the file's mode says.
 //!
 //! That limit is raised to the hard one at start; once the descriptors held here reach
 //! [`limit`], new inodes get no handle and are read and written by path instead (located
 //! and checked at each request), which the server logs once.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use nix::errno::Errno;
 use nix::fcntl::{open, openat, OFlag};
@@ -37,8 +42,13 @@ use super::inodes::HostId;
 /// clones, inotify, directory handles, files opened by create, reopens in flight.
 const RESERVED_FDS: u64 = 1024;
 
+/// Writers of creates kept at once (see the module's notes), from the reserve.
+const MAX_CREATORS: usize = 512;
+
 /// Descriptors held by every [`NodeFiles`] of this process (the limit is per process).
 static HELD: AtomicUsize = AtomicUsize::new(0);
+/// The kept writers of this process, oldest first.
+static CREATORS: CreatorPool = CreatorPool::new(MAX_CREATORS);
 static LIMIT_REPORTED: AtomicBool = AtomicBool::new(false);
 
 /// How many descriptors inode handles may hold: the soft `RLIMIT_NOFILE` minus a reserve,
@@ -74,7 +84,8 @@ pub struct NodeFiles {
     /// `O_PATH` descriptor of the object; `None` when only a creator could be kept (the
     /// budget was spent, see [`NodeFiles::creator_only`]).
     object: Option<OwnedFd>,
-    /// The writable descriptor of the create that made a file its owner cannot write.
+    /// The writable descriptor of the create that made a file its owner cannot write,
+    /// until [`CREATORS`] lets it go.
     creator: Mutex<Option<Arc<File>>>,
 }
 
@@ -110,14 +121,24 @@ impl NodeFiles {
 
     /// Holds only `file`, the writable descriptor of a create whose mode denies its owner
     /// writing, when no `O_PATH` handle could be held (budget spent): without it the writes
-    /// that follow the create (git's objects) would fail. Taken from the reserve, since it
-    /// goes when the container closes the file and the kernel forgets the inode.
+    /// that follow the create (git's objects) would fail. Once the pool lets it go, the node
+    /// holds nothing ([`NodeFiles::holds_any`]) and is read and written by path.
     pub fn creator_only(file: File) -> Arc<Self> {
-        HELD.fetch_add(1, Ordering::AcqRel);
-        Arc::new(NodeFiles {
+        let files = Arc::new(NodeFiles {
             object: None,
-            creator: Mutex::new(Some(Arc::new(file))),
-        })
+            creator: Mutex::new(None),
+        });
+        files.keep_creator(file);
+        files
+    }
+
+    /// Whether a descriptor of the object is still held.
+    pub fn holds_any(&self) -> bool {
+        self.object.is_some() || self.creator_slot().is_some()
+    }
+
+    fn creator_slot(&self) -> std::sync::MutexGuard<'_, Option<Arc<File>>> {
+        self.creator.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// A descriptor to read the object, for one request.
@@ -126,26 +147,28 @@ impl NodeFiles {
     }
 
     /// Keeps `file`, opened writable by the create that made the object, for the writes that
-    /// follow (see the module's notes); dropped when the budget is spent.
-    pub fn keep_creator(&self, file: File) {
-        // From the reserve too: see `creator_only`.
-        let limit = limit().saturating_add(usize::try_from(RESERVED_FDS / 2).unwrap_or(0));
-        if take(1, limit) {
-            let mut slot = self.creator.lock().unwrap_or_else(PoisonError::into_inner);
-            if slot.replace(Arc::new(file)).is_some() {
-                give_back(1);
-            }
+    /// follow (see the module's notes), until [`MAX_CREATORS`] newer ones were kept.
+    pub fn keep_creator(self: &Arc<Self>, file: File) {
+        let file = Arc::new(file);
+        *self.creator_slot() = Some(Arc::clone(&file));
+        CREATORS.admit(self, &file);
+    }
+
+    /// Lets the kept writer go if it is still `file`.
+    fn drop_creator(&self, file: &Weak<File>) {
+        let mut slot = self.creator_slot();
+        if slot
+            .as_ref()
+            .is_some_and(|kept| Weak::ptr_eq(&Arc::downgrade(kept), file))
+        {
+            *slot = None;
         }
     }
 
     /// A descriptor to write the object: the create's, if kept; else one for this request,
     /// read-write when the host mode allows it, else write-only.
     pub fn writer(&self) -> Result<Arc<File>, Errno> {
-        let creator = self
-            .creator
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let creator = self.creator_slot().clone();
         if let Some(file) = creator {
             return Ok(file);
         }
@@ -178,24 +201,46 @@ impl NodeFiles {
         if let Some(object) = &self.object {
             return Ok(f(object.as_fd()));
         }
-        let creator = self
-            .creator
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-            .ok_or(Errno::ENOENT)?;
+        let creator = self.creator_slot().clone().ok_or(Errno::ENOENT)?;
         Ok(f(creator.as_fd()))
     }
 }
 
 impl Drop for NodeFiles {
     fn drop(&mut self) {
-        let creator = self
-            .creator
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_some();
-        give_back(usize::from(self.object.is_some()) + usize::from(creator));
+        give_back(usize::from(self.object.is_some()));
+    }
+}
+
+/// The kept writers of creates, oldest first, at most `max` alive: each admission lets
+/// the oldest go past that. Entries whose node or writer went already are skipped.
+struct CreatorPool {
+    max: usize,
+    kept: Mutex<VecDeque<(Weak<NodeFiles>, Weak<File>)>>,
+}
+
+impl CreatorPool {
+    const fn new(max: usize) -> Self {
+        CreatorPool {
+            max,
+            kept: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    fn admit(&self, node: &Arc<NodeFiles>, file: &Arc<File>) {
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.push_back((Arc::downgrade(node), Arc::downgrade(file)));
+        if kept.len() > self.max {
+            kept.retain(|(node, file)| node.strong_count() > 0 && file.strong_count() > 0);
+        }
+        while kept.len() > self.max {
+            let Some((node, file)) = kept.pop_front() else {
+                break;
+            };
+            if let Some(node) = node.upgrade() {
+                node.drop_creator(&file);
+            }
+        }
     }
 }
 
@@ -251,5 +296,37 @@ mod tests {
         assert!(take_from(&held, 2, 2));
         assert!(!take_from(&held, 1, 2), "full");
         assert_eq!(held.load(Ordering::Acquire), 2, "a refusal takes nothing");
+    }
+
+    #[test]
+    fn the_pool_keeps_the_newest_writers_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pool = CreatorPool::new(3);
+        let nodes: Vec<Arc<NodeFiles>> = (0..5)
+            .map(|i| {
+                let path = dir.path().join(format!("f{i}"));
+                let file = File::create(&path).expect("create");
+                let node = Arc::new(NodeFiles {
+                    object: None,
+                    creator: Mutex::new(Some(Arc::new(file))),
+                });
+                let kept = node.creator_slot().clone().expect("kept");
+                pool.admit(&node, &kept);
+                node
+            })
+            .collect();
+        let kept: Vec<bool> = nodes.iter().map(|n| n.holds_any()).collect();
+        assert_eq!(kept, [false, false, true, true, true], "the oldest went");
+        // A node that went already frees its place without costing a newer writer its own.
+        drop(nodes);
+        let node = NodeFiles::creator_only(File::create(dir.path().join("g")).expect("create"));
+        let file = node.creator_slot().clone().expect("kept");
+        pool.admit(&node, &file);
+        assert!(node.holds_any());
+        assert_eq!(
+            pool.kept.lock().expect("lock").len(),
+            1,
+            "entries of dropped nodes are skipped"
+        );
     }
 }

@@ -145,7 +145,8 @@ impl FilterFs {
             return Ok((cached, self.files.insert(File::from(fd)), flags));
         }
         // The kernel sends no release for a create once it opens files itself: handle 0,
-        // writes go to the held object, and only a writer no reopen could get is kept.
+        // writes go to the held object, and only a writer no reopen could get is kept (for
+        // a while: `node_files.rs`).
         let writable = flags_write(oflags);
         if writable && mode & libc::S_IWUSR == 0 {
             match self.held(ino) {
