@@ -412,6 +412,74 @@ fn cached_listings_follow_host_changes_watched_or_not() {
     drop(nested);
 }
 
+/// Names the container looked up absent (which the kernel keeps where the directory is
+/// watched) show within 1 s once the host makes them: a create, a rename into the name, and
+/// a hard link bringing back an object the view still knows under that name (the container
+/// holds it open). In a view and in a view of a view (nothing watched there, nothing kept).
+#[test]
+fn names_looked_up_absent_show_once_the_host_makes_them() {
+    if !ready() {
+        return;
+    }
+    let env = Env::start("negshow");
+    let nested = NestedView::start(&env);
+    let nested_container = start_container("negnested", &nested.handle.mountpoint);
+    let sides = [
+        ("watched", &env.container),
+        ("unwatched", &nested_container),
+    ];
+    let names = ["gone", "moved", "f"];
+    // Polls (at most 20 times, 50 ms apart: 1 s) until `cond`, then prints which of the
+    // names exist (by lookups only: a listing would tell the view the other names).
+    let poll = |c: &Container, dir: &str, cond: &str| {
+        c.sh(&format!(
+            "cd /workspace/{dir} && i=0; until {cond} || [ $i -ge 20 ]; do usleep 50000; \
+             i=$((i+1)); done; for n in {}; do test -e $n && echo $n; done; true",
+            names.join(" ")
+        ))
+        .expect("exec")
+    };
+    for (side, c) in sides {
+        let dir = env.tree.path(side);
+        std::fs::create_dir(&dir).expect("mkdir");
+        write(&dir.join("f"), b"f\n").expect("write");
+        let out = poll(c, side, "test -e f");
+        assert!(listed(&out, "f"), "{side}: {out}");
+        // Held open, so the view keeps knowing the object under the name it was looked up by.
+        c.sh(&format!(
+            "cd /workspace/{side} && (exec 3< f; exec sleep 30) > /dev/null 2>&1 &"
+        ))
+        .expect("exec");
+        std::fs::hard_link(dir.join("f"), dir.join("keep")).expect("link");
+        std::fs::remove_file(dir.join("f")).expect("remove");
+        write(&dir.join("tmp"), b"t\n").expect("write");
+        // Looked up absent, several times each, so the kernel keeps them where it may.
+        let out = poll(c, side, "! test -e f && ! test -e gone && ! test -e moved");
+        for name in names {
+            assert!(
+                !listed(&out, name),
+                "{side}: {name} before the host made it: {out}"
+            );
+        }
+        write(&dir.join("gone"), b"g\n").expect("create");
+        std::fs::rename(dir.join("tmp"), dir.join("moved")).expect("rename");
+        std::fs::hard_link(dir.join("keep"), dir.join("f")).expect("link back");
+        let out = poll(c, side, "test -e gone && test -e moved && test -e f");
+        for name in names {
+            assert!(
+                listed(&out, name),
+                "{side}: {name} not shown within 1 s: {out}"
+            );
+        }
+        let content = c
+            .sh(&format!("cat /workspace/{side}/gone /workspace/{side}/f"))
+            .expect("exec");
+        assert_eq!(content, "g\nf\n", "{side}");
+    }
+    drop(nested_container);
+    drop(nested);
+}
+
 /// A view whose source is another view's mountpoint (not a local filesystem: nothing in it
 /// is watched); stopped on drop, before the view it serves from.
 struct NestedView<'a> {

@@ -12,6 +12,7 @@ use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::negatives::Negatives;
 use super::node_files::NodeFiles;
 use super::own_creates::OwnCreates;
 
@@ -70,6 +71,8 @@ pub struct InodeTable {
     next: u64,
     /// Creates of the view whose events the watch has not read yet.
     pub own_creates: OwnCreates,
+    /// Names the kernel may keep as absent.
+    pub negatives: Negatives,
 }
 
 impl InodeTable {
@@ -92,6 +95,7 @@ impl InodeTable {
             released: Vec::new(),
             next: ROOT + 1,
             own_creates: OwnCreates::default(),
+            negatives: Negatives::default(),
         }
     }
 
@@ -121,6 +125,7 @@ impl InodeTable {
     /// Records one kernel lookup of the object `host` found as `name` in `parent` and
     /// returns its inode number.
     pub fn looked_up(&mut self, parent: u64, name: &OsStr, host: HostId) -> u64 {
+        self.negatives.forget(parent, name);
         if let Some(&ino) = self.by_host.get(&host) {
             if ino != ROOT {
                 self.place(ino, parent, name);
@@ -153,6 +158,7 @@ impl InodeTable {
 
     /// The object `host` now lives at `name` in `parent` (after a rename through the view).
     pub fn moved(&mut self, host: HostId, parent: u64, name: &OsStr) {
+        self.negatives.forget(parent, name);
         if let Some(&ino) = self.by_host.get(&host) {
             if ino != ROOT {
                 self.place(ino, parent, name);
@@ -351,6 +357,7 @@ impl InodeTable {
                 self.by_watch.remove(&wd);
                 self.released.push(wd);
             }
+            self.negatives.forget_dir(ino);
             self.adjust_children(place.0, -1);
             ino = place.0;
         }

@@ -1,7 +1,8 @@
 //! The FUSE filtered view: a passthrough of the source directory in which excluded paths do
 //! not exist. Every operation recomputes the node's current path and checks it against the
-//! patterns, so a matching file created on the host after mount is never visible. Negative
-//! lookups are never cached.
+//! patterns, so a matching file created on the host after mount is never visible. Absent
+//! names are kept by the kernel as negative entries only where the directory is watched
+//! (`negatives.rs`): a host create of the name drops the entry as it happens.
 //!
 //! Caching: where the node's parent directory is watched for host changes (`watch.rs`), the
 //! kernel keeps entries and attributes for [`CACHED_TTL`], file pages across opens and
@@ -32,6 +33,7 @@ mod handles;
 mod host;
 mod inodes;
 mod listing;
+mod negatives;
 mod node_files;
 mod ops_io;
 mod ops_tree;
@@ -258,14 +260,35 @@ impl FilterFs {
         cached
     }
 
-    /// Looks `name` up in `parent`: `ENOENT` for excluded names, as for absent ones.
+    /// Looks `name` up in `parent`: excluded names are absent, as absent ones are.
     fn lookup_entry(&self, parent: u64, name: &OsStr) -> Result<Cached, Errno> {
         let (dir, rel) = self.parent_dir(parent)?;
-        let st = stat_at(&dir, name).map_err(errno)?;
+        let st = match stat_at(&dir, name) {
+            Ok(st) => st,
+            Err(nix::errno::Errno::ENOENT) => return self.absent(parent, name),
+            Err(e) => return Err(errno(e)),
+        };
         if self.matcher.is_excluded(&rel.join(name), attr::is_dir(&st)) {
-            return Err(Errno::ENOENT);
+            return self.absent(parent, name);
         }
         Ok(self.entry(parent, &dir, name, &st))
+    }
+
+    /// The answer for `name` absent from `parent`: a negative entry the kernel keeps where
+    /// `parent` is watched (recorded, so the watch can drop it when it cannot follow any
+    /// more), else `ENOENT`, which the kernel does not keep. Decided under the table's lock,
+    /// which the watch holds while it gives up, so no entry is kept once it has.
+    fn absent(&self, parent: u64, name: &OsStr) -> Result<Cached, Errno> {
+        let kept = self.with_table(|table| {
+            self.watch.active()
+                && matches!(table.watch(parent), Watch::Active(_))
+                && table.negatives.remember(parent, name)
+        });
+        if kept {
+            Ok((attr::absent(), CACHED_TTL))
+        } else {
+            Err(Errno::ENOENT)
+        }
     }
 
     fn no_open(&self) -> bool {

@@ -21,7 +21,8 @@
 //! open in the container reads on, as on a bind mount, unless the new name is excluded.
 //!
 //! Hiding never depends on this module for names: excluded names are refused on every lookup
-//! and listing whatever the kernel caches, and the kernel never caches a negative entry. Files
+//! and listing whatever the kernel caches (a negative entry the kernel keeps only ever hides
+//! more: it is kept where the directory is watched, and a host create of the name drops it). Files
 //! are opened without open requests where the kernel allows it, so a file the host moves to an
 //! excluded name is kept from new opens by the entry invalidation sent here (or by the 100 ms
 //! timeouts where unwatched); its reads fail closed meanwhile (`held_usable` in `mod.rs`).
@@ -209,6 +210,11 @@ pub fn invalidations(
     if event.mask.contains(AddWatchFlags::IN_CREATE) {
         let own = table.own_creates.take(dir, name);
         if let Some((child, st)) = current(table, child, (dir, name), look) {
+            if table.negatives.forget(dir, name) {
+                // The kernel may hold the name as absent (the table's place outlived a host
+                // delete, and a link brought the object back).
+                out.push(Inval::Entry(dir, name.clone()));
+            }
             if own != Some(host_id(&st)) {
                 out.push(Inval::Inode(dir, 0));
             }
@@ -223,6 +229,7 @@ pub fn invalidations(
         | AddWatchFlags::IN_MOVED_FROM
         | AddWatchFlags::IN_MOVED_TO;
     if event.mask.intersects(renamed) {
+        table.negatives.forget(dir, name);
         out.push(Inval::Entry(dir, name.clone()));
         out.push(Inval::Inode(dir, 0));
         if let Some(child) = child {
@@ -306,12 +313,15 @@ fn follow_move(
     }
 }
 
-/// Every entry and inode the kernel may hold.
-fn everything(table: &InodeTable, out: &mut Vec<Inval>) {
+/// Every entry (negative ones too) and inode the kernel may hold.
+fn everything(table: &mut InodeTable, out: &mut Vec<Inval>) {
     out.push(Inval::Inode(super::inodes::ROOT, 0));
     for (parent, name, ino) in table.places() {
         out.push(Inval::Entry(parent, name));
         out.push(Inval::Inode(ino, 0));
+    }
+    for (dir, name) in table.negatives.take_all() {
+        out.push(Inval::Entry(dir, name));
     }
 }
 
@@ -347,7 +357,7 @@ fn run(watch: &HostWatch, table: &Mutex<InodeTable>, root: &HostRoot, notifier: 
                 eprintln!("view: reading host changes failed ({e}); caching 100 ms from now on");
                 watch.degraded.store(true, Ordering::Relaxed);
                 let mut out = Vec::new();
-                everything(&lock(), &mut out);
+                everything(&mut lock(), &mut out);
                 let _ = send(notifier, out);
                 return;
             }
@@ -588,6 +598,33 @@ mod tests {
     }
 
     #[test]
+    fn a_name_the_kernel_keeps_as_absent_is_dropped_by_any_host_create() {
+        let (mut t, d, _) = table();
+        assert!(t.negatives.remember(d, OsStr::new("new")));
+        let out = run_events(&mut t, None, &[event(2, AddWatchFlags::IN_CREATE, "new")]);
+        assert_eq!(out, vec![Inval::Entry(d, "new".into()), Inval::Inode(d, 0)]);
+        assert!(
+            !t.negatives.forget(d, OsStr::new("new")),
+            "no longer recorded"
+        );
+        // The object the table still places there, linked back by the host after a delete
+        // the kernel's lookup saw: the entry is dropped too, not only the listing.
+        let st = file_stat(7, 0);
+        let n = t.looked_up(d, OsStr::new("n"), (1, 7));
+        t.set_replied(n, attr::from_stat(n, &st));
+        assert!(t.negatives.remember(d, OsStr::new("n")));
+        let out = run_events(&mut t, Some(st), &[event(2, AddWatchFlags::IN_CREATE, "n")]);
+        assert_eq!(out, vec![Inval::Entry(d, "n".into()), Inval::Inode(d, 0)]);
+        // A lookup or a move that names something there ends the record.
+        assert!(t.negatives.remember(d, OsStr::new("m")));
+        t.looked_up(d, OsStr::new("m"), (1, 8));
+        assert!(!t.negatives.forget(d, OsStr::new("m")));
+        assert!(t.negatives.remember(d, OsStr::new("k")));
+        t.moved((1, 8), d, OsStr::new("k"));
+        assert!(!t.negatives.forget(d, OsStr::new("k")));
+    }
+
+    #[test]
     fn a_host_write_drops_the_known_file_pages_and_attributes() {
         let (mut t, _, f) = table();
         let out = run_events(&mut t, None, &[event(2, AddWatchFlags::IN_MODIFY, "f")]);
@@ -729,6 +766,7 @@ mod tests {
         let (mut t, d, f) = table();
         t.own_creates.expect(d, OsStr::new("n"));
         t.own_creates.made(d, OsStr::new("n"), (1, 7));
+        assert!(t.negatives.remember(d, OsStr::new(".gitignore")));
         let overflow = Event {
             wd: -1,
             mask: AddWatchFlags::IN_Q_OVERFLOW,
@@ -739,6 +777,11 @@ mod tests {
         assert!(out.contains(&Inval::Entry(ROOT, "d".into())));
         assert!(out.contains(&Inval::Entry(d, "f".into())));
         assert!(out.contains(&Inval::Inode(f, 0)));
+        assert!(
+            out.contains(&Inval::Entry(d, ".gitignore".into())),
+            "negative entries too: {out:?}"
+        );
+        assert!(!t.negatives.forget(d, OsStr::new(".gitignore")), "taken");
         assert_eq!(
             t.own_creates.take(d, OsStr::new("n")),
             None,
