@@ -404,8 +404,16 @@ fn run(watch: &HostWatch, table: &Mutex<InodeTable>, root: &HostRoot, notifier: 
         if send(notifier, out).is_err() {
             return;
         }
+        // Lets the events of a busy burst gather (a build, an extraction: several per file
+        // the view itself makes) so they are read in one wake-up instead of one each; an
+        // event after a quiet spell is still read at once.
+        std::thread::sleep(GATHER);
     }
 }
+
+/// Pause after each batch of events (see `run`): far below what a host change may take to
+/// show (1 s), and below the few milliseconds reads wait for a rename to be followed.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(3);
 
 /// How long the watch waits for a create of the view to be registered (its event comes as
 /// soon as the host syscall made the file): at most `CREATE_WAITS` pauses of `CREATE_WAIT`,
