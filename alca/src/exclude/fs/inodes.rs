@@ -36,7 +36,14 @@ struct Node {
     /// The attributes of the last reply to one of the view's own changes of this node (a
     /// create, a setattr), which the kernel holds unless something dropped them since.
     replied: Option<fuser::FileAttr>,
+    /// Earlier places of the node, newest last: other names of a hard-linked file the
+    /// kernel may still hold (git links `tmp_obj_*` to the object's name, and the old name
+    /// may be looked up again before it is unlinked), tried when the place is gone.
+    aliases: Vec<(u64, OsString)>,
 }
+
+/// Earlier places a node remembers.
+const MAX_ALIASES: usize = 4;
 
 /// Whether a directory node's children are watched for host changes (see `watch.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +93,7 @@ impl InodeTable {
             watch: Watch::None,
             files: None,
             replied: None,
+            aliases: Vec::new(),
         };
         InodeTable {
             nodes: HashMap::from([(ROOT, root)]),
@@ -148,6 +156,7 @@ impl InodeTable {
                 watch: Watch::None,
                 files: None,
                 replied: None,
+                aliases: Vec::new(),
             },
         );
         self.by_host.insert(host, ino);
@@ -164,6 +173,22 @@ impl InodeTable {
                 self.place(ino, parent, name);
             }
         }
+    }
+
+    /// The earlier places of `ino` (see `Node::aliases`), newest first, with the path of
+    /// their directory where it is still known.
+    pub fn aliases(&self, ino: u64) -> Vec<(u64, OsString, PathBuf)> {
+        let Some(node) = self.nodes.get(&ino) else {
+            return Vec::new();
+        };
+        node.aliases
+            .iter()
+            .rev()
+            .filter_map(|(parent, name)| {
+                let dir = self.rel_path(*parent)?;
+                Some((*parent, name.clone(), dir))
+            })
+            .collect()
     }
 
     /// Host identity of `ino`.
@@ -316,6 +341,13 @@ impl InodeTable {
             std::mem::replace(&mut node.name, name.to_os_string()),
         );
         node.parent = parent;
+        node.aliases.retain(|a| a.0 != parent || a.1 != name);
+        if old.0 != parent || old.1 != name {
+            if node.aliases.len() >= MAX_ALIASES {
+                node.aliases.remove(0);
+            }
+            node.aliases.push(old.clone());
+        }
         if self.by_place.get(&old) == Some(&ino) {
             self.by_place.remove(&old);
         }
@@ -377,6 +409,24 @@ mod tests {
         t.moved((1, 10), ROOT, OsStr::new("b"));
         assert_eq!(t.info(f).map(|i| i.rel), Some(PathBuf::from("b/f.txt")));
         assert_eq!(t.info(ROOT).map(|i| i.rel), Some(PathBuf::new()));
+    }
+
+    #[test]
+    fn earlier_places_are_remembered_newest_first_and_bounded() {
+        let mut t = InodeTable::new((1, 2));
+        let f = t.looked_up(ROOT, OsStr::new("n0"), (1, 3));
+        for i in 1..=6 {
+            t.looked_up(ROOT, OsStr::new(&format!("n{i}")), (1, 3));
+        }
+        let names: Vec<OsString> = t.aliases(f).into_iter().map(|a| a.1).collect();
+        assert_eq!(
+            names,
+            ["n5", "n4", "n3", "n2"],
+            "newest first, {MAX_ALIASES} kept"
+        );
+        t.looked_up(ROOT, OsStr::new("n4"), (1, 3));
+        let names: Vec<OsString> = t.aliases(f).into_iter().map(|a| a.1).collect();
+        assert_eq!(names, ["n6", "n5", "n3", "n2"], "the place is no alias");
     }
 
     #[test]

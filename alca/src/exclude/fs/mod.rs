@@ -182,21 +182,50 @@ impl FilterFs {
     }
 
     /// The node `ino` at its current host place, with its `lstat`. Fails with `ENOENT` when
-    /// the node vanished, was replaced by another object, or is now excluded.
+    /// the node vanished, was replaced by another object, or is now excluded. A file whose
+    /// place was unlinked is found under another name it was known by (a hard link), which
+    /// becomes its place.
     fn locate(&self, ino: u64) -> Result<(Located, FileStat), Errno> {
         let info = self.table().info(ino).ok_or(Errno::ENOENT)?;
         let (parent, name) = split(&info.rel);
-        let dir = self.host.dir(&parent).map_err(errno)?;
+        match self.located_at(&parent, name, &info.rel, info.host) {
+            Err(Errno::ENOENT) => self.locate_by_alias(ino, info.host).ok_or(Errno::ENOENT),
+            res => res,
+        }
+    }
+
+    /// The object `host` as `name` in the directory `dir_rel` (whose path joined with the
+    /// name is `rel`), if it is there and not excluded.
+    fn located_at(
+        &self,
+        dir_rel: &Path,
+        name: OsString,
+        rel: &Path,
+        host: HostId,
+    ) -> Result<(Located, FileStat), Errno> {
+        let dir = self.host.dir(dir_rel).map_err(errno)?;
         let st = stat_at(&dir, &name).map_err(errno)?;
-        if host_id(&st) != info.host || self.matcher.is_excluded(&info.rel, attr::is_dir(&st)) {
+        if host_id(&st) != host || self.matcher.is_excluded(rel, attr::is_dir(&st)) {
             return Err(Errno::ENOENT);
         }
-        let located = Located {
-            dir,
-            name,
-            host: info.host,
-        };
-        Ok((located, st))
+        Ok((Located { dir, name, host }, st))
+    }
+
+    /// `ino` (a file, object `host`) under one of its earlier places that still names it.
+    fn locate_by_alias(&self, ino: u64, host: HostId) -> Option<(Located, FileStat)> {
+        let aliases = self.table().aliases(ino);
+        for (parent, name, dir_rel) in aliases {
+            let rel = dir_rel.join(&name);
+            let Ok((located, st)) = self.located_at(&dir_rel, name.clone(), &rel, host) else {
+                continue;
+            };
+            if attr::is_dir(&st) {
+                return None;
+            }
+            self.with_table(|table| table.moved(host, parent, &name));
+            return Some((located, st));
+        }
+        None
     }
 
     /// `O_PATH` descriptor and path of directory `ino`, checked to still be that directory.
@@ -425,5 +454,41 @@ impl FilterFs {
 
     fn forget(&self, ino: u64, n: u64) {
         self.with_table(|table| table.forget(ino, n));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_unlinked_under_the_name_it_was_last_looked_up_by_is_found_under_its_link() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let matcher = ExcludeMatcher::compile(&[]).expect("matcher");
+        let fs = FilterFs::new(dir.path(), matcher).expect("view");
+        let flags = libc::O_RDWR | libc::O_EXCL;
+        let ((attr, _), _, _) = fs
+            .create_file(inodes::ROOT, OsStr::new("tmp"), 0o444, flags)
+            .expect("create");
+        let ino = attr.ino.0;
+        // git's loose objects: written as tmp_obj_*, linked to their name, then unlinked;
+        // here the old name is looked up again in between (a watch invalidation raced it).
+        fs.link_to(ino, inodes::ROOT, OsStr::new("final"))
+            .expect("link");
+        fs.lookup_entry(inodes::ROOT, OsStr::new("tmp"))
+            .expect("lookup");
+        fs.remove(inodes::ROOT, OsStr::new("tmp"), false)
+            .expect("unlink");
+        let (attr, _) = fs.getattr_of(ino, None).expect("found under its link");
+        assert_eq!(attr.nlink, 1);
+        let info = fs.table().info(ino).expect("known");
+        assert_eq!(
+            info.rel,
+            PathBuf::from("final"),
+            "the link is its place now"
+        );
+        // Gone under every name: not found.
+        std::fs::remove_file(dir.path().join("final")).expect("host unlink");
+        assert_eq!(fs.getattr_of(ino, None).unwrap_err(), Errno::ENOENT);
     }
 }
