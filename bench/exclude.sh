@@ -107,8 +107,8 @@ case $what in
 esac
 op() {
   case $what in
-    create) i=0; while [ $i -lt 100 ]; do mkdir -p t$r/d$i; j=0
-              while [ $j -lt $((n / 100)) ]; do echo "file $i $j" > t$r/d$i/f$j; j=$((j + 1)); done
+    create) i=0; while [ $i -lt 100 ]; do mkdir -p t$r/d$i || return 1; j=0
+              while [ $j -lt $((n / 100)) ]; do echo "file $i $j" > t$r/d$i/f$j || return 1; j=$((j + 1)); done
               i=$((i + 1)); done ;;
     first-read|read) find t$r -type f -exec cat {} + > /dev/null ;;
     stat) find t$r -size +1000k > /dev/null ;;
@@ -121,8 +121,9 @@ op() {
     repo-grep) grep -r -q NO_SUCH_TEXT_ANYWHERE repo$r || true ;;
   esac
 }
-[ $warm = 1 ] && op
-t0=$(now); op; t1=$(now)
+# A phase that fails (a git error, a full disk) is reported, never timed as if it had run.
+[ $warm = 1 ] && { op || { echo "phase $what failed (untimed pass)" >&2; exit 1; }; }
+t0=$(now); op || { echo "phase $what failed" >&2; exit 1; }; t1=$(now)
 echo $((t1 - t0))
 EOF
 for c in "$BIND_CTR" "$VIEW_CTR"; do
